@@ -1,0 +1,83 @@
+"""`create_app(settings)`: the Starlette application, its lifespan and its routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from arq.connections import RedisSettings, create_pool
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api.graphql import HeraldGraphQL
+from api.health import healthz, metrics, readyz
+from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from api.migrate import ensure_migrated
+from api.settings import Settings, tortoise_config
+from jobs.events import EventBus
+from jobs.queue import JobQueue
+from jobs.worker import build_worker
+from resolvers.schema import SchemaOptions, build_schema
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Starlette:
+    settings.check_secure()
+    if settings.redis_url is None:
+        raise ValueError("create_app needs settings.redis_url; `herald serve` starts an embedded Redis and sets it")
+    schema = build_schema(
+        SchemaOptions(
+            max_depth=settings.graphql_max_depth,
+            max_tokens=settings.graphql_max_tokens,
+            max_aliases=settings.graphql_max_aliases,
+            introspection=settings.introspection_enabled,
+        )
+    )
+    graphql_app = HeraldGraphQL(schema, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(
+            app, config=tortoise_config(settings.resolved_database_url, settings.db_pool_max)
+        ):
+            await ensure_migrated()
+            redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
+            events = EventBus(redis)
+            app.state.redis = redis
+            graphql_app.queue = JobQueue(redis)
+            graphql_app.events = events
+            worker_task = None
+            worker = None
+            if settings.worker_in_process:
+                worker = build_worker(settings, in_process=True)
+                worker_task = asyncio.create_task(worker.async_run(), name="in-process-worker")
+            try:
+                yield
+            finally:
+                if worker is not None and worker_task is not None:
+                    await worker.close()
+                    worker_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker_task
+                await events.close()
+                await redis.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,282 @@
+"""`herald` command line: serve, worker, migrate, sandbox and API-key administration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+
+from api.logs import configure_logging
+from api.settings import Settings, tortoise_config
+
+logger = logging.getLogger("herald.cli")
+CLI_ACTOR = "cli"
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+async def _with_orm(settings: Settings, action: Callable[[], Awaitable[Any]]) -> Any:
+    from api.migrate import ensure_migrated
+
+    await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
+    try:
+        await ensure_migrated()
+        return await action()
+    finally:
+        await Tortoise.close_connections()
+
+
+def app_factory():
+    """Entry point for uvicorn worker processes (`--workers N`): settings come from the environment."""
+    from api.app import create_app
+
+    return create_app(_settings())
+
+
+# ---- serve ---------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.embedded_redis import EmbeddedRedis
+    from api.migrate import migrate_database
+
+    settings = _settings()
+    settings.check_secure()
+    embedded_redis = None
+    try:
+        if settings.embedded_redis:
+            embedded_redis = EmbeddedRedis(settings.data_dir)
+            os.environ["REDIS_URL"] = embedded_redis.start()
+            os.environ.setdefault("WORKER_IN_PROCESS", "true")
+        if settings.embedded_database:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.embedded_database or args.migrate:
+            asyncio.run(migrate_database(settings))
+        settings = _settings()  # picks up REDIS_URL / WORKER_IN_PROCESS
+        first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
+        url = f"http://{args.host}:{args.port}/graphql"
+        print(f"Herald is starting at {url}", flush=True)
+        if first_key:
+            print(
+                "Created sandbox 'dev' with an ADMIN API key (shown once, store it now):\n"
+                f"  {first_key}\n"
+                f"Try: curl -s {url} -H 'Authorization: Bearer {first_key}' "
+                "-H 'Content-Type: application/json' -d '{\"query\":\"{ viewer { sandbox { name } role } }\"}'",
+                flush=True,
+            )
+        uvicorn.run(
+            "api.cli:app_factory",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=not settings.is_prod,
+            server_header=False,
+            log_config=None,
+        )
+    finally:
+        if embedded_redis is not None:
+            embedded_redis.stop()
+    return 0
+
+
+async def _bootstrap_dev_sandbox(settings: Settings) -> str | None:
+    from models.sandbox import Role, Sandbox
+    from models.tenancy import create_api_key, create_sandbox
+
+    async def bootstrap() -> str | None:
+        if await Sandbox.exists():
+            return None
+        await create_sandbox("dev", actor="bootstrap")
+        _, plaintext = await create_api_key("dev", Role.ADMIN, name="first start", actor="bootstrap")
+        return plaintext
+
+    return await _with_orm(settings, bootstrap)
+
+
+# ---- worker and migrate ---------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from jobs.worker import build_worker
+
+    settings = _settings()
+    if settings.redis_url is None:
+        print("herald worker needs REDIS_URL (the embedded Redis belongs to `herald serve`).", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
+        from api.migrate import ensure_migrated
+
+        try:
+            await ensure_migrated()
+        finally:
+            await Tortoise.close_connections()
+        worker = build_worker(settings, burst=args.burst)
+        try:
+            await worker.main()
+        finally:
+            await worker.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from api.migrate import migrate_database
+
+    settings = _settings()
+    if settings.is_sqlite:
+        Path(settings.resolved_database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    applied = asyncio.run(migrate_database(settings, target=args.target))
+    print(f"Applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "; up to date."))
+    return 0
+
+
+# ---- sandboxes and keys ---------------------------------------------------------------------------------
+
+
+def cmd_sandbox_create(args: argparse.Namespace) -> int:
+    from models.tenancy import create_sandbox
+
+    sandbox = asyncio.run(_with_orm(_settings(), lambda: create_sandbox(args.name, actor=CLI_ACTOR)))
+    print(f"Created sandbox {sandbox.name!r} with the standard identity namespaces.")
+    return 0
+
+
+def cmd_sandbox_list(args: argparse.Namespace) -> int:
+    from models.sandbox import Sandbox
+
+    async def names() -> list[str]:
+        return list(await Sandbox.all().order_by("name").values_list("name", flat=True))
+
+    for name in asyncio.run(_with_orm(_settings(), names)):
+        print(name)
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> int:
+    from models.sandbox import Role
+    from models.tenancy import create_api_key
+
+    key, plaintext = asyncio.run(
+        _with_orm(
+            _settings(),
+            lambda: create_api_key(args.sandbox, Role(args.role), name=args.name or args.role.lower(), actor=CLI_ACTOR),
+        )
+    )
+    print(f"Created API key {key.id} ({key.role.value}) for sandbox {args.sandbox!r}. It is shown only once:")
+    print(plaintext)
+    return 0
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    from models.sandbox import ApiKey
+
+    async def rows() -> list[dict[str, Any]]:
+        return await ApiKey.filter(sandbox__name=args.sandbox).order_by("id").values(
+            "id", "name", "role", "display_prefix", "created_at", "revoked_at"
+        )
+
+    for row in asyncio.run(_with_orm(_settings(), rows)):
+        state = "revoked" if row["revoked_at"] else "active"
+        print(f"{row['id']}\t{row['role']}\t{row['display_prefix']}…\t{state}\t{row['name']}")
+    return 0
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    from models.tenancy import revoke_api_key
+
+    key = asyncio.run(_with_orm(_settings(), lambda: revoke_api_key(args.key_id, actor=CLI_ACTOR)))
+    print(f"API key {key.id} is revoked.")
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from strawberry.printer import print_schema
+
+    from resolvers.schema import schema
+
+    text = print_schema(schema) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="herald", description="Herald campaign server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="Run the GraphQL server (embedded SQLite + Redis + worker by default).")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="Number of web processes.")
+    serve.add_argument("--migrate", action="store_true", help="Apply migrations first (always on embedded SQLite).")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="Run a job worker (needs REDIS_URL).")
+    worker.add_argument("--burst", action="store_true", help="Exit once the queue is empty.")
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="Apply database migrations (safe to run from several processes).")
+    migrate.add_argument("target", nargs="?", default=None, help="e.g. herald.0001_initial (default: latest)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    sandbox = sub.add_parser("sandbox", help="Manage sandboxes.").add_subparsers(dest="action", required=True)
+    create = sandbox.add_parser("create")
+    create.add_argument("name")
+    create.set_defaults(func=cmd_sandbox_create)
+    sandbox.add_parser("list").set_defaults(func=cmd_sandbox_list)
+
+    apikey = sub.add_parser("apikey", help="Manage API keys.").add_subparsers(dest="action", required=True)
+    key_create = apikey.add_parser("create")
+    key_create.add_argument("--sandbox", required=True)
+    key_create.add_argument("--role", required=True, choices=["VIEWER", "MANAGER", "PUBLISHER", "ADMIN"])
+    key_create.add_argument("--name", default=None, help="A label to tell keys apart.")
+    key_create.set_defaults(func=cmd_apikey_create)
+    key_list = apikey.add_parser("list")
+    key_list.add_argument("--sandbox", required=True)
+    key_list.set_defaults(func=cmd_apikey_list)
+    key_revoke = apikey.add_parser("revoke")
+    key_revoke.add_argument("key_id", type=int)
+    key_revoke.set_defaults(func=cmd_apikey_revoke)
+
+    export = sub.add_parser("export-schema", help="Print the GraphQL SDL (what schema.graphql holds).")
+    export.add_argument("--output", "-o", default="-")
+    export.set_defaults(func=cmd_export_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from api.migrate import UnmigratedDatabaseError
+    from api.settings import InsecureSettingsError
+    from models.tenancy import TenancyError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (TenancyError, UnmigratedDatabaseError, InsecureSettingsError) as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

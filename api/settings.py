@@ -1,0 +1,146 @@
+"""Twelve-factor settings: everything comes from the environment (or is passed to `create_app`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-in-production"
+MODEL_MODULES = [
+    "models.sandbox",
+    "models.audit",
+    "models.identity",
+]
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised when production settings are unsafe to start with."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    env: Environment = Environment.DEV
+    # None means "embedded": a SQLite file under data_dir.
+    database_url: str | None = None
+    # None means "embedded": a redis-server owned by `herald serve`.
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+
+    db_pool_max: int = Field(20, ge=1, le=500)
+
+    # GraphQL limits.
+    graphql_max_depth: int = Field(12, ge=2)
+    graphql_max_tokens: int = Field(3000, ge=50)
+    graphql_max_aliases: int = Field(30, ge=1)
+    graphql_max_page_size: int = Field(100, ge=1, le=1000)
+    graphql_max_body_bytes: int = Field(1_000_000, ge=1024)
+    graphql_introspection: bool | None = None  # default: on in dev, off in prod
+    graphql_ide: bool | None = None  # default: on in dev, off in prod
+    ws_max_subscriptions: int = Field(100, ge=1)
+    ws_connection_init_timeout_seconds: float = Field(10.0, gt=0)
+    allowed_origins: list[str] = []
+
+    # Event bus and worker.
+    worker_in_process: bool | None = None  # default: on when Redis is embedded
+    worker_max_jobs: int = Field(50, ge=1)
+    worker_poll_delay_seconds: float = Field(0.05, gt=0)
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def is_prod(self) -> bool:
+        return self.env is Environment.PROD
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (not self.is_prod) if self.graphql_introspection is None else self.graphql_introspection
+
+    @property
+    def ide_enabled(self) -> bool:
+        return (not self.is_prod) if self.graphql_ide is None else self.graphql_ide
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite://{(self.data_dir / 'herald.sqlite3').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def check_secure(self) -> None:
+        """Refuse to run production with a missing or placeholder secret."""
+        if not self.is_prod:
+            return
+        secret = self.secret_key.get_secret_value()
+        if not secret or secret == PLACEHOLDER_SECRET or len(secret) < 32:
+            raise InsecureSettingsError(
+                "SECRET_KEY must be set to a random value of at least 32 characters when ENV=prod "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+            )
+
+
+def database_url_with_options(url: str, pool_max: int, *, for_migrations: bool = False) -> str:
+    """Add the connection options Herald relies on, keeping any the operator set."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme.startswith("sqlite"):
+        query.setdefault("busy_timeout", "10000")
+        query.setdefault("synchronous", "NORMAL")
+        if for_migrations:
+            # Table rebuilds during migrations must never cascade-delete child rows.
+            query["foreign_keys"] = "OFF"
+    else:
+        query.setdefault("maxsize", str(pool_max))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def tortoise_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> dict[str, Any]:
+    return {
+        "connections": {
+            "default": database_url_with_options(database_url, pool_max, for_migrations=for_migrations)
+        },
+        "apps": {
+            "herald": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _cli_tortoise_config() -> dict[str, Any]:
+    settings = Settings()
+    return tortoise_config(settings.resolved_database_url, settings.db_pool_max, for_migrations=True)
+
+
+# Read by the `tortoise` CLI (makemigrations) through [tool.tortoise] in pyproject.toml.
+TORTOISE_ORM = _cli_tortoise_config()

@@ -1,0 +1,1 @@
+"""Strawberry types, inputs, queries, mutations and subscriptions. Translates; `models` decides."""

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.types import Info as StrawberryInfo
+
+from jobs.events import EventBus
+from jobs.queue import JobQueue
+from models.sandbox import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated API key a request acts as."""
+
+    api_key_id: int
+    sandbox_id: int
+    sandbox_name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"apikey:{self.api_key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLLimits:
+    max_page_size: int = 100
+
+
+@dataclass
+class Context:
+    """Built per HTTP request and once per WebSocket connection (so loaders are per operation)."""
+
+    caller: Caller | None
+    queue: JobQueue | None
+    events: EventBus | None
+    limits: GraphQLLimits
+    request_id: str = ""
+    connection_params: dict[str, Any] | None = None
+    # Set by the view so strawberry's HTTP/WebSocket machinery finds them.
+    request: Any = None
+    response: Any = None
+    websocket: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def require_caller(self) -> Caller:
+        if self.caller is None:  # only reachable through a bug in the view; authentication precedes execution
+            raise RuntimeError("unauthenticated request reached a resolver")
+        return self.caller
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,131 @@
+"""Cursor connections (Relay) over Tortoise querysets, with keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+import strawberry
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from resolvers.errors import ClientError
+
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type(description="Where a page sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow `endCursor`.")
+    has_previous_page: bool = strawberry.field(description="Items precede `startCursor`.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge of this page.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge; pass it as `after`.")
+
+
+@strawberry.type(description="One item of a page, with its cursor.")
+class Edge(Generic[NodeT]):
+    cursor: str = strawberry.field(description="Opaque position of this item.")
+    node: NodeT = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of a list, with cursors to move on (`first`/`after`).")
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more items exist.")
+    _count_query: strawberry.Private[QuerySet | None]
+
+    @strawberry.field(description="Number of items in the whole list (all pages), with the filters applied.")
+    async def total_count(self) -> int:
+        if self._count_query is None:
+            return len(self.edges)
+        return await self._count_query.count()
+
+    @strawberry.field(description="The items of this page, without cursors.")
+    def nodes(self) -> list[NodeT]:
+        return [edge.node for edge in self.edges]
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """An ordering for keyset pagination; always ends with the primary key as tie-breaker."""
+
+    field: str | None = None
+    descending: bool = True
+
+    def fields(self) -> list[tuple[str, bool]]:
+        keys = [(self.field, self.descending)] if self.field else []
+        return [*keys, ("id", self.descending)]
+
+
+def check_page_size(first: int | None, max_page_size: int, default: int = 20) -> int:
+    if first is None:
+        return min(default, max_page_size)
+    if first < 0 or first > max_page_size:
+        raise ClientError(f"`first` must be between 0 and {max_page_size}.", code="BAD_USER_INPUT")
+    return first
+
+
+def _encode_cursor(values: Sequence[Any]) -> str:
+    encoded = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(orjson.dumps(encoded)).decode()
+
+
+def _decode_cursor(cursor: str, expected: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, UnicodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != expected:
+        raise ClientError("`after` is not a cursor of this list.", code="BAD_USER_INPUT")
+    return values
+
+
+def _after_filter(keys: list[tuple[str, bool]], values: list[Any]) -> Q:
+    """(k1 > v1) OR (k1 = v1 AND k2 > v2) ... with > or < per key direction."""
+    disjuncts: list[Q] = []
+    for i, (name, desc) in enumerate(keys):
+        equal_prefix = {keys[j][0]: values[j] for j in range(i)}
+        disjuncts.append(Q(**equal_prefix, **{f"{name}__{'lt' if desc else 'gt'}": values[i]}))
+    result = disjuncts[0]
+    for q in disjuncts[1:]:
+        result |= q
+    return result
+
+
+async def paginate(
+    query: QuerySet,
+    *,
+    first: int | None,
+    after: str | None,
+    max_page_size: int,
+    to_node: Callable[[Any], NodeT],
+    sort: SortKey = SortKey(),
+) -> Connection[NodeT]:
+    """One SELECT for the page (plus one COUNT only when `totalCount` is asked for)."""
+    size = check_page_size(first, max_page_size)
+    keys = sort.fields()
+    page_query = query
+    if after:
+        page_query = page_query.filter(_after_filter(keys, _decode_cursor(after, len(keys))))
+    ordering = [f"-{name}" if desc else name for name, desc in keys]
+    rows = list(await page_query.order_by(*ordering).limit(size + 1)) if size else []
+    has_next = len(rows) > size
+    rows = rows[:size]
+    edges = [
+        Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows
+    ]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        _count_query=query,
+    )

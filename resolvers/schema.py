@@ -1,0 +1,137 @@
+"""The root types and the Schema. `build_schema(options)` applies limits from settings; `schema` uses defaults."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from graphql.validation import NoSchemaIntrospectionCustomRule
+
+from resolvers.context import Info
+from resolvers.errors import ClientError
+from resolvers.permissions import VIEWER
+from resolvers.request_id import current_request_id
+from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
+from resolvers.tenancy.types import AuditEvent, IdentityNamespace
+
+logger = logging.getLogger("herald.graphql")
+
+NODE_TYPES = [AuditEvent, IdentityNamespace]
+
+
+NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
+
+
+@strawberry.type(description="Read access to everything in the caller's sandbox.")
+class Query(TenancyQuery):
+    @strawberry.field(
+        description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
+        permission_classes=VIEWER,
+    )
+    async def node(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")]
+    ) -> relay.Node | None:
+        try:
+            global_id = relay.GlobalID.from_id(id)
+        except relay.GlobalIDValueError:
+            return None
+        node_type = NODE_TYPES_BY_NAME.get(global_id.type_name)
+        if node_type is None:
+            return None
+        return (await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id]))[0]
+
+
+@strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
+class Mutation(TenancyMutation):
+    pass
+
+
+@strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
+class Subscription(TenancySubscription):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaOptions:
+    max_depth: int = 12
+    max_tokens: int = 3000
+    max_aliases: int = 30
+    introspection: bool = True
+    cache_size: int = 1000
+
+
+def _is_expected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is None or isinstance(original, (ClientError, GraphQLError)) or (
+        # Strawberry's permission and input-coercion errors carry extensions meant for the client.
+        type(original).__module__.startswith("strawberry.")
+    )
+
+
+class HeraldMaskErrors(MaskErrors):
+    """Masks unexpected errors; logs each in full with the request id the client is shown."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not _is_expected(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = current_request_id()
+        logger.error(
+            "unexpected error in %s",
+            ".".join(str(p) for p in error.path or ()),
+            exc_info=error.original_error,
+            extra={"request_id": request_id},
+        )
+        return GraphQLError(
+            message=f"Unexpected error. Request id: {request_id}",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+class HeraldSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business.
+        return None
+
+
+def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
+    extensions: list = [
+        lambda: ParserCache(maxsize=options.cache_size),
+        lambda: ValidationCache(maxsize=options.cache_size),
+        lambda: QueryDepthLimiter(max_depth=options.max_depth),
+        lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=options.max_aliases),
+        HeraldMaskErrors,
+    ]
+    if not options.introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return HeraldSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=NODE_TYPES,
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+schema = build_schema()
