@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
                 ('after', fields.JSONField(null=True, encoder=JSON_DUMPS, decoder=loads)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'audit_event', 'app': 'herald', 'indexes': [Index(fields=['sandbox', 'object_type', 'object_id'])], 'pk_attr': 'id', 'table_description': 'Who changed what, when, with the state before and after.'},
+            options={'table': 'audit_event', 'app': 'herald', 'indexes': [Index(fields=['sandbox_id', 'object_type', 'object_id'])], 'pk_attr': 'id', 'table_description': 'Who changed what, when, with the state before and after.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -24,7 +24,7 @@ class AuditEvent(Model):
 
     class Meta:
         table = "audit_event"
-        indexes = (("sandbox", "object_type", "object_id"),)
+        indexes = (("sandbox_id", "object_type", "object_id"),)
 
 
 async def record_audit(
