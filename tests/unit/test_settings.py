@@ -1,0 +1,45 @@
+import pytest
+
+from api.settings import PLACEHOLDER_SECRET, InsecureSettingsError, Settings
+
+
+@pytest.mark.parametrize("secret", [PLACEHOLDER_SECRET, "", "short"])
+def test_prod_refuses_missing_or_placeholder_secret(secret: str) -> None:
+    with pytest.raises(InsecureSettingsError, match="SECRET_KEY"):
+        Settings(env="prod", secret_key=secret).check_secure()
+
+
+def test_prod_accepts_a_real_secret_and_dev_accepts_the_placeholder() -> None:
+    Settings(env="prod", secret_key="x" * 48).check_secure()
+    Settings(env="dev").check_secure()
+
+
+def test_prod_turns_introspection_and_ide_off_unless_asked() -> None:
+    prod = Settings(env="prod", secret_key="x" * 48)
+    assert not prod.introspection_enabled and not prod.ide_enabled
+    assert Settings(env="prod", secret_key="x" * 48, graphql_introspection=True).introspection_enabled
+    assert Settings(env="dev").introspection_enabled
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    monkeypatch.setenv("REDIS_URL", "redis://h:1/2")
+    monkeypatch.setenv("GRAPHQL_MAX_PAGE_SIZE", "50")
+    settings = Settings()
+    assert settings.resolved_database_url == "postgres://u@h/db"
+    assert settings.redis_url == "redis://h:1/2"
+    assert settings.graphql_max_page_size == 50
+    assert not settings.is_sqlite
+
+
+def test_embedded_defaults_use_sqlite_under_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    settings = Settings()
+    assert settings.embedded_database and settings.embedded_redis
+    assert settings.resolved_database_url == "sqlite://var/herald.sqlite3"
+
+
+def test_secret_never_prints() -> None:
+    settings = Settings(secret_key="a-very-secret-value-of-enough-length-000")
+    assert "a-very-secret" not in repr(settings) and "a-very-secret" not in str(settings.model_dump())
