@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -128,7 +129,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await Tortoise.close_connections()
         worker = build_worker(settings, burst=args.burst)
         try:
-            await worker.main()
+            # async_run (not main) so arq's SIGTERM/SIGINT handler can cancel it.
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker.async_run()
         finally:
             await worker.close()
 

@@ -12,7 +12,7 @@ from resolvers.context import Info
 
 
 @cache
-def Requires(role: Role) -> type[BasePermission]:  # noqa: N802 - reads as a declaration on the field
+def Requires(role: Role) -> type[BasePermission]:
     """A permission class admitting callers whose role is `role` or above."""
 
     class _Requires(BasePermission):

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -20,7 +21,6 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from resolvers.context import Info
 from resolvers.errors import ClientError

@@ -8,9 +8,11 @@ Redis comes from TEST_REDIS_URL (default redis://127.0.0.1:6379/9); the test dat
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from api.app import create_app
+from api.embedded_redis import EmbeddedRedis
 from api.migrate import migrate_database
 from api.settings import Settings
 from models.sandbox import Role
@@ -31,7 +34,24 @@ from models.tenancy import create_api_key, create_sandbox
 
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+def _local_redis_or_embedded() -> str:
+    """Redis on 127.0.0.1:6379 if one answers; otherwise a throw-away embedded redis-server for this run."""
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            if conn.recv(16).startswith(b"+PONG"):
+                return "redis://127.0.0.1:6379/9"
+    except OSError:
+        pass
+    embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="herald-test-redis-")))
+    url = embedded.start().rsplit("/", 1)[0] + "/9"
+    atexit.register(embedded.stop)
+    return url
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or _local_redis_or_embedded()
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 

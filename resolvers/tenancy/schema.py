@@ -30,7 +30,7 @@ class TenancyQuery:
     async def audit_events(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size, 0–100 (default 20).")] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
         object_type: Annotated[str | None, strawberry.argument(description="Only events on this type.")] = None,
     ) -> Connection[AuditEvent]:

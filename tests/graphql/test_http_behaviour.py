@@ -56,7 +56,8 @@ async def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
 
 
 async def test_role_refusal_is_a_top_level_forbidden_error(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    response = await gql.raw('mutation { workerPing(input: {message: "x"}) { __typename } }', key=sandbox.keys[Role.VIEWER])
+    mutation = 'mutation { workerPing(input: {message: "x"}) { __typename } }'
+    response = await gql.raw(mutation, key=sandbox.keys[Role.VIEWER])
     body = response.json()
     assert body["data"] is None
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -66,14 +67,17 @@ async def test_role_refusal_is_a_top_level_forbidden_error(gql: GraphQLClient, s
 async def test_page_size_out_of_range_is_refused_before_the_database(
     gql: GraphQLClient, sandbox: SandboxKeys, first: int
 ) -> None:
-    response = await gql.raw("query($f: Int) { auditEvents(first: $f) { totalCount } }", {"f": first}, key=sandbox.admin)
+    query = "query($f: Int) { auditEvents(first: $f) { totalCount } }"
+    response = await gql.raw(query, {"f": first}, key=sandbox.admin)
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "first" in error["message"]
 
 
 async def test_cursor_pagination_walks_every_item_once(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    query = "query($a: String) { auditEvents(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } } }"
+    query = """query($a: String) {
+      auditEvents(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } edges { node { id } } }
+    }"""
     seen, after = [], None
     while True:
         page = (await gql(query, {"a": after}, key=sandbox.admin))["auditEvents"]
