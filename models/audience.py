@@ -66,7 +66,9 @@ class ProfileIdentity(SandboxModel):
     """One identity (namespace + normalised value) of a profile; unique per sandbox."""
 
     profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name="identities")
-    namespace = fields.ForeignKeyField("herald.IdentityNamespace", on_delete=fields.RESTRICT, related_name=False)
+    namespace = fields.ForeignKeyField(
+        "herald.IdentityNamespace", on_delete=fields.RESTRICT, related_name=False
+    )
     value = fields.CharField(max_length=512)
 
     profile_id: int

@@ -91,7 +91,7 @@ def _check_json(value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or not key or len(key) > MAX_ATTRIBUTE_KEY_LENGTH:
-                raise ValueProblem("INVALID_KEY", f"keys must be 1–{MAX_ATTRIBUTE_KEY_LENGTH} characters")
+                raise ValueProblem("INVALID_KEY", f"keys must be 1 to {MAX_ATTRIBUTE_KEY_LENGTH} characters")
             if "\x00" in key:
                 raise ValueProblem("INVALID_CHARACTERS", "NUL characters are not allowed")
             _check_json(item, depth + 1)

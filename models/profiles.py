@@ -85,7 +85,11 @@ class _Prepared:
 
 
 def dialect_of(connection_name: str = "default") -> Dialect:
-    return Dialect.SQLITE if connections.get(connection_name).capabilities.dialect == "sqlite" else Dialect.POSTGRES
+    return (
+        Dialect.SQLITE
+        if connections.get(connection_name).capabilities.dialect == "sqlite"
+        else Dialect.POSTGRES
+    )
 
 
 async def namespaces_by_code(sandbox_id: int) -> dict[str, IdentityNamespace]:
@@ -102,7 +106,9 @@ def prepare_identities(
         namespace = namespaces.get(identity.namespace)
         if namespace is None:
             problems.append(
-                FieldProblem(f"{field_path}[{i}].namespace", "UNKNOWN_NAMESPACE", "no such identity namespace")
+                FieldProblem(
+                    f"{field_path}[{i}].namespace", "UNKNOWN_NAMESPACE", "no such identity namespace"
+                )
             )
             continue
         try:
@@ -121,7 +127,9 @@ def _prepare(index: int, changes: ProfileChanges, namespaces: dict[str, Identity
     if not 1 <= len(changes.identities) <= MAX_IDENTITIES_PER_PROFILE:
         problems.append(
             FieldProblem(
-                f"{path}.identities", "COUNT", f"give 1 to {MAX_IDENTITIES_PER_PROFILE} identities per profile"
+                f"{path}.identities",
+                "COUNT",
+                f"give 1 to {MAX_IDENTITIES_PER_PROFILE} identities per profile",
             )
         )
     identities, identity_problems = prepare_identities(changes.identities, namespaces, f"{path}.identities")
@@ -173,7 +181,8 @@ async def _write_profile(sandbox_id: int, prepared: _Prepared, actor: str) -> Up
                 UpsertStatus.ERROR,
                 problems=[
                     FieldProblem(
-                        f"{prepared.path}.identities", "IDENTITY_CONFLICT",
+                        f"{prepared.path}.identities",
+                        "IDENTITY_CONFLICT",
                         "these identities belong to different profiles",
                     )
                 ],
@@ -184,8 +193,13 @@ async def _write_profile(sandbox_id: int, prepared: _Prepared, actor: str) -> Up
             await profile.save(using_db=conn)
             await _add_identities(sandbox_id, profile.id, prepared.identities, set(), conn)
             await record_audit(
-                sandbox_id=sandbox_id, actor=actor, action="CREATE", object_type="Profile", object_id=profile.id,
-                after={"fields": sorted(changed), "identities": len(prepared.identities)}, using_db=conn,
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="CREATE",
+                object_type="Profile",
+                object_id=profile.id,
+                after={"fields": sorted(changed), "identities": len(prepared.identities)},
+                using_db=conn,
             )
             return UpsertOutcome(prepared.index, UpsertStatus.CREATED, profile)
         (profile_id,) = matches
@@ -203,8 +217,13 @@ async def _write_profile(sandbox_id: int, prepared: _Prepared, actor: str) -> Up
         if changed:
             await profile.save(using_db=conn, update_fields=[*sorted(changed), "updated_at"])
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="UPDATE", object_type="Profile", object_id=profile.id,
-            after={"fields": sorted(changed), "identitiesAdded": added}, using_db=conn,
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="UPDATE",
+            object_type="Profile",
+            object_id=profile.id,
+            after={"fields": sorted(changed), "identitiesAdded": added},
+            using_db=conn,
         )
         return UpsertOutcome(prepared.index, UpsertStatus.UPDATED, profile)
 
@@ -252,9 +271,11 @@ async def _profile_ids_for_identities(sandbox_id: int, identities: list[tuple[in
         by_namespace.setdefault(namespace_id, []).append(value)
     found: set[int] = set()
     for namespace_id, values in by_namespace.items():
-        rows = await ProfileIdentity.filter(
-            sandbox_id=sandbox_id, namespace_id=namespace_id, value__in=values
-        ).using_db(conn).values_list("profile_id", flat=True)
+        rows = (
+            await ProfileIdentity.filter(sandbox_id=sandbox_id, namespace_id=namespace_id, value__in=values)
+            .using_db(conn)
+            .values_list("profile_id", flat=True)
+        )
         found.update(rows)
     return found
 
@@ -267,7 +288,9 @@ async def profile_by_identity(sandbox_id: int, namespace_code: str, value: str) 
         normalised = normalize_identity(namespace.type, value)
     except ValueProblem:
         return None
-    identity = await ProfileIdentity.get_or_none(sandbox_id=sandbox_id, namespace_id=namespace.id, value=normalised)
+    identity = await ProfileIdentity.get_or_none(
+        sandbox_id=sandbox_id, namespace_id=namespace.id, value=normalised
+    )
     if identity is None:
         return None
     return await Profile.get_or_none(id=identity.profile_id, sandbox_id=sandbox_id)
@@ -275,8 +298,10 @@ async def profile_by_identity(sandbox_id: int, namespace_code: str, value: str) 
 
 async def identities_by_profile_id(profile_ids: Sequence[int]) -> list[list[dict[str, Any]]]:
     """For a DataLoader: each profile's identities as {namespace, value}, in one query."""
-    rows = await ProfileIdentity.filter(profile_id__in=list(profile_ids)).order_by("id").values(
-        "profile_id", "namespace__code", "value"
+    rows = (
+        await ProfileIdentity.filter(profile_id__in=list(profile_ids))
+        .order_by("id")
+        .values("profile_id", "namespace__code", "value")
     )
     grouped: dict[int, list[dict[str, Any]]] = {pid: [] for pid in profile_ids}
     for row in rows:

@@ -165,7 +165,8 @@ def _validate_condition(condition: Any, path: str) -> list[RuleProblem]:
     if not isinstance(attr_path, str) or not _valid_path(attr_path):
         problems.append(
             RuleProblem(
-                f"{path}.path", "INVALID_PATH",
+                f"{path}.path",
+                "INVALID_PATH",
                 f"a dotted path of at most {MAX_PATH_KEYS} keys, each a letter or '_' then letters, "
                 "digits or '_' (e.g. person.name.firstName)",
             )
@@ -465,7 +466,9 @@ def attribute_text(path: str, params: SqlParams, profile: str = "p") -> str:
 
 
 class _Compiler:
-    def __init__(self, params: SqlParams, now: datetime, segments: Mapping[int, SegmentRef], alias: str) -> None:
+    def __init__(
+        self, params: SqlParams, now: datetime, segments: Mapping[int, SegmentRef], alias: str
+    ) -> None:
         self.params = params
         self.pg = params.dialect is Dialect.POSTGRES
         self.now = now
@@ -524,7 +527,8 @@ class _Compiler:
             # json_type says 'true' or 'false'; booleans compare as that text (parameters too).
             return f"(CASE WHEN {self.json_type(path)} IN ('true', 'false') THEN {self.json_type(path)} END)"
         types = "('text')" if kind == "string" else "('integer', 'real')"
-        return f"(CASE WHEN {self.json_type(path)} IN {types} THEN json_extract({a}.attributes, {self._path(path)}) END)"
+        extracted = f"json_extract({a}.attributes, {self._path(path)})"
+        return f"(CASE WHEN {self.json_type(path)} IN {types} THEN {extracted} END)"
 
     def value(self, value: Any) -> str:
         kind = value_kind(value)
@@ -561,7 +565,9 @@ class _Compiler:
             attribute = self.typed(path, value_kind(value[0]))
             values = self.value_list(value)
             if self.pg:
-                test = f"{attribute} = {values}" if operator is Operator.IN else f"NOT ({attribute} = {values})"
+                test = (
+                    f"{attribute} = {values}" if operator is Operator.IN else f"NOT ({attribute} = {values})"
+                )
             else:
                 test = f"{attribute} {'IN' if operator is Operator.IN else 'NOT IN'} {values}"
             return self.two_valued(test)
@@ -572,8 +578,12 @@ class _Compiler:
         if operator in _TEXT_OPS:
             return self.two_valued(self.text_test(operator, attribute, value))
         sql_operator = {
-            Operator.EQ: "=", Operator.NE: "<>", Operator.GT: ">", Operator.GTE: ">=",
-            Operator.LT: "<", Operator.LTE: "<=",
+            Operator.EQ: "=",
+            Operator.NE: "<>",
+            Operator.GT: ">",
+            Operator.GTE: ">=",
+            Operator.LT: "<",
+            Operator.LTE: "<=",
         }[operator]
         return self.two_valued(f"{attribute} {sql_operator} {self.value(value)}")
 

@@ -95,8 +95,10 @@ async def load_segment_refs(sandbox_id: int, ids: set[int], using_db: Any = None
     wanted = set(ids)
     while wanted:
         asked |= wanted
-        rows = await Segment.filter(sandbox_id=sandbox_id, id__in=sorted(wanted)).using_db(using_db).values(
-            "id", "kind", "definition"
+        rows = (
+            await Segment.filter(sandbox_id=sandbox_id, id__in=sorted(wanted))
+            .using_db(using_db)
+            .values("id", "kind", "definition")
         )
         loaded.update({row["id"]: SegmentRef(kind=row["kind"], definition=row["definition"]) for row in rows})
         wanted = set()
@@ -121,8 +123,13 @@ async def check_rule(
         return problems
     cycle = find_cycle(segment_id, rule, refs)
     if cycle:
-        return [FieldProblem(field, "CYCLE", "the rule reaches its own segment through inSegment: " + " → ".join(
-            str(i) for i in cycle))]
+        return [
+            FieldProblem(
+                field,
+                "CYCLE",
+                "the rule reaches its own segment through inSegment: " + " → ".join(str(i) for i in cycle),
+            )
+        ]
     try:
         expanded = expanded_condition_count(rule, refs)
     except RuleCycleError:
@@ -130,7 +137,8 @@ async def check_rule(
     if expanded > MAX_EXPANDED_CONDITIONS:
         return [
             FieldProblem(
-                field, "TOO_COMPLEX",
+                field,
+                "TOO_COMPLEX",
                 f"with the segments it names, the rule holds {expanded} conditions; at most "
                 f"{MAX_EXPANDED_CONDITIONS}",
             )
@@ -144,14 +152,18 @@ def _check_name(name: str, description: str | None) -> list[FieldProblem]:
         problems.append(FieldProblem("input.name", "INVALID", f"1 to {MAX_NAME_LENGTH} characters, no NUL"))
     if description is not None and (len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description):
         problems.append(
-            FieldProblem("input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL")
+            FieldProblem(
+                "input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL"
+            )
         )
     return problems
 
 
 def _snapshot(segment: Segment) -> dict[str, Any]:
     return {
-        "name": segment.name, "description": segment.description, "kind": segment.kind.value,
+        "name": segment.name,
+        "description": segment.description,
+        "kind": segment.kind.value,
         "definition": segment.definition,
     }
 
@@ -173,21 +185,41 @@ async def create_segment(
         if await Segment.filter(sandbox_id=sandbox_id, name=name).using_db(conn).exists():
             raise SegmentRefused([FieldProblem("input.name", "TAKEN", "another segment has this name")])
         segment = await Segment.create(
-            sandbox_id=sandbox_id, name=name, description=description, kind=kind,
-            definition=rule if kind is SegmentKind.RULE else None, using_db=conn,
+            sandbox_id=sandbox_id,
+            name=name,
+            description=description,
+            kind=kind,
+            definition=rule if kind is SegmentKind.RULE else None,
+            using_db=conn,
         )
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="CREATE", object_type="Segment", object_id=segment.id,
-            after=_snapshot(segment), using_db=conn,
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="CREATE",
+            object_type="Segment",
+            object_id=segment.id,
+            after=_snapshot(segment),
+            using_db=conn,
         )
     return segment
 
 
 async def update_segment(
-    sandbox_id: int, segment_id: int, *, name: Any = KEEP, description: Any = KEEP, rule: Any = KEEP, actor: str
+    sandbox_id: int,
+    segment_id: int,
+    *,
+    name: Any = KEEP,
+    description: Any = KEEP,
+    rule: Any = KEEP,
+    actor: str,
 ) -> Segment:
     async with in_transaction() as conn:
-        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
+        segment = (
+            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
         if segment is None:
             raise SegmentNotFound(segment_id)
         problems = _check_name(
@@ -195,14 +227,19 @@ async def update_segment(
         )
         if rule is not KEEP:
             if segment.kind is SegmentKind.STATIC:
-                problems.append(FieldProblem("input.rule", "NOT_ALLOWED", "a STATIC segment has members, not a rule"))
+                problems.append(
+                    FieldProblem("input.rule", "NOT_ALLOWED", "a STATIC segment has members, not a rule")
+                )
             elif rule is None:
                 problems.append(FieldProblem("input.rule", "REQUIRED", "a RULE segment needs a rule"))
             else:
                 problems.extend(await check_rule(sandbox_id, segment_id, rule, "input.rule", conn))
-        if name is not KEEP and name != segment.name and not problems and await Segment.filter(
-            sandbox_id=sandbox_id, name=name
-        ).using_db(conn).exists():
+        if (
+            name is not KEEP
+            and name != segment.name
+            and not problems
+            and await Segment.filter(sandbox_id=sandbox_id, name=name).using_db(conn).exists()
+        ):
             problems.append(FieldProblem("input.name", "TAKEN", "another segment has this name"))
         if problems:
             raise SegmentRefused(problems)
@@ -217,15 +254,26 @@ async def update_segment(
         if after != before:
             await segment.save(using_db=conn)
             await record_audit(
-                sandbox_id=sandbox_id, actor=actor, action="UPDATE", object_type="Segment", object_id=segment.id,
-                before=before, after=after, using_db=conn,
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="UPDATE",
+                object_type="Segment",
+                object_id=segment.id,
+                before=before,
+                after=after,
+                using_db=conn,
             )
     return segment
 
 
 async def delete_segment(sandbox_id: int, segment_id: int, *, actor: str) -> None:
     async with in_transaction() as conn:
-        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
+        segment = (
+            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
         if segment is None:
             raise SegmentNotFound(segment_id)
         users = await segment_in_use(segment_id, conn)
@@ -236,8 +284,13 @@ async def delete_segment(sandbox_id: int, segment_id: int, *, actor: str) -> Non
         await SegmentMember.filter(segment_id=segment_id).using_db(conn).delete()
         await segment.delete(using_db=conn)
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="DELETE", object_type="Segment", object_id=segment_id,
-            before=before, using_db=conn,
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DELETE",
+            object_type="Segment",
+            object_id=segment_id,
+            before=before,
+            using_db=conn,
         )
 
 
@@ -263,7 +316,9 @@ async def change_members(
         pairs, problems = prepare_identities([identity], namespaces, "input.identities")
         if problems:
             unmatched.extend(
-                FieldProblem(p.field.replace("input.identities[0]", f"input.identities[{i}]"), p.code, p.message)
+                FieldProblem(
+                    p.field.replace("input.identities[0]", f"input.identities[{i}]"), p.code, p.message
+                )
                 for p in problems
             )
             continue
@@ -272,15 +327,26 @@ async def change_members(
             sandbox_id=sandbox_id, namespace_id=namespace_id, value=value
         ).values_list("profile_id", flat=True)
         if not found:
-            unmatched.append(FieldProblem(f"input.identities[{i}]", "NO_PROFILE", "no profile has this identity"))
+            unmatched.append(
+                FieldProblem(f"input.identities[{i}]", "NO_PROFILE", "no profile has this identity")
+            )
         profile_ids.update(found)
     async with in_transaction() as conn:
-        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
+        segment = (
+            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
+            .using_db(conn)
+            .select_for_update()
+            .first()
+        )
         if segment is None:
             raise SegmentNotFound(segment_id)
         if segment.kind is not SegmentKind.STATIC:
             raise SegmentRefused(
-                [FieldProblem("input.segmentId", "NOT_STATIC", "members can be listed only in a STATIC segment")]
+                [
+                    FieldProblem(
+                        "input.segmentId", "NOT_STATIC", "members can be listed only in a STATIC segment"
+                    )
+                ]
             )
         existing = set(
             await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(profile_ids))
@@ -294,13 +360,22 @@ async def change_members(
             )
             changed = len(new)
         else:
-            changed = await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(existing)).using_db(
-                conn
-            ).delete() if existing else 0
+            changed = (
+                await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(existing))
+                .using_db(conn)
+                .delete()
+                if existing
+                else 0
+            )
         if changed:
             await record_audit(
-                sandbox_id=sandbox_id, actor=actor, action="MEMBERS_ADD" if add else "MEMBERS_REMOVE",
-                object_type="Segment", object_id=segment_id, after={"profiles": changed}, using_db=conn,
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="MEMBERS_ADD" if add else "MEMBERS_REMOVE",
+                object_type="Segment",
+                object_id=segment_id,
+                after={"profiles": changed},
+                using_db=conn,
             )
     return MemberChange(changed=changed, matched=len(profile_ids), unmatched=unmatched)
 
@@ -332,7 +407,9 @@ async def estimate_segment(
     params = SqlParams(dialect_of())
     consent = f"p.{CONSENT_COLUMNS[channel]} <> 'n'"  # column names come from a fixed mapping
     ns = params.add(namespace.id)
-    with_identity = f"EXISTS (SELECT 1 FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
+    with_identity = (
+        f"EXISTS (SELECT 1 FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
+    )
     if ADDRESS_NAMESPACE_TYPE[channel] == namespace.type:
         ns2, sb, ch = params.add(namespace.id), params.add(segment.sandbox_id), params.add(channel.value)
         contactable = (

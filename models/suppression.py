@@ -42,8 +42,12 @@ async def add_suppression(
             sandbox_id=sandbox_id, channel=channel, address=normalised, reason=reason, using_db=conn
         )
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="CREATE", object_type="SuppressionEntry",
-            object_id=entry.id, after={"channel": channel.value, "address": normalised, "reason": reason.value},
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="CREATE",
+            object_type="SuppressionEntry",
+            object_id=entry.id,
+            after={"channel": channel.value, "address": normalised, "reason": reason.value},
             using_db=conn,
         )
     return entry, True
@@ -56,7 +60,10 @@ async def remove_suppression(sandbox_id: int, entry_id: int, *, actor: str) -> S
             raise SuppressionNotFound(entry_id)
         await entry.delete(using_db=conn)
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="DELETE", object_type="SuppressionEntry",
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DELETE",
+            object_type="SuppressionEntry",
             object_id=entry_id,
             before={"channel": entry.channel.value, "address": entry.address, "reason": entry.reason.value},
             using_db=conn,
@@ -64,4 +71,10 @@ async def remove_suppression(sandbox_id: int, entry_id: int, *, actor: str) -> S
     return entry
 
 
-__all__ = ["SuppressionNotFound", "ValueProblem", "add_suppression", "normalize_address", "remove_suppression"]
+__all__ = [
+    "SuppressionNotFound",
+    "ValueProblem",
+    "add_suppression",
+    "normalize_address",
+    "remove_suppression",
+]
