@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
                 ('namespace', fields.ForeignKeyField('herald.IdentityNamespace', source_field='namespace_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
                 ('value', fields.CharField(max_length=512)),
             ],
-            options={'table': 'profile_identity', 'app': 'herald', 'unique_together': (('sandbox_id', 'namespace_id', 'value'),), 'indexes': [Index(fields=['profile_id', 'namespace_id'])], 'pk_attr': 'id', 'table_description': 'One identity (namespace + normalised value) of a profile; unique per sandbox.'},
+            options={'table': 'profile_identity', 'app': 'herald', 'unique_together': (('sandbox_id', 'namespace_id', 'value'),), 'indexes': [Index(fields=['profile_id', 'namespace_id'])], 'pk_attr': 'id', 'table_description': 'One identity (namespace + normalised value) of a profile, unique per sandbox.'},
             bases=['SandboxModel'],
         ),
         ops.CreateModel(

@@ -63,7 +63,9 @@ CONSENT_COLUMNS: dict[ContactChannel, str] = {
 
 
 class ProfileIdentity(SandboxModel):
-    """One identity (namespace + normalised value) of a profile; unique per sandbox."""
+    """One identity (namespace + normalised value) of a profile, unique per sandbox."""
+
+    # No semicolons in model docstrings: they become table comments, and SQLite migrations split on ';'.
 
     profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name="identities")
     namespace = fields.ForeignKeyField(
