@@ -298,3 +298,17 @@ async def test_segments_do_not_cross_sandboxes(
     # Naming another sandbox's segment in a rule reads as not found.
     foreign = await create(gql, other_sandbox.admin, name="Ref", rule={"inSegment": mine["id"]})
     assert foreign["fieldErrors"] == [{"field": "input.rule.inSegment", "code": "NOT_FOUND"}]
+
+
+async def test_very_deep_rule_input_is_refused_without_a_server_error(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    response = await gql.raw(
+        CREATE, {"input": {"kind": "RULE", "name": "deep", "rule": deep_rule(400)}}, sandbox.admin
+    )
+    assert response.status_code in (200, 400)
+    body = response.json()
+    refused = body.get("data") and body["data"]["segmentCreate"]
+    assert (refused and refused["__typename"] == "InvalidInputError") or (
+        body.get("errors") and body["errors"][0].get("extensions", {}).get("code") != "INTERNAL_SERVER_ERROR"
+    ), body
