@@ -110,6 +110,7 @@ class HeraldGraphQL(GraphQL):
             request_id=current_request_id(),
             request=request,
             response=response,
+            long_lived=isinstance(request, WebSocket),
         )
 
 

@@ -148,9 +148,7 @@ def status_actions(status: CampaignStatus) -> list[CampaignAction]:
     return [action for action in CampaignAction if action in triggers]
 
 
-def check_transition(
-    current: CampaignStatus, action: Trigger, *, starts_later: bool = False
-) -> CampaignStatus | None:
+def check_transition(current: CampaignStatus, action: Trigger, *, starts_later: bool = False) -> CampaignStatus | None:
     """The status after `action`, or InvalidTransition naming the allowed actions.
 
     `starts_later` only matters for ACTIVATE: True when `startAt` is in the future (→ SCHEDULED).

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
@@ -8,6 +8,7 @@ from strawberry.types import Info as StrawberryInfo
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from models.sandbox import Role
+from resolvers.loaders import Loaders
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,15 @@ class Context:
     request: Any = None
     response: Any = None
     websocket: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # True for WebSocket connections: the context then lives as long as the connection, so loaders must not cache.
+    long_lived: bool = False
+    _loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.require_caller().sandbox_id, cache=not self.long_lived)
+        return self._loaders
 
     def require_caller(self) -> Caller:
         if self.caller is None:  # only reachable through a bug in the view; authentication precedes execution

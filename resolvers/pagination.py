@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -38,9 +38,13 @@ class Connection(Generic[NodeT]):
     edges: list[Edge[NodeT]] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Cursors and whether more items exist.")
     _count_query: strawberry.Private[QuerySet | None]
+    # For lists built with raw SQL (e.g. segment membership): counts the whole list when asked.
+    _count: strawberry.Private[Callable[[], Awaitable[int]] | None] = None
 
     @strawberry.field(description="Number of items in the whole list (all pages), with the filters applied.")
     async def total_count(self) -> int:
+        if self._count is not None:
+            return await self._count()
         if self._count_query is None:
             return len(self.edges)
         return await self._count_query.count()

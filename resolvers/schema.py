@@ -22,6 +22,8 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
+from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.permissions import VIEWER
@@ -31,14 +33,14 @@ from resolvers.tenancy.types import AuditEvent, IdentityNamespace
 
 logger = logging.getLogger("herald.graphql")
 
-NODE_TYPES = [AuditEvent, IdentityNamespace]
+NODE_TYPES = [AuditEvent, IdentityNamespace, *AUDIENCE_NODE_TYPES]
 
 
 NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery):
+class Query(TenancyQuery, AudienceQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -57,7 +59,7 @@ class Query(TenancyQuery):
 
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
-class Mutation(TenancyMutation):
+class Mutation(TenancyMutation, AudienceMutation):
     pass
 
 

@@ -1,0 +1,556 @@
+"""Audience queries and mutations: namespaces, profiles, segments, suppression list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from models.audience import ContactChannel as ContactChannelEnum
+from models.audience import Segment as SegmentModel
+from models.audience import SuppressionEntry as SuppressionEntryModel
+from models.audience_values import ValueProblem
+from models.identity import IdentityNamespace as IdentityNamespaceModel
+from models.namespaces import NamespaceRefused, create_namespace
+from models.profile_queries import ProfileFilter, count_profiles, profile_page
+from models.profiles import (
+    MAX_UPSERT_PROFILES,
+    FieldProblem,
+    UpsertStatus,
+    namespaces_by_code,
+    prepare_identities,
+    profile_by_identity,
+    upsert_profiles,
+)
+from models.segments import (
+    KEEP,
+    SegmentInUse,
+    SegmentNotFound,
+    SegmentRefused,
+    change_members,
+    create_segment,
+    delete_segment,
+    estimate_segment,
+    update_segment,
+)
+from models.suppression import SuppressionNotFound, add_suppression, normalize_address, remove_suppression
+from resolvers.audience.inputs import (
+    IdentityNamespaceCreateInput,
+    ProfileFilterInput,
+    ProfilesUpsertInput,
+    SegmentCreateInput,
+    SegmentDeleteInput,
+    SegmentMembersInput,
+    SegmentUpdateInput,
+    SuppressionAddInput,
+    SuppressionRemoveInput,
+    decode_id,
+    invalid_input,
+    rule_from_input,
+)
+from resolvers.audience.types import (
+    ContactChannel,
+    Profile,
+    ProfileUpsertStatus,
+    Segment,
+    SegmentEstimate,
+    SuppressionEntry,
+)
+from resolvers.context import Info
+from resolvers.errors import ClientError, Error, FieldError, InvalidInputError, NotFoundError
+from resolvers.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    _decode_cursor,
+    _encode_cursor,
+    check_page_size,
+    paginate,
+)
+from resolvers.permissions import ADMIN, MANAGER, VIEWER
+from resolvers.tenancy.types import IdentityNamespace
+
+First = Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")]
+After = Annotated[str | None, strawberry.argument(description="Cursor to continue from.")]
+
+
+def _not_found(global_id: str) -> NotFoundError:
+    return NotFoundError(message="No such object in this sandbox.", id=strawberry.ID(global_id))
+
+
+# ---- results ------------------------------------------------------------------------------------------
+
+
+@strawberry.type(description="The namespace was created.")
+class IdentityNamespaceCreateSuccess:
+    namespace: IdentityNamespace = strawberry.field(description="The new namespace.")
+
+
+IdentityNamespaceCreateResult = Annotated[
+    IdentityNamespaceCreateSuccess | InvalidInputError,
+    strawberry.union("IdentityNamespaceCreateResult", description="Result of `identityNamespaceCreate`."),
+]
+
+
+@strawberry.type(description="What happened to one profile of an upsert.")
+class ProfileUpsertItemResult:
+    index: int = strawberry.field(description="Position of the profile in `input.profiles`.")
+    status: ProfileUpsertStatus = strawberry.field(description="CREATED, UPDATED, UNCHANGED or ERROR.")
+    profile: Profile | None = strawberry.field(description="The profile; null on ERROR.")
+    errors: list[FieldError] = strawberry.field(description="Why the profile was refused (ERROR only).")
+
+
+@strawberry.type(description="Every profile was handled; each item says what happened to it.")
+class ProfilesUpsertSuccess:
+    results: list[ProfileUpsertItemResult] = strawberry.field(description="One result per input profile.")
+    created: int = strawberry.field(description="Profiles created.")
+    updated: int = strawberry.field(description="Profiles changed.")
+    unchanged: int = strawberry.field(description="Profiles already as given.")
+    failed: int = strawberry.field(description="Profiles refused; nothing of them was written.")
+
+
+ProfilesUpsertResult = Annotated[
+    ProfilesUpsertSuccess | InvalidInputError,
+    strawberry.union("ProfilesUpsertResult", description="Result of `profilesUpsert`."),
+]
+
+
+@strawberry.type(description="The segment was saved.")
+class SegmentSaveSuccess:
+    segment: Segment = strawberry.field(description="The segment as saved.")
+
+
+@strawberry.type(description="The segment is used (by a campaign or another segment's rule) and stays.")
+class SegmentInUseError(Error):
+    used_by: list[str] = strawberry.field(description="What uses it.")
+
+
+@strawberry.type(description="The segment was deleted.")
+class SegmentDeleteSuccess:
+    deleted_id: strawberry.ID = strawberry.field(description="Id of the deleted segment.")
+
+
+@strawberry.type(description="The members of a static segment changed.")
+class SegmentMembersChangeSuccess:
+    segment: Segment = strawberry.field(description="The segment.")
+    changed: int = strawberry.field(description="Profiles added (or removed) by this call.")
+    matched: int = strawberry.field(description="Distinct profiles the identities named.")
+    unmatched: list[FieldError] = strawberry.field(
+        description="Identities that named no profile or were not valid; the others were applied."
+    )
+
+
+SegmentCreateResult = Annotated[
+    SegmentSaveSuccess | InvalidInputError,
+    strawberry.union("SegmentCreateResult", description="Result of `segmentCreate`."),
+]
+SegmentUpdateResult = Annotated[
+    SegmentSaveSuccess | InvalidInputError | NotFoundError,
+    strawberry.union("SegmentUpdateResult", description="Result of `segmentUpdate`."),
+]
+SegmentDeleteResult = Annotated[
+    SegmentDeleteSuccess | NotFoundError | SegmentInUseError,
+    strawberry.union("SegmentDeleteResult", description="Result of `segmentDelete`."),
+]
+SegmentMembersResult = Annotated[
+    SegmentMembersChangeSuccess | InvalidInputError | NotFoundError,
+    strawberry.union(
+        "SegmentMembersResult", description="Result of `segmentMembersAdd` and `segmentMembersRemove`."
+    ),
+]
+
+
+@strawberry.type(description="The address is suppressed (now, or already was).")
+class SuppressionAddSuccess:
+    entry: SuppressionEntry = strawberry.field(description="The suppression entry.")
+    created: bool = strawberry.field(
+        description="False when the address was already suppressed (kept as is)."
+    )
+
+
+@strawberry.type(description="The suppression was lifted.")
+class SuppressionRemoveSuccess:
+    removed_id: strawberry.ID = strawberry.field(description="Id of the removed entry.")
+
+
+SuppressionAddResult = Annotated[
+    SuppressionAddSuccess | InvalidInputError,
+    strawberry.union("SuppressionAddResult", description="Result of `suppressionAdd`."),
+]
+SuppressionRemoveResult = Annotated[
+    SuppressionRemoveSuccess | NotFoundError,
+    strawberry.union("SuppressionRemoveResult", description="Result of `suppressionRemove`."),
+]
+
+
+# ---- queries ------------------------------------------------------------------------------------------
+
+
+async def _segment(info: Info, global_id: str) -> SegmentModel | None:
+    pk = decode_id(global_id, "Segment")
+    if pk is None:
+        return None
+    return await SegmentModel.get_or_none(id=pk, sandbox_id=info.context.require_caller().sandbox_id)
+
+
+@strawberry.type
+class AudienceQuery:
+    @strawberry.field(description="A profile by id; null when unknown here.", permission_classes=VIEWER)
+    async def profile(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Profile id.")]
+    ) -> Profile | None:
+        pk = decode_id(id, "Profile")
+        row = await Profile.scoped(info).get_or_none(id=pk) if pk else None
+        return Profile.from_model(row) if row else None
+
+    @strawberry.field(
+        description="The profile holding an identity (the value is normalised first); null when none.",
+        permission_classes=VIEWER,
+    )
+    async def profile_by_identity(
+        self,
+        info: Info,
+        namespace: Annotated[str, strawberry.argument(description="Namespace code, e.g. `Email`.")],
+        value: Annotated[str, strawberry.argument(description="The identity value.")],
+    ) -> Profile | None:
+        row = await profile_by_identity(info.context.require_caller().sandbox_id, namespace, value)
+        return Profile.from_model(row) if row else None
+
+    @strawberry.field(description="Profiles of this sandbox, newest first.", permission_classes=VIEWER)
+    async def profiles(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: Annotated[ProfileFilterInput | None, strawberry.argument(description="Filters.")] = None,
+    ) -> Connection[Profile]:
+        sandbox_id = info.context.require_caller().sandbox_id
+        size = check_page_size(first, info.context.limits.max_page_size)
+        before_id = _decode_cursor(after, 1)[0] if after else None
+        if before_id is not None and not isinstance(before_id, int):
+            raise ClientError("`after` is not a cursor of this list.", code="BAD_USER_INPUT")
+        filters = await _profile_filter(info, sandbox_id, filter)
+        if filters is None:
+            return Connection(
+                edges=[],
+                page_info=PageInfo(
+                    has_next_page=False,
+                    has_previous_page=after is not None,
+                    start_cursor=None,
+                    end_cursor=None,
+                ),
+                _count_query=None,
+            )
+        rows = await profile_page(sandbox_id, filters, before_id=before_id, limit=size + 1) if size else []
+        edges = [Edge(cursor=_encode_cursor([row.id]), node=Profile.from_model(row)) for row in rows[:size]]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size,
+                has_previous_page=after is not None,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            _count_query=None,
+            _count=lambda: count_profiles(sandbox_id, filters),
+        )
+
+    @strawberry.field(description="A segment by id; null when unknown here.", permission_classes=VIEWER)
+    async def segment(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A Segment id.")]
+    ) -> Segment | None:
+        row = await _segment(info, id)
+        return Segment.from_model(row) if row else None
+
+    @strawberry.field(description="Segments of this sandbox, newest first.", permission_classes=VIEWER)
+    async def segments(self, info: Info, first: First = None, after: After = None) -> Connection[Segment]:
+        return await paginate(
+            Segment.scoped(info),
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=Segment.from_model,
+        )
+
+    @strawberry.field(
+        description="How many profiles a segment reaches now: members, members with an identity in the "
+        "namespace, and members contactable on the channel. Null when the segment is unknown here.",
+        permission_classes=VIEWER,
+    )
+    async def segment_estimate(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A Segment id.")],
+        namespace: Annotated[str, strawberry.argument(description="Identity namespace code, e.g. `Email`.")],
+        channel: Annotated[ContactChannel, strawberry.argument(description="The channel to reach them on.")],
+    ) -> SegmentEstimate | None:
+        segment = await _segment(info, id)
+        if segment is None:
+            return None
+        ns = await IdentityNamespaceModel.get_or_none(sandbox_id=segment.sandbox_id, code=namespace)
+        if ns is None:
+            raise ClientError(f"No identity namespace {namespace!r} in this sandbox.", code="BAD_USER_INPUT")
+        estimate = await estimate_segment(segment, ns, ContactChannelEnum(channel))
+        return SegmentEstimate(
+            qualified=estimate.qualified,
+            with_identity=estimate.with_identity,
+            contactable=estimate.contactable,
+        )
+
+    @strawberry.field(description="The suppression list, newest first.", permission_classes=VIEWER)
+    async def suppressions(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        channel: Annotated[
+            ContactChannel | None, strawberry.argument(description="Only this channel.")
+        ] = None,
+        address: Annotated[
+            str | None, strawberry.argument(description="Only this address (normalised for the channel).")
+        ] = None,
+    ) -> Connection[SuppressionEntry]:
+        query = SuppressionEntryModel.filter(sandbox_id=info.context.require_caller().sandbox_id)
+        if channel is not None:
+            query = query.filter(channel=channel)
+        if address is not None:
+            try:
+                values = (
+                    [normalize_address(ContactChannelEnum(channel), address)]
+                    if channel is not None
+                    else sorted({_try_normalize(c, address) for c in ContactChannelEnum} - {None})
+                )
+            except ValueProblem:
+                values = []
+            query = query.filter(address__in=values)
+        return await paginate(
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=SuppressionEntry.from_model,
+        )
+
+
+def _try_normalize(channel: ContactChannelEnum, address: str) -> str | None:
+    try:
+        return normalize_address(channel, address)
+    except ValueProblem:
+        return None
+
+
+async def _profile_filter(
+    info: Info, sandbox_id: int, given: ProfileFilterInput | None
+) -> ProfileFilter | None:
+    """The filters as model values; None when they can match nothing (unknown segment or identity)."""
+    if given is None:
+        return ProfileFilter()
+    segment = None
+    if given.segment_id is not None:
+        segment = await _segment(info, given.segment_id)
+        if segment is None:
+            return None
+    identity = None
+    if given.identity is not None:
+        pairs, problems = prepare_identities(
+            [given.identity.to_value()], await namespaces_by_code(sandbox_id), "filter.identity"
+        )
+        if problems:
+            return None
+        identity = pairs[0]
+    return ProfileFilter(segment=segment, test_profile=given.test_profile, identity=identity)
+
+
+# ---- mutations ----------------------------------------------------------------------------------------
+
+
+@strawberry.type
+class AudienceMutation:
+    @strawberry.mutation(
+        description="Create a custom identity namespace. Codes are unique and immutable; namespaces are "
+        "never deleted.",
+        permission_classes=ADMIN,
+    )
+    async def identity_namespace_create(
+        self, info: Info, input: IdentityNamespaceCreateInput
+    ) -> IdentityNamespaceCreateResult:
+        caller = info.context.require_caller()
+        try:
+            namespace = await create_namespace(
+                caller.sandbox_id,
+                code=input.code,
+                name=input.name,
+                type=input.type,
+                description=input.description,
+                actor=caller.actor,
+            )
+        except NamespaceRefused as refused:
+            return invalid_input(refused.problems)
+        return IdentityNamespaceCreateSuccess(namespace=IdentityNamespace.from_model(namespace))
+
+    @strawberry.mutation(
+        description="Create or update up to 1,000 profiles, each merged by any of its identities. Each item "
+        "reports what happened; a refused item changes nothing and does not stop the others.",
+        permission_classes=MANAGER,
+    )
+    async def profiles_upsert(self, info: Info, input: ProfilesUpsertInput) -> ProfilesUpsertResult:
+        if not 1 <= len(input.profiles) <= MAX_UPSERT_PROFILES:
+            return invalid_input(
+                [FieldProblem("input.profiles", "COUNT", f"give 1 to {MAX_UPSERT_PROFILES} profiles")]
+            )
+        caller = info.context.require_caller()
+        outcomes = await upsert_profiles(
+            caller.sandbox_id, [item.to_changes() for item in input.profiles], actor=caller.actor
+        )
+        counts = {status: 0 for status in UpsertStatus}
+        for outcome in outcomes:
+            counts[outcome.status] += 1
+        return ProfilesUpsertSuccess(
+            results=[
+                ProfileUpsertItemResult(
+                    index=o.index,
+                    status=o.status,
+                    profile=Profile.from_model(o.profile) if o.profile else None,
+                    errors=[FieldError(field=p.field, code=p.code, message=p.message) for p in o.problems],
+                )
+                for o in outcomes
+            ],
+            created=counts[UpsertStatus.CREATED],
+            updated=counts[UpsertStatus.UPDATED],
+            unchanged=counts[UpsertStatus.UNCHANGED],
+            failed=counts[UpsertStatus.ERROR],
+        )
+
+    @strawberry.mutation(description="Create a segment.", permission_classes=MANAGER)
+    async def segment_create(self, info: Info, input: SegmentCreateInput) -> SegmentCreateResult:
+        caller = info.context.require_caller()
+        try:
+            segment = await create_segment(
+                caller.sandbox_id,
+                name=input.name,
+                description=input.description,
+                kind=input.kind,
+                rule=rule_from_input(input.rule) if input.rule is not None else None,
+                actor=caller.actor,
+            )
+        except SegmentRefused as refused:
+            return invalid_input(refused.problems)
+        return SegmentSaveSuccess(segment=Segment.from_model(segment))
+
+    @strawberry.mutation(
+        description="Change a segment's name, description or rule.", permission_classes=MANAGER
+    )
+    async def segment_update(self, info: Info, input: SegmentUpdateInput) -> SegmentUpdateResult:
+        caller = info.context.require_caller()
+        pk = decode_id(input.id, "Segment")
+        if pk is None:
+            return _not_found(input.id)
+        rule = KEEP
+        if input.rule is not strawberry.UNSET:
+            rule = rule_from_input(input.rule) if input.rule is not None else None
+        try:
+            segment = await update_segment(
+                caller.sandbox_id,
+                pk,
+                name=KEEP if input.name in (strawberry.UNSET, None) else input.name,
+                description=KEEP if input.description in (strawberry.UNSET, None) else input.description,
+                rule=rule,
+                actor=caller.actor,
+            )
+        except SegmentNotFound:
+            return _not_found(input.id)
+        except SegmentRefused as refused:
+            return invalid_input(refused.problems)
+        return SegmentSaveSuccess(segment=Segment.from_model(segment))
+
+    @strawberry.mutation(
+        description="Delete a segment, unless a non-draft campaign or another segment's rule uses it.",
+        permission_classes=MANAGER,
+    )
+    async def segment_delete(self, info: Info, input: SegmentDeleteInput) -> SegmentDeleteResult:
+        caller = info.context.require_caller()
+        pk = decode_id(input.id, "Segment")
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            await delete_segment(caller.sandbox_id, pk, actor=caller.actor)
+        except SegmentNotFound:
+            return _not_found(input.id)
+        except SegmentInUse as in_use:
+            return SegmentInUseError(
+                message="The segment is in use and was not deleted.", used_by=in_use.users
+            )
+        return SegmentDeleteSuccess(deleted_id=input.id)
+
+    @strawberry.mutation(
+        description="Add the profiles named by these identities to a STATIC segment.",
+        permission_classes=MANAGER,
+    )
+    async def segment_members_add(self, info: Info, input: SegmentMembersInput) -> SegmentMembersResult:
+        return await _change_members(info, input, add=True)
+
+    @strawberry.mutation(
+        description="Remove the profiles named by these identities from a STATIC segment.",
+        permission_classes=MANAGER,
+    )
+    async def segment_members_remove(self, info: Info, input: SegmentMembersInput) -> SegmentMembersResult:
+        return await _change_members(info, input, add=False)
+
+    @strawberry.mutation(
+        description="Suppress an address on a channel (kept as is when already suppressed).",
+        permission_classes=ADMIN,
+    )
+    async def suppression_add(self, info: Info, input: SuppressionAddInput) -> SuppressionAddResult:
+        caller = info.context.require_caller()
+        try:
+            entry, created = await add_suppression(
+                caller.sandbox_id,
+                ContactChannelEnum(input.channel),
+                input.address,
+                input.reason,
+                actor=caller.actor,
+            )
+        except ValueProblem as problem:
+            return invalid_input([FieldProblem("input.address", problem.code, problem.message)])
+        return SuppressionAddSuccess(entry=SuppressionEntry.from_model(entry), created=created)
+
+    @strawberry.mutation(description="Lift a suppression.", permission_classes=ADMIN)
+    async def suppression_remove(self, info: Info, input: SuppressionRemoveInput) -> SuppressionRemoveResult:
+        caller = info.context.require_caller()
+        pk = decode_id(input.id, "SuppressionEntry")
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            await remove_suppression(caller.sandbox_id, pk, actor=caller.actor)
+        except SuppressionNotFound:
+            return _not_found(input.id)
+        return SuppressionRemoveSuccess(removed_id=input.id)
+
+
+async def _change_members(info: Info, input: SegmentMembersInput, *, add: bool) -> SegmentMembersResult:
+    caller = info.context.require_caller()
+    pk = decode_id(input.segment_id, "Segment")
+    if pk is None:
+        return _not_found(input.segment_id)
+    try:
+        change = await change_members(
+            caller.sandbox_id,
+            pk,
+            [identity.to_value() for identity in input.identities],
+            add=add,
+            actor=caller.actor,
+        )
+    except SegmentNotFound:
+        return _not_found(input.segment_id)
+    except SegmentRefused as refused:
+        return invalid_input(refused.problems)
+    segment = await SegmentModel.get(id=pk)
+    return SegmentMembersChangeSuccess(
+        segment=Segment.from_model(segment),
+        changed=change.changed,
+        matched=change.matched,
+        unmatched=[FieldError(field=p.field, code=p.code, message=p.message) for p in change.unmatched],
+    )
+
+
+NODE_TYPES = [Profile, Segment, SuppressionEntry]

@@ -1,0 +1,26 @@
+"""The rule modules stay pure: importing them pulls in neither Tortoise nor Strawberry (STYLE: layout)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+PURE_MODULES = [
+    "models.campaign_rules",
+    "models.templates",
+    "models.schedule",
+    "models.email_html",
+    "models.review_snapshot",
+    "models.review",
+]
+FORBIDDEN = ("tortoise", "strawberry", "api", "resolvers", "jobs")
+
+
+def test_rule_modules_import_no_framework() -> None:
+    code = (
+        "import sys\n"
+        f"for name in {PURE_MODULES!r}: __import__(name)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "[]"
