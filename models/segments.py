@@ -384,9 +384,11 @@ async def change_members(
 # SQL over the profiles of a segment
 
 
-async def segment_predicate(segment: Segment, params: SqlParams, *, now: datetime, profile: str = "p") -> str:
+async def segment_predicate(
+    segment: Segment, params: SqlParams, *, now: datetime, profile: str = "p", using_db: Any = None
+) -> str:
     """One SQL boolean expression: the profile aliased `profile` is a member of `segment`."""
-    refs = await load_segment_refs(segment.sandbox_id, {segment.id})
+    refs = await load_segment_refs(segment.sandbox_id, {segment.id}, using_db)
     tree = {"inSegment": segment.id}
     return compile_rule(tree, params=params, now=now, segments=refs, profile=profile)
 
@@ -399,7 +401,12 @@ class Estimate:
 
 
 async def estimate_segment(
-    segment: Segment, namespace: IdentityNamespace, channel: ContactChannel, *, now: datetime | None = None
+    segment: Segment,
+    namespace: IdentityNamespace,
+    channel: ContactChannel,
+    *,
+    now: datetime | None = None,
+    using_db: Any = None,
 ) -> Estimate:
     """Members now; those with an identity in `namespace`; those reachable on `channel`: with an address,
     consent not `n`, address not suppressed. One SQL statement."""
@@ -436,12 +443,12 @@ async def estimate_segment(
     else:
         contactable = "(1 = 0)"
     sandbox = params.add(segment.sandbox_id)
-    predicate = await segment_predicate(segment, params, now=now)
+    predicate = await segment_predicate(segment, params, now=now, using_db=using_db)
     sql = (
         f"SELECT COUNT(*) AS qualified, "
         f"COALESCE(SUM(CASE WHEN {with_identity} THEN 1 ELSE 0 END), 0) AS with_identity, "
         f"COALESCE(SUM(CASE WHEN {contactable} THEN 1 ELSE 0 END), 0) AS contactable "
         f"FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate}"
     )
-    (row,) = await connections.get("default").execute_query_dict(sql, params.values)
+    (row,) = await (using_db or connections.get("default")).execute_query_dict(sql, params.values)
     return Estimate(int(row["qualified"]), int(row["with_identity"]), int(row["contactable"]))

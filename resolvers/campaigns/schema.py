@@ -1,0 +1,447 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+from tortoise.expressions import Q
+
+from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
+from models.audience import Profile as ProfileModel
+from models.campaign import Campaign as CampaignModel
+from models.campaign import CampaignRun as CampaignRunModel
+from models.campaign_rules import CampaignStatus as CampaignStatusEnum
+from models.campaigns import (
+    CampaignConflictError,
+    CampaignError,
+    CampaignInvalidInputError,
+    CampaignNotFoundError,
+    CampaignStateError,
+    ReviewFailedError,
+    activate_campaign,
+    archive_campaign,
+    create_campaign,
+    delete_campaign,
+    duplicate_campaign,
+    review_campaign,
+    stop_campaign,
+    update_campaign,
+    update_tags,
+)
+from models.previews import PreviewError, preview_campaign
+from resolvers.campaigns.enums import CampaignStatus, Channel
+from resolvers.campaigns.inputs import (
+    CampaignCreateInput,
+    CampaignDuplicateInput,
+    CampaignIdInput,
+    CampaignStopInput,
+    CampaignUpdateInput,
+    CampaignUpdateTagsInput,
+)
+from resolvers.campaigns.translate import create_values, update_values
+from resolvers.campaigns.types import (
+    Campaign,
+    CampaignPlan,
+    CampaignReview,
+    CampaignRun,
+    ExclusionCount,
+    ReviewAlert,
+    seconds,
+)
+from resolvers.context import Info
+from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
+from resolvers.nodes import parse_pk
+from resolvers.pagination import Connection, SortKey, paginate
+from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
+
+logger = logging.getLogger(__name__)
+DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED, CampaignStatusEnum.LIVE]
+
+
+@strawberry.type(description="Activation refused: the review found errors. Nothing was changed.")
+class ReviewFailedErrorType(Error):
+    alerts: list[ReviewAlert] = strawberry.field(description="All alerts of the review, errors and warnings.")
+
+
+ReviewFailedErrorType.__strawberry_definition__.name = "ReviewFailedError"
+
+
+@strawberry.enum(description="Order of a campaign list.")
+class CampaignSort(Enum):
+    CREATED_DESC = "CREATED_DESC"
+    CREATED_ASC = "CREATED_ASC"
+    MODIFIED_DESC = "MODIFIED_DESC"
+    NAME_ASC = "NAME_ASC"
+
+
+SORT_KEYS = {
+    CampaignSort.CREATED_DESC: SortKey(None, True),
+    CampaignSort.CREATED_ASC: SortKey(None, False),
+    CampaignSort.MODIFIED_DESC: SortKey("updated_at", True),
+    CampaignSort.NAME_ASC: SortKey("name", False),
+}
+
+
+@strawberry.input(description="Filters of the campaign list; all given filters apply.")
+class CampaignFilter:
+    statuses: list[CampaignStatus] | None = strawberry.field(
+        default=None, description="Statuses to list (default: DRAFT, SCHEDULED, LIVE, as AJO's list)."
+    )
+    channel: Channel | None = strawberry.field(default=None, description="Only this channel.")
+    tags: list[str] | None = strawberry.field(default=None, description="Campaigns having any of these tags.")
+    search: str | None = strawberry.field(default=None, description="Name contains this text (any case).")
+
+
+@strawberry.type(description="The campaign, as changed.")
+class CampaignSuccess:
+    campaign: Campaign = strawberry.field(description="The campaign after the change.")
+
+
+@strawberry.type(description="The campaign was deleted.")
+class CampaignDeleteSuccess:
+    deleted_id: strawberry.ID = strawberry.field(description="Global id of the deleted campaign.")
+
+
+@strawberry.type(description="The campaign is LIVE (a run starts now) or SCHEDULED.")
+class CampaignActivateSuccess:
+    campaign: Campaign = strawberry.field(description="The activated campaign.")
+    run: CampaignRun | None = strawberry.field(description="The run started now, if any.")
+
+
+@strawberry.type(description="The message rendered for one profile.")
+class CampaignPreview:
+    subject: str | None = strawberry.field(description="Email subject.")
+    preheader: str | None = strawberry.field(description="Email preheader.")
+    html: str | None = strawberry.field(description="Email HTML.")
+    text: str | None = strawberry.field(description="Email text or SMS text.")
+    title: str | None = strawberry.field(description="Push or in-app title.")
+    body: str | None = strawberry.field(description="Push or in-app body.")
+
+
+@strawberry.type(description="A template could not be rendered for this profile.")
+class TemplateRenderError(Error):
+    field: str = strawberry.field(description="The content field whose template failed.")
+
+
+CampaignResult = Annotated[
+    CampaignSuccess | InvalidInputError | NotFoundError | ConflictError | InvalidStateError,
+    strawberry.union("CampaignResult", description="Result of a campaign authoring mutation."),
+]
+CampaignDeleteResult = Annotated[
+    CampaignDeleteSuccess | NotFoundError | InvalidStateError | ConflictError,
+    strawberry.union("CampaignDeleteResult", description="Result of `campaignDelete`."),
+]
+CampaignActivateResult = Annotated[
+    CampaignActivateSuccess | ReviewFailedErrorType | NotFoundError | InvalidStateError | ConflictError,
+    strawberry.union("CampaignActivateResult", description="Result of `campaignActivate`."),
+]
+CampaignReviewResult = Annotated[
+    CampaignReview | NotFoundError,
+    strawberry.union("CampaignReviewResult", description="Result of `campaignReview`."),
+]
+CampaignPreviewResult = Annotated[
+    CampaignPreview | NotFoundError | TemplateRenderError,
+    strawberry.union("CampaignPreviewResult", description="Result of `campaignPreview`."),
+]
+
+
+def _pk(value: Any) -> int | None:
+    """A campaign id given as a global id (`Campaign:12`) or a plain database id."""
+    text = str(value)
+    try:
+        global_id = strawberry.relay.GlobalID.from_id(text)
+        return parse_pk(global_id.node_id) if global_id.type_name == "Campaign" else None
+    except Exception:
+        return parse_pk(text)
+
+
+def _error(exc: CampaignError) -> Any:
+    """Domain refusals → union members. Only CampaignError subclasses reach here."""
+    if isinstance(exc, CampaignNotFoundError):
+        return NotFoundError(message=str(exc), id=str(exc.given))
+    if isinstance(exc, CampaignInvalidInputError):
+        return InvalidInputError(
+            message="The input was refused; nothing was changed.",
+            field_errors=[FieldError(field=p.field, code=p.code, message=p.message) for p in exc.problems],
+        )
+    if isinstance(exc, CampaignConflictError):
+        return ConflictError(message=str(exc), current_version=exc.current_version)
+    if isinstance(exc, CampaignStateError):
+        return InvalidStateError(
+            message=str(exc), current_status=exc.current.value, allowed_actions=[a.value for a in exc.allowed_actions]
+        )
+    if isinstance(exc, ReviewFailedError):
+        return ReviewFailedErrorType(message=str(exc), alerts=[_alert(a) for a in exc.alerts])
+    raise exc
+
+
+def _alert(alert: Any) -> ReviewAlert:
+    return ReviewAlert(severity=alert.severity, code=alert.code, field=alert.field, message=alert.message)
+
+
+def _not_found(given: Any) -> NotFoundError:
+    return NotFoundError(message="No campaign with that id in this sandbox.", id=str(given))
+
+
+async def _publish_status(info: Info, row: CampaignModel, previous: str | None) -> None:
+    if info.context.events is None:
+        return
+    try:
+        await info.context.events.publish(
+            row.sandbox_id, CAMPAIGN_STATUS_TOPIC,
+            {"campaignId": row.id, "status": row.status.value, "previousStatus": previous,
+             "version": row.version, "at": datetime.now(UTC).isoformat()},
+        )
+    except Exception:  # the change is committed; a lost notification must not turn it into an error
+        logger.exception("could not publish the status change of campaign %s", row.id)
+
+
+@strawberry.type
+class CampaignQuery:
+    @strawberry.field(description="A campaign by id.", permission_classes=VIEWER)
+    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+        pk = _pk(id)
+        if pk is None:
+            return None
+        row = await CampaignModel.get_or_none(id=pk, sandbox_id=info.context.require_caller().sandbox_id)
+        return Campaign.from_model(row) if row else None
+
+    @strawberry.field(description="Campaigns of this sandbox.", permission_classes=VIEWER)
+    async def campaigns(
+        self,
+        info: Info,
+        filter: CampaignFilter | None = None,
+        sort: CampaignSort = CampaignSort.CREATED_DESC,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
+    ) -> Connection[Campaign]:
+        filter = filter or CampaignFilter()
+        query = CampaignModel.filter(
+            sandbox_id=info.context.require_caller().sandbox_id,
+            status__in=[CampaignStatusEnum(s.value) for s in filter.statuses] if filter.statuses else DEFAULT_LIST_STATUSES,
+        )
+        if filter.channel is not None:
+            query = query.filter(channel=filter.channel.value)
+        if filter.search:
+            query = query.filter(name__icontains=filter.search[:200])
+        if filter.tags:
+            # JSON containment is not portable (SQLite); tags are few, so match on the JSON text per tag.
+            tag_filter = Q()
+            for tag in filter.tags[:20]:
+                tag_filter |= Q(tags__contains=tag) if False else Q(name__isnull=False) & Q(**{"tags__icontains": f'"{tag}"'})
+            query = query.filter(tag_filter)
+        return await paginate(
+            query, first=first, after=after, max_page_size=info.context.limits.max_page_size,
+            to_node=Campaign.from_model, sort=SORT_KEYS[sort],
+        )
+
+    @strawberry.field(description="Review a campaign: alerts (errors block activation) and the plan.",
+                      permission_classes=MANAGER)
+    async def campaign_review(self, info: Info, id: strawberry.ID) -> CampaignReviewResult:
+        pk = _pk(id)
+        if pk is None:
+            return _not_found(id)
+        try:
+            result = await review_campaign(info.context.require_caller().sandbox_id, pk)
+        except CampaignError as exc:
+            return _error(exc)
+        p = result.plan
+        return CampaignReview(
+            can_activate=result.can_activate,
+            alerts=[_alert(a) for a in result.alerts],
+            plan=CampaignPlan(
+                qualified=p.qualified, with_identity=p.with_identity, contactable=p.contactable,
+                excluded_by_reason=[ExclusionCount(reason=r, count=n) for r, n in p.excluded_by_reason],
+                next_run_times=list(p.next_run_times), estimated_duration_seconds=seconds(p.estimated_duration),
+                reviewed_version=p.reviewed_version,
+            ),
+        )
+
+    @strawberry.field(description="Render the campaign's message for one profile.", permission_classes=MANAGER)
+    async def campaign_preview(self, info: Info, id: strawberry.ID, profile_id: strawberry.ID) -> CampaignPreviewResult:
+        sandbox_id = info.context.require_caller().sandbox_id
+        pk = _pk(id)
+        row = await CampaignModel.get_or_none(id=pk, sandbox_id=sandbox_id) if pk else None
+        if row is None:
+            return _not_found(id)
+        profile_pk = _profile_pk(profile_id)
+        profile = await ProfileModel.get_or_none(id=profile_pk, sandbox_id=sandbox_id) if profile_pk else None
+        if profile is None:
+            return NotFoundError(message="No profile with that id in this sandbox.", id=str(profile_id))
+        try:
+            rendered = preview_campaign(row, profile)
+        except PreviewError as exc:
+            return TemplateRenderError(message=str(exc), field=exc.field)
+        return CampaignPreview(**rendered)
+
+    @strawberry.field(description="Runs of a campaign, newest first.", permission_classes=VIEWER)
+    async def campaign_runs(
+        self,
+        info: Info,
+        campaign_id: strawberry.ID,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
+    ) -> Connection[CampaignRun]:
+        query = CampaignRunModel.filter(sandbox_id=info.context.require_caller().sandbox_id,
+                                        campaign_id=_pk(campaign_id) or 0)
+        return await paginate(query, first=first, after=after, max_page_size=info.context.limits.max_page_size,
+                              to_node=CampaignRun.from_model)
+
+
+def _profile_pk(value: Any) -> int | None:
+    try:
+        global_id = strawberry.relay.GlobalID.from_id(str(value))
+        return parse_pk(global_id.node_id) if global_id.type_name == "Profile" else None
+    except Exception:
+        return parse_pk(value)
+
+
+@strawberry.type
+class CampaignMutation:
+    @strawberry.mutation(description="Create a DRAFT campaign.", permission_classes=MANAGER)
+    async def campaign_create(self, info: Info, input: CampaignCreateInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        try:
+            values = create_values(input)
+            row = await create_campaign(caller.sandbox_id, values, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        await _publish_status(info, row, None)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+    @strawberry.mutation(description="Change a DRAFT campaign (patch); refused when `version` is stale.",
+                         permission_classes=MANAGER)
+    async def campaign_update(self, info: Info, input: CampaignUpdateInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            row = await update_campaign(caller.sandbox_id, pk, input.version, update_values(input), actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+    @strawberry.mutation(description="Change tags and description, in any status.", permission_classes=MANAGER)
+    async def campaign_update_tags(self, info: Info, input: CampaignUpdateTagsInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            row = await update_tags(caller.sandbox_id, pk, tags=input.tags, description=input.description,
+                                    actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+    @strawberry.mutation(description="Delete a DRAFT campaign.", permission_classes=MANAGER)
+    async def campaign_delete(self, info: Info, input: CampaignIdInput) -> CampaignDeleteResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            await delete_campaign(caller.sandbox_id, pk, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        return CampaignDeleteSuccess(deleted_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(pk)))))
+
+    @strawberry.mutation(description="Copy any campaign into a new DRAFT.", permission_classes=MANAGER)
+    async def campaign_duplicate(self, info: Info, input: CampaignDuplicateInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            row = await duplicate_campaign(caller.sandbox_id, pk, name=input.name, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+    @strawberry.mutation(
+        description="Activate a DRAFT: the review runs again under a lock; any ERROR refuses. "
+        "LIVE with a run now, or SCHEDULED when `schedule.startAt` is in the future.",
+        permission_classes=PUBLISHER,
+    )
+    async def campaign_activate(self, info: Info, input: CampaignIdInput) -> CampaignActivateResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            activation = await activate_campaign(caller.sandbox_id, pk, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        # After commit: hand the run to the workers, then tell subscribers.
+        if activation.run is not None and info.context.queue is not None:
+            await info.context.queue.execute_run(activation.run.id)
+        await _publish_status(info, activation.campaign, activation.previous_status.value)
+        return CampaignActivateSuccess(
+            campaign=Campaign.from_model(activation.campaign),
+            run=CampaignRun.from_model(activation.run) if activation.run else None,
+        )
+
+    @strawberry.mutation(description="Stop a LIVE or SCHEDULED campaign (final).", permission_classes=PUBLISHER)
+    async def campaign_stop(self, info: Info, input: CampaignStopInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            row = await stop_campaign(caller.sandbox_id, pk, abort_running=input.abort_running, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        await _publish_status(info, row, None)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+    @strawberry.mutation(description="Archive a STOPPED, COMPLETED or FAILED campaign.", permission_classes=PUBLISHER)
+    async def campaign_archive(self, info: Info, input: CampaignIdInput) -> CampaignResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.id)
+        if pk is None:
+            return _not_found(input.id)
+        try:
+            row = await archive_campaign(caller.sandbox_id, pk, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        await _publish_status(info, row, None)
+        return CampaignSuccess(campaign=Campaign.from_model(row))
+
+
+@strawberry.type(description="A campaign changed status.")
+class CampaignStatusChange:
+    campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
+    status: CampaignStatus = strawberry.field(description="The new status.")
+    previous_status: CampaignStatus | None = strawberry.field(description="The status before, when known.")
+    version: int = strawberry.field(description="The campaign version after the change.")
+    at: datetime = strawberry.field(description="When it changed.")
+
+
+@strawberry.type
+class CampaignSubscription:
+    @strawberry.subscription(
+        description="Status changes of one campaign, or of every campaign of the sandbox when `id` is null.",
+        permission_classes=VIEWER,
+    )
+    async def campaign_status_changed(
+        self, info: Info, id: strawberry.ID | None = None
+    ) -> AsyncGenerator[CampaignStatusChange, None]:
+        caller = info.context.require_caller()
+        wanted = _pk(id) if id is not None else None
+        if info.context.events is None:
+            raise RuntimeError("no event bus configured")
+        async with info.context.events.subscribe(caller.sandbox_id, CAMPAIGN_STATUS_TOPIC) as events:
+            async for event in events:
+                if wanted is not None and event["campaignId"] != wanted:
+                    continue
+                yield CampaignStatusChange(
+                    campaign_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(event["campaignId"])))),
+                    status=CampaignStatusEnum(event["status"]),
+                    previous_status=CampaignStatusEnum(event["previousStatus"]) if event.get("previousStatus") else None,
+                    version=event["version"],
+                    at=datetime.fromisoformat(event["at"]),
+                )

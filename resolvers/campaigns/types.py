@@ -1,0 +1,282 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+from tortoise.functions import Sum
+
+from models.audience import Segment as SegmentModel
+from models.campaign import Campaign as CampaignModel
+from models.campaign import CampaignRun as CampaignRunModel
+from models.campaign_rules import available_actions
+from models.identity import IdentityNamespace as IdentityNamespaceModel
+from models.preset import MessagePreset as MessagePresetModel
+from resolvers.campaigns.enums import (
+    AlertCode,
+    AlertSeverity,
+    CampaignAction,
+    CampaignStatus,
+    CampaignType,
+    Category,
+    Channel,
+    Frequency,
+    RunStatus,
+    Weekday,
+)
+from resolvers.context import Info
+from resolvers.nodes import SandboxNode
+from resolvers.tenancy.types import IdentityNamespace
+
+if TYPE_CHECKING:
+    from resolvers.audience.types import Segment
+    from resolvers.presets.types import MessagePreset
+
+
+@strawberry.type(description="Email content; texts are Liquid templates (`{{ profile.person.name.firstName }}`).")
+class EmailContent:
+    subject: str | None = strawberry.field(description="Subject line.")
+    preheader: str | None = strawberry.field(description="Preview text.")
+    html: str | None = strawberry.field(description="HTML body.")
+    text: str | None = strawberry.field(description="Plain-text body.")
+
+
+@strawberry.type(description="SMS content.")
+class SmsContent:
+    text: str | None = strawberry.field(description="Message text.")
+
+
+@strawberry.type(description="Push notification content.")
+class PushContent:
+    title: str | None = strawberry.field(description="Notification title.")
+    body: str | None = strawberry.field(description="Notification body.")
+    deep_link: str | None = strawberry.field(description="Opened on tap.")
+    custom_data: JSON | None = strawberry.field(description="Key/value data delivered with the notification.")
+
+
+@strawberry.type(description="A button of an in-app message.")
+class InAppButton:
+    label: str = strawberry.field(description="Button text.")
+    url: str | None = strawberry.field(description="Where it leads.")
+
+
+@strawberry.type(description="In-app message content.")
+class InAppContent:
+    title: str | None = strawberry.field(description="Title.")
+    body: str | None = strawberry.field(description="Body.")
+    buttons: list[InAppButton] = strawberry.field(description="Buttons.")
+
+
+@strawberry.type(description="The message of a campaign, per channel.")
+class CampaignContent:
+    email: EmailContent | None = strawberry.field(description="Email content.")
+    sms: SmsContent | None = strawberry.field(description="SMS content.")
+    push: PushContent | None = strawberry.field(description="Push content.")
+    in_app: InAppContent | None = strawberry.field(description="In-app content.")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Self:
+        email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
+        return cls(
+            email=EmailContent(**{k: email.get(k) for k in ("subject", "preheader", "html", "text")})
+            if email else None,
+            sms=SmsContent(text=sms.get("text")) if sms else None,
+            push=PushContent(title=push.get("title"), body=push.get("body"), deep_link=push.get("deepLink"),
+                             custom_data=push.get("customData")) if push else None,
+            in_app=InAppContent(
+                title=in_app.get("title"), body=in_app.get("body"),
+                buttons=[InAppButton(label=b["label"], url=b.get("url")) for b in in_app.get("buttons") or []],
+            ) if in_app else None,
+        )
+
+
+@strawberry.type(description="Which reactions are tracked.")
+class CampaignTracking:
+    opens: bool = strawberry.field(description="Email opens.")
+    clicks: bool = strawberry.field(description="Link clicks.")
+
+
+@strawberry.type(description="When a campaign runs.")
+class CampaignSchedule:
+    start_at: datetime | None = strawberry.field(description="First run; null = at activation.")
+    end_at: datetime | None = strawberry.field(description="No run after this; null = after one run.")
+    frequency: Frequency = strawberry.field(description="How often.")
+    time_of_day: str | None = strawberry.field(description="Local `HH:MM` of recurring runs.")
+    days_of_week: list[Weekday] = strawberry.field(description="WEEKLY: the days.")
+    days_of_month: list[int] = strawberry.field(description="MONTHLY: the days.")
+    time_zone: str = strawberry.field(description="IANA time zone.")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> Self:
+        def when(key: str) -> datetime | None:
+            return datetime.fromisoformat(stored[key]) if stored.get(key) else None
+
+        return cls(
+            start_at=when("startAt"), end_at=when("endAt"), frequency=stored.get("frequency") or "ONCE",
+            time_of_day=stored.get("timeOfDay"), days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
+            days_of_month=list(stored.get("daysOfMonth") or []), time_zone=stored.get("timeZone") or "UTC",
+        )
+
+
+@strawberry.type(description="What happened so far, over all runs (the source document's summary).")
+class CampaignSummary:
+    profiles_targeted: int = strawberry.field(description="Profiles of the audience snapshots, all runs.")
+    actions_delivered: int = strawberry.field(description="Messages sent or delivered.")
+    actions_failed: int = strawberry.field(description="Messages that failed.")
+    excluded: int = strawberry.field(description="Profiles excluded (no identity, no consent, suppressed, …).")
+
+
+async def summaries_by_campaign_id(ids: Sequence[int]) -> list[CampaignSummary]:
+    rows = await (
+        CampaignRunModel.filter(campaign_id__in=list(set(ids)))
+        .annotate(targeted=Sum("targeted"), excluded=Sum("excluded"), sent=Sum("sent"), failed=Sum("failed"))
+        .group_by("campaign_id")
+        .values("campaign_id", "targeted", "excluded", "sent", "failed")
+    )
+    by_id = {row["campaign_id"]: row for row in rows}
+    empty = {"targeted": 0, "excluded": 0, "sent": 0, "failed": 0}
+    return [
+        CampaignSummary(
+            profiles_targeted=int(r["targeted"] or 0), actions_delivered=int(r["sent"] or 0),
+            actions_failed=int(r["failed"] or 0), excluded=int(r["excluded"] or 0),
+        )
+        for r in (by_id.get(i, empty) for i in ids)
+    ]
+
+
+@strawberry.type(description="A campaign: a message sent to an audience once or on a schedule.")
+class Campaign(SandboxNode):
+    model = CampaignModel
+
+    pk: relay.NodeID[int]
+    name: str = strawberry.field(description="Name.")
+    description: str = strawberry.field(description="Description.")
+    tags: list[str] = strawberry.field(description="Tags.")
+    type: CampaignType = strawberry.field(description="Scheduled or API-triggered.")
+    category: Category = strawberry.field(description="Marketing or transactional.")
+    channel: Channel | None = strawberry.field(description="Channel of the message.")
+    content: CampaignContent = strawberry.field(description="The message.")
+    tracking: CampaignTracking = strawberry.field(description="Tracked reactions.")
+    schedule: CampaignSchedule = strawberry.field(description="When it runs.")
+    throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
+    status: CampaignStatus = strawberry.field(description="Lifecycle status.")
+    version: int = strawberry.field(description="Increments on every change; send it back with updates.")
+    activated_at: datetime | None = strawberry.field(description="When it was activated.")
+    activated_by: str | None = strawberry.field(description="Who activated it.")
+    stopped_at: datetime | None = strawberry.field(description="When it was stopped.")
+    created_at: datetime = strawberry.field(description="Creation time.")
+    updated_at: datetime = strawberry.field(description="Last change.")
+    preset_id: strawberry.Private[int | None]
+    segment_id: strawberry.Private[int | None]
+    namespace_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="The message preset it sends with.")
+    async def preset(self, info: Info) -> Annotated[MessagePreset, strawberry.lazy("resolvers.presets.types")] | None:
+        from resolvers.presets.types import MessagePreset
+
+        if self.preset_id is None:
+            return None
+        row = await info.context.loaders.by_id(MessagePresetModel).load(self.preset_id)
+        return MessagePreset.from_model(row) if row else None
+
+    @strawberry.field(description="The audience segment.")
+    async def segment(self, info: Info) -> Annotated[Segment, strawberry.lazy("resolvers.audience.types")] | None:
+        from resolvers.audience.types import Segment
+
+        if self.segment_id is None:
+            return None
+        row = await info.context.loaders.by_id(SegmentModel).load(self.segment_id)
+        return Segment.from_model(row) if row else None
+
+    @strawberry.field(description="The identity namespace recipients are identified by.")
+    async def namespace(self, info: Info) -> IdentityNamespace | None:
+        if self.namespace_id is None:
+            return None
+        row = await info.context.loaders.by_id(IdentityNamespaceModel).load(self.namespace_id)
+        return IdentityNamespace.from_model(row) if row else None
+
+    @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
+    def available_actions(self, info: Info) -> list[CampaignAction]:
+        return available_actions(self.status, info.context.require_caller().role)
+
+    @strawberry.field(description="Profiles targeted, messages delivered and failed, profiles excluded.")
+    async def summary(self, info: Info) -> CampaignSummary:
+        return await info.context.loaders.custom("campaign_summary", summaries_by_campaign_id).load(self.pk)
+
+    @classmethod
+    def from_model(cls, row: CampaignModel) -> Self:
+        tracking = row.tracking or {}
+        return cls(
+            pk=row.id, name=row.name, description=row.description, tags=list(row.tags or []), type=row.type,
+            category=row.category, channel=row.channel, content=CampaignContent.from_stored(row.content or {}),
+            tracking=CampaignTracking(opens=tracking.get("opens", True), clicks=tracking.get("clicks", True)),
+            schedule=CampaignSchedule.from_stored(row.schedule or {}), throttle=row.throttle_per_second,
+            status=row.status, version=row.version, activated_at=row.activated_at, activated_by=row.activated_by,
+            stopped_at=row.stopped_at, created_at=row.created_at, updated_at=row.updated_at,
+            preset_id=row.preset_id, segment_id=row.segment_id, namespace_id=row.namespace_id,
+        )
+
+
+@strawberry.type(description="One execution of a campaign at one scheduled time.")
+class CampaignRun(SandboxNode):
+    model = CampaignRunModel
+
+    pk: relay.NodeID[int]
+    scheduled_for: datetime = strawberry.field(description="The scheduled time of this run.")
+    status: RunStatus = strawberry.field(description="Run status.")
+    targeted: int = strawberry.field(description="Profiles in the audience snapshot.")
+    excluded: int = strawberry.field(description="Profiles excluded, with a reason.")
+    sent: int = strawberry.field(description="Messages accepted by the provider.")
+    delivered: int = strawberry.field(description="Messages confirmed delivered.")
+    failed: int = strawberry.field(description="Messages that failed.")
+    started_at: datetime | None = strawberry.field(description="When the run started.")
+    finished_at: datetime | None = strawberry.field(description="When the run finished.")
+
+    @classmethod
+    def from_model(cls, row: CampaignRunModel) -> Self:
+        return cls(
+            pk=row.id, scheduled_for=row.scheduled_for, status=row.status, targeted=row.targeted,
+            excluded=row.excluded, sent=row.sent, delivered=row.delivered, failed=row.failed,
+            started_at=row.started_at, finished_at=row.finished_at,
+        )
+
+
+@strawberry.type(description="A finding of the review: errors block activation, warnings do not.")
+class ReviewAlert:
+    severity: AlertSeverity = strawberry.field(description="ERROR or WARNING.")
+    code: AlertCode = strawberry.field(description="Stable code.")
+    field: str = strawberry.field(description="Path of the campaign field concerned, e.g. `content.email.subject`.")
+    message: str = strawberry.field(description="What is wrong, for a person.")
+
+
+@strawberry.type(description="A count of excluded profiles for one reason.")
+class ExclusionCount:
+    reason: str = strawberry.field(description="Reason code, e.g. NO_IDENTITY.")
+    count: int = strawberry.field(description="Profiles excluded for it.")
+
+
+@strawberry.type(description="What activating now would do.")
+class CampaignPlan:
+    qualified: int | None = strawberry.field(description="Profiles in the segment now.")
+    with_identity: int | None = strawberry.field(description="Of those, with an identity in the namespace.")
+    contactable: int | None = strawberry.field(description="Of those, reachable (address, consent, not suppressed).")
+    excluded_by_reason: list[ExclusionCount] = strawberry.field(description="Why the others are excluded.")
+    next_run_times: list[datetime] = strawberry.field(description="The next scheduled runs (UTC).")
+    estimated_duration_seconds: int | None = strawberry.field(
+        description="Time to send one run at the throttle; null without throttle."
+    )
+    reviewed_version: int = strawberry.field(description="The campaign version this review judged.")
+
+
+@strawberry.type(description="The review of a campaign: alerts and the plan.")
+class CampaignReview:
+    can_activate: bool = strawberry.field(description="True when no alert is an ERROR.")
+    alerts: list[ReviewAlert] = strawberry.field(description="Errors and warnings.")
+    plan: CampaignPlan = strawberry.field(description="Audience estimate and next runs.")
+
+
+def seconds(value: timedelta | None) -> int | None:
+    return int(value.total_seconds()) if value is not None else None
