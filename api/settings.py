@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "models.sandbox",
     "models.audit",
     "models.identity",
+    "models.preset",
 ]
 
 
