@@ -100,7 +100,7 @@ URL_MAX = 2048
 SECRET_MAX = 1024
 SERVICE_ACCOUNT_MAX = 16 * 1024
 MAX_CONNECTIONS_MAX = 100
-# AJO: marketing ≥ 6 h, transactional ≥ 10 min, both ≤ 84 h (the default).
+# AJO: marketing >= 6 h, transactional >= 10 min, both <= 84 h (the default).
 RETRY_MINUTES_MIN = {PresetCategory.MARKETING: 6 * 60, PresetCategory.TRANSACTIONAL: 10}
 RETRY_MINUTES_MAX = 84 * 60
 
@@ -177,8 +177,16 @@ class _Checker:
             return None
         return value
 
-    def pattern(self, values: Mapping[str, Any], key: str, regex: re.Pattern[str], message: str, *,
-                required: bool, max_len: int = TEXT_MAX) -> str | None:
+    def pattern(
+        self,
+        values: Mapping[str, Any],
+        key: str,
+        regex: re.Pattern[str],
+        message: str,
+        *,
+        required: bool,
+        max_len: int = TEXT_MAX,
+    ) -> str | None:
         value = self.text(values, key, required=required, max_len=max_len)
         if value is not None and not regex.match(value):
             self.add(key, "INVALID_FORMAT", message)
@@ -273,7 +281,9 @@ def validate_name(name: Any, path: str = "input.name") -> list[Problem]:
     checker = _Checker(path)
     value = checker.text({"": name}, "", required=True, max_len=NAME_MAX)
     if value is not None and not NAME_RE.match(value):
-        checker.add("", "INVALID_NAME", "Must start with a letter and hold only letters, digits, '_', '.' and '-'.")
+        checker.add(
+            "", "INVALID_NAME", "Must start with a letter and hold only letters, digits, '_', '.' and '-'."
+        )
     return checker.problems
 
 
@@ -318,14 +328,20 @@ def validate_settings(
 
 def _execution_field(checker: _Checker, settings: Mapping[str, Any]) -> None:
     checker.pattern(
-        settings, "execution_field", PATH_RE,
+        settings,
+        "execution_field",
+        PATH_RE,
         "A profile attribute path such as `personalEmail.address` (at most 10 segments).",
-        required=True, max_len=200,
+        required=True,
+        max_len=200,
     )
 
 
 def _email_rules(
-    checker: _Checker, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
 ) -> None:
     checker.text(settings, "sender_name", required=True)
     checker.email(settings, "sender_address", required=True)
@@ -340,11 +356,18 @@ def _email_rules(
     checker.choice(settings, "tls_mode", TlsMode)
     username = checker.text(settings, "smtp_username", required=False, max_len=256)
     checker.integer(
-        settings, "max_connections", 1, MAX_CONNECTIONS_MAX, f"Between 1 and {MAX_CONNECTIONS_MAX} connections."
+        settings,
+        "max_connections",
+        1,
+        MAX_CONNECTIONS_MAX,
+        f"Between 1 and {MAX_CONNECTIONS_MAX} connections.",
     )
     low = RETRY_MINUTES_MIN[category]
     checker.integer(
-        settings, "retry_period_minutes", low, RETRY_MINUTES_MAX,
+        settings,
+        "retry_period_minutes",
+        low,
+        RETRY_MINUTES_MAX,
         f"A {category.value.lower()} preset retries for {low} to {RETRY_MINUTES_MAX} minutes "
         f"({_hours(low)} to {_hours(RETRY_MINUTES_MAX)}).",
     )
@@ -356,13 +379,17 @@ def _email_rules(
 
 
 def _sms_rules(
-    checker: _Checker, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
 ) -> None:
     sender = checker.text(settings, "sender", required=True, max_len=16)
     if sender is not None and not (E164_RE.match(sender) or ALPHA_SENDER_RE.match(sender)):
         checker.add(
-            "sender", "INVALID_FORMAT",
-            "An E.164 number (+ and 7–15 digits) or an alphanumeric sender id of at most 11 characters.",
+            "sender",
+            "INVALID_FORMAT",
+            "An E.164 number (+ and 7-15 digits) or an alphanumeric sender id of at most 11 characters.",
         )
     checker.url(settings, "provider_base_url")
     checker.pattern(
@@ -374,7 +401,10 @@ def _sms_rules(
 
 
 def _push_rules(
-    checker: _Checker, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
 ) -> None:
     platforms = settings.get("platforms")
     valid = {member.value for member in PushPlatform}
@@ -383,12 +413,20 @@ def _push_rules(
     elif any(p not in valid for p in platforms) or len(set(platforms)) != len(platforms):
         checker.add("platforms", "INVALID_CHOICE", "Distinct values among IOS, ANDROID.")
     checker.pattern(
-        settings, "app_id", APP_ID_RE, "An application id such as `com.example.app`.", required=True, max_len=255
+        settings,
+        "app_id",
+        APP_ID_RE,
+        "An application id such as `com.example.app`.",
+        required=True,
+        max_len=255,
     )
     checker.pattern(
-        settings, "fcm_project_id", FCM_PROJECT_RE,
-        "A Firebase project id: 6–30 lower-case letters, digits or '-', starting with a letter.",
-        required=True, max_len=30,
+        settings,
+        "fcm_project_id",
+        FCM_PROJECT_RE,
+        "A Firebase project id: 6-30 lower-case letters, digits or '-', starting with a letter.",
+        required=True,
+        max_len=30,
     )
     checker.url(settings, "provider_base_url")
     account = _secret(checker, secrets, "service_account_json", SERVICE_ACCOUNT_MAX)
@@ -399,10 +437,18 @@ def _push_rules(
 
 
 def _in_app_rules(
-    checker: _Checker, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str | None]
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
 ) -> None:
     checker.pattern(
-        settings, "app_id", APP_ID_RE, "An application id such as `com.example.app`.", required=True, max_len=255
+        settings,
+        "app_id",
+        APP_ID_RE,
+        "An application id such as `com.example.app`.",
+        required=True,
+        max_len=255,
     )
 
 
@@ -439,9 +485,20 @@ def _hours(minutes: int) -> str:
 
 _SETTINGS_KEYS: dict[Channel, tuple[str, ...]] = {
     Channel.EMAIL: (
-        "sender_name", "sender_address", "reply_to_name", "reply_to_address", "error_address", "bcc_address",
-        "list_unsubscribe", "execution_field", "smtp_host", "smtp_port", "tls_mode", "smtp_username",
-        "max_connections", "retry_period_minutes",
+        "sender_name",
+        "sender_address",
+        "reply_to_name",
+        "reply_to_address",
+        "error_address",
+        "bcc_address",
+        "list_unsubscribe",
+        "execution_field",
+        "smtp_host",
+        "smtp_port",
+        "tls_mode",
+        "smtp_username",
+        "max_connections",
+        "retry_period_minutes",
     ),
     Channel.SMS: ("sender", "provider_base_url", "account_sid", "execution_field"),
     Channel.PUSH: ("platforms", "app_id", "fcm_project_id", "provider_base_url"),

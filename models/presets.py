@@ -72,7 +72,7 @@ class PresetInUseError(PresetError):
 
 @dataclass(frozen=True, slots=True)
 class SettingsChange:
-    """New channel settings. `secrets_patch`: a value sets, None clears, an absent key keeps the stored one."""
+    """New channel settings. `secrets_patch`: a value sets, None clears, an absent key keeps the stored."""
 
     channel: Channel
     settings: dict[str, Any]
@@ -85,7 +85,9 @@ async def preset_in_use(preset_id: int) -> list[str]:
     return []
 
 
-def _merge_secrets(stored: Mapping[str, str], patch: Mapping[str, str | None], channel: Channel) -> dict[str, str]:
+def _merge_secrets(
+    stored: Mapping[str, str], patch: Mapping[str, str | None], channel: Channel
+) -> dict[str, str]:
     merged = {k: v for k, v in stored.items() if k in SECRET_FIELDS[channel]}
     for key, value in patch.items():
         if value is None or value == "":
@@ -98,7 +100,10 @@ def _merge_secrets(stored: Mapping[str, str], patch: Mapping[str, str | None], c
 async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, preset_id: int) -> MessagePreset:
     # FOR UPDATE on PostgreSQL; SQLite serialises writers, and the version compare-and-set covers both.
     row = (
-        await MessagePreset.filter(id=preset_id, sandbox_id=sandbox_id).select_for_update().using_db(conn).first()
+        await MessagePreset.filter(id=preset_id, sandbox_id=sandbox_id)
+        .select_for_update()
+        .using_db(conn)
+        .first()
     )
     if row is None:
         raise PresetNotFoundError(f"No message preset {preset_id} in this sandbox.")
@@ -108,8 +113,10 @@ async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, preset_id: int) -> M
 async def _write(conn: BaseDBAsyncClient, row: MessagePreset, changes: dict[str, Any]) -> MessagePreset:
     """Compare-and-set on version; applies `changes` to `row` in memory and bumps its version."""
     now = datetime.now(UTC)
-    updated = await MessagePreset.filter(id=row.id, version=row.version).using_db(conn).update(
-        **changes, version=row.version + 1, updated_at=now
+    updated = (
+        await MessagePreset.filter(id=row.id, version=row.version)
+        .using_db(conn)
+        .update(**changes, version=row.version + 1, updated_at=now)
     )
     if updated != 1:
         raise PresetConflictError("The preset was changed concurrently; read it again and retry.")
@@ -161,14 +168,25 @@ async def create_preset(
             if await _name_taken(conn, sandbox_id, name, None):
                 raise PresetInvalidInputError([NAME_TAKEN])
             row = await MessagePreset.create(
-                sandbox_id=sandbox_id, name=name, description=description, channel=channel, category=category,
-                status=PresetStatus.DRAFT, settings=change.settings,
-                secrets=box.seal(secrets, sandbox_id=sandbox_id), secret_names=sorted(secrets),
+                sandbox_id=sandbox_id,
+                name=name,
+                description=description,
+                channel=channel,
+                category=category,
+                status=PresetStatus.DRAFT,
+                settings=change.settings,
+                secrets=box.seal(secrets, sandbox_id=sandbox_id),
+                secret_names=sorted(secrets),
                 using_db=conn,
             )
             await record_audit(
-                sandbox_id=sandbox_id, actor=actor, action="CREATE", object_type=OBJECT_TYPE, object_id=row.id,
-                after=row.public_state(), using_db=conn,
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="CREATE",
+                object_type=OBJECT_TYPE,
+                object_id=row.id,
+                after=row.public_state(),
+                using_db=conn,
             )
     except IntegrityError as error:  # a concurrent create won the unique (sandbox, name)
         raise PresetInvalidInputError([NAME_TAKEN]) from error
@@ -182,6 +200,7 @@ UNCHANGED: Any = object()
 class UpdateOutcome:
     preset: MessagePreset
     needs_validation: bool
+    status_changed: bool = False
 
 
 async def update_preset(
@@ -211,13 +230,20 @@ async def update_preset(
             row = await _locked(conn, sandbox_id, preset_id)
             if expected_version is not None and expected_version != row.version:
                 raise PresetConflictError(
-                    f"The preset is at version {row.version}, not {expected_version}; read it again and retry."
+                    f"The preset is at version {row.version}, not {expected_version}; read it again."
                 )
             if PresetAction.UPDATE not in allowed_actions(row.status, row.update_status):
                 raise PresetInvalidStateError(row, PresetAction.UPDATE)
             outcome = await _apply_update(
-                conn, row, actor=actor, box=box, name=name, description=description, category=category,
-                channel=channel, change=change,
+                conn,
+                row,
+                actor=actor,
+                box=box,
+                name=name,
+                description=description,
+                category=category,
+                channel=channel,
+                change=change,
             )
     except IntegrityError as error:
         raise PresetInvalidInputError([NAME_TAKEN]) from error
@@ -245,7 +271,9 @@ async def _apply_update(
         problems.append(Problem("input.name", "READ_ONLY", "The name of an ACTIVE preset cannot change."))
     if new_channel is not row.channel:
         if active:
-            problems.append(Problem("input.channel", "READ_ONLY", "The channel of an ACTIVE preset cannot change."))
+            problems.append(
+                Problem("input.channel", "READ_ONLY", "The channel of an ACTIVE preset cannot change.")
+            )
         elif change is None:
             problems.append(Problem("input.settings", "REQUIRED", "A new channel needs its settings."))
     if change is not None:
@@ -282,13 +310,17 @@ async def _apply_update(
     needs_validation = False
     if change is not None and active:
         changes.update(
-            pending_settings=change.settings, pending_secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
-            pending_secret_names=sorted(secrets), update_status=PresetUpdateStatus.PROCESSING,
+            pending_settings=change.settings,
+            pending_secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
+            pending_secret_names=sorted(secrets),
+            update_status=PresetUpdateStatus.PROCESSING,
         )
         needs_validation = True
     elif change is not None:
         changes.update(
-            channel=new_channel, settings=change.settings, secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
+            channel=new_channel,
+            settings=change.settings,
+            secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
             secret_names=sorted(secrets),
         )
     if row.status is PresetStatus.FAILED and changes:
@@ -296,12 +328,19 @@ async def _apply_update(
         changes.update(status=PresetStatus.DRAFT, checks=[])
     if not changes:
         return UpdateOutcome(row, False)
+    status_before = (row.status, row.update_status)
     await _write(conn, row, changes)
     await record_audit(
-        sandbox_id=row.sandbox_id, actor=actor, action="UPDATE", object_type=OBJECT_TYPE, object_id=row.id,
-        before=before, after=row.public_state(), using_db=conn,
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action="UPDATE",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after=row.public_state(),
+        using_db=conn,
     )
-    return UpdateOutcome(row, needs_validation)
+    return UpdateOutcome(row, needs_validation, status_before != (row.status, row.update_status))
 
 
 async def submit_validation(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
@@ -315,8 +354,14 @@ async def submit_validation(*, sandbox_id: int, preset_id: int, actor: str) -> M
             before = row.public_state()
             await _write(conn, row, {"status": PresetStatus.PROCESSING, "checks": []})
             await record_audit(
-                sandbox_id=sandbox_id, actor=actor, action="VALIDATE", object_type=OBJECT_TYPE, object_id=row.id,
-                before=before, after=row.public_state(), using_db=conn,
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="VALIDATE",
+                object_type=OBJECT_TYPE,
+                object_id=row.id,
+                before=before,
+                after=row.public_state(),
+                using_db=conn,
             )
     return row
 
@@ -352,8 +397,13 @@ async def finish_validation(
             action = "VALIDATION_SUCCEEDED" if ok else "VALIDATION_FAILED"
         elif ok:
             changes.update(
-                settings=row.pending_settings, secrets=row.pending_secrets, secret_names=row.pending_secret_names,
-                pending_settings=None, pending_secrets=None, pending_secret_names=None, update_status=None,
+                settings=row.pending_settings,
+                secrets=row.pending_secrets,
+                secret_names=row.pending_secret_names,
+                pending_settings=None,
+                pending_secrets=None,
+                pending_secret_names=None,
+                update_status=None,
             )
             action = "UPDATE_APPLIED"
         else:
@@ -364,8 +414,13 @@ async def finish_validation(
         except PresetConflictError:
             return None
         await record_audit(
-            sandbox_id=row.sandbox_id, actor=actor, action=action, object_type=OBJECT_TYPE, object_id=row.id,
-            before=before, after={**row.public_state(), "failedChecks": [c for c in checks if not c["ok"]]},
+            sandbox_id=row.sandbox_id,
+            actor=actor,
+            action=action,
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after={**row.public_state(), "failedChecks": [c for c in checks if not c["ok"]]},
             using_db=conn,
         )
     return row
@@ -383,24 +438,38 @@ async def _transition(
         before = row.public_state()
         await _write(conn, row, {"status": to})
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action=action.value, object_type=OBJECT_TYPE, object_id=row.id,
-            before=before, after=row.public_state(), using_db=conn,
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action=action.value,
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=row.public_state(),
+            using_db=conn,
         )
     return row
 
 
 async def deactivate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
     return await _transition(
-        sandbox_id=sandbox_id, preset_id=preset_id, actor=actor, action=PresetAction.DEACTIVATE,
-        to=PresetStatus.DEACTIVATED, check_in_use=True,
+        sandbox_id=sandbox_id,
+        preset_id=preset_id,
+        actor=actor,
+        action=PresetAction.DEACTIVATE,
+        to=PresetStatus.DEACTIVATED,
+        check_in_use=True,
     )
 
 
 async def activate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
     """DEACTIVATED → ACTIVE: its settings passed validation before and have not changed since."""
     return await _transition(
-        sandbox_id=sandbox_id, preset_id=preset_id, actor=actor, action=PresetAction.ACTIVATE,
-        to=PresetStatus.ACTIVE, check_in_use=False,
+        sandbox_id=sandbox_id,
+        preset_id=preset_id,
+        actor=actor,
+        action=PresetAction.ACTIVATE,
+        to=PresetStatus.ACTIVE,
+        check_in_use=False,
     )
 
 
@@ -412,8 +481,13 @@ async def delete_preset(*, sandbox_id: int, preset_id: int, actor: str) -> Messa
         if campaigns := await preset_in_use(row.id):
             raise PresetInUseError(campaigns, PresetAction.DELETE)
         await record_audit(
-            sandbox_id=sandbox_id, actor=actor, action="DELETE", object_type=OBJECT_TYPE, object_id=row.id,
-            before=row.public_state(), using_db=conn,
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DELETE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=row.public_state(),
+            using_db=conn,
         )
         await MessagePreset.filter(id=row.id).using_db(conn).delete()
     return row

@@ -50,7 +50,7 @@ class SecretBox:
         if not blob.startswith(VERSION):
             raise SecretsUnreadableError("unknown secrets format")
         try:
-            raw = base64.urlsafe_b64decode(blob[len(VERSION):].encode())
+            raw = base64.urlsafe_b64decode(blob[len(VERSION) :].encode())
             plain = self._aead.decrypt(raw[:12], raw[12:], _aad(sandbox_id))
         except (InvalidTag, ValueError) as error:
             raise SecretsUnreadableError("secrets cannot be decrypted with this SECRET_KEY") from error

@@ -38,6 +38,8 @@ class Context:
     events: EventBus | None
     limits: GraphQLLimits
     request_id: str = ""
+    # SECRET_KEY, for sealing provider secrets (models/secret_box.py). Never logged or returned.
+    secret_key: bytes = field(default=b"", repr=False)
     connection_params: dict[str, Any] | None = None
     # Set by the view so strawberry's HTTP/WebSocket machinery finds them.
     request: Any = None
