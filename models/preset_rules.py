@@ -372,7 +372,7 @@ def _email_rules(
         f"({_hours(low)} to {_hours(RETRY_MINUTES_MAX)}).",
     )
     password = _secret(checker, secrets, "smtp_password", SECRET_MAX)
-    if username and not password:
+    if username and password is None:
         checker.add("smtp_password", "REQUIRED", "A password is required when a username is set.")
     if password and not username:
         checker.add("smtp_username", "REQUIRED", "A username is required when a password is set.")
@@ -396,7 +396,7 @@ def _sms_rules(
         settings, "account_sid", ACCOUNT_SID_RE, "Letters, digits, '_' and '-' only.", required=True
     )
     _execution_field(checker, settings)
-    if not _secret(checker, secrets, "auth_token", SECRET_MAX):
+    if _secret(checker, secrets, "auth_token", SECRET_MAX) is None:
         checker.add("auth_token", "REQUIRED", "The provider's auth token is required.")
 
 
@@ -432,7 +432,7 @@ def _push_rules(
     account = _secret(checker, secrets, "service_account_json", SERVICE_ACCOUNT_MAX)
     if account is None:
         checker.add("service_account_json", "REQUIRED", "The FCM service-account key (JSON) is required.")
-    elif (message := service_account_problem(account)) is not None:
+    elif account and (message := service_account_problem(account)) is not None:
         checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", message)
 
 
@@ -469,13 +469,16 @@ def service_account_problem(text: str) -> str | None:
 
 
 def _secret(checker: _Checker, secrets: Mapping[str, str | None], key: str, max_len: int) -> str | None:
+    """The secret's value; "" when one was given but refused (so callers add no second problem)."""
     value = secrets.get(key)
     if value is None or value == "":
         return None
     if len(value) > max_len:
         checker.add(key, "TOO_LONG", f"At most {max_len} characters.")
-    elif "\x00" in value:
+        return ""
+    if "\x00" in value:
         checker.add(key, "INVALID_CHARACTERS", "NUL characters are not allowed.")
+        return ""
     return value
 
 
