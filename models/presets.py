@@ -59,7 +59,9 @@ class PresetInvalidStateError(PresetError):
 
 
 class PresetConflictError(PresetError):
-    pass
+    def __init__(self, message: str, current_version: int | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
 
 
 class PresetInUseError(PresetError):
@@ -230,7 +232,8 @@ async def update_preset(
             row = await _locked(conn, sandbox_id, preset_id)
             if expected_version is not None and expected_version != row.version:
                 raise PresetConflictError(
-                    f"The preset is at version {row.version}, not {expected_version}; read it again."
+                    f"The preset is at version {row.version}, not {expected_version}; read it again.",
+                    current_version=row.version,
                 )
             if PresetAction.UPDATE not in allowed_actions(row.status, row.update_status):
                 raise PresetInvalidStateError(row, PresetAction.UPDATE)
@@ -323,7 +326,7 @@ async def _apply_update(
             secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
             secret_names=sorted(secrets),
         )
-    if row.status is PresetStatus.FAILED and changes:
+    if row.status is PresetStatus.FAILED and (change is not None or "category" in changes):
         # The recorded failure was about the old settings.
         changes.update(status=PresetStatus.DRAFT, checks=[])
     if not changes:

@@ -32,7 +32,7 @@ SMS_TOKEN = "sms-token-Zq81"
 
 
 class _Sink:
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd hook name
+    async def handle_DATA(self, server, session, envelope) -> str:
         return "250 OK"
 
 
@@ -159,7 +159,7 @@ async def http_provider() -> AsyncIterator[str]:
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event to wait on
             await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -158,7 +158,7 @@ def _invalid_state(error: PresetInvalidStateError) -> InvalidStateError:
 
 
 def _conflict(error: PresetConflictError) -> ConflictError:
-    return ConflictError(message=str(error), current_version=None)
+    return ConflictError(message=str(error), current_version=error.current_version)
 
 
 def _in_use(error: PresetInUse) -> PresetInUseError:

@@ -12,12 +12,11 @@ from redis.asyncio import Redis
 from strawberry import relay
 
 from jobs.events import channel_name
-
 from models.audit import AuditEvent
 from models.preset import PRESET_STATUS_TOPIC
 from models.preset import MessagePreset as MessagePresetModel
-from models.secret_box import SecretBox
 from models.sandbox import Sandbox
+from models.secret_box import SecretBox
 from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.provider_servers import (
     SMS_SID,
@@ -54,7 +53,7 @@ ERRORS = """
 ... on InvalidStateError { message currentStatus allowedActions }
 """
 INVALID_INPUT = " ... on InvalidInputError { message fieldErrors { field code message } } "
-CONFLICT = " ... on ConflictError { message } "
+CONFLICT = " ... on ConflictError { message currentVersion } "
 CREATE = (
     "mutation($input: MessagePresetCreateInput!) { messagePresetCreate(input: $input) { __typename "
     "... on MessagePresetCreateSuccess { preset { ...P } } ... on InvalidInputError { message fieldErrors "
@@ -62,7 +61,12 @@ CREATE = (
 )
 UPDATE = (
     "mutation($input: MessagePresetUpdateInput!) { messagePresetUpdate(input: $input) { __typename "
-    "... on MessagePresetUpdateSuccess { validationQueued preset { ...P } } " + ERRORS + INVALID_INPUT + CONFLICT + " } }" + PRESET_FIELDS
+    "... on MessagePresetUpdateSuccess { validationQueued preset { ...P } } "
+    + ERRORS
+    + INVALID_INPUT
+    + CONFLICT
+    + " } }"
+    + PRESET_FIELDS
 )
 VALIDATE = (
     "mutation($input: MessagePresetValidateInput!) { messagePresetValidate(input: $input) { __typename "
@@ -75,7 +79,7 @@ ACTIVATE = (
 DEACTIVATE = (
     "mutation($input: MessagePresetDeactivateInput!) { messagePresetDeactivate(input: $input) { __typename "
     "... on MessagePresetDeactivateSuccess { preset { status } } "
-    "... on PresetInUseError { campaigns } " + ERRORS + CONFLICT + " } }"
+    "... on PresetInUseError { message campaigns } " + ERRORS + CONFLICT + " } }"
 )
 DELETE = (
     "mutation($input: MessagePresetDeleteInput!) { messagePresetDelete(input: $input) { __typename "
@@ -113,7 +117,13 @@ def email_input(name: str, port: int, **overrides: Any) -> dict[str, Any]:
         "smtpPassword": SMTP_PASSWORD,
     }
     email.update(overrides.pop("email", {}))
-    return {"name": name, "channel": "EMAIL", "category": "MARKETING", "settings": {"email": email}, **overrides}
+    return {
+        "name": name,
+        "channel": "EMAIL",
+        "category": "MARKETING",
+        "settings": {"email": email},
+        **overrides,
+    }
 
 
 def in_app_input(name: str) -> dict[str, Any]:
@@ -149,14 +159,18 @@ def pk_of(preset_id: str) -> int:
 
 async def audit_of(preset_id: str, sandbox_name: str) -> list[AuditEvent]:
     sandbox = await Sandbox.get(name=sandbox_name)
-    query = AuditEvent.filter(sandbox_id=sandbox.id, object_type="MessagePreset", object_id=str(pk_of(preset_id)))
+    query = AuditEvent.filter(
+        sandbox_id=sandbox.id, object_type="MessagePreset", object_id=str(pk_of(preset_id))
+    )
     return await query.order_by("id")
 
 
 async def test_email_preset_with_auth_validates_to_active_and_never_returns_the_password(
     gql: GraphQLClient, sandbox: SandboxKeys, smtp_auth: SmtpServer
 ) -> None:
-    create_response = await gql.raw(CREATE, {"input": email_input("Newsletter", smtp_auth.port)}, sandbox.admin)
+    create_response = await gql.raw(
+        CREATE, {"input": email_input("Newsletter", smtp_auth.port)}, sandbox.admin
+    )
     assert SMTP_PASSWORD not in create_response.text
     preset = create_response.json()["data"]["messagePresetCreate"]["preset"]
     assert preset["status"] == "DRAFT"
@@ -169,7 +183,9 @@ async def test_email_preset_with_auth_validates_to_active_and_never_returns_the_
 
     assert active["status"] == "ACTIVE", active["checks"]
     assert [(c["check"], c["ok"]) for c in active["checks"]] == [
-        ("smtp.connect", True), ("smtp.ehlo", True), ("smtp.auth", True),
+        ("smtp.connect", True),
+        ("smtp.ehlo", True),
+        ("smtp.auth", True),
     ]
     assert active["availableActions"] == ["UPDATE", "DEACTIVATE"]
     read = await gql.raw(GET, {"id": preset["id"]}, sandbox.admin)
@@ -178,7 +194,9 @@ async def test_email_preset_with_auth_validates_to_active_and_never_returns_the_
     # At rest: encrypted, yet readable with the key.
     row = await MessagePresetModel.get(id=pk_of(preset["id"]))
     assert SMTP_PASSWORD not in (row.secrets or "") and SMTP_PASSWORD not in json.dumps(row.settings)
-    assert SecretBox(TEST_SECRET).open(row.secrets, sandbox_id=row.sandbox_id) == {"smtp_password": SMTP_PASSWORD}
+    assert SecretBox(TEST_SECRET).open(row.secrets, sandbox_id=row.sandbox_id) == {
+        "smtp_password": SMTP_PASSWORD
+    }
 
     events = await audit_of(preset["id"], sandbox.name)
     assert [e.action for e in events] == ["CREATE", "VALIDATE", "VALIDATION_SUCCEEDED"]
@@ -206,7 +224,14 @@ async def test_bad_credentials_fail_then_a_fixed_password_passes(
     assert updated["preset"]["status"] == "DRAFT" and updated["validationQueued"] is False
     assert (await validated(gql, sandbox.admin, preset["id"]))["status"] == "ACTIVE"
     actions = [e.action for e in await audit_of(preset["id"], sandbox.name)]
-    assert actions == ["CREATE", "VALIDATE", "VALIDATION_FAILED", "UPDATE", "VALIDATE", "VALIDATION_SUCCEEDED"]
+    assert actions == [
+        "CREATE",
+        "VALIDATE",
+        "VALIDATION_FAILED",
+        "UPDATE",
+        "VALIDATE",
+        "VALIDATION_SUCCEEDED",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -240,7 +265,9 @@ async def test_sms_preset_checks_the_http_provider(gql: GraphQLClient, sandbox: 
     assert good_result["status"] == "ACTIVE"
     assert [c["check"] for c in good_result["checks"]] == ["sms.reachable", "sms.credentials"]
     assert bad_result["status"] == "FAILED"
-    assert [(c["check"], c["code"]) for c in bad_result["failedChecks"]] == [("sms.credentials", "AUTH_FAILED")]
+    assert [(c["check"], c["code"]) for c in bad_result["failedChecks"]] == [
+        ("sms.credentials", "AUTH_FAILED")
+    ]
 
     listed = (await gql(LIST, {"channel": "SMS", "status": "ACTIVE"}, key=sandbox.admin))["messagePresets"]
     assert listed == {"totalCount": 1, "nodes": [{"name": "Sms.good", "channel": "SMS", "status": "ACTIVE"}]}
@@ -252,31 +279,79 @@ def sms_input(name: str, base_url: str, token: str) -> dict[str, Any]:
         "channel": "SMS",
         "category": "TRANSACTIONAL",
         "settings": {
-            "sms": {"sender": "+14155550100", "providerBaseUrl": base_url, "accountSid": SMS_SID, "authToken": token}
+            "sms": {
+                "sender": "+14155550100",
+                "providerBaseUrl": base_url,
+                "accountSid": SMS_SID,
+                "authToken": token,
+            }
         },
     }
 
 
 BAD_INPUTS = [
-    ("bad-sender", {"email": {"senderAddress": "not-an-address"}}, "input.settings.email.senderAddress",
-     "INVALID_EMAIL"),
-    ("bad-reply-to", {"email": {"replyToAddress": "a@b"}}, "input.settings.email.replyToAddress", "INVALID_EMAIL"),
+    (
+        "bad-sender",
+        {"email": {"senderAddress": "not-an-address"}},
+        "input.settings.email.senderAddress",
+        "INVALID_EMAIL",
+    ),
+    (
+        "bad-reply-to",
+        {"email": {"replyToAddress": "a@b"}},
+        "input.settings.email.replyToAddress",
+        "INVALID_EMAIL",
+    ),
     ("port-high", {"email": {"smtpPort": 70000}}, "input.settings.email.smtpPort", "OUT_OF_RANGE"),
     ("port-zero", {"email": {"smtpPort": 0}}, "input.settings.email.smtpPort", "OUT_OF_RANGE"),
-    ("bad-host", {"email": {"smtpHost": "smtp..example.com"}}, "input.settings.email.smtpHost", "INVALID_HOST"),
-    ("retry-too-short", {"email": {"retryPeriodMinutes": 60}}, "input.settings.email.retryPeriodMinutes",
-     "OUT_OF_RANGE"),
-    ("oversized-sender-name", {"email": {"senderName": "x" * 5000}}, "input.settings.email.senderName", "TOO_LONG"),
-    ("oversized-password", {"email": {"smtpPassword": "p" * 5000}}, "input.settings.email.smtpPassword",
-     "TOO_LONG"),
-    ("header-injection", {"email": {"senderName": "a\r\nBcc: x@example.com"}}, "input.settings.email.senderName",
-     "INVALID_CHARACTERS"),
+    (
+        "bad-host",
+        {"email": {"smtpHost": "smtp..example.com"}},
+        "input.settings.email.smtpHost",
+        "INVALID_HOST",
+    ),
+    (
+        "retry-too-short",
+        {"email": {"retryPeriodMinutes": 60}},
+        "input.settings.email.retryPeriodMinutes",
+        "OUT_OF_RANGE",
+    ),
+    (
+        "oversized-sender-name",
+        {"email": {"senderName": "x" * 5000}},
+        "input.settings.email.senderName",
+        "TOO_LONG",
+    ),
+    (
+        "oversized-password",
+        {"email": {"smtpPassword": "p" * 5000}},
+        "input.settings.email.smtpPassword",
+        "TOO_LONG",
+    ),
+    (
+        "header-injection",
+        {"email": {"senderName": "a\r\nBcc: x@example.com"}},
+        "input.settings.email.senderName",
+        "INVALID_CHARACTERS",
+    ),
     ("nul-byte", {"description": "a\x00b"}, "input.description", "INVALID_CHARACTERS"),
     ("bad-name", {"name": "1st"}, "input.name", "INVALID_NAME"),
     ("oversized-name", {"name": "n" * 101}, "input.name", "TOO_LONG"),
-    ("other-channel", {"settings": {"sms": {"sender": "+14155550100", "providerBaseUrl": "https://sms.example.com",
-                                            "accountSid": "AC1", "authToken": "t"}}},
-     "input.settings.sms", "CHANNEL_MISMATCH"),
+    (
+        "other-channel",
+        {
+            "settings": {
+                "sms": {
+                    "sender": "+14155550100",
+                    "providerBaseUrl": "https://sms.example.com",
+                    "accountSid": "AC1",
+                    "authToken": "t",
+                }
+            }
+        },
+        "input.settings.sms",
+        "CHANNEL_MISMATCH",
+    ),
 ]
 
 
@@ -296,7 +371,9 @@ async def test_bad_input_is_refused_with_field_errors_and_nothing_saved(
     assert await AuditEvent.filter(sandbox_id=sandbox_row.id, object_type="MessagePreset").count() == 0
 
 
-async def test_settings_for_two_channels_at_once_are_refused(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+async def test_settings_for_two_channels_at_once_are_refused(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
     input = in_app_input("Both")
     input["settings"]["email"] = email_input("x", 25)["settings"]["email"]
     response = await gql.raw(CREATE, {"input": input}, sandbox.admin)
@@ -321,7 +398,9 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     pid = preset["id"]
 
     # Name and channel are read-only once ACTIVE.
-    renamed = (await gql(UPDATE, {"input": {"id": pid, "name": "Other"}}, key=sandbox.admin))["messagePresetUpdate"]
+    renamed = (await gql(UPDATE, {"input": {"id": pid, "name": "Other"}}, key=sandbox.admin))[
+        "messagePresetUpdate"
+    ]
     assert [(e["field"], e["code"]) for e in renamed["fieldErrors"]] == [("input.name", "READ_ONLY")]
     rechannel = {"id": pid, "channel": "IN_APP", "settings": {"inApp": {"appId": "com.example.app"}}}
     rechanneled = (await gql(UPDATE, {"input": rechannel}, key=sandbox.admin))["messagePresetUpdate"]
@@ -410,27 +489,36 @@ async def test_state_machine_of_an_in_app_preset(gql: GraphQLClient, sandbox: Sa
     )
     deactivated = (await gql(DEACTIVATE, pid, key=sandbox.admin))["messagePresetDeactivate"]
     assert deactivated["preset"]["status"] == "DEACTIVATED"
-    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["preset"]["status"] == "ACTIVE"
+    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["preset"][
+        "status"
+    ] == "ACTIVE"
     await gql(DEACTIVATE, pid, key=sandbox.admin)
     deleted = (await gql(DELETE, pid, key=sandbox.admin))["messagePresetDelete"]
     assert deleted == {"__typename": "MessagePresetDeleteSuccess", "deletedId": preset["id"]}
     assert await get(gql, sandbox.admin, preset["id"]) is None
     actions = [e.action for e in await audit_of(preset["id"], sandbox.name)]
     assert actions == [
-        "CREATE", "VALIDATE", "VALIDATION_SUCCEEDED", "DEACTIVATE", "ACTIVATE", "DEACTIVATE", "DELETE",
+        "CREATE",
+        "VALIDATE",
+        "VALIDATION_SUCCEEDED",
+        "DEACTIVATE",
+        "ACTIVATE",
+        "DEACTIVATE",
+        "DELETE",
     ]
 
 
 async def test_stale_version_is_a_conflict(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     preset = await create(gql, sandbox.admin, in_app_input("Versioned"))
     first = {"id": preset["id"], "version": preset["version"], "description": "one"}
-    assert (await gql(UPDATE, {"input": first}, key=sandbox.admin))["messagePresetUpdate"]["preset"]["version"] == (
-        preset["version"] + 1
-    )
+    assert (await gql(UPDATE, {"input": first}, key=sandbox.admin))["messagePresetUpdate"]["preset"][
+        "version"
+    ] == (preset["version"] + 1)
     stale = (await gql(UPDATE, {"input": {**first, "description": "two"}}, key=sandbox.admin))[
         "messagePresetUpdate"
     ]
     assert stale["__typename"] == "ConflictError"
+    assert stale["currentVersion"] == preset["version"] + 1
     assert (await get(gql, sandbox.admin, preset["id"]))["description"] == "one"
 
 
@@ -445,8 +533,11 @@ async def test_presets_do_not_cross_sandboxes(
     assert (await gql(NODE, {"id": pid}, key=sandbox.admin))["node"] == {"id": pid, "name": "Mine"}
     assert (await gql(LIST, {}, key=theirs))["messagePresets"]["totalCount"] == 0
     for mutation, name in [
-        (UPDATE, "messagePresetUpdate"), (VALIDATE, "messagePresetValidate"), (ACTIVATE, "messagePresetActivate"),
-        (DEACTIVATE, "messagePresetDeactivate"), (DELETE, "messagePresetDelete"),
+        (UPDATE, "messagePresetUpdate"),
+        (VALIDATE, "messagePresetValidate"),
+        (ACTIVATE, "messagePresetActivate"),
+        (DEACTIVATE, "messagePresetDeactivate"),
+        (DELETE, "messagePresetDelete"),
     ]:
         input = {"id": pid, "description": "hijacked"} if mutation is UPDATE else {"id": pid}
         result = (await gql(mutation, {"input": input}, key=theirs))[name]
@@ -464,7 +555,9 @@ async def test_malformed_or_other_type_ids_are_not_found(
     assert result["__typename"] == "NotFoundError"
 
 
-async def test_only_admins_manage_presets_and_viewers_read_them(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+async def test_only_admins_manage_presets_and_viewers_read_them(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
     from models.sandbox import Role
 
     response = await gql.raw(CREATE, {"input": in_app_input("Nope")}, sandbox.keys[Role.PUBLISHER])
@@ -478,14 +571,23 @@ async def test_status_changes_reach_subscribers(
 ) -> None:
     preset = await create(gql, sandbox.admin, in_app_input("Watched"))
     subscription = (
-        "subscription($id: ID) { messagePresetStatusChanged(id: $id) { presetId status updateStatus version } }"
+        "subscription($id: ID) { messagePresetStatusChanged(id: $id) "
+        "{ presetId status updateStatus version } }"
     )
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}})
+        )
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({
-            "id": "1", "type": "subscribe", "payload": {"query": subscription, "variables": {"id": preset["id"]}},
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": subscription, "variables": {"id": preset["id"]}},
+                }
+            )
+        )
         # Live once the server's event bus listens on the sandbox's channel.
         channel = channel_name((await Sandbox.get(name=sandbox.name)).id, PRESET_STATUS_TOPIC)
 
@@ -502,3 +604,32 @@ async def test_status_changes_reach_subscribers(
             assert event["presetId"] == preset["id"]
             seen.append(event["status"])
     assert seen == ["PROCESSING", "ACTIVE"]
+
+
+async def test_a_preset_in_use_cannot_be_deactivated_or_deleted(
+    gql: GraphQLClient, sandbox: SandboxKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Campaigns do not exist yet: stand in for the campaign domain behind its hook.
+    import models.presets
+
+    preset = await create(gql, sandbox.admin, in_app_input("Used"))
+    await validated(gql, sandbox.admin, preset["id"])
+    used_by = {pk_of(preset["id"]): ["Spring sale", "Welcome"]}
+
+    async def in_use(preset_id: int) -> list[str]:
+        return used_by.get(preset_id, [])
+
+    monkeypatch.setattr(models.presets, "preset_in_use", in_use)
+    pid = {"input": {"id": preset["id"]}}
+    refused = (await gql(DEACTIVATE, pid, key=sandbox.admin))["messagePresetDeactivate"]
+    assert refused["__typename"] == "PresetInUseError"
+    assert refused["campaigns"] == ["Spring sale", "Welcome"]
+    assert "Spring sale" in refused["message"]
+    assert (await get(gql, sandbox.admin, preset["id"]))["status"] == "ACTIVE"
+
+    used_by.clear()
+    await gql(DEACTIVATE, pid, key=sandbox.admin)
+    used_by[pk_of(preset["id"])] = ["Spring sale"]
+    refused_delete = (await gql(DELETE, pid, key=sandbox.admin))["messagePresetDelete"]
+    assert refused_delete["__typename"] == "PresetInUseError"
+    assert (await get(gql, sandbox.admin, preset["id"]))["status"] == "DEACTIVATED"

@@ -61,8 +61,14 @@ def email_change(port: int, *, auth: bool = True) -> SettingsChange:
 
 async def submitted(sandbox_id: int, name: str, change: SettingsChange) -> MessagePreset:
     preset = await create_preset(
-        sandbox_id=sandbox_id, actor="test", box=BOX, name=name, description="", channel=change.channel,
-        category=PresetCategory.MARKETING, change=change,
+        sandbox_id=sandbox_id,
+        actor="test",
+        box=BOX,
+        name=name,
+        description="",
+        channel=change.channel,
+        category=PresetCategory.MARKETING,
+        change=change,
     )
     return await submit_validation(sandbox_id=sandbox_id, preset_id=preset.id, actor="test")
 
@@ -112,7 +118,9 @@ async def test_secrets_sealed_under_another_key_fail_as_unreadable(
 async def test_a_preset_being_validated_is_locked(ctx: dict, sandbox_id: int) -> None:
     preset = await submitted(sandbox_id, "Locked", email_change(25, auth=False))
     with pytest.raises(PresetInvalidStateError) as refused:
-        await update_preset(sandbox_id=sandbox_id, preset_id=preset.id, actor="test", box=BOX, description="x")
+        await update_preset(
+            sandbox_id=sandbox_id, preset_id=preset.id, actor="test", box=BOX, description="x"
+        )
     assert refused.value.status is PresetStatus.PROCESSING
     with pytest.raises(PresetInvalidStateError):
         await deactivate_preset(sandbox_id=sandbox_id, preset_id=preset.id, actor="test")
@@ -122,7 +130,9 @@ async def test_a_preset_being_validated_is_locked(ctx: dict, sandbox_id: int) ->
 
 
 async def test_validation_is_enqueued_once_per_version(sandbox_id: int) -> None:
-    preset = await submitted(sandbox_id, "Queued", SettingsChange(Channel.IN_APP, {"app_id": "com.example.app"}))
+    preset = await submitted(
+        sandbox_id, "Queued", SettingsChange(Channel.IN_APP, {"app_id": "com.example.app"})
+    )
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
     try:
         queue = JobQueue(pool)
@@ -143,7 +153,10 @@ async def test_an_update_applies_only_for_the_version_it_was_queued_for(ctx: dic
         preset = await submitted(sandbox_id, "Pending", email_change(smtp.port, auth=False))
         await validate_preset(ctx, preset.id, preset.version)
         outcome = await update_preset(
-            sandbox_id=sandbox_id, preset_id=preset.id, actor="test", box=BOX,
+            sandbox_id=sandbox_id,
+            preset_id=preset.id,
+            actor="test",
+            box=BOX,
             change=email_change(smtp.port, auth=False),
         )
         assert outcome.needs_validation

@@ -1,4 +1,4 @@
-"""Pure preset rules: names, per-channel settings, retry bounds by category, status machine, sealed secrets."""
+"""Pure preset rules: names, channel settings, retry bounds by category, status machine, sealed secrets."""
 
 from __future__ import annotations
 
@@ -116,7 +116,9 @@ def test_bad_email_settings(change: dict, field: str, code: str) -> None:
     assert problems(Channel.EMAIL, {**EMAIL, **change}) == {field: code}
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "smtp.example.com", "bücher.example", "mx1."])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "::1", "localhost", "smtp.example.com", "bücher.example", "mx1."]
+)
 def test_hosts_accepted(host: str) -> None:
     assert problems(Channel.EMAIL, {**EMAIL, "smtp_host": host}) == {}
 
@@ -147,10 +149,30 @@ def test_password_without_username_is_refused() -> None:
     [
         ({"sender": "12345"}, {"auth_token": "t"}, "s.sender", "INVALID_FORMAT"),
         ({"sender": "TooLongSender1"}, {"auth_token": "t"}, "s.sender", "INVALID_FORMAT"),
-        ({"provider_base_url": "ftp://x.example.com"}, {"auth_token": "t"}, "s.providerBaseUrl", "INVALID_URL"),
-        ({"provider_base_url": "https://u:p@x.example.com"}, {"auth_token": "t"}, "s.providerBaseUrl", "INVALID_URL"),
-        ({"provider_base_url": "https://x.example.com:99999"}, {"auth_token": "t"}, "s.providerBaseUrl", "INVALID_URL"),
-        ({"provider_base_url": "https://x.example.com/?a=1"}, {"auth_token": "t"}, "s.providerBaseUrl", "INVALID_URL"),
+        (
+            {"provider_base_url": "ftp://x.example.com"},
+            {"auth_token": "t"},
+            "s.providerBaseUrl",
+            "INVALID_URL",
+        ),
+        (
+            {"provider_base_url": "https://u:p@x.example.com"},
+            {"auth_token": "t"},
+            "s.providerBaseUrl",
+            "INVALID_URL",
+        ),
+        (
+            {"provider_base_url": "https://x.example.com:99999"},
+            {"auth_token": "t"},
+            "s.providerBaseUrl",
+            "INVALID_URL",
+        ),
+        (
+            {"provider_base_url": "https://x.example.com/?a=1"},
+            {"auth_token": "t"},
+            "s.providerBaseUrl",
+            "INVALID_URL",
+        ),
         ({"account_sid": "AC 1"}, {"auth_token": "t"}, "s.accountSid", "INVALID_FORMAT"),
         ({}, {}, "s.authToken", "REQUIRED"),
     ],
@@ -167,9 +189,18 @@ def test_alphanumeric_sms_sender_is_accepted() -> None:
     ("change", "secrets", "field", "code"),
     [
         ({"platforms": []}, {"service_account_json": SERVICE_ACCOUNT}, "s.platforms", "REQUIRED"),
-        ({"platforms": ["IOS", "IOS"]}, {"service_account_json": SERVICE_ACCOUNT}, "s.platforms", "INVALID_CHOICE"),
-        ({"fcm_project_id": "Bad_Project"}, {"service_account_json": SERVICE_ACCOUNT}, "s.fcmProjectId",
-         "INVALID_FORMAT"),
+        (
+            {"platforms": ["IOS", "IOS"]},
+            {"service_account_json": SERVICE_ACCOUNT},
+            "s.platforms",
+            "INVALID_CHOICE",
+        ),
+        (
+            {"fcm_project_id": "Bad_Project"},
+            {"service_account_json": SERVICE_ACCOUNT},
+            "s.fcmProjectId",
+            "INVALID_FORMAT",
+        ),
         ({}, {"service_account_json": "{not json"}, "s.serviceAccountJson", "INVALID_SERVICE_ACCOUNT"),
         ({}, {"service_account_json": '{"type": "user"}'}, "s.serviceAccountJson", "INVALID_SERVICE_ACCOUNT"),
         ({}, {"service_account_json": "x" * 20000}, "s.serviceAccountJson", "TOO_LONG"),
