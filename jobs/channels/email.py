@@ -27,7 +27,7 @@ from jobs.channels.email_message import ComposedEmail, EmailComposer, EmailSende
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmailAdapter", "EmailSender", "SmtpPool", "SmtpTransport", "TlsMode"]
+__all__ = ["EmailAdapter", "EmailSender", "SmtpPool", "SmtpPools", "SmtpTransport", "TlsMode"]
 
 
 class TlsMode(StrEnum):
@@ -163,6 +163,26 @@ class SmtpPool:
         await asyncio.gather(*(_quit(conn.smtp) for conn in idle), *self._quitting)
 
 
+class SmtpPools:
+    """One pool per transport config for a worker process: runs of presets sharing an SMTP server share sessions.
+
+    Keep one in the worker's ctx and `close()` it at shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[SmtpTransport, SmtpPool] = {}
+
+    def get(self, transport: SmtpTransport) -> SmtpPool:
+        pool = self._pools.get(transport)
+        if pool is None:
+            pool = self._pools[transport] = SmtpPool(transport)
+        return pool
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(pool.close() for pool in pools))
+
+
 async def _quit(smtp: aiosmtplib.SMTP) -> None:
     try:
         await smtp.quit(timeout=2)
@@ -187,6 +207,9 @@ class EmailAdapter(ConcurrentAdapter):
         pool: SmtpPool | None = None,
     ) -> None:
         super().__init__(max_concurrency=transport.max_connections, backoff=backoff)
+        # Pass a shared pool (SmtpPools.get) when several adapters use one server; closing the adapter then
+        # leaves the pool to its owner.
+        self._owns_pool = pool is None
         self.pool = pool or SmtpPool(transport)
         self.composer = EmailComposer(sender)
 
@@ -284,7 +307,8 @@ class EmailAdapter(ConcurrentAdapter):
         return SendResult.sent(composed.message_id)
 
     async def close(self) -> None:
-        await self.pool.close()
+        if self._owns_pool:
+            await self.pool.close()
 
 
 async def _reset(smtp: aiosmtplib.SMTP, code: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,26 @@ async def test_unusable_addresses_and_content_fail_without_touching_the_server()
     ]
     assert results[3].status is SendStatus.SENT
     assert sink.handler.received[0].recipients == ["a@xn--bcher-kva.example"]
+
+
+async def test_adapters_for_one_transport_share_the_pool():
+    from jobs.channels.email import SmtpPools
+
+    async with smtp_sink() as sink:
+        transport = SmtpTransport(host=sink.host, port=sink.port, max_connections=2, timeout=5)
+        pools = SmtpPools()
+        marketing = EmailAdapter(transport, SENDER, pool=pools.get(transport))
+        receipts = EmailAdapter(
+            transport, EmailSender("receipts@shop.example", marketing=False), pool=pools.get(transport)
+        )
+        try:
+            results = await asyncio.gather(
+                marketing.send_batch(outgoing(10)), receipts.send_batch(outgoing(10, prefix="rcpt"))
+            )
+            await marketing.close()  # the shared pool stays open for the other adapter
+            results.append(await receipts.send_batch(outgoing(2, prefix="after")))
+        finally:
+            await pools.close()
+    assert [r.status for batch in results for r in batch] == [SendStatus.SENT] * 22
+    assert pools.get(transport) is not marketing.pool  # closed registry starts afresh
+    assert sink.handler.connections <= 2

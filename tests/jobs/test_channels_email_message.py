@@ -110,3 +110,22 @@ def test_addresses_and_message_ids():
     # Distinct keys stay distinct after escaping (the escape character itself is escaped).
     assert message_id("a=2E", "d") != message_id("a.", "d")
     assert message_id("ü", "d") == "<=C3=BC@d>"
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("plain ascii\nsecond line\n", "7bit"),
+        ("ascii but\n--=_herald_alt\nlooks like our boundary", "base64"),
+        ("one very long line " * 60, "base64"),
+        ("caf\u00e9\n", "base64"),
+    ],
+)
+def test_part_encoding_is_chosen_by_content(text, encoding):
+    composer = EmailComposer(EmailSender("a@shop.example"))
+    message = parse(composer.compose(EmailContent("s", "<p>x</p>", text), "b@example.com", "k").data)
+    plain = message.get_body(("plain",))
+    assert plain["Content-Transfer-Encoding"] == encoding
+    assert lf(plain.get_content()) == text
+    assert lf(message.get_body(("html",)).get_content()) == "<p>x</p>"
+    assert len(list(message.iter_parts())) == 2
