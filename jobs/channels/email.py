@@ -127,11 +127,11 @@ class SmtpPool:
         self._held_error = error
         self._held_until = time.monotonic() + self.connect_hold
 
-    async def acquire(self) -> tuple[_Connection, bool]:
+    async def acquire(self, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """A connection and whether it was reused (reused ones may have been dropped by the server)."""
         await self._slots.acquire()
         try:
-            while self._idle:
+            while self._idle and not fresh:
                 conn = self._idle.pop()
                 if conn.smtp.is_connected:
                     return conn, True
@@ -226,9 +226,9 @@ class EmailAdapter(ConcurrentAdapter):
         return await self.send_composed(composed, attempt=message.attempt)
 
     async def send_composed(self, composed: ComposedEmail, *, attempt: int = 0) -> SendResult:
-        for _ in range(2):
+        for fresh in (False, True):
             try:
-                conn, reused = await self.pool.acquire()
+                conn, reused = await self.pool.acquire(fresh=fresh)
             except _ConnectFailed as exc:
                 if exc.result_kind == "auth":
                     return SendResult.hard_fail(FailureCode.AUTH_FAILED, str(exc), provider_code=str(exc.code))
@@ -242,7 +242,7 @@ class EmailAdapter(ConcurrentAdapter):
                 logger.info("SMTP connection dropped by the server; reconnecting")
             finally:
                 self.pool.release(conn)
-        return self._retry(attempt, FailureCode.CONNECTION, "SMTP connection dropped twice")
+        raise AssertionError("unreachable: a fresh connection is never reused")
 
     def _retry(self, attempt: int, reason: FailureCode, message: str, code: int | None = None) -> SendResult:
         return SendResult.retry(
@@ -268,7 +268,7 @@ class EmailAdapter(ConcurrentAdapter):
             return self._retry(attempt, FailureCode.TEMPORARY, f"MAIL FROM: {exc.message}", exc.code)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
-            return self._retry(attempt, FailureCode.TIMEOUT, f"MAIL FROM: {exc!r}")
+            return self._retry(attempt, _transport_reason(exc), f"MAIL FROM: {exc!r}")
 
         recipient, *bcc = composed.recipients
         try:
@@ -287,9 +287,11 @@ class EmailAdapter(ConcurrentAdapter):
             if _is_mailbox_full(exc):
                 return SendResult.soft_fail(FailureCode.MAILBOX_FULL, detail, provider_code=str(exc.code))
             return SendResult.hard_fail(FailureCode.HARD_BOUNCE, detail, suppress=True, provider_code=str(exc.code))
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise _Stale(str(exc)) from exc  # before DATA nothing was accepted
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
-            return self._retry(attempt, FailureCode.CONNECTION, f"RCPT TO: {exc!r}")
+            return self._retry(attempt, _transport_reason(exc), f"RCPT TO: {exc!r}")
 
         try:
             await smtp.data(composed.data)
@@ -302,13 +304,16 @@ class EmailAdapter(ConcurrentAdapter):
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # The server may or may not have the message; a resend carries the same Message-ID.
             smtp.close()
-            reason = FailureCode.TIMEOUT if isinstance(exc, TimeoutError) else FailureCode.CONNECTION
-            return self._retry(attempt, reason, f"DATA: {exc!r}")
+            return self._retry(attempt, _transport_reason(exc), f"DATA: {exc!r}")
         return SendResult.sent(composed.message_id)
 
     async def close(self) -> None:
         if self._owns_pool:
             await self.pool.close()
+
+
+def _transport_reason(exc: BaseException) -> FailureCode:
+    return FailureCode.TIMEOUT if isinstance(exc, TimeoutError) else FailureCode.CONNECTION
 
 
 async def _reset(smtp: aiosmtplib.SMTP, code: int) -> None:

@@ -32,6 +32,7 @@ class FcmConfig:
     token_url: str | None = None
     max_concurrency: int = 20
     timeout: float = 15.0
+    token_failure_hold: float = 1.0
 
 
 class AccessTokenError(Exception):
@@ -44,8 +45,19 @@ class AccessTokenError(Exception):
 class ServiceAccountTokens:
     """OAuth2 access tokens for a service account (RFC 7523 JWT bearer grant), cached until shortly before expiry."""
 
-    def __init__(self, client: httpx.AsyncClient, service_account: Mapping[str, Any], token_url: str | None = None):
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        service_account: Mapping[str, Any],
+        token_url: str | None = None,
+        *,
+        failure_hold: float = 1.0,
+    ):
         self.client = client
+        # After a failed fetch, sends within `failure_hold` seconds get the same error instead of each asking again.
+        self.failure_hold = failure_hold
+        self._failure: AccessTokenError | None = None
+        self._failure_until = 0.0
         self.client_email = service_account["client_email"]
         self.key_id = service_account.get("private_key_id")
         self.token_url = token_url or service_account.get("token_uri") or "https://oauth2.googleapis.com/token"
@@ -67,7 +79,13 @@ class ServiceAccountTokens:
         async with self._lock:  # one refresh however many sends are waiting
             if self._token is not None and time.monotonic() < self._expires_at:
                 return self._token
-            await self._fetch()
+            if self._failure is not None and time.monotonic() < self._failure_until:
+                raise self._failure
+            try:
+                await self._fetch()
+            except AccessTokenError as exc:
+                self._failure, self._failure_until = exc, time.monotonic() + self.failure_hold
+                raise
             assert self._token is not None
             return self._token
 
@@ -116,7 +134,9 @@ class PushAdapter(ConcurrentAdapter):
         self.url = f"{config.base_url.rstrip('/')}/v1/projects/{config.project_id}/messages:send"
         self._owns_client = client is None
         self.client = client or provider_client(max_connections=config.max_concurrency, timeout=config.timeout)
-        self.tokens = ServiceAccountTokens(self.client, config.service_account, config.token_url)
+        self.tokens = ServiceAccountTokens(
+            self.client, config.service_account, config.token_url, failure_hold=config.token_failure_hold
+        )
 
     async def send_one(self, message: OutgoingMessage) -> SendResult:
         content = message.content

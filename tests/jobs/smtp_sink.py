@@ -38,6 +38,8 @@ class SinkHandler:
     # RCPT replies by address, e.g. {"gone@example.com": "550 5.1.1 No such user"}.
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     credentials: tuple[str, str] | None = None
+    # Hang up instead of answering the end of DATA, for this many messages (the client cannot know the outcome).
+    hang_up_on_data_count: int = 0
     connections: int = 0
     # Sessions that answer their next MAIL with 421 and hang up (a server-side idle timeout).
     expiring: set[int] = field(default_factory=set)
@@ -61,6 +63,10 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
+        if self.hang_up_on_data_count > 0:
+            self.hang_up_on_data_count -= 1
+            server.transport.abort()
+            return "250 never seen"
         if self.fail_data_count > 0:
             self.fail_data_count -= 1
             return self.fail_data_reply

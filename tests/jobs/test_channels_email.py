@@ -287,3 +287,17 @@ async def test_adapters_for_one_transport_share_the_pool():
     assert [r.status for batch in results for r in batch] == [SendStatus.SENT] * 22
     assert pools.get(transport) is not marketing.pool  # closed registry starts afresh
     assert sink.handler.connections <= 2
+
+
+async def test_a_hang_up_after_data_is_a_retry_and_the_next_message_reconnects():
+    handler = SinkHandler(hang_up_on_data_count=1)
+    async with smtp_sink(handler) as sink:
+        adapter = adapter_for(sink, max_connections=1)
+        try:
+            lost, ok = await adapter.send_batch(outgoing(2))
+        finally:
+            await adapter.close()
+    # The server may or may not have kept it: retried later with the same Message-ID.
+    assert (lost.status, lost.reason) == (SendStatus.RETRY, FailureCode.CONNECTION)
+    assert ok.status is SendStatus.SENT
+    assert sink.handler.connections == 2

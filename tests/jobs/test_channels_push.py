@@ -147,7 +147,7 @@ async def test_token_endpoint_failures(providers):
             Scripted(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
         ]
     )
-    adapter = adapter_for(state, account, max_concurrency=1)
+    adapter = adapter_for(state, account, max_concurrency=1, token_failure_hold=0)
     try:
         unavailable, refused, ok = await adapter.send_batch(pushes(3))
     finally:
@@ -157,3 +157,15 @@ async def test_token_endpoint_failures(providers):
     assert "Invalid JWT Signature" in refused.message
     assert ok.status is SendStatus.SENT
     assert len(state.push) == 1
+
+
+async def test_a_refused_token_request_is_not_repeated_for_every_message(providers):
+    state, account = providers
+    state.token_script.append(Scripted(401, {"error": "invalid_client"}))
+    adapter = adapter_for(state, account, max_concurrency=5)
+    try:
+        results = await adapter.send_batch(pushes(20))
+    finally:
+        await adapter.close()
+    assert {(r.status, r.reason) for r in results} == {(SendStatus.HARD_FAIL, FailureCode.AUTH_FAILED)}
+    assert len(state.token_requests) == 1
