@@ -6,9 +6,10 @@ should have (unique `idempotency_key`), read by `inAppMessages(namespace, identi
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -32,6 +33,7 @@ class InboxRow:
 
 
 INBOX_COLUMNS = tuple(InboxRow.__dataclass_fields__)
+_row_values = operator.attrgetter(*INBOX_COLUMNS)  # dataclasses.astuple deep-copies: ~10x slower
 # PostgreSQL's bind limit is 65535; SQLite's is 32766 since 3.32 (999 before).
 _MAX_PARAMS = {"postgres": 65535, "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999}
 
@@ -79,7 +81,7 @@ def insert_statements(rows: Sequence[InboxRow], dialect: str, table: str = INBOX
         else:
             groups = ("(" + ", ".join("?" * width) + ")" for _ in chunk)
         sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)} ON CONFLICT (idempotency_key) DO NOTHING"
-        statements.append((sql, [value for row in chunk for value in astuple(row)]))
+        statements.append((sql, [value for row in chunk for value in _row_values(row)]))
     return statements
 
 
