@@ -108,6 +108,7 @@ class HeraldGraphQL(GraphQL):
             events=self.events,
             limits=self.limits,
             request_id=current_request_id(),
+            secret_key=self.settings.secret_key.get_secret_value().encode(),
             request=request,
             response=response,
             long_lived=isinstance(request, WebSocket),

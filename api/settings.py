@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "models.audit",
     "models.identity",
     "models.audience",
+    "models.preset",
 ]
 
 
@@ -58,6 +59,9 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+
+    # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
+    preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -18,3 +18,8 @@ class JobQueue:
 
     async def worker_ping(self, sandbox_id: int, message: str, ping_id: str) -> Job | None:
         return await self.enqueue("worker_ping", sandbox_id, message, ping_id, job_id=f"worker_ping:{ping_id}")
+
+    async def validate_preset(self, preset_id: int, version: int) -> Job | None:
+        """One job per (preset, version submitted): re-submitting the same version is a no-op while queued."""
+        job_id = f"validate_preset:{preset_id}:{version}"
+        return await self.enqueue("validate_preset", preset_id, version, job_id=job_id)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.types import Info as StrawberryInfo
@@ -39,6 +39,8 @@ class Context:
     events: EventBus | None
     limits: GraphQLLimits
     request_id: str = ""
+    # SECRET_KEY, for sealing provider secrets (models/secret_box.py). Never logged or returned.
+    secret_key: bytes = field(default=b"", repr=False)
     connection_params: dict[str, Any] | None = None
     # Set by the view so strawberry's HTTP/WebSocket machinery finds them.
     request: Any = None

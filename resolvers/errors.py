@@ -44,3 +44,14 @@ class ClientError(Exception):
 
 class ForbiddenError(ClientError):
     code = "FORBIDDEN"
+
+
+@strawberry.type(description="The object's current status does not allow this action; nothing was changed.")
+class InvalidStateError(Error):
+    current_status: str = strawberry.field(description="The status the object is in.")
+    allowed_actions: list[str] = strawberry.field(description="The actions its status allows now.")
+
+
+@strawberry.type(description="The object changed since it was read (or concurrently); read it again.")
+class ConflictError(Error):
+    current_version: int | None = strawberry.field(description="The object's version now, when known.")

@@ -27,20 +27,22 @@ from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.permissions import VIEWER
+from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
+from resolvers.presets.types import MessagePreset
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
 
 logger = logging.getLogger("herald.graphql")
 
-NODE_TYPES = [AuditEvent, IdentityNamespace, *AUDIENCE_NODE_TYPES]
+NODE_TYPES = [AuditEvent, IdentityNamespace, MessagePreset, *AUDIENCE_NODE_TYPES]
 
 
 NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery):
+class Query(TenancyQuery, AudienceQuery, PresetQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -59,12 +61,12 @@ class Query(TenancyQuery, AudienceQuery):
 
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
-class Mutation(TenancyMutation, AudienceMutation):
+class Mutation(TenancyMutation, AudienceMutation, PresetMutation):
     pass
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription):
+class Subscription(TenancySubscription, PresetSubscription):
     pass
 
 

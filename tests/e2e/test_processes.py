@@ -21,7 +21,7 @@ from tests.conftest import REDIS_URL, TEST_SECRET, free_port, fresh_database, wa
 PING_MUTATION = 'mutation { workerPing(input: {message: "across"}) { ... on WorkerPingSuccess { pingId } } }'
 
 # Its own Redis database, so the session server's in-process worker does not take these jobs.
-E2E_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/10"
+E2E_REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/{(int(REDIS_URL.rsplit('/', 1)[1]) + 1) % 16}"
 
 
 def herald(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,328 @@
+"""Email over SMTP with aiosmtplib: a connection pool per transport, one SMTP transaction per message.
+
+The transaction is driven command by command (MAIL, RCPT, DATA) rather than through `sendmail`, so the
+result says which step failed: a refused recipient is a bounce, a refused DATA is a rejected message, and
+a connection that died before MAIL on a reused connection can be replaced and the message sent at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import aiosmtplib
+
+from jobs.channels.base import (
+    Backoff,
+    ConcurrentAdapter,
+    EmailContent,
+    FailureCode,
+    OutgoingMessage,
+    SendResult,
+)
+from jobs.channels.email_message import ComposedEmail, EmailComposer, EmailSender, InvalidAddressError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EmailAdapter", "EmailSender", "SmtpPool", "SmtpPools", "SmtpTransport", "TlsMode"]
+
+
+class TlsMode(StrEnum):
+    NONE = "NONE"
+    STARTTLS = "STARTTLS"
+    TLS = "TLS"  # implicit TLS (usually port 465)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTransport:
+    host: str
+    port: int
+    tls: TlsMode = TlsMode.NONE
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    max_connections: int = 5
+    timeout: float = 30.0
+    # Servers often cap messages per session; we open a fresh one before they have to say so.
+    max_messages_per_connection: int = 1000
+    validate_certs: bool = True
+    ca_file: str | None = None
+    local_hostname: str | None = None
+
+
+class _ConnectFailed(Exception):
+    def __init__(self, result_kind: str, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.result_kind = result_kind  # "retry" | "auth"
+        self.code = code
+
+
+class _Stale(Exception):
+    """The connection was gone before the server accepted anything for this message."""
+
+
+class _Connection:
+    __slots__ = ("messages", "smtp")
+
+    def __init__(self, smtp: aiosmtplib.SMTP) -> None:
+        self.smtp = smtp
+        self.messages = 0
+
+
+class SmtpPool:
+    """Up to `max_connections` SMTP sessions to one server, reused across messages and batches.
+
+    After a failed connect, new connects are refused for `connect_hold` seconds with the same error, so a
+    batch against a dead server fails fast instead of waiting out one connect timeout per message.
+    """
+
+    def __init__(self, transport: SmtpTransport, *, connect_hold: float = 1.0) -> None:
+        self.transport = transport
+        self.connect_hold = connect_hold
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(transport.max_connections)
+        self._held_until = 0.0
+        self._held_error: _ConnectFailed | None = None
+        self._closed = False
+        self._quitting: set[asyncio.Task[None]] = set()
+        self.connections_opened = 0
+
+    async def _connect(self) -> _Connection:
+        if self._held_error is not None and time.monotonic() < self._held_until:
+            raise self._held_error
+        t = self.transport
+        smtp = aiosmtplib.SMTP(
+            hostname=t.host,
+            port=t.port,
+            use_tls=t.tls is TlsMode.TLS,
+            start_tls=t.tls is TlsMode.STARTTLS,
+            validate_certs=t.validate_certs,
+            cert_bundle=t.ca_file,
+            timeout=t.timeout,
+            local_hostname=t.local_hostname,
+            username=t.username,
+            password=t.password,
+        )
+        try:
+            await smtp.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            smtp.close()
+            kind = "auth" if exc.code >= 500 else "retry"
+            error = _ConnectFailed(kind, exc.code, f"SMTP authentication refused: {exc.code} {exc.message}")
+            self._hold(error)
+            raise error from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            smtp.close()
+            code = getattr(exc, "code", None)
+            error = _ConnectFailed("retry", code, f"SMTP connect to {t.host}:{t.port} failed: {exc}")
+            self._hold(error)
+            raise error from exc
+        self._held_error = None
+        self.connections_opened += 1
+        return _Connection(smtp)
+
+    def _hold(self, error: _ConnectFailed) -> None:
+        self._held_error = error
+        self._held_until = time.monotonic() + self.connect_hold
+
+    async def acquire(self, *, fresh: bool = False) -> tuple[_Connection, bool]:
+        """A connection and whether it was reused (reused ones may have been dropped by the server)."""
+        await self._slots.acquire()
+        try:
+            while self._idle and not fresh:
+                conn = self._idle.pop()
+                if conn.smtp.is_connected:
+                    return conn, True
+            return await self._connect(), False
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: _Connection) -> None:
+        keep = (
+            not self._closed and conn.smtp.is_connected and conn.messages < self.transport.max_messages_per_connection
+        )
+        if keep:
+            self._idle.append(conn)
+        else:
+            self._retire(conn)
+        self._slots.release()
+
+    def _retire(self, conn: _Connection) -> None:
+        if conn.smtp.is_connected:
+            # Polite QUIT in the background; the server may already be gone.
+            task = asyncio.get_running_loop().create_task(_quit(conn.smtp))
+            self._quitting.add(task)
+            task.add_done_callback(self._quitting.discard)
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(_quit(conn.smtp) for conn in idle), *self._quitting)
+
+
+class SmtpPools:
+    """One pool per transport config for a worker process: runs of presets sharing an SMTP server share sessions.
+
+    Keep one in the worker's ctx and `close()` it at shutdown.
+    """
+
+    def __init__(self) -> None:
+        self._pools: dict[SmtpTransport, SmtpPool] = {}
+
+    def get(self, transport: SmtpTransport) -> SmtpPool:
+        pool = self._pools.get(transport)
+        if pool is None:
+            pool = self._pools[transport] = SmtpPool(transport)
+        return pool
+
+    async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(pool.close() for pool in pools))
+
+
+async def _quit(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        await smtp.quit(timeout=2)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        smtp.close()
+
+
+def _is_mailbox_full(exc: aiosmtplib.SMTPResponseException) -> bool:
+    # 552 on RCPT, or an enhanced status 5.2.x (mailbox status): a soft bounce, not a bad address.
+    return exc.code == 552 or exc.message.lstrip().startswith("5.2.")
+
+
+class EmailAdapter(ConcurrentAdapter):
+    """Sends `OutgoingMessage`s with `EmailContent` through one SMTP server as one sender."""
+
+    def __init__(
+        self,
+        transport: SmtpTransport,
+        sender: EmailSender,
+        *,
+        backoff: Backoff | None = None,
+        pool: SmtpPool | None = None,
+    ) -> None:
+        super().__init__(max_concurrency=transport.max_connections, backoff=backoff)
+        # Pass a shared pool (SmtpPools.get) when several adapters use one server; closing the adapter then
+        # leaves the pool to its owner.
+        self._owns_pool = pool is None
+        self.pool = pool or SmtpPool(transport)
+        self.composer = EmailComposer(sender)
+
+    async def send_one(self, message: OutgoingMessage) -> SendResult:
+        content = message.content
+        if not isinstance(content, EmailContent):
+            return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, f"not email content: {type(content).__name__}")
+        try:
+            composed = self.composer.compose(content, message.address, message.idempotency_key)
+        except InvalidAddressError as exc:
+            return SendResult.hard_fail(FailureCode.INVALID_ADDRESS, str(exc))
+        except ValueError as exc:
+            return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, str(exc))
+        return await self.send_composed(composed, attempt=message.attempt)
+
+    async def send_composed(self, composed: ComposedEmail, *, attempt: int = 0) -> SendResult:
+        for fresh in (False, True):
+            try:
+                conn, reused = await self.pool.acquire(fresh=fresh)
+            except _ConnectFailed as exc:
+                if exc.result_kind == "auth":
+                    return SendResult.hard_fail(FailureCode.AUTH_FAILED, str(exc), provider_code=str(exc.code))
+                return self._retry(attempt, FailureCode.CONNECTION, str(exc), exc.code)
+            try:
+                return await self._transact(conn, composed, attempt)
+            except _Stale as exc:
+                if not reused:
+                    return self._retry(attempt, FailureCode.CONNECTION, str(exc))
+                # A pooled session the server had dropped: nothing was accepted, so send on a fresh one now.
+                logger.info("SMTP connection dropped by the server; reconnecting")
+            finally:
+                self.pool.release(conn)
+        raise AssertionError("unreachable: a fresh connection is never reused")
+
+    def _retry(self, attempt: int, reason: FailureCode, message: str, code: int | None = None) -> SendResult:
+        return SendResult.retry(
+            self.backoff.delay(attempt), reason, message, provider_code=str(code) if code is not None else None
+        )
+
+    async def _transact(self, conn: _Connection, composed: ComposedEmail, attempt: int) -> SendResult:
+        smtp = conn.smtp
+        conn.messages += 1
+        options = [f"SIZE={len(composed.data)}"] if smtp.supports_extension("size") else None
+        try:
+            await smtp.mail(composed.envelope_from, options=options)
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise _Stale(str(exc)) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server closes the session (e.g. idle timeout); aiosmtplib closed it too
+                raise _Stale(f"{exc.code} {exc.message}") from exc
+            await _reset(smtp, exc.code)
+            if exc.code >= 500:
+                return SendResult.hard_fail(
+                    FailureCode.SENDER_REJECTED, f"MAIL FROM refused: {exc.message}", provider_code=str(exc.code)
+                )
+            return self._retry(attempt, FailureCode.TEMPORARY, f"MAIL FROM: {exc.message}", exc.code)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            smtp.close()
+            return self._retry(attempt, _transport_reason(exc), f"MAIL FROM: {exc!r}")
+
+        recipient, *bcc = composed.recipients
+        try:
+            await smtp.rcpt(recipient)
+            for extra in bcc:
+                try:
+                    await smtp.rcpt(extra)
+                except aiosmtplib.SMTPRecipientRefused as exc:
+                    # The BCC copy is the sender's business; the delivery's outcome is the addressee's.
+                    logger.warning("BCC %s refused: %s %s", extra, exc.code, exc.message)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            await _reset(smtp, exc.code)
+            detail = f"RCPT TO refused: {exc.code} {exc.message}"
+            if exc.code < 500:
+                return self._retry(attempt, FailureCode.TEMPORARY, detail, exc.code)
+            if _is_mailbox_full(exc):
+                return SendResult.soft_fail(FailureCode.MAILBOX_FULL, detail, provider_code=str(exc.code))
+            return SendResult.hard_fail(FailureCode.HARD_BOUNCE, detail, suppress=True, provider_code=str(exc.code))
+        except aiosmtplib.SMTPServerDisconnected as exc:
+            raise _Stale(str(exc)) from exc  # before DATA nothing was accepted
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            smtp.close()
+            return self._retry(attempt, _transport_reason(exc), f"RCPT TO: {exc!r}")
+
+        try:
+            await smtp.data(composed.data)
+        except aiosmtplib.SMTPDataError as exc:
+            await _reset(smtp, exc.code)
+            detail = f"DATA refused: {exc.code} {exc.message}"
+            if exc.code < 500:
+                return self._retry(attempt, FailureCode.TEMPORARY, detail, exc.code)
+            return SendResult.hard_fail(FailureCode.MESSAGE_REJECTED, detail, provider_code=str(exc.code))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # The server may or may not have the message; a resend carries the same Message-ID.
+            smtp.close()
+            return self._retry(attempt, _transport_reason(exc), f"DATA: {exc!r}")
+        return SendResult.sent(composed.message_id)
+
+    async def close(self) -> None:
+        if self._owns_pool:
+            await self.pool.close()
+
+
+def _transport_reason(exc: BaseException) -> FailureCode:
+    return FailureCode.TIMEOUT if isinstance(exc, TimeoutError) else FailureCode.CONNECTION
+
+
+async def _reset(smtp: aiosmtplib.SMTP, code: int) -> None:
+    """RSET after a refusal so the session can carry the next message; a session that cannot is closed."""
+    if code == 421:  # "closing transmission channel": aiosmtplib only hangs up itself outside DATA
+        smtp.close()
+    if not smtp.is_connected:
+        return
+    try:
+        await smtp.rset()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        smtp.close()

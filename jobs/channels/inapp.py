@@ -1,0 +1,113 @@
+"""In-app: "sending" is writing inbox rows, many per statement, idempotent on the delivery key.
+
+The inbox model does not exist yet; `INBOX_TABLE` / `INBOX_COLUMNS` are the shape the integrator's model
+should have (unique `idempotency_key`), read by `inAppMessages(namespace, identity)`.
+"""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from jobs.channels.base import FailureCode, InAppContent, OutgoingMessage, SendResult
+
+INBOX_TABLE = "inbox_message"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    sandbox_id: int
+    idempotency_key: str
+    namespace: str
+    identity: str
+    campaign_id: int | None
+    title: str
+    body: str
+    data: str  # JSON text
+    created_at: datetime
+
+
+INBOX_COLUMNS = tuple(InboxRow.__dataclass_fields__)
+_row_values = operator.attrgetter(*INBOX_COLUMNS)  # dataclasses.astuple deep-copies: ~10x slower
+# PostgreSQL's bind limit is 65535; SQLite's is 32766 since 3.32 (999 before).
+_MAX_PARAMS = {"postgres": 65535, "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999}
+
+
+def inbox_rows(
+    messages: Sequence[OutgoingMessage],
+    *,
+    sandbox_id: int,
+    namespace: str,
+    campaign_id: int | None,
+    now: datetime | None = None,
+) -> list[InboxRow]:
+    created_at = now or datetime.now(UTC)
+    rows = []
+    for message in messages:
+        content = message.content
+        if not isinstance(content, InAppContent):
+            raise TypeError(f"not in-app content: {type(content).__name__}")
+        rows.append(
+            InboxRow(
+                sandbox_id,
+                message.idempotency_key,
+                namespace,
+                message.address,
+                campaign_id,
+                content.title,
+                content.body,
+                orjson.dumps(dict(content.data)).decode(),
+                created_at,
+            )
+        )
+    return rows
+
+
+def insert_statements(rows: Sequence[InboxRow], dialect: str, table: str = INBOX_TABLE) -> list[tuple[str, list]]:
+    """Multi-row `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`, split to stay under the bind limit."""
+    width = len(INBOX_COLUMNS)
+    per_statement = _MAX_PARAMS[dialect] // width
+    columns = ", ".join(INBOX_COLUMNS)
+    statements = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        if dialect == "postgres":
+            groups = ("(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(chunk)))
+        else:
+            groups = ("(" + ", ".join("?" * width) + ")" for _ in chunk)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)} ON CONFLICT (idempotency_key) DO NOTHING"
+        statements.append((sql, [value for row in chunk for value in _row_values(row)]))
+    return statements
+
+
+Execute = Callable[[str, list], Awaitable[object]]
+
+
+class InAppAdapter:
+    """Writes a batch as inbox rows through `execute(sql, params)` (e.g. a Tortoise connection's execute_query)."""
+
+    def __init__(
+        self, execute: Execute, *, dialect: str, sandbox_id: int, namespace: str, campaign_id: int | None
+    ) -> None:
+        self.execute = execute
+        self.dialect = dialect
+        self.sandbox_id = sandbox_id
+        self.namespace = namespace
+        self.campaign_id = campaign_id
+
+    async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        rows = inbox_rows(messages, sandbox_id=self.sandbox_id, namespace=self.namespace, campaign_id=self.campaign_id)
+        try:
+            for sql, params in insert_statements(rows, self.dialect):
+                await self.execute(sql, params)
+        except Exception as exc:  # any database error: retrying is safe, ON CONFLICT skips rows already written
+            return [SendResult.retry(5.0, FailureCode.TEMPORARY, f"inbox write failed: {exc!r}") for _ in messages]
+        return [SendResult.sent(message.idempotency_key) for message in messages]
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,245 @@
+"""Provider checks for message presets: talk to the SMTP server or HTTP provider the settings name.
+
+Every check runs under its own deadline, so a provider that hangs is reported as TIMEOUT instead of
+holding the job. Messages never contain secrets (servers' replies are quoted, credentials are not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiosmtplib
+import httpx
+
+from models.preset_rules import Channel, CheckCode, TlsMode
+
+MESSAGE_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    check: str
+    ok: bool
+    code: CheckCode
+    message: str
+    duration_ms: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "ok": self.ok,
+            "code": self.code.value,
+            "message": self.message,
+            "durationMs": self.duration_ms,
+        }
+
+
+class CheckFailedError(Exception):
+    def __init__(self, code: CheckCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def run_check(name: str, step: Callable[[], Awaitable[str]], seconds: float) -> CheckResult:
+    """Runs one step under `seconds`; its return value is the success message."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(seconds):
+            message = await step()
+        code, ok = CheckCode.OK, True
+    except CheckFailedError as error:
+        code, ok, message = error.code, False, str(error)
+    except (TimeoutError, aiosmtplib.SMTPTimeoutError, httpx.TimeoutException):
+        code, ok, message = CheckCode.TIMEOUT, False, f"No answer within {seconds:g} s."
+    return CheckResult(name, ok, code, message[:MESSAGE_MAX], int((time.monotonic() - started) * 1000))
+
+
+def _os_error_code(error: BaseException | None) -> tuple[CheckCode, str] | None:
+    """Classify the network error underneath a library's exception."""
+    while error is not None:
+        if isinstance(error, ConnectionRefusedError):
+            return CheckCode.CONNECTION_REFUSED, "Connection refused."
+        if isinstance(error, socket.gaierror):
+            return CheckCode.DNS_FAILED, f"The host name does not resolve ({error.strerror})."
+        if isinstance(error, ssl.SSLError):
+            return CheckCode.TLS_FAILED, f"TLS handshake failed: {getattr(error, 'reason', None) or error}."
+        if isinstance(error, TimeoutError):
+            return CheckCode.TIMEOUT, "Timed out."
+        error = error.__cause__ or error.__context__
+    return None
+
+
+async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+    """Connect (+ implicit TLS), EHLO, STARTTLS when configured, AUTH when a username is set. Steps stop at
+    the first failure: a later step means nothing without the earlier ones."""
+    tls_mode = TlsMode(settings["tls_mode"])
+    client = aiosmtplib.SMTP(
+        hostname=settings["smtp_host"],
+        port=settings["smtp_port"],
+        timeout=seconds,
+        use_tls=tls_mode is TlsMode.TLS,
+        start_tls=False,
+        local_hostname=socket.gethostname() or "herald",
+        tls_context=ssl.create_default_context() if tls_mode is TlsMode.TLS else None,
+    )
+
+    async def connect() -> str:
+        try:
+            response = await client.connect()
+        except aiosmtplib.SMTPConnectResponseError as error:
+            raise CheckFailedError(
+                CheckCode.PROTOCOL_ERROR, f"Server not ready: {error.code} {error.message}"
+            ) from error
+        except aiosmtplib.SMTPConnectTimeoutError:
+            raise
+        except (aiosmtplib.SMTPException, OSError) as error:
+            code, message = _os_error_code(error) or (CheckCode.CONNECTION_FAILED, f"Cannot connect: {error}")
+            raise CheckFailedError(code, message) from error
+        return f"Greeting: {response.code} {response.message}"
+
+    async def ehlo() -> str:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPResponseException as error:
+            raise CheckFailedError(
+                CheckCode.PROTOCOL_ERROR, f"EHLO refused: {error.code} {error.message}"
+            ) from error
+        return f"EHLO accepted; extensions: {', '.join(sorted(client.esmtp_extensions)) or 'none'}."
+
+    async def starttls() -> str:
+        if not client.supports_extension("starttls"):
+            raise CheckFailedError(
+                CheckCode.STARTTLS_UNAVAILABLE, "TLS mode is STARTTLS but the server does not offer STARTTLS."
+            )
+        try:
+            await client.starttls(tls_context=ssl.create_default_context())
+        except aiosmtplib.SMTPResponseException as error:
+            raise CheckFailedError(
+                CheckCode.TLS_FAILED, f"STARTTLS refused: {error.code} {error.message}"
+            ) from error
+        except (aiosmtplib.SMTPException, OSError) as error:
+            code, message = _os_error_code(error) or (CheckCode.TLS_FAILED, f"STARTTLS failed: {error}")
+            raise CheckFailedError(code, message) from error
+        return "Connection upgraded to TLS."
+
+    async def auth() -> str:
+        if not client.supports_extension("auth"):
+            raise CheckFailedError(
+                CheckCode.AUTH_UNAVAILABLE, "The server offers no AUTH on this connection."
+            )
+        try:
+            await client.login(settings["smtp_username"], secrets.get("smtp_password", ""))
+        except aiosmtplib.SMTPAuthenticationError as error:
+            raise CheckFailedError(
+                CheckCode.AUTH_FAILED, f"Login refused: {error.code} {error.message}"
+            ) from error
+        except aiosmtplib.SMTPException as error:
+            raise CheckFailedError(CheckCode.AUTH_UNAVAILABLE, f"Login impossible: {error}") from error
+        return "Logged in."
+
+    steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [("smtp.connect", connect), ("smtp.ehlo", ehlo)]
+    if tls_mode is TlsMode.STARTTLS:
+        steps.append(("smtp.starttls", starttls))
+    if settings.get("smtp_username"):
+        steps.append(("smtp.auth", auth))
+    results: list[CheckResult] = []
+    try:
+        for name, step in steps:
+            results.append(await run_check(name, step, seconds))
+            if not results[-1].ok:
+                break
+    finally:
+        if client.is_connected:
+            try:
+                async with asyncio.timeout(min(seconds, 2.0)):
+                    await client.quit()
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+                client.close()
+    return results
+
+
+async def _http_get(http: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return await http.get(url, **kwargs)
+    except httpx.TimeoutException:
+        raise
+    except httpx.HTTPError as error:
+        code, message = _os_error_code(error) or (CheckCode.CONNECTION_FAILED, f"Request failed: {error}")
+        raise CheckFailedError(code, message) from error
+
+
+def _answered(response: httpx.Response) -> str:
+    if response.status_code >= 500:
+        raise CheckFailedError(
+            CheckCode.HTTP_SERVER_ERROR, f"The provider answered HTTP {response.status_code}."
+        )
+    return f"The provider answered HTTP {response.status_code}."
+
+
+async def sms_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+    """The base URL answers; then the Twilio-style account resource accepts the credentials."""
+    base = settings["provider_base_url"].rstrip("/")
+    async with _http_client(seconds) as http:
+
+        async def reachable() -> str:
+            return _answered(await _http_get(http, base + "/"))
+
+        async def credentials() -> str:
+            sid = settings["account_sid"]
+            response = await _http_get(
+                http, f"{base}/2010-04-01/Accounts/{sid}.json", auth=(sid, secrets.get("auth_token", ""))
+            )
+            if response.status_code in (401, 403):
+                raise CheckFailedError(
+                    CheckCode.AUTH_FAILED,
+                    f"The provider refused the credentials (HTTP {response.status_code}).",
+                )
+            if response.status_code == 404:
+                raise CheckFailedError(
+                    CheckCode.AUTH_FAILED, "The provider does not know this account (HTTP 404)."
+                )
+            if response.status_code >= 300:
+                _answered(response)
+                raise CheckFailedError(
+                    CheckCode.PROTOCOL_ERROR,
+                    f"Unexpected answer from the provider (HTTP {response.status_code}).",
+                )
+            return "The provider accepted the credentials."
+
+        results = [await run_check("sms.reachable", reachable, seconds)]
+        if results[0].ok:
+            results.append(await run_check("sms.credentials", credentials, seconds))
+    return results
+
+
+async def push_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+    base = settings["provider_base_url"].rstrip("/")
+    async with _http_client(seconds) as http:
+
+        async def reachable() -> str:
+            return _answered(await _http_get(http, base + "/"))
+
+        return [await run_check("push.reachable", reachable, seconds)]
+
+
+def _http_client(seconds: float) -> httpx.AsyncClient:
+    # No proxies from the environment and no redirects: the check is about this URL.
+    return httpx.AsyncClient(timeout=seconds, follow_redirects=False, trust_env=False)
+
+
+async def provider_checks(
+    channel: Channel, settings: dict[str, Any], secrets: dict[str, str], seconds: float
+) -> list[CheckResult]:
+    if channel is Channel.EMAIL:
+        return await smtp_checks(settings, secrets, seconds)
+    if channel is Channel.SMS:
+        return await sms_checks(settings, secrets, seconds)
+    if channel is Channel.PUSH:
+        return await push_checks(settings, secrets, seconds)
+    return []  # in-app messages go to Herald's own inbox: no provider to reach
