@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "models.identity",
     "models.audience",
     "models.preset",
+    "models.campaign",
 ]
 
 

@@ -23,3 +23,7 @@ class JobQueue:
         """One job per (preset, version submitted): re-submitting the same version is a no-op while queued."""
         job_id = f"validate_preset:{preset_id}:{version}"
         return await self.enqueue("validate_preset", preset_id, version, job_id=job_id)
+
+    async def execute_run(self, run_id: int) -> Job | None:
+        """The run's job id is fixed, so enqueuing it again while queued is a no-op."""
+        return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from tortoise import fields
+from tortoise.expressions import F
 from tortoise.models import Model
 
 from models.base import SandboxModel
@@ -23,6 +25,8 @@ class Campaign(SandboxModel):
     name = fields.CharField(max_length=200)
     description = fields.TextField(default="")
     tags = fields.JSONField(default=list)
+    # "|tag one|tag two|", lower-cased: a portable way to filter by tag (JSON lookups differ per database).
+    tags_search = fields.TextField(default="")
     type = fields.CharEnumField(CampaignType, max_length=16, default=CampaignType.SCHEDULED)
     category = fields.CharEnumField(Category, max_length=16, default=Category.MARKETING)
     channel = fields.CharEnumField(Channel, max_length=16, null=True)
@@ -57,7 +61,10 @@ class Campaign(SandboxModel):
 
 
 class CampaignRun(Model):
-    """One execution of a campaign at one scheduled time; unique per (campaign, scheduled_for)."""
+    """One execution of a campaign at one scheduled time, unique per (campaign, scheduled_for).
+
+    No semicolons in model docstrings: they become table comments, and SQLite migrations split on them.
+    """
 
     id = fields.BigIntField(primary_key=True)
     sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
@@ -81,3 +88,34 @@ class CampaignRun(Model):
         table = "campaign_run"
         unique_together = (("campaign_id", "scheduled_for"),)
         indexes = (("status", "scheduled_for"),)
+
+
+async def campaigns_using(
+    *, preset_id: int | None = None, segment_id: int | None = None, using_db: Any = None
+) -> list[str]:
+    """Names of non-draft campaigns using a preset or segment: those may not be deactivated or deleted."""
+    query = Campaign.exclude(status=CampaignStatus.DRAFT).using_db(using_db)
+    if preset_id is not None:
+        query = query.filter(preset_id=preset_id)
+    if segment_id is not None:
+        query = query.filter(segment_id=segment_id)
+    return [f"campaign {name!r}" for name in await query.order_by("id").limit(20).values_list("name", flat=True)]
+
+
+async def detach_drafts(*, preset_id: int | None = None, segment_id: int | None = None, using_db: Any = None) -> int:
+    """Before a preset or segment is deleted: drafts using it lose the reference (their review then says so)."""
+    changes: dict[str, Any] = {}
+    query = Campaign.filter(status=CampaignStatus.DRAFT).using_db(using_db)
+    if preset_id is not None:
+        query, changes = query.filter(preset_id=preset_id), {"preset_id": None}
+    if segment_id is not None:
+        query, changes = query.filter(segment_id=segment_id), {"segment_id": None}
+    return await query.update(**changes, version=F("version") + 1)
+
+
+def tag_token(tag: str) -> str:
+    return f"|{tag.strip().lower()}|"
+
+
+def tags_search_text(tags: list[str]) -> str:
+    return "|" + "|".join(tag.strip().lower() for tag in tags) + "|" if tags else ""

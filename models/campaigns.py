@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from models.audience import ContactChannel, Segment
 from models.audit import record_audit
-from models.campaign import Campaign, CampaignRun, RunStatus
+from models.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
 from models.campaign_rules import (
     CampaignAction,
     CampaignStatus,
@@ -47,12 +47,16 @@ from models.segments import estimate_segment
 
 OBJECT_TYPE = "Campaign"
 MAX_NAME = 200
-MAX_TEXT = 1_000_000  # per content field; the review warns far below (EMAIL_TOO_LARGE at 100 KB)
+MAX_TEXT = 500_000  # per content field; the review warns far below (EMAIL_TOO_LARGE at 100 KB)
 MAX_TAGS = 20
 MAX_TAG = 50
 TIME_OF_DAY_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
-CONTACT_CHANNEL = {Channel.EMAIL: ContactChannel.EMAIL, Channel.SMS: ContactChannel.SMS, Channel.PUSH: ContactChannel.PUSH}
+CONTACT_CHANNEL = {
+    Channel.EMAIL: ContactChannel.EMAIL,
+    Channel.SMS: ContactChannel.SMS,
+    Channel.PUSH: ContactChannel.PUSH,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
         if not -(2**31) < values["throttle_per_second"] < 2**31:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
     for channel_key, parts in (values.get("content") or {}).items():
-        for part, value in parts.items():
+        for part, value in (parts or {}).items():
             if part == "buttons":
                 if len(value) > 3:
                     problems.append(FieldProblem("input.content.inApp.buttons", "TOO_MANY", "at most 3 buttons"))
@@ -145,7 +149,7 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
                     problems += _text_problems(item, f"input.content.push.customData.{key}", limit=4000)
             else:
                 problems += _text_problems(value, f"input.content.{channel_key}.{part}")
-    if "schedule" in values and values["schedule"]:
+    if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])
     return problems
 
@@ -214,9 +218,16 @@ async def resolve_references(
 def public_state(row: Campaign) -> dict[str, Any]:
     """What the audit trail records of a campaign (content omitted: it can be large)."""
     return {
-        "name": row.name, "status": row.status.value, "version": row.version, "channel": row.channel,
-        "presetId": row.preset_id, "segmentId": row.segment_id, "namespaceId": row.namespace_id,
-        "schedule": row.schedule, "throttle": row.throttle_per_second, "tags": row.tags,
+        "name": row.name,
+        "status": row.status.value,
+        "version": row.version,
+        "channel": row.channel,
+        "presetId": row.preset_id,
+        "segmentId": row.segment_id,
+        "namespaceId": row.namespace_id,
+        "schedule": row.schedule,
+        "throttle": row.throttle_per_second,
+        "tags": row.tags,
     }
 
 
@@ -229,9 +240,18 @@ async def create_campaign(sandbox_id: int, values: dict[str, Any], *, actor: str
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
         resolved = await resolve_references(sandbox_id, values, conn)
-        row = await Campaign.create(sandbox_id=sandbox_id, using_db=conn, **resolved)
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="CREATE", object_type=OBJECT_TYPE,
-                           object_id=row.id, after=public_state(row), using_db=conn)
+        row = await Campaign.create(
+            sandbox_id=sandbox_id, tags_search=tags_search_text(resolved.get("tags") or []), using_db=conn, **resolved
+        )
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="CREATE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            after=public_state(row),
+            using_db=conn,
+        )
     return row
 
 
@@ -245,6 +265,8 @@ async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, campaign_id: int) ->
 async def _save(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any]) -> Campaign:
     """Compare-and-set on the version read: SQLite has no row locks, so this is what serialises writers."""
     changes = {**changes, "version": row.version + 1, "updated_at": datetime.now(UTC)}
+    if "tags" in changes:
+        changes["tags_search"] = tags_search_text(changes["tags"])
     updated = await Campaign.filter(id=row.id, version=row.version, status=row.status).using_db(conn).update(**changes)
     if updated != 1:
         fresh = await Campaign.get(id=row.id).using_db(conn)
@@ -270,10 +292,23 @@ async def update_campaign(
             except InvalidTransition as exc:
                 raise CampaignStateError(exc) from None
         resolved = await resolve_references(sandbox_id, values, conn)
+        if "content" in resolved:
+            # Content patches replace the channels they name; null clears all content.
+            resolved["content"] = (
+                {**(row.content or {}), **resolved["content"]} if resolved["content"] is not None else {}
+            )
         before = public_state(row)
         await _save(conn, row, resolved)
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="UPDATE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=before, after=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="UPDATE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=public_state(row),
+            using_db=conn,
+        )
     return row
 
 
@@ -292,8 +327,16 @@ async def update_tags(
         row = await _locked(conn, sandbox_id, campaign_id)
         before = public_state(row)
         await _save(conn, row, values)
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="UPDATE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=before, after=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="UPDATE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=public_state(row),
+            using_db=conn,
+        )
     return row
 
 
@@ -307,14 +350,32 @@ async def delete_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> C
         deleted = await Campaign.filter(id=row.id, status=CampaignStatus.DRAFT).using_db(conn).delete()
         if deleted != 1:
             raise CampaignConflictError(row.version)
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="DELETE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DELETE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=public_state(row),
+            using_db=conn,
+        )
     return row
 
 
 COPIED_FIELDS = (
-    "description", "tags", "type", "category", "channel", "preset_id", "content", "tracking", "segment_id",
-    "namespace_id", "schedule", "throttle_per_second",
+    "description",
+    "tags",
+    "tags_search",
+    "type",
+    "category",
+    "channel",
+    "preset_id",
+    "content",
+    "tracking",
+    "segment_id",
+    "namespace_id",
+    "schedule",
+    "throttle_per_second",
 )
 
 
@@ -328,11 +389,21 @@ async def duplicate_campaign(sandbox_id: int, campaign_id: int, *, name: str | N
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
         row = await Campaign.create(
-            sandbox_id=sandbox_id, name=new_name, using_db=conn,
+            sandbox_id=sandbox_id,
+            name=new_name,
+            using_db=conn,
             **{field: getattr(source, field) for field in COPIED_FIELDS},
         )
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="DUPLICATE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before={"sourceId": source.id}, after=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DUPLICATE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before={"sourceId": source.id},
+            after=public_state(row),
+            using_db=conn,
+        )
     return row
 
 
@@ -343,17 +414,26 @@ def content_from_stored(stored: Mapping[str, Any]) -> Content:
     email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
     return Content(
         email=EmailContent(**{k: (email.get(k) or "") for k in ("subject", "preheader", "html", "text")})
-        if email else None,
+        if email
+        else None,
         sms=SmsContent(text=sms.get("text") or "") if sms else None,
         push=PushContent(
-            title=push.get("title") or "", body=push.get("body") or "", deep_link=push.get("deepLink") or "",
+            title=push.get("title") or "",
+            body=push.get("body") or "",
+            deep_link=push.get("deepLink") or "",
             data=tuple(sorted((push.get("customData") or {}).items())),
-        ) if push else None,
+        )
+        if push
+        else None,
         in_app=InAppContent(
-            title=in_app.get("title") or "", body=in_app.get("body") or "",
-            buttons=tuple(InAppButton(label=b.get("label") or "", url=b.get("url") or "")
-                          for b in in_app.get("buttons") or []),
-        ) if in_app else None,
+            title=in_app.get("title") or "",
+            body=in_app.get("body") or "",
+            buttons=tuple(
+                InAppButton(label=b.get("label") or "", url=b.get("url") or "") for b in in_app.get("buttons") or []
+            ),
+        )
+        if in_app
+        else None,
     )
 
 
@@ -376,9 +456,7 @@ def _referenced_profile_paths(snapshot: CampaignSnapshot) -> list[str]:
     return found[:20]
 
 
-async def _paths_seen(
-    segment: Segment, paths: list[str], now: datetime, conn: BaseDBAsyncClient
-) -> frozenset[str]:
+async def _paths_seen(segment: Segment, paths: list[str], now: datetime, conn: BaseDBAsyncClient) -> frozenset[str]:
     """Which of `paths` at least one member of the segment has; one SQL statement."""
     from models.profiles import dialect_of
     from models.segment_rules import SqlParams, compile_rule, validate_rule
@@ -405,27 +483,42 @@ async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClien
     if row.preset_id is not None:
         preset = await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
         preset_facts = (
-            PresetFacts(exists=True, status=preset.status.value, channel=Channel(preset.channel.value),
-                        category=Category(preset.category.value))
-            if preset else PresetFacts(exists=False)
+            PresetFacts(
+                exists=True,
+                status=preset.status.value,
+                channel=Channel(preset.channel.value),
+                category=Category(preset.category.value),
+            )
+            if preset
+            else PresetFacts(exists=False)
         )
     segment = (
         await Segment.get_or_none(id=row.segment_id, sandbox_id=row.sandbox_id).using_db(conn)
-        if row.segment_id is not None else None
+        if row.segment_id is not None
+        else None
     )
     namespace = (
         await IdentityNamespace.get_or_none(id=row.namespace_id, sandbox_id=row.sandbox_id).using_db(conn)
-        if row.namespace_id is not None else None
+        if row.namespace_id is not None
+        else None
     )
     snapshot = CampaignSnapshot(
-        name=row.name, status=row.status, version=row.version, type=row.type, category=row.category,
-        channel=row.channel, preset=preset_facts, content=content_from_stored(row.content or {}),
+        name=row.name,
+        status=row.status,
+        version=row.version,
+        type=row.type,
+        category=row.category,
+        channel=row.channel,
+        preset=preset_facts,
+        content=content_from_stored(row.content or {}),
         audience=AudienceFacts(
             segment_id=str(row.segment_id) if row.segment_id is not None else None,
             segment_exists=segment is not None,
-            namespace_code=namespace.code if namespace else None, namespace_exists=namespace is not None,
+            namespace_code=namespace.code if namespace else None,
+            namespace_exists=namespace is not None,
         ),
-        schedule=schedule_from_stored(row.schedule or {}), throttle=row.throttle_per_second,
+        schedule=schedule_from_stored(row.schedule or {}),
+        throttle=row.throttle_per_second,
         activated_at=row.activated_at,
     )
     if segment is None or namespace is None or row.channel is None:
@@ -433,9 +526,12 @@ async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClien
     estimate = await _estimate(segment, namespace, row.channel, now, conn)
     seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)
     return CampaignSnapshot(
-        **{**snapshot.__dict__, "audience": AudienceFacts(
-            **{**snapshot.audience.__dict__, "estimate": estimate, "profile_paths_seen": seen}
-        )}
+        **{
+            **snapshot.__dict__,
+            "audience": AudienceFacts(
+                **{**snapshot.audience.__dict__, "estimate": estimate, "profile_paths_seen": seen}
+            ),
+        }
     )
 
 
@@ -451,7 +547,9 @@ async def _estimate(
         ("NOT_CONTACTABLE", counts.with_identity - contactable),
     )
     return AudienceEstimate(
-        qualified=counts.qualified, with_identity=counts.with_identity, contactable=contactable,
+        qualified=counts.qualified,
+        with_identity=counts.with_identity,
+        contactable=contactable,
         excluded_by_reason=tuple((code, n) for code, n in excluded if n),
     )
 
@@ -509,8 +607,16 @@ async def activate_campaign(
             run = await CampaignRun.create(
                 sandbox_id=sandbox_id, campaign_id=row.id, scheduled_for=schedule.start_at or now, using_db=conn
             )
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="ACTIVATE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=before, after=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="ACTIVATE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=public_state(row),
+            using_db=conn,
+        )
     return Activation(campaign=row, run=run, previous_status=CampaignStatus(before["status"]))
 
 
@@ -528,12 +634,21 @@ async def stop_campaign(
         before = public_state(row)
         await _save(conn, row, {"status": CampaignStatus.STOPPED, "stopped_at": now, "stopped_by": actor})
         cancelled = [RunStatus.PENDING, RunStatus.RUNNING] if abort_running else [RunStatus.PENDING]
-        await CampaignRun.filter(campaign_id=row.id, status__in=cancelled).using_db(conn).update(
-            status=RunStatus.CANCELLED, finished_at=now
+        await (
+            CampaignRun.filter(campaign_id=row.id, status__in=cancelled)
+            .using_db(conn)
+            .update(status=RunStatus.CANCELLED, finished_at=now)
         )
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="STOP", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=before, after={**public_state(row), "abortRunning": abort_running},
-                           using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="STOP",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after={**public_state(row), "abortRunning": abort_running},
+            using_db=conn,
+        )
     return row
 
 
@@ -546,17 +661,14 @@ async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> 
             raise CampaignStateError(exc) from None
         before = public_state(row)
         await _save(conn, row, {"status": target})
-        await record_audit(sandbox_id=sandbox_id, actor=actor, action="ARCHIVE", object_type=OBJECT_TYPE,
-                           object_id=row.id, before=before, after=public_state(row), using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="ARCHIVE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=public_state(row),
+            using_db=conn,
+        )
     return row
-
-
-async def campaigns_using(sandbox_id: int | None, *, preset_id: int | None = None,
-                          segment_id: int | None = None) -> list[str]:
-    """Names of non-draft campaigns using a preset or segment (which may then not be deactivated/deleted)."""
-    query = Campaign.exclude(status=CampaignStatus.DRAFT)
-    if preset_id is not None:
-        query = query.filter(preset_id=preset_id)
-    if segment_id is not None:
-        query = query.filter(segment_id=segment_id)
-    return list(await query.order_by("id").limit(20).values_list("name", flat=True))

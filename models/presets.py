@@ -13,6 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.audit import record_audit
+from models.campaign import campaigns_using, detach_drafts
 from models.preset import MessagePreset
 from models.preset_rules import (
     SECRET_FIELDS,
@@ -81,10 +82,9 @@ class SettingsChange:
     secrets_patch: dict[str, str | None] = field(default_factory=dict)
 
 
-async def preset_in_use(preset_id: int) -> list[str]:
-    """Names of non-draft campaigns using the preset. Campaigns do not exist yet: the campaign domain fills
-    this in; deactivate and delete already refuse when it returns any."""
-    return []
+async def preset_in_use(preset_id: int, using_db: Any = None) -> list[str]:
+    """Names of non-draft campaigns using the preset: deactivate and delete refuse while there are any."""
+    return await campaigns_using(preset_id=preset_id, using_db=using_db)
 
 
 def _merge_secrets(
@@ -436,7 +436,7 @@ async def _transition(
         row = await _locked(conn, sandbox_id, preset_id)
         if action not in allowed_actions(row.status, row.update_status):
             raise PresetInvalidStateError(row, action)
-        if check_in_use and (campaigns := await preset_in_use(row.id)):
+        if check_in_use and (campaigns := await preset_in_use(row.id, conn)):
             raise PresetInUseError(campaigns, action)
         before = row.public_state()
         await _write(conn, row, {"status": to})
@@ -481,8 +481,9 @@ async def delete_preset(*, sandbox_id: int, preset_id: int, actor: str) -> Messa
         row = await _locked(conn, sandbox_id, preset_id)
         if PresetAction.DELETE not in allowed_actions(row.status, row.update_status):
             raise PresetInvalidStateError(row, PresetAction.DELETE)
-        if campaigns := await preset_in_use(row.id):
+        if campaigns := await preset_in_use(row.id, conn):
             raise PresetInUseError(campaigns, PresetAction.DELETE)
+        await detach_drafts(preset_id=row.id, using_db=conn)
         await record_audit(
             sandbox_id=sandbox_id,
             actor=actor,

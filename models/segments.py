@@ -19,6 +19,7 @@ from models.audience import (
     SegmentMember,
 )
 from models.audit import record_audit
+from models.campaign import campaigns_using, detach_drafts
 from models.identity import IdentityNamespace, IdentityType
 from models.profiles import (
     KEEP,
@@ -76,11 +77,8 @@ class SegmentInUse(Exception):
 
 
 async def segment_in_use(segment_id: int, using_db: Any = None) -> list[str]:
-    """Hook for campaigns: names of non-draft campaigns using this segment, which forbid deleting it.
-
-    Campaigns do not exist yet; the campaign branch fills this in.
-    """
-    return []
+    """Names of non-draft campaigns using this segment, which forbid deleting it."""
+    return await campaigns_using(segment_id=segment_id, using_db=using_db)
 
 
 async def segments_referencing(sandbox_id: int, segment_id: int, using_db: Any = None) -> list[Segment]:
@@ -281,6 +279,7 @@ async def delete_segment(sandbox_id: int, segment_id: int, *, actor: str) -> Non
         if users:
             raise SegmentInUse(users)
         before = _snapshot(segment)
+        await detach_drafts(segment_id=segment_id, using_db=conn)
         await SegmentMember.filter(segment_id=segment_id).using_db(conn).delete()
         await segment.delete(using_db=conn)
         await record_audit(

@@ -24,6 +24,8 @@ from strawberry.types import ExecutionContext
 
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
+from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.permissions import VIEWER
@@ -35,14 +37,14 @@ from resolvers.tenancy.types import AuditEvent, IdentityNamespace
 
 logger = logging.getLogger("herald.graphql")
 
-NODE_TYPES = [AuditEvent, IdentityNamespace, MessagePreset, *AUDIENCE_NODE_TYPES]
+NODE_TYPES = [AuditEvent, IdentityNamespace, MessagePreset, *AUDIENCE_NODE_TYPES, Campaign, CampaignRun]
 
 
 NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, PresetQuery):
+class Query(TenancyQuery, AudienceQuery, PresetQuery, CampaignQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -61,12 +63,12 @@ class Query(TenancyQuery, AudienceQuery, PresetQuery):
 
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
-class Mutation(TenancyMutation, AudienceMutation, PresetMutation):
+class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation):
     pass
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription, PresetSubscription):
+class Subscription(TenancySubscription, PresetSubscription, CampaignSubscription):
     pass
 
 

@@ -6,21 +6,16 @@ from models.campaign import RunStatus as RunStatusEnum
 from models.campaign_rules import CampaignAction as CampaignActionEnum
 from models.campaign_rules import CampaignStatus as CampaignStatusEnum
 from models.campaign_rules import CampaignType as CampaignTypeEnum
-from models.campaign_rules import Category as CategoryEnum
-from models.campaign_rules import Channel as ChannelEnum
 from models.campaign_rules import Frequency as FrequencyEnum
 from models.review import AlertCode as AlertCodeEnum
 from models.review import Severity as SeverityEnum
+from resolvers.vocabulary import Category, Channel  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = strawberry.enum(
     CampaignStatusEnum,
     description="Lifecycle of a campaign: DRAFT → LIVE or SCHEDULED → STOPPED, COMPLETED or FAILED → ARCHIVED.",
 )
 CampaignType = strawberry.enum(CampaignTypeEnum, description="How a campaign is triggered.")
-Category = strawberry.enum(
-    CategoryEnum, description="MARKETING (consent and suppression apply) or TRANSACTIONAL."
-)
-Channel = strawberry.enum(ChannelEnum, description="The channel a message is sent on.")
 Frequency = strawberry.enum(FrequencyEnum, description="How often a campaign runs.")
 CampaignAction = strawberry.enum(CampaignActionEnum, description="What may be done to a campaign.")
 AlertSeverity = strawberry.enum(SeverityEnum, description="ERROR blocks activation; WARNING does not.")

@@ -82,7 +82,7 @@ class CampaignScheduleInput:
         default=None, description="Local time of recurring runs, `HH:MM` (24 h)."
     )
     days_of_week: list[Weekday] | None = strawberry.field(default=None, description="WEEKLY: which days.")
-    days_of_month: list[int] | None = strawberry.field(default=None, description="MONTHLY: which days (1–31).")
+    days_of_month: list[int] | None = strawberry.field(default=None, description="MONTHLY: which days (1 to 31).")
     time_zone: str = strawberry.field(default="UTC", description="IANA time zone of `timeOfDay`.")
 
 
@@ -98,7 +98,7 @@ class CampaignCreateInput:
     tracking: CampaignTrackingInput | None = strawberry.field(default=None, description="Tracking options.")
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Segment and namespace.")
     schedule: CampaignScheduleInput | None = strawberry.field(default=None, description="When it runs.")
-    throttle: int | None = strawberry.field(default=None, description="Messages per second (1–2000).")
+    throttle: int | None = strawberry.field(default=None, description="Messages per second (1 to 2000).")
 
 
 @strawberry.input(

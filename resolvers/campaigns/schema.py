@@ -13,6 +13,7 @@ from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
 from models.audience import Profile as ProfileModel
 from models.campaign import Campaign as CampaignModel
 from models.campaign import CampaignRun as CampaignRunModel
+from models.campaign import tag_token
 from models.campaign_rules import CampaignStatus as CampaignStatusEnum
 from models.campaigns import (
     CampaignConflictError,
@@ -61,12 +62,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED, CampaignStatusEnum.LIVE]
 
 
-@strawberry.type(description="Activation refused: the review found errors. Nothing was changed.")
-class ReviewFailedErrorType(Error):
+@strawberry.type(
+    name="ReviewFailedError", description="Activation refused: the review found errors. Nothing was changed."
+)
+class ReviewFailedErrorType(Error):  # GraphQL name: ReviewFailedError (the domain exception has the plain name)
     alerts: list[ReviewAlert] = strawberry.field(description="All alerts of the review, errors and warnings.")
 
-
-ReviewFailedErrorType.__strawberry_definition__.name = "ReviewFailedError"
 
 
 @strawberry.enum(description="Order of a campaign list.")
@@ -191,9 +192,15 @@ async def _publish_status(info: Info, row: CampaignModel, previous: str | None) 
         return
     try:
         await info.context.events.publish(
-            row.sandbox_id, CAMPAIGN_STATUS_TOPIC,
-            {"campaignId": row.id, "status": row.status.value, "previousStatus": previous,
-             "version": row.version, "at": datetime.now(UTC).isoformat()},
+            row.sandbox_id,
+            CAMPAIGN_STATUS_TOPIC,
+            {
+                "campaignId": row.id,
+                "status": row.status.value,
+                "previousStatus": previous,
+                "version": row.version,
+                "at": datetime.now(UTC).isoformat(),
+            },
         )
     except Exception:  # the change is committed; a lost notification must not turn it into an error
         logger.exception("could not publish the status change of campaign %s", row.id)
@@ -221,25 +228,31 @@ class CampaignQuery:
         filter = filter or CampaignFilter()
         query = CampaignModel.filter(
             sandbox_id=info.context.require_caller().sandbox_id,
-            status__in=[CampaignStatusEnum(s.value) for s in filter.statuses] if filter.statuses else DEFAULT_LIST_STATUSES,
+            status__in=[CampaignStatusEnum(s.value) for s in filter.statuses]
+            if filter.statuses
+            else DEFAULT_LIST_STATUSES,
         )
         if filter.channel is not None:
             query = query.filter(channel=filter.channel.value)
         if filter.search:
             query = query.filter(name__icontains=filter.search[:200])
         if filter.tags:
-            # JSON containment is not portable (SQLite); tags are few, so match on the JSON text per tag.
-            tag_filter = Q()
+            any_tag = Q()
             for tag in filter.tags[:20]:
-                tag_filter |= Q(tags__contains=tag) if False else Q(name__isnull=False) & Q(**{"tags__icontains": f'"{tag}"'})
-            query = query.filter(tag_filter)
+                any_tag |= Q(tags_search__contains=tag_token(tag))
+            query = query.filter(any_tag)
         return await paginate(
-            query, first=first, after=after, max_page_size=info.context.limits.max_page_size,
-            to_node=Campaign.from_model, sort=SORT_KEYS[sort],
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=Campaign.from_model,
+            sort=SORT_KEYS[sort],
         )
 
-    @strawberry.field(description="Review a campaign: alerts (errors block activation) and the plan.",
-                      permission_classes=MANAGER)
+    @strawberry.field(
+        description="Review a campaign: alerts (errors block activation) and the plan.", permission_classes=MANAGER
+    )
     async def campaign_review(self, info: Info, id: strawberry.ID) -> CampaignReviewResult:
         pk = _pk(id)
         if pk is None:
@@ -253,9 +266,12 @@ class CampaignQuery:
             can_activate=result.can_activate,
             alerts=[_alert(a) for a in result.alerts],
             plan=CampaignPlan(
-                qualified=p.qualified, with_identity=p.with_identity, contactable=p.contactable,
+                qualified=p.qualified,
+                with_identity=p.with_identity,
+                contactable=p.contactable,
                 excluded_by_reason=[ExclusionCount(reason=r, count=n) for r, n in p.excluded_by_reason],
-                next_run_times=list(p.next_run_times), estimated_duration_seconds=seconds(p.estimated_duration),
+                next_run_times=list(p.next_run_times),
+                estimated_duration_seconds=seconds(p.estimated_duration),
                 reviewed_version=p.reviewed_version,
             ),
         )
@@ -285,10 +301,16 @@ class CampaignQuery:
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[CampaignRun]:
-        query = CampaignRunModel.filter(sandbox_id=info.context.require_caller().sandbox_id,
-                                        campaign_id=_pk(campaign_id) or 0)
-        return await paginate(query, first=first, after=after, max_page_size=info.context.limits.max_page_size,
-                              to_node=CampaignRun.from_model)
+        query = CampaignRunModel.filter(
+            sandbox_id=info.context.require_caller().sandbox_id, campaign_id=_pk(campaign_id) or 0
+        )
+        return await paginate(
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=CampaignRun.from_model,
+        )
 
 
 def _profile_pk(value: Any) -> int | None:
@@ -312,8 +334,9 @@ class CampaignMutation:
         await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
-    @strawberry.mutation(description="Change a DRAFT campaign (patch); refused when `version` is stale.",
-                         permission_classes=MANAGER)
+    @strawberry.mutation(
+        description="Change a DRAFT campaign (patch); refused when `version` is stale.", permission_classes=MANAGER
+    )
     async def campaign_update(self, info: Info, input: CampaignUpdateInput) -> CampaignResult:
         caller = info.context.require_caller()
         pk = _pk(input.id)
@@ -332,8 +355,9 @@ class CampaignMutation:
         if pk is None:
             return _not_found(input.id)
         try:
-            row = await update_tags(caller.sandbox_id, pk, tags=input.tags, description=input.description,
-                                    actor=caller.actor)
+            row = await update_tags(
+                caller.sandbox_id, pk, tags=input.tags, description=input.description, actor=caller.actor
+            )
         except CampaignError as exc:
             return _error(exc)
         return CampaignSuccess(campaign=Campaign.from_model(row))
@@ -441,7 +465,9 @@ class CampaignSubscription:
                 yield CampaignStatusChange(
                     campaign_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(event["campaignId"])))),
                     status=CampaignStatusEnum(event["status"]),
-                    previous_status=CampaignStatusEnum(event["previousStatus"]) if event.get("previousStatus") else None,
+                    previous_status=(
+                        CampaignStatusEnum(event["previousStatus"]) if event.get("previousStatus") else None
+                    ),
                     version=event["version"],
                     at=datetime.fromisoformat(event["at"]),
                 )

@@ -82,14 +82,24 @@ class CampaignContent:
         email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
         return cls(
             email=EmailContent(**{k: email.get(k) for k in ("subject", "preheader", "html", "text")})
-            if email else None,
+            if email
+            else None,
             sms=SmsContent(text=sms.get("text")) if sms else None,
-            push=PushContent(title=push.get("title"), body=push.get("body"), deep_link=push.get("deepLink"),
-                             custom_data=push.get("customData")) if push else None,
+            push=PushContent(
+                title=push.get("title"),
+                body=push.get("body"),
+                deep_link=push.get("deepLink"),
+                custom_data=push.get("customData"),
+            )
+            if push
+            else None,
             in_app=InAppContent(
-                title=in_app.get("title"), body=in_app.get("body"),
+                title=in_app.get("title"),
+                body=in_app.get("body"),
                 buttons=[InAppButton(label=b["label"], url=b.get("url")) for b in in_app.get("buttons") or []],
-            ) if in_app else None,
+            )
+            if in_app
+            else None,
         )
 
 
@@ -115,9 +125,13 @@ class CampaignSchedule:
             return datetime.fromisoformat(stored[key]) if stored.get(key) else None
 
         return cls(
-            start_at=when("startAt"), end_at=when("endAt"), frequency=stored.get("frequency") or "ONCE",
-            time_of_day=stored.get("timeOfDay"), days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
-            days_of_month=list(stored.get("daysOfMonth") or []), time_zone=stored.get("timeZone") or "UTC",
+            start_at=when("startAt"),
+            end_at=when("endAt"),
+            frequency=stored.get("frequency") or "ONCE",
+            time_of_day=stored.get("timeOfDay"),
+            days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
+            days_of_month=list(stored.get("daysOfMonth") or []),
+            time_zone=stored.get("timeZone") or "UTC",
         )
 
 
@@ -140,8 +154,10 @@ async def summaries_by_campaign_id(ids: Sequence[int]) -> list[CampaignSummary]:
     empty = {"targeted": 0, "excluded": 0, "sent": 0, "failed": 0}
     return [
         CampaignSummary(
-            profiles_targeted=int(r["targeted"] or 0), actions_delivered=int(r["sent"] or 0),
-            actions_failed=int(r["failed"] or 0), excluded=int(r["excluded"] or 0),
+            profiles_targeted=int(r["targeted"] or 0),
+            actions_delivered=int(r["sent"] or 0),
+            actions_failed=int(r["failed"] or 0),
+            excluded=int(r["excluded"] or 0),
         )
         for r in (by_id.get(i, empty) for i in ids)
     ]
@@ -210,13 +226,27 @@ class Campaign(SandboxNode):
     def from_model(cls, row: CampaignModel) -> Self:
         tracking = row.tracking or {}
         return cls(
-            pk=row.id, name=row.name, description=row.description, tags=list(row.tags or []), type=row.type,
-            category=row.category, channel=row.channel, content=CampaignContent.from_stored(row.content or {}),
+            pk=row.id,
+            name=row.name,
+            description=row.description,
+            tags=list(row.tags or []),
+            type=row.type,
+            category=row.category,
+            channel=row.channel,
+            content=CampaignContent.from_stored(row.content or {}),
             tracking=CampaignTracking(opens=tracking.get("opens", True), clicks=tracking.get("clicks", True)),
-            schedule=CampaignSchedule.from_stored(row.schedule or {}), throttle=row.throttle_per_second,
-            status=row.status, version=row.version, activated_at=row.activated_at, activated_by=row.activated_by,
-            stopped_at=row.stopped_at, created_at=row.created_at, updated_at=row.updated_at,
-            preset_id=row.preset_id, segment_id=row.segment_id, namespace_id=row.namespace_id,
+            schedule=CampaignSchedule.from_stored(row.schedule or {}),
+            throttle=row.throttle_per_second,
+            status=row.status,
+            version=row.version,
+            activated_at=row.activated_at,
+            activated_by=row.activated_by,
+            stopped_at=row.stopped_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            preset_id=row.preset_id,
+            segment_id=row.segment_id,
+            namespace_id=row.namespace_id,
         )
 
 
@@ -238,9 +268,16 @@ class CampaignRun(SandboxNode):
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
         return cls(
-            pk=row.id, scheduled_for=row.scheduled_for, status=row.status, targeted=row.targeted,
-            excluded=row.excluded, sent=row.sent, delivered=row.delivered, failed=row.failed,
-            started_at=row.started_at, finished_at=row.finished_at,
+            pk=row.id,
+            scheduled_for=row.scheduled_for,
+            status=row.status,
+            targeted=row.targeted,
+            excluded=row.excluded,
+            sent=row.sent,
+            delivered=row.delivered,
+            failed=row.failed,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
         )
 
 

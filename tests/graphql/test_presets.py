@@ -606,30 +606,34 @@ async def test_status_changes_reach_subscribers(
     assert seen == ["PROCESSING", "ACTIVE"]
 
 
-async def test_a_preset_in_use_cannot_be_deactivated_or_deleted(
-    gql: GraphQLClient, sandbox: SandboxKeys, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Campaigns do not exist yet: stand in for the campaign domain behind its hook.
-    import models.presets
+async def test_a_preset_in_use_cannot_be_deactivated_or_deleted(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    from tests.graphql.test_campaigns import activate, audience, ready_input
+    from tests.graphql.test_campaigns import create as create_campaign
 
     preset = await create(gql, sandbox.admin, in_app_input("Used"))
     await validated(gql, sandbox.admin, preset["id"])
-    used_by = {pk_of(preset["id"]): ["Spring sale", "Welcome"]}
+    draft_only = await create(gql, sandbox.admin, in_app_input("DraftOnly"))
+    await validated(gql, sandbox.admin, draft_only["id"])
+    segment_id = await audience(gql, sandbox)
+    live = await create_campaign(gql, sandbox, ready_input(preset["id"], segment_id, name="Spring sale"))
+    assert (await activate(gql, sandbox, live["id"]))["__typename"] == "CampaignActivateSuccess"
+    draft = await create_campaign(gql, sandbox, ready_input(draft_only["id"], segment_id, name="Draft"))
 
-    async def in_use(preset_id: int) -> list[str]:
-        return used_by.get(preset_id, [])
-
-    monkeypatch.setattr(models.presets, "preset_in_use", in_use)
     pid = {"input": {"id": preset["id"]}}
     refused = (await gql(DEACTIVATE, pid, key=sandbox.admin))["messagePresetDeactivate"]
     assert refused["__typename"] == "PresetInUseError"
-    assert refused["campaigns"] == ["Spring sale", "Welcome"]
+    assert refused["campaigns"] == ["campaign 'Spring sale'"]
     assert "Spring sale" in refused["message"]
     assert (await get(gql, sandbox.admin, preset["id"]))["status"] == "ACTIVE"
 
-    used_by.clear()
-    await gql(DEACTIVATE, pid, key=sandbox.admin)
-    used_by[pk_of(preset["id"])] = ["Spring sale"]
-    refused_delete = (await gql(DELETE, pid, key=sandbox.admin))["messagePresetDelete"]
-    assert refused_delete["__typename"] == "PresetInUseError"
-    assert (await get(gql, sandbox.admin, preset["id"]))["status"] == "DEACTIVATED"
+    # A draft does not hold its preset: deleting the preset detaches the draft, whose review then says so.
+    other = {"input": {"id": draft_only["id"]}}
+    assert (await gql(DEACTIVATE, other, key=sandbox.admin))["messagePresetDeactivate"]["__typename"] == (
+        "MessagePresetDeactivateSuccess"
+    )
+    assert (await gql(DELETE, other, key=sandbox.admin))["messagePresetDelete"]["__typename"] == (
+        "MessagePresetDeleteSuccess"
+    )
+    detached = await gql("query($id: ID!) { campaign(id: $id) { preset { id } version } }", {"id": draft["id"]},
+                         key=sandbox.admin)
+    assert detached["campaign"] == {"preset": None, "version": 2}

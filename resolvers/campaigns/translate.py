@@ -1,0 +1,143 @@
+"""GraphQL inputs → campaign column values (as stored). The domain validates them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from models.campaigns import CampaignNotFoundError
+from resolvers.campaigns.inputs import (
+    CampaignActionInput,
+    CampaignAudienceInput,
+    CampaignContentInput,
+    CampaignCreateInput,
+    CampaignScheduleInput,
+    CampaignTrackingInput,
+    CampaignUpdateInput,
+)
+from resolvers.nodes import parse_pk
+
+
+def reference_pk(value: Any, type_name: str, field: str) -> int:
+    """A global id of `type_name` (or a plain database id) → database id; anything else is not found."""
+    text = str(value)
+    try:
+        global_id = strawberry.relay.GlobalID.from_id(text)
+        pk = parse_pk(global_id.node_id) if global_id.type_name == type_name else None
+    except Exception:
+        pk = parse_pk(text)
+    if pk is None:
+        raise CampaignNotFoundError(field, text[:100])
+    return pk
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def action_values(action: CampaignActionInput | None) -> dict[str, Any]:
+    if action is None:
+        return {"channel": None, "preset_id": None}
+    preset_id = reference_pk(action.preset_id, "MessagePreset", "input.action.presetId") if action.preset_id else None
+    return {"channel": action.channel.value, "preset_id": preset_id}
+
+
+def content_value(content: CampaignContentInput | None) -> dict[str, Any]:
+    if content is None:
+        return {}
+    stored: dict[str, Any] = {}
+    if content.email is not None:
+        e = content.email
+        stored["email"] = {"subject": e.subject, "preheader": e.preheader, "html": e.html, "text": e.text}
+    if content.sms is not None:
+        stored["sms"] = {"text": content.sms.text}
+    if content.push is not None:
+        p = content.push
+        custom = p.custom_data if isinstance(p.custom_data, dict) else {}
+        stored["push"] = {
+            "title": p.title,
+            "body": p.body,
+            "deepLink": p.deep_link,
+            "customData": {str(k): str(v) for k, v in custom.items()},
+        }
+    if content.in_app is not None:
+        a = content.in_app
+        stored["inApp"] = {
+            "title": a.title,
+            "body": a.body,
+            "buttons": [{"label": b.label, "url": b.url} for b in a.buttons or []],
+        }
+    return stored
+
+
+def tracking_value(tracking: CampaignTrackingInput | None) -> dict[str, bool]:
+    tracking = tracking or CampaignTrackingInput()
+    return {"opens": tracking.opens, "clicks": tracking.clicks}
+
+
+def audience_values(audience: CampaignAudienceInput | None) -> dict[str, Any]:
+    if audience is None:
+        return {"segment_id": None, "namespace_code": None}
+    segment_id = (
+        reference_pk(audience.segment_id, "Segment", "input.audience.segmentId") if audience.segment_id else None
+    )
+    return {"segment_id": segment_id, "namespace_code": audience.namespace_code}
+
+
+def schedule_value(schedule: CampaignScheduleInput | None) -> dict[str, Any]:
+    if schedule is None:
+        return {}
+    return {
+        "startAt": _iso(schedule.start_at),
+        "endAt": _iso(schedule.end_at),
+        "frequency": schedule.frequency.value,
+        "timeOfDay": schedule.time_of_day,
+        "daysOfWeek": [int(d.value) for d in schedule.days_of_week or []],
+        "daysOfMonth": list(schedule.days_of_month or []),
+        "timeZone": schedule.time_zone,
+    }
+
+
+def create_values(data: CampaignCreateInput) -> dict[str, Any]:
+    return {
+        "name": data.name,
+        "description": data.description,
+        "tags": list(data.tags),
+        "type": data.type.value,
+        "category": data.category.value,
+        **action_values(data.action),
+        "content": content_value(data.content),
+        "tracking": tracking_value(data.tracking),
+        **audience_values(data.audience),
+        "schedule": schedule_value(data.schedule),
+        "throttle_per_second": data.throttle,
+    }
+
+
+def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
+    """Only the fields present in the input (strawberry.Maybe: absent = unchanged, null = cleared)."""
+    values: dict[str, Any] = {}
+    simple = {"name": "name", "description": "description", "throttle": "throttle_per_second"}
+    for attr, column in simple.items():
+        given = getattr(data, attr)
+        if given is not None:
+            values[column] = given.value
+    if data.tags is not None:
+        values["tags"] = list(data.tags.value or [])
+    if data.type is not None:
+        values["type"] = data.type.value.value
+    if data.category is not None:
+        values["category"] = data.category.value.value
+    if data.action is not None:
+        values.update(action_values(data.action.value))
+    if data.content is not None:
+        values["content"] = content_value(data.content.value) if data.content.value is not None else None
+    if data.tracking is not None:
+        values["tracking"] = tracking_value(data.tracking.value)
+    if data.audience is not None:
+        values.update(audience_values(data.audience.value))
+    if data.schedule is not None:
+        values["schedule"] = schedule_value(data.schedule.value)
+    return values
