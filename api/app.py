@@ -34,6 +34,8 @@ def create_app(settings: Settings) -> Starlette:
             max_depth=settings.graphql_max_depth,
             max_tokens=settings.graphql_max_tokens,
             max_aliases=settings.graphql_max_aliases,
+            max_complexity=settings.graphql_max_complexity,
+            max_page_size=settings.graphql_max_page_size,
             introspection=settings.introspection_enabled,
         )
     )

@@ -130,6 +130,10 @@ class HeraldGraphQL(GraphQL):
         scope.setdefault("state", {})["caller"] = caller
         return None
 
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson caps nesting (1,024) and raises a JSONDecodeError; the json module hits RecursionError (a 500).
+        return orjson.loads(data)
+
     async def get_sub_response(self, request: Request) -> Response:
         sub_response = await super().get_sub_response(request)
         request.state.sub_response = sub_response
