@@ -132,11 +132,14 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """The real app under a real uvicorn, in this event loop, on a free loopback port."""
+async def running_server(settings: Settings, lifespan: str = "on") -> AsyncIterator[RunningServer]:
+    """The real app under a real uvicorn, in this event loop, on a free loopback port.
+
+    lifespan="off" serves a second app on the session server's database connections (no queue, events or
+    worker): running a second lifespan would close the connections the session server uses."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan=lifespan
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
