@@ -16,6 +16,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
@@ -45,8 +46,31 @@ def _error_response(status: int, message: str, code: str, headers: dict[str, str
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def rate_limited_error(retry_after: int) -> dict[str, Any]:
+    return {
+        "message": f"Too many requests for this API key; retry in {retry_after} s.",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
+    }
+
+
+async def _ws_retry_after(handler: Any) -> int | None:
+    limiter = handler.view.rate_limiter
+    caller = handler.context.caller
+    return await limiter.retry_after(caller.api_key_id) if limiter and caller else None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401."""
+    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401. Each operation counts
+    against the key's rate limit; one over it gets an `error` message and the connection stays open."""
+
+    async def handle_subscribe(self, message: Any) -> None:
+        if self.connection_acknowledged and message.get("id") not in self.operations:
+            retry_after = await _ws_retry_after(self)
+            if retry_after is not None:
+                await self.send_message({"id": message["id"], "type": "error",
+                                         "payload": [rate_limited_error(retry_after)]})
+                return
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_init_received and isinstance(message.get("payload", {}), dict):
@@ -71,6 +95,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.context.caller = caller
         await super().handle_connection_init(message)
 
+    async def handle_start(self, message: Any) -> None:
+        retry_after = await _ws_retry_after(self)
+        if retry_after is not None:
+            await self.send_message({"type": "error", "id": message["id"], "payload": rate_limited_error(retry_after)})
+            return
+        await super().handle_start(message)
+
 
 class HeraldGraphQL(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
@@ -89,6 +120,7 @@ class HeraldGraphQL(GraphQL):
         self.limits = GraphQLLimits(max_page_size=settings.graphql_max_page_size)
         self.queue: JobQueue | None = None
         self.events: EventBus | None = None
+        self.rate_limiter: RateLimiter | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -128,6 +160,11 @@ class HeraldGraphQL(GraphQL):
                 headers={"WWW-Authenticate": 'Bearer realm="herald"'},
             )
         scope.setdefault("state", {})["caller"] = caller
+        retry_after = await self.rate_limiter.retry_after(caller.api_key_id) if self.rate_limiter else None
+        if retry_after is not None:
+            body = orjson.dumps({"errors": [rate_limited_error(retry_after)]})
+            return Response(body, status_code=429, media_type="application/json",
+                            headers={"Retry-After": str(retry_after)})
         return None
 
     def decode_json(self, data: str | bytes) -> object:

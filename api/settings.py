@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     graphql_max_body_bytes: int = Field(1_000_000, ge=1024)
     graphql_introspection: bool | None = None  # default: on in dev, off in prod
     graphql_ide: bool | None = None  # default: on in dev, off in prod
+    # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(600, ge=0)
     ws_max_subscriptions: int = Field(100, ge=1)
     ws_connection_init_timeout_seconds: float = Field(10.0, gt=0)
     allowed_origins: list[str] = []

@@ -92,6 +92,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": TEST_SECRET,
         "worker_in_process": True,
         "log_level": "INFO",
+        # High enough that no other test meets it; tests of the limit set their own.
+        "rate_limit_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(**values)
