@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.graphql import OperationType
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
 from api.ratelimit import RateLimiter
@@ -177,14 +179,29 @@ class HeraldGraphQL(GraphQL):
         sub_response.herald_media_type = _response_media_type(request.headers.get("accept"))  # type: ignore[attr-defined]
         return sub_response
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> Any:
+    async def execute_single(
+        self, request: Request, request_adapter: Any, sub_response: Response, context: Context, root_value: Any,
+        request_data: Any,
+    ) -> Any:
+        # Queries over GET; queries and mutations over POST; subscriptions only over WebSocket (strawberry would
+        # run one over POST as a query, which fails inside the resolver).
+        method = request_adapter.method
+        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as error:
-            if isinstance(error.__cause__, InvalidOperationTypeError):
-                # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
-                raise HTTPException(405, error.reason) from error
-            raise
+            return await self.schema.execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, "Subscriptions are served over WebSocket (graphql-transport-ws).") from error
+            # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
+            raise HTTPException(405, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
 
     async def process_result(self, request: Request, result: Any) -> Any:
         response_data = await super().process_result(request, result)

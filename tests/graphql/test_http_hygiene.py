@@ -89,3 +89,9 @@ async def test_graphql_response_json_field_errors_stay_200_with_data(
 async def test_unacceptable_accept_header_is_406(server: RunningServer, http) -> None:
     response = await http.post(server.graphql_url, json={"query": QUERY}, headers={"Accept": "text/html"})
     assert response.status_code == 406
+
+
+async def test_subscription_over_post_is_a_bad_request_not_a_method_error(server: RunningServer, http) -> None:
+    response = await http.post(server.graphql_url, json={"query": "subscription { workerPong { pingId } }"})
+    assert response.status_code == 400
+    assert "data" not in response.json()
