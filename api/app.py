@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from arq.connections import RedisSettings, create_pool
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
@@ -16,6 +17,7 @@ from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from api.migrate import ensure_migrated
+from api.ratelimit import RateLimiter
 from api.settings import Settings, tortoise_config
 from jobs.events import EventBus
 from jobs.queue import JobQueue
@@ -34,10 +36,14 @@ def create_app(settings: Settings) -> Starlette:
             max_depth=settings.graphql_max_depth,
             max_tokens=settings.graphql_max_tokens,
             max_aliases=settings.graphql_max_aliases,
+            max_complexity=settings.graphql_max_complexity,
+            max_page_size=settings.graphql_max_page_size,
             introspection=settings.introspection_enabled,
         )
     )
     graphql_app = HeraldGraphQL(schema, settings)
+    # Its own client (connecting on first use), so the limit holds even for an app served without lifespan.
+    graphql_app.rate_limiter = RateLimiter(Redis.from_url(settings.redis_url), settings.rate_limit_per_minute)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
                         await worker_task
                 await events.close()
                 await redis.aclose()
+                await graphql_app.rate_limiter.aclose()
 
     app = Starlette(
         routes=[

@@ -6,14 +6,19 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.graphql import OperationType
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
+from api.ratelimit import RateLimiter
 from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
@@ -33,8 +38,41 @@ UNAUTHENTICATED_BODY = orjson.dumps(
 )
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+# CSRF: a browser can send text/plain, form and multipart bodies cross-origin without a preflight; JSON it cannot.
+ACCEPTED_POST_MEDIA_TYPES = frozenset({"application/json", GRAPHQL_RESPONSE_JSON})
+
+
+def _error_response(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def rate_limited_error(retry_after: int) -> dict[str, Any]:
+    return {
+        "message": f"Too many requests for this API key; retry in {retry_after} s.",
+        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
+    }
+
+
+async def _ws_retry_after(handler: Any) -> int | None:
+    limiter = handler.view.rate_limiter
+    caller = handler.context.caller
+    return await limiter.retry_after(caller.api_key_id) if limiter and caller else None
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401."""
+    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401. Each operation counts
+    against the key's rate limit; one over it gets an `error` message and the connection stays open."""
+
+    async def handle_subscribe(self, message: Any) -> None:
+        if self.connection_acknowledged and message.get("id") not in self.operations:
+            retry_after = await _ws_retry_after(self)
+            if retry_after is not None:
+                await self.send_message({"id": message["id"], "type": "error",
+                                         "payload": [rate_limited_error(retry_after)]})
+                return
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_init_received and isinstance(message.get("payload", {}), dict):
@@ -59,6 +97,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         self.context.caller = caller
         await super().handle_connection_init(message)
 
+    async def handle_start(self, message: Any) -> None:
+        retry_after = await _ws_retry_after(self)
+        if retry_after is not None:
+            await self.send_message({"type": "error", "id": message["id"], "payload": rate_limited_error(retry_after)})
+            return
+        await super().handle_start(message)
+
 
 class HeraldGraphQL(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
@@ -77,21 +122,99 @@ class HeraldGraphQL(GraphQL):
         self.limits = GraphQLLimits(max_page_size=settings.graphql_max_page_size)
         self.queue: JobQueue | None = None
         self.events: EventBus | None = None
+        self.rate_limiter: RateLimiter | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and not self._is_ide_page(scope):
-            caller = await authenticate(bearer_token(_header(scope, b"authorization")))
-            if caller is None:
-                response = Response(
-                    UNAUTHENTICATED_BODY,
-                    status_code=401,
-                    media_type="application/json",
-                    headers={"WWW-Authenticate": 'Bearer realm="herald"'},
-                )
-                await response(scope, receive, send)
-                return
-            scope.setdefault("state", {})["caller"] = caller
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response = await self._refuse_early(scope) if not self._is_ide_page(scope) else None
+        if response is None:
+            if _media_type(_header(scope, b"content-type")) == GRAPHQL_RESPONSE_JSON:
+                # The body is plain JSON; strawberry's parser only recognises application/json.
+                scope["headers"] = [
+                    (k, b"application/json" if k == b"content-type" else v) for k, v in scope["headers"]
+                ]
+            try:
+                response = await self.run(Request(scope=scope, receive=receive))
+            except HTTPException as error:
+                headers = {"Allow": "POST"} if error.status_code == 405 else None
+                response = _error_response(error.status_code, error.reason, "BAD_REQUEST", headers)
+        await response(scope, receive, send)
+
+    async def _refuse_early(self, scope) -> Response | None:
+        """Refusals that need no GraphQL work: media types, authentication. None lets the request through."""
+        if scope["method"] == "POST" and _media_type(_header(scope, b"content-type")) not in ACCEPTED_POST_MEDIA_TYPES:
+            return _error_response(
+                415, "POST bodies must be `application/json` (or `application/graphql-response+json`).",
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+        if _response_media_type(_header(scope, b"accept")) is None:
+            return _error_response(
+                406, "Accept `application/graphql-response+json` or `application/json`.", "NOT_ACCEPTABLE"
+            )
+        caller = await authenticate(bearer_token(_header(scope, b"authorization")))
+        if caller is None:
+            return Response(
+                UNAUTHENTICATED_BODY,
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="herald"'},
+            )
+        scope.setdefault("state", {})["caller"] = caller
+        retry_after = await self.rate_limiter.retry_after(caller.api_key_id) if self.rate_limiter else None
+        if retry_after is not None:
+            body = orjson.dumps({"errors": [rate_limited_error(retry_after)]})
+            return Response(body, status_code=429, media_type="application/json",
+                            headers={"Retry-After": str(retry_after)})
+        return None
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson caps nesting (1,024) and raises a JSONDecodeError; the json module hits RecursionError (a 500).
+        return orjson.loads(data)
+
+    async def get_sub_response(self, request: Request) -> Response:
+        sub_response = await super().get_sub_response(request)
+        request.state.sub_response = sub_response
+        sub_response.herald_media_type = _response_media_type(request.headers.get("accept"))  # type: ignore[attr-defined]
+        return sub_response
+
+    async def execute_single(
+        self, request: Request, request_adapter: Any, sub_response: Response, context: Context, root_value: Any,
+        request_data: Any,
+    ) -> Any:
+        # Queries over GET; queries and mutations over POST; subscriptions only over WebSocket (strawberry would
+        # run one over POST as a query, which fails inside the resolver).
+        method = request_adapter.method
+        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+        try:
+            return await self.schema.execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as error:
+            raise HTTPException(400, error.as_http_error_reason()) from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(400, "Subscriptions are served over WebSocket (graphql-transport-ws).") from error
+            # GraphQL over HTTP: a mutation over GET is 405 Method Not Allowed.
+            raise HTTPException(405, error.as_http_error_reason(method)) from error
+        except MissingQueryError as error:
+            raise HTTPException(400, "No GraphQL query found in the request") from error
+
+    async def process_result(self, request: Request, result: Any) -> Any:
+        response_data = await super().process_result(request, result)
+        if request.state.sub_response.herald_media_type == GRAPHQL_RESPONSE_JSON and _is_request_error(result):
+            # graphql-response+json: a request that never executed has no `data` and a 4xx status.
+            response_data.pop("data", None)
+            request.state.sub_response.status_code = 400
+        return response_data
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{sub_response.herald_media_type}; charset=utf-8"  # type: ignore[attr-defined]
+        return response
 
     def _is_ide_page(self, scope) -> bool:
         return (
@@ -120,3 +243,23 @@ def _header(scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _response_media_type(accept: str | None) -> str | None:
+    """graphql-response+json when the client lists it, else application/json; None if it accepts neither."""
+    ranges = [_media_type(part) for part in (accept or "*/*").split(",")]
+    if GRAPHQL_RESPONSE_JSON in ranges:
+        return GRAPHQL_RESPONSE_JSON
+    if {"application/json", "application/*", "*/*", ""} & set(ranges):
+        return "application/json"
+    return None
+
+
+def _is_request_error(result: Any) -> bool:
+    """Parse, validation and variable-coercion failures: no data and no error located in the response."""
+    errors = getattr(result, "errors", None)
+    return bool(errors) and result.data is None and all(not error.path for error in errors)

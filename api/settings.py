@@ -49,9 +49,13 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = Field(3000, ge=50)
     graphql_max_aliases: int = Field(30, ge=1)
     graphql_max_page_size: int = Field(100, ge=1, le=1000)
+    # Each field costs 1; a field taking `first` multiplies the cost of its selection by it.
+    graphql_max_complexity: int = Field(20_000, ge=100)
     graphql_max_body_bytes: int = Field(1_000_000, ge=1024)
     graphql_introspection: bool | None = None  # default: on in dev, off in prod
     graphql_ide: bool | None = None  # default: on in dev, off in prod
+    # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
+    rate_limit_per_minute: int = Field(600, ge=0)
     ws_max_subscriptions: int = Field(100, ge=1)
     ws_connection_init_timeout_seconds: float = Field(10.0, gt=0)
     allowed_origins: list[str] = []

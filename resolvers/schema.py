@@ -11,13 +11,11 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
-    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -28,6 +26,7 @@ from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, Campaign
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.limits import NoNulStringsRule, make_request_limits
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
 from resolvers.presets.types import MessagePreset
@@ -77,6 +76,8 @@ class SchemaOptions:
     max_depth: int = 12
     max_tokens: int = 3000
     max_aliases: int = 30
+    max_complexity: int = 20_000
+    max_page_size: int = 100
     introspection: bool = True
     cache_size: int = 1000
 
@@ -120,16 +121,24 @@ class HeraldSchema(strawberry.Schema):
 
 
 def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
+    # The limiters' rule classes are built once, so validation results can be cached per document.
+    rules = (
+        *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=options.max_aliases).validation_rules,
+        NoNulStringsRule,
+        *([] if options.introspection else [NoSchemaIntrospectionCustomRule]),
+    )
+    request_limits = make_request_limits(
+        tuple(rules), max_page_size=options.max_page_size, max_complexity=options.max_complexity,
+        # Field suggestions would reveal the schema that turning introspection off hides.
+        hide_suggestions=not options.introspection, cache_size=options.cache_size,
+    )
     extensions: list = [
         lambda: ParserCache(maxsize=options.cache_size),
-        lambda: ValidationCache(maxsize=options.cache_size),
-        lambda: QueryDepthLimiter(max_depth=options.max_depth),
         lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=options.max_aliases),
+        request_limits,
         HeraldMaskErrors,
     ]
-    if not options.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return HeraldSchema(
         query=Query,
         mutation=Mutation,

@@ -92,6 +92,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": TEST_SECRET,
         "worker_in_process": True,
         "log_level": "INFO",
+        # High enough that no other test meets it; tests of the limit set their own.
+        "rate_limit_per_minute": 100_000,
     }
     values.update(overrides)
     return Settings(**values)
@@ -132,11 +134,14 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """The real app under a real uvicorn, in this event loop, on a free loopback port."""
+async def running_server(settings: Settings, lifespan: str = "on") -> AsyncIterator[RunningServer]:
+    """The real app under a real uvicorn, in this event loop, on a free loopback port.
+
+    lifespan="off" serves a second app on the session server's database connections (no queue, events or
+    worker): running a second lifespan would close the connections the session server uses."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan=lifespan
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
