@@ -1,0 +1,220 @@
+"""Sandbox isolation: with another sandbox's key, nothing of this sandbox is visible or addressable.
+
+Every root query field must be listed in QUERIES_CHECKED (a new field fails the coverage test until its
+isolation is checked here); mutations on foreign ids must answer NotFoundError (or refuse the reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import websockets
+
+from models.sandbox import Role
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.graphql.test_campaigns import CREATE as CAMPAIGN_CREATE
+from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input
+from tests.graphql.test_profiles import email, upsert
+from tests.graphql.test_roles import root_fields
+
+QUERIES_CHECKED = {
+    "viewer",
+    "node",
+    "auditEvents",
+    "identityNamespaces",
+    "profile",
+    "profileByIdentity",
+    "profiles",
+    "segment",
+    "segments",
+    "segmentEstimate",
+    "suppressions",
+    "messagePreset",
+    "messagePresets",
+    "campaign",
+    "campaigns",
+    "campaignRuns",
+    "campaignReview",
+    "campaignPreview",
+}
+ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
+
+
+def test_every_query_field_is_checked_for_isolation() -> None:
+    queries = {name for root, name in root_fields() if root == "Query"}
+    assert queries - QUERIES_CHECKED == set(), "check the isolation of these new query fields in this file"
+
+
+async def objects_of(gql: GraphQLClient, sandbox: SandboxKeys) -> dict[str, str]:
+    """One object of every kind in `sandbox`, by name → global id."""
+    preset = await active_in_app_preset(gql, sandbox)
+    segment = await audience(gql, sandbox, size=2)
+    profile = (await upsert(gql, sandbox.admin, [email("owner@example.com")]))["results"][0]["profile"]["id"]
+    suppression = await gql(
+        'mutation { suppressionAdd(input: {channel: EMAIL, address: "gone@example.com"}) '
+        "{ ... on SuppressionAddSuccess { entry { id } } } }",
+        key=sandbox.admin,
+    )
+    namespace = await gql(
+        'mutation { identityNamespaceCreate(input: {code: "Loyalty", name: "Loyalty", type: PARTNER}) '
+        "{ ... on IdentityNamespaceCreateSuccess { namespace { id } } } }",
+        key=sandbox.admin,
+    )
+    campaign = await create(gql, sandbox, ready_input(preset, segment))
+    run = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
+    audit = (await gql("{ auditEvents(first: 1) { edges { node { id } } } }", key=sandbox.admin))["auditEvents"]
+    return {
+        "preset": preset,
+        "segment": segment,
+        "profile": profile,
+        "campaign": campaign["id"],
+        "run": run,
+        "suppression": suppression["suppressionAdd"]["entry"]["id"],
+        "namespace": namespace["identityNamespaceCreate"]["namespace"]["id"],
+        "audit": audit["edges"][0]["node"]["id"],
+    }
+
+
+async def test_nothing_of_a_sandbox_is_visible_from_another(
+    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+) -> None:
+    theirs = await objects_of(gql, other_sandbox)
+    key = sandbox.admin
+    for name, global_id in theirs.items():
+        assert (await gql("query($id: ID!) { node(id: $id) { id } }", {"id": global_id}, key=key))["node"] is None, name
+
+    lookups = {
+        "profile": ("query($id: ID!) { profile(id: $id) { id } }", "profile"),
+        "segment": ("query($id: ID!) { segment(id: $id) { id } }", "segment"),
+        "preset": ("query($id: ID!) { messagePreset(id: $id) { id } }", "messagePreset"),
+        "campaign": ("query($id: ID!) { campaign(id: $id) { id } }", "campaign"),
+    }
+    for kind, (query, field) in lookups.items():
+        assert (await gql(query, {"id": theirs[kind]}, key=key))[field] is None, kind
+    estimate = await gql(
+        'query($id: ID!) { segmentEstimate(id: $id, namespace: "Email", channel: EMAIL) { qualified } }',
+        {"id": theirs["segment"]},
+        key=key,
+    )
+    assert estimate["segmentEstimate"] is None
+    assert (await gql('{ profileByIdentity(namespace: "Email", value: "owner@example.com") { id } }', key=key))[
+        "profileByIdentity"
+    ] is None
+    review = await gql(
+        "query($id: ID!) { campaignReview(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
+    )
+    assert review["campaignReview"]["__typename"] == "NotFoundError"
+    preview = await gql(
+        "query($id: ID!, $p: ID!) { campaignPreview(id: $id, profileId: $p) { __typename } }",
+        {"id": theirs["campaign"], "p": theirs["profile"]},
+        key=key,
+    )
+    assert preview["campaignPreview"]["__typename"] == "NotFoundError"
+    runs = await gql(
+        "query($id: ID!) { campaignRuns(campaignId: $id) { totalCount } }", {"id": theirs["campaign"]}, key=key
+    )
+    assert runs["campaignRuns"]["totalCount"] == 0
+
+    lists = await gql(
+        """query($all: [CampaignStatus!]) {
+          profiles(first: 100) { nodes { id } } segments(first: 100) { nodes { id } }
+          suppressions(first: 100) { nodes { id } } messagePresets(first: 100) { nodes { id } }
+          campaigns(first: 100, filter: {statuses: $all}) { nodes { id } } auditEvents(first: 100) { nodes { id } }
+          identityNamespaces { id } viewer { sandbox { name } }
+        }""",
+        {"all": ALL_STATUSES},
+        key=key,
+    )
+    visible = {
+        item["id"]
+        for value in lists.values()
+        if isinstance(value, dict) and "nodes" in value
+        for item in value["nodes"]
+    } | {item["id"] for item in lists["identityNamespaces"]}
+    assert visible.isdisjoint(theirs.values())
+    assert lists["viewer"]["sandbox"]["name"] == sandbox.name
+
+
+async def test_another_sandbox_cannot_change_or_reference_anything(
+    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+) -> None:
+    theirs = await objects_of(gql, other_sandbox)
+    key = sandbox.admin
+
+    def by_id(mutation: str, input_type: str, extra: str = "") -> str:
+        return (
+            f"mutation($id: ID!) {{ {mutation}(input: {{id: $id{extra}}}) {{ __typename }} }}"
+            if input_type == ""
+            else f"mutation($id: ID!) {{ {mutation}(input: {{{input_type}: $id{extra}}}) {{ __typename }} }}"
+        )
+
+    for mutation, kind, extra in [
+        ("campaignUpdate", "campaign", ", version: 2"),
+        ("campaignActivate", "campaign", ""),
+        ("campaignStop", "campaign", ""),
+        ("campaignArchive", "campaign", ""),
+        ("campaignDelete", "campaign", ""),
+        ("campaignDuplicate", "campaign", ""),
+        ("campaignUpdateTags", "campaign", ', tags: ["x"]'),
+        ("segmentUpdate", "segment", ', name: "mine"'),
+        ("segmentDelete", "segment", ""),
+        ("messagePresetUpdate", "preset", ', description: "mine"'),
+        ("messagePresetValidate", "preset", ""),
+        ("messagePresetDeactivate", "preset", ""),
+        ("messagePresetDelete", "preset", ""),
+        ("messagePresetActivate", "preset", ""),
+        ("suppressionRemove", "suppression", ""),
+    ]:
+        result = await gql(by_id(mutation, "", extra), {"id": theirs[kind]}, key=key)
+        assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
+    members = await gql(
+        "mutation($id: ID!) { segmentMembersAdd(input: {segmentId: $id, identities: "
+        '[{namespace: "Email", value: "owner@example.com"}]}) { __typename } }',
+        {"id": theirs["segment"]},
+        key=key,
+    )
+    assert members["segmentMembersAdd"]["__typename"] == "NotFoundError"
+    borrowed = await gql(
+        CAMPAIGN_CREATE,
+        {"input": {"name": "borrow", "action": {"channel": "IN_APP", "presetId": theirs["preset"]}}},
+        key=sandbox.keys[Role.MANAGER],
+    )
+    assert borrowed["campaignCreate"]["__typename"] == "NotFoundError"
+    # And nothing in their sandbox changed.
+    mine = await gql(
+        "query($id: ID!) { campaign(id: $id) { status tags } }", {"id": theirs["campaign"]}, key=other_sandbox.admin
+    )
+    assert mine["campaign"] == {"status": "LIVE", "tags": []}
+
+
+async def test_subscriptions_only_carry_the_callers_sandbox(
+    server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+) -> None:
+    async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "1",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription { campaignStatusChanged { campaignId status } }"},
+                }
+            )
+        )
+
+        async def own_event_arrives() -> dict[str, Any] | None:
+            # Their change first, then ours: the first event we receive must be ours.
+            await gql(CAMPAIGN_CREATE, {"input": {"name": "theirs"}}, key=other_sandbox.keys[Role.MANAGER])
+            ours = await gql(CAMPAIGN_CREATE, {"input": {"name": "ours"}}, key=sandbox.keys[Role.MANAGER])
+            try:
+                async with asyncio.timeout(1):
+                    event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
+            except TimeoutError:
+                return None
+            return {"event": event, "ours": ours["campaignCreate"]["campaign"]["id"]}
+
+        seen = await wait_until(own_event_arrives, timeout=15)
+    assert seen["event"]["campaignId"] == seen["ours"]
