@@ -104,6 +104,9 @@ def _check_json(value: Any, depth: int) -> None:
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueProblem("INVALID_NUMBER", "numbers must be finite")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueProblem("INVALID_NUMBER", "integers must fit in 64 bits")
     elif value is not None and not isinstance(value, (bool, int)):
         raise ValueProblem("INVALID_VALUE", "only JSON values are allowed")
 
