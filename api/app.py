@@ -14,6 +14,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
+from api.imports import upload_profiles
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from api.migrate import ensure_migrated
 from api.settings import Settings, tortoise_config
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> Starlette:
             events = EventBus(redis)
             app.state.redis = redis
             graphql_app.queue = JobQueue(redis)
+            app.state.queue = graphql_app.queue
             graphql_app.events = events
             worker_task = None
             worker = None
@@ -73,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/imports/profiles", upload_profiles, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

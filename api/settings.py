@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "models.audit",
     "models.identity",
     "models.audience",
+    "models.imports",
 ]
 
 
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+
+    # Profile imports: uploads are kept under data_dir/imports until their job ends.
+    import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)
+    import_batch_rows: int = Field(2000, ge=1, le=10_000)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

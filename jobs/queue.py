@@ -18,3 +18,6 @@ class JobQueue:
 
     async def worker_ping(self, sandbox_id: int, message: str, ping_id: str) -> Job | None:
         return await self.enqueue("worker_ping", sandbox_id, message, ping_id, job_id=f"worker_ping:{ping_id}")
+
+    async def import_profiles(self, import_id: int) -> Job | None:
+        return await self.enqueue("import_profiles", import_id, job_id=f"import_profiles:{import_id}")

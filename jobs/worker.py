@@ -11,11 +11,12 @@ from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
 from jobs.diagnostics import worker_ping
+from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping]
+FUNCTIONS = [worker_ping, import_profiles_job]
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:

@@ -26,6 +26,8 @@ from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
+from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.permissions import VIEWER
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
@@ -33,14 +35,14 @@ from resolvers.tenancy.types import AuditEvent, IdentityNamespace
 
 logger = logging.getLogger("herald.graphql")
 
-NODE_TYPES = [AuditEvent, IdentityNamespace, *AUDIENCE_NODE_TYPES]
+NODE_TYPES = [AuditEvent, IdentityNamespace, *AUDIENCE_NODE_TYPES, *IMPORT_NODE_TYPES]
 
 
 NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery):
+class Query(TenancyQuery, AudienceQuery, ImportsQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -64,7 +66,7 @@ class Mutation(TenancyMutation, AudienceMutation):
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription):
+class Subscription(TenancySubscription, ImportsSubscription):
     pass
 
 
