@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -405,3 +409,35 @@ async def test_imports_do_not_cross_sandboxes(
     assert node["node"] is None
     viewer = await gql(IMPORT, {"id": import_id}, key=sandbox.keys[Role.VIEWER])
     assert viewer["profileImport"]["status"] == "SUCCEEDED"
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_cli_imports_a_file_in_process(
+    server: RunningServer, database_url: str, sandbox: SandboxKeys, tmp_path: Path
+) -> None:
+    good = tmp_path / "people.csv"
+    good.write_text("identity.Email,attr.city\ncli1@example.com,Lyon\nnope,Paris\ncli2@example.com,\n")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": server.settings.redis_url or "",
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_LEVEL": "WARNING",
+    }
+    done = await asyncio.to_thread(_cli, "import", "profiles", str(good), "--sandbox", sandbox.name, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "SUCCEEDED: 3 rows read, 2 created, 0 updated, 0 unchanged, 1 rejected" in done.stdout
+    assert "line 3: identity.Email: INVALID_EMAIL" in done.stdout
+    assert await Profile.filter(sandbox_id=await sandbox_id(sandbox)).count() == 2
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email\nx@example.com\n")
+    refused = await asyncio.to_thread(_cli, "import", "profiles", str(bad), "--sandbox", sandbox.name, env=env)
+    assert refused.returncode == 1 and "'email'" in refused.stderr
+    unknown = await asyncio.to_thread(_cli, "import", "profiles", str(good), "--sandbox", "no-such", env=env)
+    assert unknown.returncode == 1 and "no sandbox" in unknown.stderr
