@@ -145,7 +145,8 @@ async def main(n: int) -> None:
         env = {**os.environ, "DATABASE_URL": url, "DATA_DIR": str(settings.data_dir), "LOG_LEVEL": "WARNING"}
         env.pop("REDIS_URL", None)
         started = time.perf_counter()
-        child = subprocess.run(
+        child = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "api.cli", "import", "resume", str(row.id), "--batch-rows", str(BATCH_ROWS)],
             env=env,
             capture_output=True,
