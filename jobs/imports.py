@@ -86,7 +86,10 @@ async def import_profiles(ctx: dict[str, Any], import_id: int) -> dict[str, Any]
         now = time.monotonic()
         if row.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED) or now - last >= PROGRESS_INTERVAL_SECONDS:
             last = now
-            await publish(redis, row.sandbox_id, progress_topic(row.id), progress_payload(row))
+            try:
+                await publish(redis, row.sandbox_id, progress_topic(row.id), progress_payload(row))
+            except Exception as exc:  # progress is a courtesy: a Redis blip must not fail the import
+                logger.warning("import %s: could not publish progress: %s", row.id, exc)
 
     return await run_import(
         import_id, data_dir=settings.data_dir, batch_rows=settings.import_batch_rows, progress=report

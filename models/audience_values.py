@@ -36,6 +36,8 @@ class ValueProblem(Exception):
 
 
 def _has_control_characters(text: str) -> bool:
+    if text.isprintable():  # no printable text holds a control character; checked in C, the common case
+        return False
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
