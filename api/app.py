@@ -15,6 +15,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
+from api.imports import upload_profiles
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from api.migrate import ensure_migrated
 from api.ratelimit import RateLimiter
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
             events = EventBus(redis)
             app.state.redis = redis
             graphql_app.queue = JobQueue(redis)
+            app.state.queue = graphql_app.queue
             graphql_app.events = events
             worker_task = None
             worker = None
@@ -80,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            Route("/imports/profiles", upload_profiles, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "models.audience",
     "models.preset",
     "models.campaign",
+    "models.imports",
 ]
 
 
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
 
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # Profile imports: uploads are kept under data_dir/imports until their job ends.
+    import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)
+    import_batch_rows: int = Field(2000, ge=1, le=10_000)
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

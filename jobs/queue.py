@@ -27,3 +27,6 @@ class JobQueue:
     async def execute_run(self, run_id: int) -> Job | None:
         """The run's job id is fixed, so enqueuing it again while queued is a no-op."""
         return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}")
+
+    async def import_profiles(self, import_id: int) -> Job | None:
+        return await self.enqueue("import_profiles", import_id, job_id=f"import_profiles:{import_id}")

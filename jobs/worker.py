@@ -11,12 +11,13 @@ from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
 from jobs.diagnostics import worker_ping
+from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset]
+FUNCTIONS = [worker_ping, validate_preset, import_profiles_job]
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:

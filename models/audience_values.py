@@ -36,15 +36,50 @@ class ValueProblem(Exception):
 
 
 def _has_control_characters(text: str) -> bool:
+    if text.isprintable():  # no printable text holds a control character; checked in C, the common case
+        return False
     return any(unicodedata.category(ch) == "Cc" for ch in text)
 
 
-def normalize_email(value: str) -> str:
+def _validate_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValueProblem("INVALID_EMAIL", str(exc)) from None
     return result.normalized.lower()
+
+
+# The common case, fast: a plain ASCII dot-atom local part (checked by this regex, which accepts only what
+# email-validator accepts) at a domain that email-validator has already accepted (remembered). Everything
+# else goes through email-validator in full. ~30 µs → ~2 µs per address, which bulk imports need.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_MAX_LOCAL_LENGTH = 64
+_MAX_EMAIL_LENGTH = 254
+_MAX_KNOWN_DOMAINS = 10_000
+_known_domains: dict[str, str | None] = {}  # lower-cased domain -> its normalised form, or None if refused
+
+
+def _known_domain(domain: str) -> str | None:
+    key = domain.lower()
+    if key in _known_domains:
+        return _known_domains[key]
+    try:
+        normalised: str | None = _validate_email(f"a@{key}").partition("@")[2]
+    except ValueProblem:
+        normalised = None
+    if len(_known_domains) >= _MAX_KNOWN_DOMAINS:
+        _known_domains.clear()
+    _known_domains[key] = normalised
+    return normalised
+
+
+def normalize_email(value: str) -> str:
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= _MAX_LOCAL_LENGTH and domain.isascii() and _DOT_ATOM.match(local):
+        normalised = _known_domain(domain)
+        if normalised is not None and len(local) + 1 + len(normalised) <= _MAX_EMAIL_LENGTH:
+            return f"{local}@{normalised}".lower()
+    return _validate_email(value)
 
 
 def normalize_phone(value: str) -> str:
@@ -104,6 +139,9 @@ def _check_json(value: Any, depth: int) -> None:
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValueProblem("INVALID_NUMBER", "numbers must be finite")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueProblem("INVALID_NUMBER", "integers must fit in 64 bits")
     elif value is not None and not isinstance(value, (bool, int)):
         raise ValueProblem("INVALID_VALUE", "only JSON values are allowed")
 

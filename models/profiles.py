@@ -1,4 +1,4 @@
-"""Profile actions: upsert by identity (one transaction per profile), look-ups by identity."""
+"""Profile actions: upsert by identity (checked item by item, written set-based), look-ups by identity."""
 
 from __future__ import annotations
 
@@ -11,30 +11,24 @@ from tortoise import connections
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models.audience import CONSENT_COLUMNS, Consent, ContactChannel, Profile, ProfileIdentity
+from models.audience import Consent, ContactChannel, Profile, ProfileIdentity
 from models.audience_values import (
     ValueProblem,
     check_attributes,
     check_time_zone,
-    merge_attributes,
     normalize_identity,
 )
-from models.audit import record_audit
+from models.audit import AuditEvent
 from models.identity import IdentityNamespace
+from models.profile_writes import KEEP, ItemResult, PreparedItem, write_batch
 from models.segment_rules import Dialect
+
+__all__ = ["KEEP"]
 
 MAX_UPSERT_PROFILES = 1000
 MAX_IDENTITIES_PER_PROFILE = 20
 
 
-class _Keep:
-    """Marks a field the caller did not send, so it stays as it is."""
-
-    def __repr__(self) -> str:
-        return "KEEP"
-
-
-KEEP: Any = _Keep()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +70,6 @@ class UpsertOutcome:
     problems: list[FieldProblem] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Prepared:
-    index: int
-    path: str  # field path of this item, e.g. input.profiles[3]
-    changes: ProfileChanges
-    identities: list[tuple[int, str]]  # (namespace id, normalised value), deduplicated
-
-
 def dialect_of(connection_name: str = "default") -> Dialect:
     return (
         Dialect.SQLITE
@@ -121,7 +107,10 @@ def prepare_identities(
     return prepared, problems
 
 
-def _prepare(index: int, changes: ProfileChanges, namespaces: dict[str, IdentityNamespace], prefix: str):
+def prepare_item(
+    index: int, changes: ProfileChanges, namespaces: dict[str, IdentityNamespace], prefix: str
+) -> tuple[PreparedItem, list[FieldProblem]]:
+    """Check one profile change with the pure rules; the prepared item and its problems (empty when valid)."""
     path = f"{prefix}[{index}]"
     problems: list[FieldProblem] = []
     if not 1 <= len(changes.identities) <= MAX_IDENTITIES_PER_PROFILE:
@@ -144,7 +133,7 @@ def _prepare(index: int, changes: ProfileChanges, namespaces: dict[str, Identity
             check_time_zone(changes.time_zone)
         except ValueProblem as problem:
             problems.append(FieldProblem(f"{path}.timeZone", problem.code, problem.message))
-    return _Prepared(index, path, changes, identities), problems
+    return PreparedItem(index, path, changes, identities), problems
 
 
 async def upsert_profiles(
@@ -152,132 +141,103 @@ async def upsert_profiles(
 ) -> list[UpsertOutcome]:
     """Create or update each profile, merged by any of its identities.
 
-    Each profile is checked in full first, then written in its own transaction, so one bad item never
-    blocks the others and never leaves a half-written profile.
+    Every item is checked first (pure rules); the valid ones are then written together with set-based SQL
+    in one transaction (models.profile_writes), as if written one after another. A refused item changes
+    nothing and does not stop the others.
     """
     namespaces = await namespaces_by_code(sandbox_id)
-    outcomes: list[UpsertOutcome] = []
+    outcomes: dict[int, UpsertOutcome] = {}
+    valid: list[PreparedItem] = []
     for index, changes in enumerate(items):
-        prepared, problems = _prepare(index, changes, namespaces, field_prefix)
+        prepared, problems = prepare_item(index, changes, namespaces, field_prefix)
         if problems:
-            outcomes.append(UpsertOutcome(index, UpsertStatus.ERROR, problems=problems))
-            continue
+            outcomes[index] = UpsertOutcome(index, UpsertStatus.ERROR, problems=problems)
+        else:
+            valid.append(prepared)
+    results = await write_items(sandbox_id, valid, audit_actor=actor)
+    written = [r.state.id for r in results if r.state is not None]
+    profiles = {row.id: row for row in await Profile.filter(id__in=written)} if written else {}
+    for result in results:
+        outcomes[result.item.index] = _outcome(result, profiles)
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _outcome(result: ItemResult, profiles: dict[int, Profile]) -> UpsertOutcome:
+    index = result.item.index
+    if result.status == "CONFLICT":
+        return UpsertOutcome(
+            index,
+            UpsertStatus.ERROR,
+            problems=[
+                FieldProblem(
+                    f"{result.item.path}.identities",
+                    "IDENTITY_CONFLICT",
+                    "these identities belong to different profiles",
+                )
+            ],
+        )
+    assert result.state is not None and result.state.id is not None
+    return UpsertOutcome(index, UpsertStatus(result.status), profiles[result.state.id])
+
+
+async def write_items(
+    sandbox_id: int,
+    items: Sequence[PreparedItem],
+    *,
+    audit_actor: str | None,
+    connection_name: str = "default",
+    before_commit=None,
+) -> list[ItemResult]:
+    """Write checked items in one transaction; `before_commit(conn, results)` runs inside it.
+
+    Another writer may take one of the identities between the look-up and the insert: the transaction then
+    rolls back whole and the items are tried again (in halves, so whatever keeps failing is narrowed down).
+    With `audit_actor`, one audit event per created or changed profile is written in the same transaction.
+    """
+    if not items:
+        return []
+    dialect = dialect_of(connection_name)
+    for attempt in range(3):
         try:
-            outcome = await _write_profile(sandbox_id, prepared, actor)
+            async with in_transaction(connection_name) as conn:
+                results = await write_batch(conn, dialect, sandbox_id, items)
+                if audit_actor is not None:
+                    await _audit(sandbox_id, audit_actor, results, conn)
+                if before_commit is not None:
+                    await before_commit(conn, results)
+                return results
         except IntegrityError:
-            # Another request created one of these identities meanwhile; now it merges into that profile.
-            outcome = await _write_profile(sandbox_id, prepared, actor)
-        outcomes.append(outcome)
-    return outcomes
+            if len(items) > 1 and before_commit is None:
+                half = len(items) // 2
+                first = await write_items(sandbox_id, items[:half], audit_actor=audit_actor)
+                return first + await write_items(sandbox_id, items[half:], audit_actor=audit_actor)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
-async def _write_profile(sandbox_id: int, prepared: _Prepared, actor: str) -> UpsertOutcome:
-    changes = prepared.changes
-    async with in_transaction() as conn:
-        matches = await _profile_ids_for_identities(sandbox_id, prepared.identities, conn)
-        if len(matches) > 1:
-            return UpsertOutcome(
-                prepared.index,
-                UpsertStatus.ERROR,
-                problems=[
-                    FieldProblem(
-                        f"{prepared.path}.identities",
-                        "IDENTITY_CONFLICT",
-                        "these identities belong to different profiles",
-                    )
-                ],
-            )
-        if not matches:
-            profile = Profile(sandbox_id=sandbox_id, attributes={})
-            changed = _apply(profile, changes)
-            await profile.save(using_db=conn)
-            await _add_identities(sandbox_id, profile.id, prepared.identities, set(), conn)
-            await record_audit(
+async def _audit(sandbox_id: int, actor: str, results: Sequence[ItemResult], conn) -> None:
+    events = []
+    for result in results:
+        if result.status not in ("CREATED", "UPDATED"):
+            continue
+        assert result.state is not None
+        if result.status == "CREATED":
+            action, after = "CREATE", {"fields": result.changed, "identities": len(result.item.identities)}
+        else:
+            action, after = "UPDATE", {"fields": result.changed, "identitiesAdded": result.identities_added}
+        events.append(
+            AuditEvent(
                 sandbox_id=sandbox_id,
                 actor=actor,
-                action="CREATE",
+                action=action,
                 object_type="Profile",
-                object_id=profile.id,
-                after={"fields": sorted(changed), "identities": len(prepared.identities)},
-                using_db=conn,
+                object_id=str(result.state.id),
+                after=after,
             )
-            return UpsertOutcome(prepared.index, UpsertStatus.CREATED, profile)
-        (profile_id,) = matches
-        profile = await Profile.filter(id=profile_id).using_db(conn).select_for_update().get()
-        changed = _apply(profile, changes)
-        existing = {
-            (row["namespace_id"], row["value"])
-            for row in await ProfileIdentity.filter(profile_id=profile_id)
-            .using_db(conn)
-            .values("namespace_id", "value")
-        }
-        added = await _add_identities(sandbox_id, profile_id, prepared.identities, existing, conn)
-        if not changed and not added:
-            return UpsertOutcome(prepared.index, UpsertStatus.UNCHANGED, profile)
-        if changed:
-            await profile.save(using_db=conn, update_fields=[*sorted(changed), "updated_at"])
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="UPDATE",
-            object_type="Profile",
-            object_id=profile.id,
-            after={"fields": sorted(changed), "identitiesAdded": added},
-            using_db=conn,
         )
-        return UpsertOutcome(prepared.index, UpsertStatus.UPDATED, profile)
-
-
-def _apply(profile: Profile, changes: ProfileChanges) -> set[str]:
-    """Apply the changes to the model in memory; the names of the columns that changed."""
-    changed: set[str] = set()
-    if changes.attributes is not KEEP:
-        merged = merge_attributes(profile.attributes or {}, changes.attributes)
-        if merged != profile.attributes:
-            profile.attributes = merged
-            changed.add("attributes")
-    for channel, consent in changes.consent.items():
-        column = CONSENT_COLUMNS[channel]
-        if getattr(profile, column) != consent:
-            setattr(profile, column, consent)
-            changed.add(column)
-    if changes.time_zone is not KEEP and profile.time_zone != changes.time_zone:
-        profile.time_zone = changes.time_zone
-        changed.add("time_zone")
-    if changes.test_profile is not KEEP and profile.test_profile != changes.test_profile:
-        profile.test_profile = changes.test_profile
-        changed.add("test_profile")
-    return changed
-
-
-async def _add_identities(
-    sandbox_id: int, profile_id: int, identities: list[tuple[int, str]], existing: set[tuple[int, str]], conn
-) -> int:
-    new = [pair for pair in identities if pair not in existing]
-    if new:
-        await ProfileIdentity.bulk_create(
-            [
-                ProfileIdentity(sandbox_id=sandbox_id, profile_id=profile_id, namespace_id=ns, value=value)
-                for ns, value in new
-            ],
-            using_db=conn,
-        )
-    return len(new)
-
-
-async def _profile_ids_for_identities(sandbox_id: int, identities: list[tuple[int, str]], conn) -> set[int]:
-    by_namespace: dict[int, list[str]] = {}
-    for namespace_id, value in identities:
-        by_namespace.setdefault(namespace_id, []).append(value)
-    found: set[int] = set()
-    for namespace_id, values in by_namespace.items():
-        rows = (
-            await ProfileIdentity.filter(sandbox_id=sandbox_id, namespace_id=namespace_id, value__in=values)
-            .using_db(conn)
-            .values_list("profile_id", flat=True)
-        )
-        found.update(rows)
-    return found
+    if events:
+        await AuditEvent.bulk_create(events, using_db=conn)
 
 
 async def profile_by_identity(sandbox_id: int, namespace_code: str, value: str) -> Profile | None:

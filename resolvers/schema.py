@@ -26,6 +26,8 @@ from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, Campaign
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
+from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
@@ -36,14 +38,22 @@ from resolvers.tenancy.types import AuditEvent, IdentityNamespace
 
 logger = logging.getLogger("herald.graphql")
 
-NODE_TYPES = [AuditEvent, IdentityNamespace, MessagePreset, *AUDIENCE_NODE_TYPES, Campaign, CampaignRun]
+NODE_TYPES = [
+    AuditEvent,
+    IdentityNamespace,
+    MessagePreset,
+    *AUDIENCE_NODE_TYPES,
+    *IMPORT_NODE_TYPES,
+    Campaign,
+    CampaignRun,
+]
 
 
 NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, PresetQuery, CampaignQuery):
+class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -67,7 +77,7 @@ class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutati
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription, PresetSubscription, CampaignSubscription):
+class Subscription(TenancySubscription, ImportsSubscription, PresetSubscription, CampaignSubscription):
     pass
 
 
@@ -84,9 +94,13 @@ class SchemaOptions:
 
 def _is_expected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is None or isinstance(original, (ClientError, GraphQLError)) or (
-        # Strawberry's permission and input-coercion errors carry extensions meant for the client.
-        type(original).__module__.startswith("strawberry.")
+    return (
+        original is None
+        or isinstance(original, (ClientError, GraphQLError))
+        or (
+            # Strawberry's permission and input-coercion errors carry extensions meant for the client.
+            type(original).__module__.startswith("strawberry.")
+        )
     )
 
 
@@ -129,9 +143,12 @@ def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
         *([] if options.introspection else [NoSchemaIntrospectionCustomRule]),
     )
     request_limits = make_request_limits(
-        tuple(rules), max_page_size=options.max_page_size, max_complexity=options.max_complexity,
+        tuple(rules),
+        max_page_size=options.max_page_size,
+        max_complexity=options.max_complexity,
         # Field suggestions would reveal the schema that turning introspection off hides.
-        hide_suggestions=not options.introspection, cache_size=options.cache_size,
+        hide_suggestions=not options.introspection,
+        cache_size=options.cache_size,
     )
     extensions: list = [
         lambda: ParserCache(maxsize=options.cache_size),

@@ -53,6 +53,8 @@ def _local_redis_or_embedded() -> str:
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or _local_redis_or_embedded()
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+# Uploads (profile imports) land under data_dir; keep them out of the working tree.
+TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="herald-test-data-"))
 
 
 def free_port() -> int:
@@ -94,6 +96,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "log_level": "INFO",
         # High enough that no other test meets it; tests of the limit set their own.
         "rate_limit_per_minute": 100_000,
+        "data_dir": TEST_DATA_DIR,
     }
     values.update(overrides)
     return Settings(**values)

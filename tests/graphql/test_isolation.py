@@ -18,6 +18,7 @@ from tests.graphql.test_campaigns import CREATE as CAMPAIGN_CREATE
 from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input
 from tests.graphql.test_profiles import email, upsert
 from tests.graphql.test_roles import root_fields
+from tests.jobs.test_profile_import import upload
 
 QUERIES_CHECKED = {
     "viewer",
@@ -38,6 +39,8 @@ QUERIES_CHECKED = {
     "campaignRuns",
     "campaignReview",
     "campaignPreview",
+    "profileImport",
+    "profileImports",
 }
 ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
 
@@ -47,7 +50,7 @@ def test_every_query_field_is_checked_for_isolation() -> None:
     assert queries - QUERIES_CHECKED == set(), "check the isolation of these new query fields in this file"
 
 
-async def objects_of(gql: GraphQLClient, sandbox: SandboxKeys) -> dict[str, str]:
+async def objects_of(server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys) -> dict[str, str]:
     """One object of every kind in `sandbox`, by name → global id."""
     preset = await active_in_app_preset(gql, sandbox)
     segment = await audience(gql, sandbox, size=2)
@@ -65,6 +68,8 @@ async def objects_of(gql: GraphQLClient, sandbox: SandboxKeys) -> dict[str, str]
     campaign = await create(gql, sandbox, ready_input(preset, segment))
     run = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
     audit = (await gql("{ auditEvents(first: 1) { edges { node { id } } } }", key=sandbox.admin))["auditEvents"]
+    uploaded = await upload(server, sandbox.admin, "identity.Email\nimported@example.com\n")
+    assert uploaded.status_code == 202, uploaded.text
     return {
         "preset": preset,
         "segment": segment,
@@ -74,13 +79,14 @@ async def objects_of(gql: GraphQLClient, sandbox: SandboxKeys) -> dict[str, str]
         "suppression": suppression["suppressionAdd"]["entry"]["id"],
         "namespace": namespace["identityNamespaceCreate"]["namespace"]["id"],
         "audit": audit["edges"][0]["node"]["id"],
+        "import": uploaded.json()["id"],
     }
 
 
 async def test_nothing_of_a_sandbox_is_visible_from_another(
-    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+    server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
 ) -> None:
-    theirs = await objects_of(gql, other_sandbox)
+    theirs = await objects_of(server, gql, other_sandbox)
     key = sandbox.admin
     for name, global_id in theirs.items():
         assert (await gql("query($id: ID!) { node(id: $id) { id } }", {"id": global_id}, key=key))["node"] is None, name
@@ -90,6 +96,7 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "segment": ("query($id: ID!) { segment(id: $id) { id } }", "segment"),
         "preset": ("query($id: ID!) { messagePreset(id: $id) { id } }", "messagePreset"),
         "campaign": ("query($id: ID!) { campaign(id: $id) { id } }", "campaign"),
+        "import": ("query($id: ID!) { profileImport(id: $id) { id } }", "profileImport"),
     }
     for kind, (query, field) in lookups.items():
         assert (await gql(query, {"id": theirs[kind]}, key=key))[field] is None, kind
@@ -122,7 +129,7 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
           profiles(first: 100) { nodes { id } } segments(first: 100) { nodes { id } }
           suppressions(first: 100) { nodes { id } } messagePresets(first: 100) { nodes { id } }
           campaigns(first: 100, filter: {statuses: $all}) { nodes { id } } auditEvents(first: 100) { nodes { id } }
-          identityNamespaces { id } viewer { sandbox { name } }
+          identityNamespaces { id } viewer { sandbox { name } } profileImports(first: 100) { nodes { id } }
         }""",
         {"all": ALL_STATUSES},
         key=key,
@@ -138,9 +145,9 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
 
 
 async def test_another_sandbox_cannot_change_or_reference_anything(
-    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+    server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
 ) -> None:
-    theirs = await objects_of(gql, other_sandbox)
+    theirs = await objects_of(server, gql, other_sandbox)
     key = sandbox.admin
 
     def by_id(mutation: str, input_type: str, extra: str = "") -> str:

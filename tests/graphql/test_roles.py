@@ -152,6 +152,14 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
             ("Stop", Role.PUBLISHER), ("Archive", Role.PUBLISHER),
         )
     },
+    ("Query", "profileImport"): Case(
+        Role.VIEWER, "query($id: ID!) { profileImport(id: $id) { id } }", {"id": NOWHERE}
+    ),
+    ("Query", "profileImports"): Case(Role.VIEWER, "{ profileImports(first: 1) { totalCount } }"),
+    ("Subscription", "profileImportProgress"): Case(
+        Role.VIEWER, "subscription($id: ID!) { profileImportProgress(id: $id) { status } }",
+        {"id": "UHJvZmlsZUltcG9ydDo5OTk5OTk5OTk="},
+    ),
     ("Subscription", "campaignStatusChanged"): Case(
         Role.VIEWER, "subscription { campaignStatusChanged { status } }",
         trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',
@@ -213,12 +221,18 @@ async def _http_outcome(server: RunningServer, key: str, case: Case) -> tuple[bo
 
 
 async def _subscription_outcome(server: RunningServer, key: str, admin_key: str, case: Case) -> tuple[bool, Any]:
-    assert case.trigger, "a subscription in ROLE_TABLE needs a trigger"
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         await ws.send(json.dumps({"id": "s", "type": "subscribe",
                                   "payload": {"query": case.operation, "variables": case.variables}}))
+        if case.trigger is None:
+            # A subscription on an id of nothing: allowed callers see it complete, others get FORBIDDEN.
+            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            if message["type"] == "complete":
+                return True, message
+            errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
+            return (not _is_forbidden(errors)), message
 
         async def trigger_and_receive() -> dict[str, Any] | None:
             async with httpx.AsyncClient(timeout=10) as http:

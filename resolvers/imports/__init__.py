@@ -1,0 +1,1 @@
+"""Profile imports: the ProfileImport node, its query and its progress subscription."""
