@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "models.audience",
     "models.preset",
     "models.campaign",
+    "models.delivery",
 ]
 
 
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
 
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
+    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker.
+    run_lease_seconds: float = Field(30.0, gt=0, le=3600)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
 
     @field_validator("database_url", "redis_url", mode="before")

@@ -13,10 +13,11 @@ from api.settings import Settings, tortoise_config
 from jobs.diagnostics import worker_ping
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
+from jobs.runs import execute_run
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset]
+FUNCTIONS = [worker_ping, validate_preset, execute_run]
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, Campaign
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
@@ -43,7 +44,7 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, PresetQuery, CampaignQuery):
+class Query(TenancyQuery, AudienceQuery, PresetQuery, CampaignQuery, ExecutionQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -67,7 +68,7 @@ class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutati
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription, PresetSubscription, CampaignSubscription):
+class Subscription(TenancySubscription, PresetSubscription, CampaignSubscription, ExecutionSubscription):
     pass
 
 
