@@ -19,6 +19,7 @@ MODEL_MODULES = [
     "models.preset",
     "models.campaign",
     "models.imports",
+    "models.delivery",
 ]
 
 
@@ -67,6 +68,8 @@ class Settings(BaseSettings):
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
 
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
+    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker.
+    run_lease_seconds: float = Field(30.0, gt=0, le=3600)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # Profile imports: uploads are kept under data_dir/imports until their job ends.
     import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)

@@ -11,13 +11,16 @@ from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
 from jobs.diagnostics import worker_ping
+from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
+from jobs.runs import execute_run
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset, import_profiles_job]
+FUNCTIONS = [worker_ping, validate_preset, import_profiles_job, execute_run]
+CRON_JOBS = [DISPATCH_CRON]
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:
@@ -43,6 +46,7 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
 
     return Worker(
         functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=on_startup,
         on_shutdown=on_shutdown,
@@ -59,6 +63,7 @@ class WorkerSettings:
     """For `arq jobs.worker.WorkerSettings`; `herald worker` is the supported entry point."""
 
     functions = FUNCTIONS
+    cron_jobs = CRON_JOBS
     redis_settings = RedisSettings.from_dsn(Settings().redis_url or "redis://127.0.0.1:6379")
     on_job_start = _on_job_start
     after_job_end = _after_job_end

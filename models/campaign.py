@@ -80,6 +80,8 @@ class CampaignRun(Model):
     finished_at = fields.DatetimeField(null=True)
     failure_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Held by the executor while RUNNING: a RUNNING run whose lease expired lost its worker and may be claimed.
+    lease_until = fields.DatetimeField(null=True)
 
     sandbox_id: int
     campaign_id: int

@@ -26,6 +26,7 @@ from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, Campaign
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
@@ -53,7 +54,7 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery):
+class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -77,7 +78,9 @@ class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutati
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
-class Subscription(TenancySubscription, ImportsSubscription, PresetSubscription, CampaignSubscription):
+class Subscription(
+    TenancySubscription, ImportsSubscription, PresetSubscription, CampaignSubscription, ExecutionSubscription
+):
     pass
 
 

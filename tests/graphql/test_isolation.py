@@ -41,6 +41,8 @@ QUERIES_CHECKED = {
     "campaignPreview",
     "profileImport",
     "profileImports",
+    "inAppMessages",
+    "deliveries",
 }
 ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
 
@@ -119,6 +121,19 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         key=key,
     )
     assert preview["campaignPreview"]["__typename"] == "NotFoundError"
+    deliveries = await gql(
+        "query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": theirs["run"]}, key=key
+    )
+    assert deliveries["deliveries"]["totalCount"] == 0
+    # Their run delivers in-app messages to p0@example.com; our inbox for that identity stays empty.
+    inbox_query = '{ inAppMessages(namespace: "Email", identity: "p0@example.com") { title } }'
+
+    async def delivered_to_them() -> bool:
+        return bool((await gql(inbox_query, key=other_sandbox.admin))["inAppMessages"])
+
+    await wait_until(delivered_to_them, timeout=20)
+    inbox = await gql('{ inAppMessages(namespace: "Email", identity: "p0@example.com") { title } }', key=key)
+    assert inbox["inAppMessages"] == []
     runs = await gql(
         "query($id: ID!) { campaignRuns(campaignId: $id) { totalCount } }", {"id": theirs["campaign"]}, key=key
     )

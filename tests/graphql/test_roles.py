@@ -160,6 +160,17 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         Role.VIEWER, "subscription($id: ID!) { profileImportProgress(id: $id) { status } }",
         {"id": "UHJvZmlsZUltcG9ydDo5OTk5OTk5OTk="},
     ),
+    ("Query", "inAppMessages"): Case(
+        Role.VIEWER, '{ inAppMessages(namespace: "Email", identity: "nobody@example.com") { title } }'
+    ),
+    ("Query", "deliveries"): Case(
+        Role.VIEWER, "query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": NOWHERE}
+    ),
+    # The subscription answers at once with the campaign's latest run (none here), so any trigger will do.
+    ("Subscription", "campaignRunProgress"): Case(
+        Role.VIEWER, "subscription($id: ID!) { campaignRunProgress(campaignId: $id) { runId } }", {"id": NOWHERE},
+        trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',
+    ),
     ("Subscription", "campaignStatusChanged"): Case(
         Role.VIEWER, "subscription { campaignStatusChanged { status } }",
         trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',

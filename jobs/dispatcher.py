@@ -1,0 +1,138 @@
+"""The dispatcher (DESIGN §6): an arq cron every few seconds that turns the database into queued work.
+
+`dispatch(now, redis)` is a plain function so tests drive it with a controlled clock. Every step is safe to
+repeat or to run in two processes at once: runs are unique per (campaign, scheduled_for), status changes are
+compare-and-set, and run jobs have deterministic ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq.cron import cron
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
+from jobs.events import publish
+from models.campaign import Campaign, CampaignRun, RunStatus
+from models.campaign_rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
+from models.campaigns import schedule_from_stored
+from models.schedule import fire_times
+
+logger = logging.getLogger(__name__)
+
+# Fire times missed by more than this (dispatcher down) are skipped rather than sent late.
+LOOKBACK = timedelta(hours=1)
+# A RUNNING run whose lease expired this long ago lost its worker (a deferred retry job starts at expiry).
+RESUME_GRACE = timedelta(seconds=5)
+DISPATCH_SECONDS = set(range(0, 60, 3))
+FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass
+class DispatchReport:
+    started: list[int] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+    enqueued: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+
+
+async def _transition(campaign: Campaign, event: CampaignEvent, now: datetime, redis: Any, **changes: Any) -> bool:
+    try:
+        target = check_transition(campaign.status, event)
+    except InvalidTransition:
+        return False
+    updated = await Campaign.filter(id=campaign.id, version=campaign.version, status=campaign.status).update(
+        status=target, version=campaign.version + 1, updated_at=now, **changes
+    )
+    if updated != 1:
+        return False
+    if redis is not None:
+        await publish(
+            redis,
+            campaign.sandbox_id,
+            CAMPAIGN_STATUS_TOPIC,
+            {
+                "campaignId": campaign.id,
+                "status": target.value,
+                "previousStatus": campaign.status.value,
+                "version": campaign.version + 1,
+                "at": now.isoformat(),
+            },
+        )
+    campaign.status, campaign.version = target, campaign.version + 1
+    return True
+
+
+async def _create_run(campaign: Campaign, when: datetime) -> CampaignRun | None:
+    try:
+        return await CampaignRun.create(sandbox_id=campaign.sandbox_id, campaign_id=campaign.id, scheduled_for=when)
+    except IntegrityError:  # already created (by activation or another dispatcher): unique per time
+        return None
+
+
+async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
+    report = DispatchReport()
+    # SCHEDULED → LIVE when the start is reached.
+    for campaign in await Campaign.filter(status=CampaignStatus.SCHEDULED):
+        schedule = schedule_from_stored(campaign.schedule or {})
+        if schedule.start_at is None or schedule.start_at <= now:
+            if await _transition(campaign, CampaignEvent.START, now, redis):
+                report.started.append(campaign.id)
+
+    # Due runs of LIVE scheduled campaigns (one-off and recurring).
+    live = await Campaign.filter(status=CampaignStatus.LIVE, type=CampaignType.SCHEDULED)
+    for campaign in live:
+        schedule = schedule_from_stored(campaign.schedule or {})
+        times = fire_times(
+            schedule,
+            window_start=now - LOOKBACK,
+            window_end=now + timedelta(microseconds=1),
+            activated_at=campaign.activated_at,
+        )
+        for when in times:
+            run = await _create_run(campaign, when)
+            if run is not None:
+                report.created.append(run.id)
+
+    # Enqueue due PENDING runs; the job id is fixed, so a run still queued is not queued twice.
+    for run in await CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now).order_by("id").limit(1000):
+        if redis is not None:
+            await redis.enqueue_job("execute_run", run.id, _job_id=f"execute_run:{run.id}")
+        report.enqueued.append(run.id)
+
+    # RUNNING runs whose worker stopped renewing the lease: resume under a job id of that lease.
+    stale = Q(status=RunStatus.RUNNING) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now - RESUME_GRACE))
+    for run in await CampaignRun.filter(stale).order_by("id").limit(1000):
+        if redis is not None:
+            epoch = int(run.lease_until.timestamp()) if run.lease_until else 0
+            await redis.enqueue_job("execute_run", run.id, _job_id=f"execute_run:{run.id}:resume:{epoch}")
+        report.resumed.append(run.id)
+
+    # LIVE → COMPLETED once endAt has passed and the last run finished (DESIGN §4). A one-shot campaign
+    # without endAt stays LIVE after its message went out, until it is stopped, as AJO's does.
+    for campaign in live:
+        schedule = schedule_from_stored(campaign.schedule or {})
+        if schedule.end_at is None or schedule.end_at > now:
+            continue
+        runs = await CampaignRun.filter(campaign_id=campaign.id).values_list("status", flat=True)
+        if not runs or any(RunStatus(s) not in FINAL_RUN_STATUSES for s in runs):
+            continue
+        if await _transition(campaign, CampaignEvent.COMPLETE, now, redis, finished_at=now):
+            report.completed.append(campaign.id)
+    return report
+
+
+async def dispatch_job(ctx: dict[str, Any]) -> dict[str, int]:
+    report = await dispatch(datetime.now(UTC), ctx.get("redis"))
+    if report.created or report.resumed or report.started or report.completed:
+        logger.info("dispatcher", extra={k: v for k, v in report.__dict__.items() if v})
+    return {k: len(v) for k, v in report.__dict__.items()}
+
+
+DISPATCH_CRON = cron(dispatch_job, name="dispatch", second=DISPATCH_SECONDS, unique=True, run_at_startup=True)

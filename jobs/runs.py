@@ -1,0 +1,717 @@
+"""The run executor (DESIGN §6): claim the run, re-check the review, snapshot the audience into the ledger,
+then send in batches through the channel adapter, writing results back per batch.
+
+The ledger is the source of truth. A job may run twice or concurrently (at-least-once queue, crashes, the
+dispatcher resuming a run whose lease expired): the run is claimed by compare-and-set and each batch of
+deliveries by an atomic UPDATE (plus `FOR UPDATE SKIP LOCKED` on PostgreSQL), so a message is sent again
+only if a worker died while it was in flight, and then with the same idempotency key / Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from api.settings import Settings
+from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
+from jobs.channels.base import (
+    ChannelAdapter,
+    EmailContent,
+    FailureCode,
+    InAppContent,
+    MessageContent,
+    OutgoingMessage,
+    PushContent,
+    SendResult,
+    SendStatus,
+    SmsContent,
+)
+from jobs.events import publish
+from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment
+from models.campaign import Campaign, CampaignRun, RunStatus
+from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
+from models.campaigns import CONTACT_CHANNEL, build_snapshot
+from models.delivery import DeliveryStatus, ExclusionReason
+from models.identity import IdentityNamespace
+from models.preset import MessagePreset
+from models.preset_rules import DEFAULT_EXECUTION_FIELD
+from models.previews import RENDERED_PARTS, render_context
+from models.profiles import dialect_of
+from models.review import can_activate, review
+from models.secret_box import SecretBox, SecretsUnreadableError
+from models.segment_rules import Dialect, SqlParams, attribute_text
+from models.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
+from models.templates import CompiledTemplate, TemplateRenderError, parse_template, render
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
+DEFAULT_RETRY_MINUTES = 84 * 60
+_Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+
+
+def _lease_seconds(ctx: dict[str, Any]) -> float:
+    settings: Settings | None = ctx.get("settings")
+    return float(getattr(settings, "run_lease_seconds", 30.0) if settings else 30.0)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- claiming the run -------------------------------------------------------------------------------------
+
+
+async def claim_run(run_id: int, now: datetime, lease: float) -> tuple[CampaignRun, bool] | None:
+    """Compare-and-set: PENDING → RUNNING (fresh) or a RUNNING run whose lease expired (resumed).
+
+    Returns (run, fresh) or None when another job holds the run or it is final.
+    """
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None:
+        return None
+    if run.status is RunStatus.RUNNING and run.lease_until is not None and run.lease_until > now:
+        return None
+    if run.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+        return None
+    changes: dict[str, Any] = {"status": RunStatus.RUNNING, "lease_until": now + timedelta(seconds=lease)}
+    if run.started_at is None:
+        changes["started_at"] = now
+    updated = await CampaignRun.filter(id=run.id, status=run.status, lease_until=run.lease_until).update(**changes)
+    if updated != 1:
+        return None
+    fresh = run.status is RunStatus.PENDING
+    for key, value in changes.items():
+        setattr(run, key, value)
+    return run, fresh
+
+
+async def _extend_lease(run: CampaignRun, now: datetime, lease: float) -> bool:
+    """False when the run is no longer ours to work on (cancelled by an aborting stop, or finished)."""
+    until = now + timedelta(seconds=lease)
+    updated = await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
+    run.lease_until = until
+    return updated == 1
+
+
+# ---- audience snapshot ------------------------------------------------------------------------------------
+
+
+def _ph(params: SqlParams, value: Any, pg_type: str | None = None) -> str:
+    placeholder = params.add(value)
+    if pg_type and params.dialect is Dialect.POSTGRES:
+        return f"CAST({placeholder} AS {pg_type})"
+    return placeholder
+
+
+async def snapshot_audience(
+    run: CampaignRun,
+    campaign: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """One `INSERT … SELECT … ON CONFLICT DO NOTHING`: every member of the segment gets a ledger row, QUEUED
+    with its address resolved, or EXCLUDED with a reason code."""
+    params = SqlParams(dialect_of())
+    channel = Channel(campaign.channel)
+    contact = CONTACT_CHANNEL.get(channel)
+    # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
+    ns = params.add(namespace.id)
+    ident = f"(SELECT MIN(i.value) FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
+    if contact is None or ADDRESS_NAMESPACE_TYPE.get(contact) == namespace.type:
+        # In-app messages go to the inbox of the identity; otherwise the identity itself is the address.
+        address = "ident"
+        address_inner = "NULL"
+    else:
+        path = (preset.settings or {}).get("execution_field") if preset else None
+        path = path or DEFAULT_EXECUTION_FIELD.get(Channel(channel))
+        if path is None:  # push without a device namespace: nowhere to send
+            address_inner = "NULL"
+        else:
+            address_inner = attribute_text(path, params, "p")
+            if contact is ContactChannel.EMAIL:
+                address_inner = f"lower({address_inner})"
+        address = "attr_address"
+    consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
+    sandbox = params.add(segment.sandbox_id)
+    predicate = await segment_predicate(segment, params, now=now, using_db=conn)
+    cte = (
+        f"WITH x AS (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
+        f"{consent} AS consent FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
+    )
+    checks: list[tuple[str, str]] = [
+        ("x.ident IS NULL", ExclusionReason.NO_IDENTITY),
+        (f"x.{address} IS NULL OR x.{address} = ''", ExclusionReason.NO_ADDRESS),
+    ]
+    if contact is ContactChannel.EMAIL:
+        checks.append((f"x.{address} NOT LIKE '%_@_%.%' OR x.{address} LIKE '% %'", ExclusionReason.MALFORMED_ADDRESS))
+    elif contact is ContactChannel.SMS:
+        checks.append((f"x.{address} NOT LIKE '+%'", ExclusionReason.MALFORMED_ADDRESS))
+    if contact is not None and Category(campaign.category) is Category.MARKETING:
+        checks.append(("x.consent = 'n'", ExclusionReason.NO_CONSENT))
+    when_parts = [f"WHEN {condition} THEN '{reason.value}'" for condition, reason in checks]
+    if contact is not None:
+        sb, ch = _ph(params, segment.sandbox_id, "BIGINT"), _ph(params, contact.value, "TEXT")
+        when_parts.append(
+            f"WHEN EXISTS (SELECT 1 FROM suppression_entry s WHERE s.sandbox_id = {sb} AND s.channel = {ch} "
+            f"AND s.address = x.{address}) THEN '{ExclusionReason.SUPPRESSED.value}'"
+        )
+    reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
+    # The outer SELECT's placeholders come after those of both CTEs.
+    select_sandbox = _ph(params, run.sandbox_id, "BIGINT")
+    select_run = _ph(params, run.id, "BIGINT")
+    select_campaign = _ph(params, campaign.id, "BIGINT")
+    prefix = _ph(params, f"{run.id}-", "TEXT")
+    created = _ph(params, now, "TIMESTAMPTZ")
+    updated = _ph(params, now, "TIMESTAMPTZ")
+    sql = (
+        f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x) "
+        f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, "
+        f"idempotency_key, attempts, created_at, updated_at) "
+        f"SELECT {select_sandbox}, {select_run}, {select_campaign}, y.profile_id, "
+        f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
+        f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
+        f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
+        f"ON CONFLICT (run_id, profile_id) DO NOTHING"
+    )
+    await conn.execute_query(sql, params.values)
+
+
+# ---- counters and progress --------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    by_status: dict[str, int]
+
+    def of(self, *statuses: DeliveryStatus) -> int:
+        return sum(self.by_status.get(s.value, 0) for s in statuses)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def pending(self) -> int:
+        return self.of(DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.TARGETED)
+
+
+async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> Counts:
+    conn = conn or connections.get("default")
+    params = SqlParams(dialect_of())
+    rows = await conn.execute_query_dict(
+        f"SELECT status, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} GROUP BY status",
+        params.values,
+    )
+    return Counts({row["status"]: int(row["n"]) for row in rows})
+
+
+async def store_counters(run_id: int, counts: Counts) -> None:
+    await CampaignRun.filter(id=run_id).update(
+        targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
+        excluded=counts.of(DeliveryStatus.EXCLUDED),
+        sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
+        delivered=counts.of(DeliveryStatus.DELIVERED),
+        failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
+    )
+
+
+class Progress:
+    """Publishes a run's counts, rate and ETA, at most every PROGRESS_INTERVAL seconds unless forced."""
+
+    def __init__(self, redis: Any, run: CampaignRun) -> None:
+        self.redis = redis
+        self.run = run
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.done_at_start: int | None = None
+
+    async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.redis is None or (not force and now - self.last < PROGRESS_INTERVAL):
+            return
+        self.last = now
+        done = counts.of(
+            DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED,
+            DeliveryStatus.CANCELLED,
+        )  # fmt: skip
+        if self.done_at_start is None:
+            self.done_at_start = done
+        elapsed = max(now - self.started, 1e-6)
+        rate = (done - self.done_at_start) / elapsed
+        payload = {
+            "campaignId": self.run.campaign_id,
+            "runId": self.run.id,
+            "status": status.value,
+            "targeted": counts.total - counts.of(DeliveryStatus.EXCLUDED),
+            "excluded": counts.of(DeliveryStatus.EXCLUDED),
+            "sent": counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
+            "failed": counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
+            "pending": counts.pending,
+            "ratePerSecond": round(rate, 2),
+            "etaSeconds": round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
+        }
+        try:
+            await publish(self.redis, self.run.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC, payload)
+        except Exception:  # progress is best effort: never fail a run over it
+            logger.warning("could not publish run progress", exc_info=True)
+
+
+# ---- rendering ----------------------------------------------------------------------------------------------
+
+
+class RenderFailed(Exception):
+    pass
+
+
+class Renderer:
+    """The campaign's templates compiled once per run."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.campaign = campaign
+        self.channel = Channel(campaign.channel)
+        self.parts: dict[str, CompiledTemplate] = {}
+        self.problem: str | None = None
+        for key, (channel_key, part) in RENDERED_PARTS[self.channel.value]:
+            source = ((campaign.content or {}).get(channel_key) or {}).get(part)
+            if not source:
+                continue
+            compiled = parse_template(source, f"content.{channel_key}.{part}")
+            if not isinstance(compiled, CompiledTemplate):
+                self.problem = f"content.{channel_key}.{part}: line {compiled.line}: {compiled.message}"
+                continue
+            self.parts[key] = compiled
+
+    def render(self, attributes: dict[str, Any], unsubscribe_url: str | None) -> MessageContent:
+        if self.problem:
+            raise RenderFailed(self.problem)
+        context = render_context(self.campaign, attributes, unsubscribe_url or "")
+        out: dict[str, str] = {}
+        for key, compiled in self.parts.items():
+            try:
+                out[key] = render(compiled, context)
+            except TemplateRenderError as exc:
+                raise RenderFailed(f"{key}: {exc}") from None
+        content = self.campaign.content or {}
+        if self.channel is Channel.EMAIL:
+            return EmailContent(
+                subject=out.get("subject", ""),
+                html=out.get("html"),
+                text=out.get("text"),
+                unsubscribe_url=unsubscribe_url,
+            )
+        if self.channel is Channel.SMS:
+            return SmsContent(body=out.get("text", ""))
+        if self.channel is Channel.PUSH:
+            push = content.get("push") or {}
+            data = {str(k): str(v) for k, v in (push.get("customData") or {}).items()}
+            if push.get("deepLink"):
+                data["deepLink"] = push["deepLink"]
+            return PushContent(title=out.get("title", ""), body=out.get("body", ""), data=data)
+        in_app = content.get("inApp") or {}
+        return InAppContent(
+            title=out.get("title", ""), body=out.get("body", ""), data={"buttons": in_app.get("buttons") or []}
+        )
+
+
+# ---- adapters -------------------------------------------------------------------------------------------------
+
+
+def build_adapter(
+    ctx: dict[str, Any], campaign: Campaign, preset: MessagePreset, namespace: IdentityNamespace
+) -> ChannelAdapter:
+    from jobs.channels.email import EmailAdapter, EmailSender, SmtpPools, SmtpTransport, TlsMode
+
+    settings: Settings = ctx.get("settings") or Settings()
+    values = preset.settings or {}
+    secrets = SecretBox(settings.secret_key.get_secret_value()).open(preset.secrets, sandbox_id=preset.sandbox_id)
+    channel = Channel(campaign.channel)
+    if channel is Channel.IN_APP:
+        from jobs.channels.inapp import InAppAdapter
+
+        conn = connections.get("default")
+        return InAppAdapter(
+            conn.execute_query,
+            dialect="postgres" if dialect_of() is Dialect.POSTGRES else "sqlite",
+            sandbox_id=campaign.sandbox_id,
+            namespace=namespace.code,
+            campaign_id=campaign.id,
+        )
+    if channel is Channel.EMAIL:
+        transport = SmtpTransport(
+            host=values["smtp_host"],
+            port=int(values.get("smtp_port") or 25),
+            tls=TlsMode(values.get("tls_mode") or "NONE"),
+            username=values.get("smtp_username") or None,
+            password=secrets.get("smtp_password") or None,
+            max_connections=int(values.get("max_connections") or 5),
+        )
+        sender = EmailSender(
+            from_address=values["sender_address"],
+            from_name=values.get("sender_name"),
+            reply_to_address=values.get("reply_to_address"),
+            reply_to_name=values.get("reply_to_name"),
+            error_address=values.get("error_address"),
+            bcc_address=values.get("bcc_address"),
+            marketing=Category(campaign.category) is Category.MARKETING,
+            list_unsubscribe=bool(values.get("list_unsubscribe", True)),
+        )
+        pools: SmtpPools = ctx.setdefault("smtp_pools", SmtpPools())
+        return EmailAdapter(transport, sender, pool=pools.get(transport))
+    if channel is Channel.SMS:
+        from jobs.channels.sms import SmsAdapter, TwilioConfig
+
+        sender_id = values.get("sender") or ""
+        return SmsAdapter(
+            TwilioConfig(
+                account_sid=values.get("account_sid") or "",
+                auth_token=secrets.get("auth_token") or "",
+                from_number=sender_id if sender_id.startswith("+") or sender_id else None,
+                base_url=values.get("provider_base_url") or "https://api.twilio.com",
+            )
+        )
+    from jobs.channels.push import FcmConfig, PushAdapter
+
+    return PushAdapter(
+        FcmConfig(
+            project_id=values.get("fcm_project_id") or "",
+            service_account=orjson.loads(secrets.get("service_account_json") or "{}"),
+            base_url=values.get("provider_base_url") or "https://fcm.googleapis.com",
+        )
+    )
+
+
+# ---- batches --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    profile_id: int
+    address: str
+    key: str
+    attempts: int
+
+
+async def claim_batch(run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE) -> list[Claimed]:
+    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement."""
+    conn = connections.get("default")
+    params = SqlParams(dialect_of())
+    pg = params.dialect is Dialect.POSTGRES
+    lease_until, updated = _ph(params, now + timedelta(seconds=lease)), _ph(params, now)
+    run, due, expired, limit = params.add(run_id), _ph(params, now), _ph(params, now), params.add(size)
+    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    sql = (
+        f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND ("
+        f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
+        f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
+        f"RETURNING id, profile_id, address, idempotency_key, attempts"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    claimed = [
+        Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]))
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: int
+    status: DeliveryStatus
+    reason: str | None = None
+    error: str | None = None
+    provider_id: str | None = None
+    next_attempt_at: datetime | None = None
+    sent: bool = False
+
+
+async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
+    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING."""
+    if not outcomes:
+        return
+    conn = connections.get("default")
+    chunk_rows = 2000
+    for start in range(0, len(outcomes), chunk_rows):
+        params = SqlParams(dialect_of())
+        groups = []
+        for o in outcomes[start : start + chunk_rows]:
+            groups.append(
+                "("
+                + ", ".join(
+                    (
+                        _ph(params, o.id, "BIGINT"),
+                        _ph(params, o.status.value, "TEXT"),
+                        _ph(params, o.reason, "TEXT"),
+                        _ph(params, o.error, "TEXT"),
+                        _ph(params, o.provider_id, "TEXT"),
+                        _ph(params, o.next_attempt_at, "TIMESTAMPTZ"),
+                        _ph(params, 1 if o.sent else 0, "INTEGER"),
+                    )
+                )
+                + ")"
+            )
+        updated, sent_at = _ph(params, now, "TIMESTAMPTZ"), _ph(params, now, "TIMESTAMPTZ")
+        sql = (
+            f"WITH v(id, status, reason, err, pid, next_at, is_sent) AS (VALUES {', '.join(groups)}) "
+            f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
+            f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), next_attempt_at = v.next_at, "
+            f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
+            f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END "
+            f"FROM v WHERE delivery.id = v.id AND delivery.status = '{_S}'"
+        )
+        await conn.execute_query(sql, params.values)
+
+
+async def suppress(sandbox_id: int, channel: ContactChannel, addresses: Sequence[str], now: datetime) -> None:
+    if not addresses:
+        return
+    params = SqlParams(dialect_of())
+    groups = [
+        f"({_ph(params, sandbox_id, 'BIGINT')}, {_ph(params, a, 'TEXT')}, {_ph(params, channel.value, 'TEXT')}, "
+        f"'HARD_BOUNCE', {_ph(params, now, 'TIMESTAMPTZ')}, {_ph(params, now, 'TIMESTAMPTZ')})"
+        for a in dict.fromkeys(addresses)
+    ]
+    sql = (
+        "INSERT INTO suppression_entry (sandbox_id, address, channel, reason, created_at, updated_at) VALUES "
+        + ", ".join(groups)
+        + " ON CONFLICT (sandbox_id, channel, address) DO NOTHING"
+    )
+    await connections.get("default").execute_query(sql, params.values)
+
+
+def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
+    """The ledger row a send result leads to, and whether the address goes on the suppression list."""
+    error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
+    if result.status is SendStatus.SENT:
+        return Outcome(claimed.id, DeliveryStatus.SENT, provider_id=result.provider_message_id, sent=True), False
+    reason = result.reason.value if result.reason else None
+    if result.status is SendStatus.RETRY:
+        when = now + timedelta(seconds=result.retry_after or 30.0)
+        if when > retry_deadline:
+            return Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.RETRY_EXPIRED.value, error), False
+        return Outcome(claimed.id, DeliveryStatus.QUEUED, reason, error, next_attempt_at=when), False
+    if result.status is SendStatus.SOFT_FAIL:
+        return Outcome(claimed.id, DeliveryStatus.BOUNCED, reason, error), False
+    return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
+
+
+# ---- the job ------------------------------------------------------------------------------------------------
+
+
+async def _finish_run(run: CampaignRun, status: RunStatus, reason: str | None, now: datetime) -> bool:
+    updated = await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(
+        status=status, finished_at=now, failure_reason=reason, lease_until=None
+    )
+    run.status = status
+    return updated == 1
+
+
+async def _fail_campaign(ctx: dict[str, Any], campaign_id: int, reason: str, now: datetime) -> None:
+    campaign = await Campaign.get(id=campaign_id)
+    try:
+        target = check_transition(campaign.status, CampaignEvent.FAIL)
+    except InvalidTransition:
+        return
+    updated = await Campaign.filter(id=campaign.id, version=campaign.version, status=campaign.status).update(
+        status=target, failure_reason=reason, finished_at=now, version=campaign.version + 1, updated_at=now
+    )
+    if updated and ctx.get("redis") is not None:
+        await publish(
+            ctx["redis"],
+            campaign.sandbox_id,
+            CAMPAIGN_STATUS_TOPIC,
+            {"campaignId": campaign.id, "status": CampaignStatus.FAILED.value, "version": campaign.version + 1},
+        )
+
+
+async def cancel_unsent(run_id: int, now: datetime) -> int:
+    params = SqlParams(dialect_of())
+    updated, run = _ph(params, now), params.add(run_id)
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
+        f"WHERE run_id = {run} AND status IN ('{_Q}', '{_S}', '{DeliveryStatus.TARGETED.value}')"
+    )
+    result = await connections.get("default").execute_query(sql, params.values)
+    return int(result[0]) if isinstance(result, tuple) else 0
+
+
+async def _next_retry(run_id: int) -> datetime | None:
+    params = SqlParams(dialect_of())
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT MIN(next_attempt_at) AS at FROM delivery WHERE run_id = {params.add(run_id)} AND status = '{_Q}'",
+        params.values,
+    )
+    value = rows[0]["at"] if rows else None
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
+    lease = _lease_seconds(ctx)
+    now = _now()
+    claimed = await claim_run(run_id, now, lease)
+    if claimed is None:
+        return {"runId": run_id, "claimed": False}
+    run, fresh = claimed
+    campaign = await Campaign.get(id=run.campaign_id)
+    progress = Progress(ctx.get("redis"), run)
+
+    if fresh:
+        outcome = await _start(ctx, run, campaign, now)
+        if outcome is not None:
+            return outcome
+
+    preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
+    namespace = await IdentityNamespace.get(id=campaign.namespace_id)
+    renderer = Renderer(campaign)
+    try:
+        adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
+    except SecretsUnreadableError:
+        reason = "the preset's secrets cannot be decrypted with the current SECRET_KEY"
+        await _finish_run(run, RunStatus.FAILED, reason, now)
+        await _fail_campaign(ctx, campaign.id, reason, now)
+        return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
+    preset_values = (preset.settings or {}) if preset else {}
+    retry_minutes = int(preset_values.get("retry_period_minutes") or DEFAULT_RETRY_MINUTES)
+    retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
+    contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    try:
+        while True:
+            now = _now()
+            if not await _extend_lease(run, now, lease):
+                # Aborted by a stop (or finished elsewhere): what was not sent never will be.
+                fresh_run = await CampaignRun.get(id=run.id)
+                if fresh_run.status is RunStatus.CANCELLED:
+                    await cancel_unsent(run.id, now)
+                    counts = await ledger_counts(run.id)
+                    await store_counters(run.id, counts)
+                    await progress.publish(counts, RunStatus.CANCELLED, force=True)
+                return {"runId": run.id, "status": fresh_run.status.value}
+            batch = await claim_batch(run.id, now, lease)
+            if not batch:
+                break
+            outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
+            now = _now()
+            await write_outcomes(outcomes, now)
+            if contact is not None:
+                await suppress(run.sandbox_id, contact, to_suppress, now)
+            counts = await ledger_counts(run.id)
+            await store_counters(run.id, counts)
+            await progress.publish(counts, RunStatus.RUNNING)
+    finally:
+        if adapter is not None:
+            await adapter.close()
+
+    now = _now()
+    counts = await ledger_counts(run.id)
+    await store_counters(run.id, counts)
+    if counts.of(DeliveryStatus.SENDING):
+        # Another job holds a live lease on some rows: it finishes the run.
+        return {"runId": run.id, "status": RunStatus.RUNNING.value}
+    retry_at = await _next_retry(run.id)
+    if retry_at is not None:
+        delay = max((retry_at - now).total_seconds(), 0.0)
+        # Nobody may claim the run before the deferred job runs; the dispatcher resumes it if that job is lost.
+        await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=retry_at)
+        redis = ctx.get("redis")
+        if redis is not None:
+            await redis.enqueue_job(
+                "execute_run", run.id, _job_id=f"execute_run:{run.id}:at:{int(retry_at.timestamp())}", _defer_by=delay
+            )
+        await progress.publish(counts, RunStatus.RUNNING, force=True)
+        return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
+    sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)
+    if sent == 0 and failed > 0:
+        reason = await _main_failure(run.id)
+        await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now)
+        await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
+    else:
+        await _finish_run(run, RunStatus.SUCCEEDED, None, now)
+    await progress.publish(counts, run.status, force=True)
+    return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
+
+
+async def _main_failure(run_id: int) -> str:
+    params = SqlParams(dialect_of())
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT reason, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} "
+        f"AND status = '{DeliveryStatus.FAILED.value}' GROUP BY reason ORDER BY n DESC",
+        params.values,
+    )
+    return str(rows[0]["reason"]) if rows else "unknown"
+
+
+async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
+    """First claim: stopped campaign → cancel; failing review → FAILED; else snapshot the audience."""
+    if campaign.status not in (CampaignStatus.LIVE, CampaignStatus.SCHEDULED):
+        await _finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now)
+        return {"runId": run.id, "status": RunStatus.CANCELLED.value}
+    async with in_transaction() as conn:
+        alerts = review(await build_snapshot(campaign, now=now, conn=conn), now)
+        if not can_activate(alerts):
+            codes = sorted({a.code.value for a in alerts if a.severity.value == "ERROR"})
+            reason = "review failed: " + ", ".join(codes)
+        else:
+            reason = None
+            segment = await Segment.get(id=campaign.segment_id).using_db(conn)
+            namespace = await IdentityNamespace.get(id=campaign.namespace_id).using_db(conn)
+            preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
+            await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+    if reason is not None:
+        await _finish_run(run, RunStatus.FAILED, reason, now)
+        return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
+    counts = await ledger_counts(run.id)
+    await store_counters(run.id, counts)
+    return None
+
+
+async def _send_batch(
+    batch: list[Claimed],
+    renderer: Renderer,
+    adapter: ChannelAdapter | None,
+    now: datetime,
+    retry_deadline: datetime,
+) -> tuple[list[Outcome], list[str]]:
+    attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
+    outcomes: list[Outcome] = []
+    messages: list[OutgoingMessage] = []
+    to_send: list[Claimed] = []
+    for claimed in batch:
+        try:
+            content = renderer.render(attributes.get(claimed.profile_id) or {}, None)
+        except RenderFailed as exc:
+            outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
+            continue
+        messages.append(OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts))
+        to_send.append(claimed)
+    suppressed: list[str] = []
+    if messages:
+        if adapter is None:
+            no_preset = SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, "the campaign has no preset")
+            results = [no_preset] * len(messages)
+        else:
+            results = await adapter.send_batch(messages)
+        for claimed, result in zip(to_send, results, strict=True):
+            outcome, bad_address = outcome_of(claimed, result, now, retry_deadline)
+            outcomes.append(outcome)
+            if bad_address:
+                suppressed.append(claimed.address)
+    return outcomes, suppressed

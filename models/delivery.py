@@ -1,0 +1,100 @@
+"""The delivery ledger (DESIGN §3): one row per (run, profile), and the in-app inbox."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class DeliveryStatus(StrEnum):
+    TARGETED = "TARGETED"
+    EXCLUDED = "EXCLUDED"
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    BOUNCED = "BOUNCED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+# Statuses after which the run executor never touches a delivery again.
+FINAL_STATUSES = frozenset(
+    {
+        DeliveryStatus.EXCLUDED,
+        DeliveryStatus.SENT,
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.BOUNCED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.CANCELLED,
+    }
+)
+
+
+class ExclusionReason(StrEnum):
+    """Why a profile of the segment got no message (EXCLUDED), or why a send failed (FAILED)."""
+
+    NO_IDENTITY = "NO_IDENTITY"
+    NO_ADDRESS = "NO_ADDRESS"
+    MALFORMED_ADDRESS = "MALFORMED_ADDRESS"
+    NO_CONSENT = "NO_CONSENT"
+    SUPPRESSED = "SUPPRESSED"
+    TEMPLATE_ERROR = "TEMPLATE_ERROR"
+    RETRY_EXPIRED = "RETRY_EXPIRED"
+
+
+class Delivery(Model):
+    """One message of one run to one profile. Written and read in bulk with SQL by the run executor."""
+
+    id = fields.BigIntField(primary_key=True)
+    sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
+    run = fields.ForeignKeyField("herald.CampaignRun", on_delete=fields.CASCADE, related_name=False)
+    campaign_id = fields.BigIntField()
+    profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name=False)
+    status = fields.CharEnumField(DeliveryStatus, max_length=16)
+    # An ExclusionReason or a channel FailureCode.
+    reason = fields.CharField(max_length=32, null=True)
+    address = fields.CharField(max_length=512, null=True)
+    # "{run}-{profile}": the email Message-ID and the in-app inbox key, stable across attempts.
+    idempotency_key = fields.CharField(max_length=64, unique=True)
+    attempts = fields.IntField(default=0)
+    lease_until = fields.DatetimeField(null=True)
+    next_attempt_at = fields.DatetimeField(null=True)
+    provider_message_id = fields.CharField(max_length=255, null=True)
+    last_error = fields.TextField(null=True)
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    sandbox_id: int
+    run_id: int
+    profile_id: int
+
+    class Meta:
+        table = "delivery"
+        unique_together = (("run_id", "profile_id"),)
+        indexes = (("run_id", "status"),)
+
+
+class InboxMessage(Model):
+    """An in-app message in the inbox of one identity, written by the run executor."""
+
+    id = fields.BigIntField(primary_key=True)
+    sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
+    idempotency_key = fields.CharField(max_length=64, unique=True)
+    namespace = fields.CharField(max_length=50)
+    identity = fields.CharField(max_length=512)
+    campaign_id = fields.BigIntField(null=True)
+    title = fields.TextField()
+    body = fields.TextField()
+    # JSON text (buttons and custom data)
+    data = fields.TextField(default="{}")
+    created_at = fields.DatetimeField()
+
+    sandbox_id: int
+
+    class Meta:
+        table = "inbox_message"
+        indexes = (("sandbox_id", "namespace", "identity", "id"),)

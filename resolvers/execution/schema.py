@@ -1,0 +1,212 @@
+"""Execution in GraphQL: the in-app inbox, the delivery ledger of a run, and live run progress."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+import orjson
+import strawberry
+from strawberry import relay
+
+from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC
+from models.audience_values import ValueProblem, normalize_identity
+from models.campaign import CampaignRun as CampaignRunModel
+from models.delivery import Delivery as DeliveryModel
+from models.delivery import DeliveryStatus as DeliveryStatusEnum
+from models.delivery import InboxMessage as InboxMessageModel
+from models.identity import IdentityNamespace
+from resolvers.campaigns.enums import RunStatus
+from resolvers.context import Info
+from resolvers.nodes import parse_pk
+from resolvers.pagination import Connection, paginate
+from resolvers.permissions import VIEWER
+
+DeliveryStatus = strawberry.enum(DeliveryStatusEnum, description="Where one message of a run stands.")
+
+MAX_INBOX = 100
+
+
+@strawberry.type(description="A message in the in-app inbox of one identity.")
+class InAppMessage:
+    id: strawberry.ID = strawberry.field(description="Id of the message (stable).")
+    title: str = strawberry.field(description="Rendered title.")
+    body: str = strawberry.field(description="Rendered body.")
+    data: strawberry.scalars.JSON = strawberry.field(description="Buttons and other data of the message.")
+    campaign_id: strawberry.ID | None = strawberry.field(description="Global id of the campaign that sent it.")
+    created_at: datetime = strawberry.field(description="When it arrived in the inbox.")
+
+
+@strawberry.type(description="One row of a run's delivery ledger: one profile, what happened to its message and why.")
+class Delivery:
+    id: strawberry.ID = strawberry.field(description="Id of the ledger row.")
+    profile_id: strawberry.ID = strawberry.field(description="Global id of the profile.")
+    status: DeliveryStatus = strawberry.field(description="Where the message stands.")
+    reason: str | None = strawberry.field(
+        description="Why it was excluded or failed (NO_IDENTITY, NO_ADDRESS, NO_CONSENT, SUPPRESSED, HARD_BOUNCE, …)."
+    )
+    address: str | None = strawberry.field(description="The resolved address (or inbox identity).")
+    attempts: int = strawberry.field(description="Send attempts made.")
+    last_error: str | None = strawberry.field(description="The provider's last answer, when it failed.")
+    sent_at: datetime | None = strawberry.field(description="When the provider accepted it.")
+    updated_at: datetime = strawberry.field(description="Last change.")
+
+    @classmethod
+    def from_model(cls, row: DeliveryModel) -> Self:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            profile_id=strawberry.ID(str(relay.GlobalID("Profile", str(row.profile_id)))),
+            status=row.status,
+            reason=row.reason,
+            address=row.address,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            sent_at=row.sent_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type(description="Counts, rate and ETA of one campaign run, as it sends.")
+class CampaignRunProgress:
+    campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
+    run_id: strawberry.ID | None = strawberry.field(description="Global id of the run; null while it has none.")
+    status: RunStatus | None = strawberry.field(description="Run status; null while the campaign has no run.")
+    targeted: int = strawberry.field(description="Profiles to send to (the snapshot minus exclusions).")
+    excluded: int = strawberry.field(description="Profiles excluded with a reason.")
+    sent: int = strawberry.field(description="Messages accepted by the provider.")
+    failed: int = strawberry.field(description="Messages that failed.")
+    pending: int = strawberry.field(description="Messages not sent yet.")
+    rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
+    eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
+
+
+def _global_pk(value: Any, type_name: str) -> int:
+    """A global id of `type_name` (or a plain database id) as a database id; 0 (matches nothing) otherwise."""
+    text = str(value)
+    try:
+        global_id = relay.GlobalID.from_id(text)
+    except Exception:
+        return parse_pk(text) or 0
+    return (parse_pk(global_id.node_id) or 0) if global_id.type_name == type_name else 0
+
+
+def _gid(type_name: str, pk: Any) -> strawberry.ID:
+    return strawberry.ID(str(relay.GlobalID(type_name, str(pk))))
+
+
+def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
+    return CampaignRunProgress(
+        campaign_id=campaign_id,
+        run_id=_gid("CampaignRun", event["runId"]) if event.get("runId") is not None else None,
+        status=event.get("status"),
+        targeted=event.get("targeted", 0),
+        excluded=event.get("excluded", 0),
+        sent=event.get("sent", 0),
+        failed=event.get("failed", 0),
+        pending=event.get("pending", 0),
+        rate_per_second=event.get("ratePerSecond"),
+        eta_seconds=event.get("etaSeconds"),
+    )
+
+
+@strawberry.type
+class ExecutionQuery:
+    @strawberry.field(
+        description="The in-app inbox of one identity, newest first (at most 100 messages).", permission_classes=VIEWER
+    )
+    async def in_app_messages(
+        self,
+        info: Info,
+        namespace: Annotated[str, strawberry.argument(description="Identity namespace code, e.g. `Email`.")],
+        identity: Annotated[str, strawberry.argument(description="The identity value in that namespace.")],
+        first: Annotated[int, strawberry.argument(description="How many, 1 to 100.")] = 20,
+    ) -> list[InAppMessage]:
+        sandbox_id = info.context.require_caller().sandbox_id
+        ns = await IdentityNamespace.get_or_none(sandbox_id=sandbox_id, code=namespace)
+        if ns is None:
+            return []
+        try:
+            value = normalize_identity(ns.type, identity)
+        except ValueProblem:
+            return []
+        rows = (
+            await InboxMessageModel.filter(sandbox_id=sandbox_id, namespace=ns.code, identity=value)
+            .order_by("-id")
+            .limit(max(1, min(first, MAX_INBOX)))
+        )
+        return [
+            InAppMessage(
+                id=strawberry.ID(row.idempotency_key),
+                title=row.title,
+                body=row.body,
+                data=orjson.loads(row.data or "{}"),
+                campaign_id=_gid("Campaign", row.campaign_id) if row.campaign_id is not None else None,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    @strawberry.field(
+        description="The delivery ledger of a run: who got the message, who did not, and why.",
+        permission_classes=VIEWER,
+    )
+    async def deliveries(
+        self,
+        info: Info,
+        run_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign run.")],
+        status: Annotated[
+            list[DeliveryStatus] | None, strawberry.argument(description="Only rows in these statuses.")
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
+    ) -> Connection[Delivery]:
+        query = DeliveryModel.filter(
+            sandbox_id=info.context.require_caller().sandbox_id, run_id=_global_pk(run_id, "CampaignRun")
+        )
+        if status:
+            query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
+        return await paginate(
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=Delivery.from_model,
+        )
+
+
+@strawberry.type
+class ExecutionSubscription:
+    @strawberry.subscription(
+        description="Progress of a campaign's runs: first the latest run's counts, then updates as it sends.",
+        permission_classes=VIEWER,
+    )
+    async def campaign_run_progress(
+        self,
+        info: Info,
+        campaign_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")],
+    ) -> AsyncGenerator[CampaignRunProgress, None]:
+        caller = info.context.require_caller()
+        wanted = _global_pk(campaign_id, "Campaign")
+        if info.context.events is None:
+            raise RuntimeError("no event bus configured")
+        async with info.context.events.subscribe(caller.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC) as events:
+            latest = (
+                await CampaignRunModel.filter(sandbox_id=caller.sandbox_id, campaign_id=wanted).order_by("-id").first()
+            )
+            initial: dict[str, Any] = {}
+            if latest is not None:
+                initial = {
+                    "runId": latest.id,
+                    "status": latest.status.value,
+                    "targeted": latest.targeted,
+                    "excluded": latest.excluded,
+                    "sent": latest.sent,
+                    "failed": latest.failed,
+                    "pending": max(latest.targeted - latest.sent - latest.failed, 0),
+                }
+            yield _progress(campaign_id, initial)
+            async for event in events:
+                if event.get("campaignId") != wanted:
+                    continue
+                yield _progress(campaign_id, event)
