@@ -1,0 +1,1 @@
+def run(database, seeded): raise NotImplementedError
