@@ -68,7 +68,7 @@ class Subscriber:
 
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ports = [int(p) for p in args.ports.split(",")]
     target = global_id(args.campaign)
