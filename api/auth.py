@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from models.tenancy import authenticate_api_key
+from models.sandbox import hash_api_key
+from models.tenancy import authenticate_api_key, on_api_key_revoked
 from resolvers.context import Caller
+
+# Process-wide: key hash -> (expires at, caller). Only successful lookups are kept (unknown tokens would let a
+# client fill it). A revocation in this process drops the entry at once; one in another process (the CLI,
+# another uvicorn worker) takes effect when the entry expires, i.e. within AUTH_CACHE_SECONDS.
+_CACHE: dict[str, tuple[float, Caller]] = {}
+_CACHE_MAX = 10_000
+
+
+def _forget(key_id: int) -> None:
+    for digest, (_, caller) in list(_CACHE.items()):
+        if caller.api_key_id == key_id:
+            _CACHE.pop(digest, None)
+
+
+on_api_key_revoked(_forget)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -32,10 +49,23 @@ def token_from_connection_params(params: Mapping[str, Any] | None) -> str | None
     return api_key if isinstance(api_key, str) else None
 
 
-async def authenticate(token: str | None) -> Caller | None:
+async def authenticate(token: str | None, cache_seconds: float = 0.0) -> Caller | None:
+    """The caller a key stands for; with `cache_seconds`, a lookup is reused that long (see `_CACHE`)."""
     if not token:
         return None
+    digest = hash_api_key(token) if cache_seconds > 0 else ""
+    if digest:
+        hit = _CACHE.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
     key = await authenticate_api_key(token)
     if key is None:
+        if digest:
+            _CACHE.pop(digest, None)
         return None
-    return Caller(api_key_id=key.id, sandbox_id=key.sandbox_id, sandbox_name=key.sandbox.name, role=key.role)
+    caller = Caller(api_key_id=key.id, sandbox_id=key.sandbox_id, sandbox_name=key.sandbox.name, role=key.role)
+    if digest:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[digest] = (time.monotonic() + cache_seconds, caller)
+    return caller

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     graphql_ide: bool | None = None  # default: on in dev, off in prod
     # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = Field(600, ge=0)
+    # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
+    # process) keeps working until then. A revocation in the same process takes effect at once. 0 = no cache.
+    auth_cache_seconds: float = Field(5.0, ge=0, le=60)
+    # Automatic persisted queries (Apollo APQ) remembered per process; 0 = none stored.
+    persisted_query_cache_size: int = Field(1000, ge=0)
     ws_max_subscriptions: int = Field(100, ge=1)
     ws_connection_init_timeout_seconds: float = Field(10.0, gt=0)
     allowed_origins: list[str] = []

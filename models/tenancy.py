@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
@@ -57,6 +58,14 @@ async def create_api_key(sandbox_name: str, role: Role, *, name: str, actor: str
     return key, plaintext
 
 
+_REVOKED_LISTENERS: list[Callable[[int], None]] = []
+
+
+def on_api_key_revoked(listener: Callable[[int], None]) -> None:
+    """`listener(key_id)` runs after a revocation commits in this process (the API's key cache listens)."""
+    _REVOKED_LISTENERS.append(listener)
+
+
 async def revoke_api_key(key_id: int, *, actor: str) -> ApiKey:
     async with in_transaction() as conn:
         key = await ApiKey.get_or_none(id=key_id).using_db(conn)
@@ -69,6 +78,8 @@ async def revoke_api_key(key_id: int, *, actor: str) -> ApiKey:
                 sandbox_id=key.sandbox_id, actor=actor, action="REVOKE", object_type="ApiKey",
                 object_id=key.id, before={"revoked": False}, after={"revoked": True}, using_db=conn,
             )
+    for listener in _REVOKED_LISTENERS:
+        listener(key.id)
     return key
 
 

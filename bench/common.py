@@ -1,0 +1,196 @@
+"""Shared pieces of the bench suite: a throw-away PostgreSQL database, seed data, server processes, results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
+# DB 15: the tests use 9-14 (TEST_REDIS_URL and the conftest's own), so a bench run never disturbs them.
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+CAMPAIGNS = 200
+PAGE = 20
+
+
+@dataclass
+class Result:
+    name: str
+    unit: str
+    measured: float
+    reference: float | None
+    target: str
+    holds: bool
+    detail: str = ""
+
+    def line(self) -> str:
+        ref = f"{self.reference:10.1f}" if self.reference is not None else f"{'—':>10}"
+        ratio = f"{self.measured / self.reference:5.2f}" if self.reference else f"{'—':>5}"
+        verdict = "OK  " if self.holds else "MISS"
+        return (
+            f"{verdict} {self.name:<14} measured {self.measured:10.1f} {self.unit:<6} reference {ref}  "
+            f"ratio {ratio}  target {self.target:<28} {self.detail}"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dsn_for(name: str) -> str:
+    base, _, _ = PG_ADMIN_DSN.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def create_database() -> str:
+    name = f"herald_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')  # name is ours: hex only
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def server_env(database: str, **extra: str) -> dict[str, str]:
+    """Production settings: ENV=prod with a real secret, no access log (the CLI's prod default), caches on."""
+    env = dict(os.environ)
+    env.update(
+        ENV="prod",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        DATABASE_URL=dsn_for(database),
+        REDIS_URL=REDIS_URL,
+        LOG_LEVEL="WARNING",
+        # One key drives thousands of requests a second here; the per-key limit would answer 429 by design.
+        RATE_LIMIT_PER_MINUTE="0",
+        WORKER_IN_PROCESS="false",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+async def seed(database: str) -> dict[str, object]:
+    """Migrate, then one sandbox with 200 campaigns (each with a preset, a segment and two runs)."""
+    from tortoise import Tortoise
+
+    from api.migrate import migrate_database
+    from api.settings import Settings, tortoise_config
+    from models.audience import Segment, SegmentKind
+    from models.campaign import Campaign, CampaignRun, CampaignStatus, RunStatus
+    from models.preset import MessagePreset
+    from models.sandbox import Role
+    from models.tenancy import create_api_key, create_sandbox
+
+    settings = Settings(database_url=dsn_for(database), redis_url=REDIS_URL)
+    await migrate_database(settings)
+    await Tortoise.init(config=tortoise_config(settings.resolved_database_url, 5))
+    try:
+        sandbox = await create_sandbox("bench", actor="bench")
+        _, admin_key = await create_api_key("bench", Role.ADMIN, name="bench", actor="bench")
+        presets = [
+            await MessagePreset.create(sandbox=sandbox, name=f"Preset {i}", channel="EMAIL", category="MARKETING")
+            for i in range(10)
+        ]
+        segments = [
+            await Segment.create(sandbox=sandbox, name=f"Segment {i}", kind=SegmentKind.STATIC)
+            for i in range(10)
+        ]
+        now = datetime.now(UTC)
+        campaigns = [
+            Campaign(
+                sandbox=sandbox, name=f"Campaign {i}", description="Weekly picks", tags=["weekly", "bench"],
+                channel="EMAIL", preset=presets[i % 10], segment=segments[i % 10],
+                content={"email": {"subject": "Hello {{ profile.name }}", "html": "<p>Hi</p>"}},
+                status=CampaignStatus.STOPPED if i % 2 else CampaignStatus.DRAFT,
+            )
+            for i in range(CAMPAIGNS)
+        ]
+        await Campaign.bulk_create(campaigns)
+        ids = await Campaign.filter(sandbox_id=sandbox.id).order_by("id").values_list("id", flat=True)
+        await CampaignRun.bulk_create(
+            [
+                CampaignRun(
+                    sandbox_id=sandbox.id, campaign_id=cid, scheduled_for=now - timedelta(days=day),
+                    status=RunStatus.SUCCEEDED,
+                    targeted=1000 + cid, excluded=10, sent=900, delivered=880, failed=5,
+                )
+                for cid in ids
+                for day in (1, 2)
+            ]
+        )
+        stopped = await Campaign.filter(sandbox_id=sandbox.id, status=CampaignStatus.STOPPED).values_list(
+            "id", flat=True
+        )
+        return {"key": admin_key, "sandbox_id": sandbox.id, "stopped_ids": list(stopped)}
+    finally:
+        await Tortoise.close_connections()
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[subprocess.Popen]:
+    """A child process (its own process group), waited for until `ready_url` answers, stopped on exit."""
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        if ready_url:
+            wait_http(ready_url, proc)
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 15)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"{' '.join(proc.args)} exited with {proc.returncode}:\n{err[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except Exception:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def herald_serve(database: str, port: int, *extra_env: tuple[str, str]) -> contextlib.AbstractContextManager:
+    return process(
+        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        server_env(database, **dict(extra_env)),
+        ready_url=f"http://127.0.0.1:{port}/healthz",
+    )
+
+
+def run_async(coro):
+    return asyncio.run(coro)

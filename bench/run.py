@@ -1,0 +1,67 @@
+"""Run the bench suite: `python -m bench.run [NAME ...]` (all benchmarks when no name is given).
+
+Creates a throw-away PostgreSQL database (dropped at the end), seeds it, runs each benchmark against server
+processes started here, and prints one line per benchmark: measured rate, reference rate from the same run,
+their ratio, the target and whether it holds. Exit status 1 when a target is missed.
+
+Environment: BENCH_PG_DSN (admin DSN, default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
+(default redis://127.0.0.1:6379/15), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
+BENCH_SUBSCRIBERS (fan-out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import traceback
+
+from bench import fanout, graphql_read
+from bench.common import Result, create_database, drop_database, seed
+
+BENCHMARKS = {
+    "graphql_read": graphql_read.run,
+    "fanout": fanout.run,
+}
+
+
+def machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores {model} | Python {platform.python_version()} | {platform.system()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
+    args = parser.parse_args(argv)
+    names = args.names or list(BENCHMARKS)
+    print(f"machine: {machine()}", flush=True)
+    database = asyncio.run(create_database())
+    failed = False
+    try:
+        seeded = asyncio.run(seed(database))
+        for name in names:
+            try:
+                result: Result = BENCHMARKS[name](database, seeded)
+            except Exception:
+                traceback.print_exc()
+                print(f"FAIL {name:<14} did not complete", flush=True)
+                failed = True
+                continue
+            print(result.line(), flush=True)
+            failed |= not result.holds
+    finally:
+        asyncio.run(drop_database(database))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
