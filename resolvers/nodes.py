@@ -19,6 +19,16 @@ def parse_pk(node_id: str | int) -> int | None:
     return pk if 0 < pk < 2**63 else None
 
 
+def pk_of(value: object, type_name: str) -> int | None:
+    """Database id from a global id of `type_name`, or from a plain database id; None for anything else."""
+    text = str(value)
+    try:
+        global_id = relay.GlobalID.from_id(text)
+    except Exception:  # not a global id: maybe a plain database id
+        return parse_pk(text)
+    return parse_pk(global_id.node_id) if global_id.type_name == type_name else None
+
+
 class SandboxNode(relay.Node):
     """A node backed by a sandbox-owned model; ids from another sandbox read as not found."""
 

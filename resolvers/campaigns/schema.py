@@ -54,7 +54,7 @@ from resolvers.campaigns.types import (
 )
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
-from resolvers.nodes import parse_pk
+from resolvers.nodes import pk_of
 from resolvers.pagination import Connection, SortKey, paginate
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 
@@ -151,12 +151,7 @@ CampaignPreviewResult = Annotated[
 
 def _pk(value: Any) -> int | None:
     """A campaign id given as a global id (`Campaign:12`) or a plain database id."""
-    text = str(value)
-    try:
-        global_id = strawberry.relay.GlobalID.from_id(text)
-        return parse_pk(global_id.node_id) if global_id.type_name == "Campaign" else None
-    except Exception:
-        return parse_pk(text)
+    return pk_of(value, "Campaign")
 
 
 def _error(exc: CampaignError) -> Any:
@@ -283,7 +278,7 @@ class CampaignQuery:
         row = await CampaignModel.get_or_none(id=pk, sandbox_id=sandbox_id) if pk else None
         if row is None:
             return _not_found(id)
-        profile_pk = _profile_pk(profile_id)
+        profile_pk = pk_of(profile_id, "Profile")
         profile = await ProfileModel.get_or_none(id=profile_pk, sandbox_id=sandbox_id) if profile_pk else None
         if profile is None:
             return NotFoundError(message="No profile with that id in this sandbox.", id=str(profile_id))
@@ -312,13 +307,6 @@ class CampaignQuery:
             to_node=CampaignRun.from_model,
         )
 
-
-def _profile_pk(value: Any) -> int | None:
-    try:
-        global_id = strawberry.relay.GlobalID.from_id(str(value))
-        return parse_pk(global_id.node_id) if global_id.type_name == "Profile" else None
-    except Exception:
-        return parse_pk(value)
 
 
 @strawberry.type

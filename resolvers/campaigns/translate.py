@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import strawberry
-
 from models.campaigns import CampaignNotFoundError
 from resolvers.campaigns.inputs import (
     CampaignActionInput,
@@ -17,19 +15,14 @@ from resolvers.campaigns.inputs import (
     CampaignTrackingInput,
     CampaignUpdateInput,
 )
-from resolvers.nodes import parse_pk
+from resolvers.nodes import pk_of
 
 
 def reference_pk(value: Any, type_name: str, field: str) -> int:
     """A global id of `type_name` (or a plain database id) → database id; anything else is not found."""
-    text = str(value)
-    try:
-        global_id = strawberry.relay.GlobalID.from_id(text)
-        pk = parse_pk(global_id.node_id) if global_id.type_name == type_name else None
-    except Exception:
-        pk = parse_pk(text)
+    pk = pk_of(value, type_name)
     if pk is None:
-        raise CampaignNotFoundError(field, text[:100])
+        raise CampaignNotFoundError(field, str(value)[:100])
     return pk
 
 
