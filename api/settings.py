@@ -20,6 +20,7 @@ MODEL_MODULES = [
     "models.campaign",
     "models.imports",
     "models.delivery",
+    "models.tracking",
 ]
 
 

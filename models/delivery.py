@@ -65,6 +65,9 @@ class Delivery(Model):
     provider_message_id = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)
     sent_at = fields.DatetimeField(null=True)
+    # Set by provider feedback: a delivery receipt, or a bounce (HARD or SOFT, see models.tracking.BounceType).
+    delivered_at = fields.DatetimeField(null=True)
+    bounce_type = fields.CharField(max_length=8, null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
@@ -75,7 +78,7 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         unique_together = (("run_id", "profile_id"),)
-        indexes = (("run_id", "status"),)
+        indexes = (("run_id", "status"), ("campaign_id", "status"), ("provider_message_id",))
 
 
 class InboxMessage(Model):
