@@ -20,9 +20,12 @@ from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestId
 from api.migrate import ensure_migrated
 from api.ratelimit import RateLimiter
 from api.settings import Settings, tortoise_config
+from api.tracking import ROUTES as TRACKING_ROUTES
+from api.webhooks import ROUTES as WEBHOOK_ROUTES
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from jobs.worker import build_worker
+from models.tracking_tokens import TokenSigner
 from resolvers.schema import SchemaOptions, build_schema
 
 logger = logging.getLogger(__name__)
@@ -83,10 +86,13 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/imports/profiles", upload_profiles, methods=["POST"]),
+            *TRACKING_ROUTES,
+            *WEBHOOK_ROUTES,
         ],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.token_signer = TokenSigner(settings.secret_key.get_secret_value())
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -66,7 +66,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.embedded_database or args.migrate:
             asyncio.run(migrate_database(settings))
-        settings = _settings()  # picks up REDIS_URL / WORKER_IN_PROCESS
+        if not os.environ.get("PUBLIC_URL"):
+            # Links in messages point at this server unless the operator names a public address.
+            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+            os.environ["PUBLIC_URL"] = f"http://{host}:{args.port}"
+        settings = _settings()  # picks up REDIS_URL / WORKER_IN_PROCESS / PUBLIC_URL
         first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
         url = f"http://{args.host}:{args.port}/graphql"
         print(f"Herald is starting at {url}", flush=True)

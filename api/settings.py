@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     # Profile imports: uploads are kept under data_dir/imports until their job ends.
     import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)
     import_batch_rows: int = Field(2000, ge=1, le=10_000)
+    # Base of the links put in messages (open pixel, click redirects, unsubscribe, provider callbacks): the
+    # address recipients and providers reach this server at. `herald serve` derives it from --host/--port
+    # when unset; behind a proxy set it to the public https origin.
+    public_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_an_origin(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError("PUBLIC_URL must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ from jobs.channels.base import (
     SmsContent,
 )
 from jobs.events import publish
+from jobs.tracking import MessageTracker
 from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment
 from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
@@ -381,6 +382,7 @@ def build_adapter(
                 auth_token=secrets.get("auth_token") or "",
                 from_number=sender_id if sender_id.startswith("+") or sender_id else None,
                 base_url=values.get("provider_base_url") or "https://api.twilio.com",
+                status_callback=settings.public_url + "/webhooks/sms/twilio",
             )
         )
     from jobs.channels.push import FcmConfig, PushAdapter
@@ -582,6 +584,7 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
+    tracker = MessageTracker(ctx.get("settings") or Settings(), campaign, run)
     try:
         adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
     except SecretsUnreadableError:
@@ -608,7 +611,7 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
             batch = await claim_batch(run.id, now, lease)
             if not batch:
                 break
-            outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
+            outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
             await write_outcomes(outcomes, now)
             if contact is not None:
@@ -689,19 +692,29 @@ async def _send_batch(
     adapter: ChannelAdapter | None,
     now: datetime,
     retry_deadline: datetime,
+    tracker: MessageTracker | None = None,
 ) -> tuple[list[Outcome], list[str]]:
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     outcomes: list[Outcome] = []
-    messages: list[OutgoingMessage] = []
+    contents: list[MessageContent] = []
     to_send: list[Claimed] = []
     for claimed in batch:
+        unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
         try:
-            content = renderer.render(attributes.get(claimed.profile_id) or {}, None)
+            content = renderer.render(attributes.get(claimed.profile_id) or {}, unsubscribe_url)
         except RenderFailed as exc:
             outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
             continue
-        messages.append(OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts))
+        contents.append(content)
         to_send.append(claimed)
+    if tracker is not None and tracker.active:
+        # Link ids for the whole batch first, so rewriting each message needs no database round trip.
+        await tracker.prepare(contents, now)
+        contents = [tracker.apply(content, claimed.id) for content, claimed in zip(contents, to_send, strict=True)]
+    messages = [
+        OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
+        for content, claimed in zip(contents, to_send, strict=True)
+    ]
     suppressed: list[str] = []
     if messages:
         if adapter is None:

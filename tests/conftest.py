@@ -143,6 +143,9 @@ async def running_server(settings: Settings, lifespan: str = "on") -> AsyncItera
     lifespan="off" serves a second app on the session server's database connections (no queue, events or
     worker): running a second lifespan would close the connections the session server uses."""
     port = free_port()
+    if "public_url" not in settings.model_fields_set:
+        # Links in messages (tracking, unsubscribe) must reach this very server.
+        settings.public_url = f"http://127.0.0.1:{port}"
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan=lifespan
     )

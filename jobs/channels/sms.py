@@ -28,6 +28,8 @@ class TwilioConfig:
     base_url: str = "https://api.twilio.com"
     max_concurrency: int = 10
     timeout: float = 15.0
+    # Where the provider posts delivery receipts (Herald's /webhooks/sms/twilio), None for none.
+    status_callback: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.from_number or self.messaging_service_sid):
@@ -61,6 +63,8 @@ class SmsAdapter(ConcurrentAdapter):
             self._sender = {"From": config.from_number}
         else:
             self._sender = {"MessagingServiceSid": config.messaging_service_sid}
+        if config.status_callback:
+            self._sender["StatusCallback"] = config.status_callback
 
     async def send_one(self, message: OutgoingMessage) -> SendResult:
         content = message.content

@@ -1,0 +1,231 @@
+"""Provider feedback webhooks: delivery receipts, bounces and complaints after the send (DESIGN §6).
+
+    POST /webhooks/sms/twilio   Twilio-style status callback (form fields MessageSid, MessageStatus, ErrorCode),
+                                authenticated by X-Twilio-Signature with the auth token of the SMS preset
+                                that sent the message
+    POST /webhooks/email        {"events": [{"messageId": "<…>", "type": "delivered|bounce|complaint",
+                                "bounceType": "hard|soft", "reason": "…"}]} with `Authorization: Bearer
+                                <API key>` (MANAGER or above); only deliveries of the key's sandbox are found
+
+Effects: delivered → DELIVERED (+ delivered_at); bounce → BOUNCED with its bounce type (hard → suppression
+HARD_BOUNCE); complaint → a COMPLAINT event (once) and suppression SPAM_COMPLAINT, the status unchanged.
+Each report applies in its own transaction; the run counters are refreshed from the ledger afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.auth import authenticate, bearer_token
+from jobs.runs import ledger_counts, store_counters
+from models.feedback import (
+    DeliveryRef,
+    Feedback,
+    FeedbackKind,
+    apply_feedback,
+    deliveries_by_message_id,
+    deliveries_by_provider_id,
+)
+from models.preset import MessagePreset
+from models.sandbox import Role
+from models.secret_box import SecretBox, SecretsUnreadableError
+from models.tracking import BounceType
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+MAX_EVENTS = 1000
+SMS_STATUS_PATH = "/webhooks/sms/twilio"
+EMAIL_PATH = "/webhooks/email"
+# Twilio error codes that mean the number itself is unusable: a hard bounce (others are soft).
+_HARD_SMS_ERRORS = frozenset({"21211", "21214", "21217", "21610", "21614", "30005", "30006"})
+_EMAIL_TYPES = {"delivered": FeedbackKind.DELIVERED, "bounce": FeedbackKind.BOUNCE, "complaint": FeedbackKind.COMPLAINT}
+_BOUNCE_TYPES = {"hard": BounceType.HARD, "soft": BounceType.SOFT}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _body(request: Request) -> bytes | None:
+    """The request body, or None past MAX_BODY_BYTES (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _refresh_counters(run_ids: set[int]) -> None:
+    for run_id in sorted(run_ids):
+        await store_counters(run_id, await ledger_counts(run_id))
+
+
+# ---- SMS: Twilio status callbacks -----------------------------------------------------------------------------
+
+
+def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
+    """Twilio's scheme: base64(HMAC-SHA1(auth token, full URL + every POST name and value, sorted by name))."""
+    payload = url + "".join(name + value for name, value in sorted(params))
+    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+
+
+def _sms_feedback(status: str, error_code: str) -> Feedback | None:
+    if status == "delivered":
+        return Feedback(FeedbackKind.DELIVERED)
+    if status in ("undelivered", "failed"):
+        bounce = BounceType.HARD if error_code in _HARD_SMS_ERRORS else BounceType.SOFT
+        return Feedback(FeedbackKind.BOUNCE, bounce, f"{status} {error_code}".strip())
+    return None  # queued, sending, sent, accepted, …: nothing the ledger records
+
+
+async def _auth_token(preset_id: int, box: SecretBox, cache: dict[int, str | None]) -> str | None:
+    if preset_id not in cache:
+        preset = await MessagePreset.get_or_none(id=preset_id)
+        token = None
+        if preset is not None:
+            try:
+                token = box.open(preset.secrets, sandbox_id=preset.sandbox_id).get("auth_token") or None
+            except SecretsUnreadableError:
+                logger.warning("SMS status callback: preset %s secrets unreadable", preset_id)
+        cache[preset_id] = token
+    return cache[preset_id]
+
+
+async def sms_status(request: Request) -> Response:
+    settings = request.app.state.settings
+    signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        return _error(403, "FORBIDDEN", "X-Twilio-Signature is required.")
+    try:
+        body = await _body(request)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    if body is None:
+        return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        return _error(400, "BAD_REQUEST", "The body must be application/x-www-form-urlencoded UTF-8.")
+    fields = dict(params)
+    sid = fields.get("MessageSid") or fields.get("SmsSid")
+    if not sid:
+        return _error(400, "BAD_REQUEST", "MessageSid is required.")
+    # Twilio signs the URL it was given: ours as published (PUBLIC_URL), whatever proxy sits in between.
+    url = settings.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    box = SecretBox(settings.secret_key.get_secret_value())
+    tokens: dict[int, str | None] = {}
+    matched: list[DeliveryRef] = []
+    # A SID could be claimed by a fake provider of another sandbox: only deliveries whose own preset's token
+    # produced the signature are touched.
+    for ref in await deliveries_by_provider_id(sid):
+        token = await _auth_token(ref.preset_id, box, tokens) if ref.preset_id is not None else None
+        if token and hmac.compare_digest(twilio_signature(token, url, params), signature):
+            matched.append(ref)
+    if not matched:
+        return _error(403, "FORBIDDEN", "The signature does not match a message sent by this server.")
+    feedback = _sms_feedback(fields.get("MessageStatus", "").lower(), fields.get("ErrorCode", "").strip())
+    if feedback is None:
+        return JSONResponse({"outcome": "IGNORED"})
+    now = datetime.now(UTC)
+    outcomes = [await apply_feedback(ref, feedback, now, actor="provider:sms") for ref in matched]
+    await _refresh_counters({ref.run_id for ref in matched})
+    return JSONResponse({"outcome": outcomes[0].value})
+
+
+# ---- email: generic JSON -------------------------------------------------------------------------------------
+
+
+def normalise_message_id(value: str) -> str:
+    value = value.strip()
+    return value if value.startswith("<") and value.endswith(">") else f"<{value.strip('<>')}>"
+
+
+def _parse_event(item: Any) -> tuple[str | None, Feedback | None, str | None]:
+    """(message id, feedback, problem) of one item of `events`."""
+    if not isinstance(item, dict):
+        return None, None, "each event must be an object"
+    message_id = item.get("messageId")
+    if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 998:
+        return None, None, "messageId must be a non-empty string"
+    message_id = normalise_message_id(message_id)
+    kind = _EMAIL_TYPES.get(item.get("type")) if isinstance(item.get("type"), str) else None
+    if kind is None:
+        return message_id, None, "type must be one of delivered, bounce, complaint"
+    reason = item.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        return message_id, None, "reason must be a string"
+    bounce = None
+    if kind is FeedbackKind.BOUNCE:
+        raw = item.get("bounceType", "hard")
+        bounce = _BOUNCE_TYPES.get(raw.lower()) if isinstance(raw, str) else None
+        if bounce is None:
+            return message_id, None, "bounceType must be hard or soft"
+    return message_id, Feedback(kind, bounce, reason), None
+
+
+async def email_feedback(request: Request) -> Response:
+    settings = request.app.state.settings
+    caller = await authenticate(bearer_token(request.headers.get("authorization")), settings.auth_cache_seconds)
+    if caller is None:
+        response = _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key>` with a valid key.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
+        return response
+    if not caller.role.allows(Role.MANAGER):
+        return _error(403, "FORBIDDEN", "Reporting delivery feedback needs a MANAGER key or above.")
+    try:
+        body = await _body(request)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    if body is None:
+        return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _error(400, "BAD_REQUEST", "The body must be JSON.")
+    events = document.get("events") if isinstance(document, dict) else None
+    if not isinstance(events, list):
+        return _error(400, "BAD_REQUEST", 'The body must be {"events": [...]}.')
+    if len(events) > MAX_EVENTS:
+        return _error(413, "TOO_LARGE", f"At most {MAX_EVENTS} events per request.")
+    parsed = [_parse_event(item) for item in events]
+    found = await deliveries_by_message_id(caller.sandbox_id, [m for m, f, _ in parsed if f is not None and m])
+    now = datetime.now(UTC)
+    results: list[dict[str, Any]] = []
+    touched: set[int] = set()
+    for index, (message_id, feedback, problem) in enumerate(parsed):
+        result: dict[str, Any] = {"index": index, "messageId": message_id}
+        ref = found.get(message_id) if message_id else None
+        if feedback is None:
+            result.update(outcome="INVALID", error=problem)
+        elif ref is None:
+            result.update(outcome="UNKNOWN", error="no delivery of this sandbox has this Message-ID")
+        else:
+            outcome = await apply_feedback(ref, feedback, now, actor=caller.actor)
+            result["outcome"] = outcome.value
+            touched.add(ref.run_id)
+        results.append(result)
+    await _refresh_counters(touched)
+    return JSONResponse({"results": results})
+
+
+ROUTES = [
+    Route(SMS_STATUS_PATH, sms_status, methods=["POST"]),
+    Route(EMAIL_PATH, email_feedback, methods=["POST"]),
+]

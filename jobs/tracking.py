@@ -1,0 +1,159 @@
+"""Tracking at render time (DESIGN §6): the open pixel, click rewriting and the unsubscribe URL of a message.
+
+One `MessageTracker` per run. Per batch, `prepare` stores the links of every rendered message as
+`TrackedLink` rows with one multi-row `INSERT … ON CONFLICT DO NOTHING` and one SELECT (only for URLs this
+run has not met yet); `apply` then rewrites each message from memory, with no database round trip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tortoise import connections
+
+from api.settings import Settings
+from jobs.channels.base import EmailContent, MessageContent, SmsContent
+from models.campaign import Campaign, CampaignRun
+from models.campaign_rules import Category, Channel
+from models.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.profiles import dialect_of
+from models.segment_rules import Dialect, SqlParams
+from models.tracking_tokens import TokenPurpose, TokenSigner
+
+TRACKING_PREFIX = "/t/"
+# URLs remembered per run (url → link id); past it, unseen URLs are looked up again per batch.
+_LINK_CACHE_MAX = 50_000
+_ROWS_PER_STATEMENT = 500
+
+
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def open_path(token: str) -> str:
+    return f"{TRACKING_PREFIX}o/{token}"
+
+
+def click_path(token: str) -> str:
+    return f"{TRACKING_PREFIX}c/{token}"
+
+
+def unsubscribe_path(token: str) -> str:
+    return f"{TRACKING_PREFIX}u/{token}"
+
+
+class MessageTracker:
+    """What a run's messages carry for tracking, decided once from the campaign's tracking options."""
+
+    def __init__(self, settings: Settings, campaign: Campaign, run: CampaignRun) -> None:
+        self.signer = TokenSigner(settings.secret_key.get_secret_value())
+        self.base = settings.public_url
+        self.own_prefix = self.base + TRACKING_PREFIX
+        self.run = run
+        channel = Channel(campaign.channel)
+        options = campaign.tracking or {}
+        self.email = channel is Channel.EMAIL
+        self.opens = self.email and bool(options.get("opens", True))
+        self.clicks = channel in (Channel.EMAIL, Channel.SMS) and bool(options.get("clicks", True))
+        # List-Unsubscribe headers are for marketing mail; the template variable works in any email.
+        self.list_unsubscribe = self.email and Category(campaign.category) is Category.MARKETING
+        self.link_ids: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        return self.email or self.clicks
+
+    def unsubscribe_url(self, delivery_id: int) -> str | None:
+        if not self.email:
+            return None
+        return self.base + unsubscribe_path(self.signer.sign(TokenPurpose.UNSUBSCRIBE, delivery_id))
+
+    def _links_of(self, content: MessageContent) -> list[str]:
+        if isinstance(content, EmailContent):
+            found = html_links(content.html, self.own_prefix) if content.html else []
+            if content.text:
+                found += text_links(content.text, self.own_prefix)
+            return found
+        if isinstance(content, SmsContent):
+            return text_links(content.body, self.own_prefix)
+        return []
+
+    async def prepare(self, contents: Sequence[MessageContent], now: datetime) -> None:
+        """Makes sure every trackable URL of `contents` has a link id (two statements per batch at most)."""
+        if not self.clicks:
+            return
+        unseen = {url: None for content in contents for url in self._links_of(content) if url not in self.link_ids}
+        if not unseen:
+            return
+        if len(self.link_ids) + len(unseen) > _LINK_CACHE_MAX:
+            self.link_ids.clear()
+        urls = list(unseen)
+        for start in range(0, len(urls), _ROWS_PER_STATEMENT):
+            await self._store(urls[start : start + _ROWS_PER_STATEMENT], now)
+
+    async def _store(self, urls: list[str], now: datetime) -> None:
+        conn = connections.get("default")
+        hashes = {url_hash(url): url for url in urls}
+        params = SqlParams(dialect_of())
+        pg = params.dialect is Dialect.POSTGRES
+
+        def ph(value: Any, pg_type: str) -> str:
+            placeholder = params.add(value)
+            return f"CAST({placeholder} AS {pg_type})" if pg else placeholder
+
+        rows = [
+            f"({ph(self.run.sandbox_id, 'BIGINT')}, {ph(self.run.id, 'BIGINT')}, "
+            f"{ph(self.run.campaign_id, 'BIGINT')}, {ph(digest, 'TEXT')}, {ph(url, 'TEXT')}, "
+            f"{ph(now, 'TIMESTAMPTZ')})"
+            for digest, url in hashes.items()
+        ]
+        await conn.execute_query(
+            "INSERT INTO tracked_link (sandbox_id, run_id, campaign_id, url_hash, url, created_at) VALUES "
+            + ", ".join(rows)
+            + " ON CONFLICT (run_id, url_hash) DO NOTHING",
+            params.values,
+        )
+        params = SqlParams(dialect_of())
+        run = params.add(self.run.id)
+        listed = ", ".join(params.add(digest) for digest in hashes)
+        found = await conn.execute_query_dict(
+            f"SELECT id, url_hash FROM tracked_link WHERE run_id = {run} AND url_hash IN ({listed})", params.values
+        )
+        for row in found:
+            self.link_ids[hashes[row["url_hash"]]] = int(row["id"])
+
+    def _click_url(self, delivery_id: int) -> Any:
+        def tracked(url: str) -> str | None:
+            link_id = self.link_ids.get(url)
+            if link_id is None:  # not stored (cache reset mid-batch): better untracked than broken
+                return None
+            return self.base + click_path(self.signer.sign(TokenPurpose.CLICK, delivery_id, link_id))
+
+        return tracked
+
+    def apply(self, content: MessageContent, delivery_id: int) -> MessageContent:
+        """The message as sent: links rewritten, pixel added, unsubscribe URL attached (marketing email)."""
+        if isinstance(content, EmailContent):
+            html_part, text_part = content.html, content.text
+            if self.clicks:
+                tracked = self._click_url(delivery_id)
+                if html_part:
+                    html_part = rewrite_html(html_part, self.own_prefix, tracked)
+                if text_part:
+                    text_part = rewrite_text(text_part, self.own_prefix, tracked)
+            if self.opens and html_part is not None:
+                pixel = self.base + open_path(self.signer.sign(TokenPurpose.OPEN, delivery_id))
+                html_part = add_open_pixel(html_part, pixel)
+            return dataclasses.replace(
+                content,
+                html=html_part,
+                text=text_part,
+                unsubscribe_url=content.unsubscribe_url if self.list_unsubscribe else None,
+            )
+        if isinstance(content, SmsContent) and self.clicks:
+            return SmsContent(body=rewrite_text(content.body, self.own_prefix, self._click_url(delivery_id)))
+        return content
