@@ -1,0 +1,94 @@
+"""Tracking tokens and link rewriting: pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.webhooks import twilio_signature
+from models.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.tracking_tokens import TokenPurpose, TokenSigner
+
+OWN = "https://herald.example/t/"
+SIGNER = TokenSigner("a-secret-key-long-enough-for-tests-0123456789")
+
+
+def test_tokens_round_trip_and_name_their_purpose() -> None:
+    click = SIGNER.sign(TokenPurpose.CLICK, 123456789, 42)
+    assert SIGNER.verify(TokenPurpose.CLICK, click).delivery_id == 123456789
+    assert SIGNER.verify(TokenPurpose.CLICK, click).link_id == 42
+    opened = SIGNER.sign(TokenPurpose.OPEN, 7)
+    assert SIGNER.verify(TokenPurpose.OPEN, opened).delivery_id == 7
+    # A token is good for its own purpose only.
+    assert SIGNER.verify(TokenPurpose.UNSUBSCRIBE, opened) is None
+    assert SIGNER.verify(TokenPurpose.OPEN, click) is None
+    assert len(click) <= 40 and all(c.isalnum() or c in "._-" for c in click)
+
+
+def _altered(token: str) -> list[str]:
+    delivery, *rest = token.split(".")
+    variants = [
+        token[:-1],  # truncated
+        token + "A",
+        token[:-1] + ("A" if token[-1] != "A" else "B"),  # tag changed
+        f"{int(delivery, 36) + 1:x}." + ".".join(rest),  # another delivery, same tag
+        "0" + token,  # a second spelling of the same id
+        token.upper(),
+        "",
+    ]
+    if len(rest) == 2:
+        variants.append(f"{delivery}.{'2' if rest[0] != '2' else '3'}.{rest[1]}")  # another link, same tag
+    return variants
+
+
+@pytest.mark.parametrize("purpose", list(TokenPurpose))
+def test_forged_altered_or_truncated_tokens_are_refused(purpose: TokenPurpose) -> None:
+    token = SIGNER.sign(purpose, 99, 5 if purpose is TokenPurpose.CLICK else None)
+    for bad in _altered(token):
+        assert SIGNER.verify(purpose, bad) is None, bad
+    other = TokenSigner("another-secret-key-long-enough-0123456789")
+    assert other.verify(purpose, token) is None
+    assert "secret" not in repr(SIGNER)
+
+
+def test_only_http_links_of_anchor_elements_are_rewritten() -> None:
+    body = (
+        "<p><a href=\"https://shop.example/a?x=1&amp;y=2\">A</a> <A HREF='http://b.example/'>B</A>"
+        '<a href="mailto:x@example.com">m</a><a href="#top">t</a><a href="tel:+1555">p</a>'
+        f'<a href="{OWN}u/abc">unsubscribe</a><link href="https://cdn.example/s.css">'
+        '<img src="https://img.example/x.png"><a class="b" href = "https://c.example/">C</a></p>'
+    )
+    assert html_links(body, OWN) == ["https://shop.example/a?x=1&y=2", "http://b.example/", "https://c.example/"]
+    ids = {"https://shop.example/a?x=1&y=2": "L1", "http://b.example/": "L2", "https://c.example/": "L3"}
+    out = rewrite_html(body, OWN, lambda url: f"{OWN}c/{ids[url]}")
+    assert f'<a href="{OWN}c/L1">A</a>' in out
+    assert f'<A HREF="{OWN}c/L2">B</A>' in out
+    assert f'<a class="b" href = "{OWN}c/L3">C</a>' in out
+    for kept in ("mailto:x@example.com", "#top", "tel:+1555", f"{OWN}u/abc", "https://cdn.example/s.css"):
+        assert kept in out
+    # Returning None leaves a link alone.
+    assert rewrite_html(body, OWN, lambda url: None) == body
+
+
+def test_text_links_keep_the_sentence_punctuation() -> None:
+    text = "See https://a.example/x. Or (https://b.example/y), https://en.example/wiki/A_(b) and " + OWN + "u/z"
+    assert text_links(text, OWN) == ["https://a.example/x", "https://b.example/y", "https://en.example/wiki/A_(b)"]
+    out = rewrite_text(text, OWN, lambda url: "T[" + url[-1] + "]")
+    assert out == "See T[x]. Or (T[y]), T[)] and " + OWN + "u/z"
+
+
+def test_open_pixel_goes_before_the_end_of_body() -> None:
+    assert add_open_pixel("<html><body><p>x</p></BODY></html>", "P").startswith('<html><body><p>x</p><img src="P"')
+    assert add_open_pixel("<p>x</p>", "P").startswith('<p>x</p><img src="P"')
+
+
+def test_twilio_signature_matches_the_documented_example() -> None:
+    # The worked example of Twilio's signature validation snippets (twilio-samples/api-snippets).
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    params = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+14158675310"),
+        ("Digits", "1234"),
+        ("From", "+14158675310"),
+        ("To", "+18005551212"),
+    ]
+    assert twilio_signature("12345", url, params) == "GvWf1cFY/Q7PnoempGyD5oXAezc="
