@@ -39,6 +39,9 @@ def _signer(request: Request) -> TokenSigner:
     return request.app.state.token_signer
 
 
+_GIF_HEADERS = {**_NO_CACHE, "Content-Type": "image/gif"}
+
+
 def _not_found() -> Response:
     return PlainTextResponse("Not Found", status_code=404, headers=_NO_CACHE)
 
@@ -49,7 +52,7 @@ async def open_pixel(request: Request) -> Response:
         claims.delivery_id, request.headers.get("user-agent"), datetime.now(UTC)
     ):
         return _not_found()
-    return Response(PIXEL_GIF, media_type="image/gif", headers=_NO_CACHE)
+    return Response(PIXEL_GIF, headers=_GIF_HEADERS)
 
 
 async def click(request: Request) -> Response:

@@ -8,6 +8,7 @@ signature, API key) before anything here runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,20 +59,33 @@ async def _insert_event(
 ) -> int:
     """One event copied from the delivery row (`INSERT … SELECT`); 0 when the delivery is gone or, for a
     once-only event, already recorded."""
-    params = SqlParams(dialect_of())
-    kind_ph, link_ph = _ph(params, kind.value, "TEXT"), _ph(params, link_id, "BIGINT")
-    agent_ph = _ph(params, (user_agent or None) and user_agent[:USER_AGENT_MAX], "TEXT")
-    key_ph = _ph(params, dedupe_key(kind, delivery_id) if once else None, "TEXT")
-    created_ph, delivery_ph = _ph(params, now, "TIMESTAMPTZ"), _ph(params, delivery_id, "BIGINT")
+    values = [
+        kind.value,
+        link_id,
+        (user_agent or None) and user_agent[:USER_AGENT_MAX],
+        dedupe_key(kind, delivery_id) if once else None,
+        now,
+        delivery_id,
+    ]
+    return len(await conn.execute_query_dict(_event_sql(dialect_of(), once), values))
+
+
+@functools.cache
+def _event_sql(dialect: Dialect, once: bool) -> str:
+    """The statement text, built once per dialect: opens are the hottest write of all."""
+    params = SqlParams(dialect)
+    kind, link = _ph(params, None, "TEXT"), _ph(params, None, "BIGINT")
+    agent, key = _ph(params, None, "TEXT"), _ph(params, None, "TEXT")
+    created, delivery = _ph(params, None, "TIMESTAMPTZ"), _ph(params, None, "BIGINT")
     sql = (
         f"INSERT INTO tracking_event ({_EVENT_COLUMNS}) "
-        f"SELECT d.sandbox_id, d.campaign_id, d.run_id, d.id, d.profile_id, {kind_ph}, {link_ph}, {agent_ph}, "
-        f"{key_ph}, {created_ph} FROM delivery d WHERE d.id = {delivery_ph}"
+        f"SELECT d.sandbox_id, d.campaign_id, d.run_id, d.id, d.profile_id, {kind}, {link}, {agent}, {key}, "
+        f"{created} FROM delivery d WHERE d.id = {delivery}"
     )
     if once:
         sql += " ON CONFLICT (dedupe_key) DO NOTHING"
     # RETURNING tells inserted from skipped on both databases (Tortoise's asyncpg rowcount of an INSERT is its OID).
-    return len(await conn.execute_query_dict(sql + " RETURNING id", params.values))
+    return sql + " RETURNING id"
 
 
 # ---- opens and clicks -----------------------------------------------------------------------------------------

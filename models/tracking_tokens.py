@@ -68,7 +68,7 @@ class TokenSigner:
         return "TokenSigner(<key hidden>)"
 
     def _tag(self, purpose: TokenPurpose, delivery: str, link: str) -> str:
-        mac = hmac.new(self._key, f"{purpose.value}|{delivery}|{link}".encode(), hashlib.sha256).digest()
+        mac = hmac.digest(self._key, f"{purpose.value}|{delivery}|{link}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac[:_TAG_BYTES]).rstrip(b"=").decode("ascii")
 
     def sign(self, purpose: TokenPurpose, delivery_id: int, link_id: int | None = None) -> str:
