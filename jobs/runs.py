@@ -52,6 +52,7 @@ from models.secret_box import SecretBox, SecretsUnreadableError
 from models.segment_rules import Dialect, SqlParams, attribute_text
 from models.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
 from models.templates import CompiledTemplate, TemplateRenderError, parse_template, render
+from models.tracking import BounceType
 
 logger = logging.getLogger(__name__)
 
@@ -440,6 +441,8 @@ class Outcome:
     provider_id: str | None = None
     next_attempt_at: datetime | None = None
     sent: bool = False
+    # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
+    bounce_type: str | None = None
 
 
 async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
@@ -463,17 +466,19 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
                         _ph(params, o.provider_id, "TEXT"),
                         _ph(params, o.next_attempt_at, "TIMESTAMPTZ"),
                         _ph(params, 1 if o.sent else 0, "INTEGER"),
+                        _ph(params, o.bounce_type, "TEXT"),
                     )
                 )
                 + ")"
             )
         updated, sent_at = _ph(params, now, "TIMESTAMPTZ"), _ph(params, now, "TIMESTAMPTZ")
         sql = (
-            f"WITH v(id, status, reason, err, pid, next_at, is_sent) AS (VALUES {', '.join(groups)}) "
+            f"WITH v(id, status, reason, err, pid, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
             f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
             f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), next_attempt_at = v.next_at, "
             f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
-            f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END "
+            f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
+            f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
             f"FROM v WHERE delivery.id = v.id AND delivery.status = '{_S}'"
         )
         await conn.execute_query(sql, params.values)
@@ -508,7 +513,7 @@ def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadli
             return Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.RETRY_EXPIRED.value, error), False
         return Outcome(claimed.id, DeliveryStatus.QUEUED, reason, error, next_attempt_at=when), False
     if result.status is SendStatus.SOFT_FAIL:
-        return Outcome(claimed.id, DeliveryStatus.BOUNCED, reason, error), False
+        return Outcome(claimed.id, DeliveryStatus.BOUNCED, reason, error, bounce_type=BounceType.SOFT.value), False
     return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
 
 

@@ -6,17 +6,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
+from strawberry import relay
 
+from api.webhooks import twilio_signature
 from models.audience import Profile, SuppressionEntry
 from models.campaign import CampaignRun, RunStatus
 from models.delivery import Delivery
+from models.preset import MessagePreset
 from models.tracking import TrackedLink, TrackingEvent
 from models.tracking_tokens import TokenPurpose, TokenSigner, _b36
 from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import activate, create
+from tests.graphql.test_presets import create as create_preset
 from tests.graphql.test_profiles import upsert
+from tests.jobs.provider_server import ACCOUNT_SID, AUTH_TOKEN, provider_server
 from tests.jobs.smtp_sink import Received, SinkHandler, smtp_sink
 from tests.jobs.test_runs import email_preset, finished_run, gold, gold_segment
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
@@ -40,9 +46,14 @@ class SentCampaign:
 
 
 async def send_marketing_email(
-    gql: GraphQLClient, sandbox: SandboxKeys, names: list[str], tracking: dict[str, bool] | None = None
+    gql: GraphQLClient,
+    sandbox: SandboxKeys,
+    names: list[str],
+    tracking: dict[str, bool] | None = None,
+    rcpt_replies: dict[str, str] | None = None,
 ) -> SentCampaign:
-    async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD), rcpt_replies=rcpt_replies or {})
+    async with smtp_sink(handler) as sink:
         preset_id = await email_preset(gql, sandbox, sink.port)
         await upsert(gql, sandbox.admin, [gold(f"{n.lower()}@example.com", n, consent={"email": "Y"}) for n in names])
         segment_id = await gold_segment(gql, sandbox)
@@ -197,3 +208,86 @@ async def test_tracking_off_leaves_the_message_as_rendered(
     # The unsubscribe link is there whatever the tracking options.
     assert links[4].startswith(f"{server.settings.public_url}/t/u/")
     assert await TrackedLink.filter(run_id=sent.run.id).count() == 0
+
+
+async def test_mailbox_full_at_send_time_is_a_soft_bounce(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    sent = await send_marketing_email(
+        gql, sandbox, ["Ike", "Jo"], rcpt_replies={"jo@example.com": "552 5.2.2 Mailbox full"}
+    )
+    jo = sent.deliveries["jo@example.com"]
+    assert (jo.status.value, jo.reason, jo.bounce_type) == ("BOUNCED", "MAILBOX_FULL", "SOFT")
+    assert sent.deliveries["ike@example.com"].bounce_type is None
+
+
+async def test_sms_links_are_click_tracked_and_receipts_come_back_signed(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    base = server.settings.public_url
+    async with provider_server() as providers:
+        state = providers.fresh()
+        created = await create_preset(
+            gql,
+            sandbox.admin,
+            {
+                "name": "Texts",
+                "channel": "SMS",
+                "category": "TRANSACTIONAL",
+                "settings": {
+                    "sms": {
+                        "sender": "+14155550100",
+                        "providerBaseUrl": state.base_url,
+                        "accountSid": ACCOUNT_SID,
+                        "authToken": AUTH_TOKEN,
+                    }
+                },
+            },
+        )
+        # This fake provider has no account endpoint to validate against: the preset is made ACTIVE directly.
+        await MessagePreset.filter(id=int(relay.GlobalID.from_id(created["id"]).node_id)).update(status="ACTIVE")
+        people = [
+            {"identities": [{"namespace": "Phone", "value": f"+1415555{2670 + i}"}], "attributes": {"tier": "gold"}}
+            for i in range(2)
+        ]
+        assert (await upsert(gql, sandbox.admin, people))["created"] == 2
+        segment_id = await gold_segment(gql, sandbox)
+        campaign = await create(
+            gql,
+            sandbox,
+            {
+                "name": "Texts",
+                "category": "TRANSACTIONAL",
+                "action": {"channel": "SMS", "presetId": created["id"]},
+                "content": {"sms": {"text": "Sale at https://shop.example/sale?x=1 today."}},
+                "audience": {"segmentId": segment_id, "namespaceCode": "Phone"},
+            },
+        )
+        assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+        run = await finished_run(campaign["id"])
+    assert run.status is RunStatus.SUCCEEDED, run.failure_reason
+    assert len(state.sms) == 2
+    body = state.sms[0]["Body"]
+    match = re.fullmatch(r"Sale at (\S+) today\.", body)
+    assert match and match.group(1).startswith(f"{base}/t/c/"), body
+    assert state.sms[0]["StatusCallback"] == f"{base}/webhooks/sms/twilio"
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(match.group(1))
+    assert response.status_code == 302 and response.headers["location"] == "https://shop.example/sale?x=1"
+
+    # The provider's receipt for that message, signed as Twilio signs it.
+    delivery = await Delivery.get(address=state.sms[0]["To"], run_id=run.id)
+    form = {"MessageSid": delivery.provider_message_id, "MessageStatus": "delivered", "To": state.sms[0]["To"]}
+    callback = state.sms[0]["StatusCallback"]
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            callback,
+            content=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(AUTH_TOKEN, callback, list(form.items())),
+            },
+        )
+    assert response.status_code == 200, response.text
+    assert (await Delivery.get(id=delivery.id)).status.value == "DELIVERED"
+    assert (await CampaignRun.get(id=run.id)).delivered == 1
