@@ -78,14 +78,14 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 async def unsubscribe_page(request: Request) -> Response:
-    token = request.path_params["token"]
-    claims = _signer(request).verify(TokenPurpose.UNSUBSCRIBE, token)
+    claims = _signer(request).verify(TokenPurpose.UNSUBSCRIBE, request.path_params["token"])
     if claims is None or await delivery_ref(claims.delivery_id) is None:
         return _not_found()
-    # The form posts the RFC 8058 body too, so both ways in are one code path.
+    # No action: the form posts back to this very URL (whatever proxy prefix it came through), with the
+    # RFC 8058 body, so both ways in are one code path.
     form = (
         "<p>Stop receiving these messages at this address?</p>"
-        f'<form method="post" action="{html.escape(TRACKING_PREFIX + "u/" + token)}">'
+        '<form method="post">'
         '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
         '<button type="submit">Unsubscribe</button></form>'
     )

@@ -92,3 +92,15 @@ def test_twilio_signature_matches_the_documented_example() -> None:
         ("To", "+18005551212"),
     ]
     assert twilio_signature("12345", url, params) == "GvWf1cFY/Q7PnoempGyD5oXAezc="
+
+
+def test_public_url_is_an_http_origin_without_trailing_slash() -> None:
+    from pydantic import ValidationError
+
+    from api.settings import Settings
+
+    assert Settings(public_url="https://mail.example.com/").public_url == "https://mail.example.com"
+    assert Settings(public_url="https://example.com/herald").public_url == "https://example.com/herald"
+    for bad in ("ftp://example.com", "example.com", "https://example.com/?x=1", "https://example.com/#f"):
+        with pytest.raises(ValidationError):
+            Settings(public_url=bad)
