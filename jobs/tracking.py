@@ -86,12 +86,14 @@ class MessageTracker:
         """Makes sure every trackable URL of `contents` has a link id (two statements per batch at most)."""
         if not self.clicks:
             return
-        unseen = {url: None for content in contents for url in self._links_of(content) if url not in self.link_ids}
-        if not unseen:
+        batch = dict.fromkeys(url for content in contents for url in self._links_of(content))
+        urls = [url for url in batch if url not in self.link_ids]
+        if not urls:
             return
-        if len(self.link_ids) + len(unseen) > _LINK_CACHE_MAX:
+        if len(self.link_ids) + len(urls) > _LINK_CACHE_MAX:
+            # Forget the URLs of earlier batches, keeping every URL this batch needs.
             self.link_ids.clear()
-        urls = list(unseen)
+            urls = list(batch)
         for start in range(0, len(urls), _ROWS_PER_STATEMENT):
             await self._store(urls[start : start + _ROWS_PER_STATEMENT], now)
 
@@ -129,7 +131,7 @@ class MessageTracker:
     def _click_url(self, delivery_id: int) -> Any:
         def tracked(url: str) -> str | None:
             link_id = self.link_ids.get(url)
-            if link_id is None:  # not stored (cache reset mid-batch): better untracked than broken
+            if link_id is None:  # cannot happen after prepare(); better untracked than broken
                 return None
             return self.base + click_path(self.signer.sign(TokenPurpose.CLICK, delivery_id, link_id))
 

@@ -12,6 +12,7 @@ import httpx
 from strawberry import relay
 
 from api.webhooks import twilio_signature
+from jobs.channels.base import EmailContent
 from models.audience import Profile, SuppressionEntry
 from models.campaign import CampaignRun, RunStatus
 from models.delivery import Delivery
@@ -208,6 +209,36 @@ async def test_tracking_off_leaves_the_message_as_rendered(
     # The unsubscribe link is there whatever the tracking options.
     assert links[4].startswith(f"{server.settings.public_url}/t/u/")
     assert await TrackedLink.filter(run_id=sent.run.id).count() == 0
+
+
+async def test_link_ids_survive_the_per_run_cache_being_reset(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, monkeypatch
+) -> None:
+    from datetime import UTC, datetime
+
+    import jobs.tracking
+    from jobs.channels.base import SmsContent
+    from jobs.tracking import MessageTracker
+    from models.campaign import Campaign
+
+    sent = await send_marketing_email(gql, sandbox, ["Kim"])
+    monkeypatch.setattr(jobs.tracking, "_LINK_CACHE_MAX", 3)
+    tracker = MessageTracker(server.settings, await Campaign.get(id=sent.run.campaign_id), sent.run)
+    now = datetime.now(UTC)
+    first = [EmailContent("s", '<a href="https://a.example/">a</a> <a href="https://b.example/">b</a>', None)]
+    await tracker.prepare(first, now)
+    # Two known URLs and two new ones: over the cache size, so it starts again from this batch's URLs.
+    second = [
+        EmailContent("s", '<a href="https://a.example/">a</a> <a href="https://c.example/">c</a>', None),
+        EmailContent("s", '<a href="https://b.example/">b</a> <a href="https://d.example/">d</a>', None),
+    ]
+    await tracker.prepare(second, now)
+    for content in second:
+        rewritten = tracker.apply(content, sent.deliveries["kim@example.com"].id).html
+        assert rewritten.count(f"{server.settings.public_url}/t/c/") == 2, rewritten
+    stored = set(await TrackedLink.filter(run_id=sent.run.id).values_list("url", flat=True))
+    assert {"https://a.example/", "https://b.example/", "https://c.example/", "https://d.example/"} <= stored
+    assert tracker.apply(SmsContent("x"), 1) == SmsContent("x")
 
 
 async def test_mailbox_full_at_send_time_is_a_soft_bounce(
