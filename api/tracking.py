@@ -48,10 +48,10 @@ def _not_found() -> Response:
 
 async def open_pixel(request: Request) -> Response:
     claims = _signer(request).verify(TokenPurpose.OPEN, request.path_params["token"])
-    if claims is None or not await record_open(
-        claims.delivery_id, request.headers.get("user-agent"), datetime.now(UTC)
-    ):
+    if claims is None:
         return _not_found()
+    # A genuine token of a delivery deleted since still gets its image (nothing is recorded for it).
+    await record_open(claims.delivery_id, request.headers.get("user-agent"), datetime.now(UTC))
     return Response(PIXEL_GIF, headers=_GIF_HEADERS)
 
 

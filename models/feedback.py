@@ -59,20 +59,18 @@ async def _insert_event(
 ) -> int:
     """One event copied from the delivery row (`INSERT … SELECT`); 0 when the delivery is gone or, for a
     once-only event, already recorded."""
-    values = [
-        kind.value,
-        link_id,
-        (user_agent or None) and user_agent[:USER_AGENT_MAX],
-        dedupe_key(kind, delivery_id) if once else None,
-        now,
-        delivery_id,
-    ]
+    key = dedupe_key(kind, delivery_id) if once else None
+    values = [kind.value, link_id, _agent(user_agent), key, now, delivery_id]
     return len(await conn.execute_query_dict(_event_sql(dialect_of(), once), values))
 
 
+def _agent(user_agent: str | None) -> str | None:
+    return user_agent[:USER_AGENT_MAX] if user_agent else None
+
+
 @functools.cache
-def _event_sql(dialect: Dialect, once: bool) -> str:
-    """The statement text, built once per dialect: opens are the hottest write of all."""
+def _event_sql(dialect: Dialect, once: bool, *, returning: bool = True) -> str:
+    """The statement text, built once per dialect and kind of event."""
     params = SqlParams(dialect)
     kind, link = _ph(params, None, "TEXT"), _ph(params, None, "BIGINT")
     agent, key = _ph(params, None, "TEXT"), _ph(params, None, "TEXT")
@@ -85,18 +83,17 @@ def _event_sql(dialect: Dialect, once: bool) -> str:
     if once:
         sql += " ON CONFLICT (dedupe_key) DO NOTHING"
     # RETURNING tells inserted from skipped on both databases (Tortoise's asyncpg rowcount of an INSERT is its OID).
-    return sql + " RETURNING id"
+    return sql + " RETURNING id" if returning else sql
 
 
 # ---- opens and clicks -----------------------------------------------------------------------------------------
 
 
-async def record_open(delivery_id: int, user_agent: str | None, now: datetime) -> bool:
-    """Every open is kept (unique opens are COUNT(DISTINCT delivery_id)); False when the delivery is gone."""
-    return (
-        await _insert_event(connections.get("default"), TrackingEventKind.OPEN, delivery_id, now, user_agent=user_agent)
-        == 1
-    )
+async def record_open(delivery_id: int, user_agent: str | None, now: datetime) -> None:
+    """Every open is kept (unique opens are COUNT(DISTINCT delivery_id)); nothing is written for a delivery
+    that is gone. The hottest write of all: one statement, prebuilt, no result rows."""
+    values = [TrackingEventKind.OPEN.value, None, _agent(user_agent), None, now, delivery_id]
+    await connections.get("default").execute_query(_event_sql(dialect_of(), False, returning=False), values)
 
 
 async def record_click(delivery_id: int, link_id: int, user_agent: str | None, now: datetime) -> str | None:
