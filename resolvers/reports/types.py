@@ -135,12 +135,22 @@ class CampaignReport:
     unique_clicks: int = strawberry.field(description="Recipients (deliveries) who clicked at least once.")
     unsubscribes: int = strawberry.field(description="Unsubscriptions through the message's unsubscribe link.")
     complaints: int = strawberry.field(description="Times a message was reported as spam.")
-    delivery_rate: float | None = strawberry.field(description="delivered / sent.")
-    bounce_rate: float | None = strawberry.field(description="bounces / sent.")
-    error_rate: float | None = strawberry.field(description="errors / sent (AJO's definition: may exceed 1).")
-    open_rate: float | None = strawberry.field(description="uniqueOpens / delivered.")
-    click_through_rate: float | None = strawberry.field(description="uniqueClicks / delivered.")
-    click_to_open_rate: float | None = strawberry.field(description="uniqueClicks / uniqueOpens.")
+    delivery_rate: float | None = strawberry.field(
+        description="delivered / sent (AJO's delivery rate); null when sent is 0."
+    )
+    bounce_rate: float | None = strawberry.field(description="bounces / sent (AJO's bounce rate); null when sent is 0.")
+    error_rate: float | None = strawberry.field(
+        description="errors / sent (AJO's error rate: may exceed 1); null when sent is 0."
+    )
+    open_rate: float | None = strawberry.field(
+        description="uniqueOpens / delivered (AJO's open rate); null when delivered is 0."
+    )
+    click_through_rate: float | None = strawberry.field(
+        description="uniqueClicks / delivered (click-through rate); null when delivered is 0."
+    )
+    click_to_open_rate: float | None = strawberry.field(
+        description="uniqueClicks / uniqueOpens (click-to-open rate); null when uniqueOpens is 0."
+    )
     sandbox_id: strawberry.Private[int]
     campaign_pk: strawberry.Private[int]
     scope: strawberry.Private[reports.ReportWindow]
