@@ -135,6 +135,16 @@ async def test_resend_sends_only_the_retryable_failures_once(
         "campaignReport"
     ]
     assert figures == {"targeted": 8, "sent": 7, "delivered": 6, "hardBounces": 1, "errors": 0, "errorsByReason": []}
+    summary = await gql(
+        "query($id: ID!) { campaign(id: $id) { summary "
+        "{ profilesTargeted actionsDelivered actionsFailed excluded } } }",
+        {"id": campaign["id"]},
+        key=sandbox.keys[Role.VIEWER],
+    )
+    # From the run counters the executor stored: the same audience as the report, before exclusions.
+    assert summary["campaign"]["summary"] == {
+        "profilesTargeted": 8, "actionsDelivered": 6, "actionsFailed": 1, "excluded": 1,
+    }  # fmt: skip
 
     # Only a hard bounce is left: nothing worth another attempt, and the run is left as it was.
     again = await resend(gql, sandbox.keys[Role.PUBLISHER], run_id)
