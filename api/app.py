@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
+from api.exports import export_run_deliveries
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
 from api.imports import upload_profiles
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/imports/profiles", upload_profiles, methods=["POST"]),
+            Route("/exports/runs/{run_id}/deliveries.csv", export_run_deliveries, methods=["GET"]),
             *WEBHOOK_ROUTES,
         ],
         lifespan=lifespan,

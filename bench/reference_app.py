@@ -67,7 +67,8 @@ async def campaigns(request: Request) -> Response:
             "preset": {"name": presets.get(r["preset_id"])},
             "segment": {"name": segments.get(r["segment_id"])},
             "summary": {
-                "profilesTargeted": int(s.get("targeted") or 0), "actionsDelivered": int(s.get("sent") or 0),
+                "profilesTargeted": int(s.get("targeted") or 0) + int(s.get("excluded") or 0),
+                "actionsDelivered": int(s.get("sent") or 0),
                 "actionsFailed": int(s.get("failed") or 0), "excluded": int(s.get("excluded") or 0),
             },
         })

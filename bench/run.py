@@ -18,12 +18,13 @@ import platform
 import sys
 import traceback
 
-from bench import fanout, graphql_read, tracking
+from bench import fanout, graphql_read, report, tracking
 from bench.common import Result, create_database, drop_database, seed
 
 BENCHMARKS = {
     "graphql_read": graphql_read.run,
     "fanout": fanout.run,
+    "report": report.run,
     "tracking_open": tracking.run,
 }
 

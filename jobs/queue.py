@@ -28,5 +28,10 @@ class JobQueue:
         """The run's job id is fixed, so enqueuing it again while queued is a no-op."""
         return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}")
 
+    async def resend_run(self, run_id: int, token: str) -> Job | None:
+        """Resumes a run after `campaignRunResendFailed`: its own job id, since the run's first job may still
+        have its result kept (which would make `execute_run` a no-op)."""
+        return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}:resend:{token}")
+
     async def import_profiles(self, import_id: int) -> Job | None:
         return await self.enqueue("import_profiles", import_id, job_id=f"import_profiles:{import_id}")

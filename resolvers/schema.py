@@ -33,6 +33,7 @@ from resolvers.limits import NoNulStringsRule, make_request_limits
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
 from resolvers.presets.types import MessagePreset
+from resolvers.reports.schema import ReportsMutation, ReportsQuery
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
@@ -54,7 +55,7 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery):
+class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -73,7 +74,7 @@ class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuer
 
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
-class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation):
+class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation, ReportsMutation):
     pass
 
 

@@ -135,11 +135,20 @@ class CampaignSchedule:
         )
 
 
-@strawberry.type(description="What happened so far, over all runs (the source document's summary).")
+@strawberry.type(
+    description=(
+        "What happened so far, over all runs (the source document's summary), from the runs' counters: one "
+        "statement per page of campaigns. Counted per run and profile, as `campaignReport(ALL_TIME)`."
+    )
+)
 class CampaignSummary:
-    profiles_targeted: int = strawberry.field(description="Profiles of the audience snapshots, all runs.")
-    actions_delivered: int = strawberry.field(description="Messages sent or delivered.")
-    actions_failed: int = strawberry.field(description="Messages that failed.")
+    profiles_targeted: int = strawberry.field(
+        description="Profiles that qualified for the audience of a run, before exclusions (AJO's Targeted)."
+    )
+    actions_delivered: int = strawberry.field(
+        description="Messages accepted by the provider (SENT) or confirmed delivered (DELIVERED)."
+    )
+    actions_failed: int = strawberry.field(description="Messages that failed or bounced.")
     excluded: int = strawberry.field(description="Profiles excluded (no identity, no consent, suppressed, …).")
 
 
@@ -154,7 +163,7 @@ async def summaries_by_campaign_id(ids: Sequence[int]) -> list[CampaignSummary]:
     empty = {"targeted": 0, "excluded": 0, "sent": 0, "failed": 0}
     return [
         CampaignSummary(
-            profiles_targeted=int(r["targeted"] or 0),
+            profiles_targeted=int(r["targeted"] or 0) + int(r["excluded"] or 0),
             actions_delivered=int(r["sent"] or 0),
             actions_failed=int(r["failed"] or 0),
             excluded=int(r["excluded"] or 0),

@@ -19,6 +19,7 @@ from models.delivery import InboxMessage as InboxMessageModel
 from models.identity import IdentityNamespace
 from resolvers.campaigns.enums import RunStatus
 from resolvers.context import Info
+from resolvers.errors import ClientError
 from resolvers.nodes import parse_pk
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
@@ -50,6 +51,11 @@ class Delivery:
     attempts: int = strawberry.field(description="Send attempts made.")
     last_error: str | None = strawberry.field(description="The provider's last answer, when it failed.")
     sent_at: datetime | None = strawberry.field(description="When the provider accepted it.")
+    delivered_at: datetime | None = strawberry.field(
+        description="When the provider reported it delivered (or bounced, see `bounceType`)."
+    )
+    bounce_type: str | None = strawberry.field(description="HARD or SOFT for a bounce reported by the provider.")
+    run_id: strawberry.ID = strawberry.field(description="Global id of the run.")
     updated_at: datetime = strawberry.field(description="Last change.")
 
     @classmethod
@@ -63,6 +69,9 @@ class Delivery:
             attempts=row.attempts,
             last_error=row.last_error,
             sent_at=row.sent_at,
+            delivered_at=row.delivered_at,
+            bounce_type=row.bounce_type,
+            run_id=_gid("CampaignRun", row.run_id),
             updated_at=row.updated_at,
         )
 
@@ -148,24 +157,42 @@ class ExecutionQuery:
         ]
 
     @strawberry.field(
-        description="The delivery ledger of a run: who got the message, who did not, and why.",
+        description=(
+            "The delivery ledger of a run or of a campaign's runs: who got the message, who did not, and why. "
+            "Give `runId` or `campaignId` (or both); newest rows first."
+        ),
         permission_classes=VIEWER,
     )
     async def deliveries(
         self,
         info: Info,
-        run_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign run.")],
+        run_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Global id of the campaign run.")
+        ] = None,
+        campaign_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Global id of the campaign (all its runs).")
+        ] = None,
         status: Annotated[
             list[DeliveryStatus] | None, strawberry.argument(description="Only rows in these statuses.")
+        ] = None,
+        reason: Annotated[
+            list[str] | None,
+            strawberry.argument(description="Only rows with these reason codes (e.g. NO_CONSENT, HARD_BOUNCE)."),
         ] = None,
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[Delivery]:
-        query = DeliveryModel.filter(
-            sandbox_id=info.context.require_caller().sandbox_id, run_id=_global_pk(run_id, "CampaignRun")
-        )
+        if run_id is None and campaign_id is None:
+            raise ClientError("Give `runId` or `campaignId`.", code="BAD_USER_INPUT")
+        query = DeliveryModel.filter(sandbox_id=info.context.require_caller().sandbox_id)
+        if run_id is not None:
+            query = query.filter(run_id=_global_pk(run_id, "CampaignRun"))
+        if campaign_id is not None:
+            query = query.filter(campaign_id=_global_pk(campaign_id, "Campaign"))
         if status:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
+        if reason:
+            query = query.filter(reason__in=reason[:100])
         return await paginate(
             query,
             first=first,

@@ -43,6 +43,7 @@ QUERIES_CHECKED = {
     "profileImports",
     "inAppMessages",
     "deliveries",
+    "campaignReport",
 }
 ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
 
@@ -125,6 +126,17 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": theirs["run"]}, key=key
     )
     assert deliveries["deliveries"]["totalCount"] == 0
+    by_campaign = await gql(
+        "query($id: ID!) { deliveries(campaignId: $id) { totalCount } }", {"id": theirs["campaign"]}, key=key
+    )
+    assert by_campaign["deliveries"]["totalCount"] == 0
+    for window in (None, {"runId": theirs["run"]}):
+        report = await gql(
+            "query($id: ID!, $w: ReportWindowInput) { campaignReport(id: $id, window: $w) { __typename } }",
+            {"id": theirs["campaign"], "w": window},
+            key=key,
+        )
+        assert report["campaignReport"]["__typename"] == "NotFoundError"
     # Their run delivers in-app messages to p0@example.com; our inbox for that identity stays empty.
     inbox_query = '{ inAppMessages(namespace: "Email", identity: "p0@example.com") { title } }'
 
@@ -191,6 +203,12 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
     ]:
         result = await gql(by_id(mutation, "", extra), {"id": theirs[kind]}, key=key)
         assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
+    resend = await gql(
+        "mutation($id: ID!) { campaignRunResendFailed(input: {runId: $id}) { __typename } }",
+        {"id": theirs["run"]},
+        key=key,
+    )
+    assert resend["campaignRunResendFailed"]["__typename"] == "NotFoundError"
     members = await gql(
         "mutation($id: ID!) { segmentMembersAdd(input: {segmentId: $id, identities: "
         '[{namespace: "Email", value: "owner@example.com"}]}) { __typename } }',

@@ -166,6 +166,14 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Query", "deliveries"): Case(
         Role.VIEWER, "query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": NOWHERE}
     ),
+    ("Query", "campaignReport"): Case(
+        Role.VIEWER, "query($id: ID!) { campaignReport(id: $id) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignRunResendFailed"): Case(
+        Role.PUBLISHER,
+        "mutation($id: ID!) { campaignRunResendFailed(input: {runId: $id}) { __typename } }",
+        {"id": NOWHERE},
+    ),
     # The subscription answers at once with the campaign's latest run (none here), so any trigger will do.
     ("Subscription", "campaignRunProgress"): Case(
         Role.VIEWER, "subscription($id: ID!) { campaignRunProgress(campaignId: $id) { runId } }", {"id": NOWHERE},

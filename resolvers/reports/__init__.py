@@ -1,0 +1,1 @@
+"""Campaign reports and the resend of a run's failed deliveries in GraphQL."""
