@@ -52,11 +52,13 @@ async def send_marketing_email(
     names: list[str],
     tracking: dict[str, bool] | None = None,
     rcpt_replies: dict[str, str] | None = None,
+    extra_profiles: list[dict[str, Any]] | None = None,
 ) -> SentCampaign:
     handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD), rcpt_replies=rcpt_replies or {})
     async with smtp_sink(handler) as sink:
         preset_id = await email_preset(gql, sandbox, sink.port)
-        await upsert(gql, sandbox.admin, [gold(f"{n.lower()}@example.com", n, consent={"email": "Y"}) for n in names])
+        people = [gold(f"{n.lower()}@example.com", n, consent={"email": "Y"}) for n in names]
+        await upsert(gql, sandbox.admin, people + (extra_profiles or []))
         segment_id = await gold_segment(gql, sandbox)
         fields: dict[str, Any] = {
             "name": "Tracked",
