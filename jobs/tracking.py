@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -128,7 +128,7 @@ class MessageTracker:
         for row in found:
             self.link_ids[hashes[row["url_hash"]]] = int(row["id"])
 
-    def _click_url(self, delivery_id: int) -> Any:
+    def _click_url(self, delivery_id: int) -> Callable[[str], str | None]:
         def tracked(url: str) -> str | None:
             link_id = self.link_ids.get(url)
             if link_id is None:  # cannot happen after prepare(); better untracked than broken
