@@ -1,0 +1,129 @@
+"""A leaner graphql-core execution for plain attribute fields (DESIGN §10: the read path).
+
+A page of 20 campaigns resolves ~300 fields and ~260 of them are scalars or enums read straight off an attribute.
+For each, graphql-core builds a resolve-info object, calls strawberry's default-resolver wrapper and walks
+`complete_value`; that bookkeeping was most of a request's CPU. Such a field is completed here with one
+`getattr` and the type's own output coercion, with the same errors and null handling. Every other field
+(resolvers, arguments, lists, objects, middleware) takes graphql-core's path unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from graphql import (
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    Undefined,
+    is_leaf_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types import Info
+from strawberry.types.field import StrawberryField
+
+# (python attribute name, leaf type, non-null) per GraphQL field, by id(): GraphQLField is not hashable.
+PlainLeaves = Mapping[int, tuple[str, GraphQLLeafType, bool]]
+
+
+def install_direct_resolvers(schema: GraphQLSchema, info_class: type[Info]) -> int:
+    """For fields with a resolver but no arguments and no extensions (so no permission classes), call the resolver
+    straight from graphql-core: strawberry's generic wrapper (argument conversion, the extension chain) costs more
+    than e.g. `Campaign.preset` itself. The resolver gets the same `self`/`root`/`info` values as through
+    strawberry. Returns how many fields were changed."""
+    changed = 0
+    for named_type in schema.type_map.values():
+        if not is_object_type(named_type) or named_type.name.startswith("__"):
+            continue
+        for field in named_type.fields.values():
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
+                continue
+            if definition.extensions or definition.arguments or field.args:
+                continue
+            field.resolve = _direct_resolver(definition, info_class)
+            changed += 1
+    return changed
+
+
+def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable[..., Any]:
+    resolver = field.base_resolver
+    assert resolver is not None
+    function = resolver.wrapped_func
+    pass_self = resolver.self_parameter is not None
+    source_names = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
+    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
+
+    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+        kwargs = dict.fromkeys(source_names, source)
+        if info_name is not None:
+            kwargs[info_name] = info_class(_raw_info=info, _field=field)
+        return function(source, **kwargs) if pass_self else function(**kwargs)
+
+    return resolve
+
+
+def plain_leaf_fields(schema: GraphQLSchema) -> dict[int, tuple[str, GraphQLLeafType, bool]]:
+    """Fields of object types that strawberry resolves by reading an attribute (no resolver, no extensions, no
+    arguments, the default getattr resolver) and whose type is a scalar or an enum, possibly non-null."""
+    plain: dict[int, tuple[str, GraphQLLeafType, bool]] = {}
+    for named_type in schema.type_map.values():
+        if not is_object_type(named_type) or named_type.name.startswith("__"):
+            continue
+        for field in named_type.fields.values():
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if not isinstance(definition, StrawberryField) or not definition.is_basic_field or field.args:
+                continue
+            if definition.default_resolver is not getattr:
+                continue
+            non_null = isinstance(field.type, GraphQLNonNull)
+            leaf = field.type.of_type if non_null else field.type
+            if is_leaf_type(leaf):
+                plain[id(field)] = (definition.python_name, leaf, non_null)
+    return plain
+
+
+class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context plus the plain-leaf fast path. `plain_leaves` is set per schema."""
+
+    plain_leaves: PlainLeaves = {}
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        first_node = field_details_list[0].node
+        field_def: GraphQLField | None = self.schema.get_field(parent_type, first_node.name.value)
+        plain = self.plain_leaves.get(id(field_def)) if field_def is not None else None
+        middleware = self.middleware_manager  # strawberry passes one per request, usually empty
+        if plain is None or first_node.arguments or (middleware is not None and middleware.middlewares):
+            return super().execute_field(parent_type, source, field_details_list, path, position_context)
+        attribute, leaf_type, non_null = plain
+        try:
+            value = getattr(source, attribute)
+            if isinstance(value, Exception):
+                raise value
+            if value is None or value is Undefined:
+                if non_null:
+                    raise TypeError(f"Cannot return null for non-nullable field {parent_type}.{first_node.name.value}.")
+                return None
+            return self.complete_leaf_value(leaf_type, value)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_def.type, field_details_list, path)  # type: ignore[union-attr]
+            return None
+
+
+def execution_context_for(schema: GraphQLSchema) -> type[HeraldExecutionContext]:
+    return type("HeraldExecutionContext", (HeraldExecutionContext,), {"plain_leaves": plain_leaf_fields(schema)})
