@@ -17,7 +17,18 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench.common import PAGE, Result, dsn_for, free_port, herald_serve, process, server_env
+from bench.common import (
+    LOAD_CPU,
+    PAGE,
+    SERVER_CPU,
+    Result,
+    dsn_for,
+    free_port,
+    herald_serve,
+    pinned,
+    process,
+    server_env,
+)
 
 QUERY = (
     "query CampaignPage { campaigns(first: 20) { edges { node { id name status channel tags updatedAt "
@@ -60,7 +71,9 @@ def load(port: int, path: str, method: str, body_file: str | None, headers: list
         args += ["--body-file", body_file]
     for header in headers:
         args += ["--header", header]
-    out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        pinned(args, LOAD_CPU), check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent
+    )
     return json.loads(out.stdout)
 
 
@@ -68,12 +81,15 @@ def run(database: str, seeded: dict) -> Result:
     key = str(seeded["key"])
     ref_port, gql_port = free_port(), free_port()
     ref_env = server_env(database, BENCH_SANDBOX_ID=str(seeded["sandbox_id"]), DATABASE_URL=dsn_for(database))
-    ref_cmd = [sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port",
-               str(ref_port), "--no-access-log", "--log-level", "warning", "--no-server-header"]
+    ref_cmd = pinned(
+        [sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port", str(ref_port),
+         "--no-access-log", "--log-level", "warning", "--no-server-header"],
+        SERVER_CPU,
+    )
     with (
         tempfile.TemporaryDirectory() as tmp,
         process(ref_cmd, ref_env, ready_url=f"http://127.0.0.1:{ref_port}/healthz"),
-        herald_serve(database, gql_port),
+        herald_serve(database, gql_port, cpu=SERVER_CPU),
     ):
         url = f"http://127.0.0.1:{gql_port}/graphql"
         # The warm-up request registers the document under its hash (Apollo APQ); the load sends the hash only.
@@ -100,11 +116,13 @@ def run(database: str, seeded: dict) -> Result:
                 raise RuntimeError(f"{name}: {r['errors']} failed requests, first: {r.get('first_error')}")
     gql_rps = statistics.median(r["rps"] for r in gql_runs)
     ref_rps = statistics.median(r["rps"] for r in ref_runs)
+    p50 = statistics.median(r["p50_ms"] for r in gql_runs)
     p99 = statistics.median(r["p99_ms"] for r in gql_runs)
     ref_p99 = statistics.median(r["p99_ms"] for r in ref_runs)
     holds = gql_rps / ref_rps >= 0.5 and p99 < P99_LIMIT_MS
     return Result(
         "graphql_read", "req/s", gql_rps, ref_rps, f">= 0.5, p99 < {P99_LIMIT_MS:.0f} ms", holds,
-        f"p99 {p99:.1f} ms (reference {ref_p99:.1f} ms) at {CONNECTIONS} connections; "
+        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (reference p99 {ref_p99:.1f} ms) at {CONNECTIONS} connections"
+        f"{f', servers on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}' if SERVER_CPU else ''}; "
         f"rounds gql {[round(r['rps']) for r in gql_runs]} ref {[round(r['rps']) for r in ref_runs]}",
     )

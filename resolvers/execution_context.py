@@ -15,6 +15,7 @@ from typing import Any
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfo,
@@ -30,8 +31,9 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
-# (python attribute name, leaf type, non-null) per GraphQL field, by id(): GraphQLField is not hashable.
-PlainLeaves = Mapping[int, tuple[str, GraphQLLeafType, bool]]
+# Per GraphQL field, by id() (GraphQLField is not hashable): python attribute name, leaf type, non-null, and for
+# a list of leaves whether its items are non-null (None: not a list).
+PlainLeaves = Mapping[int, tuple[str, GraphQLLeafType, bool, bool | None]]
 
 
 def install_direct_resolvers(schema: GraphQLSchema, info_class: type[Info]) -> int:
@@ -71,10 +73,10 @@ def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable
     return resolve
 
 
-def plain_leaf_fields(schema: GraphQLSchema) -> dict[int, tuple[str, GraphQLLeafType, bool]]:
+def plain_leaf_fields(schema: GraphQLSchema) -> dict[int, tuple[str, GraphQLLeafType, bool, bool | None]]:
     """Fields of object types that strawberry resolves by reading an attribute (no resolver, no extensions, no
-    arguments, the default getattr resolver) and whose type is a scalar or an enum, possibly non-null."""
-    plain: dict[int, tuple[str, GraphQLLeafType, bool]] = {}
+    arguments, the default getattr resolver) and whose type is a scalar or an enum, or a list of them."""
+    plain: dict[int, tuple[str, GraphQLLeafType, bool, bool | None]] = {}
     for named_type in schema.type_map.values():
         if not is_object_type(named_type) or named_type.name.startswith("__"):
             continue
@@ -85,9 +87,13 @@ def plain_leaf_fields(schema: GraphQLSchema) -> dict[int, tuple[str, GraphQLLeaf
             if definition.default_resolver is not getattr:
                 continue
             non_null = isinstance(field.type, GraphQLNonNull)
-            leaf = field.type.of_type if non_null else field.type
-            if is_leaf_type(leaf):
-                plain[id(field)] = (definition.python_name, leaf, non_null)
+            inner = field.type.of_type if non_null else field.type
+            item_non_null: bool | None = None
+            if isinstance(inner, GraphQLList):
+                item_non_null = isinstance(inner.of_type, GraphQLNonNull)
+                inner = inner.of_type.of_type if item_non_null else inner.of_type
+            if is_leaf_type(inner):
+                plain[id(field)] = (definition.python_name, inner, non_null, item_non_null)
     return plain
 
 
@@ -110,7 +116,9 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         middleware = self.middleware_manager  # strawberry passes one per request, usually empty
         if plain is None or first_node.arguments or (middleware is not None and middleware.middlewares):
             return super().execute_field(parent_type, source, field_details_list, path, position_context)
-        attribute, leaf_type, non_null = plain
+        attribute, leaf_type, non_null, item_non_null = plain
+        if item_non_null is not None:
+            return self._plain_list(parent_type, source, field_details_list, path, position_context, plain)
         try:
             value = getattr(source, attribute)
             if isinstance(value, Exception):
@@ -123,6 +131,25 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         except Exception as raw_error:
             self.handle_field_error(raw_error, field_def.type, field_details_list, path)  # type: ignore[union-attr]
             return None
+
+    def _plain_list(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+        plain: tuple[str, GraphQLLeafType, bool, bool | None],
+    ) -> Any:
+        attribute, leaf_type, _, item_non_null = plain
+        try:
+            value = getattr(source, attribute)
+            if isinstance(value, list | tuple) and not (item_non_null and None in value):
+                return [None if item is None else self.complete_leaf_value(leaf_type, item) for item in value]
+        except Exception:
+            pass
+        # Anything unusual (null, not a list, a null or invalid item): graphql-core's own path, for its exact errors.
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
 
 def execution_context_for(schema: GraphQLSchema) -> type[HeraldExecutionContext]:

@@ -173,33 +173,37 @@ def summary_loader(loaders: Loaders) -> DataLoader[int, CampaignSummary]:
     return loaders.custom("campaign_summary", summaries_by_campaign_id)
 
 
-# Relation fields a page of campaigns can load at once: field name -> (model, foreign key attribute).
-_PREFETCHABLE: dict[str, tuple[type[Model], str]] = {
-    "preset": (MessagePresetModel, "preset_id"),
-    "segment": (SegmentModel, "segment_id"),
-    "namespace": (IdentityNamespaceModel, "namespace_id"),
-}
+def _relations() -> dict[str, tuple[type[Model], str, Callable[[Any], Any]]]:
+    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, to node)."""
+    from resolvers.audience.types import Segment
+    from resolvers.presets.types import MessagePreset
+
+    return {
+        "preset": (MessagePresetModel, "preset_id", MessagePreset.from_model),
+        "segment": (SegmentModel, "segment_id", Segment.from_model),
+        "namespace": (IdentityNamespaceModel, "namespace_id", IdentityNamespace.from_model),
+    }
 
 
 async def prefetch_relations(campaigns: Sequence[Campaign], selected: AbstractSet[str], loaders: Loaders) -> None:
     """Loads the relations `selected` (GraphQL field names) for a page of campaigns through the request's
-    sandbox-scoped loaders: the same one statement per relation as resolving them row by row, done up front."""
+    sandbox-scoped loaders: the same one statement per relation as resolving them row by row, done up front,
+    and each related row converted once however many campaigns share it."""
     if not campaigns:
         return
-    loads: list[tuple[str, list[int], Awaitable[list[Any]]]] = []
-    for name, (model, key) in _PREFETCHABLE.items():
+    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[list[Any]]]] = []
+    for name, (model, key, to_node) in _relations().items():
         if name in selected:
             ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
-            loads.append((name, ids, loaders.by_id(model).load_many(ids)))
+            loads.append((name, key, to_node, ids, loaders.by_id(model).load_many(ids)))
     if "summary" in selected:
         ids = [c.pk for c in campaigns]
-        loads.append(("summary", ids, summary_loader(loaders).load_many(ids)))
-    results = await asyncio.gather(*(load for _, _, load in loads))
-    for (name, ids, _), values in zip(loads, results, strict=True):
-        by_id = dict(zip(ids, values, strict=True))
-        key = _PREFETCHABLE[name][1] if name in _PREFETCHABLE else "pk"
+        loads.append(("summary", "pk", lambda summary: summary, ids, summary_loader(loaders).load_many(ids)))
+    results = await asyncio.gather(*(load for *_, load in loads))
+    for (name, key, to_node, ids, _), rows in zip(loads, results, strict=True):
+        nodes = {pk: to_node(row) for pk, row in zip(ids, rows, strict=True) if row is not None}
         for campaign in campaigns:
-            campaign.prefetched[name] = by_id.get(getattr(campaign, key))
+            campaign.prefetched[name] = nodes.get(getattr(campaign, key))
 
 
 @strawberry.type(description="A campaign: a message sent to an audience once or on a schedule.")
@@ -213,9 +217,19 @@ class Campaign(SandboxNode):
     type: CampaignType = strawberry.field(description="Scheduled or API-triggered.")
     category: Category = strawberry.field(description="Marketing or transactional.")
     channel: Channel | None = strawberry.field(description="Channel of the message.")
-    content: CampaignContent = strawberry.field(description="The message.")
-    tracking: CampaignTracking = strawberry.field(description="Tracked reactions.")
-    schedule: CampaignSchedule = strawberry.field(description="When it runs.")
+    # Built from the stored JSON only when asked for: a list page rarely selects them.
+    content: CampaignContent = strawberry.field(
+        description="The message.", resolver=lambda self: CampaignContent.from_stored(self.stored_content)
+    )
+    tracking: CampaignTracking = strawberry.field(
+        description="Tracked reactions.",
+        resolver=lambda self: CampaignTracking(
+            opens=self.stored_tracking.get("opens", True), clicks=self.stored_tracking.get("clicks", True)
+        ),
+    )
+    schedule: CampaignSchedule = strawberry.field(
+        description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
+    )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
@@ -227,8 +241,11 @@ class Campaign(SandboxNode):
     preset_id: strawberry.Private[int | None]
     segment_id: strawberry.Private[int | None]
     namespace_id: strawberry.Private[int | None]
+    stored_content: strawberry.Private[dict[str, Any]]
+    stored_tracking: strawberry.Private[dict[str, Any]]
+    stored_schedule: strawberry.Private[dict[str, Any]]
 
-    # Relations the list resolver loaded for the whole page (`prefetch_relations`), by field name.
+    # Relations the list resolver loaded for the whole page (`prefetch_relations`): field name -> node or None.
     prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     # The relation resolvers are plain functions: when the page was prefetched they answer with a value, so
@@ -254,8 +271,7 @@ class Campaign(SandboxNode):
         if pk is None:
             return None
         if name in self.prefetched:
-            row = self.prefetched[name]
-            return to_node(row) if row is not None else None
+            return self.prefetched[name]
 
         async def load() -> Any:
             row = await info.context.loaders.by_id(model).load(pk)
@@ -275,7 +291,6 @@ class Campaign(SandboxNode):
 
     @classmethod
     def from_model(cls, row: CampaignModel) -> Self:
-        tracking = row.tracking or {}
         return cls(
             pk=row.id,
             name=row.name,
@@ -284,9 +299,9 @@ class Campaign(SandboxNode):
             type=row.type,
             category=row.category,
             channel=row.channel,
-            content=CampaignContent.from_stored(row.content or {}),
-            tracking=CampaignTracking(opens=tracking.get("opens", True), clicks=tracking.get("clicks", True)),
-            schedule=CampaignSchedule.from_stored(row.schedule or {}),
+            stored_content=row.content or {},
+            stored_tracking=row.tracking or {},
+            stored_schedule=row.schedule or {},
             throttle=row.throttle_per_second,
             status=row.status,
             version=row.version,
