@@ -24,8 +24,8 @@ from graphql import (
     is_leaf_type,
     is_object_type,
 )
-from graphql.execution.collect_fields import FieldDetailsList
-from graphql.pyutils import Path
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
@@ -101,6 +101,65 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context plus the plain-leaf fast path. `plain_leaves` is set per schema."""
 
     plain_leaves: PlainLeaves = {}
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        # graphql-core's execute_fields, with a plain leaf holding a value completed inline: no Path, no call to
+        # execute_field, no awaitable check. Nulls, errors and everything else go through execute_field.
+        plain_leaves = self.plain_leaves
+        get_field = self.schema.get_field
+        complete_leaf_value = self.complete_leaf_value
+        middleware = self.middleware_manager
+        inline = middleware is None or not middleware.middlewares
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list in grouped_field_set.items():
+                if inline:
+                    node = field_details_list[0].node
+                    field_def = get_field(parent_type, node.name.value)
+                    plain = plain_leaves.get(id(field_def))
+                    if plain is not None and plain[3] is None and not node.arguments:
+                        value = getattr(source_value, plain[0], None)
+                        if value is not None and value is not Undefined and not isinstance(value, Exception):
+                            try:
+                                results[response_name] = complete_leaf_value(plain[1], value)
+                            except Exception:
+                                pass
+                            else:
+                                continue
+                result = self.execute_field(
+                    parent_type, source_value, field_details_list, Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:
+                self.settle_in_background([results[field] for field in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            if len(awaitable_fields) == 1:
+                field = awaitable_fields[0]
+                results[field] = await results[field]
+            else:
+                awaited = await gather_with_cancel(*(results[field] for field in awaitable_fields))
+                results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
 
     def execute_field(
         self,
