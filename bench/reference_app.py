@@ -22,6 +22,7 @@ from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.functions import Sum
 
+from api.gc_tuning import tune_for_serving
 from api.settings import tortoise_config
 from models.audience import Segment
 from models.campaign import Campaign, CampaignRun
@@ -83,6 +84,7 @@ async def healthz(request: Request) -> Response:
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     pool = int(os.environ.get("DB_POOL_MAX", "20"))  # the same default as Herald's
     async with RegisterTortoise(app, config=tortoise_config(os.environ["DATABASE_URL"], pool)):
+        tune_for_serving()  # as `herald serve` does
         yield
 
 
