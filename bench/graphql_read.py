@@ -1,8 +1,10 @@
 """GraphQL read path vs a plain Starlette + Tortoise `.values()` route (DESIGN §10: ≥ 0.5 of its requests/s,
 p99 < 50 ms at 32 connections).
 
-Both servers are single uvicorn processes on the same database; the load comes from `bench.loadgen` in
-another process. Rounds alternate reference/GraphQL so a noisy neighbour hits both alike; the medians count.
+Both servers are single uvicorn processes on the same database, pinned to one core (`taskset`, BENCH_SERVER_CPU);
+the load comes from `bench.loadgen` in another process on the other core (BENCH_LOAD_CPU). Rounds alternate
+reference/GraphQL so a noisy neighbour hits both alike; the medians count. Each round also records the server's
+CPU time per request, the figure that other processes' load disturbs least.
 """
 
 from __future__ import annotations
