@@ -41,8 +41,11 @@ async def _with_orm(settings: Settings, action: Callable[[], Awaitable[Any]]) ->
 def app_factory():
     """Entry point for uvicorn worker processes (`--workers N`): settings come from the environment."""
     from api.app import create_app
+    from api.gc_tuning import tune_for_serving
 
-    return create_app(_settings())
+    app = create_app(_settings())
+    tune_for_serving()
+    return app
 
 
 # ---- serve ---------------------------------------------------------------------------------------------

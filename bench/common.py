@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,15 @@ PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:543
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 CAMPAIGNS = 200
 PAGE = 20
+# The read-path servers run on this core and the load generator on the other (`taskset`), so the server has one
+# whole core, as the target says, and the client never competes with it. Empty: no pinning.
+SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0" if (os.cpu_count() or 1) >= 2 else "")
+LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1" if (os.cpu_count() or 1) >= 2 else "")
+
+
+def pinned(args: list[str], cpu: str) -> list[str]:
+    """`args` run on CPU `cpu` through taskset, when both are available."""
+    return ["taskset", "-c", cpu, *args] if cpu and shutil.which("taskset") else args
 
 
 @dataclass
@@ -43,6 +53,16 @@ class Result:
             f"{verdict} {self.name:<14} measured {self.measured:10.1f} {self.unit:<6} reference {ref}  "
             f"ratio {ratio}  target {self.target:<28} {self.detail}"
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), 0.0 where that is not available."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -184,9 +204,11 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def herald_serve(database: str, port: int, *extra_env: tuple[str, str]) -> contextlib.AbstractContextManager:
+def herald_serve(
+    database: str, port: int, *extra_env: tuple[str, str], cpu: str = ""
+) -> contextlib.AbstractContextManager:
     return process(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        pinned([sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)], cpu),
         server_env(database, **dict(extra_env)),
         ready_url=f"http://127.0.0.1:{port}/healthz",
     )

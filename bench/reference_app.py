@@ -2,7 +2,8 @@
 
 Same rows and fields as the GraphQL query of bench/graphql_read.py (the first 20 listed campaigns of the
 sandbox, newest first, with preset and segment names and summed run figures), same number of statements
-(campaigns, presets, segments, summaries), same pool size, orjson, one uvicorn process, no access log.
+(campaigns, presets, segments, summaries), same pool size, orjson, one uvicorn process, no access log, the same
+garbage-collector tuning (api/gc_tuning.py).
 No authentication, no validation, no GraphQL: what the data costs when nothing else does.
 
     BENCH_SANDBOX_ID=1 DATABASE_URL=postgres://… uvicorn bench.reference_app:app --no-access-log
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.functions import Sum
 
+from api.gc_tuning import tune_for_serving
 from api.settings import tortoise_config
 from models.audience import Segment
 from models.campaign import Campaign, CampaignRun
@@ -84,6 +86,7 @@ async def healthz(request: Request) -> Response:
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     pool = int(os.environ.get("DB_POOL_MAX", "20"))  # the same default as Herald's
     async with RegisterTortoise(app, config=tortoise_config(os.environ["DATABASE_URL"], pool)):
+        tune_for_serving()  # as `herald serve` does
         yield
 
 

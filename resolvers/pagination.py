@@ -7,14 +7,18 @@ import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from resolvers.errors import ClientError
+
+if TYPE_CHECKING:
+    from resolvers.context import Info
 
 NodeT = TypeVar("NodeT")
 
@@ -120,9 +124,7 @@ async def paginate(
     rows = list(await page_query.order_by(*ordering).limit(size + 1)) if size else []
     has_next = len(rows) > size
     rows = rows[:size]
-    edges = [
-        Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows
-    ]
+    edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(
@@ -133,3 +135,26 @@ async def paginate(
         ),
         _count_query=query,
     )
+
+
+_TOWARDS_NODES = {((), "edges"), ((), "nodes"), (("edges",), "node")}
+_NODE_LEVELS = {("edges", "node"), ("nodes",)}
+
+
+def selected_node_fields(info: Info) -> frozenset[str]:
+    """GraphQL names of the fields the query selects on a connection's nodes (`edges { node { … } }` and
+    `nodes { … }`), through fragments: what a list resolver may load for the whole page at once."""
+    names: set[str] = set()
+
+    def walk(selections: Sequence[Selection], path: tuple[str, ...]) -> None:
+        for selection in selections:
+            if not isinstance(selection, SelectedField):  # a fragment: its fields sit at the same level
+                walk(selection.selections, path)
+            elif path in _NODE_LEVELS:
+                names.add(selection.name)
+            elif (path, selection.name) in _TOWARDS_NODES:
+                walk(selection.selections, (*path, selection.name))
+
+    for field in info.selected_fields:
+        walk(field.selections, ())
+    return frozenset(names)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -27,6 +27,7 @@ from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
+from resolvers.execution_context import execution_context_for, install_direct_resolvers
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
@@ -133,6 +134,12 @@ class HeraldMaskErrors(MaskErrors):
 
 
 class HeraldSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Both need the built GraphQL schema, hence done after construction.
+        install_direct_resolvers(self._schema, self.config.info_class)
+        self.execution_context_class = execution_context_for(self._schema)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business.
         return None

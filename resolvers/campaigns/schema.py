@@ -50,12 +50,13 @@ from resolvers.campaigns.types import (
     CampaignRun,
     ExclusionCount,
     ReviewAlert,
+    prefetch_relations,
     seconds,
 )
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
-from resolvers.pagination import Connection, SortKey, paginate
+from resolvers.pagination import Connection, SortKey, paginate, selected_node_fields
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,6 @@ DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED,
 )
 class ReviewFailedErrorType(Error):  # GraphQL name: ReviewFailedError (the domain exception has the plain name)
     alerts: list[ReviewAlert] = strawberry.field(description="All alerts of the review, errors and warnings.")
-
 
 
 @strawberry.enum(description="Order of a campaign list.")
@@ -236,7 +236,7 @@ class CampaignQuery:
             for tag in filter.tags[:20]:
                 any_tag |= Q(tags_search__contains=tag_token(tag))
             query = query.filter(any_tag)
-        return await paginate(
+        page = await paginate(
             query,
             first=first,
             after=after,
@@ -244,6 +244,8 @@ class CampaignQuery:
             to_node=Campaign.from_model,
             sort=SORT_KEYS[sort],
         )
+        await prefetch_relations([edge.node for edge in page.edges], selected_node_fields(info), info.context.loaders)
+        return page
 
     @strawberry.field(
         description="Review a campaign: alerts (errors block activation) and the plan.", permission_classes=MANAGER
@@ -306,7 +308,6 @@ class CampaignQuery:
             max_page_size=info.context.limits.max_page_size,
             to_node=CampaignRun.from_model,
         )
-
 
 
 @strawberry.type

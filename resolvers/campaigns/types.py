@@ -1,13 +1,18 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
 from strawberry import relay
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from tortoise.functions import Sum
+from tortoise.models import Model
 
 from models.audience import Segment as SegmentModel
 from models.campaign import Campaign as CampaignModel
@@ -28,6 +33,7 @@ from resolvers.campaigns.enums import (
     Weekday,
 )
 from resolvers.context import Info
+from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
 from resolvers.tenancy.types import IdentityNamespace
 
@@ -172,6 +178,43 @@ async def summaries_by_campaign_id(ids: Sequence[int]) -> list[CampaignSummary]:
     ]
 
 
+def summary_loader(loaders: Loaders) -> DataLoader[int, CampaignSummary]:
+    return loaders.custom("campaign_summary", summaries_by_campaign_id)
+
+
+def _relations() -> dict[str, tuple[type[Model], str, Callable[[Any], Any]]]:
+    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, to node)."""
+    from resolvers.audience.types import Segment
+    from resolvers.presets.types import MessagePreset
+
+    return {
+        "preset": (MessagePresetModel, "preset_id", MessagePreset.from_model),
+        "segment": (SegmentModel, "segment_id", Segment.from_model),
+        "namespace": (IdentityNamespaceModel, "namespace_id", IdentityNamespace.from_model),
+    }
+
+
+async def prefetch_relations(campaigns: Sequence[Campaign], selected: AbstractSet[str], loaders: Loaders) -> None:
+    """Loads the relations `selected` (GraphQL field names) for a page of campaigns through the request's
+    sandbox-scoped loaders: the same one statement per relation as resolving them row by row, done up front,
+    and each related row converted once however many campaigns share it."""
+    if not campaigns:
+        return
+    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[list[Any]]]] = []
+    for name, (model, key, to_node) in _relations().items():
+        if name in selected:
+            ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
+            loads.append((name, key, to_node, ids, loaders.by_id(model).load_many(ids)))
+    if "summary" in selected:
+        ids = [c.pk for c in campaigns]
+        loads.append(("summary", "pk", lambda summary: summary, ids, summary_loader(loaders).load_many(ids)))
+    results = await asyncio.gather(*(load for *_, load in loads))
+    for (name, key, to_node, ids, _), rows in zip(loads, results, strict=True):
+        nodes = {pk: to_node(row) for pk, row in zip(ids, rows, strict=True) if row is not None}
+        for campaign in campaigns:
+            campaign.prefetched[name] = nodes.get(getattr(campaign, key))
+
+
 @strawberry.type(description="A campaign: a message sent to an audience once or on a schedule.")
 class Campaign(SandboxNode):
     model = CampaignModel
@@ -183,9 +226,19 @@ class Campaign(SandboxNode):
     type: CampaignType = strawberry.field(description="Scheduled or API-triggered.")
     category: Category = strawberry.field(description="Marketing or transactional.")
     channel: Channel | None = strawberry.field(description="Channel of the message.")
-    content: CampaignContent = strawberry.field(description="The message.")
-    tracking: CampaignTracking = strawberry.field(description="Tracked reactions.")
-    schedule: CampaignSchedule = strawberry.field(description="When it runs.")
+    # Built from the stored JSON only when asked for: a list page rarely selects them.
+    content: CampaignContent = strawberry.field(
+        description="The message.", resolver=lambda self: CampaignContent.from_stored(self.stored_content)
+    )
+    tracking: CampaignTracking = strawberry.field(
+        description="Tracked reactions.",
+        resolver=lambda self: CampaignTracking(
+            opens=self.stored_tracking.get("opens", True), clicks=self.stored_tracking.get("clicks", True)
+        ),
+    )
+    schedule: CampaignSchedule = strawberry.field(
+        description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
+    )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
@@ -197,43 +250,56 @@ class Campaign(SandboxNode):
     preset_id: strawberry.Private[int | None]
     segment_id: strawberry.Private[int | None]
     namespace_id: strawberry.Private[int | None]
+    stored_content: strawberry.Private[dict[str, Any]]
+    stored_tracking: strawberry.Private[dict[str, Any]]
+    stored_schedule: strawberry.Private[dict[str, Any]]
 
+    # Relations the list resolver loaded for the whole page (`prefetch_relations`): field name -> node or None.
+    prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    # The relation resolvers are plain functions: when the page was prefetched they answer with a value, so
+    # graphql-core completes the page without an awaitable (a task and a gather) per row and field; otherwise
+    # they return the DataLoader's awaitable, which graphql-core awaits as it would an async resolver's.
     @strawberry.field(description="The message preset it sends with.")
-    async def preset(self, info: Info) -> Annotated[MessagePreset, strawberry.lazy("resolvers.presets.types")] | None:
+    def preset(self, info: Info) -> Annotated[MessagePreset, strawberry.lazy("resolvers.presets.types")] | None:
         from resolvers.presets.types import MessagePreset
 
-        if self.preset_id is None:
-            return None
-        row = await info.context.loaders.by_id(MessagePresetModel).load(self.preset_id)
-        return MessagePreset.from_model(row) if row else None
+        return self._related(info, "preset", MessagePresetModel, self.preset_id, MessagePreset.from_model)
 
     @strawberry.field(description="The audience segment.")
-    async def segment(self, info: Info) -> Annotated[Segment, strawberry.lazy("resolvers.audience.types")] | None:
+    def segment(self, info: Info) -> Annotated[Segment, strawberry.lazy("resolvers.audience.types")] | None:
         from resolvers.audience.types import Segment
 
-        if self.segment_id is None:
-            return None
-        row = await info.context.loaders.by_id(SegmentModel).load(self.segment_id)
-        return Segment.from_model(row) if row else None
+        return self._related(info, "segment", SegmentModel, self.segment_id, Segment.from_model)
 
     @strawberry.field(description="The identity namespace recipients are identified by.")
-    async def namespace(self, info: Info) -> IdentityNamespace | None:
-        if self.namespace_id is None:
+    def namespace(self, info: Info) -> IdentityNamespace | None:
+        return self._related(info, "namespace", IdentityNamespaceModel, self.namespace_id, IdentityNamespace.from_model)
+
+    def _related(self, info: Info, name: str, model: type[Model], pk: int | None, to_node: Callable[[Any], Any]) -> Any:
+        if pk is None:
             return None
-        row = await info.context.loaders.by_id(IdentityNamespaceModel).load(self.namespace_id)
-        return IdentityNamespace.from_model(row) if row else None
+        if name in self.prefetched:
+            return self.prefetched[name]
+
+        async def load() -> Any:
+            row = await info.context.loaders.by_id(model).load(pk)
+            return to_node(row) if row is not None else None
+
+        return load()
 
     @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
     def available_actions(self, info: Info) -> list[CampaignAction]:
         return available_actions(self.status, info.context.require_caller().role)
 
     @strawberry.field(description="Profiles targeted, messages delivered and failed, profiles excluded.")
-    async def summary(self, info: Info) -> CampaignSummary:
-        return await info.context.loaders.custom("campaign_summary", summaries_by_campaign_id).load(self.pk)
+    def summary(self, info: Info) -> CampaignSummary:
+        if "summary" in self.prefetched:
+            return self.prefetched["summary"]
+        return summary_loader(info.context.loaders).load(self.pk)
 
     @classmethod
     def from_model(cls, row: CampaignModel) -> Self:
-        tracking = row.tracking or {}
         return cls(
             pk=row.id,
             name=row.name,
@@ -242,9 +308,9 @@ class Campaign(SandboxNode):
             type=row.type,
             category=row.category,
             channel=row.channel,
-            content=CampaignContent.from_stored(row.content or {}),
-            tracking=CampaignTracking(opens=tracking.get("opens", True), clicks=tracking.get("clicks", True)),
-            schedule=CampaignSchedule.from_stored(row.schedule or {}),
+            stored_content=row.content or {},
+            stored_tracking=row.tracking or {},
+            stored_schedule=row.schedule or {},
             throttle=row.throttle_per_second,
             status=row.status,
             version=row.version,
