@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from api.settings import Settings
 from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
 from jobs.channels.base import (
+    Backoff,
     ChannelAdapter,
     EmailContent,
     FailureCode,
@@ -339,6 +340,7 @@ def build_adapter(
     values = preset.settings or {}
     secrets = SecretBox(settings.secret_key.get_secret_value()).open(preset.secrets, sandbox_id=preset.sandbox_id)
     channel = Channel(campaign.channel)
+    backoff = Backoff(base=settings.send_retry_base_seconds)
     if channel is Channel.IN_APP:
         from jobs.channels.inapp import InAppAdapter
 
@@ -370,7 +372,7 @@ def build_adapter(
             list_unsubscribe=bool(values.get("list_unsubscribe", True)),
         )
         pools: SmtpPools = ctx.setdefault("smtp_pools", SmtpPools())
-        return EmailAdapter(transport, sender, pool=pools.get(transport))
+        return EmailAdapter(transport, sender, pool=pools.get(transport), backoff=backoff)
     if channel is Channel.SMS:
         from jobs.channels.sms import SmsAdapter, TwilioConfig
 
@@ -381,7 +383,8 @@ def build_adapter(
                 auth_token=secrets.get("auth_token") or "",
                 from_number=sender_id if sender_id.startswith("+") or sender_id else None,
                 base_url=values.get("provider_base_url") or "https://api.twilio.com",
-            )
+            ),
+            backoff=backoff,
         )
     from jobs.channels.push import FcmConfig, PushAdapter
 
@@ -390,7 +393,8 @@ def build_adapter(
             project_id=values.get("fcm_project_id") or "",
             service_account=orjson.loads(secrets.get("service_account_json") or "{}"),
             base_url=values.get("provider_base_url") or "https://fcm.googleapis.com",
-        )
+        ),
+        backoff=backoff,
     )
 
 
