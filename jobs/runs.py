@@ -9,16 +9,19 @@ only if a worker died while it was in flight, and then with the same idempotency
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
 from api.settings import Settings
@@ -59,6 +62,30 @@ BATCH_SIZE = 500
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+
+
+# A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
+TRANSIENT_DB_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    DBConnectionError,
+    OSError,
+)
+
+
+async def with_db_retry(action: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 6) -> Any:
+    """Runs an idempotent write again on a transient connection failure: losing a batch's results after its
+    messages went out would send them all a second time once the lease expires."""
+    for attempt in range(attempts):
+        try:
+            return await action(*args)
+        except TRANSIENT_DB_ERRORS as exc:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("database connection lost (%s), writing again", exc)
+            await asyncio.sleep(0.1 * 2**attempt)
 
 
 def _lease_seconds(ctx: dict[str, Any]) -> float:
@@ -614,11 +641,11 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
                 break
             outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
             now = _now()
-            await write_outcomes(outcomes, now)
+            await with_db_retry(write_outcomes, outcomes, now)
             if contact is not None:
-                await suppress(run.sandbox_id, contact, to_suppress, now)
-            counts = await ledger_counts(run.id)
-            await store_counters(run.id, counts)
+                await with_db_retry(suppress, run.sandbox_id, contact, to_suppress, now)
+            counts = await with_db_retry(ledger_counts, run.id)
+            await with_db_retry(store_counters, run.id, counts)
             await progress.publish(counts, RunStatus.RUNNING)
     finally:
         if adapter is not None:

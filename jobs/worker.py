@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
@@ -31,6 +34,28 @@ async def _after_job_end(ctx: dict[str, Any]) -> None:
     JOBS_FINISHED.labels(function=ctx.get("job_name", "unknown")).inc()
 
 
+class ResilientWorker(Worker):
+    """An arq worker that outlives a Redis outage.
+
+    arq lets a failed poll (Redis restarted or unreachable) end the worker process, cancelling the jobs in
+    flight. Here the poll is retried with backoff while running jobs carry on: their state is in the database,
+    and the dispatcher re-enqueues what Redis lost once it is back.
+    """
+
+    _redis_failures = 0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._redis_failures += 1
+            delay = min(0.1 * 2 ** min(self._redis_failures, 5), 2.0)
+            logger.warning("redis unavailable (%s), polling again in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+        else:
+            self._redis_failures = 0
+
+
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:
     """`in_process=True` inside the web app: Tortoise is already initialised and signals belong to uvicorn."""
     orm_config = None if in_process else tortoise_config(settings.resolved_database_url, settings.db_pool_max)
@@ -44,7 +69,7 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
         if orm_config is not None:
             await Tortoise.close_connections()
 
-    return Worker(
+    return ResilientWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),

@@ -25,7 +25,7 @@ def address(index: int, domain: str = "example.com") -> str:
 
 
 async def add_profiles(sandbox_id: int, start: int, count: int, rejected_every: int = 0) -> None:
-    from models.audience import ContactChannel, Consent
+    from models.audience import Consent, ContactChannel
     from models.profiles import IdentityValue, ProfileChanges, upsert_profiles
 
     items = []
@@ -45,9 +45,9 @@ async def add_profiles(sandbox_id: int, start: int, count: int, rejected_every: 
 
 
 async def seed(spec: dict[str, Any]) -> dict[str, Any]:
+    from models.audience import SegmentKind
     from models.campaigns import activate_campaign, create_campaign
     from models.preset import MessagePreset
-    from models.audience import SegmentKind
     from models.preset_rules import Channel, PresetCategory, PresetStatus
     from models.secret_box import SecretBox
     from models.segments import create_segment
@@ -112,7 +112,7 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def enqueue(run_id: int) -> None:
+async def enqueue(run_id: int, job_id: str | None = None) -> None:
     from arq import create_pool
     from arq.connections import RedisSettings
 
@@ -120,7 +120,10 @@ async def enqueue(run_id: int) -> None:
 
     redis = await create_pool(RedisSettings.from_dsn(Settings().redis_url))
     try:
-        await JobQueue(redis).execute_run(run_id)
+        if job_id:
+            await JobQueue(redis).enqueue("execute_run", run_id, job_id=job_id)
+        else:
+            await JobQueue(redis).execute_run(run_id)
     finally:
         await redis.aclose()
 
@@ -162,7 +165,7 @@ async def main(command: str, spec: dict[str, Any]) -> dict[str, Any]:
         if command == "dispatch_twice":
             return await dispatch_twice(spec)
         if command == "enqueue":
-            await enqueue(spec["run_id"])
+            await enqueue(spec["run_id"], spec.get("job_id"))
             return {}
         raise SystemExit(f"unknown command {command}")
     finally:

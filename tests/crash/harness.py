@@ -70,6 +70,7 @@ class Worker:
         self.env = env
         self.log = log
         self.process: subprocess.Popen | None = None
+        self.killed = False
 
     def start(self) -> Worker:
         handle = self.log.open("ab")
@@ -84,6 +85,7 @@ class Worker:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
             self.process = None
+            self.killed = True
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -226,6 +228,8 @@ class Herald:
     ) -> dict[str, Any]:
         """The invariants of DESIGN §10 after recovery; returns figures for the test to assert more on."""
         run = await self.wait_finished(run_id)
+        # No worker died of what happened (only those the test killed are gone).
+        assert all(w.alive for w in self.workers if not w.killed), [w.log.read_text()[-3000:] for w in self.workers]
         assert run["status"] == expect_status, (run["status"], run["failure_reason"])
         rows = await self.db.fetch(
             "SELECT profile_id, status, reason, address, idempotency_key FROM delivery WHERE run_id = $1", run_id

@@ -11,7 +11,6 @@ PostgreSQL only: several worker processes sharing one database, `FOR UPDATE SKIP
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -35,8 +34,11 @@ IN_FLIGHT = BATCH_SIZE
 async def crash_db(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     async with fresh_database(tmp_path_factory.mktemp("crash")) as url:
         env = Herald(url, RedisServer(Path("/tmp")), Path("/tmp")).env()
-        done = subprocess.run([sys.executable, "-m", "api.cli", "migrate"], cwd=ROOT, env=env, capture_output=True)
-        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api.cli", "migrate", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await migrate.communicate()
+        assert migrate.returncode == 0, err.decode()[-3000:]
         yield url
 
 
@@ -61,7 +63,7 @@ async def herald(crash_db: str, own_redis: RedisServer, tmp_path: Path) -> Async
         await world.close()
         for log in tmp_path.glob("worker-*.log"):
             text = log.read_text(errors="replace")
-            if "Traceback" in text:
+            if "Traceback" in text or "error" in text.lower():
                 print(f"---- {log.name}\n{text[-6000:]}")
 
 
@@ -87,3 +89,125 @@ async def test_worker_killed_mid_batch_then_restarted(herald: Herald, sink: tupl
     )
     assert before < len(handler.pairs)
     print("kill -9:", result["by_status"], "duplicates", result["duplicated"])
+
+
+async def mid_run(handler: SlowSink, count: int = 700) -> None:
+    """Until the sink has `count` messages: with batches of 500, a batch is in flight."""
+    await wait_until(lambda: len(handler.pairs) >= count, timeout=60)
+
+
+async def test_the_same_run_enqueued_twice_with_two_workers(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port, "enqueue": False})
+    herald.worker(), herald.worker()
+    run_id = seeded["run_id"]
+    # The fixed job id, twice, and a job under another id (as a resume would use): one run, each message once.
+    await asyncio.gather(
+        herald.action("enqueue", {"run_id": run_id}),
+        herald.action("enqueue", {"run_id": run_id}),
+        herald.action("enqueue", {"run_id": run_id, "job_id": f"execute_run:{run_id}:other"}),
+    )
+    result = await herald.check(run_id, handler, contactable=contactable(1500))
+    assert result["duplicated"] == 0
+
+
+async def test_redis_flushall_mid_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
+    herald.worker()
+    await mid_run(handler)
+    herald.redis.cli("FLUSHALL")
+    result = await herald.check(
+        seeded["run_id"], handler, contactable=contactable(1500), crashes=1, in_flight=IN_FLIGHT
+    )
+    print("flushall:", result["by_status"], "duplicates", result["duplicated"])
+
+
+async def test_redis_restarted_mid_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
+    herald.worker()
+    await mid_run(handler)
+    herald.redis.stop()  # an empty Redis comes back: the queue is lost too
+    herald.redis.start()
+    result = await herald.check(
+        seeded["run_id"], handler, contactable=contactable(1500), crashes=1, in_flight=IN_FLIGHT
+    )
+    print("redis restart:", result["by_status"], "duplicates", result["duplicated"])
+
+
+async def test_postgres_connections_dropped_mid_batch(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
+    herald.worker()
+    await mid_run(handler, 300)
+    # Again and again until the run is over, so statements in progress are cut as well as idle connections.
+    dropped = 0
+    while len(handler.pairs) < 1300:
+        dropped += await herald.db.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> $1",
+            CHECKER_APP,
+        )
+        await asyncio.sleep(0.1)
+    assert dropped >= 1
+    result = await herald.check(
+        seeded["run_id"], handler, contactable=contactable(1500), crashes=1, in_flight=IN_FLIGHT
+    )
+    # A batch's results are written again on a new connection rather than its messages sent again.
+    assert result["duplicated"] == 0
+
+
+async def test_smtp_421_for_a_while_then_accepting(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
+    herald.worker()
+    await mid_run(handler, 300)
+    handler.refuse_until = time.monotonic() + 1.5
+    result = await herald.check(seeded["run_id"], handler, contactable=contactable(1500))
+    assert handler.refused_data > 0
+    assert result["by_status"] == {"SENT": len(contactable(1500)), "EXCLUDED": 1500 - len(contactable(1500))}
+    assert result["duplicated"] == 0
+
+
+async def test_smtp_550_recipients_fail_and_are_suppressed(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 600, "sink_port": port, "rejected_every": 10})
+    herald.worker()
+    everyone = contactable(600, rejected_every=10)
+    result = await herald.check(seeded["run_id"], handler, contactable=everyone)
+    gone = {a for a in everyone if a.endswith("@gone.example.com")}
+    failed = {r["address"]: r["reason"] for r in result["rows"] if r["status"] == "FAILED"}
+    assert failed == dict.fromkeys(gone, "HARD_BOUNCE")
+    suppressed = await herald.db.fetch(
+        "SELECT address, reason FROM suppression_entry WHERE sandbox_id = $1", seeded["sandbox_id"]
+    )
+    assert {(r["address"], r["reason"]) for r in suppressed} == {(a, "HARD_BOUNCE") for a in gone}
+    assert result["duplicated"] == 0
+
+
+async def test_the_dispatcher_firing_the_same_schedule_twice(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    seeded = await herald.action("seed", {"profiles": 600, "sink_port": port, "start_at": start.isoformat()})
+    assert seeded["status"] == "SCHEDULED" and seeded["run_id"] is None
+    herald.worker(), herald.worker()  # their crons race too
+    await wait_until(lambda: datetime.now(UTC) > start, timeout=10)
+    fired = await herald.action("dispatch_twice", {"now": (start + timedelta(seconds=1)).isoformat()})
+    runs = await wait_until(lambda: herald.runs_of(seeded["campaign_id"]), timeout=10)
+    await asyncio.sleep(0)  # the crons may add nothing: one run per (campaign, scheduled time)
+    result = await herald.check(runs[0]["id"], handler, contactable=contactable(600))
+    assert len(await herald.runs_of(seeded["campaign_id"])) == 1, fired
+    assert result["duplicated"] == 0
+
+
+async def test_profiles_joining_the_segment_while_the_run_sends_are_not_part_of_it(
+    herald: Herald, sink: tuple[SlowSink, int]
+) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
+    herald.worker()
+    await mid_run(handler, 200)
+    await herald.action("add_profiles", {"sandbox_id": seeded["sandbox_id"], "start": 1500, "count": 300})
+    result = await herald.check(seeded["run_id"], handler, contactable=contactable(1500))
+    assert len(result["rows"]) == 1500 and result["duplicated"] == 0
