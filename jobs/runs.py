@@ -10,15 +10,17 @@ only if a worker died while it was in flight, and then with the same idempotency
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
+from arq.worker import Retry
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
@@ -40,6 +42,7 @@ from jobs.channels.base import (
     SmsContent,
 )
 from jobs.events import publish
+from jobs.throttle import Throttle
 from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment
 from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
@@ -59,6 +62,12 @@ from models.templates import CompiledTemplate, TemplateRenderError, parse_templa
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# A send part finding its worker process already busy with the run comes back after this.
+PART_RETRY_SECONDS = 0.5
+# A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
+THROTTLE_WINDOW_SECONDS = 12 * 3600
+# Runs this process is sending for (arq hands each job a copy of the worker's ctx, so not there).
+_SERVING_RUNS: set[int] = set()
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
@@ -214,6 +223,24 @@ async def snapshot_audience(
         f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
         f"ON CONFLICT (run_id, profile_id) DO NOTHING"
+    )
+    await conn.execute_query(sql, params.values)
+
+
+async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBAsyncClient) -> None:
+    """A run must end within THROTTLE_WINDOW_SECONDS at its throttle: the deliveries beyond what that allows
+    (in profile order, so a repeated snapshot cuts the same ones) are EXCLUDED with THROTTLE_CUTOFF."""
+    allowed = int(throttle * THROTTLE_WINDOW_SECONDS)
+    params = SqlParams(dialect_of())
+    run_outer, run_inner = params.add(run.id), params.add(run.id)
+    offset = params.add(allowed)
+    # SQLite needs a LIMIT to take an OFFSET (-1: none).
+    limit = " LIMIT -1" if params.dialect is Dialect.SQLITE else ""
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.EXCLUDED.value}', "
+        f"reason = '{ExclusionReason.THROTTLE_CUTOFF.value}' "
+        f"WHERE run_id = {run_outer} AND id IN (SELECT id FROM delivery WHERE run_id = {run_inner} "
+        f"AND status = '{_Q}' ORDER BY profile_id{limit} OFFSET {offset})"
     )
     await conn.execute_query(sql, params.values)
 
@@ -571,11 +598,14 @@ async def _fail_campaign(ctx: dict[str, Any], campaign_id: int, reason: str, now
 
 
 async def cancel_unsent(run_id: int, now: datetime) -> int:
+    """Unsent deliveries of an aborted run → CANCELLED. Rows of a batch still in flight (live lease) are left to
+    the job sending them, which writes what it sent; the dispatcher cancels them if that job died."""
     params = SqlParams(dialect_of())
-    updated, run = _ph(params, now), params.add(run_id)
+    updated, run, expired = _ph(params, now), params.add(run_id), _ph(params, now)
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
-        f"WHERE run_id = {run} AND status IN ('{_Q}', '{_S}', '{DeliveryStatus.TARGETED.value}')"
+        f"WHERE run_id = {run} AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
+        f"OR (status = '{_S}' AND (lease_until IS NULL OR lease_until < {expired})))"
     )
     result = await connections.get("default").execute_query(sql, params.values)
     return int(result[0]) if isinstance(result, tuple) else 0
@@ -596,6 +626,8 @@ async def _next_retry(run_id: int) -> datetime | None:
 
 
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """The run's main job: claim it, snapshot the audience on the first claim, hand extra "send part" jobs to
+    the other workers, then send until nothing is left."""
     lease = _lease_seconds(ctx)
     now = _now()
     claimed = await claim_run(run_id, now, lease)
@@ -603,13 +635,63 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         return {"runId": run_id, "claimed": False}
     run, fresh = claimed
     campaign = await Campaign.get(id=run.campaign_id)
-    progress = Progress(ctx.get("redis"), run)
 
     if fresh:
         outcome = await _start(ctx, run, campaign, now)
         if outcome is not None:
             return outcome
+    await _enqueue_parts(ctx, run, _batch_size(campaign))
+    return await _serve(ctx, run, campaign, lease)
 
+
+async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str, Any]:
+    """An extra sender of a RUNNING run (DESIGN §6: large runs split across jobs so several workers share one
+    run). It claims batches from the ledger like the main job until none is left; whoever sees the last one
+    finishes the run, under a compare-and-set."""
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or run.status is not RunStatus.RUNNING:
+        return {"runId": run_id, "part": part, "status": run.status.value if run else None}
+    if run_id in _SERVING_RUNS:
+        # This process already sends for the run (with the channel's concurrency): leave the part to another
+        # worker process; it comes back until the run is over.
+        raise Retry(defer=PART_RETRY_SECONDS)
+    campaign = await Campaign.get(id=run.campaign_id)
+    result = await _serve(ctx, run, campaign, _lease_seconds(ctx))
+    return {**result, "part": part}
+
+
+def _batch_size(campaign: Campaign) -> int:
+    if campaign.throttle_per_second:
+        # About a second of sending per batch, so waiting for tokens never outlasts the leases.
+        return max(1, min(BATCH_SIZE, int(campaign.throttle_per_second)))
+    return BATCH_SIZE
+
+
+async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int) -> None:
+    redis = ctx.get("redis")
+    settings: Settings | None = ctx.get("settings")
+    wanted = settings.run_send_parts if settings is not None else 0
+    if redis is None or wanted <= 0:
+        return
+    counts = await ledger_counts(run.id)
+    parts = min(wanted, counts.pending // batch_size)
+    # Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own.
+    claim_tag = int(run.lease_until.timestamp() * 1000) if run.lease_until else 0
+    for part in range(1, parts + 1):
+        await redis.enqueue_job("send_run_part", run.id, part, _job_id=f"send_run_part:{run.id}:{part}:{claim_tag}")
+
+
+async def _serve(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
+    _SERVING_RUNS.add(run.id)
+    try:
+        return await _send_until_done(ctx, run, campaign, lease)
+    finally:
+        _SERVING_RUNS.discard(run.id)
+
+
+async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
+    now = _now()
+    progress = Progress(ctx.get("redis"), run)
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
@@ -617,13 +699,17 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
     except SecretsUnreadableError:
         reason = "the preset's secrets cannot be decrypted with the current SECRET_KEY"
-        await _finish_run(run, RunStatus.FAILED, reason, now)
-        await _fail_campaign(ctx, campaign.id, reason, now)
+        if await _finish_run(run, RunStatus.FAILED, reason, now):
+            await _fail_campaign(ctx, campaign.id, reason, now)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     preset_values = (preset.settings or {}) if preset else {}
     retry_minutes = int(preset_values.get("retry_period_minutes") or DEFAULT_RETRY_MINUTES)
     retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    batch_size = _batch_size(campaign)
+    throttle = None
+    if campaign.throttle_per_second and ctx.get("redis") is not None:
+        throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
     try:
         while True:
             now = _now()
@@ -636,10 +722,15 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
                     await store_counters(run.id, counts)
                     await progress.publish(counts, RunStatus.CANCELLED, force=True)
                 return {"runId": run.id, "status": fresh_run.status.value}
-            batch = await claim_batch(run.id, now, lease)
+            if throttle is not None:
+                # Tokens before the claim: waiting for them must not eat into the batch's lease.
+                await throttle.take(batch_size)
+                now = _now()
+            batch = await claim_batch(run.id, now, lease, batch_size)
             if not batch:
                 break
-            outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
+            async with _keep_leased(run, batch, lease):
+                outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
             now = _now()
             await with_db_retry(write_outcomes, outcomes, now)
             if contact is not None:
@@ -650,7 +741,48 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     finally:
         if adapter is not None:
             await adapter.close()
+    return await _finish_if_done(ctx, run, campaign, progress)
 
+
+async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
+    params = SqlParams(dialect_of())
+    lease_until, run = _ph(params, until), params.add(run_id)
+    in_list = ", ".join(params.add(i) for i in ids)
+    await connections.get("default").execute_query(
+        f"UPDATE delivery SET lease_until = {lease_until} "
+        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+        params.values,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
+    """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
+    otherwise be claimed by another job and sent twice."""
+
+    async def renew() -> None:
+        ids = [c.id for c in batch]
+        while True:
+            await asyncio.sleep(lease / 3)
+            until = _now() + timedelta(seconds=lease)
+            try:
+                await renew_batch_lease(run.id, ids, until)
+                await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
+            except TRANSIENT_DB_ERRORS:
+                logger.warning("could not renew a batch lease", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _finish_if_done(
+    ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
+) -> dict[str, Any]:
     now = _now()
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
@@ -670,12 +802,13 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         await progress.publish(counts, RunStatus.RUNNING, force=True)
         return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
     sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)
+    # Several jobs may get here at once: the compare-and-set picks the one that finishes the run.
     if sent == 0 and failed > 0:
         reason = await _main_failure(run.id)
-        await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now)
-        await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
-    else:
-        await _finish_run(run, RunStatus.SUCCEEDED, None, now)
+        if await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now):
+            await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
+    elif not await _finish_run(run, RunStatus.SUCCEEDED, None, now):
+        return {"runId": run.id, "status": (await CampaignRun.get(id=run.id)).status.value}
     await progress.publish(counts, run.status, force=True)
     return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
 
@@ -706,6 +839,8 @@ async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now:
             namespace = await IdentityNamespace.get(id=campaign.namespace_id).using_db(conn)
             preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
             await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+            if campaign.throttle_per_second:
+                await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
     if reason is not None:
         await _finish_run(run, RunStatus.FAILED, reason, now)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}

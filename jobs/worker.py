@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
@@ -18,11 +18,21 @@ from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
-from jobs.runs import execute_run
+from jobs.runs import execute_run, send_run_part
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset, import_profiles_job, execute_run]
+# A run job may send for hours (a throttled run has up to 12 h): arq's default 300 s timeout would cancel it
+# mid-batch every 5 minutes, and each cancellation sends that batch's messages again after the lease.
+RUN_JOB_TIMEOUT = 13 * 3600
+FUNCTIONS = [
+    worker_ping,
+    validate_preset,
+    import_profiles_job,
+    func(execute_run, timeout=RUN_JOB_TIMEOUT),
+    # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
+    func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
+]
 CRON_JOBS = [DISPATCH_CRON]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,6 +97,11 @@ class Worker:
                 self.kill9()
         self.process = None
 
+    def sent_for_a_run(self) -> bool:
+        """Whether this process finished a run job that sent (arq logs "← job_id:function ● result")."""
+        text = self.log.read_text(errors="replace")
+        return re.search(r"← (execute_run|send_run_part):\S+ ● \{[^}]*'status'", text) is not None
+
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -169,8 +175,8 @@ class Herald:
         env.update(extra)
         return env
 
-    def worker(self) -> Worker:
-        worker = Worker(self.env(), self.logs / f"worker-{len(self.workers)}.log").start()
+    def worker(self, **env: str) -> Worker:
+        worker = Worker(self.env(**env), self.logs / f"worker-{len(self.workers)}.log").start()
         self.workers.append(worker)
         return worker
 

@@ -211,3 +211,25 @@ async def test_profiles_joining_the_segment_while_the_run_sends_are_not_part_of_
     await herald.action("add_profiles", {"sandbox_id": seeded["sandbox_id"], "start": 1500, "count": 300})
     result = await herald.check(seeded["run_id"], handler, contactable=contactable(1500))
     assert len(result["rows"]) == 1500 and result["duplicated"] == 0
+
+
+async def test_two_worker_processes_share_one_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 3000, "sink_port": port})
+    workers = [herald.worker(LOG_LEVEL="INFO"), herald.worker(LOG_LEVEL="INFO")]
+    result = await herald.check(seeded["run_id"], handler, contactable=contactable(3000))
+    assert result["duplicated"] == 0
+    # Both processes sent part of it (the main job in one, a send part in the other).
+    assert all(w.sent_for_a_run() for w in workers), [w.log.read_text()[-2000:] for w in workers]
+
+
+async def test_one_of_two_workers_killed_mid_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 3000, "sink_port": port})
+    first, _ = herald.worker(), herald.worker()
+    await mid_run(handler, 1200)
+    first.kill9()
+    result = await herald.check(
+        seeded["run_id"], handler, contactable=contactable(3000), crashes=1, in_flight=IN_FLIGHT
+    )
+    print("one of two killed:", result["by_status"], "duplicates", result["duplicated"])
