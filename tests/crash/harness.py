@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import signal
@@ -219,6 +220,11 @@ class Herald:
 
         return await wait_until(finished, timeout=timeout, interval=0.1)
 
+    async def _settled(self, run_id: int) -> bool:
+        return not await self.db.fetchval(
+            "SELECT COUNT(*) FROM delivery WHERE run_id = $1 AND status IN ('QUEUED', 'SENDING', 'TARGETED')", run_id
+        )
+
     async def runs_of(self, campaign_id: int) -> list[asyncpg.Record]:
         return await self.db.fetch("SELECT * FROM campaign_run WHERE campaign_id = $1 ORDER BY id", campaign_id)
 
@@ -237,6 +243,10 @@ class Herald:
         # No worker died of what happened (only those the test killed are gone).
         assert all(w.alive for w in self.workers if not w.killed), [w.log.read_text()[-3000:] for w in self.workers]
         assert run["status"] == expect_status, (run["status"], run["failure_reason"])
+        # A run cancelled by a stop is final at once; its last batch in flight is written right after.
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: self._settled(run_id), timeout=30, interval=0.1)
+        run = await self.db.fetchrow("SELECT * FROM campaign_run WHERE id = $1", run_id)
         rows = await self.db.fetch(
             "SELECT profile_id, status, reason, address, idempotency_key FROM delivery WHERE run_id = $1", run_id
         )

@@ -233,3 +233,36 @@ async def test_one_of_two_workers_killed_mid_run(herald: Herald, sink: tuple[Slo
         seeded["run_id"], handler, contactable=contactable(3000), crashes=1, in_flight=IN_FLIGHT
     )
     print("one of two killed:", result["by_status"], "duplicates", result["duplicated"])
+
+
+async def test_stop_with_abort_while_the_run_sends(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    seeded = await herald.action("seed", {"profiles": 3000, "sink_port": port})
+    herald.worker()
+    await mid_run(handler)
+    stopped = await herald.action(
+        "stop", {"sandbox_id": seeded["sandbox_id"], "campaign_id": seeded["campaign_id"], "abort": True}
+    )
+    assert stopped["status"] == "STOPPED"
+    result = await herald.check(seeded["run_id"], handler, contactable=contactable(3000), expect_status="CANCELLED")
+    # Stopped between batches: what was sent is SENT (and reached the sink once), the rest CANCELLED.
+    by_status = result["by_status"]
+    assert set(by_status) == {"SENT", "CANCELLED", "EXCLUDED"}, by_status
+    assert by_status["CANCELLED"] >= 500 and by_status["SENT"] >= 700
+    assert result["duplicated"] == 0
+
+
+async def test_throttle_shared_by_two_workers(herald: Herald, sink: tuple[SlowSink, int]) -> None:
+    handler, port = sink
+    rate = 50
+    seeded = await herald.action("seed", {"profiles": 400, "sink_port": port, "throttle": rate})
+    workers = [herald.worker(LOG_LEVEL="INFO"), herald.worker(LOG_LEVEL="INFO")]
+    result = await herald.check(seeded["run_id"], handler, contactable=contactable(400))
+    # A sender may still wait for tokens when another finishes the run; it then finds nothing left and ends.
+    await wait_until(lambda: all(w.sent_for_a_run() for w in workers), timeout=20, interval=0.2)
+    run, sent = result["run"], result["by_status"]["SENT"]
+    # One bucket for both: the run cannot beat the rate (a full bucket of one second's tokens to start with).
+    took = (run["finished_at"] - run["started_at"]).total_seconds()
+    print("throttle:", sent, "sent in", took, "s")
+    assert took >= (sent - rate) / rate, (took, sent)
+    assert result["duplicated"] == 0
