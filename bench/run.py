@@ -18,12 +18,13 @@ import platform
 import sys
 import traceback
 
-from bench import fanout, graphql_read
+from bench import execution_workers, fanout, graphql_read
 from bench.common import Result, create_database, drop_database, seed
 
 BENCHMARKS = {
     "graphql_read": graphql_read.run,
     "fanout": fanout.run,
+    "execution_workers": execution_workers.run,
 }
 
 
