@@ -1,9 +1,9 @@
-"""Two worker processes sharing one run vs one worker process on a run of the same size (DESIGN §10: ≥ 1.7×).
+"""Two worker processes sharing one run vs one worker process on a run of the same size (DESIGN §10: >= 1.7x).
 
 Email to an aiosmtpd sink in this process that takes BENCH_SINK_DELAY_MS (default 20) per message, as a
 real relay's round trips do; each worker sends with the preset's 5 SMTP connections. The run is split into
 send-part jobs (jobs/runs.py): the second process takes a part and claims batches from the same ledger.
-Deliveries/s = sent / (finished_at − started_at) of the run, from the database. A redis-server of its own.
+Deliveries/s = sent / (finished_at - started_at) of the run, from the database. A redis-server of its own.
 BENCH_RUN_PROFILES sets the audience size (default 6000).
 """
 
