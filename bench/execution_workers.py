@@ -29,7 +29,7 @@ async def _one_run(herald: Herald, port: int, workers: int, label: str) -> tuple
     )
     started = [herald.worker() for _ in range(workers)]
     try:
-        await herald.action("enqueue", {"run_id": seeded["run_id"]})
+        await herald.enqueue(seeded["run_id"])
         run = await herald.wait_finished(seeded["run_id"], timeout=600)
     finally:
         for worker in started:

@@ -79,6 +79,8 @@ TRANSIENT_DB_ERRORS = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.InterfaceError,
+    # asyncpg resetting a connection the server terminated, while it is released to the pool.
+    asyncpg.exceptions.InternalClientError,
     DBConnectionError,
     OSError,
 )
@@ -768,7 +770,7 @@ async def _keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float)
             try:
                 await renew_batch_lease(run.id, ids, until)
                 await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
-            except TRANSIENT_DB_ERRORS:
+            except Exception:  # the batch is being sent: never let a renewal failure lose its results
                 logger.warning("could not renew a batch lease", exc_info=True)
 
     task = asyncio.create_task(renew())

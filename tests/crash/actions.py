@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -77,6 +77,9 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
     segment = await create_segment(
         sandbox.id, name="gold", description="", kind=SegmentKind.RULE, rule=GOLD, actor="crash-test"
     )
+    start_at = spec.get("start_at")
+    if spec.get("start_in_seconds"):
+        start_at = (datetime.now(UTC) + timedelta(seconds=spec["start_in_seconds"])).isoformat()
     values = {
         "name": "Crash",
         "description": "",
@@ -96,7 +99,7 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "tracking": {"opens": False, "clicks": False},
         "segment_id": segment.id,
         "namespace_code": "Email",
-        "schedule": {"startAt": spec.get("start_at"), "frequency": "ONCE"} if spec.get("start_at") else {},
+        "schedule": {"startAt": start_at, "frequency": "ONCE"} if start_at else {},
         "throttle_per_second": spec.get("throttle"),
     }
     campaign = await create_campaign(sandbox.id, values, actor="crash-test")
@@ -109,6 +112,7 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "campaign_id": campaign.id,
         "run_id": run_id,
         "status": activation.campaign.status,
+        "start_at": start_at,
     }
 
 

@@ -190,6 +190,17 @@ class Herald:
         assert process.returncode == 0, err.decode()[-4000:]
         return orjson.loads(out)
 
+    async def enqueue(self, run_id: int, job_id: str | None = None) -> None:
+        """As activation does (jobs.queue.JobQueue), from this process."""
+        from arq import create_pool
+        from arq.connections import RedisSettings
+
+        redis = await create_pool(RedisSettings.from_dsn(self.redis.url))
+        try:
+            await redis.enqueue_job("execute_run", run_id, _job_id=job_id or f"execute_run:{run_id}")
+        finally:
+            await redis.aclose()
+
     async def connect(self) -> None:
         dsn = self.database_url.replace("postgres://", "postgresql://", 1)
         self.db = await asyncpg.connect(dsn, server_settings={"application_name": CHECKER_APP})
