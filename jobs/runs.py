@@ -10,10 +10,11 @@ only if a worker died while it was in flight, and then with the same idempotency
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,7 +68,7 @@ PART_RETRY_SECONDS = 0.5
 # A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
 THROTTLE_WINDOW_SECONDS = 12 * 3600
 # Runs this process is sending for (arq hands each job a copy of the worker's ctx, so not there).
-_SERVING_RUNS: set[int] = set()
+_SERVING_RUNS: collections.Counter[int] = collections.Counter()
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
@@ -322,6 +323,10 @@ class Progress:
             "etaSeconds": round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
         }
         try:
+            # Several jobs may send for the run: one publish per interval for all of them.
+            interval_ms = int(PROGRESS_INTERVAL * 1000)
+            if not force and not await self.redis.set(f"herald:progress:run:{self.run.id}", 1, nx=True, px=interval_ms):
+                return
             await publish(self.redis, self.run.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC, payload)
         except Exception:  # progress is best effort: never fail a run over it
             logger.warning("could not publish run progress", exc_info=True)
@@ -636,14 +641,15 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     if claimed is None:
         return {"runId": run_id, "claimed": False}
     run, fresh = claimed
-    campaign = await Campaign.get(id=run.campaign_id)
-
-    if fresh:
-        outcome = await _start(ctx, run, campaign, now)
-        if outcome is not None:
-            return outcome
-    await _enqueue_parts(ctx, run, _batch_size(campaign))
-    return await _serve(ctx, run, campaign, lease)
+    # Marked as served here before its parts exist, so none of them starts a second sender in this process.
+    with _serving(run.id):
+        campaign = await Campaign.get(id=run.campaign_id)
+        if fresh:
+            outcome = await _start(ctx, run, campaign, now)
+            if outcome is not None:
+                return outcome
+        await _enqueue_parts(ctx, run, _batch_size(campaign))
+        return await _send_until_done(ctx, run, campaign, lease)
 
 
 async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str, Any]:
@@ -653,12 +659,13 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
     run = await CampaignRun.get_or_none(id=run_id)
     if run is None or run.status is not RunStatus.RUNNING:
         return {"runId": run_id, "part": part, "status": run.status.value if run else None}
-    if run_id in _SERVING_RUNS:
+    if _SERVING_RUNS[run_id] > 0:
         # This process already sends for the run (with the channel's concurrency): leave the part to another
         # worker process; it comes back until the run is over.
         raise Retry(defer=PART_RETRY_SECONDS)
-    campaign = await Campaign.get(id=run.campaign_id)
-    result = await _serve(ctx, run, campaign, _lease_seconds(ctx))
+    with _serving(run_id):
+        campaign = await Campaign.get(id=run.campaign_id)
+        result = await _send_until_done(ctx, run, campaign, _lease_seconds(ctx))
     return {**result, "part": part}
 
 
@@ -673,7 +680,8 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int)
     redis = ctx.get("redis")
     settings: Settings | None = ctx.get("settings")
     wanted = settings.run_send_parts if settings is not None else 0
-    if redis is None or wanted <= 0:
+    # SQLite is the embedded single-process mode: nobody else to share the run with.
+    if redis is None or wanted <= 0 or dialect_of() is not Dialect.POSTGRES:
         return
     counts = await ledger_counts(run.id)
     parts = min(wanted, counts.pending // batch_size)
@@ -683,12 +691,15 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int)
         await redis.enqueue_job("send_run_part", run.id, part, _job_id=f"send_run_part:{run.id}:{part}:{claim_tag}")
 
 
-async def _serve(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
-    _SERVING_RUNS.add(run.id)
+@contextlib.contextmanager
+def _serving(run_id: int) -> Iterator[None]:
+    _SERVING_RUNS[run_id] += 1
     try:
-        return await _send_until_done(ctx, run, campaign, lease)
+        yield
     finally:
-        _SERVING_RUNS.discard(run.id)
+        _SERVING_RUNS[run_id] -= 1
+        if _SERVING_RUNS[run_id] <= 0:
+            del _SERVING_RUNS[run_id]
 
 
 async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:

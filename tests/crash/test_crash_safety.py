@@ -137,7 +137,7 @@ async def test_redis_restarted_mid_run(herald: Herald, sink: tuple[SlowSink, int
 async def test_postgres_connections_dropped_mid_batch(herald: Herald, sink: tuple[SlowSink, int]) -> None:
     handler, port = sink
     seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
-    herald.worker()
+    herald.worker(LOG_LEVEL="INFO")
     await mid_run(handler, 300)
     # Several times while it sends, so statements in progress are cut as well as idle connections.
     dropped = 0
