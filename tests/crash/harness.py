@@ -202,6 +202,9 @@ class Herald:
             await redis.aclose()
 
     async def connect(self) -> None:
+        if self.database_url.startswith("sqlite"):
+            self.db = await SqliteReader.open(self.database_url.split("://", 1)[1].split("?", 1)[0])
+            return
         dsn = self.database_url.replace("postgres://", "postgresql://", 1)
         self.db = await asyncpg.connect(dsn, server_settings={"application_name": CHECKER_APP})
 
@@ -287,6 +290,37 @@ class Herald:
             by_status["FAILED"] + by_status["BOUNCED"],
         ), dict(run)
         return {"by_status": dict(by_status), "duplicated": len(duplicated), "rows": rows, "run": run}
+
+
+class SqliteReader:
+    """The few asyncpg calls the checks use (fetch, fetchrow, fetchval with $n), over a SQLite file."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteReader:
+        import aiosqlite
+
+        conn = await aiosqlite.connect(path)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        return cls(conn)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with self.conn.execute(re.sub(r"\$\d+", "?", sql), args) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return next(iter(row.values())) if row else None
+
+    async def close(self) -> None:
+        await self.conn.close()
 
 
 def contactable(count: int, start: int = 0, rejected_every: int = 0) -> set[str]:

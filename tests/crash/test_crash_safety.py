@@ -4,8 +4,9 @@ Each scenario runs real `herald worker` processes against a fresh PostgreSQL dat
 module starts itself, sending email to a slow aiosmtpd sink in the test process that records (Message-ID,
 recipient) for every DATA; it breaks something mid-run and then checks the ledger (Herald.check).
 
-PostgreSQL only: several worker processes sharing one database, `FOR UPDATE SKIP LOCKED` and
-`pg_terminate_backend` are what is under test; SQLite is the embedded single-process mode (DESIGN §9).
+On SQLite (the embedded mode, DESIGN §9) the scenarios with one worker run too; those that need several
+worker processes sharing a run (`FOR UPDATE SKIP LOCKED`, send parts) or `pg_terminate_backend` are
+PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.conftest import TEST_DB, fresh_database, wait_until
 from tests.crash.harness import CHECKER_APP, ROOT, Herald, RedisServer, SlowSink, contactable
 from tests.jobs.smtp_sink import smtp_sink
 
-pytestmark = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (several worker processes)")
+needs_postgres = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (several senders of one run)")
 
 # Messages one worker can have in flight when it dies: the batch it claimed (written back as a whole).
 IN_FLIGHT = BATCH_SIZE
@@ -134,6 +135,7 @@ async def test_redis_restarted_mid_run(herald: Herald, sink: tuple[SlowSink, int
     print("redis restart:", result["by_status"], "duplicates", result["duplicated"])
 
 
+@needs_postgres
 async def test_postgres_connections_dropped_mid_batch(herald: Herald, sink: tuple[SlowSink, int]) -> None:
     handler, port = sink
     seeded = await herald.action("seed", {"profiles": 1500, "sink_port": port})
@@ -212,6 +214,7 @@ async def test_profiles_joining_the_segment_while_the_run_sends_are_not_part_of_
     assert len(result["rows"]) == 1500 and result["duplicated"] == 0
 
 
+@needs_postgres
 async def test_two_worker_processes_share_one_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
     handler, port = sink
     seeded = await herald.action("seed", {"profiles": 3000, "sink_port": port})
@@ -222,6 +225,7 @@ async def test_two_worker_processes_share_one_run(herald: Herald, sink: tuple[Sl
     assert all(w.sent_for_a_run() for w in workers), [w.log.read_text()[-2000:] for w in workers]
 
 
+@needs_postgres
 async def test_one_of_two_workers_killed_mid_run(herald: Herald, sink: tuple[SlowSink, int]) -> None:
     handler, port = sink
     seeded = await herald.action("seed", {"profiles": 3000, "sink_port": port})
@@ -251,6 +255,7 @@ async def test_stop_with_abort_while_the_run_sends(herald: Herald, sink: tuple[S
     assert result["duplicated"] == 0
 
 
+@needs_postgres
 async def test_throttle_shared_by_two_workers(herald: Herald, sink: tuple[SlowSink, int]) -> None:
     handler, port = sink
     rate = 50
