@@ -13,10 +13,12 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import Result, dsn_for
-from tests.crash.harness import Herald, RedisServer, SlowSink
-from tests.jobs.smtp_sink import smtp_sink
+
+if TYPE_CHECKING:
+    from tests.crash.harness import Herald
 
 PROFILES = int(os.environ.get("BENCH_RUN_PROFILES", "6000"))
 SINK_DELAY = float(os.environ.get("BENCH_SINK_DELAY_MS", "20")) / 1000
@@ -40,6 +42,11 @@ async def _one_run(herald: Herald, port: int, workers: int, label: str) -> tuple
 
 
 async def _run(database: str) -> Result:
+    # The crash suite's harness (worker processes, own redis-server, recording sink), imported only when this
+    # benchmark runs: tests.conftest looks for a Redis at import time.
+    from tests.crash.harness import Herald, RedisServer, SlowSink
+    from tests.jobs.smtp_sink import smtp_sink
+
     directory = Path(tempfile.mkdtemp(prefix="herald-bench-workers-"))
     redis = RedisServer(directory)
     redis.start()
