@@ -39,7 +39,9 @@ def persisted_body() -> bytes:
 
 def full_body() -> bytes:
     digest = hashlib.sha256(QUERY.encode()).hexdigest()
-    return json.dumps({"query": QUERY, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}).encode()
+    return json.dumps(
+        {"query": QUERY, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
+    ).encode()
 
 
 def post(url: str, body: bytes, key: str | None = None) -> dict:
@@ -52,22 +54,8 @@ def post(url: str, body: bytes, key: str | None = None) -> dict:
 
 
 def load(port: int, path: str, method: str, body_file: str | None, headers: list[str]) -> dict:
-    args = [
-        sys.executable,
-        "-m",
-        "bench.loadgen",
-        "--port",
-        str(port),
-        "--path",
-        path,
-        "--method",
-        method,
-        "--connections",
-        str(CONNECTIONS),
-        "--duration",
-        str(DURATION),
-        "--check-errors",
-    ]
+    args = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--path", path, "--method", method,
+            "--connections", str(CONNECTIONS), "--duration", str(DURATION), "--check-errors"]
     if body_file:
         args += ["--body-file", body_file]
     for header in headers:
@@ -80,20 +68,8 @@ def run(database: str, seeded: dict) -> Result:
     key = str(seeded["key"])
     ref_port, gql_port = free_port(), free_port()
     ref_env = server_env(database, BENCH_SANDBOX_ID=str(seeded["sandbox_id"]), DATABASE_URL=dsn_for(database))
-    ref_cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.reference_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(ref_port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--no-server-header",
-    ]
+    ref_cmd = [sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port",
+               str(ref_port), "--no-access-log", "--log-level", "warning", "--no-server-header"]
     with (
         tempfile.TemporaryDirectory() as tmp,
         process(ref_cmd, ref_env, ready_url=f"http://127.0.0.1:{ref_port}/healthz"),
@@ -128,12 +104,7 @@ def run(database: str, seeded: dict) -> Result:
     ref_p99 = statistics.median(r["p99_ms"] for r in ref_runs)
     holds = gql_rps / ref_rps >= 0.5 and p99 < P99_LIMIT_MS
     return Result(
-        "graphql_read",
-        "req/s",
-        gql_rps,
-        ref_rps,
-        f">= 0.5, p99 < {P99_LIMIT_MS:.0f} ms",
-        holds,
+        "graphql_read", "req/s", gql_rps, ref_rps, f">= 0.5, p99 < {P99_LIMIT_MS:.0f} ms", holds,
         f"p99 {p99:.1f} ms (reference {ref_p99:.1f} ms) at {CONNECTIONS} connections; "
         f"rounds gql {[round(r['rps']) for r in gql_runs]} ref {[round(r['rps']) for r in ref_runs]}",
     )

@@ -18,16 +18,8 @@ import json
 import time
 
 
-async def connection(
-    host: str,
-    port: int,
-    request: bytes,
-    stop_at: float,
-    warm_until: float,
-    latencies: list[float],
-    counts: dict[str, int],
-    check_errors: bool,
-) -> None:
+async def connection(host: str, port: int, request: bytes, stop_at: float, warm_until: float,
+                     latencies: list[float], counts: dict[str, int], check_errors: bool) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
@@ -68,12 +60,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     now = time.perf_counter()
     warm_until = now + args.warmup
     stop_at = warm_until + args.duration
-    await asyncio.gather(
-        *(
-            connection(args.host, args.port, request, stop_at, warm_until, latencies, counts, args.check_errors)
-            for _ in range(args.connections)
-        )
-    )
+    await asyncio.gather(*(
+        connection(args.host, args.port, request, stop_at, warm_until, latencies, counts, args.check_errors)
+        for _ in range(args.connections)
+    ))
     latencies.sort()
     n = len(latencies)
     return {
@@ -95,7 +85,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--check-errors", action="store_true", help='count a body containing "errors" as failed')
+    parser.add_argument("--check-errors", action="store_true", help="count a body containing \"errors\" as failed")
     args = parser.parse_args()
     try:
         import uvloop

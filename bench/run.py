@@ -40,13 +40,8 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "names",
-        nargs="*",
-        choices=[[], *BENCHMARKS],
-        metavar="NAME",
-        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
-    )
+    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="NAME",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     args = parser.parse_args(argv)
     names = args.names or list(BENCHMARKS)
     print(f"machine: {machine()}", flush=True)
