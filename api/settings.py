@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
     # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker.
     run_lease_seconds: float = Field(30.0, gt=0, le=3600)
+    # First retry delay of a temporary send failure without Retry-After (doubles per attempt).
+    send_retry_base_seconds: float = Field(30.0, gt=0, le=3600)
+    # Extra "send part" jobs a large run is split into, so several workers share it.
+    run_send_parts: int = Field(4, ge=0, le=64)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # Profile imports: uploads are kept under data_dir/imports until their job ends.
     import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)

@@ -18,7 +18,7 @@ import platform
 import sys
 import traceback
 
-from bench import fanout, graphql_read, report, tracking
+from bench import execution_workers, fanout, graphql_read, report, tracking
 from bench.common import Result, create_database, drop_database, seed
 
 BENCHMARKS = {
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "fanout": fanout.run,
     "report": report.run,
     "tracking_open": tracking.run,
+    "execution_workers": execution_workers.run,
 }
 
 

@@ -18,6 +18,7 @@ from tortoise.expressions import Q
 
 from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
 from jobs.events import publish
+from jobs.runs import cancel_unsent, ledger_counts, store_counters
 from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
 from models.campaigns import schedule_from_stored
@@ -40,6 +41,7 @@ class DispatchReport:
     enqueued: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
+    cancelled: list[int] = field(default_factory=list)
 
 
 async def _transition(campaign: Campaign, event: CampaignEvent, now: datetime, redis: Any, **changes: Any) -> bool:
@@ -114,6 +116,12 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
             await redis.enqueue_job("execute_run", run.id, _job_id=f"execute_run:{run.id}:resume:{epoch}")
         report.resumed.append(run.id)
 
+    # Runs aborted by a stop: deliveries nobody is sending any more → CANCELLED (their job may be gone).
+    for run in await CampaignRun.filter(status=RunStatus.CANCELLED, finished_at__gte=now - LOOKBACK).limit(1000):
+        if await cancel_unsent(run.id, now):
+            await store_counters(run.id, await ledger_counts(run.id))
+            report.cancelled.append(run.id)
+
     # LIVE → COMPLETED once endAt has passed and the last run finished (DESIGN §4). A one-shot campaign
     # without endAt stays LIVE after its message went out, until it is stopped, as AJO's does.
     for campaign in live:
@@ -130,7 +138,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
 
 async def dispatch_job(ctx: dict[str, Any]) -> dict[str, int]:
     report = await dispatch(datetime.now(UTC), ctx.get("redis"))
-    if report.created or report.resumed or report.started or report.completed:
+    if report.created or report.resumed or report.started or report.completed or report.cancelled:
         logger.info("dispatcher", extra={k: v for k, v in report.__dict__.items() if v})
     return {k: len(v) for k, v in report.__dict__.items()}
 

@@ -9,21 +9,28 @@ only if a worker died while it was in flight, and then with the same idempotency
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
+from arq.worker import Retry
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
 from api.settings import Settings
 from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
 from jobs.channels.base import (
+    Backoff,
     ChannelAdapter,
     EmailContent,
     FailureCode,
@@ -36,6 +43,7 @@ from jobs.channels.base import (
     SmsContent,
 )
 from jobs.events import publish
+from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
 from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment
 from models.campaign import Campaign, CampaignRun, RunStatus
@@ -57,9 +65,41 @@ from models.tracking import BounceType
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# A send part finding its worker process already busy with the run comes back after this.
+PART_RETRY_SECONDS = 0.5
+# A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
+THROTTLE_WINDOW_SECONDS = 12 * 3600
+# Runs this process is sending for (arq hands each job a copy of the worker's ctx, so not there).
+_SERVING_RUNS: collections.Counter[int] = collections.Counter()
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+
+
+# A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
+TRANSIENT_DB_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    # asyncpg resetting a connection the server terminated, while it is released to the pool.
+    asyncpg.exceptions.InternalClientError,
+    DBConnectionError,
+    OSError,
+)
+
+
+async def with_db_retry(action: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 6) -> Any:
+    """Runs an idempotent write again on a transient connection failure: losing a batch's results after its
+    messages went out would send them all a second time once the lease expires."""
+    for attempt in range(attempts):
+        try:
+            return await action(*args)
+        except TRANSIENT_DB_ERRORS as exc:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("database connection lost (%s), writing again", exc)
+            await asyncio.sleep(0.1 * 2**attempt)
 
 
 def _lease_seconds(ctx: dict[str, Any]) -> float:
@@ -192,6 +232,24 @@ async def snapshot_audience(
     await conn.execute_query(sql, params.values)
 
 
+async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBAsyncClient) -> None:
+    """A run must end within THROTTLE_WINDOW_SECONDS at its throttle: the deliveries beyond what that allows
+    (in profile order, so a repeated snapshot cuts the same ones) are EXCLUDED with THROTTLE_CUTOFF."""
+    allowed = int(throttle * THROTTLE_WINDOW_SECONDS)
+    params = SqlParams(dialect_of())
+    run_outer, run_inner = params.add(run.id), params.add(run.id)
+    offset = params.add(allowed)
+    # SQLite needs a LIMIT to take an OFFSET (-1: none).
+    limit = " LIMIT -1" if params.dialect is Dialect.SQLITE else ""
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.EXCLUDED.value}', "
+        f"reason = '{ExclusionReason.THROTTLE_CUTOFF.value}' "
+        f"WHERE run_id = {run_outer} AND id IN (SELECT id FROM delivery WHERE run_id = {run_inner} "
+        f"AND status = '{_Q}' ORDER BY profile_id{limit} OFFSET {offset})"
+    )
+    await conn.execute_query(sql, params.values)
+
+
 # ---- counters and progress --------------------------------------------------------------------------------
 
 
@@ -267,6 +325,10 @@ class Progress:
             "etaSeconds": round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
         }
         try:
+            # Several jobs may send for the run: one publish per interval for all of them.
+            interval_ms = int(PROGRESS_INTERVAL * 1000)
+            if not force and not await self.redis.set(f"herald:progress:run:{self.run.id}", 1, nx=True, px=interval_ms):
+                return
             await publish(self.redis, self.run.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC, payload)
         except Exception:  # progress is best effort: never fail a run over it
             logger.warning("could not publish run progress", exc_info=True)
@@ -341,6 +403,7 @@ def build_adapter(
     values = preset.settings or {}
     secrets = SecretBox(settings.secret_key.get_secret_value()).open(preset.secrets, sandbox_id=preset.sandbox_id)
     channel = Channel(campaign.channel)
+    backoff = Backoff(base=settings.send_retry_base_seconds)
     if channel is Channel.IN_APP:
         from jobs.channels.inapp import InAppAdapter
 
@@ -372,7 +435,7 @@ def build_adapter(
             list_unsubscribe=bool(values.get("list_unsubscribe", True)),
         )
         pools: SmtpPools = ctx.setdefault("smtp_pools", SmtpPools())
-        return EmailAdapter(transport, sender, pool=pools.get(transport))
+        return EmailAdapter(transport, sender, pool=pools.get(transport), backoff=backoff)
     if channel is Channel.SMS:
         from jobs.channels.sms import SmsAdapter, TwilioConfig
 
@@ -384,7 +447,8 @@ def build_adapter(
                 from_number=sender_id if sender_id.startswith("+") or sender_id else None,
                 base_url=values.get("provider_base_url") or "https://api.twilio.com",
                 status_callback=settings.public_url + "/webhooks/sms/twilio",
-            )
+            ),
+            backoff=backoff,
         )
     from jobs.channels.push import FcmConfig, PushAdapter
 
@@ -393,7 +457,8 @@ def build_adapter(
             project_id=values.get("fcm_project_id") or "",
             service_account=orjson.loads(secrets.get("service_account_json") or "{}"),
             base_url=values.get("provider_base_url") or "https://fcm.googleapis.com",
-        )
+        ),
+        backoff=backoff,
     )
 
 
@@ -547,11 +612,14 @@ async def _fail_campaign(ctx: dict[str, Any], campaign_id: int, reason: str, now
 
 
 async def cancel_unsent(run_id: int, now: datetime) -> int:
+    """Unsent deliveries of an aborted run → CANCELLED. Rows of a batch still in flight (live lease) are left to
+    the job sending them, which writes what it sent; the dispatcher cancels them if that job died."""
     params = SqlParams(dialect_of())
-    updated, run = _ph(params, now), params.add(run_id)
+    updated, run, expired = _ph(params, now), params.add(run_id), _ph(params, now)
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
-        f"WHERE run_id = {run} AND status IN ('{_Q}', '{_S}', '{DeliveryStatus.TARGETED.value}')"
+        f"WHERE run_id = {run} AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
+        f"OR (status = '{_S}' AND (lease_until IS NULL OR lease_until < {expired})))"
     )
     result = await connections.get("default").execute_query(sql, params.values)
     return int(result[0]) if isinstance(result, tuple) else 0
@@ -572,20 +640,78 @@ async def _next_retry(run_id: int) -> datetime | None:
 
 
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """The run's main job: claim it, snapshot the audience on the first claim, hand extra "send part" jobs to
+    the other workers, then send until nothing is left."""
     lease = _lease_seconds(ctx)
     now = _now()
     claimed = await claim_run(run_id, now, lease)
     if claimed is None:
         return {"runId": run_id, "claimed": False}
     run, fresh = claimed
-    campaign = await Campaign.get(id=run.campaign_id)
+    # Marked as served here before its parts exist, so none of them starts a second sender in this process.
+    with _serving(run.id):
+        campaign = await Campaign.get(id=run.campaign_id)
+        if fresh:
+            outcome = await _start(ctx, run, campaign, now)
+            if outcome is not None:
+                return outcome
+        await _enqueue_parts(ctx, run, _batch_size(campaign))
+        return await _send_until_done(ctx, run, campaign, lease)
+
+
+async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str, Any]:
+    """An extra sender of a RUNNING run (DESIGN §6: large runs split across jobs so several workers share one
+    run). It claims batches from the ledger like the main job until none is left; whoever sees the last one
+    finishes the run, under a compare-and-set."""
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or run.status is not RunStatus.RUNNING:
+        return {"runId": run_id, "part": part, "status": run.status.value if run else None}
+    if _SERVING_RUNS[run_id] > 0:
+        # This process already sends for the run (with the channel's concurrency): leave the part to another
+        # worker process; it comes back until the run is over.
+        raise Retry(defer=PART_RETRY_SECONDS)
+    with _serving(run_id):
+        campaign = await Campaign.get(id=run.campaign_id)
+        result = await _send_until_done(ctx, run, campaign, _lease_seconds(ctx))
+    return {**result, "part": part}
+
+
+def _batch_size(campaign: Campaign) -> int:
+    if campaign.throttle_per_second:
+        # About a second of sending per batch, so waiting for tokens never outlasts the leases.
+        return max(1, min(BATCH_SIZE, int(campaign.throttle_per_second)))
+    return BATCH_SIZE
+
+
+async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int) -> None:
+    redis = ctx.get("redis")
+    settings: Settings | None = ctx.get("settings")
+    wanted = settings.run_send_parts if settings is not None else 0
+    # SQLite is the embedded single-process mode: nobody else to share the run with.
+    if redis is None or wanted <= 0 or dialect_of() is not Dialect.POSTGRES:
+        return
+    counts = await ledger_counts(run.id)
+    parts = min(wanted, counts.pending // batch_size)
+    # Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own.
+    claim_tag = int(run.lease_until.timestamp() * 1000) if run.lease_until else 0
+    for part in range(1, parts + 1):
+        await redis.enqueue_job("send_run_part", run.id, part, _job_id=f"send_run_part:{run.id}:{part}:{claim_tag}")
+
+
+@contextlib.contextmanager
+def _serving(run_id: int) -> Iterator[None]:
+    _SERVING_RUNS[run_id] += 1
+    try:
+        yield
+    finally:
+        _SERVING_RUNS[run_id] -= 1
+        if _SERVING_RUNS[run_id] <= 0:
+            del _SERVING_RUNS[run_id]
+
+
+async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
+    now = _now()
     progress = Progress(ctx.get("redis"), run)
-
-    if fresh:
-        outcome = await _start(ctx, run, campaign, now)
-        if outcome is not None:
-            return outcome
-
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
@@ -594,13 +720,17 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
     except SecretsUnreadableError:
         reason = "the preset's secrets cannot be decrypted with the current SECRET_KEY"
-        await _finish_run(run, RunStatus.FAILED, reason, now)
-        await _fail_campaign(ctx, campaign.id, reason, now)
+        if await _finish_run(run, RunStatus.FAILED, reason, now):
+            await _fail_campaign(ctx, campaign.id, reason, now)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     preset_values = (preset.settings or {}) if preset else {}
     retry_minutes = int(preset_values.get("retry_period_minutes") or DEFAULT_RETRY_MINUTES)
     retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    batch_size = _batch_size(campaign)
+    throttle = None
+    if campaign.throttle_per_second and ctx.get("redis") is not None:
+        throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
     try:
         while True:
             now = _now()
@@ -613,21 +743,67 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
                     await store_counters(run.id, counts)
                     await progress.publish(counts, RunStatus.CANCELLED, force=True)
                 return {"runId": run.id, "status": fresh_run.status.value}
-            batch = await claim_batch(run.id, now, lease)
+            if throttle is not None:
+                # Tokens before the claim: waiting for them must not eat into the batch's lease.
+                await throttle.take(batch_size)
+                now = _now()
+            batch = await claim_batch(run.id, now, lease, batch_size)
             if not batch:
                 break
-            outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
+            async with _keep_leased(run, batch, lease):
+                outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
-            await write_outcomes(outcomes, now)
+            await with_db_retry(write_outcomes, outcomes, now)
             if contact is not None:
-                await suppress(run.sandbox_id, contact, to_suppress, now)
-            counts = await ledger_counts(run.id)
-            await store_counters(run.id, counts)
+                await with_db_retry(suppress, run.sandbox_id, contact, to_suppress, now)
+            counts = await with_db_retry(ledger_counts, run.id)
+            await with_db_retry(store_counters, run.id, counts)
             await progress.publish(counts, RunStatus.RUNNING)
     finally:
         if adapter is not None:
             await adapter.close()
+    return await _finish_if_done(ctx, run, campaign, progress)
 
+
+async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
+    params = SqlParams(dialect_of())
+    lease_until, run = _ph(params, until), params.add(run_id)
+    in_list = ", ".join(params.add(i) for i in ids)
+    await connections.get("default").execute_query(
+        f"UPDATE delivery SET lease_until = {lease_until} "
+        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+        params.values,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
+    """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
+    otherwise be claimed by another job and sent twice."""
+
+    async def renew() -> None:
+        ids = [c.id for c in batch]
+        while True:
+            await asyncio.sleep(lease / 3)
+            until = _now() + timedelta(seconds=lease)
+            try:
+                await renew_batch_lease(run.id, ids, until)
+                await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
+            except Exception:  # the batch is being sent: never let a renewal failure lose its results
+                logger.warning("could not renew a batch lease", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _finish_if_done(
+    ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
+) -> dict[str, Any]:
     now = _now()
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
@@ -647,12 +823,13 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         await progress.publish(counts, RunStatus.RUNNING, force=True)
         return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
     sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)
+    # Several jobs may get here at once: the compare-and-set picks the one that finishes the run.
     if sent == 0 and failed > 0:
         reason = await _main_failure(run.id)
-        await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now)
-        await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
-    else:
-        await _finish_run(run, RunStatus.SUCCEEDED, None, now)
+        if await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now):
+            await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
+    elif not await _finish_run(run, RunStatus.SUCCEEDED, None, now):
+        return {"runId": run.id, "status": (await CampaignRun.get(id=run.id)).status.value}
     await progress.publish(counts, run.status, force=True)
     return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
 
@@ -683,6 +860,8 @@ async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now:
             namespace = await IdentityNamespace.get(id=campaign.namespace_id).using_db(conn)
             preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
             await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+            if campaign.throttle_per_second:
+                await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
     if reason is not None:
         await _finish_run(run, RunStatus.FAILED, reason, now)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
@@ -15,11 +18,21 @@ from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
-from jobs.runs import execute_run
+from jobs.runs import execute_run, send_run_part
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset, import_profiles_job, execute_run]
+# A run job may send for hours (a throttled run has up to 12 h): arq's default 300 s timeout would cancel it
+# mid-batch every 5 minutes, and each cancellation sends that batch's messages again after the lease.
+RUN_JOB_TIMEOUT = 13 * 3600
+FUNCTIONS = [
+    worker_ping,
+    validate_preset,
+    import_profiles_job,
+    func(execute_run, timeout=RUN_JOB_TIMEOUT),
+    # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
+    func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
+]
 CRON_JOBS = [DISPATCH_CRON]
 
 
@@ -29,6 +42,28 @@ async def _on_job_start(ctx: dict[str, Any]) -> None:
 
 async def _after_job_end(ctx: dict[str, Any]) -> None:
     JOBS_FINISHED.labels(function=ctx.get("job_name", "unknown")).inc()
+
+
+class ResilientWorker(Worker):
+    """An arq worker that outlives a Redis outage.
+
+    arq lets a failed poll (Redis restarted or unreachable) end the worker process, cancelling the jobs in
+    flight. Here the poll is retried with backoff while running jobs carry on: their state is in the database,
+    and the dispatcher re-enqueues what Redis lost once it is back.
+    """
+
+    _redis_failures = 0
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            self._redis_failures += 1
+            delay = min(0.1 * 2 ** min(self._redis_failures, 5), 2.0)
+            logger.warning("redis unavailable (%s), polling again in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+        else:
+            self._redis_failures = 0
 
 
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:
@@ -44,7 +79,7 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
         if orm_config is not None:
             await Tortoise.close_connections()
 
-    return Worker(
+    return ResilientWorker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),

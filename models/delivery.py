@@ -43,6 +43,8 @@ class ExclusionReason(StrEnum):
     SUPPRESSED = "SUPPRESSED"
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
+    # Beyond what the campaign's throttle can send in 12 hours (as AJO does).
+    THROTTLE_CUTOFF = "THROTTLE_CUTOFF"
 
 
 class Delivery(Model):

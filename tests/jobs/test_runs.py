@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from jobs import runs
 from jobs.runs import execute_run
 from models.audience import SuppressionEntry
 from models.campaign import Campaign, CampaignRun, RunStatus
@@ -196,3 +199,30 @@ async def test_the_same_run_executed_twice_concurrently_sends_once(
         assert run.status is RunStatus.SUCCEEDED and run.sent == 30
         assert len(sink.handler.received) == 30
         assert len(set(sink.handler.message_ids)) == 30
+
+
+async def test_a_run_that_cannot_finish_in_12_hours_at_its_throttle_is_cut(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The 12 h window shrunk to 1 s: at 3 messages/s, 3 of the 7 profiles fit; the rest are cut, in profile order.
+    monkeypatch.setattr(runs, "THROTTLE_WINDOW_SECONDS", 1)
+    preset_id = await active_in_app_preset(gql, sandbox)
+    await upsert(gql, sandbox.admin, [gold(f"t{i}@example.com", f"T{i}") for i in range(7)])
+    segment_id = await gold_segment(gql, sandbox)
+    campaign = await create(
+        gql,
+        sandbox,
+        {
+            "name": "Throttled",
+            "action": {"channel": "IN_APP", "presetId": preset_id},
+            "content": {"inApp": {"title": "Hi", "body": "There"}},
+            "audience": {"segmentId": segment_id, "namespaceCode": "Email"},
+            "throttle": 3,
+        },
+    )
+    assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+    run = await finished_run(campaign["id"])
+    assert run.status is RunStatus.SUCCEEDED, run.failure_reason
+    rows = sorted((await ledger(run.id)).items())
+    assert [(d.status.value, d.reason) for _, d in rows] == [("SENT", None)] * 3 + [("EXCLUDED", "THROTTLE_CUTOFF")] * 4
+    assert (run.targeted, run.excluded, run.sent) == (3, 4, 3)

@@ -1,0 +1,181 @@
+"""What the crash tests do on the Herald side, in a process of its own (`python -m tests.crash.actions CMD JSON`).
+
+The test process only talks SQL (asyncpg) to check the ledger: keeping Tortoise out of it leaves the session's
+own ORM context (other suites) untouched. DATABASE_URL, REDIS_URL and SECRET_KEY come from the environment.
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from tortoise import Tortoise
+
+from api.settings import Settings, tortoise_config
+
+GOLD = {"condition": {"path": "tier", "operator": "EQ", "value": "gold"}}
+
+
+def address(index: int, domain: str = "example.com") -> str:
+    return f"p{index:05d}@{domain}"
+
+
+async def add_profiles(sandbox_id: int, start: int, count: int, rejected_every: int = 0) -> None:
+    from models.audience import Consent, ContactChannel
+    from models.profiles import IdentityValue, ProfileChanges, upsert_profiles
+
+    items = []
+    for index in range(start, start + count):
+        # Every `rejected_every`-th profile has an address the sink refuses with 550.
+        domain = "gone.example.com" if rejected_every and index % rejected_every == 0 else "example.com"
+        consent = {ContactChannel.EMAIL: Consent.N} if index % 97 == 1 else {}
+        items.append(
+            ProfileChanges(
+                identities=[IdentityValue("Email", address(index, domain))],
+                attributes={"tier": "gold", "person": {"name": {"firstName": f"N{index}"}}},
+                consent=consent,
+            )
+        )
+    for chunk in range(0, len(items), 1000):
+        await upsert_profiles(sandbox_id, items[chunk : chunk + 1000], actor="crash-test")
+
+
+async def seed(spec: dict[str, Any]) -> dict[str, Any]:
+    from models.audience import SegmentKind
+    from models.campaigns import activate_campaign, create_campaign
+    from models.preset import MessagePreset
+    from models.preset_rules import Channel, PresetCategory, PresetStatus
+    from models.secret_box import SecretBox
+    from models.segments import create_segment
+    from models.tenancy import create_sandbox
+
+    settings = Settings()
+    sandbox = await create_sandbox(spec.get("sandbox") or f"crash-{datetime.now(UTC).timestamp():.0f}", actor="t")
+    await add_profiles(sandbox.id, 0, spec["profiles"], spec.get("rejected_every", 0))
+    preset = await MessagePreset.create(
+        sandbox_id=sandbox.id,
+        name="sink",
+        channel=Channel.EMAIL,
+        category=PresetCategory.MARKETING,
+        status=PresetStatus.ACTIVE,
+        settings={
+            "sender_name": "Crash",
+            "sender_address": "news@example.com",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": spec["sink_port"],
+            "tls_mode": "NONE",
+            "list_unsubscribe": True,
+            "max_connections": spec.get("max_connections", 5),
+            "retry_period_minutes": spec.get("retry_minutes", 60),
+        },
+        secrets=SecretBox(settings.secret_key.get_secret_value()).seal({}, sandbox_id=sandbox.id),
+    )
+    segment = await create_segment(
+        sandbox.id, name="gold", description="", kind=SegmentKind.RULE, rule=GOLD, actor="crash-test"
+    )
+    start_at = spec.get("start_at")
+    if spec.get("start_in_seconds"):
+        start_at = (datetime.now(UTC) + timedelta(seconds=spec["start_in_seconds"])).isoformat()
+    values = {
+        "name": "Crash",
+        "description": "",
+        "tags": [],
+        "type": "SCHEDULED",
+        "category": "MARKETING",
+        "channel": "EMAIL",
+        "preset_id": preset.id,
+        "content": {
+            "email": {
+                "subject": "Hello {{ profile.person.name.firstName }}",
+                "preheader": None,
+                "html": '<p>News</p><a href="{{ context.unsubscribeUrl }}">unsubscribe</a>',
+                "text": "News",
+            }
+        },
+        "tracking": {"opens": False, "clicks": False},
+        "segment_id": segment.id,
+        "namespace_code": "Email",
+        "schedule": {"startAt": start_at, "frequency": "ONCE"} if start_at else {},
+        "throttle_per_second": spec.get("throttle"),
+    }
+    campaign = await create_campaign(sandbox.id, values, actor="crash-test")
+    activation = await activate_campaign(sandbox.id, campaign.id, actor="crash-test")
+    run_id = activation.run.id if activation.run else None
+    if run_id is not None and spec.get("enqueue", True):
+        await enqueue(run_id)
+    return {
+        "sandbox_id": sandbox.id,
+        "campaign_id": campaign.id,
+        "run_id": run_id,
+        "status": activation.campaign.status,
+        "start_at": start_at,
+    }
+
+
+async def enqueue(run_id: int, job_id: str | None = None) -> None:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from jobs.queue import JobQueue
+
+    redis = await create_pool(RedisSettings.from_dsn(Settings().redis_url))
+    try:
+        if job_id:
+            await JobQueue(redis).enqueue("execute_run", run_id, job_id=job_id)
+        else:
+            await JobQueue(redis).execute_run(run_id)
+    finally:
+        await redis.aclose()
+
+
+async def stop(spec: dict[str, Any]) -> dict[str, Any]:
+    from models.campaigns import stop_campaign
+
+    row = await stop_campaign(spec["sandbox_id"], spec["campaign_id"], abort_running=spec["abort"], actor="t")
+    return {"status": row.status}
+
+
+async def dispatch_twice(spec: dict[str, Any]) -> dict[str, Any]:
+    """Two dispatchers firing at the same instant (as two worker processes' crons can)."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from jobs.dispatcher import dispatch
+
+    now = datetime.fromisoformat(spec["now"])
+    redis = await create_pool(RedisSettings.from_dsn(Settings().redis_url))
+    try:
+        reports = await asyncio.gather(dispatch(now, redis), dispatch(now, redis))
+    finally:
+        await redis.aclose()
+    return {"created": [r.created for r in reports], "enqueued": [r.enqueued for r in reports]}
+
+
+async def main(command: str, spec: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings()
+    await Tortoise.init(config=tortoise_config(settings.resolved_database_url, 5))
+    try:
+        if command == "seed":
+            return await seed(spec)
+        if command == "add_profiles":
+            await add_profiles(spec["sandbox_id"], spec["start"], spec["count"])
+            return {}
+        if command == "stop":
+            return await stop(spec)
+        if command == "dispatch_twice":
+            return await dispatch_twice(spec)
+        if command == "enqueue":
+            await enqueue(spec["run_id"], spec.get("job_id"))
+            return {}
+        raise SystemExit(f"unknown command {command}")
+    finally:
+        await Tortoise.close_connections()
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(sys.argv[1], orjson.loads(sys.argv[2])))
+    sys.stdout.write(orjson.dumps(result, default=str).decode())
