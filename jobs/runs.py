@@ -41,6 +41,7 @@ from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns import CONTACT_CHANNEL, build_snapshot
 from models.delivery import DeliveryStatus, ExclusionReason
+from models.email_html import with_preheader
 from models.identity import IdentityNamespace
 from models.preset import MessagePreset
 from models.preset_rules import DEFAULT_EXECUTION_FIELD
@@ -309,7 +310,7 @@ class Renderer:
         if self.channel is Channel.EMAIL:
             return EmailContent(
                 subject=out.get("subject", ""),
-                html=out.get("html"),
+                html=with_preheader(out.get("html"), out.get("preheader")),
                 text=out.get("text"),
                 unsubscribe_url=unsubscribe_url,
             )
