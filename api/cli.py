@@ -70,6 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
         url = f"http://{args.host}:{args.port}/graphql"
         print(f"Herald is starting at {url}", flush=True)
+        if settings.smtp_sink_enabled:
+            print(
+                f"Local SMTP sink at 127.0.0.1:{settings.smtp_sink_port}; what it receives is kept in "
+                f"{(settings.data_dir / 'mail').as_posix()}/new (one file per message)",
+                flush=True,
+            )
         if first_key:
             print(
                 "Created sandbox 'dev' with an ADMIN API key (shown once, store it now):\n"
