@@ -17,6 +17,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 logger = logging.getLogger(__name__)
+# aiosmtpd logs every command of every session at INFO; a sink taking thousands of messages needs none of it.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 SINK_HOST = "127.0.0.1"
 
@@ -55,6 +57,7 @@ class MailSink:
 async def start_mail_sink(data_dir: Path, port: int) -> MailSink | None:
     """Listen on 127.0.0.1:`port`; None (logged) when the port is taken, e.g. by another `herald serve`."""
     path = maildir_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handler = MaildirHandler(path)
     loop = asyncio.get_running_loop()
     kwargs: dict[str, Any] = {"hostname": "herald-sink.localhost", "loop": loop}
