@@ -15,11 +15,12 @@ from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
+from jobs.proofs import send_proof
 from jobs.runs import execute_run
 
 logger = logging.getLogger(__name__)
 
-FUNCTIONS = [worker_ping, validate_preset, import_profiles_job, execute_run]
+FUNCTIONS = [worker_ping, validate_preset, import_profiles_job, execute_run, send_proof]
 CRON_JOBS = [DISPATCH_CRON]
 
 
