@@ -149,8 +149,11 @@ async def snapshot_audience(
     consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
     sandbox = params.add(segment.sandbox_id)
     predicate = await segment_predicate(segment, params, now=now, using_db=conn)
+    # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
+    # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
+    materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
     cte = (
-        f"WITH x AS (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
+        f"WITH x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
         f"{consent} AS consent FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
     )
     checks: list[tuple[str, str]] = [
@@ -239,6 +242,16 @@ class Progress:
         self.started = time.monotonic()
         self.last = 0.0
         self.done_at_start: int | None = None
+        self.next_count = 0.0
+
+    def counting_due(self) -> bool:
+        """Counting the ledger scans all the run's rows: at most every PROGRESS_INTERVAL, and at most ~20% of the
+        time (per batch, a 1,000,000-row run spent most of its time counting)."""
+        return time.monotonic() >= self.next_count
+
+    def counted(self, started: float) -> None:
+        now = time.monotonic()
+        self.next_count = now + max(PROGRESS_INTERVAL, 4 * (now - started))
 
     async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -407,17 +420,23 @@ class Claimed:
     attempts: int
 
 
-async def claim_batch(run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE) -> list[Claimed]:
-    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement."""
+async def claim_batch(
+    run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE, after_id: int = 0
+) -> list[Claimed]:
+    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
+
+    `after_id`: only rows after it (keyset), so a pass over a large run does not re-read the rows already sent.
+    """
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
     lease_until, updated = _ph(params, now + timedelta(seconds=lease)), _ph(params, now)
-    run, due, expired, limit = params.add(run_id), _ph(params, now), _ph(params, now), params.add(size)
+    run, after = params.add(run_id), params.add(after_id)
+    due, expired, limit = _ph(params, now), _ph(params, now), params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND ("
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} AND ("
         f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts"
@@ -594,6 +613,7 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     retry_minutes = int(preset_values.get("retry_period_minutes") or DEFAULT_RETRY_MINUTES)
     retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
             now = _now()
@@ -606,17 +626,24 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
                     await store_counters(run.id, counts)
                     await progress.publish(counts, RunStatus.CANCELLED, force=True)
                 return {"runId": run.id, "status": fresh_run.status.value}
-            batch = await claim_batch(run.id, now, lease)
+            batch = await claim_batch(run.id, now, lease, after_id=after_id)
             if not batch:
-                break
+                if after_id == 0:
+                    break
+                after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
+                continue
+            after_id = batch[-1].id
             outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline)
             now = _now()
             await write_outcomes(outcomes, now)
             if contact is not None:
                 await suppress(run.sandbox_id, contact, to_suppress, now)
-            counts = await ledger_counts(run.id)
-            await store_counters(run.id, counts)
-            await progress.publish(counts, RunStatus.RUNNING)
+            if progress.counting_due():
+                counting = time.monotonic()
+                counts = await ledger_counts(run.id)
+                await store_counters(run.id, counts)
+                progress.counted(counting)
+                await progress.publish(counts, RunStatus.RUNNING)
     finally:
         if adapter is not None:
             await adapter.close()
