@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
+ANALYZE_AFTER_ROWS = 50_000  # a snapshot this large refreshes the ledger's planner statistics
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -708,6 +709,10 @@ async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now:
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
+    if counts.total >= ANALYZE_AFTER_ROWS and dialect_of() is Dialect.POSTGRES:
+        # The planner has no statistics for rows this new: it then claims each batch through the run_id index and
+        # sorts the whole run (1.3 s a batch at 1,000,000 rows) instead of walking the primary key from after_id.
+        await connections.get("default").execute_script("ANALYZE delivery")
     return None
 
 
