@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import ROOT, Result, dsn_for, free_port, process, server_env
+from bench.common import REDIS_URL, ROOT, Result, dsn_for, free_port, process, server_env
 
 PROFILES_ENV = "BENCH_PROFILES"
 TRIALS = int(os.environ.get("BENCH_TRIALS", "9"))
@@ -442,7 +442,20 @@ async def _latency_trials(database: str, port: int, setup: dict[str, Any]) -> li
     return timings
 
 
+async def _flush_bench_redis() -> None:
+    """arq keeps job results (an hour): run ids restart with each throw-away database, so an `execute_run:<id>` left
+    by an earlier bench run would make activation's enqueue a no-op until the dispatcher's sweep."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
 def activation(database: str, seeded: dict[str, object]) -> Result:
+    asyncio.run(_flush_bench_redis())
     setup = asyncio.run(_latency_setup(database))
     port = free_port()
     env = server_env(database)
