@@ -65,6 +65,12 @@ def create_app(settings: Settings) -> Starlette:
             graphql_app.events = events
             worker_task = None
             worker = None
+            mail_sink = None
+            if settings.smtp_sink_enabled:
+                from api.mail_sink import start_mail_sink
+
+                mail_sink = await start_mail_sink(settings.data_dir, settings.smtp_sink_port)
+            app.state.mail_sink = mail_sink
             if settings.worker_in_process:
                 worker = build_worker(settings, in_process=True)
                 worker_task = asyncio.create_task(worker.async_run(), name="in-process-worker")
@@ -79,6 +85,8 @@ def create_app(settings: Settings) -> Starlette:
                     worker_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker_task
+                if mail_sink is not None:
+                    await mail_sink.close()
                 await events.close()
                 await redis.aclose()
                 await graphql_app.rate_limiter.aclose()

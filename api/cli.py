@@ -77,6 +77,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
         url = f"http://{args.host}:{args.port}/graphql"
         print(f"Herald is starting at {url}", flush=True)
+        if settings.smtp_sink_enabled:
+            print(
+                f"Local SMTP sink at 127.0.0.1:{settings.smtp_sink_port}; what it receives is kept in "
+                f"{(settings.data_dir / 'mail').as_posix()}/new (one file per message)",
+                flush=True,
+            )
         if first_key:
             print(
                 "Created sandbox 'dev' with an ADMIN API key (shown once, store it now):\n"
@@ -335,6 +341,28 @@ async def _run_import_here(settings: Settings, import_id: int, batch_rows: int |
     return 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from api.demo import DemoExistsError, load_demo, next_steps
+
+    settings = _settings()
+    if args.profiles < 1 or args.profiles > 1_000_000:
+        print("herald: --profiles must be between 1 and 1000000", file=sys.stderr)
+        return 2
+    if settings.is_sqlite:
+        Path(settings.resolved_database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    if settings.embedded_database:  # `herald serve` migrates its embedded database; so does its demo
+        from api.migrate import migrate_database
+
+        asyncio.run(migrate_database(settings))
+    try:
+        loaded = asyncio.run(_with_orm(settings, lambda: load_demo(settings, profiles=args.profiles)))
+    except DemoExistsError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
+    print(next_steps(loaded, settings, args.url), flush=True)
+    return 0
+
+
 def cmd_export_schema(args: argparse.Namespace) -> int:
     from strawberry.printer import print_schema
 
@@ -399,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     import_resume.add_argument("import_id", type=int)
     import_resume.add_argument("--batch-rows", type=int, default=None)
     import_resume.set_defaults(func=cmd_import_resume)
+
+    demo = sub.add_parser(
+        "demo", help="Load a `demo` sandbox: generated profiles, an email preset on the local SMTP sink, a campaign."
+    )
+    demo.add_argument("--profiles", type=int, default=10_000, help="How many profiles to generate (default 10000).")
+    demo.add_argument("--url", default="http://127.0.0.1:8000/graphql", help="Where `herald serve` answers.")
+    demo.set_defaults(func=cmd_demo)
 
     export = sub.add_parser("export-schema", help="Print the GraphQL SDL (what schema.graphql holds).")
     export.add_argument("--output", "-o", default="-")

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
 
+    # Local SMTP sink (api/mail_sink.py): keeps what it receives as a Maildir under data_dir/mail.
+    # Default: on with the embedded database outside production, i.e. a first `herald serve`.
+    smtp_sink: bool | None = None
+    smtp_sink_port: int = Field(2525, ge=0, le=65535)
+
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
     # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker.
     run_lease_seconds: float = Field(30.0, gt=0, le=3600)
@@ -113,6 +118,12 @@ class Settings(BaseSettings):
     @property
     def ide_enabled(self) -> bool:
         return (not self.is_prod) if self.graphql_ide is None else self.graphql_ide
+
+    @property
+    def smtp_sink_enabled(self) -> bool:
+        if self.is_prod:
+            return False
+        return self.embedded_database if self.smtp_sink is None else self.smtp_sink
 
     @property
     def embedded_database(self) -> bool:

@@ -6,7 +6,7 @@ their ratio, the target and whether it holds. Exit status 1 when a target is mis
 
 Environment: BENCH_PG_DSN (admin DSN, default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
 (default redis://127.0.0.1:6379/15), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
-BENCH_SUBSCRIBERS (fan-out).
+BENCH_SUBSCRIBERS (fan-out), BENCH_PROFILES / --profiles and BENCH_TRIALS (execution benchmarks).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import platform
 import sys
 import traceback
 
-from bench import execution_workers, fanout, graphql_read, report, tracking
+from bench import execution, execution_workers, fanout, graphql_read, report, tracking
 from bench.common import Result, create_database, drop_database, seed
 
 BENCHMARKS = {
@@ -27,6 +27,10 @@ BENCHMARKS = {
     "report": report.run,
     "tracking_open": tracking.run,
     "execution_workers": execution_workers.run,
+    "snapshot": execution.snapshot,
+    "inapp_send": execution.inapp_send,
+    "worker_rss": execution.worker_rss,
+    "activation": execution.activation,
 }
 
 
@@ -44,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="NAME",
                         help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
+    parser.add_argument("--profiles", type=int, default=None,
+                        help="profiles for snapshot, inapp_send and worker_rss (default BENCH_PROFILES or 1000000)")
     args = parser.parse_args(argv)
+    if args.profiles is not None:
+        os.environ[execution.PROFILES_ENV] = str(args.profiles)
     names = args.names or list(BENCHMARKS)
     print(f"machine: {machine()}", flush=True)
     database = asyncio.run(create_database())

@@ -33,5 +33,13 @@ class JobQueue:
         have its result kept (which would make `execute_run` a no-op)."""
         return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}:resend:{token}")
 
+    async def send_proof(
+        self, sandbox_id: int, campaign_id: int, recipients: list[dict[str, Any]], actor: str, proof_id: str
+    ) -> Job | None:
+        """Proofs are sent now by a worker; the caller waits for the job's result (jobs/proofs.py)."""
+        return await self.enqueue(
+            "send_proof", sandbox_id, campaign_id, recipients, actor, job_id=f"send_proof:{proof_id}"
+        )
+
     async def import_profiles(self, import_id: int) -> Job | None:
         return await self.enqueue("import_profiles", import_id, job_id=f"import_profiles:{import_id}")

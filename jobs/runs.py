@@ -50,6 +50,7 @@ from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns import CONTACT_CHANNEL, build_snapshot
 from models.delivery import DeliveryStatus, ExclusionReason
+from models.email_html import with_preheader
 from models.identity import IdentityNamespace
 from models.preset import MessagePreset
 from models.preset_rules import DEFAULT_EXECUTION_FIELD
@@ -72,6 +73,7 @@ THROTTLE_WINDOW_SECONDS = 12 * 3600
 # Runs this process is sending for (arq hands each job a copy of the worker's ctx, so not there).
 _SERVING_RUNS: collections.Counter[int] = collections.Counter()
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
+ANALYZE_AFTER_ROWS = 50_000  # a snapshot this large refreshes the ledger's planner statistics
 DEFAULT_RETRY_MINUTES = 84 * 60
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -190,8 +192,11 @@ async def snapshot_audience(
     consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
     sandbox = params.add(segment.sandbox_id)
     predicate = await segment_predicate(segment, params, now=now, using_db=conn)
+    # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
+    # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
+    materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
     cte = (
-        f"WITH x AS (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
+        f"WITH x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
         f"{consent} AS consent FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
     )
     checks: list[tuple[str, str]] = [
@@ -298,6 +303,16 @@ class Progress:
         self.started = time.monotonic()
         self.last = 0.0
         self.done_at_start: int | None = None
+        self.next_count = 0.0
+
+    def counting_due(self) -> bool:
+        """Counting the ledger scans all the run's rows: at most every PROGRESS_INTERVAL, and at most ~20% of the
+        time (per batch, a 1,000,000-row run spent most of its time counting)."""
+        return time.monotonic() >= self.next_count
+
+    def counted(self, started: float) -> None:
+        now = time.monotonic()
+        self.next_count = now + max(PROGRESS_INTERVAL, 4 * (now - started))
 
     async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -373,7 +388,7 @@ class Renderer:
         if self.channel is Channel.EMAIL:
             return EmailContent(
                 subject=out.get("subject", ""),
-                html=out.get("html"),
+                html=with_preheader(out.get("html"), out.get("preheader")),
                 text=out.get("text"),
                 unsubscribe_url=unsubscribe_url,
             )
@@ -474,17 +489,23 @@ class Claimed:
     attempts: int
 
 
-async def claim_batch(run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE) -> list[Claimed]:
-    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement."""
+async def claim_batch(
+    run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE, after_id: int = 0
+) -> list[Claimed]:
+    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
+
+    `after_id`: only rows after it (keyset), so a pass over a large run does not re-read the rows already sent.
+    """
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
     lease_until, updated = _ph(params, now + timedelta(seconds=lease)), _ph(params, now)
-    run, due, expired, limit = params.add(run_id), _ph(params, now), _ph(params, now), params.add(size)
+    run, after = params.add(run_id), params.add(after_id)
+    due, expired, limit = _ph(params, now), _ph(params, now), params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND ("
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} AND ("
         f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts"
@@ -731,6 +752,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     throttle = None
     if campaign.throttle_per_second and ctx.get("redis") is not None:
         throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
+    after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
             now = _now()
@@ -747,18 +769,25 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
                 await throttle.take(batch_size)
                 now = _now()
-            batch = await claim_batch(run.id, now, lease, batch_size)
+            batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             if not batch:
-                break
+                if after_id == 0:
+                    break
+                after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
+                continue
+            after_id = batch[-1].id
             async with _keep_leased(run, batch, lease):
                 outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
             await with_db_retry(write_outcomes, outcomes, now)
             if contact is not None:
                 await with_db_retry(suppress, run.sandbox_id, contact, to_suppress, now)
-            counts = await with_db_retry(ledger_counts, run.id)
-            await with_db_retry(store_counters, run.id, counts)
-            await progress.publish(counts, RunStatus.RUNNING)
+            if progress.counting_due():
+                counting = time.monotonic()
+                counts = await with_db_retry(ledger_counts, run.id)
+                await with_db_retry(store_counters, run.id, counts)
+                progress.counted(counting)
+                await progress.publish(counts, RunStatus.RUNNING)
     finally:
         if adapter is not None:
             await adapter.close()
@@ -867,6 +896,10 @@ async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now:
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
+    if counts.total >= ANALYZE_AFTER_ROWS and dialect_of() is Dialect.POSTGRES:
+        # The planner has no statistics for rows this new: it then claims each batch through the run_id index and
+        # sorts the whole run (1.3 s a batch at 1,000,000 rows) instead of walking the primary key from after_id.
+        await connections.get("default").execute_script("ANALYZE delivery")
     return None
 
 

@@ -18,6 +18,7 @@ from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
+from jobs.proofs import send_proof
 from jobs.runs import execute_run, send_run_part
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ FUNCTIONS = [
     func(execute_run, timeout=RUN_JOB_TIMEOUT),
     # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
     func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
+    send_proof,
 ]
 CRON_JOBS = [DISPATCH_CRON]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from models.audience import Profile
 from models.campaign import Campaign
+from models.email_html import with_preheader
 from models.templates import CompiledTemplate, TemplateRenderError, parse_template, render
 
 PREVIEW_UNSUBSCRIBE_URL = "https://unsubscribe.invalid/preview"
@@ -61,4 +62,5 @@ def preview_campaign(campaign: Campaign, profile: Profile) -> dict[str, str | No
             rendered[key] = render(compiled, context)
         except TemplateRenderError as exc:
             raise PreviewError(field, str(exc)) from None
+    rendered["html"] = with_preheader(rendered["html"], rendered["preheader"])
     return rendered

@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
@@ -75,7 +76,9 @@ class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuer
 
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
-class Mutation(TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation, ReportsMutation):
+class Mutation(
+    TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation, ReportsMutation, CampaignProofMutation
+):
     pass
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mailbox
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 from pathlib import Path
 
+import aiosmtplib
 import httpx
 import pytest
 import websockets
@@ -147,7 +151,8 @@ async def test_cli_keys_and_a_worker_event_reaching_another_server_process(e2e_e
 async def test_embedded_serve_starts_answers_and_leaves_nothing_behind(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    port = free_port()
+    port, sink_port = free_port(), free_port()
+    env["SMTP_SINK_PORT"] = str(sink_port)
     server = spawn("serve", "--port", str(port), env=env, cwd=tmp_path)
     pid_file = tmp_path / "var" / "embedded-redis.pid"
     try:
@@ -165,9 +170,19 @@ async def test_embedded_serve_starts_answers_and_leaves_nothing_behind(tmp_path:
                                     json={"query": "{ viewer { sandbox { name } role } }"},
                                     headers={"Authorization": f"Bearer {key}"})
         assert reply.json() == {"data": {"viewer": {"sandbox": {"name": "dev"}, "role": "ADMIN"}}}
+
+        # The local SMTP sink keeps what it receives as a Maildir under ./var/mail.
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "sink check"
+        message.set_content("kept")
+        await aiosmtplib.send(message, hostname="127.0.0.1", port=sink_port)
+        kept = list(mailbox.Maildir(tmp_path / "var" / "mail", create=False))
+        assert [(m["Subject"], m["X-Herald-Sink-To"]) for m in kept] == [("sink check", "b@example.com")]
     finally:
         output = stop(server, signal.SIGINT)
     assert server.returncode in (0, 130), output
     assert "Traceback" not in output
     assert not Path(f"/proc/{redis_pid}").exists(), "the embedded redis-server outlived herald serve"
     assert not pid_file.exists()
+    with pytest.raises(OSError):  # the sink stopped with the server
+        socket.create_connection(("127.0.0.1", sink_port), timeout=1).close()

@@ -133,6 +133,11 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Query", "campaignPreview"): Case(
         Role.MANAGER, "query($id: ID!) { campaignPreview(id: $id, profileId: $id) { __typename } }", {"id": NOWHERE}
     ),
+    ("Mutation", "campaignSendProof"): Case(
+        Role.MANAGER,
+        "mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: []}) { __typename } }",
+        {"id": NOWHERE},
+    ),
     ("Mutation", "campaignCreate"): Case(
         Role.MANAGER, 'mutation { campaignCreate(input: {name: ""}) { __typename } }'
     ),

@@ -23,6 +23,8 @@ from tests.graphql.test_segments import cond
 from tests.jobs.smtp_sink import SinkHandler, smtp_sink
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
 
+EMAIL_PREVIEW = """query($id: ID!, $profile: ID!) { campaignPreview(id: $id, profileId: $profile) {
+  ... on CampaignPreview { subject preheader html } } }"""
 SUPPRESS = """mutation($input: SuppressionAddInput!) { suppressionAdd(input: $input) { __typename } }"""
 
 
@@ -132,6 +134,7 @@ async def test_email_campaign_sends_bounces_and_suppresses(
                 "content": {
                     "email": {
                         "subject": "Hello {{ profile.person.name.firstName }}",
+                        "preheader": "{{ profile.person.name.firstName }}, this week only",
                         "html": '<p>News</p><a href="{{ context.unsubscribeUrl }}">unsubscribe</a>',
                         "text": "News",
                     }
@@ -139,6 +142,13 @@ async def test_email_campaign_sends_bounces_and_suppresses(
                 "audience": {"segmentId": segment_id, "namespaceCode": "Email"},
             },
         )
+        profile_id = (await upsert(gql, sandbox.admin, [gold("ok0@example.com", "Bo0")]))["results"][0]["profile"]["id"]
+        preview = (await gql(EMAIL_PREVIEW, {"id": campaign["id"], "profile": profile_id}, key=sandbox.admin))[
+            "campaignPreview"
+        ]
+        assert preview["preheader"] == "Bo0, this week only"
+        assert preview["html"].startswith('<span class="preheader" style="display:none')
+        assert ">Bo0, this week only</span><p>News</p>" in preview["html"]
         activated = await activate(gql, sandbox, campaign["id"])
         assert activated["__typename"] == "CampaignActivateSuccess", activated
         run = await finished_run(campaign["id"])
@@ -161,6 +171,10 @@ async def test_email_campaign_sends_bounces_and_suppresses(
         key = rows[address].idempotency_key
         assert message.message_id.startswith(f"<{key}@"), (message.message_id, key)
         assert message.parsed["Subject"].startswith("Hello Bo")
+        html = message.parsed.get_body(("html",)).get_content()
+        name = message.parsed["Subject"].removeprefix("Hello ")
+        assert html.startswith('<span class="preheader" style="display:none!important;'), html
+        assert f">{name}, this week only</span><p>News</p>" in html
     assert len(sink.handler.message_ids) == len(set(sink.handler.message_ids))
 
 

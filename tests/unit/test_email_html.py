@@ -1,6 +1,6 @@
 """Links found in email HTML by the standard library's parser."""
 
-from models.email_html import links
+from models.email_html import PREHEADER_STYLE, links, with_preheader
 
 
 def test_links_with_positions_and_emptiness() -> None:
@@ -26,3 +26,16 @@ def test_broken_html_is_read_leniently() -> None:
     assert [link.href for link in links('<a href="x"<p><a href=')] == ["x"]
     assert links("<a href=") == []  # an unfinished tag at the end is no link
     assert [link.href for link in links('<<<>>>&&&<a href="z" href="w">')] == ["z"]  # first href wins
+
+
+def test_the_preheader_is_a_hidden_span_first_in_the_body() -> None:
+    html = '<html>\n<head><title>x</title></head>\r\n<BODY class="a">\n<p>Hi</p></body></html>'
+    out = with_preheader(html, "  Sale & <more>  ")
+    span = f'<span class="preheader" style="{PREHEADER_STYLE}">Sale &amp; &lt;more&gt;</span>'
+    assert out == html.replace('<BODY class="a">', f'<BODY class="a">{span}')
+    assert "display:none" in PREHEADER_STYLE
+    assert (
+        with_preheader("<p>Hi</p>", "pre") == f'<span class="preheader" style="{PREHEADER_STYLE}">pre</span><p>Hi</p>'
+    )
+    assert with_preheader("<p>Hi</p>", " ") == "<p>Hi</p>"  # no preheader: the body is left alone
+    assert with_preheader(None, "pre") is None

@@ -43,3 +43,12 @@ def test_embedded_defaults_use_sqlite_under_data_dir(monkeypatch: pytest.MonkeyP
 def test_secret_never_prints() -> None:
     settings = Settings(secret_key="a-very-secret-value-of-enough-length-000")
     assert "a-very-secret" not in repr(settings) and "a-very-secret" not in str(settings.model_dump())
+
+
+def test_the_local_smtp_sink_runs_on_embedded_defaults_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "REDIS_URL", "SMTP_SINK", "SMTP_SINK_PORT", "ENV"):
+        monkeypatch.delenv(name, raising=False)
+    assert Settings().smtp_sink_enabled and Settings().smtp_sink_port == 2525
+    assert not Settings(database_url="postgres://db/herald").smtp_sink_enabled
+    assert Settings(database_url="postgres://db/herald", smtp_sink=True).smtp_sink_enabled
+    assert not Settings(env="prod", smtp_sink=True).smtp_sink_enabled  # never in production

@@ -1,0 +1,60 @@
+"""One run executed the way a worker executes it, in this process: `python -m bench.execution_worker RUN_ID`.
+
+Prints one JSON line: seconds for the whole run, seconds to the end of the snapshot, messages sent, the
+run's final status and this process's peak RSS (VmHWM), which is what the worker-memory target is about.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from tortoise import Tortoise
+
+from api.settings import Settings, tortoise_config
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def main(run_id: int) -> dict[str, Any]:
+    import jobs.runs as runs
+    from models.campaign import CampaignRun
+
+    settings = Settings()
+    await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
+    snapshot_done: list[float] = []
+    original_snapshot = runs.snapshot_audience
+
+    async def timed_snapshot(*args: Any, **kwargs: Any) -> None:
+        await original_snapshot(*args, **kwargs)
+        snapshot_done.append(time.perf_counter())
+
+    runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
+    try:
+        ctx: dict[str, Any] = {"settings": settings, "redis": None}
+        started = time.perf_counter()
+        outcome = await runs.execute_run(ctx, run_id)
+        seconds = time.perf_counter() - started
+        run = await CampaignRun.get(id=run_id)
+    finally:
+        await Tortoise.close_connections()
+    return {
+        "seconds": seconds,
+        "snapshot_seconds": (snapshot_done[0] - started) if snapshot_done else 0.0,
+        "sent": run.sent,
+        "status": outcome.get("status"),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(main(int(sys.argv[1])))), flush=True)
