@@ -40,18 +40,8 @@ COLUMNS = (
     "delivered_at",
     "last_error",
 )
-_FIELDS = (
-    "id",
-    "profile_id",
-    "address",
-    "status",
-    "reason",
-    "bounce_type",
-    "attempts",
-    "sent_at",
-    "delivered_at",
-    "last_error",
-)
+# The ledger columns behind COLUMNS, in the same order.
+_FIELDS = ("id", *COLUMNS[1:])
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 

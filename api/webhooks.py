@@ -58,17 +58,21 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def _body(request: Request) -> bytes | None:
-    """The request body, or None past MAX_BODY_BYTES (read no further)."""
+async def _body(request: Request) -> bytes | Response:
+    """The request body, or the error response to send: 413 past MAX_BODY_BYTES (read no further), 400 if the
+    client went away."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
+        return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return Response(status_code=400)
     return b"".join(chunks)
 
 
@@ -113,12 +117,9 @@ async def sms_status(request: Request) -> Response:
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         return _error(403, "FORBIDDEN", "X-Twilio-Signature is required.")
-    try:
-        body = await _body(request)
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if body is None:
-        return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    body = await _body(request)
+    if isinstance(body, Response):
+        return body
     try:
         params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
@@ -189,12 +190,9 @@ async def email_feedback(request: Request) -> Response:
         return response
     if not caller.role.allows(Role.MANAGER):
         return _error(403, "FORBIDDEN", "Reporting delivery feedback needs a MANAGER key or above.")
-    try:
-        body = await _body(request)
-    except ClientDisconnect:
-        return Response(status_code=400)
-    if body is None:
-        return _error(413, "TOO_LARGE", f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    body = await _body(request)
+    if isinstance(body, Response):
+        return body
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
