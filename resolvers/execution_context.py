@@ -18,6 +18,7 @@ variables) stays graphql-core's, memoized per request as graphql-core does.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -78,11 +79,28 @@ def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable
     source_names = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
 
-    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-        kwargs = dict.fromkeys(source_names, source)
-        if info_name is not None:
-            kwargs[info_name] = info_class(_raw_info=info, _field=field)
-        return function(source, **kwargs) if pass_self else function(**kwargs)
+    parameters = list(inspect.signature(function).parameters.values())
+    positional = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
+    names = [p.name for p in parameters]
+
+    # The two shapes of most resolvers, `def f(self)` and `def f(self, info)`, called without building kwargs.
+    if pass_self and positional and info_name is None and len(names) == 1:
+
+        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+            return function(source)
+
+    elif pass_self and positional and info_name is not None and names[1:] == [info_name]:
+
+        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+            return function(source, info_class(_raw_info=info, _field=field))
+
+    else:
+
+        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+            kwargs = dict.fromkeys(source_names, source)
+            if info_name is not None:
+                kwargs[info_name] = info_class(_raw_info=info, _field=field)
+            return function(source, **kwargs) if pass_self else function(**kwargs)
 
     # Read by resolvers/execution_plan.py: without an info parameter, the executor need not build a resolve info.
     resolve.herald_needs_info = info_name is not None  # type: ignore[attr-defined]
