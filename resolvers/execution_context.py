@@ -120,7 +120,9 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # (graphql-core memoizes them); keeping each here too means its id cannot be reused meanwhile.
         self._entries: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Entry]]] = {}
 
-    def _plan_entries(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> list[Entry]:
+    def _plan_entries(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet, keep: bool
+    ) -> list[Entry]:
         entries: list[Entry] = []
         get_field = self.schema.get_field
         plans = self.field_plans
@@ -143,7 +145,8 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
             ):
                 complete = Complete.GENERIC
             entries.append((response_name, field_details_list, field_def, plan, complete, nodes, sub_fields))  # type: ignore[arg-type]
-        self._entries[id(grouped_field_set)] = (grouped_field_set, parent_type, entries)
+        if keep:
+            self._entries[id(grouped_field_set)] = (grouped_field_set, parent_type, entries)
         return entries
 
     def execute_fields(
@@ -160,7 +163,8 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if cached is not None and cached[0] is grouped_field_set and cached[1] is parent_type:
             entries = cached[2]
         else:
-            entries = self._plan_entries(parent_type, grouped_field_set)
+            # Root fields run once per operation (or per subscription event, each with a new set): not kept.
+            entries = self._plan_entries(parent_type, grouped_field_set, keep=path is not None)
         parent_name = parent_type.name
         is_awaitable = self.is_awaitable
         results: dict[str, Any] = {}
