@@ -188,6 +188,15 @@ def make_request_limits(
     def _validate_cached(schema: GraphQLSchema, document: DocumentNode, all_rules: tuple) -> tuple[GraphQLError, ...]:
         return tuple(validate(schema, document, all_rules, hide_suggestions=hide_suggestions))
 
+    @lru_cache(maxsize=cache_size)
+    def _request_errors_cached(
+        schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    ) -> tuple[GraphQLError, ...]:
+        errors = request_errors(
+            schema, document, operation_name, None, max_page_size=max_page_size, max_complexity=max_complexity
+        )
+        return tuple(errors)
+
     class RequestLimits(SchemaExtension):
         validate_cached = staticmethod(_validate_cached)
 
@@ -198,7 +207,10 @@ def make_request_limits(
             assert document is not None
             all_rules = (*context.validation_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
             errors = list(_validate_cached(schema, document, all_rules))
-            if not errors:
+            if not errors and not context.variables:
+                # Without variables the checks depend on the document alone (e.g. a persisted query's).
+                errors = list(_request_errors_cached(schema, document, context.operation_name))
+            elif not errors:
                 errors = request_errors(
                     schema, document, context.operation_name, context.variables,
                     max_page_size=max_page_size, max_complexity=max_complexity,

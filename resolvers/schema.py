@@ -98,6 +98,9 @@ class SchemaOptions:
     max_page_size: int = 100
     introspection: bool = True
     cache_size: int = 1000
+    # Direct resolvers and planned field execution (resolvers/execution_context.py); off only to compare with
+    # strawberry's and graphql-core's own execution in tests.
+    planned_execution: bool = True
 
 
 def _is_expected(error: GraphQLError) -> bool:
@@ -137,11 +140,12 @@ class HeraldMaskErrors(MaskErrors):
 
 
 class HeraldSchema(strawberry.Schema):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, planned_execution: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Both need the built GraphQL schema, hence done after construction.
-        install_direct_resolvers(self._schema, self.config.info_class)
-        self.execution_context_class = execution_context_for(self._schema)
+        if planned_execution:
+            # Both need the built GraphQL schema, hence done after construction.
+            install_direct_resolvers(self._schema, self.config.info_class)
+            self.execution_context_class = execution_context_for(self._schema)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business.
@@ -177,6 +181,7 @@ def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
         types=NODE_TYPES,
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
+        planned_execution=options.planned_execution,
     )
 
 

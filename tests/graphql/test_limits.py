@@ -206,3 +206,18 @@ async def test_deeply_nested_json_body_is_a_clear_400(server: RunningServer, san
             "Authorization": f"Bearer {sandbox.admin}", "Content-Type": "application/json"})
     assert response.status_code == 400
     assert "JSON" in response.json()["errors"][0]["message"]
+
+
+async def test_complexity_is_checked_per_request_for_variables_and_cached_without(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    page = "p{i}: auditEvents(first: $n) {{ edges {{ node {{ id actor action objectType objectId createdAt }} }} }}"
+    with_variable = "query($n: Int) { " + " ".join(page.format(i=i) for i in range(25)) + " }"
+    assert (await gql(with_variable, {"n": 10}, key=sandbox.admin))["p0"]["edges"] is not None
+    refused = (await gql.raw(with_variable, {"n": 100}, key=sandbox.admin)).json()
+    assert refused["errors"][0]["extensions"]["complexity"] == 20_025
+    assert (await gql(with_variable, {"n": 10}, key=sandbox.admin))["p0"]["edges"] is not None
+    constant = with_variable.replace("query($n: Int) ", "").replace("$n", "100")
+    for _ in range(2):  # the second answer comes from the per-document cache
+        body = (await gql.raw(constant, key=sandbox.admin)).json()
+        assert body["data"] is None and body["errors"][0]["extensions"]["complexity"] == 20_025
