@@ -276,6 +276,29 @@ async def _save(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any])
     return row
 
 
+def _allowed(row: Campaign, action: CampaignAction, **conditions: Any) -> CampaignStatus:
+    """The status `action` leads to from the row's status, or CampaignStateError (with the allowed actions)."""
+    try:
+        return check_transition(row.status, action, **conditions)
+    except InvalidTransition as exc:
+        raise CampaignStateError(exc) from None
+
+
+async def _audit_transition(
+    conn: BaseDBAsyncClient, row: Campaign, action: str, before: dict[str, Any], *, actor: str, **extra: Any
+) -> None:
+    await record_audit(
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action=action,
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after={**public_state(row), **extra},
+        using_db=conn,
+    )
+
+
 async def update_campaign(
     sandbox_id: int, campaign_id: int, version: int, values: dict[str, Any], *, actor: str
 ) -> Campaign:
@@ -287,10 +310,7 @@ async def update_campaign(
         if row.version != version:
             raise CampaignConflictError(row.version)
         if not all(is_editable(row.status, name) for name in values):
-            try:
-                check_transition(row.status, CampaignAction.EDIT)
-            except InvalidTransition as exc:
-                raise CampaignStateError(exc) from None
+            _allowed(row, CampaignAction.EDIT)
         resolved = await resolve_references(sandbox_id, values, conn)
         if "content" in resolved:
             # Content patches replace the channels they name; null clears all content.
@@ -343,10 +363,7 @@ async def update_tags(
 async def delete_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> Campaign:
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
-        try:
-            check_transition(row.status, CampaignAction.DELETE)
-        except InvalidTransition as exc:
-            raise CampaignStateError(exc) from None
+        _allowed(row, CampaignAction.DELETE)
         deleted = await Campaign.filter(id=row.id, status=CampaignStatus.DRAFT).using_db(conn).delete()
         if deleted != 1:
             raise CampaignConflictError(row.version)
@@ -593,10 +610,7 @@ async def activate_campaign(
         row = await _locked(conn, sandbox_id, campaign_id)
         schedule = schedule_from_stored(row.schedule or {})
         starts_later = schedule.start_at is not None and schedule.start_at > now
-        try:
-            target = check_transition(row.status, CampaignAction.ACTIVATE, starts_later=starts_later)
-        except InvalidTransition as exc:
-            raise CampaignStateError(exc) from None
+        target = _allowed(row, CampaignAction.ACTIVATE, starts_later=starts_later)
         alerts = review(await build_snapshot(row, now=now, conn=conn), now)
         if not can_activate(alerts):
             raise ReviewFailedError(alerts)
@@ -607,16 +621,7 @@ async def activate_campaign(
             run = await CampaignRun.create(
                 sandbox_id=sandbox_id, campaign_id=row.id, scheduled_for=schedule.start_at or now, using_db=conn
             )
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="ACTIVATE",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after=public_state(row),
-            using_db=conn,
-        )
+        await _audit_transition(conn, row, "ACTIVATE", before, actor=actor)
     return Activation(campaign=row, run=run, previous_status=CampaignStatus(before["status"]))
 
 
@@ -627,10 +632,7 @@ async def stop_campaign(
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
-        try:
-            check_transition(row.status, CampaignAction.STOP)
-        except InvalidTransition as exc:
-            raise CampaignStateError(exc) from None
+        _allowed(row, CampaignAction.STOP)
         before = public_state(row)
         await _save(conn, row, {"status": CampaignStatus.STOPPED, "stopped_at": now, "stopped_by": actor})
         cancelled = [RunStatus.PENDING, RunStatus.RUNNING] if abort_running else [RunStatus.PENDING]
@@ -639,36 +641,15 @@ async def stop_campaign(
             .using_db(conn)
             .update(status=RunStatus.CANCELLED, finished_at=now)
         )
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="STOP",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after={**public_state(row), "abortRunning": abort_running},
-            using_db=conn,
-        )
+        await _audit_transition(conn, row, "STOP", before, actor=actor, abortRunning=abort_running)
     return row
 
 
 async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> Campaign:
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
-        try:
-            target = check_transition(row.status, CampaignAction.ARCHIVE)
-        except InvalidTransition as exc:
-            raise CampaignStateError(exc) from None
+        target = _allowed(row, CampaignAction.ARCHIVE)
         before = public_state(row)
         await _save(conn, row, {"status": target})
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="ARCHIVE",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after=public_state(row),
-            using_db=conn,
-        )
+        await _audit_transition(conn, row, "ARCHIVE", before, actor=actor)
     return row
