@@ -165,6 +165,28 @@ def _in_use(error: PresetInUse) -> PresetInUseError:
     return PresetInUseError(message=str(error), campaigns=error.campaigns)
 
 
+# The errors every lifecycle action of a preset may raise, as their GraphQL types.
+PresetActionError = NotFoundError | InvalidStateError | ConflictError | PresetInUseError
+
+
+async def _lifecycle(info: Info, node_id: str, action: Any) -> MessagePresetModel | PresetActionError:
+    """Decode the id, run one domain action on the caller's preset, and map its errors."""
+    caller = info.context.require_caller()
+    pk = _preset_pk(node_id)
+    if pk is None:
+        return _not_found(node_id)
+    try:
+        return await action(sandbox_id=caller.sandbox_id, preset_id=pk, actor=caller.actor)
+    except PresetNotFoundError:
+        return _not_found(node_id)
+    except PresetInvalidStateError as error:
+        return _invalid_state(error)
+    except PresetInUse as error:
+        return _in_use(error)
+    except PresetConflictError as error:
+        return _conflict(error)
+
+
 async def _publish_status(info: Info, row: MessagePresetModel) -> None:
     if info.context.events is None:
         raise RuntimeError("no event bus configured")
@@ -305,18 +327,9 @@ class PresetMutation:
     async def message_preset_validate(
         self, info: Info, input: MessagePresetValidateInput
     ) -> MessagePresetValidateResult:
-        caller = info.context.require_caller()
-        pk = _preset_pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await submit_validation(sandbox_id=caller.sandbox_id, preset_id=pk, actor=caller.actor)
-        except PresetNotFoundError:
-            return _not_found(input.id)
-        except PresetInvalidStateError as error:
-            return _invalid_state(error)
-        except PresetConflictError as error:
-            return _conflict(error)
+        row = await _lifecycle(info, input.id, submit_validation)
+        if not isinstance(row, MessagePresetModel):
+            return row
         await _enqueue_validation(info, row)
         await _publish_status(info, row)
         return MessagePresetValidateSuccess(preset=MessagePreset.from_model(row))
@@ -325,18 +338,9 @@ class PresetMutation:
     async def message_preset_activate(
         self, info: Info, input: MessagePresetActivateInput
     ) -> MessagePresetActivateResult:
-        caller = info.context.require_caller()
-        pk = _preset_pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await activate_preset(sandbox_id=caller.sandbox_id, preset_id=pk, actor=caller.actor)
-        except PresetNotFoundError:
-            return _not_found(input.id)
-        except PresetInvalidStateError as error:
-            return _invalid_state(error)
-        except PresetConflictError as error:
-            return _conflict(error)
+        row = await _lifecycle(info, input.id, activate_preset)
+        if not isinstance(row, MessagePresetModel):
+            return row
         await _publish_status(info, row)
         return MessagePresetActivateSuccess(preset=MessagePreset.from_model(row))
 
@@ -348,20 +352,9 @@ class PresetMutation:
     async def message_preset_deactivate(
         self, info: Info, input: MessagePresetDeactivateInput
     ) -> MessagePresetDeactivateResult:
-        caller = info.context.require_caller()
-        pk = _preset_pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await deactivate_preset(sandbox_id=caller.sandbox_id, preset_id=pk, actor=caller.actor)
-        except PresetNotFoundError:
-            return _not_found(input.id)
-        except PresetInvalidStateError as error:
-            return _invalid_state(error)
-        except PresetInUse as error:
-            return _in_use(error)
-        except PresetConflictError as error:
-            return _conflict(error)
+        row = await _lifecycle(info, input.id, deactivate_preset)
+        if not isinstance(row, MessagePresetModel):
+            return row
         await _publish_status(info, row)
         return MessagePresetDeactivateSuccess(preset=MessagePreset.from_model(row))
 
@@ -373,18 +366,9 @@ class PresetMutation:
     async def message_preset_delete(
         self, info: Info, input: MessagePresetDeleteInput
     ) -> MessagePresetDeleteResult:
-        caller = info.context.require_caller()
-        pk = _preset_pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await delete_preset(sandbox_id=caller.sandbox_id, preset_id=pk, actor=caller.actor)
-        except PresetNotFoundError:
-            return _not_found(input.id)
-        except PresetInvalidStateError as error:
-            return _invalid_state(error)
-        except PresetInUse as error:
-            return _in_use(error)
+        row = await _lifecycle(info, input.id, delete_preset)
+        if not isinstance(row, MessagePresetModel):
+            return row
         return MessagePresetDeleteSuccess(deleted_id=_global_id(row.id))
 
 
