@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -182,6 +182,18 @@ def _not_found(given: Any) -> NotFoundError:
     return NotFoundError(message="No campaign with that id in this sandbox.", id=str(given))
 
 
+async def _on_campaign(info: Info, node_id: Any, action: Callable[[int, int, str], Awaitable[Any]]) -> Any:
+    """Decode the id, run `action(sandbox_id, pk, actor)` on the caller's campaign; refusals → an Error member."""
+    caller = info.context.require_caller()
+    pk = _pk(node_id)
+    if pk is None:
+        return _not_found(node_id)
+    try:
+        return await action(caller.sandbox_id, pk, caller.actor)
+    except CampaignError as exc:
+        return _error(exc)
+
+
 async def _publish_status(info: Info, row: CampaignModel, previous: str | None) -> None:
     if info.context.events is None:
         return
@@ -327,52 +339,48 @@ class CampaignMutation:
         description="Change a DRAFT campaign (patch); refused when `version` is stale.", permission_classes=MANAGER
     )
     async def campaign_update(self, info: Info, input: CampaignUpdateInput) -> CampaignResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await update_campaign(caller.sandbox_id, pk, input.version, update_values(input), actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
+        row = await _on_campaign(
+            info,
+            input.id,
+            lambda sandbox_id, pk, actor: update_campaign(
+                sandbox_id, pk, input.version, update_values(input), actor=actor
+            ),
+        )
+        if isinstance(row, Error):
+            return row
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Change tags and description, in any status.", permission_classes=MANAGER)
     async def campaign_update_tags(self, info: Info, input: CampaignUpdateTagsInput) -> CampaignResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await update_tags(
-                caller.sandbox_id, pk, tags=input.tags, description=input.description, actor=caller.actor
-            )
-        except CampaignError as exc:
-            return _error(exc)
+        row = await _on_campaign(
+            info,
+            input.id,
+            lambda sandbox_id, pk, actor: update_tags(
+                sandbox_id, pk, tags=input.tags, description=input.description, actor=actor
+            ),
+        )
+        if isinstance(row, Error):
+            return row
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Delete a DRAFT campaign.", permission_classes=MANAGER)
     async def campaign_delete(self, info: Info, input: CampaignIdInput) -> CampaignDeleteResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            await delete_campaign(caller.sandbox_id, pk, actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
-        return CampaignDeleteSuccess(deleted_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(pk)))))
+        row = await _on_campaign(
+            info, input.id, lambda sandbox_id, pk, actor: delete_campaign(sandbox_id, pk, actor=actor)
+        )
+        if isinstance(row, Error):
+            return row
+        return CampaignDeleteSuccess(deleted_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(row.id)))))
 
     @strawberry.mutation(description="Copy any campaign into a new DRAFT.", permission_classes=MANAGER)
     async def campaign_duplicate(self, info: Info, input: CampaignDuplicateInput) -> CampaignResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await duplicate_campaign(caller.sandbox_id, pk, name=input.name, actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
+        row = await _on_campaign(
+            info,
+            input.id,
+            lambda sandbox_id, pk, actor: duplicate_campaign(sandbox_id, pk, name=input.name, actor=actor),
+        )
+        if isinstance(row, Error):
+            return row
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
@@ -381,14 +389,11 @@ class CampaignMutation:
         permission_classes=PUBLISHER,
     )
     async def campaign_activate(self, info: Info, input: CampaignIdInput) -> CampaignActivateResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            activation = await activate_campaign(caller.sandbox_id, pk, actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
+        activation = await _on_campaign(
+            info, input.id, lambda sandbox_id, pk, actor: activate_campaign(sandbox_id, pk, actor=actor)
+        )
+        if isinstance(activation, Error):
+            return activation
         # After commit: hand the run to the workers, then tell subscribers.
         if activation.run is not None and info.context.queue is not None:
             await info.context.queue.execute_run(activation.run.id)
@@ -400,27 +405,23 @@ class CampaignMutation:
 
     @strawberry.mutation(description="Stop a LIVE or SCHEDULED campaign (final).", permission_classes=PUBLISHER)
     async def campaign_stop(self, info: Info, input: CampaignStopInput) -> CampaignResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await stop_campaign(caller.sandbox_id, pk, abort_running=input.abort_running, actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
+        row = await _on_campaign(
+            info,
+            input.id,
+            lambda sandbox_id, pk, actor: stop_campaign(sandbox_id, pk, abort_running=input.abort_running, actor=actor),
+        )
+        if isinstance(row, Error):
+            return row
         await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Archive a STOPPED, COMPLETED or FAILED campaign.", permission_classes=PUBLISHER)
     async def campaign_archive(self, info: Info, input: CampaignIdInput) -> CampaignResult:
-        caller = info.context.require_caller()
-        pk = _pk(input.id)
-        if pk is None:
-            return _not_found(input.id)
-        try:
-            row = await archive_campaign(caller.sandbox_id, pk, actor=caller.actor)
-        except CampaignError as exc:
-            return _error(exc)
+        row = await _on_campaign(
+            info, input.id, lambda sandbox_id, pk, actor: archive_campaign(sandbox_id, pk, actor=actor)
+        )
+        if isinstance(row, Error):
+            return row
         await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
