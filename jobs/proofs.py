@@ -19,18 +19,18 @@ from models.audience import Profile, ProfileIdentity
 from models.audit import record_audit
 from models.campaign import Campaign
 from models.campaign_rules import CampaignStatus, Channel
-from models.identity import IdentityNamespace, IdentityType
+from models.campaigns import CONTACT_CHANNEL
+from models.identity import IdentityNamespace
 from models.preset import MessagePreset
-from models.preset_rules import DEFAULT_EXECUTION_FIELD, PresetStatus
+from models.preset_rules import PresetStatus, execution_path
 from models.secret_box import SecretsUnreadableError
 from models.segment_rules import lookup
+from models.segments import ADDRESS_NAMESPACE_TYPE
 
 logger = logging.getLogger(__name__)
 
 PROOF_SUBJECT_PREFIX = "[Proof] "
 MAX_PROOF_RECIPIENTS = 10
-# Where a test profile's address is read from when the preset's execution field gives none.
-ADDRESS_IDENTITY_TYPE = {Channel.EMAIL: IdentityType.EMAIL, Channel.SMS: IdentityType.PHONE}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,20 +46,18 @@ def outcome(recipient: str, status: str, message: str = "", profile_id: int | No
 
 
 async def _profile_address(
-    profile: Profile, channel: Channel, preset: MessagePreset, namespace: IdentityNamespace | None
+    profile: Profile, channel: Channel, preset: MessagePreset, namespace_id: int | None, fallback_ids: set[int]
 ) -> str | None:
+    """`namespace_id`: the campaign's identity (inbox owner / device token) for in-app and push. `fallback_ids`: the
+    sandbox's address namespaces, read when the preset's execution field gives no address."""
     identities = await ProfileIdentity.filter(profile_id=profile.id).values("namespace_id", "value")
-    if channel in (Channel.IN_APP, Channel.PUSH):  # the inbox owner / device token is the campaign's identity
-        if namespace is None:
-            return None
-        return next((i["value"] for i in identities if i["namespace_id"] == namespace.id), None)
-    path = (preset.settings or {}).get("execution_field") or DEFAULT_EXECUTION_FIELD.get(channel)
+    if channel in (Channel.IN_APP, Channel.PUSH):
+        return next((i["value"] for i in identities if i["namespace_id"] == namespace_id), None)
+    path = execution_path(preset.settings, channel)
     value = lookup(profile.attributes or {}, path) if path else None
     if isinstance(value, str) and value.strip():
         return value.strip().lower() if channel is Channel.EMAIL else value.strip()
-    wanted = ADDRESS_IDENTITY_TYPE.get(channel)
-    ids = await IdentityNamespace.filter(sandbox_id=profile.sandbox_id, type=wanted).values_list("id", flat=True)
-    return next((i["value"] for i in identities if i["namespace_id"] in set(ids)), None)
+    return next((i["value"] for i in identities if i["namespace_id"] in fallback_ids), None)
 
 
 async def send_proof(
@@ -88,6 +86,12 @@ async def send_proof(
     # Raw addresses are rendered with the sandbox's first test profile, or an empty one.
     sample = await Profile.filter(sandbox_id=sandbox_id, test_profile=True).order_by("id").first()
     renderer = Renderer(campaign)
+    address_type = ADDRESS_NAMESPACE_TYPE.get(CONTACT_CHANNEL.get(channel))  # type: ignore[arg-type]
+    fallback_ids = set(
+        await IdentityNamespace.filter(sandbox_id=sandbox_id, type=address_type).values_list("id", flat=True)
+        if address_type is not None
+        else []
+    )
 
     results: list[dict[str, Any] | None] = [None] * len(wanted)
     messages: list[tuple[int, OutgoingMessage]] = []
@@ -95,7 +99,11 @@ async def send_proof(
     for index, recipient in enumerate(wanted):
         profile = profiles.get(recipient.profile_id) if recipient.profile_id is not None else sample
         if recipient.profile_id is not None:
-            address = await _profile_address(profile, channel, preset, namespace) if profile else None
+            address = (
+                await _profile_address(profile, channel, preset, campaign.namespace_id, fallback_ids)
+                if profile
+                else None
+            )
             label = address or f"profile {recipient.profile_id}"
             if address is None:
                 results[index] = outcome(label, "FAILED", "no address for this channel", recipient.profile_id)

@@ -53,7 +53,7 @@ from models.delivery import DeliveryStatus, ExclusionReason
 from models.email_html import with_preheader
 from models.identity import IdentityNamespace
 from models.preset import MessagePreset
-from models.preset_rules import DEFAULT_EXECUTION_FIELD
+from models.preset_rules import execution_path
 from models.previews import RENDERED_PARTS, render_context
 from models.profiles import dialect_of
 from models.review import can_activate, review
@@ -180,8 +180,7 @@ async def snapshot_audience(
         address = "ident"
         address_inner = "NULL"
     else:
-        path = (preset.settings or {}).get("execution_field") if preset else None
-        path = path or DEFAULT_EXECUTION_FIELD.get(Channel(channel))
+        path = execution_path(preset.settings if preset else None, channel)
         if path is None:  # push without a device namespace: nowhere to send
             address_inner = "NULL"
         else:

@@ -85,6 +85,13 @@ SECRET_FIELDS: dict[Channel, tuple[str, ...]] = {
 }
 
 DEFAULT_EXECUTION_FIELD = {Channel.EMAIL: "personalEmail.address", Channel.SMS: "mobilePhone.number"}
+
+
+def execution_path(settings: dict[str, Any] | None, channel: Channel) -> str | None:
+    """The profile attribute holding the address for this channel: the preset's execution field, else the default."""
+    return (settings or {}).get("execution_field") or DEFAULT_EXECUTION_FIELD.get(channel)
+
+
 DEFAULT_FCM_BASE_URL = "https://fcm.googleapis.com"
 
 NAME_MAX = 100
