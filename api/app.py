@@ -24,6 +24,7 @@ from api.ratelimit import RateLimiter
 from api.settings import Settings, tortoise_config
 from api.tracking import ROUTES as TRACKING_ROUTES
 from api.webhooks import ROUTES as WEBHOOK_ROUTES
+from api.webhooks import WEBHOOK_MAX_BODY_BYTES
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from jobs.worker import build_worker
@@ -108,7 +109,10 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.token_signer = TokenSigner(settings.secret_key.get_secret_value())
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.graphql_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limits={"/graphql": settings.graphql_max_body_bytes, "/webhooks/": WEBHOOK_MAX_BODY_BYTES},
+    )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -77,18 +77,25 @@ class MetricsMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Answers 413 once a request body exceeds the limit, without reading the rest."""
+    """Answers 413 once a request body exceeds the limit of its path, without reading the rest.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `limits`: path prefix → bytes. Paths under no prefix (the streamed profile import) are not limited here.
+    """
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limits = limits
+
+    def _limit(self, path: str) -> int | None:
+        return next((limit for prefix, limit in self.limits.items() if path.startswith(prefix)), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/graphql":
+        max_bytes = self._limit(scope["path"]) if scope["type"] == "http" else None
+        if max_bytes is None:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _too_large(send)
             return
         received = 0
@@ -99,7 +106,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge
             return message
 

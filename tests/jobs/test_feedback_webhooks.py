@@ -3,12 +3,13 @@ and Twilio-style SMS status callbacks (X-Twilio-Signature with the preset's auth
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
 
-from api.webhooks import twilio_signature
+from api.webhooks import WEBHOOK_MAX_BODY_BYTES, twilio_signature
 from models.audience import Profile, SuppressionEntry
 from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignStatus
@@ -96,6 +97,16 @@ async def test_email_feedback_refuses_malformed_bodies(sandbox: SandboxKeys, ser
         assert (await http.post("/webhooks/email", json=[1, 2], headers=headers)).status_code == 400
         assert (await http.post("/webhooks/email", json={"events": [{}] * 1001}, headers=headers)).status_code == 413
         assert (await http.get("/webhooks/email", headers=headers)).status_code == 405
+        # Bodies past the limit are refused before they are read whole, declared or streamed.
+        oversized = b"x" * (WEBHOOK_MAX_BODY_BYTES + 1)
+        assert (await http.post("/webhooks/email", content=oversized, headers=headers)).status_code == 413
+
+        async def streamed() -> AsyncIterator[bytes]:
+            for _ in range(3):
+                yield b"x" * (WEBHOOK_MAX_BODY_BYTES // 2)
+
+        signed = {"X-Twilio-Signature": "checked after the body is read"}
+        assert (await http.post("/webhooks/sms/twilio", content=streamed(), headers=signed)).status_code == 413
 
 
 SMS_TOKEN = "sms-auth-token-for-callbacks"
