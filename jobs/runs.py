@@ -45,7 +45,7 @@ from jobs.channels.base import (
 from jobs.events import publish
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
-from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment
+from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment, SuppressionReason
 from models.campaign import Campaign, CampaignRun, RunStatus
 from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns import CONTACT_CHANNEL, build_snapshot
@@ -60,6 +60,7 @@ from models.review import can_activate, review
 from models.secret_box import SecretBox, SecretsUnreadableError
 from models.segment_rules import Dialect, SqlParams, attribute_text
 from models.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
+from models.suppression import insert_suppressions
 from models.templates import CompiledTemplate, TemplateRenderError, parse_template, render
 from models.tracking import BounceType
 
@@ -151,13 +152,6 @@ async def _extend_lease(run: CampaignRun, now: datetime, lease: float) -> bool:
 # ---- audience snapshot ------------------------------------------------------------------------------------
 
 
-def _ph(params: SqlParams, value: Any, pg_type: str | None = None) -> str:
-    placeholder = params.add(value)
-    if pg_type and params.dialect is Dialect.POSTGRES:
-        return f"CAST({placeholder} AS {pg_type})"
-    return placeholder
-
-
 async def snapshot_audience(
     run: CampaignRun,
     campaign: Campaign,
@@ -210,19 +204,19 @@ async def snapshot_audience(
         checks.append(("x.consent = 'n'", ExclusionReason.NO_CONSENT))
     when_parts = [f"WHEN {condition} THEN '{reason.value}'" for condition, reason in checks]
     if contact is not None:
-        sb, ch = _ph(params, segment.sandbox_id, "BIGINT"), _ph(params, contact.value, "TEXT")
+        sb, ch = params.typed(segment.sandbox_id, "BIGINT"), params.typed(contact.value, "TEXT")
         when_parts.append(
             f"WHEN EXISTS (SELECT 1 FROM suppression_entry s WHERE s.sandbox_id = {sb} AND s.channel = {ch} "
             f"AND s.address = x.{address}) THEN '{ExclusionReason.SUPPRESSED.value}'"
         )
     reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
     # The outer SELECT's placeholders come after those of both CTEs.
-    select_sandbox = _ph(params, run.sandbox_id, "BIGINT")
-    select_run = _ph(params, run.id, "BIGINT")
-    select_campaign = _ph(params, campaign.id, "BIGINT")
-    prefix = _ph(params, f"{run.id}-", "TEXT")
-    created = _ph(params, now, "TIMESTAMPTZ")
-    updated = _ph(params, now, "TIMESTAMPTZ")
+    select_sandbox = params.typed(run.sandbox_id, "BIGINT")
+    select_run = params.typed(run.id, "BIGINT")
+    select_campaign = params.typed(campaign.id, "BIGINT")
+    prefix = params.typed(f"{run.id}-", "TEXT")
+    created = params.typed(now, "TIMESTAMPTZ")
+    updated = params.typed(now, "TIMESTAMPTZ")
     sql = (
         f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x) "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, "
@@ -498,9 +492,9 @@ async def claim_batch(
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
-    lease_until, updated = _ph(params, now + timedelta(seconds=lease)), _ph(params, now)
+    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
     run, after = params.add(run_id), params.add(after_id)
-    due, expired, limit = _ph(params, now), _ph(params, now), params.add(size)
+    due, expired, limit = params.typed(now), params.typed(now), params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
@@ -544,19 +538,19 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
                 "("
                 + ", ".join(
                     (
-                        _ph(params, o.id, "BIGINT"),
-                        _ph(params, o.status.value, "TEXT"),
-                        _ph(params, o.reason, "TEXT"),
-                        _ph(params, o.error, "TEXT"),
-                        _ph(params, o.provider_id, "TEXT"),
-                        _ph(params, o.next_attempt_at, "TIMESTAMPTZ"),
-                        _ph(params, 1 if o.sent else 0, "INTEGER"),
-                        _ph(params, o.bounce_type, "TEXT"),
+                        params.typed(o.id, "BIGINT"),
+                        params.typed(o.status.value, "TEXT"),
+                        params.typed(o.reason, "TEXT"),
+                        params.typed(o.error, "TEXT"),
+                        params.typed(o.provider_id, "TEXT"),
+                        params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
+                        params.typed(1 if o.sent else 0, "INTEGER"),
+                        params.typed(o.bounce_type, "TEXT"),
                     )
                 )
                 + ")"
             )
-        updated, sent_at = _ph(params, now, "TIMESTAMPTZ"), _ph(params, now, "TIMESTAMPTZ")
+        updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
         sql = (
             f"WITH v(id, status, reason, err, pid, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
             f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
@@ -567,23 +561,6 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
             f"FROM v WHERE delivery.id = v.id AND delivery.status = '{_S}'"
         )
         await conn.execute_query(sql, params.values)
-
-
-async def suppress(sandbox_id: int, channel: ContactChannel, addresses: Sequence[str], now: datetime) -> None:
-    if not addresses:
-        return
-    params = SqlParams(dialect_of())
-    groups = [
-        f"({_ph(params, sandbox_id, 'BIGINT')}, {_ph(params, a, 'TEXT')}, {_ph(params, channel.value, 'TEXT')}, "
-        f"'HARD_BOUNCE', {_ph(params, now, 'TIMESTAMPTZ')}, {_ph(params, now, 'TIMESTAMPTZ')})"
-        for a in dict.fromkeys(addresses)
-    ]
-    sql = (
-        "INSERT INTO suppression_entry (sandbox_id, address, channel, reason, created_at, updated_at) VALUES "
-        + ", ".join(groups)
-        + " ON CONFLICT (sandbox_id, channel, address) DO NOTHING"
-    )
-    await connections.get("default").execute_query(sql, params.values)
 
 
 def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
@@ -635,7 +612,7 @@ async def cancel_unsent(run_id: int, now: datetime) -> int:
     """Unsent deliveries of an aborted run → CANCELLED. Rows of a batch still in flight (live lease) are left to
     the job sending them, which writes what it sent; the dispatcher cancels them if that job died."""
     params = SqlParams(dialect_of())
-    updated, run, expired = _ph(params, now), params.add(run_id), _ph(params, now)
+    updated, run, expired = params.typed(now), params.add(run_id), params.typed(now)
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
         f"WHERE run_id = {run} AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
@@ -780,7 +757,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
             now = _now()
             await with_db_retry(write_outcomes, outcomes, now)
             if contact is not None:
-                await with_db_retry(suppress, run.sandbox_id, contact, to_suppress, now)
+                await with_db_retry(
+                    insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+                )
             if progress.counting_due():
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
@@ -795,7 +774,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
 
 async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
     params = SqlParams(dialect_of())
-    lease_until, run = _ph(params, until), params.add(run_id)
+    lease_until, run = params.typed(until), params.add(run_id)
     in_list = ", ".join(params.add(i) for i in ids)
     await connections.get("default").execute_query(
         f"UPDATE delivery SET lease_until = {lease_until} "

@@ -26,17 +26,13 @@ from models.campaigns import CONTACT_CHANNEL
 from models.delivery import DeliveryStatus
 from models.profiles import dialect_of
 from models.segment_rules import Dialect, SqlParams
+from models.suppression import insert_suppressions
 from models.tracking import BounceType, TrackingEventKind
 
 USER_AGENT_MAX = 512
 _EVENT_COLUMNS = (
     "sandbox_id, campaign_id, run_id, delivery_id, profile_id, kind, link_id, user_agent, dedupe_key, created_at"
 )
-
-
-def _ph(params: SqlParams, value: Any, pg_type: str) -> str:
-    placeholder = params.add(value)
-    return f"CAST({placeholder} AS {pg_type})" if params.dialect is Dialect.POSTGRES else placeholder
 
 
 def _rowcount(result: Any) -> int:
@@ -72,9 +68,9 @@ def _agent(user_agent: str | None) -> str | None:
 def _event_sql(dialect: Dialect, once: bool, *, returning: bool = True) -> str:
     """The statement text, built once per dialect and kind of event."""
     params = SqlParams(dialect)
-    kind, link = _ph(params, None, "TEXT"), _ph(params, None, "BIGINT")
-    agent, key = _ph(params, None, "TEXT"), _ph(params, None, "TEXT")
-    created, delivery = _ph(params, None, "TIMESTAMPTZ"), _ph(params, None, "BIGINT")
+    kind, link = params.typed(None, "TEXT"), params.typed(None, "BIGINT")
+    agent, key = params.typed(None, "TEXT"), params.typed(None, "TEXT")
+    created, delivery = params.typed(None, "TIMESTAMPTZ"), params.typed(None, "BIGINT")
     sql = (
         f"INSERT INTO tracking_event ({_EVENT_COLUMNS}) "
         f"SELECT d.sandbox_id, d.campaign_id, d.run_id, d.id, d.profile_id, {kind}, {link}, {agent}, {key}, "
@@ -192,30 +188,15 @@ async def _suppress(
 ) -> bool:
     if ref.channel is None or not ref.address:
         return False
-    params = SqlParams(dialect_of())
-    values = ", ".join(
-        (
-            _ph(params, ref.sandbox_id, "BIGINT"),
-            _ph(params, ref.address, "TEXT"),
-            _ph(params, ref.channel.value, "TEXT"),
-            _ph(params, reason.value, "TEXT"),
-            _ph(params, now, "TIMESTAMPTZ"),
-            _ph(params, now, "TIMESTAMPTZ"),
-        )
-    )
-    inserted = await conn.execute_query_dict(
-        "INSERT INTO suppression_entry (sandbox_id, address, channel, reason, created_at, updated_at) "
-        f"VALUES ({values}) ON CONFLICT (sandbox_id, channel, address) DO NOTHING RETURNING id",
-        params.values,
-    )
-    created = len(inserted) == 1
+    inserted = await insert_suppressions(ref.sandbox_id, ref.channel, [ref.address], reason, now, conn)
+    created = ref.address in inserted
     if created:
         await record_audit(
             sandbox_id=ref.sandbox_id,
             actor=actor,
             action="CREATE",
             object_type="SuppressionEntry",
-            object_id=inserted[0]["id"],
+            object_id=inserted[ref.address],
             after={"channel": ref.channel.value, "address": ref.address, "reason": reason.value},
             using_db=conn,
         )
@@ -291,19 +272,19 @@ async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *,
             return FeedbackOutcome.APPLIED if recorded else FeedbackOutcome.IGNORED
         params = SqlParams(dialect_of())
         if feedback.kind is FeedbackKind.DELIVERED:
-            sets = f"status = '{DeliveryStatus.DELIVERED.value}', delivered_at = {_ph(params, now, 'TIMESTAMPTZ')}"
+            sets = f"status = '{DeliveryStatus.DELIVERED.value}', delivered_at = {params.typed(now, 'TIMESTAMPTZ')}"
             allowed = _DELIVERED_FROM
         else:
             bounce = feedback.bounce_type or BounceType.HARD
             reason = "HARD_BOUNCE" if bounce is BounceType.HARD else "SOFT_BOUNCE"
             sets = (
-                f"status = '{DeliveryStatus.BOUNCED.value}', bounce_type = {_ph(params, bounce.value, 'TEXT')}, "
-                f"reason = {_ph(params, reason, 'TEXT')}, "
-                f"last_error = {_ph(params, (feedback.reason or '')[:2000] or None, 'TEXT')}"
+                f"status = '{DeliveryStatus.BOUNCED.value}', bounce_type = {params.typed(bounce.value, 'TEXT')}, "
+                f"reason = {params.typed(reason, 'TEXT')}, "
+                f"last_error = {params.typed((feedback.reason or '')[:2000] or None, 'TEXT')}"
             )
             allowed = _BOUNCED_FROM
         statuses = ", ".join(f"'{s.value}'" for s in allowed)
-        updated, delivery = _ph(params, now, "TIMESTAMPTZ"), _ph(params, ref.id, "BIGINT")
+        updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(ref.id, "BIGINT")
         result = await conn.execute_query(
             f"UPDATE delivery SET {sets}, updated_at = {updated} WHERE id = {delivery} AND status IN ({statuses})",
             params.values,

@@ -440,6 +440,13 @@ class SqlParams:
         self.values.append(value)
         return "?" if self.dialect is Dialect.SQLITE else f"${len(self.values)}"
 
+    def typed(self, value: Any, pg_type: str | None = None) -> str:
+        """A placeholder with its PostgreSQL type spelled out (asyncpg cannot infer it in VALUES lists)."""
+        placeholder = self.add(value)
+        if pg_type and self.dialect is Dialect.POSTGRES:
+            return f"CAST({placeholder} AS {pg_type})"
+        return placeholder
+
 
 _TRUE, _FALSE = "(1 = 1)", "(1 = 0)"
 

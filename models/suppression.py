@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
+from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models.audience import ContactChannel, SuppressionEntry, SuppressionReason
 from models.audience_values import ValueProblem, normalize_email, normalize_identity, normalize_phone
 from models.audit import record_audit
 from models.identity import IdentityType
+from models.profiles import dialect_of
+from models.segment_rules import SqlParams
 
 
 def normalize_address(channel: ContactChannel, address: str) -> str:
@@ -18,6 +25,36 @@ def normalize_address(channel: ContactChannel, address: str) -> str:
     if channel is ContactChannel.SMS:
         return normalize_phone(value)
     return value
+
+
+async def insert_suppressions(
+    sandbox_id: int,
+    channel: ContactChannel,
+    addresses: Sequence[str],
+    reason: SuppressionReason,
+    now: datetime,
+    conn: BaseDBAsyncClient | None = None,
+) -> dict[str, int]:
+    """One INSERT for many already-normalised addresses; those listed before are left as they are.
+
+    Returns the ids of the entries created now, by address (to audit them).
+    """
+    if not addresses:
+        return {}
+    params = SqlParams(dialect_of())
+    groups = [
+        f"({params.typed(sandbox_id, 'BIGINT')}, {params.typed(address, 'TEXT')}, "
+        f"{params.typed(channel.value, 'TEXT')}, {params.typed(reason.value, 'TEXT')}, "
+        f"{params.typed(now, 'TIMESTAMPTZ')}, {params.typed(now, 'TIMESTAMPTZ')})"
+        for address in dict.fromkeys(addresses)
+    ]
+    rows = await (conn or connections.get("default")).execute_query_dict(
+        "INSERT INTO suppression_entry (sandbox_id, address, channel, reason, created_at, updated_at) VALUES "
+        + ", ".join(groups)
+        + " ON CONFLICT (sandbox_id, channel, address) DO NOTHING RETURNING id, address",
+        params.values,
+    )
+    return {row["address"]: row["id"] for row in rows}
 
 
 class SuppressionNotFound(Exception):
