@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
 from tortoise.expressions import F
+from tortoise.filters import escape_like
 from tortoise.models import Model
 
 from models.base import SandboxModel
 from models.campaign_rules import CampaignStatus, CampaignType, Category, Channel
+from models.segment_rules import SqlParams
+from models.sql_reads import one_of
 
 
 class RunStatus(StrEnum):
@@ -117,6 +121,28 @@ async def detach_drafts(*, preset_id: int | None = None, segment_id: int | None 
 
 def tag_token(tag: str) -> str:
     return f"|{tag.strip().lower()}|"
+
+
+def list_filter_sql(
+    params: SqlParams,
+    *,
+    sandbox_id: int,
+    statuses: Sequence[CampaignStatus],
+    channel: Channel | None = None,
+    search: str | None = None,
+    tags: Sequence[str] = (),
+) -> str:
+    """WHERE clause of the campaign list: the sandbox's campaigns in `statuses`, of `channel`, whose name contains
+    `search` (case-insensitive) and carrying any of `tags`. LIKE patterns match `%`, `_` and `\\` literally."""
+    conditions = [f'"sandbox_id" = {params.add(sandbox_id)}', one_of(params, '"status"', [s.value for s in statuses])]
+    if channel is not None:
+        conditions.append(f'"channel" = {params.add(channel.value)}')
+    if search:
+        conditions.append(f"UPPER(\"name\") LIKE UPPER({params.add(f'%{escape_like(search)}%')}) ESCAPE '\\'")
+    if tags:
+        any_tag = (f"\"tags_search\" LIKE {params.add(f'%{escape_like(tag_token(t))}%')} ESCAPE '\\'" for t in tags)
+        conditions.append("(" + " OR ".join(any_tag) + ")")
+    return " AND ".join(conditions)
 
 
 def tags_search_text(tags: list[str]) -> str:

@@ -13,8 +13,12 @@ import orjson
 import strawberry
 from strawberry.types.nodes import SelectedField, Selection
 from tortoise.expressions import Q
+from tortoise.fields import BigIntField, DatetimeField, IntField
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from models.segment_rules import SqlParams
+from models.sql_reads import fetch, models_from_rows
 from resolvers.errors import ClientError
 
 if TYPE_CHECKING:
@@ -134,6 +138,91 @@ async def paginate(
             end_cursor=edges[-1].cursor if edges else None,
         ),
         _count_query=query,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SqlListing:
+    """A list as SQL: the rows of `model` matching `where`, whose placeholders are in `params` (built with
+    models.sql_reads). Always scope `where` to the caller's sandbox."""
+
+    model: type[Model]
+    where: str
+    params: SqlParams
+
+
+def _cursor_value(model: type[Model], name: str, value: Any) -> Any:
+    """A cursor's value for the key `name`, as the database compares it; a value of the wrong type is the
+    client's error (a string where an id is, a date that does not parse), not a failed statement."""
+    field = model._meta.fields_map[name]
+    if isinstance(field, DatetimeField):
+        try:
+            parsed = field.to_python_value(value) if isinstance(value, str) else None
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed
+    elif isinstance(field, IntField | BigIntField):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, str):
+        return value
+    raise ClientError("`after` is not a cursor of this list.", code="BAD_USER_INPUT")
+
+
+def _after_sql(listing: SqlListing, params: SqlParams, keys: list[tuple[str, bool]], values: list[Any]) -> str:
+    """(k1 < v1) OR (k1 = v1 AND k2 < v2) ... with < or > per key direction, as `_after_filter`."""
+    values = [_cursor_value(listing.model, name, value) for (name, _), value in zip(keys, values, strict=True)]
+    disjuncts = []
+    for i, (name, desc) in enumerate(keys):
+        terms = [f'"{keys[j][0]}" = {params.add(values[j])}' for j in range(i)]
+        terms.append(f'"{name}" {"<" if desc else ">"} {params.add(values[i])}')
+        disjuncts.append("(" + " AND ".join(terms) + ")")
+    return "(" + " OR ".join(disjuncts) + ")"
+
+
+async def paginate_sql(
+    listing: SqlListing,
+    *,
+    first: int | None,
+    after: str | None,
+    max_page_size: int,
+    to_node: Callable[[Any], NodeT],
+    sort: SortKey = SortKey(),
+) -> Connection[NodeT]:
+    """`paginate` for a list given as SQL: one SELECT for the page, one COUNT only when `totalCount` is asked."""
+    size = check_page_size(first, max_page_size)
+    keys = sort.fields()
+    table = f'"{listing.model._meta.db_table}"'
+    where_values = list(listing.params.values)
+    rows: list[Any] = []
+    if size:
+        params = SqlParams(listing.params.dialect, where_values)
+        where = listing.where
+        if after:
+            where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
+        ordering = ", ".join(f'"{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
+        sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
+        rows = models_from_rows(listing.model, await fetch(sql, params))
+    has_next = len(rows) > size
+    rows = rows[:size]
+    edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
+
+    async def count() -> int:
+        params = SqlParams(listing.params.dialect, where_values)
+        (row,) = await fetch(f'SELECT COUNT(*) AS "count" FROM {table} WHERE {listing.where}', params)
+        return int(row["count"])
+
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        _count_query=None,
+        _count=count,
     )
 
 

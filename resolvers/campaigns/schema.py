@@ -7,14 +7,14 @@ from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
-from tortoise.expressions import Q
 
 from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
 from models.audience import Profile as ProfileModel
 from models.campaign import Campaign as CampaignModel
 from models.campaign import CampaignRun as CampaignRunModel
-from models.campaign import tag_token
+from models.campaign import list_filter_sql
 from models.campaign_rules import CampaignStatus as CampaignStatusEnum
+from models.campaign_rules import Channel as ChannelEnum
 from models.campaigns import (
     CampaignConflictError,
     CampaignError,
@@ -33,6 +33,7 @@ from models.campaigns import (
     update_tags,
 )
 from models.previews import PreviewError, preview_campaign
+from models.sql_reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
 from resolvers.campaigns.inputs import (
     CampaignCreateInput,
@@ -56,7 +57,7 @@ from resolvers.campaigns.types import (
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
-from resolvers.pagination import Connection, SortKey, paginate, selected_node_fields
+from resolvers.pagination import Connection, SortKey, SqlListing, paginate, paginate_sql, selected_node_fields
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 
 logger = logging.getLogger(__name__)
@@ -233,23 +234,18 @@ class CampaignQuery:
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[Campaign]:
         filter = filter or CampaignFilter()
-        query = CampaignModel.filter(
+        statuses = [CampaignStatusEnum(s.value) for s in filter.statuses] if filter.statuses else DEFAULT_LIST_STATUSES
+        params = sql_params()
+        where = list_filter_sql(
+            params,
             sandbox_id=info.context.require_caller().sandbox_id,
-            status__in=[CampaignStatusEnum(s.value) for s in filter.statuses]
-            if filter.statuses
-            else DEFAULT_LIST_STATUSES,
+            statuses=statuses,
+            channel=ChannelEnum(filter.channel.value) if filter.channel is not None else None,
+            search=filter.search[:200] if filter.search else None,
+            tags=filter.tags[:20] if filter.tags else (),
         )
-        if filter.channel is not None:
-            query = query.filter(channel=filter.channel.value)
-        if filter.search:
-            query = query.filter(name__icontains=filter.search[:200])
-        if filter.tags:
-            any_tag = Q()
-            for tag in filter.tags[:20]:
-                any_tag |= Q(tags_search__contains=tag_token(tag))
-            query = query.filter(any_tag)
-        page = await paginate(
-            query,
+        page = await paginate_sql(
+            SqlListing(CampaignModel, where, params),
             first=first,
             after=after,
             max_page_size=info.context.limits.max_page_size,
