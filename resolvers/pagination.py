@@ -123,9 +123,12 @@ async def paginate(
     keys = sort.fields()
     page_query = query
     if after:
-        page_query = page_query.filter(_after_filter(keys, _decode_cursor(after, len(keys))))
+        values = _decode_cursor(after, len(keys))
+        typed = [_cursor_value(query.model, name, value) for (name, _), value in zip(keys, values, strict=True)]
+        page_query = page_query.filter(_after_filter(keys, typed))
     ordering = [f"-{name}" if desc else name for name, desc in keys]
-    rows = list(await page_query.order_by(*ordering).limit(size + 1)) if size else []
+    # One row more than the page says whether more follow (also for `first: 0`).
+    rows = list(await page_query.order_by(*ordering).limit(size + 1))
     has_next = len(rows) > size
     rows = rows[:size]
     edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
@@ -133,7 +136,7 @@ async def paginate(
         edges=edges,
         page_info=PageInfo(
             has_next_page=has_next,
-            has_previous_page=after is not None,
+            has_previous_page=bool(after),
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
@@ -173,7 +176,7 @@ def _cursor_value(model: type[Model], name: str, value: Any) -> Any:
 def _after_sql(listing: SqlListing, params: SqlParams, keys: list[tuple[str, bool]], values: list[Any]) -> str:
     """(k1 < v1) OR (k1 = v1 AND k2 < v2) ... with < or > per key direction, as `_after_filter`."""
     values = [_cursor_value(listing.model, name, value) for (name, _), value in zip(keys, values, strict=True)]
-    disjuncts = []
+    disjuncts: list[str] = []
     for i, (name, desc) in enumerate(keys):
         terms = [f'"{keys[j][0]}" = {params.add(values[j])}' for j in range(i)]
         terms.append(f'"{name}" {"<" if desc else ">"} {params.add(values[i])}')
@@ -195,15 +198,14 @@ async def paginate_sql(
     keys = sort.fields()
     table = f'"{listing.model._meta.db_table}"'
     where_values = list(listing.params.values)
-    rows: list[Any] = []
-    if size:
-        params = SqlParams(listing.params.dialect, where_values)
-        where = listing.where
-        if after:
-            where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
-        ordering = ", ".join(f'"{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
-        sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
-        rows = models_from_rows(listing.model, await fetch(sql, params))
+    params = SqlParams(listing.params.dialect, where_values)
+    where = listing.where
+    if after:
+        where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
+    ordering = ", ".join(f'"{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
+    # One row more than the page says whether more follow (also for `first: 0`).
+    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
+    rows = models_from_rows(listing.model, await fetch(sql, params))
     has_next = len(rows) > size
     rows = rows[:size]
     edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
@@ -217,7 +219,7 @@ async def paginate_sql(
         edges=edges,
         page_info=PageInfo(
             has_next_page=has_next,
-            has_previous_page=after is not None,
+            has_previous_page=bool(after),
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

@@ -235,7 +235,7 @@ class AudienceQuery:
                 edges=[],
                 page_info=PageInfo(
                     has_next_page=False,
-                    has_previous_page=after is not None,
+                    has_previous_page=bool(after),
                     start_cursor=None,
                     end_cursor=None,
                 ),
@@ -247,7 +247,7 @@ class AudienceQuery:
             edges=edges,
             page_info=PageInfo(
                 has_next_page=len(rows) > size,
-                has_previous_page=after is not None,
+                has_previous_page=bool(after),
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
             ),
