@@ -8,7 +8,8 @@ value is a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from tortoise import connections
@@ -63,3 +64,45 @@ async def models_by_id(model: type[ModelT], sandbox_id: int, ids: Iterable[int])
         f'WHERE "sandbox_id" = {sandbox} AND {one_of(params, quoted("id"), sorted(set(ids)))}'
     )
     return {row.pk: row for row in models_from_rows(model, await fetch(sql, params))}
+
+
+class RowReader:
+    """Reads chosen columns of a model's table as dicts of the model's attribute names and Python values,
+    converted as Tortoise's `_init_from_db` converts them: what a list page needs without the columns it does
+    not show (a campaign's content can be kilobytes) and without a model object per row."""
+
+    def __init__(self, model: type[Model]) -> None:
+        meta = model._meta
+        self.model = model
+        self.table = quoted(meta.db_table)
+        converters: dict[str, tuple[str, Callable[[Any], Any] | None]] = {}
+        for column, attribute, _ in meta.db_native_fields:
+            converters[column] = (attribute, None)
+        for column, attribute, field in meta.db_default_fields:
+            converters[column] = (attribute, field.field_type)
+        for column, attribute, field in meta.db_complex_fields:
+            converters[column] = (attribute, field.to_python_value)
+        self._converters = converters
+        self.column_of = {attribute: column for column, (attribute, _) in converters.items()}
+
+    def select_list(self, attributes: Iterable[str] | None) -> str:
+        """The SELECT list for these attributes (all columns for None)."""
+        if attributes is None:
+            return "*"
+        return ", ".join(quoted(self.column_of[attribute]) for attribute in attributes)
+
+    def values(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        converters = self._converters
+        read: list[dict[str, Any]] = []
+        for row in rows:
+            values: dict[str, Any] = {}
+            for column, value in zip(row.keys(), row, strict=True):
+                attribute, convert = converters[column]
+                values[attribute] = convert(value) if convert is not None and value is not None else value
+            read.append(values)
+        return read
+
+
+@functools.cache
+def row_reader(model: type[Model]) -> RowReader:
+    return RowReader(model)

@@ -35,6 +35,7 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
 from graphql.language import FieldNode
 from graphql.pyutils import Path, gather_with_cancel
+from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
@@ -49,6 +50,8 @@ Entry = tuple[str, FieldDetailsList, GraphQLField, FieldPlan, Complete, list[Fie
 
 _ATTRIBUTE, _DIRECT, _TYPENAME, _GENERIC = Resolve.ATTRIBUTE, Resolve.DIRECT, Resolve.TYPENAME, Resolve.GENERIC
 _LEAF, _OBJECT, _LEAF_LIST, _OBJECT_LIST = Complete.LEAF, Complete.OBJECT, Complete.LEAF_LIST, Complete.OBJECT_LIST
+# strawberry's resolver of `Node.id` (a classmethod taking root and info).
+_NODE_ID_FUNCTION = relay.Node.__dict__["_id"].__func__
 
 
 def install_direct_resolvers(schema: GraphQLSchema, info_class: type[Info]) -> int:
@@ -66,9 +69,34 @@ def install_direct_resolvers(schema: GraphQLSchema, info_class: type[Info]) -> i
                 continue
             if definition.extensions or definition.arguments or field.args:
                 continue
-            field.resolve = _direct_resolver(definition, info_class)
+            node_id = _node_id_resolver(named_type, definition)
+            field.resolve = node_id or _direct_resolver(definition, info_class)
             changed += 1
     return changed
+
+
+def _node_id_resolver(object_type: GraphQLObjectType, field: StrawberryField) -> Callable[..., Any] | None:
+    """`Node.id` of a type that keeps strawberry's `resolve_id` and `resolve_typename`: the same GlobalID
+    (the GraphQL type's name and `str` of the NodeID attribute) without building a resolve info for each id."""
+    resolver = field.base_resolver
+    if resolver is None or getattr(resolver.wrapped_func, "__func__", None) is not _NODE_ID_FUNCTION:
+        return None
+    type_definition = (object_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(type_definition, "origin", None)
+    if not (
+        isinstance(origin, type)
+        and issubclass(origin, relay.Node)
+        and origin.resolve_id.__func__ is relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+        and origin.resolve_typename.__func__ is relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+    ):
+        return None
+    type_name, id_attr = object_type.name, origin.resolve_id_attr()
+
+    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
+        return relay.GlobalID(type_name=type_name, node_id=str(getattr(source, id_attr)))
+
+    resolve.herald_needs_info = False  # type: ignore[attr-defined]
+    return resolve
 
 
 def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable[..., Any]:

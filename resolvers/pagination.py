@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -18,7 +19,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.segment_rules import SqlParams
-from models.sql_reads import fetch, models_from_rows
+from models.sql_reads import fetch, row_reader
 from resolvers.errors import ClientError
 
 if TYPE_CHECKING:
@@ -190,13 +191,19 @@ async def paginate_sql(
     first: int | None,
     after: str | None,
     max_page_size: int,
-    to_node: Callable[[Any], NodeT],
+    to_node: Callable[[dict[str, Any]], NodeT],
     sort: SortKey = SortKey(),
+    attributes: AbstractSet[str] | None = None,
 ) -> Connection[NodeT]:
-    """`paginate` for a list given as SQL: one SELECT for the page, one COUNT only when `totalCount` is asked."""
+    """`paginate` for a list given as SQL: one SELECT for the page, one COUNT only when `totalCount` is asked.
+    Rows reach `to_node` as dicts of the model's attributes (models.sql_reads.RowReader): `attributes` and the
+    sort keys, or all of them for None."""
     size = check_page_size(first, max_page_size)
     keys = sort.fields()
-    table = f'"{listing.model._meta.db_table}"'
+    reader = row_reader(listing.model)
+    table = reader.table
+    if attributes is not None:
+        attributes = {*attributes, *(name for name, _ in keys)}
     where_values = list(listing.params.values)
     params = SqlParams(listing.params.dialect, where_values)
     where = listing.where
@@ -204,11 +211,12 @@ async def paginate_sql(
         where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
     ordering = ", ".join(f'"{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
     # One row more than the page says whether more follow (also for `first: 0`).
-    sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
-    rows = models_from_rows(listing.model, await fetch(sql, params))
+    columns = reader.select_list(sorted(attributes) if attributes is not None else None)
+    sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
+    rows = reader.values(await fetch(sql, params))
     has_next = len(rows) > size
     rows = rows[:size]
-    edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
+    edges = [Edge(cursor=_encode_cursor([row[name] for name, _ in keys]), node=to_node(row)) for row in rows]
 
     async def count() -> int:
         params = SqlParams(listing.params.dialect, where_values)

@@ -244,15 +244,17 @@ class CampaignQuery:
             search=filter.search[:200] if filter.search else None,
             tags=filter.tags[:20] if filter.tags else (),
         )
+        selected = selected_node_fields(info)
         page = await paginate_sql(
             SqlListing(CampaignModel, where, params),
             first=first,
             after=after,
             max_page_size=info.context.limits.max_page_size,
-            to_node=Campaign.from_model,
+            to_node=Campaign.from_values,
             sort=SORT_KEYS[sort],
+            attributes=Campaign.attributes_for(selected),
         )
-        await prefetch_relations([edge.node for edge in page.edges], selected_node_fields(info), info.context.loaders)
+        await prefetch_relations([edge.node for edge in page.edges], selected, info.context.loaders)
         return page
 
     @strawberry.field(

@@ -303,29 +303,78 @@ class Campaign(SandboxNode):
 
     @classmethod
     def from_model(cls, row: CampaignModel) -> Self:
+        return cls.from_values(vars(row))
+
+    @classmethod
+    def from_values(cls, row: dict[str, Any]) -> Self:
+        """From the model's attributes (a list page reads only those its query selects: `attributes_for`);
+        an attribute not read is None."""
+        get = row.get
         return cls(
-            pk=row.id,
-            name=row.name,
-            description=row.description,
-            tags=list(row.tags or []),
-            type=row.type,
-            category=row.category,
-            channel=row.channel,
-            stored_content=row.content or {},
-            stored_tracking=row.tracking or {},
-            stored_schedule=row.schedule or {},
-            throttle=row.throttle_per_second,
-            status=row.status,
-            version=row.version,
-            activated_at=row.activated_at,
-            activated_by=row.activated_by,
-            stopped_at=row.stopped_at,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            preset_id=row.preset_id,
-            segment_id=row.segment_id,
-            namespace_id=row.namespace_id,
+            pk=row["id"],
+            name=get("name"),
+            description=get("description"),
+            tags=list(get("tags") or []),
+            type=get("type"),
+            category=get("category"),
+            channel=get("channel"),
+            stored_content=get("content") or {},
+            stored_tracking=get("tracking") or {},
+            stored_schedule=get("schedule") or {},
+            throttle=get("throttle_per_second"),
+            status=get("status"),
+            version=get("version"),
+            activated_at=get("activated_at"),
+            activated_by=get("activated_by"),
+            stopped_at=get("stopped_at"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
+            preset_id=get("preset_id"),
+            segment_id=get("segment_id"),
+            namespace_id=get("namespace_id"),
         )
+
+    @staticmethod
+    def attributes_for(selected: AbstractSet[str]) -> frozenset[str] | None:
+        """Model attributes the fields `selected` (GraphQL names) read; None (all) if one is not known here."""
+        needed = set(_ALWAYS_READ)
+        for name in selected:
+            attributes = _READS.get(name)
+            if attributes is None:
+                return None
+            needed.update(attributes)
+        return frozenset(needed)
+
+
+# What each field of Campaign reads off the model, for list pages that read only what the query selects.
+# A field missing here makes the page read every column. tests/graphql/test_read_path.py checks each field.
+_ALWAYS_READ = ("id", "status", "preset_id", "segment_id", "namespace_id")
+_READS: dict[str, tuple[str, ...]] = {
+    "__typename": (),
+    "id": (),
+    "name": ("name",),
+    "description": ("description",),
+    "tags": ("tags",),
+    "type": ("type",),
+    "category": ("category",),
+    "channel": ("channel",),
+    "content": ("content",),
+    "tracking": ("tracking",),
+    "schedule": ("schedule",),
+    "throttle": ("throttle_per_second",),
+    "status": (),
+    "version": ("version",),
+    "activatedAt": ("activated_at",),
+    "activatedBy": ("activated_by",),
+    "stoppedAt": ("stopped_at",),
+    "createdAt": ("created_at",),
+    "updatedAt": ("updated_at",),
+    "preset": (),
+    "segment": (),
+    "namespace": (),
+    "availableActions": (),
+    "summary": (),
+}
 
 
 @strawberry.type(description="One execution of a campaign at one scheduled time.")
