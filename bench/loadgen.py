@@ -6,6 +6,11 @@ Runs as its own process (the bench starts it), so the server under test never sh
         --connections 32 --duration 10
 
 Prints one JSON object: requests, errors (non-2xx or a body with "errors"), requests/s, p50/p99 latency in ms.
+
+With `--rate R` the load is open-loop: requests are due at R per second in all, spread over the connections, and
+a request's latency counts from when it was due, not from when a busy connection could send it (so a stall is
+not hidden by the requests it delayed, as wrk2 does). Without it each connection sends as fast as answers come,
+which measures throughput; latency then is only queueing (connections / throughput, Little's law).
 Plain asyncio streams rather than an HTTP client library: httpx spent more CPU per request than the server
 under test, which would measure the client.
 """
@@ -14,16 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import time
+from collections.abc import Iterator
 
 
 async def connection(host: str, port: int, request: bytes, stop_at: float, warm_until: float,
-                     latencies: list[float], counts: dict[str, int], check_errors: bool) -> None:
+                     latencies: list[float], counts: dict[str, int], check_errors: bool,
+                     schedule: Iterator[float] | None = None) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
             started = time.perf_counter()
+            if schedule is not None:
+                due = next(schedule)
+                if due > started:
+                    await asyncio.sleep(due - started)
+                started = due
             if started >= stop_at:
                 return
             writer.write(request)
@@ -62,9 +75,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     now = time.perf_counter()
     warm_until = now + args.warmup
     stop_at = warm_until + args.duration
+
+    def schedule(index: int) -> Iterator[float] | None:
+        if not args.rate:
+            return None
+        # Connection `index` takes every `connections`-th slot of one request per 1/rate seconds.
+        return (now + (index + k * args.connections) / args.rate for k in itertools.count())
+
     await asyncio.gather(*(
-        connection(args.host, args.port, request, stop_at, warm_until, latencies, counts, args.check_errors)
-        for _ in range(args.connections)
+        connection(args.host, args.port, request, stop_at, warm_until, latencies, counts, args.check_errors,
+                   schedule(index))
+        for index in range(args.connections)
     ))
     latencies.sort()
     n = len(latencies)
@@ -87,6 +108,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all, open-loop (0: as fast as answered)")
     parser.add_argument("--check-errors", action="store_true", help="count a body containing \"errors\" as failed")
     args = parser.parse_args()
     try:
