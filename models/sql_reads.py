@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from tortoise import connections
@@ -106,3 +107,20 @@ class RowReader:
 @functools.cache
 def row_reader(model: type[Model]) -> RowReader:
     return RowReader(model)
+
+
+async def values_by_id(
+    model: type[Model], sandbox_id: int, ids: Iterable[int], attributes: AbstractSet[str] | None
+) -> dict[int, dict[str, Any]]:
+    """`models_by_id` as dicts of `attributes` (and the id; all for None): RowReader.values."""
+    reader = row_reader(model)
+    if attributes is not None:
+        attributes = {"id", *attributes}
+    params = sql_params()
+    sandbox = params.add(sandbox_id)
+    select = reader.select_list(sorted(attributes) if attributes is not None else None)
+    sql = (
+        f"SELECT {select} FROM {reader.table} "
+        f'WHERE "sandbox_id" = {sandbox} AND {one_of(params, quoted("id"), sorted(set(ids)))}'
+    )
+    return {values["id"]: values for values in reader.values(await fetch(sql, params))}

@@ -9,6 +9,7 @@ from strawberry import relay
 from tortoise.models import Model
 
 from resolvers.context import Info
+from resolvers.projection import Projection
 
 
 def parse_pk(node_id: str | int) -> int | None:
@@ -33,6 +34,8 @@ class SandboxNode(relay.Node):
     """A node backed by a sandbox-owned model; ids from another sandbox read as not found."""
 
     model: ClassVar[type[Model]]
+    # The model attributes each field reads, where the type declares them (resolvers/projection.py).
+    projection: ClassVar[Projection | None] = None
 
     @classmethod
     def from_model(cls, row: Any) -> Self:

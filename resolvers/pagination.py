@@ -243,17 +243,29 @@ _NODE_LEVELS = {("edges", "node"), ("nodes",)}
 def selected_node_fields(info: Info) -> frozenset[str]:
     """GraphQL names of the fields the query selects on a connection's nodes (`edges { node { … } }` and
     `nodes { … }`), through fragments: what a list resolver may load for the whole page at once."""
-    names: set[str] = set()
+    return frozenset(selected_node_tree(info))
+
+
+def selected_node_tree(info: Info) -> dict[str, frozenset[str]]:
+    """`selected_node_fields`, each with the names of the fields selected under it (through fragments)."""
+    tree: dict[str, set[str]] = {}
+
+    def names_under(selections: Sequence[Selection], into: set[str]) -> None:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                into.add(selection.name)
+            else:
+                names_under(selection.selections, into)
 
     def walk(selections: Sequence[Selection], path: tuple[str, ...]) -> None:
         for selection in selections:
             if not isinstance(selection, SelectedField):  # a fragment: its fields sit at the same level
                 walk(selection.selections, path)
             elif path in _NODE_LEVELS:
-                names.add(selection.name)
+                names_under(selection.selections, tree.setdefault(selection.name, set()))
             elif (path, selection.name) in _TOWARDS_NODES:
                 walk(selection.selections, (*path, selection.name))
 
     for field in info.selected_fields:
         walk(field.selections, ())
-    return frozenset(names)
+    return {name: frozenset(under) for name, under in tree.items()}

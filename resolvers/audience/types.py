@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 import strawberry
 from strawberry import relay
@@ -22,6 +22,7 @@ from models.profiles import identities_by_profile_id
 from models.segment_rules import Operator as OperatorEnum
 from resolvers.context import Info
 from resolvers.nodes import SandboxNode
+from resolvers.projection import Projection
 
 Consent = strawberry.enum(
     ConsentEnum, description="Marketing consent on a channel: Y (yes), N (no) or UNKNOWN."
@@ -138,15 +139,38 @@ class Segment(SandboxNode):
 
     @classmethod
     def from_model(cls, row: SegmentModel) -> Self:
+        return cls.from_values(vars(row))
+
+    @classmethod
+    def from_values(cls, row: dict[str, Any]) -> Self:
+        """From the model's attributes (a list page may read only those its query selects: `projection`);
+        an attribute not read is None."""
+        get = row.get
+        definition = get("definition")
         return cls(
-            pk=row.id,
-            name=row.name,
-            description=row.description,
-            kind=row.kind,
-            rule=rule_to_api(row.definition) if row.definition is not None else None,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            pk=row["id"],
+            name=get("name"),
+            description=get("description"),
+            kind=get("kind"),
+            rule=rule_to_api(definition) if definition is not None else None,
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
         )
+
+
+# The model attributes each field reads (resolvers/projection.py).
+Segment.projection = Projection(
+    always=("id",),
+    reads={
+        "id": (),
+        "name": ("name",),
+        "description": ("description",),
+        "kind": ("kind",),
+        "rule": ("definition",),
+        "createdAt": ("created_at",),
+        "updatedAt": ("updated_at",),
+    },
+)
 
 
 @strawberry.type(description="How many profiles a segment reaches now.")

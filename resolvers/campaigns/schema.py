@@ -57,7 +57,7 @@ from resolvers.campaigns.types import (
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
-from resolvers.pagination import Connection, SortKey, SqlListing, paginate, paginate_sql, selected_node_fields
+from resolvers.pagination import Connection, SortKey, SqlListing, paginate, paginate_sql, selected_node_tree
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 
 logger = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ class CampaignQuery:
             search=filter.search[:200] if filter.search else None,
             tags=filter.tags[:20] if filter.tags else (),
         )
-        selected = selected_node_fields(info)
+        selected = selected_node_tree(info)
         page = await paginate_sql(
             SqlListing(CampaignModel, where, params),
             first=first,
@@ -252,7 +252,7 @@ class CampaignQuery:
             max_page_size=info.context.limits.max_page_size,
             to_node=Campaign.from_values,
             sort=SORT_KEYS[sort],
-            attributes=Campaign.attributes_for(selected),
+            attributes=Campaign.projection.attributes_for(selected.keys()),
         )
         await prefetch_relations([edge.node for edge in page.edges], selected, info.context.loaders)
         return page

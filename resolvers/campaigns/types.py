@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -19,7 +19,7 @@ from models.campaign import CampaignRun as CampaignRunModel
 from models.campaign_rules import available_actions
 from models.identity import IdentityNamespace as IdentityNamespaceModel
 from models.preset import MessagePreset as MessagePresetModel
-from models.sql_reads import fetch, one_of, sql_params
+from models.sql_reads import fetch, one_of, sql_params, values_by_id
 from resolvers.campaigns.enums import (
     AlertCode,
     AlertSeverity,
@@ -35,6 +35,7 @@ from resolvers.campaigns.enums import (
 from resolvers.context import Info
 from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
+from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
 
 if TYPE_CHECKING:
@@ -185,29 +186,40 @@ def summary_loader(loaders: Loaders) -> DataLoader[int, CampaignSummary]:
     return loaders.custom("campaign_summary", summaries_by_campaign_id)
 
 
-def _relations() -> dict[str, tuple[type[Model], str, Callable[[Any], Any]]]:
-    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, to node)."""
+def _relations() -> dict[str, tuple[type[Model], str, type[SandboxNode]]]:
+    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, node type)."""
     from resolvers.audience.types import Segment
     from resolvers.presets.types import MessagePreset
 
     return {
-        "preset": (MessagePresetModel, "preset_id", MessagePreset.from_model),
-        "segment": (SegmentModel, "segment_id", Segment.from_model),
-        "namespace": (IdentityNamespaceModel, "namespace_id", IdentityNamespace.from_model),
+        "preset": (MessagePresetModel, "preset_id", MessagePreset),
+        "segment": (SegmentModel, "segment_id", Segment),
+        "namespace": (IdentityNamespaceModel, "namespace_id", IdentityNamespace),
     }
 
 
-async def prefetch_relations(campaigns: Sequence[Campaign], selected: AbstractSet[str], loaders: Loaders) -> None:
-    """Loads the relations `selected` (GraphQL field names) for a page of campaigns: one statement per relation
-    (rows through the request's sandbox-scoped `Loaders`), done up front, and each related row converted once
-    however many campaigns share it."""
+async def prefetch_relations(
+    campaigns: Sequence[Campaign], selected: Mapping[str, AbstractSet[str]], loaders: Loaders
+) -> None:
+    """Loads the relations `selected` (GraphQL field names, each with the names selected under it) for a page of
+    campaigns: one statement per relation, done up front, and each related row converted once however many
+    campaigns share it. Node types with a projection read only the columns selected under them; the others go
+    through the request's sandbox-scoped `Loaders`."""
     if not campaigns:
         return
-    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[list[Any]]]] = []
-    for name, (model, key, to_node) in _relations().items():
-        if name in selected:
-            ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
-            loads.append((name, key, to_node, ids, loaders.rows_by_id(model, ids)))
+    sandbox_id = loaders.sandbox_id
+    assert sandbox_id is not None  # loaders exist for authenticated callers only
+    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[Any]]] = []
+    for name, (model, key, node_type) in _relations().items():
+        if name not in selected:
+            continue
+        ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
+        projection = node_type.projection
+        if projection is not None:
+            attributes = projection.attributes_for(selected[name])
+            loads.append((name, key, node_type.from_values, ids, _values_in_order(model, sandbox_id, ids, attributes)))
+        else:
+            loads.append((name, key, node_type.from_model, ids, loaders.rows_by_id(model, ids)))
     if "summary" in selected:
         ids = [c.pk for c in campaigns]
         loads.append(("summary", "pk", lambda summary: summary, ids, summaries_by_campaign_id(ids)))
@@ -216,6 +228,13 @@ async def prefetch_relations(campaigns: Sequence[Campaign], selected: AbstractSe
         nodes = {pk: to_node(row) for pk, row in zip(ids, rows, strict=True) if row is not None}
         for campaign in campaigns:
             campaign.prefetched[name] = nodes.get(getattr(campaign, key))
+
+
+async def _values_in_order(
+    model: type[Model], sandbox_id: int, ids: list[int], attributes: AbstractSet[str] | None
+) -> list[dict[str, Any] | None]:
+    found = await values_by_id(model, sandbox_id, ids, attributes)
+    return [found.get(pk) for pk in ids]
 
 
 @strawberry.type(description="A campaign: a message sent to an audience once or on a schedule.")
@@ -334,47 +353,36 @@ class Campaign(SandboxNode):
             namespace_id=get("namespace_id"),
         )
 
-    @staticmethod
-    def attributes_for(selected: AbstractSet[str]) -> frozenset[str] | None:
-        """Model attributes the fields `selected` (GraphQL names) read; None (all) if one is not known here."""
-        needed = set(_ALWAYS_READ)
-        for name in selected:
-            attributes = _READS.get(name)
-            if attributes is None:
-                return None
-            needed.update(attributes)
-        return frozenset(needed)
 
-
-# What each field of Campaign reads off the model, for list pages that read only what the query selects.
-# A field missing here makes the page read every column. tests/graphql/test_read_path.py checks each field.
-_ALWAYS_READ = ("id", "status", "preset_id", "segment_id", "namespace_id")
-_READS: dict[str, tuple[str, ...]] = {
-    "__typename": (),
-    "id": (),
-    "name": ("name",),
-    "description": ("description",),
-    "tags": ("tags",),
-    "type": ("type",),
-    "category": ("category",),
-    "channel": ("channel",),
-    "content": ("content",),
-    "tracking": ("tracking",),
-    "schedule": ("schedule",),
-    "throttle": ("throttle_per_second",),
-    "status": (),
-    "version": ("version",),
-    "activatedAt": ("activated_at",),
-    "activatedBy": ("activated_by",),
-    "stoppedAt": ("stopped_at",),
-    "createdAt": ("created_at",),
-    "updatedAt": ("updated_at",),
-    "preset": (),
-    "segment": (),
-    "namespace": (),
-    "availableActions": (),
-    "summary": (),
-}
+# The model attributes each field reads (resolvers/projection.py).
+Campaign.projection = Projection(
+    always=("id", "status", "preset_id", "segment_id", "namespace_id"),
+    reads={
+        "id": (),
+        "name": ("name",),
+        "description": ("description",),
+        "tags": ("tags",),
+        "type": ("type",),
+        "category": ("category",),
+        "channel": ("channel",),
+        "content": ("content",),
+        "tracking": ("tracking",),
+        "schedule": ("schedule",),
+        "throttle": ("throttle_per_second",),
+        "status": (),
+        "version": ("version",),
+        "activatedAt": ("activated_at",),
+        "activatedBy": ("activated_by",),
+        "stoppedAt": ("stopped_at",),
+        "createdAt": ("created_at",),
+        "updatedAt": ("updated_at",),
+        "preset": (),
+        "segment": (),
+        "namespace": (),
+        "availableActions": (),
+        "summary": (),
+    },
+)
 
 
 @strawberry.type(description="One execution of a campaign at one scheduled time.")

@@ -19,6 +19,7 @@ from models.preset_rules import TlsMode as TlsModeEnum
 from models.preset_rules import allowed_actions
 from resolvers.errors import Error
 from resolvers.nodes import SandboxNode
+from resolvers.projection import Projection
 from resolvers.vocabulary import Category, Channel
 
 MessageChannel = Channel
@@ -199,25 +200,57 @@ class MessagePreset(SandboxNode):
 
     @classmethod
     def from_model(cls, row: MessagePresetModel) -> Self:
+        return cls.from_values(vars(row))
+
+    @classmethod
+    def from_values(cls, row: dict[str, Any]) -> Self:
+        """From the model's attributes (a list page may read only those its query selects: `projection`);
+        an attribute not read is None, and what is built from it is not built."""
+        get = row.get
+        channel = get("channel")
         pending = None
-        if row.pending_settings is not None:
-            pending = settings_type(row.channel, row.pending_settings, row.pending_secret_names or [])
+        if get("pending_settings") is not None:
+            pending = settings_type(channel, row["pending_settings"], get("pending_secret_names") or [])
         return cls(
-            pk=row.id,
-            name=row.name,
-            description=row.description,
-            channel=row.channel,
-            category=row.category,
-            status=row.status,
-            update_status=row.update_status,
-            settings=settings_type(row.channel, row.settings, row.secret_names or []),
+            pk=row["id"],
+            name=get("name"),
+            description=get("description"),
+            channel=channel,
+            category=get("category"),
+            status=get("status"),
+            update_status=get("update_status"),
+            settings=settings_type(channel, row["settings"], get("secret_names") or []) if "settings" in row else None,
             pending_settings=pending,
-            checks=[PresetCheck.from_dict(check) for check in row.checks or []],
-            validated_at=row.validated_at,
-            version=row.version,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            checks=[PresetCheck.from_dict(check) for check in get("checks") or []],
+            validated_at=get("validated_at"),
+            version=get("version"),
+            created_at=get("created_at"),
+            updated_at=get("updated_at"),
         )
+
+
+# The model attributes each field reads (resolvers/projection.py).
+MessagePreset.projection = Projection(
+    always=("id",),
+    reads={
+        "id": (),
+        "name": ("name",),
+        "description": ("description",),
+        "channel": ("channel",),
+        "category": ("category",),
+        "status": ("status",),
+        "updateStatus": ("update_status",),
+        "settings": ("channel", "settings", "secret_names"),
+        "pendingSettings": ("channel", "pending_settings", "pending_secret_names"),
+        "checks": ("checks",),
+        "failedChecks": ("checks",),
+        "availableActions": ("status", "update_status"),
+        "validatedAt": ("validated_at",),
+        "version": ("version",),
+        "createdAt": ("created_at",),
+        "updatedAt": ("updated_at",),
+    },
+)
 
 
 @strawberry.type(description="The preset is used by campaigns that are not drafts; nothing was changed.")

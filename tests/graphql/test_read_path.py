@@ -10,8 +10,10 @@ import strawberry
 import websockets
 from graphql import execute, get_named_type, is_leaf_type, is_non_null_type, is_object_type, parse
 
-from resolvers.campaigns.types import _READS as _CAMPAIGN_READS
+from resolvers.audience.types import Segment
+from resolvers.campaigns.types import Campaign
 from resolvers.pagination import selected_node_fields
+from resolvers.presets.types import MessagePreset
 from resolvers.schema import HeraldSchema, build_schema
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import CAMPAIGN_FIELDS, active_in_app_preset, audience, create, ready_input
@@ -56,27 +58,38 @@ def _selection(type_: Any, depth: int = 2) -> str:
     return " ".join(parts)
 
 
-async def test_each_campaign_field_reads_what_it_needs_on_a_page(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    """A list page reads only the columns its selected fields need (`Campaign.attributes_for`): each field alone
-    on a page answers as the campaign read whole does."""
+async def test_each_field_reads_what_it_needs_on_a_page(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    """A list page reads only the columns its selected fields need (resolvers/projection.py): each field of a
+    campaign, and of its preset and segment, alone on a page answers as the campaign read whole does."""
     preset_id = await active_in_app_preset(gql, sandbox)
     segment_id = await audience(gql, sandbox, size=1)
     await create(gql, sandbox, ready_input(preset_id, segment_id, name="Ready"))
     await create(gql, sandbox, {"name": "Bare", "description": "About it", "tags": ["x", "y"]})
-    campaign_type = build_schema()._schema.type_map["Campaign"]
-    assert {*campaign_type.fields, "__typename"} == set(_CAMPAIGN_READS), "attributes_for must know every field"
-    for name, field in campaign_type.fields.items():
+    types = build_schema()._schema.type_map
+    assert {*types["Campaign"].fields, "__typename"} >= set(Campaign.projection.reads)
+    assert set(types["Campaign"].fields) <= set(Campaign.projection.reads), "a Campaign field the projection misses"
+    selections = [(name, field) for name, field in types["Campaign"].fields.items()]
+    for relation, type_name, projection in (
+        ("preset", "MessagePreset", MessagePreset.projection),
+        ("segment", "Segment", Segment.projection),
+    ):
+        assert set(projection.reads) <= set(types[type_name].fields), f"{type_name}: projection of unknown fields"
+        selections += [(f"{relation} {{ id {name}", field) for name, field in types[type_name].fields.items()]
+    for name, field in selections:
         if any(is_non_null_type(arg.type) for arg in field.args.values()):
             continue
         sub = _selection(field.type)
         selection = f"{name} {{ {sub} }}" if sub else name
+        if selection.count("{") > selection.count("}"):  # a field under a relation: close the relation
+            selection += " }"
         page = await gql(f"query {{ campaigns(first: 10) {{ nodes {{ id {selection} }} }} }}", key=sandbox.admin)
         nodes = page["campaigns"]["nodes"]
         assert len(nodes) == 2
         for node in nodes:
-            alone = await gql(f"query($id: ID!) {{ campaign(id: $id) {{ id {selection} }} }}", {"id": node["id"]},
-                              key=sandbox.admin)
-            assert alone["campaign"] == node, name
+            alone = await gql(
+                f"query($id: ID!) {{ campaign(id: $id) {{ id {selection} }} }}", {"id": node["id"]}, key=sandbox.admin
+            )
+            assert alone["campaign"] == node, selection
 
 
 @strawberry.type
