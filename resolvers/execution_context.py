@@ -36,6 +36,7 @@ from graphql.execution.executor import collect_iterator_awaitables, invalid_retu
 from graphql.language import FieldNode
 from graphql.pyutils import Path, gather_with_cancel
 from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import Info
@@ -50,6 +51,9 @@ Entry = tuple[str, FieldDetailsList, GraphQLField, FieldPlan, Complete, list[Fie
 
 _ATTRIBUTE, _DIRECT, _TYPENAME, _GENERIC = Resolve.ATTRIBUTE, Resolve.DIRECT, Resolve.TYPENAME, Resolve.GENERIC
 _LEAF, _OBJECT, _LEAF_LIST, _OBJECT_LIST = Complete.LEAF, Complete.OBJECT, Complete.LEAF_LIST, Complete.OBJECT_LIST
+# Values a resolver returns that are neither awaitable nor an error: serialized on the spot.
+_PLAIN_TYPES = frozenset({str, int, bool, float})
+_UNSET: Any = object()
 # strawberry's resolver of `Node.id` (a classmethod taking root and info).
 _NODE_ID_FUNCTION = relay.Node.__dict__["_id"].__func__
 
@@ -93,7 +97,8 @@ def _node_id_resolver(object_type: GraphQLObjectType, field: StrawberryField) ->
     type_name, id_attr = object_type.name, origin.resolve_id_attr()
 
     def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-        return relay.GlobalID(type_name=type_name, node_id=str(getattr(source, id_attr)))
+        # The ID as the GlobalID would serialize (ID takes a str as it is).
+        return to_base64(type_name, str(getattr(source, id_attr)))
 
     resolve.herald_needs_info = False  # type: ignore[attr-defined]
     return resolve
@@ -207,12 +212,34 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     value = getattr(source_value, plan.attribute, None)  # type: ignore[arg-type]
                     if value is not None and value is not Undefined and not isinstance(value, Exception):
                         try:
-                            coerced = plan.leaf_type.coerce_output_value(value)  # type: ignore[union-attr]
+                            coerced = plan.serialize(value)  # type: ignore[misc]
                         except Exception:
                             coerced = None
                         if coerced is not None and coerced is not Undefined:
                             results[response_name] = coerced
                             continue
+                elif resolve is _DIRECT and complete is _LEAF:
+                    # A leaf through a resolver without info (e.g. Node.id): resolved once here, then completed
+                    # here when plain, else by the planned path with the value already resolved.
+                    try:
+                        value = plan.resolver(source_value, None)  # type: ignore[misc]
+                        coerced = None
+                        if value is not None and value is not Undefined and type(value) in _PLAIN_TYPES:
+                            coerced = plan.serialize(value)  # type: ignore[misc]
+                    except Exception as raw_error:
+                        self.handle_field_error(
+                            raw_error, entry[2].type, field_details_list, Path(path, response_name, parent_name)
+                        )
+                        results[response_name] = None
+                        continue
+                    if coerced is not None and coerced is not Undefined:
+                        results[response_name] = coerced
+                        continue
+                    result = self._execute_planned_field(parent_type, source_value, path, entry, value)
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+                    continue
                 elif resolve is _TYPENAME:
                     results[response_name] = parent_name
                     continue
@@ -246,17 +273,20 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return get_results()
 
     def _execute_planned_field(
-        self, parent_type: GraphQLObjectType, source: Any, path: Path | None, entry: Entry
+        self, parent_type: GraphQLObjectType, source: Any, path: Path | None, entry: Entry, resolved: Any = _UNSET
     ) -> Any:
         """graphql-core's execute_field for a field read off an attribute or through a direct resolver: the same
-        resolve call, then the completion of the plan or graphql-core's `complete_value`."""
+        resolve call (unless `resolved` holds its result already), then the completion of the plan or
+        graphql-core's `complete_value`."""
         response_name, field_details_list, field_def, plan, complete, nodes, sub_fields = entry
         field_path = Path(path, response_name, parent_type.name)
         return_type = field_def.type
         info = None
         try:
             resolve = plan.resolve
-            if resolve is _ATTRIBUTE:
+            if resolved is not _UNSET:
+                result = resolved
+            elif resolve is _ATTRIBUTE:
                 result = getattr(source, plan.attribute)  # type: ignore[arg-type]
             elif resolve is _DIRECT:
                 result = plan.resolver(source, None)  # type: ignore[misc]
@@ -278,6 +308,10 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         raise _non_null_error(parent_type, nodes)
                     return None
                 if complete is _LEAF:
+                    if type(result) in _PLAIN_TYPES:
+                        serialized = plan.serialize(result)  # type: ignore[misc]
+                        if serialized is not None and serialized is not Undefined:
+                            return serialized
                     return self.complete_leaf_value(plan.leaf_type, result)  # type: ignore[arg-type]
                 completed = self._complete_object(plan, field_details_list, field_path, result, sub_fields)  # type: ignore[arg-type]
             elif (
@@ -331,7 +365,7 @@ class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _complete_leaf_list(self, plan: FieldPlan, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:
         """A list of scalars or enums with nothing unusual in it, or None (then graphql-core's path decides)."""
-        coerce = plan.leaf_type.coerce_output_value  # type: ignore[union-attr]
+        coerce = plan.serialize
         is_awaitable = self.is_awaitable
         completed: list[Any] = []
         for item in items:

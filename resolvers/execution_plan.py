@@ -12,17 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
+    GraphQLEnumType,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLString,
     TypeNameMetaFieldDef,
     is_leaf_type,
     is_object_type,
@@ -59,6 +64,37 @@ class FieldPlan:
     object_type: GraphQLObjectType | None  # Complete.OBJECT / OBJECT_LIST
     # The object type's strawberry-made `is_type_of` (an isinstance check that ignores its info argument), if any.
     is_type_of: Callable[[Any, Any], bool] | None
+    # The leaf type's `coerce_output_value`, with shortcuts for plain values (`leaf_serializer`).
+    serialize: Callable[[Any], Any] | None = None
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+
+
+def leaf_serializer(leaf_type: GraphQLLeafType) -> Callable[[Any], Any]:
+    """`leaf_type.coerce_output_value`, answering plain values without its checks: a str for String and ID, an
+    int in range for Int, a bool for Boolean, an enum member seen before for an enum type (its name is kept).
+    Anything else, and every error, goes through `coerce_output_value` itself."""
+    coerce = leaf_type.coerce_output_value
+    if leaf_type is GraphQLString or leaf_type is GraphQLID:
+        return lambda value: value if type(value) is str else coerce(value)
+    if leaf_type is GraphQLInt:
+        return lambda value: value if type(value) is int and _INT_MIN <= value <= _INT_MAX else coerce(value)
+    if leaf_type is GraphQLBoolean:
+        return lambda value: value if type(value) is bool else coerce(value)
+    if isinstance(leaf_type, GraphQLEnumType):
+        names: dict[Any, Any] = {}
+
+        def serialize_enum(value: Any) -> Any:
+            name = names.get(value) if isinstance(value, Enum) else None
+            if name is None:
+                name = coerce(value)
+                if isinstance(value, Enum) and len(names) < 1000:
+                    names[value] = name
+            return name
+
+        return serialize_enum
+    return coerce
 
 
 def strawberry_made_is_type_of(object_type: GraphQLObjectType) -> bool:
@@ -118,8 +154,9 @@ def field_plan(field: GraphQLField) -> FieldPlan:
         return FieldPlan(Resolve.TYPENAME, None, None, Complete.GENERIC, True, False, None, None, None)
     resolve, attribute, resolver = _resolution(field)
     complete, non_null, item_non_null, leaf_type, object_type, is_type_of = _completion(field.type)
+    serialize = leaf_serializer(leaf_type) if leaf_type is not None else None
     return FieldPlan(
-        resolve, attribute, resolver, complete, non_null, item_non_null, leaf_type, object_type, is_type_of
+        resolve, attribute, resolver, complete, non_null, item_non_null, leaf_type, object_type, is_type_of, serialize
     )
 
 

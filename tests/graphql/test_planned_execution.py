@@ -106,6 +106,32 @@ class Item(Named):
     def named(self) -> Named:
         return self
 
+    # Leaves through resolvers without info, plain and odd: serialized on the spot or by graphql-core.
+    @strawberry.field
+    def big(self) -> int:
+        return 2**40
+
+    @strawberry.field
+    def half(self) -> int:
+        return 2.5  # type: ignore[return-value]
+
+    @strawberry.field
+    def flag(self) -> bool:
+        return 1  # type: ignore[return-value]
+
+    @strawberry.field
+    def mood_now(self) -> Mood:
+        return self.mood
+
+    @strawberry.field
+    def bad_mood(self) -> Mood | None:
+        return "nope"  # type: ignore[return-value]
+
+    @strawberry.field
+    async def later_name(self) -> str:
+        await asyncio.sleep(0)
+        return f"later {self.name}"
+
 
 def _tree() -> Item:
     grandchild = Item(name="grandchild", tags=["g"], score=3)
@@ -177,6 +203,10 @@ QUERIES: list[tuple[str, dict[str, Any] | None]] = [
     ),
     ("{ item { kids { name } kids { score child { name } } k: kids { parent { name } } } }", None),
     ("{ __typename item { __typename parent { __typename } } }", None),
+    ("{ item { moodNow laterName kids { moodNow laterName flag } } }", None),
+    ("{ item { big } }", None),
+    ("{ item { half } }", None),
+    ("{ items { badMood } }", None),
 ]
 
 
