@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from tortoise import connections
@@ -92,35 +91,19 @@ class RowReader:
             return "*"
         return ", ".join(quoted(self.column_of[attribute]) for attribute in attributes)
 
-    def values(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+    def convert(self, columns: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+        """(column, value) pairs of one row as attribute -> Python value."""
         converters = self._converters
-        read: list[dict[str, Any]] = []
-        for row in rows:
-            values: dict[str, Any] = {}
-            for column, value in zip(row.keys(), row, strict=True):
-                attribute, convert = converters[column]
-                values[attribute] = convert(value) if convert is not None and value is not None else value
-            read.append(values)
-        return read
+        values: dict[str, Any] = {}
+        for column, value in columns:
+            attribute, convert = converters[column]
+            values[attribute] = convert(value) if convert is not None and value is not None else value
+        return values
+
+    def values(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        return [self.convert(zip(row.keys(), row, strict=True)) for row in rows]
 
 
 @functools.cache
 def row_reader(model: type[Model]) -> RowReader:
     return RowReader(model)
-
-
-async def values_by_id(
-    model: type[Model], sandbox_id: int, ids: Iterable[int], attributes: AbstractSet[str] | None
-) -> dict[int, dict[str, Any]]:
-    """`models_by_id` as dicts of `attributes` (and the id; all for None): RowReader.values."""
-    reader = row_reader(model)
-    if attributes is not None:
-        attributes = {"id", *attributes}
-    params = sql_params()
-    sandbox = params.add(sandbox_id)
-    select = reader.select_list(sorted(attributes) if attributes is not None else None)
-    sql = (
-        f"SELECT {select} FROM {reader.table} "
-        f'WHERE "sandbox_id" = {sandbox} AND {one_of(params, quoted("id"), sorted(set(ids)))}'
-    )
-    return {values["id"]: values for values in reader.values(await fetch(sql, params))}

@@ -19,7 +19,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from models.segment_rules import SqlParams
-from models.sql_reads import fetch, row_reader
+from models.sql_reads import RowReader, fetch, row_reader
 from resolvers.errors import ClientError
 
 if TYPE_CHECKING:
@@ -185,38 +185,69 @@ def _after_sql(listing: SqlListing, params: SqlParams, keys: list[tuple[str, boo
     return "(" + " OR ".join(disjuncts) + ")"
 
 
+@dataclass(frozen=True, slots=True)
+class JoinedRelation:
+    """A to-one relation of the listed rows read in the page's statement (a LEFT JOIN scoped to `sandbox_id`):
+    the related row's `attributes` (all for None) and id, as `joined[name]`; None where the key is null or
+    the row is not the sandbox's."""
+
+    name: str
+    model: type[Model]
+    key: str  # attribute of the listed model holding the related row's id
+    attributes: AbstractSet[str] | None
+    sandbox_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class JoinedFigures:
+    """Figures per listed row computed in the page's statement: `select(ids)` is a SELECT of the columns
+    `columns` grouped by a first column "key" matching a listed row's id, given SQL that selects the page's ids.
+    `joined[name]` holds them (None where no row has the key)."""
+
+    name: str
+    select: Callable[[str], str]
+    columns: tuple[str, ...]
+
+
 async def paginate_sql(
     listing: SqlListing,
     *,
     first: int | None,
     after: str | None,
     max_page_size: int,
-    to_node: Callable[[dict[str, Any]], NodeT],
+    to_node: Callable[[dict[str, Any], dict[str, Any]], NodeT],
     sort: SortKey = SortKey(),
     attributes: AbstractSet[str] | None = None,
+    relations: Sequence[JoinedRelation] = (),
+    figures: Sequence[JoinedFigures] = (),
 ) -> Connection[NodeT]:
-    """`paginate` for a list given as SQL: one SELECT for the page, one COUNT only when `totalCount` is asked.
-    Rows reach `to_node` as dicts of the model's attributes (models.sql_reads.RowReader): `attributes` and the
-    sort keys, or all of them for None."""
+    """`paginate` for a list given as SQL, with the relations and figures its rows show: one statement for the
+    page (one more, a COUNT, only when `totalCount` is asked). Rows reach `to_node` as dicts of the model's
+    attributes (models.sql_reads.RowReader: `attributes` and the sort keys, or all), with the `joined` dict of
+    their relations and figures."""
     size = check_page_size(first, max_page_size)
     keys = sort.fields()
     reader = row_reader(listing.model)
     table = reader.table
     if attributes is not None:
-        attributes = {*attributes, *(name for name, _ in keys)}
+        attributes = {*attributes, *(name for name, _ in keys), *(relation.key for relation in relations)}
     where_values = list(listing.params.values)
     params = SqlParams(listing.params.dialect, where_values)
     where = listing.where
     if after:
         where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
     ordering = ", ".join(f'"{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
-    # One row more than the page says whether more follow (also for `first: 0`).
     columns = reader.select_list(sorted(attributes) if attributes is not None else None)
+    # One row more than the page says whether more follow (also for `first: 0`).
     sql = f"SELECT {columns} FROM {table} WHERE {where} ORDER BY {ordering} LIMIT {params.add(size + 1)}"
-    rows = reader.values(await fetch(sql, params))
+    if relations or figures:
+        sql = _joined_page_sql(sql, params, reader, keys, relations, figures)
+    rows = await fetch(sql, params)
     has_next = len(rows) > size
-    rows = rows[:size]
-    edges = [Edge(cursor=_encode_cursor([row[name] for name, _ in keys]), node=to_node(row)) for row in rows]
+    edges = []
+    for row in rows[:size]:
+        values, joined = _split_row(reader, row, relations, figures)
+        edges.append(Edge(cursor=_encode_cursor([values[name] for name, _ in keys]), node=to_node(values, joined)))
 
     async def count() -> int:
         params = SqlParams(listing.params.dialect, where_values)
@@ -234,6 +265,62 @@ async def paginate_sql(
         _count_query=None,
         _count=count,
     )
+
+
+def _joined_page_sql(
+    page_sql: str,
+    params: SqlParams,
+    listed: RowReader,
+    keys: list[tuple[str, bool]],
+    relations: Sequence[JoinedRelation],
+    figures: Sequence[JoinedFigures],
+) -> str:
+    """The page's SELECT as a CTE, its rows LEFT JOINed to their relations and figures: the joins see only
+    the page's rows. Joined columns are named "relation.column"."""
+    select = ['"page".*']
+    joins = []
+    for relation in relations:
+        reader = row_reader(relation.model)
+        alias = f'"{relation.name}"'
+        wanted = {"id", *relation.attributes} if relation.attributes is not None else set(reader.column_of)
+        for column in sorted(reader.column_of[attribute] for attribute in wanted):
+            select.append(f'{alias}."{column}" AS "{relation.name}.{column}"')
+        joins.append(
+            f"LEFT JOIN {reader.table} AS {alias} ON {alias}.\"id\" = \"page\".\"{listed.column_of[relation.key]}\" "
+            f"AND {alias}.\"sandbox_id\" = {params.add(relation.sandbox_id)}"
+        )
+    for figure in figures:
+        alias = f'"{figure.name}"'
+        select.append(f'{alias}."key" AS "{figure.name}.key"')
+        select += [f'{alias}."{column}" AS "{figure.name}.{column}"' for column in figure.columns]
+        figures_sql = figure.select('SELECT "id" FROM "page"')
+        joins.append(f'LEFT JOIN ({figures_sql}) AS {alias} ON {alias}."key" = "page"."id"')
+    ordering = ", ".join(f'"page"."{name}" {"DESC" if desc else "ASC"}' for name, desc in keys)
+    return f'WITH "page" AS ({page_sql}) SELECT {", ".join(select)} FROM "page" {" ".join(joins)} ORDER BY {ordering}'
+
+
+def _split_row(
+    reader: RowReader, row: Any, relations: Sequence[JoinedRelation], figures: Sequence[JoinedFigures]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A joined page row as the listed row's values and `joined` (relations converted by their models)."""
+    if not relations and not figures:
+        return reader.convert(zip(row.keys(), row, strict=True)), {}
+    own: list[tuple[str, Any]] = []
+    parts: dict[str, list[tuple[str, Any]]] = {}
+    for column, value in zip(row.keys(), row, strict=True):
+        name, dot, rest = column.partition(".")
+        if dot:
+            parts.setdefault(name, []).append((rest, value))
+        else:
+            own.append((column, value))
+    joined: dict[str, Any] = {}
+    for relation in relations:
+        related = row_reader(relation.model).convert(parts.get(relation.name, ()))
+        joined[relation.name] = related if related.get("id") is not None else None
+    for figure in figures:
+        values = dict(parts.get(figure.name, ()))
+        joined[figure.name] = values if values.get("key") is not None else None
+    return reader.convert(own), joined
 
 
 _TOWARDS_NODES = {((), "edges"), ((), "nodes"), (("edges",), "node")}

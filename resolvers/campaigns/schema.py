@@ -51,13 +51,13 @@ from resolvers.campaigns.types import (
     CampaignRun,
     ExclusionCount,
     ReviewAlert,
-    prefetch_relations,
+    campaign_page,
     seconds,
 )
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
-from resolvers.pagination import Connection, SortKey, SqlListing, paginate, paginate_sql, selected_node_tree
+from resolvers.pagination import Connection, SortKey, SqlListing, paginate, selected_node_tree
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 
 logger = logging.getLogger(__name__)
@@ -244,18 +244,15 @@ class CampaignQuery:
             search=filter.search[:200] if filter.search else None,
             tags=filter.tags[:20] if filter.tags else (),
         )
-        selected = selected_node_tree(info)
-        page = await paginate_sql(
+        return await campaign_page(
             SqlListing(CampaignModel, where, params),
             first=first,
             after=after,
-            max_page_size=info.context.limits.max_page_size,
-            to_node=Campaign.from_values,
             sort=SORT_KEYS[sort],
-            attributes=Campaign.projection.attributes_for(selected.keys()),
+            max_page_size=info.context.limits.max_page_size,
+            selected=selected_node_tree(info),
+            loaders=info.context.loaders,
         )
-        await prefetch_relations([edge.node for edge in page.edges], selected, info.context.loaders)
-        return page
 
     @strawberry.field(
         description="Review a campaign: alerts (errors block activation) and the plan.", permission_classes=MANAGER

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -19,7 +19,7 @@ from models.campaign import CampaignRun as CampaignRunModel
 from models.campaign_rules import available_actions
 from models.identity import IdentityNamespace as IdentityNamespaceModel
 from models.preset import MessagePreset as MessagePresetModel
-from models.sql_reads import fetch, one_of, sql_params, values_by_id
+from models.sql_reads import fetch, sql_params
 from resolvers.campaigns.enums import (
     AlertCode,
     AlertSeverity,
@@ -35,6 +35,7 @@ from resolvers.campaigns.enums import (
 from resolvers.context import Info
 from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
+from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate_sql
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
 
@@ -159,34 +160,45 @@ class CampaignSummary:
     excluded: int = strawberry.field(description="Profiles excluded (no identity, no consent, suppressed, …).")
 
 
+def summary_sql(campaign_ids: str) -> str:
+    """Summed run figures of the campaigns whose ids `campaign_ids` (SQL) gives, keyed by campaign id."""
+    return (
+        'SELECT "campaign_id" AS "key", SUM("targeted") AS "targeted", SUM("excluded") AS "excluded", '
+        'SUM("sent") AS "sent", SUM("failed") AS "failed" '
+        f'FROM "campaign_run" WHERE "campaign_id" IN ({campaign_ids}) GROUP BY "campaign_id"'
+    )
+
+
+SUMMARY_FIGURES = ("targeted", "excluded", "sent", "failed")
+
+
+def summary_from_sums(sums: Mapping[str, Any] | None) -> CampaignSummary:
+    """A campaign's summary from `summary_sql`'s row for it (None: no runs yet)."""
+    sums = sums or {}
+    targeted, excluded = int(sums.get("targeted") or 0), int(sums.get("excluded") or 0)
+    return CampaignSummary(
+        profiles_targeted=targeted + excluded,
+        actions_delivered=int(sums.get("sent") or 0),
+        actions_failed=int(sums.get("failed") or 0),
+        excluded=excluded,
+    )
+
+
 async def summaries_by_campaign_id(ids: Sequence[int]) -> list[CampaignSummary]:
     """Summed run figures per campaign, in the order of `ids` (ids of the caller's sandbox: the callers read
     the campaigns scoped first)."""
     params = sql_params()
-    of_campaigns = one_of(params, '"campaign_id"', set(ids))
-    rows = await fetch(
-        'SELECT "campaign_id", SUM("targeted") AS "targeted", SUM("excluded") AS "excluded", SUM("sent") AS "sent", '
-        f'SUM("failed") AS "failed" FROM "campaign_run" WHERE {of_campaigns} GROUP BY "campaign_id"',
-        params,
-    )
-    by_id = {row["campaign_id"]: row for row in rows}
-    empty = {"targeted": 0, "excluded": 0, "sent": 0, "failed": 0}
-    return [
-        CampaignSummary(
-            profiles_targeted=int(r["targeted"] or 0) + int(r["excluded"] or 0),
-            actions_delivered=int(r["sent"] or 0),
-            actions_failed=int(r["failed"] or 0),
-            excluded=int(r["excluded"] or 0),
-        )
-        for r in (by_id.get(i, empty) for i in ids)
-    ]
+    placeholders = ", ".join(params.add(i) for i in sorted(set(ids))) or "NULL"
+    rows = await fetch(summary_sql(placeholders), params)
+    by_id = {row["key"]: dict(zip(row.keys(), row, strict=True)) for row in rows}
+    return [summary_from_sums(by_id.get(i)) for i in ids]
 
 
 def summary_loader(loaders: Loaders) -> DataLoader[int, CampaignSummary]:
     return loaders.custom("campaign_summary", summaries_by_campaign_id)
 
 
-def _relations() -> dict[str, tuple[type[Model], str, type[SandboxNode]]]:
+def relations() -> dict[str, tuple[type[Model], str, type[SandboxNode]]]:
     """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, node type)."""
     from resolvers.audience.types import Segment
     from resolvers.presets.types import MessagePreset
@@ -198,31 +210,17 @@ def _relations() -> dict[str, tuple[type[Model], str, type[SandboxNode]]]:
     }
 
 
-async def prefetch_relations(
-    campaigns: Sequence[Campaign], selected: Mapping[str, AbstractSet[str]], loaders: Loaders
-) -> None:
-    """Loads the relations `selected` (GraphQL field names, each with the names selected under it) for a page of
-    campaigns: one statement per relation, done up front, and each related row converted once however many
-    campaigns share it. Node types with a projection read only the columns selected under them; the others go
-    through the request's sandbox-scoped `Loaders`."""
+async def prefetch_relations(campaigns: Sequence[Campaign], names: Iterable[str], loaders: Loaders) -> None:
+    """Loads the relations `names` (GraphQL field names) for a page of campaigns through the request's
+    sandbox-scoped `Loaders`: one statement per relation, done up front, and each related row converted once
+    however many campaigns share it."""
     if not campaigns:
         return
-    sandbox_id = loaders.sandbox_id
-    assert sandbox_id is not None  # loaders exist for authenticated callers only
-    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[Any]]] = []
-    for name, (model, key, node_type) in _relations().items():
-        if name not in selected:
-            continue
+    loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[list[Any]]]] = []
+    for name in names:
+        model, key, node_type = relations()[name]
         ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
-        projection = node_type.projection
-        if projection is not None:
-            attributes = projection.attributes_for(selected[name])
-            loads.append((name, key, node_type.from_values, ids, _values_in_order(model, sandbox_id, ids, attributes)))
-        else:
-            loads.append((name, key, node_type.from_model, ids, loaders.rows_by_id(model, ids)))
-    if "summary" in selected:
-        ids = [c.pk for c in campaigns]
-        loads.append(("summary", "pk", lambda summary: summary, ids, summaries_by_campaign_id(ids)))
+        loads.append((name, key, node_type.from_model, ids, loaders.rows_by_id(model, ids)))
     results = await asyncio.gather(*(load for *_, load in loads))
     for (name, key, to_node, ids, _), rows in zip(loads, results, strict=True):
         nodes = {pk: to_node(row) for pk, row in zip(ids, rows, strict=True) if row is not None}
@@ -230,11 +228,62 @@ async def prefetch_relations(
             campaign.prefetched[name] = nodes.get(getattr(campaign, key))
 
 
-async def _values_in_order(
-    model: type[Model], sandbox_id: int, ids: list[int], attributes: AbstractSet[str] | None
-) -> list[dict[str, Any] | None]:
-    found = await values_by_id(model, sandbox_id, ids, attributes)
-    return [found.get(pk) for pk in ids]
+async def campaign_page(
+    listing: SqlListing,
+    *,
+    first: int | None,
+    after: str | None,
+    sort: SortKey,
+    max_page_size: int,
+    selected: Mapping[str, AbstractSet[str]],
+    loaders: Loaders,
+) -> Connection[Campaign]:
+    """A page of campaigns in one statement: the columns the selection reads, its presets and segments joined
+    (their selected columns) and its summaries summed beside. Relations without a projection are loaded after,
+    one statement each (`prefetch_relations`)."""
+    sandbox_id = loaders.sandbox_id
+    assert sandbox_id is not None  # loaders exist for authenticated callers only
+    joined: list[JoinedRelation] = []
+    node_types: dict[str, type[SandboxNode]] = {}
+    loaded_after: list[str] = []
+    for name, (model, key, node_type) in relations().items():
+        if name not in selected:
+            continue
+        if node_type.projection is None:
+            loaded_after.append(name)
+            continue
+        joined.append(JoinedRelation(name, model, key, node_type.projection.attributes_for(selected[name]), sandbox_id))
+        node_types[name] = node_type
+    figures = [JoinedFigures("summary", summary_sql, SUMMARY_FIGURES)] if "summary" in selected else []
+    converted: dict[tuple[str, int], Any] = {}  # each related row converted once for the page
+
+    def to_node(values: dict[str, Any], joined_values: dict[str, Any]) -> Campaign:
+        campaign = Campaign.from_values(values)
+        for relation in joined:
+            row = joined_values[relation.name]
+            node = None
+            if row is not None:
+                node = converted.get((relation.name, row["id"]))
+                if node is None:
+                    node = converted[relation.name, row["id"]] = node_types[relation.name].from_values(row)
+            campaign.prefetched[relation.name] = node
+        if figures:
+            campaign.prefetched["summary"] = summary_from_sums(joined_values["summary"])
+        return campaign
+
+    page = await paginate_sql(
+        listing,
+        first=first,
+        after=after,
+        max_page_size=max_page_size,
+        to_node=to_node,
+        sort=sort,
+        attributes=Campaign.projection.attributes_for(selected.keys()),
+        relations=joined,
+        figures=figures,
+    )
+    await prefetch_relations([edge.node for edge in page.edges], loaded_after, loaders)
+    return page
 
 
 @strawberry.type(description="A campaign: a message sent to an audience once or on a schedule.")
