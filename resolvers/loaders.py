@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from models.sql_reads import models_by_id
+
+
+class SharedLoader(DataLoader):
+    """A DataLoader whose loads one field may abandon without failing the others. graphql-core cancels the
+    pending fields of an object once one of them fails, and cancelling a task cancels the future it awaits:
+    here the loader's future for a key, shared by every field loading that key, which then all failed with
+    CancelledError, past the error handling (a 500 instead of a partial result)."""
+
+    def load(self, key: Any) -> Awaitable[Any]:
+        return asyncio.shield(super().load(key))
 
 
 class Loaders:
@@ -46,6 +57,6 @@ class Loaders:
     def _get(self, key: Any, make_batch: Callable[[], Any]) -> DataLoader:
         loader = self._loaders.get(key)
         if loader is None:
-            loader = DataLoader(load_fn=make_batch(), cache=self.cache)
+            loader = SharedLoader(load_fn=make_batch(), cache=self.cache)
             self._loaders[key] = loader
         return loader
