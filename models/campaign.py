@@ -14,7 +14,7 @@ from tortoise.models import Model
 from models.base import SandboxModel
 from models.campaign_rules import CampaignStatus, CampaignType, Category, Channel
 from models.segment_rules import SqlParams
-from models.sql_reads import one_of
+from models.sql_reads import FALSE, one_of
 
 
 class RunStatus(StrEnum):
@@ -140,8 +140,10 @@ def list_filter_sql(
     if search:
         conditions.append(f"UPPER(\"name\") LIKE UPPER({params.add(f'%{escape_like(search)}%')}) ESCAPE '\\'")
     if tags:
-        any_tag = (f"\"tags_search\" LIKE {params.add(f'%{escape_like(tag_token(t))}%')} ESCAPE '\\'" for t in tags)
-        conditions.append("(" + " OR ".join(any_tag) + ")")
+        # A tag cannot hold "|" (the separator): such a filter tag matches no campaign.
+        possible = [t for t in tags if "|" not in t]
+        any_tag = [f"\"tags_search\" LIKE {params.add(f'%{escape_like(tag_token(t))}%')} ESCAPE '\\'" for t in possible]
+        conditions.append("(" + " OR ".join(any_tag) + ")" if any_tag else FALSE)
     return " AND ".join(conditions)
 
 

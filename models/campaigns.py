@@ -131,7 +131,11 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
         if len(tags) > MAX_TAGS:
             problems.append(FieldProblem("input.tags", "TOO_MANY", f"at most {MAX_TAGS} tags"))
         for i, tag in enumerate(tags):
-            problems += _text_problems(tag, f"input.tags.{i}", limit=MAX_TAG, required=True)
+            tag_problems = _text_problems(tag, f"input.tags.{i}", limit=MAX_TAG, required=True)
+            if not tag_problems and "|" in tag:
+                # "|" separates tags in `tags_search`: a tag "a|b" would match filters on "a" and "b".
+                tag_problems = [FieldProblem(f"input.tags.{i}", "INVALID_CHARACTER", "must not contain |")]
+            problems += tag_problems
     if "throttle_per_second" in values and values["throttle_per_second"] is not None:
         if not -(2**31) < values["throttle_per_second"] < 2**31:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
