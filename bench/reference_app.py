@@ -1,9 +1,10 @@
 """The reference for the GraphQL read path: a plain Starlette route serving the same page with Tortoise `.values()`.
 
 Same rows and fields as the GraphQL query of bench/graphql_read.py (the first 20 listed campaigns of the
-sandbox, newest first, with preset and segment names and summed run figures), same number of statements
-(campaigns, presets, segments, summaries), same pool size, orjson, one uvicorn process, no access log, the same
-garbage-collector tuning (api/gc_tuning.py).
+sandbox, newest first, with preset and segment names and summed run figures), read as such a route would with
+Tortoise: four statements (campaigns, presets, segments, summaries; Herald's page is one, see
+resolvers/campaigns/types.py `campaign_page`), same pool size, orjson, one uvicorn process, no access log, the
+same garbage-collector tuning (api/gc_tuning.py).
 No authentication, no validation, no GraphQL: what the data costs when nothing else does.
 
     BENCH_SANDBOX_ID=1 DATABASE_URL=postgres://… uvicorn bench.reference_app:app --no-access-log
