@@ -54,9 +54,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with RegisterTortoise(
-            app, config=tortoise_config(settings.resolved_database_url, settings.db_pool_max)
-        ):
+        async with RegisterTortoise(app, config=tortoise_config(settings.resolved_database_url, settings.db_pool_max)):
             await ensure_migrated()
             redis = await create_pool(RedisSettings.from_dsn(settings.redis_url))
             events = EventBus(redis)

@@ -204,8 +204,10 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
     from models.sandbox import ApiKey
 
     async def rows() -> list[dict[str, Any]]:
-        return await ApiKey.filter(sandbox__name=args.sandbox).order_by("id").values(
-            "id", "name", "role", "display_prefix", "created_at", "revoked_at"
+        return (
+            await ApiKey.filter(sandbox__name=args.sandbox)
+            .order_by("id")
+            .values("id", "name", "role", "display_prefix", "created_at", "revoked_at")
         )
 
     for row in asyncio.run(_with_orm(_settings(), rows)):

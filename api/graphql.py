@@ -75,15 +75,17 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         if self.connection_acknowledged and message.get("id") not in self.operations:
             retry_after = await _ws_retry_after(self)
             if retry_after is not None:
-                await self.send_message({"id": message["id"], "type": "error",
-                                         "payload": [rate_limited_error(retry_after)]})
+                await self.send_message(
+                    {"id": message["id"], "type": "error", "payload": [rate_limited_error(retry_after)]}
+                )
                 return
         await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_init_received and isinstance(message.get("payload", {}), dict):
-            caller = await authenticate(token_from_connection_params(message.get("payload")),
-                                        self.view.settings.auth_cache_seconds)
+            caller = await authenticate(
+                token_from_connection_params(message.get("payload")), self.view.settings.auth_cache_seconds
+            )
             if caller is None:
                 await self.websocket.close(code=4401, reason="Unauthorized")
                 return
@@ -96,8 +98,10 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
 
     async def handle_connection_init(self, message: Any) -> None:
         payload = message.get("payload")
-        caller = await authenticate(token_from_connection_params(payload if isinstance(payload, dict) else None),
-                                    self.view.settings.auth_cache_seconds)
+        caller = await authenticate(
+            token_from_connection_params(payload if isinstance(payload, dict) else None),
+            self.view.settings.auth_cache_seconds,
+        )
         if caller is None:
             await self.send_message({"type": "connection_error", "payload": {"message": "Unauthorized"}})
             await self.websocket.close(code=4401, reason="Unauthorized")
@@ -207,7 +211,8 @@ class HeraldGraphQL(GraphQL):
         """Refusals that need no GraphQL work: media types, authentication. None lets the request through."""
         if scope["method"] == "POST" and _media_type(_header(scope, b"content-type")) not in ACCEPTED_POST_MEDIA_TYPES:
             return _error_response(
-                415, "POST bodies must be `application/json` (or `application/graphql-response+json`).",
+                415,
+                "POST bodies must be `application/json` (or `application/graphql-response+json`).",
                 "UNSUPPORTED_MEDIA_TYPE",
             )
         if _response_media_type(_header(scope, b"accept")) is None:
@@ -226,8 +231,9 @@ class HeraldGraphQL(GraphQL):
         retry_after = await self.rate_limiter.retry_after(caller.api_key_id) if self.rate_limiter else None
         if retry_after is not None:
             body = orjson.dumps({"errors": [rate_limited_error(retry_after)]})
-            return Response(body, status_code=429, media_type="application/json",
-                            headers={"Retry-After": str(retry_after)})
+            return Response(
+                body, status_code=429, media_type="application/json", headers={"Retry-After": str(retry_after)}
+            )
         return None
 
     def encode_json(self, data: object) -> bytes:
@@ -245,7 +251,12 @@ class HeraldGraphQL(GraphQL):
         return sub_response
 
     async def execute_single(
-        self, request: Request, request_adapter: Any, sub_response: Response, context: Context, root_value: Any,
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: Any,
         request_data: Any,
     ) -> Any:
         # Queries over GET; queries and mutations over POST; subscriptions only over WebSocket (strawberry would
@@ -260,9 +271,13 @@ class HeraldGraphQL(GraphQL):
                 return PERSISTED_QUERY_NOT_FOUND
         try:
             return await self.schema.execute(
-                query, root_value=root_value, variable_values=request_data.variables,
-                context_value=context, operation_name=request_data.operation_name,
-                allowed_operation_types=allowed, operation_extensions=request_data.extensions,
+                query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
             )
         except CannotGetOperationTypeError as error:
             raise HTTPException(400, error.as_http_error_reason()) from error

@@ -111,6 +111,5 @@ async def ensure_migrated() -> None:
     pending = await pending_migrations()
     if pending:
         raise UnmigratedDatabaseError(
-            f"The database is not migrated ({len(pending)} pending: {', '.join(pending)}). "
-            "Run `herald migrate` first."
+            f"The database is not migrated ({len(pending)} pending: {', '.join(pending)}). Run `herald migrate` first."
         )

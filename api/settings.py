@@ -172,9 +172,7 @@ def database_url_with_options(url: str, pool_max: int, *, for_migrations: bool =
 
 def tortoise_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> dict[str, Any]:
     return {
-        "connections": {
-            "default": database_url_with_options(database_url, pool_max, for_migrations=for_migrations)
-        },
+        "connections": {"default": database_url_with_options(database_url, pool_max, for_migrations=for_migrations)},
         "apps": {
             "herald": {
                 "models": MODEL_MODULES,

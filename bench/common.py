@@ -135,14 +135,18 @@ async def seed(database: str) -> dict[str, object]:
             for i in range(10)
         ]
         segments = [
-            await Segment.create(sandbox=sandbox, name=f"Segment {i}", kind=SegmentKind.STATIC)
-            for i in range(10)
+            await Segment.create(sandbox=sandbox, name=f"Segment {i}", kind=SegmentKind.STATIC) for i in range(10)
         ]
         now = datetime.now(UTC)
         campaigns = [
             Campaign(
-                sandbox=sandbox, name=f"Campaign {i}", description="Weekly picks", tags=["weekly", "bench"],
-                channel="EMAIL", preset=presets[i % 10], segment=segments[i % 10],
+                sandbox=sandbox,
+                name=f"Campaign {i}",
+                description="Weekly picks",
+                tags=["weekly", "bench"],
+                channel="EMAIL",
+                preset=presets[i % 10],
+                segment=segments[i % 10],
                 content={"email": {"subject": "Hello {{ profile.name }}", "html": "<p>Hi</p>"}},
                 status=CampaignStatus.STOPPED if i % 2 else CampaignStatus.DRAFT,
             )
@@ -153,9 +157,15 @@ async def seed(database: str) -> dict[str, object]:
         await CampaignRun.bulk_create(
             [
                 CampaignRun(
-                    sandbox_id=sandbox.id, campaign_id=cid, scheduled_for=now - timedelta(days=day),
+                    sandbox_id=sandbox.id,
+                    campaign_id=cid,
+                    scheduled_for=now - timedelta(days=day),
                     status=RunStatus.SUCCEEDED,
-                    targeted=1000 + cid, excluded=10, sent=900, delivered=880, failed=5,
+                    targeted=1000 + cid,
+                    excluded=10,
+                    sent=900,
+                    delivered=880,
+                    failed=5,
                 )
                 for cid in ids
                 for day in (1, 2)
@@ -172,8 +182,9 @@ async def seed(database: str) -> dict[str, object]:
 @contextlib.contextmanager
 def process(args: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[subprocess.Popen]:
     """A child process (its own process group), waited for until `ready_url` answers, stopped on exit."""
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         if ready_url:
             wait_http(ready_url, proc)

@@ -28,10 +28,27 @@ def run(database: str, seeded: dict) -> Result:
         for port in ports:
             stack.enter_context(herald_serve(database, port, ("WS_MAX_SUBSCRIPTIONS", "10")))
         out = subprocess.run(
-            [sys.executable, "-m", "bench.ws_clients", "--ports", ",".join(map(str, ports)),
-             "--key", str(seeded["key"]), "--sandbox", str(seeded["sandbox_id"]), "--campaign", str(campaign),
-             "--redis-url", REDIS_URL, "--n", str(SUBSCRIBERS)],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "bench.ws_clients",
+                "--ports",
+                ",".join(map(str, ports)),
+                "--key",
+                str(seeded["key"]),
+                "--sandbox",
+                str(seeded["sandbox_id"]),
+                "--campaign",
+                str(campaign),
+                "--redis-url",
+                REDIS_URL,
+                "--n",
+                str(SUBSCRIBERS),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     if out.returncode != 0:
         raise RuntimeError(f"ws_clients failed:\n{out.stderr[-3000:]}")
@@ -39,7 +56,12 @@ def run(database: str, seeded: dict) -> Result:
     last = figures["last_ms"] or float("inf")
     holds = figures["received"] == SUBSCRIBERS and last < LIMIT_MS
     return Result(
-        "fanout", "ms", last, None, f"all {SUBSCRIBERS} within {LIMIT_MS:.0f} ms", holds,
+        "fanout",
+        "ms",
+        last,
+        None,
+        f"all {SUBSCRIBERS} within {LIMIT_MS:.0f} ms",
+        holds,
         f"received {figures['received']}/{SUBSCRIBERS} over 2 processes; median {figures['p50_ms']:.0f} ms; "
         f"the mutation itself {figures['mutation_ms']:.0f} ms; connecting took {figures['connect_s']:.1f} s",
     )

@@ -58,9 +58,7 @@ def persisted_body() -> bytes:
 
 def full_body() -> bytes:
     digest = hashlib.sha256(QUERY.encode()).hexdigest()
-    return json.dumps(
-        {"query": QUERY, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
-    ).encode()
+    return json.dumps({"query": QUERY, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}).encode()
 
 
 def post(url: str, body: bytes, key: str | None = None) -> dict:
@@ -77,8 +75,24 @@ def load(
 ) -> dict:
     """One round of load (open-loop at `rate` requests/s if given); adds the server's CPU milliseconds per
     request (noise from other processes inflates wall-clock rates far more than it does CPU time per request)."""
-    args = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--path", path, "--method", method,
-            "--connections", str(CONNECTIONS), "--duration", str(DURATION), "--check-errors", "--rate", str(rate)]
+    args = [
+        sys.executable,
+        "-m",
+        "bench.loadgen",
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--method",
+        method,
+        "--connections",
+        str(CONNECTIONS),
+        "--duration",
+        str(DURATION),
+        "--check-errors",
+        "--rate",
+        str(rate),
+    ]
     if body_file:
         args += ["--body-file", body_file]
     for header in headers:
@@ -97,8 +111,20 @@ def run(database: str, seeded: dict) -> Result:
     ref_port, gql_port = free_port(), free_port()
     ref_env = server_env(database, BENCH_SANDBOX_ID=str(seeded["sandbox_id"]), DATABASE_URL=dsn_for(database))
     ref_cmd = pinned(
-        [sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port", str(ref_port),
-         "--no-access-log", "--log-level", "warning", "--no-server-header"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.reference_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ref_port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--no-server-header",
+        ],
         SERVER_CPU,
     )
     with (
@@ -143,7 +169,12 @@ def run(database: str, seeded: dict) -> Result:
     ref_cpu = statistics.median(r["cpu_ms"] for r in ref_runs)
     holds = gql_rps / ref_rps >= 0.5 and p99 < P99_LIMIT_MS
     return Result(
-        "graphql_read", "req/s", gql_rps, ref_rps, f">= 0.5, p99 < {P99_LIMIT_MS:.0f} ms", holds,
+        "graphql_read",
+        "req/s",
+        gql_rps,
+        ref_rps,
+        f">= 0.5, p99 < {P99_LIMIT_MS:.0f} ms",
+        holds,
         f"at {rate:.0f} req/s over {CONNECTIONS} connections: p50 {gql_paced['p50_ms']:.1f} ms, p99 {p99:.1f} ms "
         f"(reference p99 {ref_paced['p99_ms']:.1f} ms); saturated: p99 {saturated_p99:.1f} ms (reference "
         f"{ref_saturated_p99:.1f} ms){f', servers on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}' if SERVER_CPU else ''}; "

@@ -84,8 +84,16 @@ async def copy_reference(dsn: str, sandbox_id: int, namespaces: dict[str, int], 
             "profile",
             records=profiles,
             columns=[
-                "id", "sandbox_id", "created_at", "updated_at", "attributes", "consent_email", "consent_sms",
-                "consent_push", "time_zone", "test_profile",
+                "id",
+                "sandbox_id",
+                "created_at",
+                "updated_at",
+                "attributes",
+                "consent_email",
+                "consent_sms",
+                "consent_push",
+                "time_zone",
+                "test_profile",
             ],
         )
         del profiles
@@ -156,8 +164,17 @@ async def main(n: int) -> None:
         env.pop("REDIS_URL", None)
         started = time.perf_counter()
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.cli", "import", "resume", str(row.id), "--batch-rows", str(BATCH_ROWS),
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "api.cli",
+            "import",
+            "resume",
+            str(row.id),
+            "--batch-rows",
+            str(BATCH_ROWS),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         # VmHWM of the child's own address space (getrusage would also count the parent's pages it was
         # forked with); it only grows, so the last reading before exit is the peak within 0.2 s.

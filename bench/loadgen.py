@@ -25,9 +25,17 @@ import time
 from collections.abc import Iterator
 
 
-async def connection(host: str, port: int, request: bytes, stop_at: float, warm_until: float,
-                     latencies: list[float], counts: dict[str, int], check_errors: bool,
-                     schedule: Iterator[float] | None = None) -> None:
+async def connection(
+    host: str,
+    port: int,
+    request: bytes,
+    stop_at: float,
+    warm_until: float,
+    latencies: list[float],
+    counts: dict[str, int],
+    check_errors: bool,
+    schedule: Iterator[float] | None = None,
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while True:
@@ -82,11 +90,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         # Connection `index` takes every `connections`-th slot of one request per 1/rate seconds.
         return (now + (index + k * args.connections) / args.rate for k in itertools.count())
 
-    await asyncio.gather(*(
-        connection(args.host, args.port, request, stop_at, warm_until, latencies, counts, args.check_errors,
-                   schedule(index))
-        for index in range(args.connections)
-    ))
+    await asyncio.gather(
+        *(
+            connection(
+                args.host,
+                args.port,
+                request,
+                stop_at,
+                warm_until,
+                latencies,
+                counts,
+                args.check_errors,
+                schedule(index),
+            )
+            for index in range(args.connections)
+        )
+    )
     latencies.sort()
     n = len(latencies)
     return {
@@ -109,7 +128,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all, open-loop (0: as fast as answered)")
-    parser.add_argument("--check-errors", action="store_true", help="count a body containing \"errors\" as failed")
+    parser.add_argument("--check-errors", action="store_true", help='count a body containing "errors" as failed')
     args = parser.parse_args()
     try:
         import uvloop

@@ -46,13 +46,15 @@ async def campaigns(request: Request) -> Response:
     ids = [r["id"] for r in page]
     presets = {
         r["id"]: r["name"]
-        for r in await MessagePreset.filter(sandbox_id=SANDBOX_ID, id__in={r["preset_id"] for r in page})
-        .values("id", "name")
+        for r in await MessagePreset.filter(sandbox_id=SANDBOX_ID, id__in={r["preset_id"] for r in page}).values(
+            "id", "name"
+        )
     }
     segments = {
         r["id"]: r["name"]
-        for r in await Segment.filter(sandbox_id=SANDBOX_ID, id__in={r["segment_id"] for r in page})
-        .values("id", "name")
+        for r in await Segment.filter(sandbox_id=SANDBOX_ID, id__in={r["segment_id"] for r in page}).values(
+            "id", "name"
+        )
     }
     sums = {
         r["campaign_id"]: r
@@ -64,17 +66,24 @@ async def campaigns(request: Request) -> Response:
     items = []
     for r in page:
         s = sums.get(r["id"], {})
-        items.append({
-            "id": r["id"], "name": r["name"], "status": r["status"], "channel": r["channel"], "tags": r["tags"],
-            "updatedAt": r["updated_at"].isoformat(),
-            "preset": {"name": presets.get(r["preset_id"])},
-            "segment": {"name": segments.get(r["segment_id"])},
-            "summary": {
-                "profilesTargeted": int(s.get("targeted") or 0) + int(s.get("excluded") or 0),
-                "actionsDelivered": int(s.get("sent") or 0),
-                "actionsFailed": int(s.get("failed") or 0), "excluded": int(s.get("excluded") or 0),
-            },
-        })
+        items.append(
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "status": r["status"],
+                "channel": r["channel"],
+                "tags": r["tags"],
+                "updatedAt": r["updated_at"].isoformat(),
+                "preset": {"name": presets.get(r["preset_id"])},
+                "segment": {"name": segments.get(r["segment_id"])},
+                "summary": {
+                    "profilesTargeted": int(s.get("targeted") or 0) + int(s.get("excluded") or 0),
+                    "actionsDelivered": int(s.get("sent") or 0),
+                    "actionsFailed": int(s.get("failed") or 0),
+                    "excluded": int(s.get("excluded") or 0),
+                },
+            }
+        )
     body = {"campaigns": items, "hasNextPage": has_next, "endCursor": str(ids[-1]) if ids else None}
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -46,10 +46,19 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], metavar="NAME",
-                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
-    parser.add_argument("--profiles", type=int, default=None,
-                        help="profiles for snapshot, inapp_send and worker_rss (default BENCH_PROFILES or 1000000)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        choices=[[], *BENCHMARKS],
+        metavar="NAME",
+        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)",
+    )
+    parser.add_argument(
+        "--profiles",
+        type=int,
+        default=None,
+        help="profiles for snapshot, inapp_send and worker_rss (default BENCH_PROFILES or 1000000)",
+    )
     args = parser.parse_args(argv)
     if args.profiles is not None:
         os.environ[execution.PROFILES_ENV] = str(args.profiles)

@@ -13,10 +13,12 @@ from models.templates import CompiledTemplate, parse_template, render
 
 SOURCE = (
     "<html><body><h1>Hello {{ profile.person.name.firstName | default: 'there' }}</h1>\n"
-    + "<p>" + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30 + "</p>\n"
+    + "<p>"
+    + "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 30
+    + "</p>\n"
     + "<p>You have {{ profile.loyalty.points }} points, {{ profile.person.name.lastName }}.</p>\n"
     + "<ul>{% for o in profile.orders %}<li>{{ o.sku }}: {{ o.price | times: 1.2 | round: 2 }}</li>{% endfor %}</ul>\n"
-    + "<p>{{ campaign.name }}</p><a href=\"{{ context.unsubscribeUrl }}\">Unsubscribe</a></body></html>"
+    + '<p>{{ campaign.name }}</p><a href="{{ context.unsubscribeUrl }}">Unsubscribe</a></body></html>'
 )
 CONTEXT = {
     "profile": {

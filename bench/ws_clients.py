@@ -43,8 +43,9 @@ class Subscriber:
         self.ws = None
 
     async def open(self) -> None:
-        self.ws = await websockets.connect(self.url, subprotocols=["graphql-transport-ws"], max_queue=None,
-                                           open_timeout=60)
+        self.ws = await websockets.connect(
+            self.url, subprotocols=["graphql-transport-ws"], max_queue=None, open_timeout=60
+        )
         await self.ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {self.key}"}}))
         ack = json.loads(await self.ws.recv())
         if ack.get("type") != "connection_ack":
@@ -93,8 +94,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     while not all(s.warm.is_set() for s in subscribers):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{sum(not s.warm.is_set() for s in subscribers)} subscribers never went live")
-        await redis.publish(channel_name(args.sandbox, CAMPAIGN_STATUS_TOPIC),
-                            json.dumps({**warmup, "at": datetime.now(UTC).isoformat()}))
+        await redis.publish(
+            channel_name(args.sandbox, CAMPAIGN_STATUS_TOPIC),
+            json.dumps({**warmup, "at": datetime.now(UTC).isoformat()}),
+        )
         await asyncio.sleep(0.2)
     await redis.aclose()
     await asyncio.sleep(0.5)  # let the last warm-up events drain everywhere

@@ -179,9 +179,7 @@ _CONFLICT_MESSAGE = "these identities belong to different profiles"
 _IDENTITY_FIELD = re.compile(r"^identities\[(\d+)\](.*)$")
 
 
-def _row_problem(
-    problem_field: str, row_changes: RowChanges, identity_group: str, attributes_field: str
-) -> str:
+def _row_problem(problem_field: str, row_changes: RowChanges, identity_group: str, attributes_field: str) -> str:
     """The column (CSV) or JSON path (NDJSON) of a problem reported by prepare_item."""
     rest = problem_field.split(".", 1)[1] if "." in problem_field else ""
     match = _IDENTITY_FIELD.match(rest)
@@ -243,9 +241,7 @@ async def _write(
         for line, problem in sorted(batch_rejected, key=lambda pair: pair[0]):
             if len(kept) >= MAX_REJECTED_ROWS_KEPT:
                 break
-            kept.append(
-                {"line": line, "field": problem.field, "code": problem.code, "message": problem.message[:500]}
-            )
+            kept.append({"line": line, "field": problem.field, "code": problem.code, "message": problem.message[:500]})
         await commit_batch_progress(
             conn,
             row,

@@ -107,9 +107,7 @@ async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
         try:
             await client.ehlo()
         except aiosmtplib.SMTPResponseException as error:
-            raise CheckFailedError(
-                CheckCode.PROTOCOL_ERROR, f"EHLO refused: {error.code} {error.message}"
-            ) from error
+            raise CheckFailedError(CheckCode.PROTOCOL_ERROR, f"EHLO refused: {error.code} {error.message}") from error
         return f"EHLO accepted; extensions: {', '.join(sorted(client.esmtp_extensions)) or 'none'}."
 
     async def starttls() -> str:
@@ -120,9 +118,7 @@ async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
         try:
             await client.starttls(tls_context=ssl.create_default_context())
         except aiosmtplib.SMTPResponseException as error:
-            raise CheckFailedError(
-                CheckCode.TLS_FAILED, f"STARTTLS refused: {error.code} {error.message}"
-            ) from error
+            raise CheckFailedError(CheckCode.TLS_FAILED, f"STARTTLS refused: {error.code} {error.message}") from error
         except (aiosmtplib.SMTPException, OSError) as error:
             code, message = _os_error_code(error) or (CheckCode.TLS_FAILED, f"STARTTLS failed: {error}")
             raise CheckFailedError(code, message) from error
@@ -130,15 +126,11 @@ async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
 
     async def auth() -> str:
         if not client.supports_extension("auth"):
-            raise CheckFailedError(
-                CheckCode.AUTH_UNAVAILABLE, "The server offers no AUTH on this connection."
-            )
+            raise CheckFailedError(CheckCode.AUTH_UNAVAILABLE, "The server offers no AUTH on this connection.")
         try:
             await client.login(settings["smtp_username"], secrets.get("smtp_password", ""))
         except aiosmtplib.SMTPAuthenticationError as error:
-            raise CheckFailedError(
-                CheckCode.AUTH_FAILED, f"Login refused: {error.code} {error.message}"
-            ) from error
+            raise CheckFailedError(CheckCode.AUTH_FAILED, f"Login refused: {error.code} {error.message}") from error
         except aiosmtplib.SMTPException as error:
             raise CheckFailedError(CheckCode.AUTH_UNAVAILABLE, f"Login impossible: {error}") from error
         return "Logged in."
@@ -176,9 +168,7 @@ async def _http_get(http: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.R
 
 def _answered(response: httpx.Response) -> str:
     if response.status_code >= 500:
-        raise CheckFailedError(
-            CheckCode.HTTP_SERVER_ERROR, f"The provider answered HTTP {response.status_code}."
-        )
+        raise CheckFailedError(CheckCode.HTTP_SERVER_ERROR, f"The provider answered HTTP {response.status_code}.")
     return f"The provider answered HTTP {response.status_code}."
 
 
@@ -201,9 +191,7 @@ async def sms_checks(settings: dict[str, Any], secrets: dict[str, str], seconds:
                     f"The provider refused the credentials (HTTP {response.status_code}).",
                 )
             if response.status_code == 404:
-                raise CheckFailedError(
-                    CheckCode.AUTH_FAILED, "The provider does not know this account (HTTP 404)."
-                )
+                raise CheckFailedError(CheckCode.AUTH_FAILED, "The provider does not know this account (HTTP 404).")
             if response.status_code >= 300:
                 _answered(response)
                 raise CheckFailedError(

@@ -68,9 +68,7 @@ class ProfileIdentity(SandboxModel):
     # No semicolons in model docstrings: they become table comments, and SQLite migrations split on ';'.
 
     profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name="identities")
-    namespace = fields.ForeignKeyField(
-        "herald.IdentityNamespace", on_delete=fields.RESTRICT, related_name=False
-    )
+    namespace = fields.ForeignKeyField("herald.IdentityNamespace", on_delete=fields.RESTRICT, related_name=False)
     value = fields.CharField(max_length=512)
 
     profile_id: int

@@ -31,19 +31,13 @@ async def create_namespace(
         problems.append(FieldProblem("input.name", "INVALID", f"1 to {MAX_NAME_LENGTH} characters, no NUL"))
     if len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description:
         problems.append(
-            FieldProblem(
-                "input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL"
-            )
+            FieldProblem("input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL")
         )
     if problems:
         raise NamespaceRefused(problems)
     async with in_transaction() as conn:
         # Codes differing only in case would be confusing in CSV headers and templates: refuse them too.
-        codes = (
-            await IdentityNamespace.filter(sandbox_id=sandbox_id)
-            .using_db(conn)
-            .values_list("code", flat=True)
-        )
+        codes = await IdentityNamespace.filter(sandbox_id=sandbox_id).using_db(conn).values_list("code", flat=True)
         if code.lower() in {c.lower() for c in codes}:
             raise NamespaceRefused([FieldProblem("input.code", "TAKEN", "a namespace with this code exists")])
         namespace = await IdentityNamespace.create(

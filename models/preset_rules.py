@@ -160,9 +160,7 @@ class _Checker:
         path = f"{self.prefix}.{camel(key)}" if key else self.prefix
         self.problems.append(Problem(path, code, message))
 
-    def text(
-        self, values: Mapping[str, Any], key: str, *, required: bool, max_len: int = TEXT_MAX
-    ) -> str | None:
+    def text(self, values: Mapping[str, Any], key: str, *, required: bool, max_len: int = TEXT_MAX) -> str | None:
         value = values.get(key)
         if value is None or value == "":
             if required:
@@ -283,9 +281,7 @@ def validate_name(name: Any, path: str = "input.name") -> list[Problem]:
     checker = _Checker(path)
     value = checker.text({"": name}, "", required=True, max_len=NAME_MAX)
     if value is not None and not NAME_RE.match(value):
-        checker.add(
-            "", "INVALID_NAME", "Must start with a letter and hold only letters, digits, '_', '.' and '-'."
-        )
+        checker.add("", "INVALID_NAME", "Must start with a letter and hold only letters, digits, '_', '.' and '-'.")
     return checker.problems
 
 
@@ -394,9 +390,7 @@ def _sms_rules(
             "An E.164 number (+ and 7-15 digits) or an alphanumeric sender id of at most 11 characters.",
         )
     checker.url(settings, "provider_base_url")
-    checker.pattern(
-        settings, "account_sid", ACCOUNT_SID_RE, "Letters, digits, '_' and '-' only.", required=True
-    )
+    checker.pattern(settings, "account_sid", ACCOUNT_SID_RE, "Letters, digits, '_' and '-' only.", required=True)
     _execution_field(checker, settings)
     if _secret(checker, secrets, "auth_token", SECRET_MAX) is None:
         checker.add("auth_token", "REQUIRED", "The provider's auth token is required.")

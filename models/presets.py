@@ -67,9 +67,7 @@ class PresetConflictError(PresetError):
 
 class PresetInUseError(PresetError):
     def __init__(self, campaigns: list[str], action: PresetAction) -> None:
-        super().__init__(
-            f"Cannot {action.value.lower()} the preset: it is used by campaign(s) {', '.join(campaigns)}."
-        )
+        super().__init__(f"Cannot {action.value.lower()} the preset: it is used by campaign(s) {', '.join(campaigns)}.")
         self.campaigns = campaigns
 
 
@@ -87,9 +85,7 @@ async def preset_in_use(preset_id: int, using_db: Any = None) -> list[str]:
     return await campaigns_using(preset_id=preset_id, using_db=using_db)
 
 
-def _merge_secrets(
-    stored: Mapping[str, str], patch: Mapping[str, str | None], channel: Channel
-) -> dict[str, str]:
+def _merge_secrets(stored: Mapping[str, str], patch: Mapping[str, str | None], channel: Channel) -> dict[str, str]:
     merged = {k: v for k, v in stored.items() if k in SECRET_FIELDS[channel]}
     for key, value in patch.items():
         if value is None or value == "":
@@ -101,12 +97,7 @@ def _merge_secrets(
 
 async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, preset_id: int) -> MessagePreset:
     # FOR UPDATE on PostgreSQL; SQLite serialises writers, and the version compare-and-set covers both.
-    row = (
-        await MessagePreset.filter(id=preset_id, sandbox_id=sandbox_id)
-        .select_for_update()
-        .using_db(conn)
-        .first()
-    )
+    row = await MessagePreset.filter(id=preset_id, sandbox_id=sandbox_id).select_for_update().using_db(conn).first()
     if row is None:
         raise PresetNotFoundError(f"No message preset {preset_id} in this sandbox.")
     return row
@@ -274,9 +265,7 @@ async def _apply_update(
         problems.append(Problem("input.name", "READ_ONLY", "The name of an ACTIVE preset cannot change."))
     if new_channel is not row.channel:
         if active:
-            problems.append(
-                Problem("input.channel", "READ_ONLY", "The channel of an ACTIVE preset cannot change.")
-            )
+            problems.append(Problem("input.channel", "READ_ONLY", "The channel of an ACTIVE preset cannot change."))
         elif change is None:
             problems.append(Problem("input.settings", "REQUIRED", "A new channel needs its settings."))
     if change is not None:

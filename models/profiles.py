@@ -29,8 +29,6 @@ MAX_UPSERT_PROFILES = 1000
 MAX_IDENTITIES_PER_PROFILE = 20
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
     field: str
@@ -71,11 +69,7 @@ class UpsertOutcome:
 
 
 def dialect_of(connection_name: str = "default") -> Dialect:
-    return (
-        Dialect.SQLITE
-        if connections.get(connection_name).capabilities.dialect == "sqlite"
-        else Dialect.POSTGRES
-    )
+    return Dialect.SQLITE if connections.get(connection_name).capabilities.dialect == "sqlite" else Dialect.POSTGRES
 
 
 async def namespaces_by_code(sandbox_id: int) -> dict[str, IdentityNamespace]:
@@ -92,9 +86,7 @@ def prepare_identities(
         namespace = namespaces.get(identity.namespace)
         if namespace is None:
             problems.append(
-                FieldProblem(
-                    f"{field_path}[{i}].namespace", "UNKNOWN_NAMESPACE", "no such identity namespace"
-                )
+                FieldProblem(f"{field_path}[{i}].namespace", "UNKNOWN_NAMESPACE", "no such identity namespace")
             )
             continue
         try:
@@ -248,9 +240,7 @@ async def profile_by_identity(sandbox_id: int, namespace_code: str, value: str) 
         normalised = normalize_identity(namespace.type, value)
     except ValueProblem:
         return None
-    identity = await ProfileIdentity.get_or_none(
-        sandbox_id=sandbox_id, namespace_id=namespace.id, value=normalised
-    )
+    identity = await ProfileIdentity.get_or_none(sandbox_id=sandbox_id, namespace_id=namespace.id, value=normalised)
     if identity is None:
         return None
     return await Profile.get_or_none(id=identity.profile_id, sandbox_id=sandbox_id)

@@ -151,9 +151,7 @@ def validate_rule(tree: Any, *, field: str = "rule") -> list[RuleProblem]:
 
     visit(tree, field, 1)
     if conditions > MAX_CONDITIONS:
-        problems.append(
-            RuleProblem(field, "TOO_MANY_CONDITIONS", f"{conditions} conditions; at most {MAX_CONDITIONS}")
-        )
+        problems.append(RuleProblem(field, "TOO_MANY_CONDITIONS", f"{conditions} conditions; at most {MAX_CONDITIONS}"))
     return problems
 
 
@@ -193,9 +191,7 @@ def _scalar_problem(value: Any) -> str | None:
         return "must be a string, a number or a boolean"
     if kind == "string" and (len(value) > MAX_STRING_LENGTH or "\x00" in value):
         return f"strings hold at most {MAX_STRING_LENGTH} characters and no NUL"
-    if kind == "number" and (
-        (isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_SAFE_INTEGER
-    ):
+    if kind == "number" and ((isinstance(value, float) and not math.isfinite(value)) or abs(value) > MAX_SAFE_INTEGER):
         return f"numbers must be finite and within ±{MAX_SAFE_INTEGER}"
     return None
 
@@ -473,9 +469,7 @@ def attribute_text(path: str, params: SqlParams, profile: str = "p") -> str:
 
 
 class _Compiler:
-    def __init__(
-        self, params: SqlParams, now: datetime, segments: Mapping[int, SegmentRef], alias: str
-    ) -> None:
+    def __init__(self, params: SqlParams, now: datetime, segments: Mapping[int, SegmentRef], alias: str) -> None:
         self.params = params
         self.pg = params.dialect is Dialect.POSTGRES
         self.now = now
@@ -572,9 +566,7 @@ class _Compiler:
             attribute = self.typed(path, value_kind(value[0]))
             values = self.value_list(value)
             if self.pg:
-                test = (
-                    f"{attribute} = {values}" if operator is Operator.IN else f"NOT ({attribute} = {values})"
-                )
+                test = f"{attribute} = {values}" if operator is Operator.IN else f"NOT ({attribute} = {values})"
             else:
                 test = f"{attribute} {'IN' if operator is Operator.IN else 'NOT IN'} {values}"
             return self.two_valued(test)

@@ -137,8 +137,7 @@ async def check_rule(
             FieldProblem(
                 field,
                 "TOO_COMPLEX",
-                f"with the segments it names, the rule holds {expanded} conditions; at most "
-                f"{MAX_EXPANDED_CONDITIONS}",
+                f"with the segments it names, the rule holds {expanded} conditions; at most {MAX_EXPANDED_CONDITIONS}",
             )
         ]
     return []
@@ -150,9 +149,7 @@ def _check_name(name: str, description: str | None) -> list[FieldProblem]:
         problems.append(FieldProblem("input.name", "INVALID", f"1 to {MAX_NAME_LENGTH} characters, no NUL"))
     if description is not None and (len(description) > MAX_DESCRIPTION_LENGTH or "\x00" in description):
         problems.append(
-            FieldProblem(
-                "input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL"
-            )
+            FieldProblem("input.description", "INVALID", f"at most {MAX_DESCRIPTION_LENGTH} characters, no NUL")
         )
     return problems
 
@@ -212,22 +209,13 @@ async def update_segment(
     actor: str,
 ) -> Segment:
     async with in_transaction() as conn:
-        segment = (
-            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
-            .using_db(conn)
-            .select_for_update()
-            .first()
-        )
+        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
         if segment is None:
             raise SegmentNotFound(segment_id)
-        problems = _check_name(
-            segment.name if name is KEEP else name, None if description is KEEP else description
-        )
+        problems = _check_name(segment.name if name is KEEP else name, None if description is KEEP else description)
         if rule is not KEEP:
             if segment.kind is SegmentKind.STATIC:
-                problems.append(
-                    FieldProblem("input.rule", "NOT_ALLOWED", "a STATIC segment has members, not a rule")
-                )
+                problems.append(FieldProblem("input.rule", "NOT_ALLOWED", "a STATIC segment has members, not a rule"))
             elif rule is None:
                 problems.append(FieldProblem("input.rule", "REQUIRED", "a RULE segment needs a rule"))
             else:
@@ -266,12 +254,7 @@ async def update_segment(
 
 async def delete_segment(sandbox_id: int, segment_id: int, *, actor: str) -> None:
     async with in_transaction() as conn:
-        segment = (
-            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
-            .using_db(conn)
-            .select_for_update()
-            .first()
-        )
+        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
         if segment is None:
             raise SegmentNotFound(segment_id)
         users = await segment_in_use(segment_id, conn)
@@ -305,9 +288,7 @@ async def change_members(
 ) -> MemberChange:
     """Add (or remove) the profiles named by these identities to (from) a STATIC segment."""
     if not 1 <= len(identities) <= MAX_MEMBER_CHANGES:
-        raise SegmentRefused(
-            [FieldProblem("input.identities", "COUNT", f"give 1 to {MAX_MEMBER_CHANGES} identities")]
-        )
+        raise SegmentRefused([FieldProblem("input.identities", "COUNT", f"give 1 to {MAX_MEMBER_CHANGES} identities")])
     namespaces = await namespaces_by_code(sandbox_id)
     unmatched: list[FieldProblem] = []
     profile_ids: set[int] = set()
@@ -315,37 +296,24 @@ async def change_members(
         pairs, problems = prepare_identities([identity], namespaces, "input.identities")
         if problems:
             unmatched.extend(
-                FieldProblem(
-                    p.field.replace("input.identities[0]", f"input.identities[{i}]"), p.code, p.message
-                )
+                FieldProblem(p.field.replace("input.identities[0]", f"input.identities[{i}]"), p.code, p.message)
                 for p in problems
             )
             continue
         ((namespace_id, value),) = pairs
-        found = await ProfileIdentity.filter(
-            sandbox_id=sandbox_id, namespace_id=namespace_id, value=value
-        ).values_list("profile_id", flat=True)
+        found = await ProfileIdentity.filter(sandbox_id=sandbox_id, namespace_id=namespace_id, value=value).values_list(
+            "profile_id", flat=True
+        )
         if not found:
-            unmatched.append(
-                FieldProblem(f"input.identities[{i}]", "NO_PROFILE", "no profile has this identity")
-            )
+            unmatched.append(FieldProblem(f"input.identities[{i}]", "NO_PROFILE", "no profile has this identity"))
         profile_ids.update(found)
     async with in_transaction() as conn:
-        segment = (
-            await Segment.filter(sandbox_id=sandbox_id, id=segment_id)
-            .using_db(conn)
-            .select_for_update()
-            .first()
-        )
+        segment = await Segment.filter(sandbox_id=sandbox_id, id=segment_id).using_db(conn).select_for_update().first()
         if segment is None:
             raise SegmentNotFound(segment_id)
         if segment.kind is not SegmentKind.STATIC:
             raise SegmentRefused(
-                [
-                    FieldProblem(
-                        "input.segmentId", "NOT_STATIC", "members can be listed only in a STATIC segment"
-                    )
-                ]
+                [FieldProblem("input.segmentId", "NOT_STATIC", "members can be listed only in a STATIC segment")]
             )
         existing = set(
             await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(profile_ids))
@@ -360,9 +328,7 @@ async def change_members(
             changed = len(new)
         else:
             changed = (
-                await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(existing))
-                .using_db(conn)
-                .delete()
+                await SegmentMember.filter(segment_id=segment_id, profile_id__in=list(existing)).using_db(conn).delete()
                 if existing
                 else 0
             )
@@ -413,9 +379,7 @@ async def estimate_segment(
     params = SqlParams(dialect_of())
     consent = f"p.{CONSENT_COLUMNS[channel]} <> 'n'"  # column names come from a fixed mapping
     ns = params.add(namespace.id)
-    with_identity = (
-        f"EXISTS (SELECT 1 FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
-    )
+    with_identity = f"EXISTS (SELECT 1 FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
     if ADDRESS_NAMESPACE_TYPE[channel] == namespace.type:
         ns2, sb, ch = params.add(namespace.id), params.add(segment.sandbox_id), params.add(channel.value)
         contactable = (

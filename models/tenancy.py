@@ -34,8 +34,13 @@ async def create_sandbox(name: str, *, actor: str) -> Sandbox:
             using_db=conn,
         )
         await record_audit(
-            sandbox_id=sandbox.id, actor=actor, action="CREATE", object_type="Sandbox",
-            object_id=sandbox.id, after={"name": name}, using_db=conn,
+            sandbox_id=sandbox.id,
+            actor=actor,
+            action="CREATE",
+            object_type="Sandbox",
+            object_id=sandbox.id,
+            after={"name": name},
+            using_db=conn,
         )
     return sandbox
 
@@ -48,12 +53,21 @@ async def create_api_key(sandbox_name: str, role: Role, *, name: str, actor: str
         if sandbox is None:
             raise TenancyError(f"sandbox {sandbox_name!r} does not exist")
         key = await ApiKey.create(
-            sandbox_id=sandbox.id, name=name, role=role, display_prefix=plaintext[:12],
-            key_hash=hash_api_key(plaintext), using_db=conn,
+            sandbox_id=sandbox.id,
+            name=name,
+            role=role,
+            display_prefix=plaintext[:12],
+            key_hash=hash_api_key(plaintext),
+            using_db=conn,
         )
         await record_audit(
-            sandbox_id=sandbox.id, actor=actor, action="CREATE", object_type="ApiKey", object_id=key.id,
-            after={"name": name, "role": role.value, "displayPrefix": key.display_prefix}, using_db=conn,
+            sandbox_id=sandbox.id,
+            actor=actor,
+            action="CREATE",
+            object_type="ApiKey",
+            object_id=key.id,
+            after={"name": name, "role": role.value, "displayPrefix": key.display_prefix},
+            using_db=conn,
         )
     return key, plaintext
 
@@ -75,8 +89,14 @@ async def revoke_api_key(key_id: int, *, actor: str) -> ApiKey:
             key.revoked_at = datetime.now(UTC)
             await key.save(update_fields=["revoked_at"], using_db=conn)
             await record_audit(
-                sandbox_id=key.sandbox_id, actor=actor, action="REVOKE", object_type="ApiKey",
-                object_id=key.id, before={"revoked": False}, after={"revoked": True}, using_db=conn,
+                sandbox_id=key.sandbox_id,
+                actor=actor,
+                action="REVOKE",
+                object_type="ApiKey",
+                object_id=key.id,
+                before={"revoked": False},
+                after={"revoked": True},
+                using_db=conn,
             )
     for listener in _REVOKED_LISTENERS:
         listener(key.id)
@@ -88,7 +108,5 @@ async def authenticate_api_key(plaintext: str) -> ApiKey | None:
     if not plaintext.startswith("hrld_") or len(plaintext) > 100:
         return None
     return (
-        await ApiKey.filter(key_hash=hash_api_key(plaintext), revoked_at__isnull=True)
-        .select_related("sandbox")
-        .first()
+        await ApiKey.filter(key_hash=hash_api_key(plaintext), revoked_at__isnull=True).select_related("sandbox").first()
     )

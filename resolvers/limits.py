@@ -73,8 +73,9 @@ class _Complexity:
     """Cost of an operation: each field costs 1; a field taking `first` multiplies its children by it, and other
     list fields by UNPAGED_LIST_WEIGHT (except the page's own lists, `edges` and `nodes`, already counted)."""
 
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any],
-                 max_page_size: int) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, variables: Mapping[str, Any], max_page_size: int
+    ) -> None:
         self.schema = schema
         self.variables = variables
         self.max_page_size = max_page_size
@@ -105,9 +106,7 @@ class _Complexity:
         # Validation has already refused unknown and cyclic fragments; memoised so repeated spreads cost one walk.
         if name not in self.fragment_costs:
             definition = self.fragments[name]
-            self.fragment_costs[name] = self.selection_set(
-                definition.selection_set, self._condition(definition, None)
-            )
+            self.fragment_costs[name] = self.selection_set(definition.selection_set, self._condition(definition, None))
         return self.fragment_costs[name]
 
     def field(self, node: FieldNode, parent: GraphQLCompositeType, in_page: bool = False) -> int:
@@ -154,8 +153,13 @@ def _selected_operation(document: DocumentNode, name: str | None) -> OperationDe
 
 
 def request_errors(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None, variables: Mapping[str, Any] | None,
-    *, max_page_size: int, max_complexity: int,
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    *,
+    max_page_size: int,
+    max_complexity: int,
 ) -> list[GraphQLError]:
     """Checks that need the variables; run on documents that passed validation."""
     variables = variables or {}
@@ -169,16 +173,23 @@ def request_errors(
     if walker.errors:
         return walker.errors
     if cost > max_complexity:
-        return [GraphQLError(
-            f"Query complexity {cost} exceeds the limit of {max_complexity}: ask for smaller pages (`first`) "
-            "or fewer fields.",
-            operation, extensions={"code": "QUERY_TOO_COMPLEX", "complexity": cost, "limit": max_complexity},
-        )]
+        return [
+            GraphQLError(
+                f"Query complexity {cost} exceeds the limit of {max_complexity}: ask for smaller pages (`first`) "
+                "or fewer fields.",
+                operation,
+                extensions={"code": "QUERY_TOO_COMPLEX", "complexity": cost, "limit": max_complexity},
+            )
+        ]
     return []
 
 
 def make_request_limits(
-    rules: tuple[type[ValidationRule], ...], *, max_page_size: int, max_complexity: int, hide_suggestions: bool,
+    rules: tuple[type[ValidationRule], ...],
+    *,
+    max_page_size: int,
+    max_complexity: int,
+    hide_suggestions: bool,
     cache_size: int,
 ) -> type[SchemaExtension]:
     """A schema extension class doing validation and the request checks. The rules are fixed per schema, so
@@ -212,8 +223,12 @@ def make_request_limits(
                 errors = list(_request_errors_cached(schema, document, context.operation_name))
             elif not errors:
                 errors = request_errors(
-                    schema, document, context.operation_name, context.variables,
-                    max_page_size=max_page_size, max_complexity=max_complexity,
+                    schema,
+                    document,
+                    context.operation_name,
+                    context.variables,
+                    max_page_size=max_page_size,
+                    max_complexity=max_complexity,
                 )
             # Not None: strawberry then skips its own (uncached) validation.
             context.pre_execution_errors = errors

@@ -286,8 +286,8 @@ def _joined_page_sql(
         for column in sorted(reader.column_of[attribute] for attribute in wanted):
             select.append(f'{alias}."{column}" AS "{relation.name}.{column}"')
         joins.append(
-            f"LEFT JOIN {reader.table} AS {alias} ON {alias}.\"id\" = \"page\".\"{listed.column_of[relation.key]}\" "
-            f"AND {alias}.\"sandbox_id\" = {params.add(relation.sandbox_id)}"
+            f'LEFT JOIN {reader.table} AS {alias} ON {alias}."id" = "page"."{listed.column_of[relation.key]}" '
+            f'AND {alias}."sandbox_id" = {params.add(relation.sandbox_id)}'
         )
     for figure in figures:
         alias = f'"{figure.name}"'

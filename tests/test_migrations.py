@@ -36,18 +36,50 @@ SEEDS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("sandbox", {"id": 1, "name": "seed", "created_at": NOW}),
         ("sandbox", {"id": 2, "name": "seed-two", "created_at": NOW}),
         *[
-            ("api_key", {"id": i, "sandbox_id": 1 + i % 2, "name": f"k{i}", "role": "ADMIN",
-                         "display_prefix": "hrld_x", "key_hash": f"{i:064d}", "created_at": NOW})
+            (
+                "api_key",
+                {
+                    "id": i,
+                    "sandbox_id": 1 + i % 2,
+                    "name": f"k{i}",
+                    "role": "ADMIN",
+                    "display_prefix": "hrld_x",
+                    "key_hash": f"{i:064d}",
+                    "created_at": NOW,
+                },
+            )
             for i in range(1, 4)
         ],
         *[
-            ("identity_namespace", {"id": i, "sandbox_id": 1, "code": f"C{i}", "name": "n", "type": "EMAIL",
-                                    "description": "", "standard": True, "created_at": NOW, "updated_at": NOW})
+            (
+                "identity_namespace",
+                {
+                    "id": i,
+                    "sandbox_id": 1,
+                    "code": f"C{i}",
+                    "name": "n",
+                    "type": "EMAIL",
+                    "description": "",
+                    "standard": True,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                },
+            )
             for i in range(1, 4)
         ],
         *[
-            ("audit_event", {"id": i, "sandbox_id": 1, "actor": "seed", "action": "CREATE",
-                             "object_type": "Sandbox", "object_id": "1", "created_at": NOW})
+            (
+                "audit_event",
+                {
+                    "id": i,
+                    "sandbox_id": 1,
+                    "actor": "seed",
+                    "action": "CREATE",
+                    "object_type": "Sandbox",
+                    "object_id": "1",
+                    "created_at": NOW,
+                },
+            )
             for i in range(1, 6)
         ],
     ],
@@ -66,7 +98,9 @@ def herald_models() -> list[type[Model]]:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
             if (
-                isinstance(value, type) and issubclass(value, Model) and value.__module__ == module_name
+                isinstance(value, type)
+                and issubclass(value, Model)
+                and value.__module__ == module_name
                 and not value._meta.abstract
             ):
                 found.append(value)
@@ -103,7 +137,8 @@ def declared_indexes(model: type[Model]) -> Counter:
 
 def _foreign_keys(model: type[Model]) -> list[str]:
     return [
-        name for name, field in model._meta.fields_map.items()
+        name
+        for name, field in model._meta.fields_map.items()
         if isinstance(field, (ForeignKeyFieldInstance, OneToOneFieldInstance))
     ]
 
@@ -161,7 +196,8 @@ class Inspector:
         conn = await asyncpg.connect(self.url.replace("postgres://", "postgresql://", 1))
         try:
             columns = {
-                r["column_name"] for r in await conn.fetch(
+                r["column_name"]
+                for r in await conn.fetch(
                     "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table
                 )
             }

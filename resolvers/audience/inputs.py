@@ -40,9 +40,7 @@ def _given(value: Any) -> Any:
 @strawberry.input(description="An identity: a namespace code and a value.")
 class IdentityInput:
     namespace: str = strawberry.field(description="Code of the identity namespace, e.g. `Email`, `Phone`.")
-    value: str = strawberry.field(
-        description="The value; emails are lower-cased and phones turned into E.164."
-    )
+    value: str = strawberry.field(description="The value; emails are lower-cased and phones turned into E.164.")
 
     def to_value(self) -> IdentityValue:
         return IdentityValue(namespace=self.namespace, value=self.value)
@@ -50,13 +48,9 @@ class IdentityInput:
 
 @strawberry.input(description="Consent per channel; channels left out keep their consent.")
 class ConsentInput:
-    email: Consent | None = strawberry.field(
-        default=strawberry.UNSET, description="Consent to marketing email."
-    )
+    email: Consent | None = strawberry.field(default=strawberry.UNSET, description="Consent to marketing email.")
     sms: Consent | None = strawberry.field(default=strawberry.UNSET, description="Consent to marketing SMS.")
-    push: Consent | None = strawberry.field(
-        default=strawberry.UNSET, description="Consent to marketing push."
-    )
+    push: Consent | None = strawberry.field(default=strawberry.UNSET, description="Consent to marketing push.")
 
 
 @strawberry.input(description="One profile to create or update, found by any of its identities.")
@@ -71,12 +65,8 @@ class ProfileInput:
         "`null` removes a key. At most 64 KB and 10 levels.",
     )
     consent: ConsentInput | None = strawberry.field(default=strawberry.UNSET, description="Consent changes.")
-    time_zone: str | None = strawberry.field(
-        default=strawberry.UNSET, description="IANA time zone; null clears it."
-    )
-    test_profile: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Mark as a test profile."
-    )
+    time_zone: str | None = strawberry.field(default=strawberry.UNSET, description="IANA time zone; null clears it.")
+    test_profile: bool | None = strawberry.field(default=strawberry.UNSET, description="Mark as a test profile.")
 
     def to_changes(self) -> ProfileChanges:
         consent = {}
@@ -105,12 +95,8 @@ class ProfilesUpsertInput:
 @strawberry.input(description="Filters of the `profiles` list; all given filters apply.")
 class ProfileFilterInput:
     segment_id: strawberry.ID | None = strawberry.field(default=None, description="Members of this segment.")
-    test_profile: bool | None = strawberry.field(
-        default=None, description="Only test (or only other) profiles."
-    )
-    identity: IdentityInput | None = strawberry.field(
-        default=None, description="The profile with this identity."
-    )
+    test_profile: bool | None = strawberry.field(default=None, description="Only test (or only other) profiles.")
+    identity: IdentityInput | None = strawberry.field(default=None, description="The profile with this identity.")
 
 
 @strawberry.input(description="Create a custom identity namespace. Its code can never change.")
@@ -193,9 +179,7 @@ class SegmentUpdateInput:
     id: strawberry.ID = strawberry.field(description="The segment.")
     name: str | None = strawberry.field(default=strawberry.UNSET, description="New name.")
     description: str | None = strawberry.field(default=strawberry.UNSET, description="New description.")
-    rule: SegmentRuleInput | None = strawberry.field(
-        default=strawberry.UNSET, description="New rule (RULE only)."
-    )
+    rule: SegmentRuleInput | None = strawberry.field(default=strawberry.UNSET, description="New rule (RULE only).")
 
 
 @strawberry.input(description="Delete a segment that nothing uses.")

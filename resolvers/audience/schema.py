@@ -154,18 +154,14 @@ SegmentDeleteResult = Annotated[
 ]
 SegmentMembersResult = Annotated[
     SegmentMembersChangeSuccess | InvalidInputError | NotFoundError,
-    strawberry.union(
-        "SegmentMembersResult", description="Result of `segmentMembersAdd` and `segmentMembersRemove`."
-    ),
+    strawberry.union("SegmentMembersResult", description="Result of `segmentMembersAdd` and `segmentMembersRemove`."),
 ]
 
 
 @strawberry.type(description="The address is suppressed (now, or already was).")
 class SuppressionAddSuccess:
     entry: SuppressionEntry = strawberry.field(description="The suppression entry.")
-    created: bool = strawberry.field(
-        description="False when the address was already suppressed (kept as is)."
-    )
+    created: bool = strawberry.field(description="False when the address was already suppressed (kept as is).")
 
 
 @strawberry.type(description="The suppression was lifted.")
@@ -303,9 +299,7 @@ class AudienceQuery:
         info: Info,
         first: First = None,
         after: After = None,
-        channel: Annotated[
-            ContactChannel | None, strawberry.argument(description="Only this channel.")
-        ] = None,
+        channel: Annotated[ContactChannel | None, strawberry.argument(description="Only this channel.")] = None,
         address: Annotated[
             str | None, strawberry.argument(description="Only this address (normalised for the channel).")
         ] = None,
@@ -339,9 +333,7 @@ def _try_normalize(channel: ContactChannelEnum, address: str) -> str | None:
         return None
 
 
-async def _profile_filter(
-    info: Info, sandbox_id: int, given: ProfileFilterInput | None
-) -> ProfileFilter | None:
+async def _profile_filter(info: Info, sandbox_id: int, given: ProfileFilterInput | None) -> ProfileFilter | None:
     """The filters as model values; None when they can match nothing (unknown segment or identity)."""
     if given is None:
         return ProfileFilter()
@@ -367,8 +359,7 @@ async def _profile_filter(
 @strawberry.type
 class AudienceMutation:
     @strawberry.mutation(
-        description="Create a custom identity namespace. Codes are unique and immutable; namespaces are "
-        "never deleted.",
+        description="Create a custom identity namespace. Codes are unique and immutable; namespaces are never deleted.",
         permission_classes=ADMIN,
     )
     async def identity_namespace_create(
@@ -395,9 +386,7 @@ class AudienceMutation:
     )
     async def profiles_upsert(self, info: Info, input: ProfilesUpsertInput) -> ProfilesUpsertResult:
         if not 1 <= len(input.profiles) <= MAX_UPSERT_PROFILES:
-            return invalid_input(
-                [FieldProblem("input.profiles", "COUNT", f"give 1 to {MAX_UPSERT_PROFILES} profiles")]
-            )
+            return invalid_input([FieldProblem("input.profiles", "COUNT", f"give 1 to {MAX_UPSERT_PROFILES} profiles")])
         caller = info.context.require_caller()
         outcomes = await upsert_profiles(
             caller.sandbox_id, [item.to_changes() for item in input.profiles], actor=caller.actor
@@ -437,9 +426,7 @@ class AudienceMutation:
             return invalid_input(refused.problems)
         return SegmentSaveSuccess(segment=Segment.from_model(segment))
 
-    @strawberry.mutation(
-        description="Change a segment's name, description or rule.", permission_classes=MANAGER
-    )
+    @strawberry.mutation(description="Change a segment's name, description or rule.", permission_classes=MANAGER)
     async def segment_update(self, info: Info, input: SegmentUpdateInput) -> SegmentUpdateResult:
         caller = info.context.require_caller()
         pk = decode_id(input.id, "Segment")
@@ -477,9 +464,7 @@ class AudienceMutation:
         except SegmentNotFound:
             return _not_found(input.id)
         except SegmentInUse as in_use:
-            return SegmentInUseError(
-                message="The segment is in use and was not deleted.", used_by=in_use.users
-            )
+            return SegmentInUseError(message="The segment is in use and was not deleted.", used_by=in_use.users)
         return SegmentDeleteSuccess(deleted_id=input.id)
 
     @strawberry.mutation(

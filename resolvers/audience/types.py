@@ -24,9 +24,7 @@ from resolvers.context import Info
 from resolvers.nodes import SandboxNode
 from resolvers.projection import Projection
 
-Consent = strawberry.enum(
-    ConsentEnum, description="Marketing consent on a channel: Y (yes), N (no) or UNKNOWN."
-)
+Consent = strawberry.enum(ConsentEnum, description="Marketing consent on a channel: Y (yes), N (no) or UNKNOWN.")
 ContactChannel = strawberry.enum(
     ContactChannelEnum, description="A channel with per-profile consent and a suppression list."
 )
@@ -95,17 +93,13 @@ class SuppressionEntry(SandboxNode):
 
     pk: relay.NodeID[int]
     channel: ContactChannel = strawberry.field(description="The channel the address is suppressed on.")
-    address: str = strawberry.field(
-        description="Normalised address: email lower-cased, phone E.164, or token."
-    )
+    address: str = strawberry.field(description="Normalised address: email lower-cased, phone E.164, or token.")
     reason: SuppressionReason = strawberry.field(description="Why it is suppressed.")
     created_at: datetime = strawberry.field(description="Since when it is suppressed.")
 
     @classmethod
     def from_model(cls, row: SuppressionEntryModel) -> Self:
-        return cls(
-            pk=row.id, channel=row.channel, address=row.address, reason=row.reason, created_at=row.created_at
-        )
+        return cls(pk=row.id, channel=row.channel, address=row.address, reason=row.reason, created_at=row.created_at)
 
 
 def rule_to_api(tree: object) -> object:

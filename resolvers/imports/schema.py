@@ -56,9 +56,7 @@ class ProfileImport(SandboxNode):
     updated: int = strawberry.field(description="Profiles changed.")
     unchanged: int = strawberry.field(description="Rows whose profile was already as given.")
     rejected: int = strawberry.field(description="Rows refused; nothing of them was written.")
-    rejected_rows: list[ImportRejectedRow] = strawberry.field(
-        description="The first 100 refused rows, in file order."
-    )
+    rejected_rows: list[ImportRejectedRow] = strawberry.field(description="The first 100 refused rows, in file order.")
     error: str | None = strawberry.field(description="Why a FAILED import stopped (e.g. a bad CSV header).")
     created_at: datetime = strawberry.field(description="When the file was received.")
     started_at: datetime | None = strawberry.field(description="When a worker started it.")

@@ -23,18 +23,14 @@ from resolvers.presets.types import MessageChannel, PresetCategory, PushPlatform
 SECRET_NOTE = "Write-only: omit to keep the stored value, null to clear it."
 
 
-@strawberry.input(
-    description="Email settings. Every address is checked; the SMTP connection is tried on validation."
-)
+@strawberry.input(description="Email settings. Every address is checked; the SMTP connection is tried on validation.")
 class EmailPresetSettingsInput:
     sender_name: str = strawberry.field(description="Display name of the sender (at most 100 characters).")
     sender_address: str = strawberry.field(description="Address messages are sent from.")
     reply_to_name: str | None = strawberry.field(default=None, description="Display name for replies.")
     reply_to_address: str | None = strawberry.field(default=None, description="Address replies go to.")
     error_address: str | None = strawberry.field(default=None, description="Address bounces go to.")
-    bcc_address: str | None = strawberry.field(
-        default=None, description="Blind-copy address for every message."
-    )
+    bcc_address: str | None = strawberry.field(default=None, description="Blind-copy address for every message.")
     list_unsubscribe: bool = strawberry.field(default=True, description="Add List-Unsubscribe headers.")
     execution_field: str = strawberry.field(
         default=DEFAULT_EXECUTION_FIELD[ChannelEnum.EMAIL],
@@ -44,9 +40,7 @@ class EmailPresetSettingsInput:
     smtp_port: int = strawberry.field(default=587, description="SMTP server port, 1-65535.")
     tls_mode: SmtpTlsMode = strawberry.field(default=TlsModeEnum.STARTTLS, description="How to encrypt.")
     smtp_username: str | None = strawberry.field(default=None, description="User name for SMTP AUTH, if any.")
-    smtp_password: strawberry.Maybe[str | None] = strawberry.field(
-        description=f"Password for SMTP AUTH. {SECRET_NOTE}"
-    )
+    smtp_password: strawberry.Maybe[str | None] = strawberry.field(description=f"Password for SMTP AUTH. {SECRET_NOTE}")
     max_connections: int = strawberry.field(default=10, description="Concurrent SMTP connections, 1-100.")
     retry_period_minutes: int = strawberry.field(
         default=RETRY_MINUTES_MAX,
@@ -60,9 +54,7 @@ class SmsPresetSettingsInput:
     sender: str = strawberry.field(description="Sender number (E.164) or alphanumeric sender id (<= 11).")
     provider_base_url: str = strawberry.field(description="Base URL of the provider's API (http or https).")
     account_sid: str = strawberry.field(description="Provider account id (the API user name).")
-    auth_token: strawberry.Maybe[str | None] = strawberry.field(
-        description=f"Provider auth token. {SECRET_NOTE}"
-    )
+    auth_token: strawberry.Maybe[str | None] = strawberry.field(description=f"Provider auth token. {SECRET_NOTE}")
     execution_field: str = strawberry.field(
         default=DEFAULT_EXECUTION_FIELD[ChannelEnum.SMS],
         description="Profile attribute path holding the number; the Phone identity is the fallback.",
@@ -74,9 +66,7 @@ class PushPresetSettingsInput:
     platforms: list[PushPlatform] = strawberry.field(description="At least one platform.")
     app_id: str = strawberry.field(description="Application id, e.g. `com.example.app`.")
     fcm_project_id: str = strawberry.field(description="Firebase project id.")
-    provider_base_url: str = strawberry.field(
-        default=DEFAULT_FCM_BASE_URL, description="Base URL of the FCM API."
-    )
+    provider_base_url: str = strawberry.field(default=DEFAULT_FCM_BASE_URL, description="Base URL of the FCM API.")
     service_account_json: strawberry.Maybe[str | None] = strawberry.field(
         description=f"The service-account key file (JSON). {SECRET_NOTE}"
     )
@@ -92,9 +82,7 @@ class PresetSettingsInput:
     email: EmailPresetSettingsInput | None = strawberry.field(default=strawberry.UNSET, description="Email.")
     sms: SmsPresetSettingsInput | None = strawberry.field(default=strawberry.UNSET, description="SMS.")
     push: PushPresetSettingsInput | None = strawberry.field(default=strawberry.UNSET, description="Push.")
-    in_app: InAppPresetSettingsInput | None = strawberry.field(
-        default=strawberry.UNSET, description="In-app."
-    )
+    in_app: InAppPresetSettingsInput | None = strawberry.field(default=strawberry.UNSET, description="In-app.")
 
 
 _BY_KEY = (
@@ -134,9 +122,7 @@ def settings_change(value: PresetSettingsInput) -> SettingsChange:
 class MessagePresetCreateInput:
     name: str = strawberry.field(description="Starts with a letter; letters, digits, `_ . -`; unique here.")
     description: str = strawberry.field(default="", description="Free text (at most 2000 characters).")
-    channel: MessageChannel = strawberry.field(
-        description="The channel; the settings must be of this channel."
-    )
+    channel: MessageChannel = strawberry.field(description="The channel; the settings must be of this channel.")
     category: PresetCategory = strawberry.field(
         default=PresetCategoryEnum.MARKETING, description="MARKETING or TRANSACTIONAL."
     )

@@ -118,9 +118,7 @@ MessagePresetDeleteResult = Annotated[
 class MessagePresetStatusEvent:
     preset_id: strawberry.ID = strawberry.field(description="Global id of the preset.")
     status: MessagePresetStatus = strawberry.field(description="The preset's status now.")
-    update_status: PresetUpdateStatus | None = strawberry.field(
-        description="State of a pending edit, if any."
-    )
+    update_status: PresetUpdateStatus | None = strawberry.field(description="State of a pending edit, if any.")
     version: int = strawberry.field(description="The preset's version after the change.")
     failed_checks: list[PresetCheck] = strawberry.field(description="Failed checks of the last validation.")
 
@@ -210,9 +208,7 @@ def _given(value: Any) -> Any:
 
 @strawberry.type
 class PresetQuery:
-    @strawberry.field(
-        description="A message preset by id; null when unknown here.", permission_classes=VIEWER
-    )
+    @strawberry.field(description="A message preset by id; null when unknown here.", permission_classes=VIEWER)
     async def message_preset(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")]
     ) -> MessagePreset | None:
@@ -225,13 +221,9 @@ class PresetQuery:
     async def message_presets(
         self,
         info: Info,
-        first: Annotated[
-            int | None, strawberry.argument(description="Page size, 0-100 (default 20).")
-        ] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0-100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
-        channel: Annotated[
-            MessageChannel | None, strawberry.argument(description="Only this channel.")
-        ] = None,
+        channel: Annotated[MessageChannel | None, strawberry.argument(description="Only this channel.")] = None,
         status: Annotated[
             MessagePresetStatus | None, strawberry.argument(description="Only presets in this status.")
         ] = None,
@@ -256,9 +248,7 @@ class PresetMutation:
         description="Create a message preset (DRAFT). Settings are checked now; the provider on validation.",
         permission_classes=ADMIN,
     )
-    async def message_preset_create(
-        self, info: Info, input: MessagePresetCreateInput
-    ) -> MessagePresetCreateResult:
+    async def message_preset_create(self, info: Info, input: MessagePresetCreateInput) -> MessagePresetCreateResult:
         caller = info.context.require_caller()
         try:
             row = await create_preset_action(
@@ -281,9 +271,7 @@ class PresetMutation:
         "and the previous ones stay in force until they pass.",
         permission_classes=ADMIN,
     )
-    async def message_preset_update(
-        self, info: Info, input: MessagePresetUpdateInput
-    ) -> MessagePresetUpdateResult:
+    async def message_preset_update(self, info: Info, input: MessagePresetUpdateInput) -> MessagePresetUpdateResult:
         caller = info.context.require_caller()
         pk = _preset_pk(input.id)
         if pk is None:
@@ -345,8 +333,7 @@ class PresetMutation:
         return MessagePresetActivateSuccess(preset=MessagePreset.from_model(row))
 
     @strawberry.mutation(
-        description="Take an ACTIVE preset out of service; refused while campaigns that are not drafts "
-        "use it.",
+        description="Take an ACTIVE preset out of service; refused while campaigns that are not drafts use it.",
         permission_classes=ADMIN,
     )
     async def message_preset_deactivate(
@@ -359,13 +346,10 @@ class PresetMutation:
         return MessagePresetDeactivateSuccess(preset=MessagePreset.from_model(row))
 
     @strawberry.mutation(
-        description="Delete a DRAFT, FAILED or DEACTIVATED preset; refused while campaigns that are not "
-        "drafts use it.",
+        description="Delete a DRAFT, FAILED or DEACTIVATED preset; refused while campaigns that are not drafts use it.",
         permission_classes=ADMIN,
     )
-    async def message_preset_delete(
-        self, info: Info, input: MessagePresetDeleteInput
-    ) -> MessagePresetDeleteResult:
+    async def message_preset_delete(self, info: Info, input: MessagePresetDeleteInput) -> MessagePresetDeleteResult:
         row = await _lifecycle(info, input.id, delete_preset)
         if not isinstance(row, MessagePresetModel):
             return row
@@ -382,9 +366,7 @@ class PresetSubscription:
     async def message_preset_status_changed(
         self,
         info: Info,
-        id: Annotated[
-            strawberry.ID | None, strawberry.argument(description="Only this preset (global id).")
-        ] = None,
+        id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this preset (global id).")] = None,
     ) -> AsyncGenerator[MessagePresetStatusEvent, None]:
         caller = info.context.require_caller()
         if info.context.events is None:

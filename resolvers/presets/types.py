@@ -37,8 +37,7 @@ PresetAction = strawberry.enum(PresetActionEnum, description="An action on a pre
 SmtpTlsMode = strawberry.enum(
     TlsModeEnum,
     name="SmtpTlsMode",
-    description="NONE: plain SMTP; STARTTLS: upgrade after EHLO (required); TLS: implicit TLS from the "
-    "start.",
+    description="NONE: plain SMTP; STARTTLS: upgrade after EHLO (required); TLS: implicit TLS from the start.",
 )
 PushPlatform = strawberry.enum(PushPlatformEnum, description="A mobile platform push messages target.")
 PresetCheckCode = strawberry.enum(
@@ -46,18 +45,14 @@ PresetCheckCode = strawberry.enum(
 )
 
 
-@strawberry.type(
-    description="Email settings: sender, routing, and the SMTP connection. The password is write-only."
-)
+@strawberry.type(description="Email settings: sender, routing, and the SMTP connection. The password is write-only.")
 class EmailPresetSettings:
     sender_name: str = strawberry.field(description="Display name of the sender.")
     sender_address: str = strawberry.field(description="Address messages are sent from.")
     reply_to_name: str | None = strawberry.field(description="Display name for replies.")
     reply_to_address: str | None = strawberry.field(description="Address replies go to.")
     error_address: str | None = strawberry.field(description="Address bounces go to (envelope sender).")
-    bcc_address: str | None = strawberry.field(
-        description="Address that receives a blind copy of each message."
-    )
+    bcc_address: str | None = strawberry.field(description="Address that receives a blind copy of each message.")
     list_unsubscribe: bool = strawberry.field(description="Add List-Unsubscribe headers.")
     execution_field: str = strawberry.field(
         description="Profile attribute path holding the address; the Email identity is the fallback."
@@ -88,9 +83,7 @@ class PushPresetSettings:
     app_id: str = strawberry.field(description="Application id, e.g. `com.example.app`.")
     fcm_project_id: str = strawberry.field(description="Firebase project id.")
     provider_base_url: str = strawberry.field(description="Base URL of the FCM API.")
-    service_account_set: bool = strawberry.field(
-        description="A service-account key is stored (never returned)."
-    )
+    service_account_set: bool = strawberry.field(description="A service-account key is stored (never returned).")
 
 
 @strawberry.type(description="In-app settings: messages land in Herald's inbox for this app.")
@@ -145,9 +138,7 @@ def settings_type(channel: ChannelEnum, values: dict[str, Any], secret_names: li
 
 @strawberry.type(description="One provider check of a validation.")
 class PresetCheck:
-    check: str = strawberry.field(
-        description="Which check, e.g. `smtp.connect`, `smtp.auth`, `sms.reachable`."
-    )
+    check: str = strawberry.field(description="Which check, e.g. `smtp.connect`, `smtp.auth`, `sms.reachable`.")
     ok: bool = strawberry.field(description="The check passed.")
     code: PresetCheckCode = strawberry.field(description="OK, or the reason it failed.")
     message: str = strawberry.field(description="What happened, for a person to read.")

@@ -24,9 +24,7 @@ class TenancyQuery:
         caller = info.context.require_caller()
         return Viewer(sandbox=Sandbox(name=caller.sandbox_name), role=caller.role)
 
-    @strawberry.field(
-        description="Audit events of this sandbox, newest first.", permission_classes=VIEWER
-    )
+    @strawberry.field(description="Audit events of this sandbox, newest first.", permission_classes=VIEWER)
     async def audit_events(
         self,
         info: Info,
@@ -38,7 +36,10 @@ class TenancyQuery:
         if object_type is not None:
             query = query.filter(object_type=object_type)
         return await paginate(
-            query, first=first, after=after, max_page_size=info.context.limits.max_page_size,
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
             to_node=AuditEvent.from_model,
         )
 
@@ -47,9 +48,7 @@ class TenancyQuery:
         permission_classes=VIEWER,
     )
     async def identity_namespaces(self, info: Info) -> list[IdentityNamespace]:
-        rows = await IdentityNamespaceModel.filter(sandbox_id=info.context.require_caller().sandbox_id).order_by(
-            "id"
-        )
+        rows = await IdentityNamespaceModel.filter(sandbox_id=info.context.require_caller().sandbox_id).order_by("id")
         return [IdentityNamespace.from_model(row) for row in rows]
 
 
@@ -108,6 +107,8 @@ class TenancySubscription:
         async with info.context.events.subscribe(caller.sandbox_id, WORKER_PONG_TOPIC) as events:
             async for event in events:
                 yield WorkerPong(
-                    ping_id=event["pingId"], message=event["message"], worker=event["worker"],
+                    ping_id=event["pingId"],
+                    message=event["message"],
+                    worker=event["worker"],
                     at=datetime.fromisoformat(event["at"]),
                 )

@@ -47,8 +47,14 @@ class AuditEvent(SandboxNode):
     @classmethod
     def from_model(cls, row: AuditEventModel) -> Self:
         return cls(
-            pk=row.id, actor=row.actor, action=row.action, object_type=row.object_type,
-            object_id=row.object_id, before=row.before, after=row.after, created_at=row.created_at,
+            pk=row.id,
+            actor=row.actor,
+            action=row.action,
+            object_type=row.object_type,
+            object_id=row.object_id,
+            before=row.before,
+            after=row.after,
+            created_at=row.created_at,
         )
 
 
@@ -66,6 +72,10 @@ class IdentityNamespace(SandboxNode):
     @classmethod
     def from_model(cls, row: IdentityNamespaceModel) -> Self:
         return cls(
-            pk=row.id, code=row.code, name=row.name, type=row.type, description=row.description,
+            pk=row.id,
+            code=row.code,
+            name=row.name,
+            type=row.type,
+            description=row.description,
             standard=row.standard,
         )

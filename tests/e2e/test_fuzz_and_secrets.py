@@ -23,7 +23,8 @@ SEED = 20261101
 
 @pytest.mark.skipif(SCHEMATHESIS is None, reason="schemathesis is in the `test` extra: pip install -e '.[test]'")
 async def test_fuzzing_finds_no_server_error_and_logs_hold_no_secrets(
-    e2e_env: dict[str, str], tmp_path: Path  # noqa: F811 (the imported fixture)
+    e2e_env: dict[str, str],  # noqa: F811 (the imported fixture)
+    tmp_path: Path,
 ) -> None:
     assert herald("migrate", env=e2e_env).returncode == 0
     assert herald("sandbox", "create", "fuzz", env=e2e_env).returncode == 0
@@ -37,18 +38,38 @@ async def test_fuzzing_finds_no_server_error_and_logs_hold_no_secrets(
     # Logs go to a file: an unread pipe would fill up and stall the server.
     with log_path.open("w") as log_file:
         server = subprocess.Popen(  # noqa: ASYNC220 (starting it does not block; we never wait on it here)
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         await wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
         fuzz = await asyncio.to_thread(
             subprocess.run,
-            [SCHEMATHESIS, "run", f"http://127.0.0.1:{port}/graphql", "--header", f"Authorization: Bearer {key}",
-             "--max-examples", str(EXAMPLES), "--seed", str(SEED),
-             "--checks", "not_a_server_error", "--phases", "examples,fuzzing", "--no-color",
-             "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            [
+                SCHEMATHESIS,
+                "run",
+                f"http://127.0.0.1:{port}/graphql",
+                "--header",
+                f"Authorization: Bearer {key}",
+                "--max-examples",
+                str(EXAMPLES),
+                "--seed",
+                str(SEED),
+                "--checks",
+                "not_a_server_error",
+                "--phases",
+                "examples,fuzzing",
+                "--no-color",
+                "--report-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
         )
     finally:
         stop(server)

@@ -37,8 +37,13 @@ def herald(*args: str, env: dict[str, str], cwd: Path | None = None) -> subproce
 
 def spawn(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -107,8 +112,15 @@ async def test_cli_keys_and_a_worker_event_reaching_another_server_process(e2e_e
         async with websockets.connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
             assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "s1", "type": "subscribe",
-                                      "payload": {"query": "subscription { workerPong { pingId message worker } }"}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "id": "s1",
+                        "type": "subscribe",
+                        "payload": {"query": "subscription { workerPong { pingId message worker } }"},
+                    }
+                )
+            )
             async with httpx.AsyncClient() as http:
                 # The subscription is registered once the server has subscribed on Redis; retry the ping until
                 # a pong arrives rather than guessing how long that takes.
@@ -137,10 +149,13 @@ async def test_cli_keys_and_a_worker_event_reaching_another_server_process(e2e_e
         assert herald("apikey", "revoke", revoke_id, env=e2e_env).returncode == 0
         # Revoked in another process: the server's key cache lets it through for at most AUTH_CACHE_SECONDS.
         async with httpx.AsyncClient() as http:
+
             async def refused() -> bool:
-                response = await http.post(f"{base}/graphql", json={"query": "{ viewer { role } }"},
-                                           headers={"Authorization": f"Bearer {key}"})
+                response = await http.post(
+                    f"{base}/graphql", json={"query": "{ viewer { role } }"}, headers={"Authorization": f"Bearer {key}"}
+                )
                 return response.status_code == 401
+
             await wait_until(refused, timeout=AUTH_CACHE_SECONDS + 3, interval=0.1)
     finally:
         worker_output = stop(worker)
@@ -156,6 +171,7 @@ async def test_embedded_serve_starts_answers_and_leaves_nothing_behind(tmp_path:
     server = spawn("serve", "--port", str(port), env=env, cwd=tmp_path)
     pid_file = tmp_path / "var" / "embedded-redis.pid"
     try:
+
         def read_printed_key() -> str:
             for line in server.stdout:  # type: ignore[union-attr]
                 if line.strip().startswith("hrld_"):
@@ -166,9 +182,11 @@ async def test_embedded_serve_starts_answers_and_leaves_nothing_behind(tmp_path:
         await wait_for_http(f"http://127.0.0.1:{port}/healthz", server)
         redis_pid = int(pid_file.read_text())
         async with httpx.AsyncClient() as http:
-            reply = await http.post(f"http://127.0.0.1:{port}/graphql",
-                                    json={"query": "{ viewer { sandbox { name } role } }"},
-                                    headers={"Authorization": f"Bearer {key}"})
+            reply = await http.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": "{ viewer { sandbox { name } role } }"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
         assert reply.json() == {"data": {"viewer": {"sandbox": {"name": "dev"}, "role": "ADMIN"}}}
 
         # The local SMTP sink keeps what it receives as a Maildir under ./var/mail.

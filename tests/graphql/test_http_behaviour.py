@@ -29,8 +29,11 @@ async def test_queries_work_over_get_but_mutations_do_not(server: RunningServer,
 
 async def test_every_response_carries_a_request_id(server: RunningServer, sandbox: SandboxKeys) -> None:
     async with httpx.AsyncClient() as http:
-        generated = await http.post(server.graphql_url, json={"query": "{ viewer { role } }"},
-                                    headers={"Authorization": f"Bearer {sandbox.admin}"})
+        generated = await http.post(
+            server.graphql_url,
+            json={"query": "{ viewer { role } }"},
+            headers={"Authorization": f"Bearer {sandbox.admin}"},
+        )
         given = await http.get(f"{server.base_url}/healthz", headers={"X-Request-Id": "client-chosen-id-1"})
     assert len(generated.headers["x-request-id"]) == 32
     assert given.headers["x-request-id"] == "client-chosen-id-1"
@@ -113,8 +116,9 @@ async def test_depth_limit_comes_from_options() -> None:
 async def test_oversized_body_gets_413(server: RunningServer, sandbox: SandboxKeys) -> None:
     big = "{ viewer { role } }" + " " * (server.settings.graphql_max_body_bytes + 10)
     async with httpx.AsyncClient() as http:
-        response = await http.post(server.graphql_url, json={"query": big},
-                                   headers={"Authorization": f"Bearer {sandbox.admin}"})
+        response = await http.post(
+            server.graphql_url, json={"query": big}, headers={"Authorization": f"Bearer {sandbox.admin}"}
+        )
     assert response.status_code == 413
 
 

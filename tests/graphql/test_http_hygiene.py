@@ -28,8 +28,9 @@ async def test_post_without_a_json_media_type_is_415(server: RunningServer, http
     assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "application/graphql-response+json"])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/graphql-response+json"]
+)
 async def test_post_with_a_json_media_type_runs(server: RunningServer, http, content_type: str) -> None:
     body = f'{{"query": "{QUERY}"}}'
     response = await http.post(server.graphql_url, content=body, headers={"Content-Type": content_type})
@@ -37,7 +38,7 @@ async def test_post_with_a_json_media_type_runs(server: RunningServer, http, con
 
 
 async def test_mutation_over_get_is_405_and_not_executed(server: RunningServer, http) -> None:
-    response = await http.get(server.graphql_url, params={"query": 'mutation { workerPing(input: {}) { __typename } }'})
+    response = await http.get(server.graphql_url, params={"query": "mutation { workerPing(input: {}) { __typename } }"})
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert "data" not in response.json()
@@ -62,8 +63,9 @@ async def test_graphql_response_json_request_errors_are_400_without_data(
 ) -> None:
     accept_new = {"Accept": "application/graphql-response+json"}
     new = await http.post(server.graphql_url, json={"query": query, "variables": variables}, headers=accept_new)
-    legacy = await http.post(server.graphql_url, json={"query": query, "variables": variables},
-                             headers={"Accept": "application/json"})
+    legacy = await http.post(
+        server.graphql_url, json={"query": query, "variables": variables}, headers={"Accept": "application/json"}
+    )
     assert new.status_code == 400 and new.headers["content-type"].startswith("application/graphql-response+json")
     assert "data" not in new.json() and new.json()["errors"]
     assert legacy.status_code == 200 and legacy.headers["content-type"].startswith("application/json")
@@ -76,9 +78,11 @@ async def test_graphql_response_json_field_errors_stay_200_with_data(
     async with httpx.AsyncClient() as client:
         response = await client.post(
             server.graphql_url,
-            json={"query": 'mutation { workerPing(input: {}) { __typename } }'},
-            headers={"Authorization": f"Bearer {sandbox.keys[Role.VIEWER]}",
-                     "Accept": "application/graphql-response+json"},
+            json={"query": "mutation { workerPing(input: {}) { __typename } }"},
+            headers={
+                "Authorization": f"Bearer {sandbox.keys[Role.VIEWER]}",
+                "Accept": "application/graphql-response+json",
+            },
         )
     # The VIEWER key is refused on the field: execution started, so `data` is present (null) and status 200.
     assert response.status_code == 200

@@ -122,9 +122,7 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         key=key,
     )
     assert preview["campaignPreview"]["__typename"] == "NotFoundError"
-    deliveries = await gql(
-        "query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": theirs["run"]}, key=key
-    )
+    deliveries = await gql("query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": theirs["run"]}, key=key)
     assert deliveries["deliveries"]["totalCount"] == 0
     by_campaign = await gql(
         "query($id: ID!) { deliveries(campaignId: $id) { totalCount } }", {"id": theirs["campaign"]}, key=key

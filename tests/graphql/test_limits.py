@@ -40,8 +40,11 @@ def _nested(levels: int) -> str:
         ("40 aliases", "{ " + " ".join(f"a{i}: viewer {{ role }}" for i in range(40)) + " }", "aliases"),
         ("10,000 repeated fields", "{ viewer { " + "role " * 10_000 + "} }", "more than 3000 tokens"),
         ("100,000 directives", "{ viewer " + "@a " * 100_000 + "{ role } }", "more than 3000 tokens"),
-        ("circular fragments", "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
-         "Cannot spread fragment 'A' within itself via 'B'"),
+        (
+            "circular fragments",
+            "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+            "Cannot spread fragment 'A' within itself via 'B'",
+        ),
     ],
 )
 async def test_abusive_documents_are_refused_quickly(
@@ -57,8 +60,11 @@ async def test_ten_megabyte_variables_get_413(server: RunningServer, sandbox: Sa
     variables = {"blob": "x" * 10_000_000}
     started = time.perf_counter()
     async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.post(server.graphql_url, json={"query": "{ viewer { role } }", "variables": variables},
-                                   headers={"Authorization": f"Bearer {sandbox.admin}"})
+        response = await http.post(
+            server.graphql_url,
+            json={"query": "{ viewer { role } }", "variables": variables},
+            headers={"Authorization": f"Bearer {sandbox.admin}"},
+        )
     assert response.status_code == 413
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     assert time.perf_counter() - started < BOUND
@@ -74,8 +80,9 @@ async def test_huge_or_negative_first_is_refused_before_resolvers(
     ]:
         body, elapsed = await _timed(gql, query, sandbox.admin, variables)
         error = body["errors"][0]
-        assert error["extensions"]["code"] == "BAD_USER_INPUT" and "`first` must be between 0 and 100" in error[
-            "message"]
+        assert (
+            error["extensions"]["code"] == "BAD_USER_INPUT" and "`first` must be between 0 and 100" in error["message"]
+        )
         assert "path" not in error  # refused in validation, not by the resolver
         assert elapsed < BOUND
 
@@ -141,8 +148,9 @@ def test_nul_is_found_at_any_depth_of_a_json_value() -> None:
 async def test_another_sandboxs_ids_read_as_null(
     gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
 ) -> None:
-    theirs = await gql("{ identityNamespaces { id } auditEvents(first: 5) { edges { node { id } } } }",
-                       key=other_sandbox.admin)
+    theirs = await gql(
+        "{ identityNamespaces { id } auditEvents(first: 5) { edges { node { id } } } }", key=other_sandbox.admin
+    )
     ids = [n["id"] for n in theirs["identityNamespaces"]] + [e["node"]["id"] for e in theirs["auditEvents"]["edges"]]
     query = "query($id: ID!) { node(id: $id) { id } }"
     for foreign_id in ids:
@@ -202,8 +210,11 @@ def _validation_cache_info(schema):
 async def test_deeply_nested_json_body_is_a_clear_400(server: RunningServer, sandbox: SandboxKeys) -> None:
     body = '{"query": "{ viewer { role } }", "variables": {"v": ' + "[" * 100_000 + "]" * 100_000 + "}}"
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(server.graphql_url, content=body, headers={
-            "Authorization": f"Bearer {sandbox.admin}", "Content-Type": "application/json"})
+        response = await http.post(
+            server.graphql_url,
+            content=body,
+            headers={"Authorization": f"Bearer {sandbox.admin}", "Content-Type": "application/json"},
+        )
     assert response.status_code == 400
     assert "JSON" in response.json()["errors"][0]["message"]
 

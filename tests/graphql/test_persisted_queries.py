@@ -35,7 +35,8 @@ async def test_unknown_hash_asks_for_the_query_then_the_hash_alone_works(
     assert by_hash.status_code == 200
     assert by_hash.json() == {"data": {"viewer": {"role": "ADMIN"}}}
     over_get = await gql.http.get(
-        gql.url, params={"extensions": f'{{"persistedQuery":{{"version":1,"sha256Hash":"{DIGEST}"}}}}'},
+        gql.url,
+        params={"extensions": f'{{"persistedQuery":{{"version":1,"sha256Hash":"{DIGEST}"}}}}'},
         headers={"Authorization": f"Bearer {sandbox.admin}", "Accept": "application/json"},
     )
     assert over_get.json() == {"data": {"viewer": {"role": "ADMIN"}}}

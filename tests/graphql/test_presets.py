@@ -159,18 +159,14 @@ def pk_of(preset_id: str) -> int:
 
 async def audit_of(preset_id: str, sandbox_name: str) -> list[AuditEvent]:
     sandbox = await Sandbox.get(name=sandbox_name)
-    query = AuditEvent.filter(
-        sandbox_id=sandbox.id, object_type="MessagePreset", object_id=str(pk_of(preset_id))
-    )
+    query = AuditEvent.filter(sandbox_id=sandbox.id, object_type="MessagePreset", object_id=str(pk_of(preset_id)))
     return await query.order_by("id")
 
 
 async def test_email_preset_with_auth_validates_to_active_and_never_returns_the_password(
     gql: GraphQLClient, sandbox: SandboxKeys, smtp_auth: SmtpServer
 ) -> None:
-    create_response = await gql.raw(
-        CREATE, {"input": email_input("Newsletter", smtp_auth.port)}, sandbox.admin
-    )
+    create_response = await gql.raw(CREATE, {"input": email_input("Newsletter", smtp_auth.port)}, sandbox.admin)
     assert SMTP_PASSWORD not in create_response.text
     preset = create_response.json()["data"]["messagePresetCreate"]["preset"]
     assert preset["status"] == "DRAFT"
@@ -194,9 +190,7 @@ async def test_email_preset_with_auth_validates_to_active_and_never_returns_the_
     # At rest: encrypted, yet readable with the key.
     row = await MessagePresetModel.get(id=pk_of(preset["id"]))
     assert SMTP_PASSWORD not in (row.secrets or "") and SMTP_PASSWORD not in json.dumps(row.settings)
-    assert SecretBox(TEST_SECRET).open(row.secrets, sandbox_id=row.sandbox_id) == {
-        "smtp_password": SMTP_PASSWORD
-    }
+    assert SecretBox(TEST_SECRET).open(row.secrets, sandbox_id=row.sandbox_id) == {"smtp_password": SMTP_PASSWORD}
 
     events = await audit_of(preset["id"], sandbox.name)
     assert [e.action for e in events] == ["CREATE", "VALIDATE", "VALIDATION_SUCCEEDED"]
@@ -265,9 +259,7 @@ async def test_sms_preset_checks_the_http_provider(gql: GraphQLClient, sandbox: 
     assert good_result["status"] == "ACTIVE"
     assert [c["check"] for c in good_result["checks"]] == ["sms.reachable", "sms.credentials"]
     assert bad_result["status"] == "FAILED"
-    assert [(c["check"], c["code"]) for c in bad_result["failedChecks"]] == [
-        ("sms.credentials", "AUTH_FAILED")
-    ]
+    assert [(c["check"], c["code"]) for c in bad_result["failedChecks"]] == [("sms.credentials", "AUTH_FAILED")]
 
     listed = (await gql(LIST, {"channel": "SMS", "status": "ACTIVE"}, key=sandbox.admin))["messagePresets"]
     assert listed == {"totalCount": 1, "nodes": [{"name": "Sms.good", "channel": "SMS", "status": "ACTIVE"}]}
@@ -370,18 +362,14 @@ async def test_bad_input_is_refused_with_field_errors_and_nothing_saved(
     assert await AuditEvent.filter(sandbox_id=sandbox_row.id, object_type="MessagePreset").count() == 0
 
 
-async def test_settings_for_two_channels_at_once_are_refused(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
+async def test_settings_for_two_channels_at_once_are_refused(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     input = in_app_input("Both")
     input["settings"]["email"] = email_input("x", 25)["settings"]["email"]
     response = await gql.raw(CREATE, {"input": input}, sandbox.admin)
     assert "exactly one key" in response.json()["errors"][0]["message"]
 
 
-async def test_name_is_unique_per_sandbox(
-    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
-) -> None:
+async def test_name_is_unique_per_sandbox(gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys) -> None:
     await create(gql, sandbox.admin, in_app_input("Inbox"))
     again = (await gql(CREATE, {"input": in_app_input("Inbox")}, key=sandbox.admin))["messagePresetCreate"]
     assert [(e["field"], e["code"]) for e in again["fieldErrors"]] == [("input.name", "NAME_TAKEN")]
@@ -397,9 +385,7 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     pid = preset["id"]
 
     # Name and channel are read-only once ACTIVE.
-    renamed = (await gql(UPDATE, {"input": {"id": pid, "name": "Other"}}, key=sandbox.admin))[
-        "messagePresetUpdate"
-    ]
+    renamed = (await gql(UPDATE, {"input": {"id": pid, "name": "Other"}}, key=sandbox.admin))["messagePresetUpdate"]
     assert [(e["field"], e["code"]) for e in renamed["fieldErrors"]] == [("input.name", "READ_ONLY")]
     rechannel = {"id": pid, "channel": "IN_APP", "settings": {"inApp": {"appId": "com.example.app"}}}
     rechanneled = (await gql(UPDATE, {"input": rechannel}, key=sandbox.admin))["messagePresetUpdate"]
@@ -408,9 +394,7 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     # New settings pointing nowhere: pending, then FAILED; the ACTIVE settings never change.
     broken = email_input("Live", closed_port())["settings"]
     del broken["email"]["smtpPassword"]  # omitted: the stored password is kept
-    result = (await gql(UPDATE, {"input": {"id": pid, "settings": broken}}, key=sandbox.admin))[
-        "messagePresetUpdate"
-    ]
+    result = (await gql(UPDATE, {"input": {"id": pid, "settings": broken}}, key=sandbox.admin))["messagePresetUpdate"]
     assert result["validationQueued"] is True
     assert result["preset"]["status"] == "ACTIVE" and result["preset"]["updateStatus"] == "PROCESSING"
     assert result["preset"]["settings"]["smtpPort"] == smtp_auth.port
@@ -441,9 +425,7 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     assert actions[-4:] == ["UPDATE", "UPDATE_FAILED", "UPDATE", "UPDATE_APPLIED"]
 
 
-async def test_secrets_are_kept_when_omitted_and_cleared_with_null(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
+async def test_secrets_are_kept_when_omitted_and_cleared_with_null(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     preset = await create(gql, sandbox.admin, email_input("Secrets", 2525))
     kept = email_input("Secrets", 2526)["settings"]
     del kept["email"]["smtpPassword"]
@@ -480,17 +462,11 @@ async def test_state_machine_of_an_in_app_preset(gql: GraphQLClient, sandbox: Sa
         "currentStatus": "ACTIVE",
         "allowedActions": ["UPDATE", "DEACTIVATE"],
     }
-    assert (await gql(VALIDATE, pid, key=sandbox.admin))["messagePresetValidate"]["__typename"] == (
-        "InvalidStateError"
-    )
-    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["__typename"] == (
-        "InvalidStateError"
-    )
+    assert (await gql(VALIDATE, pid, key=sandbox.admin))["messagePresetValidate"]["__typename"] == ("InvalidStateError")
+    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["__typename"] == ("InvalidStateError")
     deactivated = (await gql(DEACTIVATE, pid, key=sandbox.admin))["messagePresetDeactivate"]
     assert deactivated["preset"]["status"] == "DEACTIVATED"
-    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["preset"][
-        "status"
-    ] == "ACTIVE"
+    assert (await gql(ACTIVATE, pid, key=sandbox.admin))["messagePresetActivate"]["preset"]["status"] == "ACTIVE"
     await gql(DEACTIVATE, pid, key=sandbox.admin)
     deleted = (await gql(DELETE, pid, key=sandbox.admin))["messagePresetDelete"]
     assert deleted == {"__typename": "MessagePresetDeleteSuccess", "deletedId": preset["id"]}
@@ -510,12 +486,10 @@ async def test_state_machine_of_an_in_app_preset(gql: GraphQLClient, sandbox: Sa
 async def test_stale_version_is_a_conflict(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     preset = await create(gql, sandbox.admin, in_app_input("Versioned"))
     first = {"id": preset["id"], "version": preset["version"], "description": "one"}
-    assert (await gql(UPDATE, {"input": first}, key=sandbox.admin))["messagePresetUpdate"]["preset"][
-        "version"
-    ] == (preset["version"] + 1)
-    stale = (await gql(UPDATE, {"input": {**first, "description": "two"}}, key=sandbox.admin))[
-        "messagePresetUpdate"
-    ]
+    assert (await gql(UPDATE, {"input": first}, key=sandbox.admin))["messagePresetUpdate"]["preset"]["version"] == (
+        preset["version"] + 1
+    )
+    stale = (await gql(UPDATE, {"input": {**first, "description": "two"}}, key=sandbox.admin))["messagePresetUpdate"]
     assert stale["__typename"] == "ConflictError"
     assert stale["currentVersion"] == preset["version"] + 1
     assert (await get(gql, sandbox.admin, preset["id"]))["description"] == "one"
@@ -546,17 +520,13 @@ async def test_presets_do_not_cross_sandboxes(
 
 
 @pytest.mark.parametrize("bad_id", ["", "garbage", "TWVzc2FnZVByZXNldDotMQ==", "QXVkaXRFdmVudDox"])
-async def test_malformed_or_other_type_ids_are_not_found(
-    gql: GraphQLClient, sandbox: SandboxKeys, bad_id: str
-) -> None:
+async def test_malformed_or_other_type_ids_are_not_found(gql: GraphQLClient, sandbox: SandboxKeys, bad_id: str) -> None:
     assert await get(gql, sandbox.admin, bad_id) is None
     result = (await gql(VALIDATE, {"input": {"id": bad_id}}, key=sandbox.admin))["messagePresetValidate"]
     assert result["__typename"] == "NotFoundError"
 
 
-async def test_only_admins_manage_presets_and_viewers_read_them(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
+async def test_only_admins_manage_presets_and_viewers_read_them(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     from models.sandbox import Role
 
     response = await gql.raw(CREATE, {"input": in_app_input("Nope")}, sandbox.keys[Role.PUBLISHER])
@@ -570,13 +540,10 @@ async def test_status_changes_reach_subscribers(
 ) -> None:
     preset = await create(gql, sandbox.admin, in_app_input("Watched"))
     subscription = (
-        "subscription($id: ID) { messagePresetStatusChanged(id: $id) "
-        "{ presetId status updateStatus version } }"
+        "subscription($id: ID) { messagePresetStatusChanged(id: $id) { presetId status updateStatus version } }"
     )
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}})
-        )
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         await ws.send(
             json.dumps(
@@ -633,6 +600,7 @@ async def test_a_preset_in_use_cannot_be_deactivated_or_deleted(gql: GraphQLClie
     assert (await gql(DELETE, other, key=sandbox.admin))["messagePresetDelete"]["__typename"] == (
         "MessagePresetDeleteSuccess"
     )
-    detached = await gql("query($id: ID!) { campaign(id: $id) { preset { id } version } }", {"id": draft["id"]},
-                         key=sandbox.admin)
+    detached = await gql(
+        "query($id: ID!) { campaign(id: $id) { preset { id } version } }", {"id": draft["id"]}, key=sandbox.admin
+    )
     assert detached["campaign"] == {"preset": None, "version": 2}

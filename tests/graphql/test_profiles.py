@@ -82,20 +82,14 @@ async def test_create_then_merge_by_any_identity(gql: GraphQLClient, sandbox: Sa
     assert {"namespace": "Phone", "value": "+33612345678"} in result["profile"]["identities"]
     assert result["profile"]["timeZone"] == "Europe/Paris"
 
-    again = await upsert(
-        gql, manager, [email("ANN.SMITH@example.com", attributes={"loyalty": {"tier": "gold"}})]
-    )
+    again = await upsert(gql, manager, [email("ANN.SMITH@example.com", attributes={"loyalty": {"tier": "gold"}})])
     assert again["results"][0]["status"] == "UNCHANGED"
 
-    found = (await gql(BY_IDENTITY, {"ns": "Phone", "value": "+33612345678"}, key=manager))[
-        "profileByIdentity"
-    ]
+    found = (await gql(BY_IDENTITY, {"ns": "Phone", "value": "+33612345678"}, key=manager))["profileByIdentity"]
     assert found["id"] == profile["id"]
 
 
-async def test_bad_items_are_reported_and_do_not_block_others(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
+async def test_bad_items_are_reported_and_do_not_block_others(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     deep: dict[str, Any] = {}
     cursor = deep
     for _ in range(12):
@@ -155,17 +149,11 @@ async def test_identities_of_two_profiles_conflict(gql: GraphQLClient, sandbox: 
             }
         ],
     )
-    assert data["results"][0]["errors"] == [
-        {"field": "input.profiles[0].identities", "code": "IDENTITY_CONFLICT"}
-    ]
+    assert data["results"][0]["errors"] == [{"field": "input.profiles[0].identities", "code": "IDENTITY_CONFLICT"}]
 
 
-async def test_same_identity_twice_in_one_batch_creates_one_profile(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
-    data = await upsert(
-        gql, sandbox.admin, [email("x@example.com", testProfile=True), email("X@example.com")]
-    )
+async def test_same_identity_twice_in_one_batch_creates_one_profile(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    data = await upsert(gql, sandbox.admin, [email("x@example.com", testProfile=True), email("X@example.com")])
     assert [r["status"] for r in data["results"]] == ["CREATED", "UNCHANGED"]
 
 

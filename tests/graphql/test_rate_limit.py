@@ -29,9 +29,11 @@ async def test_http_requests_over_the_limit_get_429_with_retry_after(
     limited_server: RunningServer, sandbox: SandboxKeys
 ) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
+
         async def ask(key: str) -> httpx.Response:
-            return await http.post(limited_server.graphql_url, json={"query": QUERY},
-                                   headers={"Authorization": f"Bearer {key}"})
+            return await http.post(
+                limited_server.graphql_url, json={"query": QUERY}, headers={"Authorization": f"Bearer {key}"}
+            )
 
         for _ in range(LIMIT):
             assert (await ask(sandbox.admin)).status_code == 200
@@ -65,6 +67,7 @@ async def test_websocket_operations_over_the_limit_get_a_typed_error(
                 replies.setdefault(message["id"], []).append(message)
                 if message["type"] in ("complete", "error"):
                     break
+
     def rate_limited(message: dict) -> bool:
         payload = message["payload"][0] if isinstance(message["payload"], list) else message["payload"]
         return message["type"] == "error" and payload.get("extensions", {}).get("code") == "RATE_LIMITED"

@@ -45,11 +45,10 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Query", "node"): Case(Role.VIEWER, "query($id: ID!) { node(id: $id) { id } }", {"id": "QXVkaXRFdmVudDox"}),
     ("Query", "auditEvents"): Case(Role.VIEWER, "{ auditEvents(first: 1) { totalCount } }"),
     ("Query", "identityNamespaces"): Case(Role.VIEWER, "{ identityNamespaces { code } }"),
-    ("Mutation", "workerPing"): Case(
-        Role.ADMIN, 'mutation { workerPing(input: {message: "roles"}) { __typename } }'
-    ),
+    ("Mutation", "workerPing"): Case(Role.ADMIN, 'mutation { workerPing(input: {message: "roles"}) { __typename } }'),
     ("Subscription", "workerPong"): Case(
-        Role.ADMIN, "subscription { workerPong { pingId } }",
+        Role.ADMIN,
+        "subscription { workerPong { pingId } }",
         trigger='mutation { workerPing(input: {message: "roles"}) { __typename } }',
     ),
     # Audience. Inputs are refused or point nowhere, so the calls leave nothing behind.
@@ -101,13 +100,12 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         Role.ADMIN, "mutation($id: ID!) { suppressionRemove(input: {id: $id}) { __typename } }", {"id": NOWHERE}
     ),
     # Message presets.
-    ("Query", "messagePreset"): Case(
-        Role.VIEWER, "query($id: ID!) { messagePreset(id: $id) { id } }", {"id": NOWHERE}
-    ),
+    ("Query", "messagePreset"): Case(Role.VIEWER, "query($id: ID!) { messagePreset(id: $id) { id } }", {"id": NOWHERE}),
     ("Query", "messagePresets"): Case(Role.VIEWER, "{ messagePresets(first: 1) { totalCount } }"),
     **{
         ("Mutation", f"messagePreset{verb}"): Case(
-            Role.ADMIN, f"mutation($id: ID!) {{ messagePreset{verb}(input: {{id: $id}}) {{ __typename }} }}",
+            Role.ADMIN,
+            f"mutation($id: ID!) {{ messagePreset{verb}(input: {{id: $id}}) {{ __typename }} }}",
             {"id": NOWHERE},
         )
         for verb in ("Activate", "Deactivate", "Delete", "Update", "Validate")
@@ -118,7 +116,8 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         'settings: {inApp: {appId: "a"}}}) { __typename } }',
     ),
     ("Subscription", "messagePresetStatusChanged"): Case(
-        Role.VIEWER, "subscription { messagePresetStatusChanged { status } }",
+        Role.VIEWER,
+        "subscription { messagePresetStatusChanged { status } }",
         trigger=PRESET_TRIGGER,
     ),
     # Campaigns.
@@ -138,11 +137,10 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         "mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: []}) { __typename } }",
         {"id": NOWHERE},
     ),
-    ("Mutation", "campaignCreate"): Case(
-        Role.MANAGER, 'mutation { campaignCreate(input: {name: ""}) { __typename } }'
-    ),
+    ("Mutation", "campaignCreate"): Case(Role.MANAGER, 'mutation { campaignCreate(input: {name: ""}) { __typename } }'),
     ("Mutation", "campaignUpdate"): Case(
-        Role.MANAGER, "mutation($id: ID!) { campaignUpdate(input: {id: $id, version: 1}) { __typename } }",
+        Role.MANAGER,
+        "mutation($id: ID!) { campaignUpdate(input: {id: $id, version: 1}) { __typename } }",
         {"id": NOWHERE},
     ),
     ("Mutation", "campaignUpdateTags"): Case(
@@ -153,16 +151,18 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
             role, f"mutation($id: ID!) {{ campaign{verb}(input: {{id: $id}}) {{ __typename }} }}", {"id": NOWHERE}
         )
         for verb, role in (
-            ("Delete", Role.MANAGER), ("Duplicate", Role.MANAGER), ("Activate", Role.PUBLISHER),
-            ("Stop", Role.PUBLISHER), ("Archive", Role.PUBLISHER),
+            ("Delete", Role.MANAGER),
+            ("Duplicate", Role.MANAGER),
+            ("Activate", Role.PUBLISHER),
+            ("Stop", Role.PUBLISHER),
+            ("Archive", Role.PUBLISHER),
         )
     },
-    ("Query", "profileImport"): Case(
-        Role.VIEWER, "query($id: ID!) { profileImport(id: $id) { id } }", {"id": NOWHERE}
-    ),
+    ("Query", "profileImport"): Case(Role.VIEWER, "query($id: ID!) { profileImport(id: $id) { id } }", {"id": NOWHERE}),
     ("Query", "profileImports"): Case(Role.VIEWER, "{ profileImports(first: 1) { totalCount } }"),
     ("Subscription", "profileImportProgress"): Case(
-        Role.VIEWER, "subscription($id: ID!) { profileImportProgress(id: $id) { status } }",
+        Role.VIEWER,
+        "subscription($id: ID!) { profileImportProgress(id: $id) { status } }",
         {"id": "UHJvZmlsZUltcG9ydDo5OTk5OTk5OTk="},
     ),
     ("Query", "inAppMessages"): Case(
@@ -181,11 +181,14 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ),
     # The subscription answers at once with the campaign's latest run (none here), so any trigger will do.
     ("Subscription", "campaignRunProgress"): Case(
-        Role.VIEWER, "subscription($id: ID!) { campaignRunProgress(campaignId: $id) { runId } }", {"id": NOWHERE},
+        Role.VIEWER,
+        "subscription($id: ID!) { campaignRunProgress(campaignId: $id) { runId } }",
+        {"id": NOWHERE},
         trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',
     ),
     ("Subscription", "campaignStatusChanged"): Case(
-        Role.VIEWER, "subscription { campaignStatusChanged { status } }",
+        Role.VIEWER,
+        "subscription { campaignStatusChanged { status } }",
         trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',
     ),
 }
@@ -233,8 +236,11 @@ def _is_forbidden(errors: list[dict[str, Any]] | None) -> bool:
 
 async def _http_outcome(server: RunningServer, key: str, case: Case) -> tuple[bool, Any]:
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.post(server.graphql_url, json={"query": case.operation, "variables": case.variables},
-                                   headers={"Authorization": f"Bearer {key}"})
+        response = await http.post(
+            server.graphql_url,
+            json={"query": case.operation, "variables": case.variables},
+            headers={"Authorization": f"Bearer {key}"},
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     if _is_forbidden(body.get("errors")):
@@ -248,8 +254,11 @@ async def _subscription_outcome(server: RunningServer, key: str, admin_key: str,
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(json.dumps({"id": "s", "type": "subscribe",
-                                  "payload": {"query": case.operation, "variables": case.variables}}))
+        await ws.send(
+            json.dumps(
+                {"id": "s", "type": "subscribe", "payload": {"query": case.operation, "variables": case.variables}}
+            )
+        )
         if case.trigger is None:
             # A subscription on an id of nothing: allowed callers see it complete, others get FORBIDDEN.
             message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
@@ -260,8 +269,9 @@ async def _subscription_outcome(server: RunningServer, key: str, admin_key: str,
 
         async def trigger_and_receive() -> dict[str, Any] | None:
             async with httpx.AsyncClient(timeout=10) as http:
-                await http.post(server.graphql_url, json={"query": case.trigger},
-                                headers={"Authorization": f"Bearer {admin_key}"})
+                await http.post(
+                    server.graphql_url, json={"query": case.trigger}, headers={"Authorization": f"Bearer {admin_key}"}
+                )
             try:
                 async with asyncio.timeout(1):
                     return json.loads(await ws.recv())

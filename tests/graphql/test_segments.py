@@ -49,9 +49,7 @@ query($id: ID!, $ns: String!, $channel: ContactChannel!) {
   segmentEstimate(id: $id, namespace: $ns, channel: $channel) { qualified withIdentity contactable }
 }
 """
-PROFILES_IN = (
-    "query($id: ID!) { profiles(filter: {segmentId: $id}) { totalCount nodes { identities { value } } } }"
-)
+PROFILES_IN = "query($id: ID!) { profiles(filter: {segmentId: $id}) { totalCount nodes { identities { value } } } }"
 
 
 def cond(path: str, operator: str, value: Any = None) -> dict[str, Any]:
@@ -88,9 +86,7 @@ async def test_rule_segment_round_trip_and_members(gql: GraphQLClient, sandbox: 
         rule={"any": [{"inSegment": segment["id"]}, cond("loyalty.points", "LT", 50)]},
     )
     assert nested["segment"]["rule"]["any"][0] == {"inSegment": segment["id"]}
-    assert (await gql(PROFILES_IN, {"id": nested["segment"]["id"]}, key=sandbox.admin))["profiles"][
-        "totalCount"
-    ] == 2
+    assert (await gql(PROFILES_IN, {"id": nested["segment"]["id"]}, key=sandbox.admin))["profiles"]["totalCount"] == 2
 
     # Gold is used by another segment's rule: it stays; the user goes first, then it can go.
     refused = (await gql(DELETE, {"input": {"id": segment["id"]}}, key=sandbox.admin))["segmentDelete"]
@@ -157,9 +153,7 @@ async def test_unknown_operator_and_two_rule_kinds_at_once_are_refused(
 
 
 async def test_names_are_unique_and_kinds_checked(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    assert (await create(gql, sandbox.admin, name="Same", rule={"all": []}))[
-        "__typename"
-    ] == "SegmentSaveSuccess"
+    assert (await create(gql, sandbox.admin, name="Same", rule={"all": []}))["__typename"] == "SegmentSaveSuccess"
     taken = await create(gql, sandbox.admin, name="Same", rule={"all": []})
     assert taken["fieldErrors"] == [{"field": "input.name", "code": "TAKEN"}]
     no_rule = await create(gql, sandbox.admin, name="No rule")
@@ -191,9 +185,7 @@ async def test_static_members_and_estimate(gql: GraphQLClient, sandbox: SandboxK
         {"i": {"channel": "EMAIL", "address": "Suppressed@example.com", "reason": "HARD_BOUNCE"}},
         key=sandbox.admin,
     )
-    static = (await gql(CREATE, {"input": {"kind": "STATIC", "name": "List"}}, key=sandbox.admin))[
-        "segmentCreate"
-    ]
+    static = (await gql(CREATE, {"input": {"kind": "STATIC", "name": "List"}}, key=sandbox.admin))["segmentCreate"]
     segment_id = static["segment"]["id"]
     identities = [
         {"namespace": "Email", "value": v}
@@ -207,20 +199,16 @@ async def test_static_members_and_estimate(gql: GraphQLClient, sandbox: SandboxK
         )
     ]
     identities += [{"namespace": "CRMID", "value": "crm-1"}, {"namespace": "CRMID", "value": "crm-2"}]
-    added = (
-        await gql(
-            MEMBERS_ADD, {"input": {"segmentId": segment_id, "identities": identities}}, key=sandbox.admin
-        )
-    )["segmentMembersAdd"]
+    added = (await gql(MEMBERS_ADD, {"input": {"segmentId": segment_id, "identities": identities}}, key=sandbox.admin))[
+        "segmentMembersAdd"
+    ]
     assert (added["changed"], added["matched"]) == (6, 6)
     assert added["unmatched"] == [
         {"field": "input.identities[4]", "code": "NO_PROFILE"},
         {"field": "input.identities[5].value", "code": "INVALID_EMAIL"},
     ]
     again = (
-        await gql(
-            MEMBERS_ADD, {"input": {"segmentId": segment_id, "identities": identities[:2]}}, key=sandbox.admin
-        )
+        await gql(MEMBERS_ADD, {"input": {"segmentId": segment_id, "identities": identities[:2]}}, key=sandbox.admin)
     )["segmentMembersAdd"]
     assert again["changed"] == 0
 
@@ -281,30 +269,22 @@ async def test_segments_do_not_cross_sandboxes(
     gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
 ) -> None:
     mine = (await create(gql, sandbox.admin, name="Mine", rule={"all": []}))["segment"]
-    assert (
-        await gql("query($id: ID!) { segment(id: $id) { id } }", {"id": mine["id"]}, key=other_sandbox.admin)
-    )["segment"] is None
-    estimate = await gql(
-        ESTIMATE, {"id": mine["id"], "ns": "Email", "channel": "EMAIL"}, key=other_sandbox.admin
-    )
+    assert (await gql("query($id: ID!) { segment(id: $id) { id } }", {"id": mine["id"]}, key=other_sandbox.admin))[
+        "segment"
+    ] is None
+    estimate = await gql(ESTIMATE, {"id": mine["id"], "ns": "Email", "channel": "EMAIL"}, key=other_sandbox.admin)
     assert estimate["segmentEstimate"] is None
     deleted = (await gql(DELETE, {"input": {"id": mine["id"]}}, key=other_sandbox.admin))["segmentDelete"]
     assert deleted["__typename"] == "NotFoundError"
-    updated = (await gql(UPDATE, {"input": {"id": mine["id"], "name": "x"}}, key=other_sandbox.admin))[
-        "segmentUpdate"
-    ]
+    updated = (await gql(UPDATE, {"input": {"id": mine["id"], "name": "x"}}, key=other_sandbox.admin))["segmentUpdate"]
     assert updated["__typename"] == "NotFoundError"
     # Naming another sandbox's segment in a rule reads as not found.
     foreign = await create(gql, other_sandbox.admin, name="Ref", rule={"inSegment": mine["id"]})
     assert foreign["fieldErrors"] == [{"field": "input.rule.inSegment", "code": "NOT_FOUND"}]
 
 
-async def test_very_deep_rule_input_is_refused_without_a_server_error(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
-    response = await gql.raw(
-        CREATE, {"input": {"kind": "RULE", "name": "deep", "rule": deep_rule(400)}}, sandbox.admin
-    )
+async def test_very_deep_rule_input_is_refused_without_a_server_error(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    response = await gql.raw(CREATE, {"input": {"kind": "RULE", "name": "deep", "rule": deep_rule(400)}}, sandbox.admin)
     assert response.status_code in (200, 400)
     body = response.json()
     refused = body.get("data") and body["data"]["segmentCreate"]

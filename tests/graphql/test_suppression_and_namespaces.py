@@ -47,9 +47,9 @@ async def test_suppression_add_list_remove(gql: GraphQLClient, sandbox: SandboxK
     )["suppressionAdd"]
     assert first["created"] is True
     assert first["entry"]["address"] == "bounce@example.com"
-    again = (
-        await gql(ADD, {"input": {"channel": "EMAIL", "address": "bounce@example.com"}}, key=sandbox.admin)
-    )["suppressionAdd"]
+    again = (await gql(ADD, {"input": {"channel": "EMAIL", "address": "bounce@example.com"}}, key=sandbox.admin))[
+        "suppressionAdd"
+    ]
     assert again["created"] is False and again["entry"]["reason"] == "HARD_BOUNCE"
     phone = (
         await gql(
@@ -59,25 +59,17 @@ async def test_suppression_add_list_remove(gql: GraphQLClient, sandbox: SandboxK
         )
     )["suppressionAdd"]
     assert phone["entry"]["address"] == "+12025550143"
-    bad = (await gql(ADD, {"input": {"channel": "SMS", "address": "call me"}}, key=sandbox.admin))[
-        "suppressionAdd"
-    ]
+    bad = (await gql(ADD, {"input": {"channel": "SMS", "address": "call me"}}, key=sandbox.admin))["suppressionAdd"]
     assert bad["fieldErrors"] == [{"field": "input.address", "code": "INVALID_PHONE"}]
 
     listed = (await gql(LIST, {}, key=sandbox.admin))["suppressions"]
     assert listed["totalCount"] == 2
     assert (await gql(LIST, {"channel": "SMS"}, key=sandbox.admin))["suppressions"]["totalCount"] == 1
-    assert (await gql(LIST, {"address": "BOUNCE@example.com"}, key=sandbox.admin))["suppressions"][
-        "totalCount"
-    ] == 1
+    assert (await gql(LIST, {"address": "BOUNCE@example.com"}, key=sandbox.admin))["suppressions"]["totalCount"] == 1
 
-    removed = (await gql(REMOVE, {"input": {"id": first["entry"]["id"]}}, key=sandbox.admin))[
-        "suppressionRemove"
-    ]
+    removed = (await gql(REMOVE, {"input": {"id": first["entry"]["id"]}}, key=sandbox.admin))["suppressionRemove"]
     assert removed["__typename"] == "SuppressionRemoveSuccess"
-    gone = (await gql(REMOVE, {"input": {"id": first["entry"]["id"]}}, key=sandbox.admin))[
-        "suppressionRemove"
-    ]
+    gone = (await gql(REMOVE, {"input": {"id": first["entry"]["id"]}}, key=sandbox.admin))["suppressionRemove"]
     assert gone["__typename"] == "NotFoundError"
     sandbox_id = (await Sandbox.get(name=sandbox.name)).id
     actions = await AuditEvent.filter(sandbox_id=sandbox_id, object_type="SuppressionEntry").values_list(
@@ -96,9 +88,7 @@ async def test_suppression_needs_admin_and_stays_in_its_sandbox(
         "suppressionAdd"
     ]["entry"]
     assert (await gql(LIST, {}, key=other_sandbox.admin))["suppressions"]["totalCount"] == 0
-    foreign = (await gql(REMOVE, {"input": {"id": entry["id"]}}, key=other_sandbox.admin))[
-        "suppressionRemove"
-    ]
+    foreign = (await gql(REMOVE, {"input": {"id": entry["id"]}}, key=other_sandbox.admin))["suppressionRemove"]
     assert foreign["__typename"] == "NotFoundError"
 
 
@@ -117,13 +107,13 @@ async def test_custom_namespace_create(gql: GraphQLClient, sandbox: SandboxKeys)
         "standard": False,
     }
     for code in ("loyaltyId", "LOYALTYID", "Email"):
-        taken = (
-            await gql(NS_CREATE, {"input": {"code": code, "name": "x", "type": "PARTNER"}}, key=sandbox.admin)
-        )["identityNamespaceCreate"]
+        taken = (await gql(NS_CREATE, {"input": {"code": code, "name": "x", "type": "PARTNER"}}, key=sandbox.admin))[
+            "identityNamespaceCreate"
+        ]
         assert taken["fieldErrors"] == [{"field": "input.code", "code": "TAKEN"}]
-    bad = (
-        await gql(NS_CREATE, {"input": {"code": "9 bad", "name": "", "type": "PARTNER"}}, key=sandbox.admin)
-    )["identityNamespaceCreate"]
+    bad = (await gql(NS_CREATE, {"input": {"code": "9 bad", "name": "", "type": "PARTNER"}}, key=sandbox.admin))[
+        "identityNamespaceCreate"
+    ]
     assert bad["fieldErrors"] == [
         {"field": "input.code", "code": "INVALID_CODE"},
         {"field": "input.name", "code": "INVALID"},
@@ -132,10 +122,7 @@ async def test_custom_namespace_create(gql: GraphQLClient, sandbox: SandboxKeys)
     # The new namespace keys profiles at once.
     data = await upsert(gql, sandbox.admin, [{"identities": [{"namespace": "loyaltyId", "value": " L-42 "}]}])
     assert data["results"][0]["profile"]["identities"] == [{"namespace": "loyaltyId", "value": "L-42"}]
-    codes = [
-        n["code"]
-        for n in (await gql("{ identityNamespaces { code } }", key=sandbox.admin))["identityNamespaces"]
-    ]
+    codes = [n["code"] for n in (await gql("{ identityNamespaces { code } }", key=sandbox.admin))["identityNamespaces"]]
     assert "loyaltyId" in codes
 
 

@@ -21,8 +21,9 @@ ALLOWED_ORIGIN = "https://app.example"
 
 @pytest.fixture
 async def strict_server(server: RunningServer) -> AsyncIterator[RunningServer]:
-    settings = make_settings(server.settings.database_url, ws_connection_init_timeout_seconds=0.3,
-                             allowed_origins=[ALLOWED_ORIGIN])
+    settings = make_settings(
+        server.settings.database_url, ws_connection_init_timeout_seconds=0.3, allowed_origins=[ALLOWED_ORIGIN]
+    )
     async with running_server(settings, lifespan="off") as running:
         yield running
 

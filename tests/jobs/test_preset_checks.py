@@ -81,17 +81,13 @@ async def test_smtp_connection_refused() -> None:
 
 async def test_starttls_required_but_not_offered() -> None:
     with smtp_server() as smtp:
-        results = await provider_checks(
-            Channel.EMAIL, email_settings(smtp.port, tls_mode="STARTTLS"), {}, TIMEOUT
-        )
+        results = await provider_checks(Channel.EMAIL, email_settings(smtp.port, tls_mode="STARTTLS"), {}, TIMEOUT)
     assert summary(results)[-1] == ("smtp.starttls", False, CheckCode.STARTTLS_UNAVAILABLE)
 
 
 async def test_starttls_with_an_untrusted_certificate_fails_tls() -> None:
     with smtp_server(tls_context=self_signed_tls_context()) as smtp:
-        results = await provider_checks(
-            Channel.EMAIL, email_settings(smtp.port, tls_mode="STARTTLS"), {}, TIMEOUT
-        )
+        results = await provider_checks(Channel.EMAIL, email_settings(smtp.port, tls_mode="STARTTLS"), {}, TIMEOUT)
     assert summary(results)[-1] == ("smtp.starttls", False, CheckCode.TLS_FAILED)
     assert "certificate" in results[-1].message.lower()
 

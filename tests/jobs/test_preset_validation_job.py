@@ -118,9 +118,7 @@ async def test_secrets_sealed_under_another_key_fail_as_unreadable(
 async def test_a_preset_being_validated_is_locked(ctx: dict, sandbox_id: int) -> None:
     preset = await submitted(sandbox_id, "Locked", email_change(25, auth=False))
     with pytest.raises(PresetInvalidStateError) as refused:
-        await update_preset(
-            sandbox_id=sandbox_id, preset_id=preset.id, actor="test", box=BOX, description="x"
-        )
+        await update_preset(sandbox_id=sandbox_id, preset_id=preset.id, actor="test", box=BOX, description="x")
     assert refused.value.status is PresetStatus.PROCESSING
     with pytest.raises(PresetInvalidStateError):
         await deactivate_preset(sandbox_id=sandbox_id, preset_id=preset.id, actor="test")
@@ -130,9 +128,7 @@ async def test_a_preset_being_validated_is_locked(ctx: dict, sandbox_id: int) ->
 
 
 async def test_validation_is_enqueued_once_per_version(sandbox_id: int) -> None:
-    preset = await submitted(
-        sandbox_id, "Queued", SettingsChange(Channel.IN_APP, {"app_id": "com.example.app"})
-    )
+    preset = await submitted(sandbox_id, "Queued", SettingsChange(Channel.IN_APP, {"app_id": "com.example.app"}))
     pool = await create_pool(RedisSettings.from_dsn(REDIS_URL))
     try:
         queue = JobQueue(pool)

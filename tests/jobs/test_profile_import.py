@@ -52,7 +52,7 @@ GOOD_CSV = (
     "Ann@Example.com,+33 6 12 34 56 78,Ann,12,y,Europe/Paris,false\n"
     "bob@example.com,,Bob,7.5,n,,\n"
     '"carl@example.com",+14155552671,"Carl, Jr.",0,unknown,America/New_York,yes\n'
-    "dora@example.com,,\"Multi\nline\",,,,\n"
+    'dora@example.com,,"Multi\nline",,,,\n'
 )
 
 
@@ -138,7 +138,7 @@ async def test_bad_rows_are_rejected_one_by_one_and_the_rest_is_imported(
         b"bad\xff\xfeutf8@example.com,,,,",  # 10
         b",,no identity,,",  # 11
         ("toolong@example.com,," + "y" * 1_100_000 + ",,").encode(),  # 12: over the 1 MiB record limit
-        b"ok2@example.com,+14155552671,\"quoted, with comma\",2,n",  # 13
+        b'ok2@example.com,+14155552671,"quoted, with comma",2,n',  # 13
         b"",
     ]
     result = await import_file(server, gql, sandbox.admin, b"\n".join(rows))
@@ -235,8 +235,7 @@ async def test_a_bad_header_refuses_the_file_before_anything_is_queued(
     server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys
 ) -> None:
     body = (
-        "identity.Email,identity.Fax,atr.name,attr.a,attr.a.b,identity.Email,attr.n:float\n"
-        "x@example.com,1,2,3,4,5,6\n"
+        "identity.Email,identity.Fax,atr.name,attr.a,attr.a.b,identity.Email,attr.n:float\nx@example.com,1,2,3,4,5,6\n"
     )
     response = await upload(server, sandbox.admin, body)
     assert response.status_code == 422
@@ -328,7 +327,10 @@ async def test_a_run_cut_short_resumes_after_its_last_batch_and_counts_once(
     await run_import(row.id, data_dir=TEST_DATA_DIR, batch_rows=3)  # a finished import is left alone
     done = await ProfileImport.get(id=row.id)
     assert (done.status, done.rows_read, done.profiles_created, done.rows_rejected) == (
-        ImportStatus.SUCCEEDED, 10, 10, 0
+        ImportStatus.SUCCEEDED,
+        10,
+        10,
+        0,
     )
     assert await Profile.filter(sandbox_id=row.sandbox_id).count() == 10
 
@@ -342,7 +344,10 @@ async def test_two_runs_at_once_import_each_row_once(server: RunningServer, sand
     )
     done = await ProfileImport.get(id=row.id)
     assert (done.status, done.rows_read, done.profiles_created, done.profiles_unchanged) == (
-        ImportStatus.SUCCEEDED, 40, 40, 0
+        ImportStatus.SUCCEEDED,
+        40,
+        40,
+        0,
     )
 
 

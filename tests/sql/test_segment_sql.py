@@ -147,16 +147,12 @@ async def test_in_segment_static_and_rule(fixture_sandbox: tuple[int, dict[str, 
     for name in ("bob", "cat"):
         await SegmentMember.create(segment_id=static.id, profile_id=ids[name])
     french = cond("country", "IN", ["FR", "fr"])
-    rule_segment = await Segment.create(
-        sandbox_id=sandbox_id, name="french", kind=SegmentKind.RULE, definition=french
-    )
+    rule_segment = await Segment.create(sandbox_id=sandbox_id, name="french", kind=SegmentKind.RULE, definition=french)
     segments = {
         static.id: SegmentRef("STATIC", None, frozenset({ids["bob"], ids["cat"]})),
         rule_segment.id: SegmentRef("RULE", french),
     }
-    rule = {
-        "any": [{"inSegment": static.id}, {"all": [{"inSegment": rule_segment.id}, cond(POINTS, "GT", 100)]}]
-    }
+    rule = {"any": [{"inSegment": static.id}, {"all": [{"inSegment": rule_segment.id}, cond(POINTS, "GT", 100)]}]}
     names = {pid: name for name, pid in ids.items()}
 
     found = {names[pid] for pid in await matching_ids(sandbox_id, rule, segments)}
@@ -200,9 +196,7 @@ def random_attributes(rnd: random.Random) -> dict[str, Any]:
         if rnd.random() < 0.85:
             attributes[key] = leaf()
     if rnd.random() < 0.85:
-        attributes["c"] = (
-            {k: leaf() for k in ("a", "b") if rnd.random() < 0.8} if rnd.random() < 0.7 else leaf()
-        )
+        attributes["c"] = {k: leaf() for k in ("a", "b") if rnd.random() < 0.8} if rnd.random() < 0.7 else leaf()
     return attributes
 
 
@@ -327,9 +321,7 @@ def sub_rules(rule: Any) -> list[Any]:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rnd=st.randoms(use_true_random=False), rule_list=st.lists(rules, min_size=1, max_size=6))
-async def test_sql_equals_python_evaluation(
-    property_sandbox: int, rnd: random.Random, rule_list: list[Any]
-) -> None:
+async def test_sql_equals_python_evaluation(property_sandbox: int, rnd: random.Random, rule_list: list[Any]) -> None:
     profiles = [random_attributes(rnd) for _ in range(16)]
     await Profile.filter(sandbox_id=property_sandbox).delete()
     ids = [(await Profile.create(sandbox_id=property_sandbox, attributes=attrs)).id for attrs in profiles]

@@ -11,10 +11,32 @@ from models.audience_values import ValueProblem, _validate_email, normalize_emai
 
 ATEXT = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
 DOMAINS = [
-    "example.com", "Example.COM", "b.co", "x.c", "123.com", "b.123", "localhost", "a.local", "x.test",
-    "xn--abc.com", "xn--bcher-kva.de", "x-.com", "-x.com", "a..b.com", "sub.example.org", "a" * 64 + ".com",
-    "a" * 63 + ".com", ("a" * 60 + ".") * 4 + "com", "exa_mple.com", "[127.0.0.1]", "ex ample.com", "é.fr",
-    "example.invalid", "ex--ample.com", "ONION.onion", "a.b.c.d.e.f",
+    "example.com",
+    "Example.COM",
+    "b.co",
+    "x.c",
+    "123.com",
+    "b.123",
+    "localhost",
+    "a.local",
+    "x.test",
+    "xn--abc.com",
+    "xn--bcher-kva.de",
+    "x-.com",
+    "-x.com",
+    "a..b.com",
+    "sub.example.org",
+    "a" * 64 + ".com",
+    "a" * 63 + ".com",
+    ("a" * 60 + ".") * 4 + "com",
+    "exa_mple.com",
+    "[127.0.0.1]",
+    "ex ample.com",
+    "é.fr",
+    "example.invalid",
+    "ex--ample.com",
+    "ONION.onion",
+    "a.b.c.d.e.f",
 ]
 
 
@@ -27,7 +49,7 @@ def outcome(function, value: str) -> str:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    local=st.text(alphabet=ATEXT + ".\"@ é", min_size=0, max_size=70),
+    local=st.text(alphabet=ATEXT + '."@ é', min_size=0, max_size=70),
     domain=st.sampled_from(DOMAINS),
 )
 def test_fast_path_agrees_with_email_validator(local: str, domain: str) -> None:

@@ -116,9 +116,7 @@ def test_bad_email_settings(change: dict, field: str, code: str) -> None:
     assert problems(Channel.EMAIL, {**EMAIL, **change}) == {field: code}
 
 
-@pytest.mark.parametrize(
-    "host", ["127.0.0.1", "::1", "localhost", "smtp.example.com", "bücher.example", "mx1."]
-)
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "smtp.example.com", "bücher.example", "mx1."])
 def test_hosts_accepted(host: str) -> None:
     assert problems(Channel.EMAIL, {**EMAIL, "smtp_host": host}) == {}
 
