@@ -174,6 +174,8 @@ async def seed(database: str) -> dict[str, object]:
         stopped = await Campaign.filter(sandbox_id=sandbox.id, status=CampaignStatus.STOPPED).values_list(
             "id", flat=True
         )
+        # Settle the fresh tables now: autovacuum's first pass over them would otherwise land inside a round.
+        await Tortoise.get_connection("default").execute_script("VACUUM ANALYZE")
         return {"key": admin_key, "sandbox_id": sandbox.id, "stopped_ids": list(stopped)}
     finally:
         await Tortoise.close_connections()

@@ -61,7 +61,7 @@ async def _run(database: str) -> Result:
         await herald.close()
         redis.stop()
     return Result(
-        name="run_2_workers",
+        name="execution_workers",
         unit="msg/s",
         measured=two,
         reference=one,

@@ -26,7 +26,17 @@ from starlette.routing import Route
 from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
-from bench.common import Result, dsn_for, free_port, herald_serve, process, run_async, server_env
+from bench.common import (
+    SERVER_CPU,
+    Result,
+    dsn_for,
+    free_port,
+    herald_serve,
+    pinned,
+    process,
+    run_async,
+    server_env,
+)
 from bench.graphql_read import CONNECTIONS, DURATION, ROUNDS, load
 
 TARGET = 0.7
@@ -117,21 +127,22 @@ def run(database: str, seeded: dict) -> Result:
     token = TokenSigner(secret).sign(TokenPurpose.OPEN, delivery_id)
     ref_port, herald_port = free_port(), free_port()
     ref_env = server_env(database, BENCH_DELIVERY_ID=str(delivery_id))
-    ref_cmd = [sys.executable, "-m", "uvicorn", "bench.tracking:reference_app", "--host", "127.0.0.1", "--port",
-               str(ref_port), "--no-access-log", "--log-level", "warning", "--no-server-header"]  # fmt: skip
+    ref_cmd = pinned([sys.executable, "-m", "uvicorn", "bench.tracking:reference_app", "--host", "127.0.0.1",
+                      "--port", str(ref_port), "--no-access-log", "--log-level", "warning", "--no-server-header"],
+                     SERVER_CPU)  # fmt: skip
     headers = ["User-Agent: Mozilla/5.0 (bench) MailClient/1.0"]
     with (
-        process(ref_cmd, ref_env, ready_url=f"http://127.0.0.1:{ref_port}/healthz"),
-        herald_serve(database, herald_port, ("SECRET_KEY", secret)),
+        process(ref_cmd, ref_env, ready_url=f"http://127.0.0.1:{ref_port}/healthz") as ref_server,
+        herald_serve(database, herald_port, ("SECRET_KEY", secret), cpu=SERVER_CPU) as herald_server,
     ):
         ref_runs, herald_runs = [], []
         for round_no in range(ROUNDS):
             order = ["ref", "herald"] if round_no % 2 == 0 else ["herald", "ref"]
             for which in order:
                 if which == "ref":
-                    ref_runs.append(load(ref_port, f"/o/{token}", "GET", None, headers))
+                    ref_runs.append(load(ref_port, f"/o/{token}", "GET", None, headers, ref_server.pid))
                 else:
-                    herald_runs.append(load(herald_port, f"/t/o/{token}", "GET", None, headers))
+                    herald_runs.append(load(herald_port, f"/t/o/{token}", "GET", None, headers, herald_server.pid))
     for runs, name in ((ref_runs, "reference"), (herald_runs, "herald")):
         for r in runs:
             if r["errors"]:
@@ -143,8 +154,11 @@ def run(database: str, seeded: dict) -> Result:
     herald_rps = statistics.median(r["rps"] for r in herald_runs)
     ref_rps = statistics.median(r["rps"] for r in ref_runs)
     p99 = statistics.median(r["p99_ms"] for r in herald_runs)
+    herald_cpu = statistics.median(r["cpu_ms"] for r in herald_runs)
+    ref_cpu = statistics.median(r["cpu_ms"] for r in ref_runs)
     return Result(
         "tracking_open", "req/s", herald_rps, ref_rps, f">= {TARGET}", herald_rps / ref_rps >= TARGET,
-        f"p99 {p99:.1f} ms at {CONNECTIONS} connections, {DURATION:.0f} s x {ROUNDS} rounds; "
+        f"p99 {p99:.1f} ms at {CONNECTIONS} connections, {DURATION:.0f} s x {ROUNDS} rounds; server CPU per "
+        f"request {herald_cpu:.2f} ms (reference {ref_cpu:.2f} ms, ratio {ref_cpu / herald_cpu:.2f}); "
         f"rounds herald {[round(r['rps']) for r in herald_runs]} ref {[round(r['rps']) for r in ref_runs]}",
     )  # fmt: skip

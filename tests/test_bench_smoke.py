@@ -1,0 +1,65 @@
+"""The bench command runs as the README says (`python -m bench.run`), every benchmark to its result line.
+
+Tiny sizes and one short round each: this checks the harness (servers, load generator, references, parsing of
+their output), not the figures; a missed target at these sizes is not a failure here, a benchmark that does
+not complete is. PostgreSQL only, as the bench itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, TEST_DB
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = [
+    "graphql_read",
+    "fanout",
+    "report",
+    "tracking_open",
+    "execution_workers",
+    "snapshot",
+    "inapp_send",
+    "worker_rss",
+    "activation",
+]
+
+
+@pytest.mark.skipif(TEST_DB != "postgres", reason="the bench runs on PostgreSQL")
+def test_every_benchmark_completes_and_prints_its_line() -> None:
+    base, _, db = REDIS_URL.rpartition("/")
+    env = {
+        **os.environ,
+        "BENCH_PG_DSN": POSTGRES_ADMIN_URL,
+        # A database of its own: the bench flushes it, and the tests' (and their workers') must stay intact.
+        "BENCH_REDIS_URL": f"{base}/{(int(db or 0) + 5) % 16}",
+        "BENCH_DURATION": "1",
+        "BENCH_ROUNDS": "1",
+        "BENCH_SUBSCRIBERS": "10",
+        "BENCH_REPORT_RUNS": "2",
+        "BENCH_REPORT_PROFILES": "50",
+        "BENCH_REPORT_EVENTS": "100",
+        "BENCH_REPORT_ROUNDS": "1",
+        "BENCH_RUN_PROFILES": "100",
+        "BENCH_SINK_DELAY_MS": "0",
+        "BENCH_TRIALS": "1",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--profiles", "300", *BENCHMARKS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode in (0, 1), out.stderr[-3000:]  # 1: a target missed, at these sizes
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("machine: ")
+    results = {line.split()[1]: line.split()[0] for line in lines[1:] if line.split()[:1] in (["OK"], ["MISS"])}
+    assert set(results) == set(BENCHMARKS), out.stdout + out.stderr[-3000:]
+    assert "FAIL" not in out.stdout, out.stdout + out.stderr[-3000:]
