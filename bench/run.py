@@ -18,11 +18,12 @@ import platform
 import sys
 import traceback
 
-from bench import execution, execution_workers, fanout, graphql_read, report, tracking
+from bench import execution, execution_workers, fanout, graphql_read, instructions, report, tracking
 from bench.common import Result, create_database, drop_database, seed
 
 BENCHMARKS = {
     "graphql_read": graphql_read.run,
+    "graphql_read_instructions": instructions.run,
     "fanout": fanout.run,
     "report": report.run,
     "tracking_open": tracking.run,

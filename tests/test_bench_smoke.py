@@ -19,6 +19,7 @@ from tests.conftest import POSTGRES_ADMIN_URL, REDIS_URL, TEST_DB
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = [
     "graphql_read",
+    "graphql_read_instructions",
     "fanout",
     "report",
     "tracking_open",
@@ -48,6 +49,7 @@ def test_every_benchmark_completes_and_prints_its_line() -> None:
         "BENCH_RUN_PROFILES": "100",
         "BENCH_SINK_DELAY_MS": "0",
         "BENCH_TRIALS": "1",
+        "BENCH_INSTRUCTIONS_DURATION": "2",
     }
     out = subprocess.run(
         [sys.executable, "-m", "bench.run", "--profiles", "300", *BENCHMARKS],
