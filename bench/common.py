@@ -182,20 +182,28 @@ async def seed(database: str) -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], ready_url: str | None = None) -> Iterator[subprocess.Popen]:
-    """A child process (its own process group), waited for until `ready_url` answers, stopped on exit."""
+def process(
+    args: list[str],
+    env: dict[str, str],
+    ready_url: str | None = None,
+    *,
+    ready_timeout: float = 30.0,
+    stop_timeout: float = 10.0,
+) -> Iterator[subprocess.Popen]:
+    """A child process (its own process group), waited for until `ready_url` answers, stopped on exit (SIGTERM,
+    then SIGKILL after `stop_timeout`)."""
     proc = subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     try:
         if ready_url:
-            wait_http(ready_url, proc)
+            wait_http(ready_url, proc, ready_timeout)
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 15)
         try:
-            proc.wait(10)
+            proc.wait(stop_timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()

@@ -11,6 +11,7 @@ Herald's, the target graphql_read's.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, Result, dsn_for, free_port, server_env, wait_http
+from bench.common import ROOT, Result, dsn_for, free_port, process, server_env
 from bench.graphql_read import full_body, persisted_body, post
 
 DURATION = float(os.environ.get("BENCH_INSTRUCTIONS_DURATION", "30"))
@@ -28,11 +29,9 @@ CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-
 
 def _count(cmd: list[str], env: dict[str, str], port: int, load_args: list[str], warm_up: object = None) -> float:
     """Instructions per request of the server `cmd` under one round of load."""
-    proc = subprocess.Popen(
-        CALLGRIND + cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=300)
+    ready = f"http://127.0.0.1:{port}/healthz"
+    # valgrind prints what it collected when the server exits: give it time to.
+    with process(CALLGRIND + cmd, env, ready, ready_timeout=300, stop_timeout=60) as proc:
         if callable(warm_up):
             warm_up()
         base = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--connections", "32", "--check-errors"]
@@ -46,14 +45,7 @@ def _count(cmd: list[str], env: dict[str, str], port: int, load_args: list[str],
             cwd=ROOT,
         )
         subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-    figures = __import__("json").loads(out.stdout)
+    figures = json.loads(out.stdout)
     if figures["errors"]:
         raise RuntimeError(f"{figures['errors']} failed requests, first: {figures.get('first_error')}")
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""

@@ -133,6 +133,17 @@ async def paginate(
     has_next = len(rows) > size
     rows = rows[:size]
     edges = [Edge(cursor=_encode_cursor([getattr(row, name) for name, _ in keys]), node=to_node(row)) for row in rows]
+    return _connection(edges, has_next=has_next, after=after, count_query=query)
+
+
+def _connection(
+    edges: list[Edge[NodeT]],
+    *,
+    has_next: bool,
+    after: str | None,
+    count_query: QuerySet | None = None,
+    count: Callable[[], Awaitable[int]] | None = None,
+) -> Connection[NodeT]:
     return Connection(
         edges=edges,
         page_info=PageInfo(
@@ -141,7 +152,8 @@ async def paginate(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        _count_query=query,
+        _count_query=count_query,
+        _count=count,
     )
 
 
@@ -254,17 +266,7 @@ async def paginate_sql(
         (row,) = await fetch(f'SELECT COUNT(*) AS "count" FROM {table} WHERE {listing.where}', params)
         return int(row["count"])
 
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next,
-            has_previous_page=bool(after),
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-        _count_query=None,
-        _count=count,
-    )
+    return _connection(edges, has_next=has_next, after=after, count=count)
 
 
 def _joined_page_sql(
