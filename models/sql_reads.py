@@ -1,9 +1,9 @@
-"""Reads on the GraphQL hot path as hand-written SQL run on Tortoise's connection, rows turned into the same
-model objects Tortoise makes (`Model._init_from_db`).
+"""Reads on the GraphQL hot path as hand-written SQL run on Tortoise's connection, rows turned into the model
+objects Tortoise makes (`Model._init_from_db`) or into dicts of chosen columns converted the same way
+(`RowReader`).
 
 Building a statement with Tortoise's query builder costs about 0.25 ms of CPU, as much as sending it and reading
-20 rows (bench/graphql_read.py); a list page sends four. The statements here are a few string joins, and every
-value is a parameter.
+20 rows (bench/graphql_read.py). The statements here are a few string joins, and every value is a parameter.
 """
 
 from __future__ import annotations
@@ -106,4 +106,5 @@ class RowReader:
 
 @functools.cache
 def row_reader(model: type[Model]) -> RowReader:
+    """The model's reader, built once."""
     return RowReader(model)
