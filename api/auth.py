@@ -6,7 +6,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from models.sandbox import hash_api_key
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from models.sandbox import Role, hash_api_key
 from models.tenancy import authenticate_api_key, on_api_key_revoked
 from resolvers.context import Caller
 
@@ -68,4 +71,24 @@ async def authenticate(token: str | None, cache_seconds: float = 0.0) -> Caller 
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
         _CACHE[digest] = (time.monotonic() + cache_seconds, caller)
+    return caller
+
+
+def json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The error body of Herald's REST endpoints (imports, exports, webhooks)."""
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+async def authenticate_request(
+    request: Request, role: Role, needs: str, cache_seconds: float = 0.0
+) -> Caller | JSONResponse:
+    """The caller of a REST endpoint that needs a `role` key, or the 401/403 answer to send. `needs` says what
+    for, as in "Exporting deliveries needs a VIEWER key or above."."""
+    caller = await authenticate(bearer_token(request.headers.get("authorization")), cache_seconds)
+    if caller is None:
+        response = json_error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key>` with a valid key.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
+        return response
+    if not caller.role.allows(role):
+        return json_error(403, "FORBIDDEN", needs)
     return caller

@@ -18,13 +18,14 @@ from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from strawberry import relay
 
-from api.auth import authenticate, bearer_token
+from api.auth import authenticate_request, json_error
 from models.campaign import CampaignRun
 from models.delivery import Delivery
 from models.sandbox import Role
+from resolvers.context import Caller
 from resolvers.nodes import pk_of
 
 EXPORT_CHUNK_ROWS = 1000
@@ -80,21 +81,13 @@ async def delivery_csv(run_id: int, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Asyn
             return
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 async def export_run_deliveries(request: Request) -> Response:
-    caller = await authenticate(bearer_token(request.headers.get("authorization")))
-    if caller is None:
-        response = _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key>` with a valid key.")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
-        return response
-    if not caller.role.allows(Role.VIEWER):
-        return _error(403, "FORBIDDEN", "Exporting deliveries needs a VIEWER key or above.")
+    caller = await authenticate_request(request, Role.VIEWER, "Exporting deliveries needs a VIEWER key or above.")
+    if not isinstance(caller, Caller):
+        return caller
     run_pk = pk_of(request.path_params["run_id"], "CampaignRun")
     if run_pk is None or not await CampaignRun.filter(id=run_pk, sandbox_id=caller.sandbox_id).exists():
-        return _error(404, "NOT_FOUND", "No campaign run with that id in this sandbox.")
+        return json_error(404, "NOT_FOUND", "No campaign run with that id in this sandbox.")
     return StreamingResponse(
         delivery_csv(run_pk),
         media_type="text/csv; charset=utf-8",

@@ -12,18 +12,18 @@ problem). On success: 202 with the import's global id; follow it with the `profi
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from strawberry import relay
 
-from api.auth import authenticate, bearer_token
+from api.auth import authenticate_request, json_error
 from jobs.queue import JobQueue
 from models.import_format import ImportFormat
 from models.imports import ImportRefused, receive_import
 from models.profiles import namespaces_by_code
 from models.sandbox import Role
+from resolvers.context import Caller
 
 logger = logging.getLogger(__name__)
 
@@ -37,28 +37,20 @@ CONTENT_TYPES = {
 _STATUS = {"TOO_LARGE": 413, "EMPTY": 400, "BAD_HEADER": 422}
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
-
-
 async def upload_profiles(request: Request) -> Response:
-    caller = await authenticate(bearer_token(request.headers.get("authorization")))
-    if caller is None:
-        response = _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key>` with a valid key.")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
-        return response
-    if not caller.role.allows(Role.ADMIN):
-        return _error(403, "FORBIDDEN", "Importing profiles needs an ADMIN key.")
+    caller = await authenticate_request(request, Role.ADMIN, "Importing profiles needs an ADMIN key.")
+    if not isinstance(caller, Caller):
+        return caller
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     format = CONTENT_TYPES.get(media_type)
     if format is None:
-        return _error(
+        return json_error(
             415, "UNSUPPORTED_MEDIA_TYPE", "Send Content-Type text/csv (with a header row) or application/x-ndjson."
         )
     settings = request.app.state.settings
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > settings.import_max_bytes:
-        return _error(413, "TOO_LARGE", f"The file is larger than {settings.import_max_bytes} bytes.")
+        return json_error(413, "TOO_LARGE", f"The file is larger than {settings.import_max_bytes} bytes.")
     file_name = request.query_params.get("filename") or f"upload.{format.value.lower()}"
     try:
         row = await receive_import(
@@ -73,7 +65,7 @@ async def upload_profiles(request: Request) -> Response:
         )
     except ImportRefused as refused:
         extra = {"problems": refused.problems} if refused.problems else {}
-        return _error(_STATUS.get(refused.code, 400), refused.code, refused.message, **extra)
+        return json_error(_STATUS.get(refused.code, 400), refused.code, refused.message, **extra)
     except ClientDisconnect:
         return Response(status_code=400)
     queue: JobQueue = request.app.state.queue

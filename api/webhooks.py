@@ -27,7 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.auth import authenticate, bearer_token
+from api.auth import authenticate_request, json_error
 from jobs.runs import ledger_counts, store_counters
 from models.feedback import (
     DeliveryRef,
@@ -41,6 +41,7 @@ from models.preset import MessagePreset
 from models.sandbox import Role
 from models.secret_box import SecretBox, SecretsUnreadableError
 from models.tracking import BounceType
+from resolvers.context import Caller
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ EMAIL_PATH = "/webhooks/email"
 _HARD_SMS_ERRORS = frozenset({"21211", "21214", "21217", "21610", "21614", "30005", "30006"})
 _EMAIL_TYPES = {"delivered": FeedbackKind.DELIVERED, "bounce": FeedbackKind.BOUNCE, "complaint": FeedbackKind.COMPLAINT}
 _BOUNCE_TYPES = {"hard": BounceType.HARD, "soft": BounceType.SOFT}
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 async def _refresh_counters(run_ids: set[int]) -> None:
@@ -98,7 +95,7 @@ async def sms_status(request: Request) -> Response:
     settings = request.app.state.settings
     signature = request.headers.get("x-twilio-signature")
     if not signature:
-        return _error(403, "FORBIDDEN", "X-Twilio-Signature is required.")
+        return json_error(403, "FORBIDDEN", "X-Twilio-Signature is required.")
     try:
         body = await request.body()  # size limited by BodySizeLimitMiddleware (WEBHOOK_MAX_BODY_BYTES)
     except ClientDisconnect:
@@ -106,11 +103,11 @@ async def sms_status(request: Request) -> Response:
     try:
         params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
-        return _error(400, "BAD_REQUEST", "The body must be application/x-www-form-urlencoded UTF-8.")
+        return json_error(400, "BAD_REQUEST", "The body must be application/x-www-form-urlencoded UTF-8.")
     fields = dict(params)
     sid = fields.get("MessageSid") or fields.get("SmsSid")
     if not sid:
-        return _error(400, "BAD_REQUEST", "MessageSid is required.")
+        return json_error(400, "BAD_REQUEST", "MessageSid is required.")
     # Twilio signs the URL it was given: ours as published (PUBLIC_URL), whatever proxy sits in between.
     url = settings.public_url + request.url.path + (f"?{request.url.query}" if request.url.query else "")
     box = SecretBox(settings.secret_key.get_secret_value())
@@ -123,7 +120,7 @@ async def sms_status(request: Request) -> Response:
         if token and hmac.compare_digest(twilio_signature(token, url, params), signature):
             matched.append(ref)
     if not matched:
-        return _error(403, "FORBIDDEN", "The signature does not match a message sent by this server.")
+        return json_error(403, "FORBIDDEN", "The signature does not match a message sent by this server.")
     feedback = _sms_feedback(fields.get("MessageStatus", "").lower(), fields.get("ErrorCode", "").strip())
     if feedback is None:
         return JSONResponse({"outcome": "IGNORED"})
@@ -166,13 +163,11 @@ def _parse_event(item: Any) -> tuple[str | None, Feedback | None, str | None]:
 
 async def email_feedback(request: Request) -> Response:
     settings = request.app.state.settings
-    caller = await authenticate(bearer_token(request.headers.get("authorization")), settings.auth_cache_seconds)
-    if caller is None:
-        response = _error(401, "UNAUTHENTICATED", "Send `Authorization: Bearer <API key>` with a valid key.")
-        response.headers["WWW-Authenticate"] = 'Bearer realm="herald"'
-        return response
-    if not caller.role.allows(Role.MANAGER):
-        return _error(403, "FORBIDDEN", "Reporting delivery feedback needs a MANAGER key or above.")
+    caller = await authenticate_request(
+        request, Role.MANAGER, "Reporting delivery feedback needs a MANAGER key or above.", settings.auth_cache_seconds
+    )
+    if not isinstance(caller, Caller):
+        return caller
     try:
         body = await request.body()  # size limited by BodySizeLimitMiddleware (WEBHOOK_MAX_BODY_BYTES)
     except ClientDisconnect:
@@ -180,12 +175,12 @@ async def email_feedback(request: Request) -> Response:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _error(400, "BAD_REQUEST", "The body must be JSON.")
+        return json_error(400, "BAD_REQUEST", "The body must be JSON.")
     events = document.get("events") if isinstance(document, dict) else None
     if not isinstance(events, list):
-        return _error(400, "BAD_REQUEST", 'The body must be {"events": [...]}.')
+        return json_error(400, "BAD_REQUEST", 'The body must be {"events": [...]}.')
     if len(events) > MAX_EVENTS:
-        return _error(413, "TOO_LARGE", f"At most {MAX_EVENTS} events per request.")
+        return json_error(413, "TOO_LARGE", f"At most {MAX_EVENTS} events per request.")
     parsed = [_parse_event(item) for item in events]
     found = await deliveries_by_message_id(caller.sandbox_id, [m for m, f, _ in parsed if f is not None and m])
     now = datetime.now(UTC)

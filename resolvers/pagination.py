@@ -243,8 +243,7 @@ async def paginate_sql(
     table = reader.table
     if attributes is not None:
         attributes = {*attributes, *(name for name, _ in keys), *(relation.key for relation in relations)}
-    where_values = list(listing.params.values)
-    params = SqlParams(listing.params.dialect, where_values)
+    params = SqlParams(listing.params.dialect, listing.params.values)  # a copy: the COUNT reuses the filter's
     where = listing.where
     if after:
         where = f"{where} AND {_after_sql(listing, params, keys, _decode_cursor(after, len(keys)))}"
@@ -262,8 +261,7 @@ async def paginate_sql(
         edges.append(Edge(cursor=_encode_cursor([values[name] for name, _ in keys]), node=to_node(values, joined)))
 
     async def count() -> int:
-        params = SqlParams(listing.params.dialect, where_values)
-        (row,) = await fetch(f'SELECT COUNT(*) AS "count" FROM {table} WHERE {listing.where}', params)
+        (row,) = await fetch(f'SELECT COUNT(*) AS "count" FROM {table} WHERE {listing.where}', listing.params)
         return int(row["count"])
 
     return _connection(edges, has_next=has_next, after=after, count=count)

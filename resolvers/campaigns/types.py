@@ -217,8 +217,9 @@ async def prefetch_relations(campaigns: Sequence[Campaign], names: Iterable[str]
     if not campaigns:
         return
     loads: list[tuple[str, str, Callable[[Any], Any], list[int], Awaitable[list[Any]]]] = []
+    by_name = relations()
     for name in names:
-        model, key, node_type = relations()[name]
+        model, key, node_type = by_name[name]
         ids = sorted({pk for c in campaigns if (pk := getattr(c, key)) is not None})
         loads.append((name, key, node_type.from_model, ids, loaders.rows_by_id(model, ids)))
     results = await asyncio.gather(*(load for *_, load in loads))
