@@ -28,7 +28,7 @@ from api.webhooks import WEBHOOK_MAX_BODY_BYTES
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from jobs.worker import build_worker
-from models.tracking_tokens import TokenSigner
+from models.reporting.tracking_tokens import TokenSigner
 from resolvers.schema import SchemaOptions, build_schema
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from models.sandbox import Role, hash_api_key
-from models.tenancy import authenticate_api_key, on_api_key_revoked
+from models.tenancy.actions import authenticate_api_key, on_api_key_revoked
+from models.tenancy.sandbox import Role, hash_api_key
 from resolvers.context import Caller
 
 # Process-wide: key hash -> (expires at, caller). Only successful lookups are kept (unknown tokens would let a

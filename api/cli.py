@@ -108,8 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _bootstrap_dev_sandbox(settings: Settings) -> str | None:
-    from models.sandbox import Role, Sandbox
-    from models.tenancy import create_api_key, create_sandbox
+    from models.tenancy.actions import create_api_key, create_sandbox
+    from models.tenancy.sandbox import Role, Sandbox
 
     async def bootstrap() -> str | None:
         if await Sandbox.exists():
@@ -167,7 +167,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_create(args: argparse.Namespace) -> int:
-    from models.tenancy import create_sandbox
+    from models.tenancy.actions import create_sandbox
 
     sandbox = asyncio.run(_with_orm(_settings(), lambda: create_sandbox(args.name, actor=CLI_ACTOR)))
     print(f"Created sandbox {sandbox.name!r} with the standard identity namespaces.")
@@ -175,7 +175,7 @@ def cmd_sandbox_create(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox_list(args: argparse.Namespace) -> int:
-    from models.sandbox import Sandbox
+    from models.tenancy.sandbox import Sandbox
 
     async def names() -> list[str]:
         return list(await Sandbox.all().order_by("name").values_list("name", flat=True))
@@ -186,8 +186,8 @@ def cmd_sandbox_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
-    from models.sandbox import Role
-    from models.tenancy import create_api_key
+    from models.tenancy.actions import create_api_key
+    from models.tenancy.sandbox import Role
 
     key, plaintext = asyncio.run(
         _with_orm(
@@ -201,7 +201,7 @@ def cmd_apikey_create(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
-    from models.sandbox import ApiKey
+    from models.tenancy.sandbox import ApiKey
 
     async def rows() -> list[dict[str, Any]]:
         return (
@@ -217,7 +217,7 @@ def cmd_apikey_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
-    from models.tenancy import revoke_api_key
+    from models.tenancy.actions import revoke_api_key
 
     key = asyncio.run(_with_orm(_settings(), lambda: revoke_api_key(args.key_id, actor=CLI_ACTOR)))
     print(f"API key {key.id} is revoked.")
@@ -234,11 +234,11 @@ _FORMATS_BY_SUFFIX = {".csv": "CSV", ".ndjson": "NDJSON", ".jsonl": "NDJSON"}
 
 
 def cmd_import_profiles(args: argparse.Namespace) -> int:
-    from models.import_format import ImportFormat
-    from models.imports import ImportRefused, receive_import
-    from models.profiles import namespaces_by_code
-    from models.sandbox import Sandbox
-    from models.tenancy import TenancyError
+    from models.audience.import_format import ImportFormat
+    from models.audience.imports import ImportRefused, receive_import
+    from models.audience.profiles import namespaces_by_code
+    from models.tenancy.actions import TenancyError
+    from models.tenancy.sandbox import Sandbox
 
     settings = _settings()
     path = Path(args.file)
@@ -293,7 +293,7 @@ async def _run_import_here(settings: Settings, import_id: int, batch_rows: int |
 
     from jobs.events import publish
     from jobs.imports import progress_payload, run_import
-    from models.imports import ImportStatus, ProfileImport, progress_topic
+    from models.audience.imports import ImportStatus, ProfileImport, progress_topic
 
     redis = None
     if settings.redis_url:
@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from api.migrate import UnmigratedDatabaseError
     from api.settings import InsecureSettingsError
-    from models.tenancy import TenancyError
+    from models.tenancy.actions import TenancyError
 
     args = build_parser().parse_args(argv)
     try:

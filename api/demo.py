@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.settings import Settings
-from models.audience import Consent, ContactChannel
-from models.campaign_rules import Category, Channel
-from models.presets import SettingsChange, create_preset, finish_validation, submit_validation
-from models.profile_writes import PreparedItem
-from models.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_item, write_items
-from models.sandbox import Role, Sandbox
-from models.secret_box import SecretBox
+from models.audience.entities import Consent, ContactChannel
+from models.audience.profile_writes import PreparedItem
+from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_item, write_items
+from models.campaigns.rules import Category, Channel
+from models.presets.actions import SettingsChange, create_preset, finish_validation, submit_validation
+from models.presets.secret_box import SecretBox
+from models.tenancy.sandbox import Role, Sandbox
 
 DEMO_SANDBOX = "demo"
 DEMO_ACTOR = "demo"
@@ -182,10 +182,10 @@ async def validate_against_sink(settings: Settings, preset_id: int, version: int
 async def load_demo(settings: Settings, *, profiles: int) -> DemoLoaded:
     from strawberry import relay
 
-    from models.audience import Profile, SegmentKind
-    from models.campaigns import create_campaign
-    from models.segments import create_segment
-    from models.tenancy import create_api_key, create_sandbox
+    from models.audience.entities import Profile, SegmentKind
+    from models.audience.segments import create_segment
+    from models.campaigns.actions import create_campaign
+    from models.tenancy.actions import create_api_key, create_sandbox
 
     if await Sandbox.filter(name=DEMO_SANDBOX).exists():
         raise DemoExistsError(

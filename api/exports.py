@@ -22,9 +22,9 @@ from starlette.responses import Response, StreamingResponse
 from strawberry import relay
 
 from api.auth import authenticate_request, json_error
-from models.campaign import CampaignRun
-from models.delivery import Delivery
-from models.sandbox import Role
+from models.campaigns.campaign import CampaignRun
+from models.ledger.delivery import Delivery
+from models.tenancy.sandbox import Role
 from resolvers.context import Caller
 from resolvers.nodes import pk_of
 

@@ -6,7 +6,7 @@
 The body is streamed to `data_dir/imports/` (never held whole in memory) and capped by
 `IMPORT_MAX_BYTES` (413 beyond). A CSV header is checked before anything is queued (422 with every
 problem). On success: 202 with the import's global id; follow it with the `profileImport(id)` query or the
-`profileImportProgress(id)` subscription. Column mapping: see models/import_format.py.
+`profileImportProgress(id)` subscription. Column mapping: see models/audience/import_format.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from strawberry import relay
 
 from api.auth import authenticate_request, json_error
 from jobs.queue import JobQueue
-from models.import_format import ImportFormat
-from models.imports import ImportRefused, receive_import
-from models.profiles import namespaces_by_code
-from models.sandbox import Role
+from models.audience.import_format import ImportFormat
+from models.audience.imports import ImportRefused, receive_import
+from models.audience.profiles import namespaces_by_code
+from models.tenancy.sandbox import Role
 from resolvers.context import Caller
 
 logger = logging.getLogger(__name__)

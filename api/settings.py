@@ -12,15 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-in-production"
 MODEL_MODULES = [
-    "models.sandbox",
-    "models.audit",
-    "models.identity",
-    "models.audience",
-    "models.preset",
-    "models.campaign",
-    "models.imports",
-    "models.delivery",
-    "models.tracking",
+    "models.tenancy.sandbox",
+    "models.tenancy.audit",
+    "models.tenancy.identity",
+    "models.audience.entities",
+    "models.presets.preset",
+    "models.campaigns.campaign",
+    "models.audience.imports",
+    "models.ledger.delivery",
+    "models.reporting.tracking",
 ]
 
 

@@ -20,8 +20,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from jobs.tracking import TRACKING_PREFIX
-from models.feedback import delivery_ref, record_click, record_open, unsubscribe
-from models.tracking_tokens import TokenPurpose, TokenSigner
+from models.reporting.feedback import delivery_ref, record_click, record_open, unsubscribe
+from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,9 @@ from starlette.routing import Route
 
 from api.auth import authenticate_request, json_error
 from jobs.runs import ledger_counts, store_counters
-from models.feedback import (
+from models.presets.preset import MessagePreset
+from models.presets.secret_box import SecretBox, SecretsUnreadableError
+from models.reporting.feedback import (
     DeliveryRef,
     Feedback,
     FeedbackKind,
@@ -37,10 +39,8 @@ from models.feedback import (
     deliveries_by_message_id,
     deliveries_by_provider_id,
 )
-from models.preset import MessagePreset
-from models.sandbox import Role
-from models.secret_box import SecretBox, SecretsUnreadableError
-from models.tracking import BounceType
+from models.reporting.tracking import BounceType
+from models.tenancy.sandbox import Role
 from resolvers.context import Caller
 
 logger = logging.getLogger(__name__)

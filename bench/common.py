@@ -118,11 +118,11 @@ async def seed(database: str) -> dict[str, object]:
 
     from api.migrate import migrate_database
     from api.settings import Settings, tortoise_config
-    from models.audience import Segment, SegmentKind
-    from models.campaign import Campaign, CampaignRun, CampaignStatus, RunStatus
-    from models.preset import MessagePreset
-    from models.sandbox import Role
-    from models.tenancy import create_api_key, create_sandbox
+    from models.audience.entities import Segment, SegmentKind
+    from models.campaigns.campaign import Campaign, CampaignRun, CampaignStatus, RunStatus
+    from models.presets.preset import MessagePreset
+    from models.tenancy.actions import create_api_key, create_sandbox
+    from models.tenancy.sandbox import Role
 
     settings = Settings(database_url=dsn_for(database), redis_url=REDIS_URL)
     await migrate_database(settings)

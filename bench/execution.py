@@ -58,13 +58,13 @@ async def _setup(database: str) -> dict[str, Any]:
     from tortoise import Tortoise
 
     from api.settings import tortoise_config
-    from models.audience import Segment, SegmentKind
-    from models.campaign import Campaign
-    from models.campaign_rules import CampaignStatus, Category, Channel
-    from models.identity import IdentityNamespace
-    from models.preset import MessagePreset
-    from models.preset_rules import PresetStatus
-    from models.tenancy import create_sandbox
+    from models.audience.entities import Segment, SegmentKind
+    from models.campaigns.campaign import Campaign
+    from models.campaigns.rules import CampaignStatus, Category, Channel
+    from models.presets.preset import MessagePreset
+    from models.presets.rules import PresetStatus
+    from models.tenancy.actions import create_sandbox
+    from models.tenancy.identity import IdentityNamespace
 
     n = profiles_count()
     await Tortoise.init(config=tortoise_config(dsn_for(database), 5))
@@ -150,7 +150,7 @@ async def _setup(database: str) -> dict[str, Any]:
 
 
 async def _new_run(campaign_id: int, sandbox_id: int) -> int:
-    from models.campaign import CampaignRun
+    from models.campaigns.campaign import CampaignRun
 
     run = await CampaignRun.create(sandbox_id=sandbox_id, campaign_id=campaign_id, scheduled_for=datetime.now(UTC))
     return run.id
@@ -192,9 +192,9 @@ async def _snapshot_rounds(database: str, ids: dict[str, Any], rounds: int) -> t
 
     from api.settings import tortoise_config
     from jobs.runs import snapshot_audience
-    from models.audience import Segment
-    from models.campaign import Campaign, CampaignRun
-    from models.identity import IdentityNamespace
+    from models.audience.entities import Segment
+    from models.campaigns.campaign import Campaign, CampaignRun
+    from models.tenancy.identity import IdentityNamespace
 
     n = profiles_count()
     measured: list[float] = []
@@ -358,14 +358,14 @@ async def _latency_setup(database: str) -> dict[str, Any]:
     from tortoise import Tortoise
 
     from api.settings import tortoise_config
-    from models.audience import Segment, SegmentKind
-    from models.campaign import Campaign
-    from models.campaign_rules import Category, Channel
-    from models.identity import IdentityNamespace
-    from models.preset import MessagePreset
-    from models.preset_rules import PresetStatus
-    from models.sandbox import Role
-    from models.tenancy import create_api_key, create_sandbox
+    from models.audience.entities import Segment, SegmentKind
+    from models.campaigns.campaign import Campaign
+    from models.campaigns.rules import Category, Channel
+    from models.presets.preset import MessagePreset
+    from models.presets.rules import PresetStatus
+    from models.tenancy.actions import create_api_key, create_sandbox
+    from models.tenancy.identity import IdentityNamespace
+    from models.tenancy.sandbox import Role
 
     await Tortoise.init(config=tortoise_config(dsn_for(database), 5))
     try:

@@ -27,7 +27,7 @@ def peak_rss_mb() -> float:
 
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
-    from models.campaign import CampaignRun
+    from models.campaigns.campaign import CampaignRun
 
     settings = Settings()
     await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))

@@ -26,10 +26,10 @@ from tortoise import Tortoise
 
 from api.migrate import migrate_database
 from api.settings import tortoise_config
-from models.import_format import ImportFormat
-from models.imports import ImportStatus, ProfileImport, receive_import
-from models.profiles import namespaces_by_code
-from models.tenancy import create_sandbox
+from models.audience.import_format import ImportFormat
+from models.audience.imports import ImportStatus, ProfileImport, receive_import
+from models.audience.profiles import namespaces_by_code
+from models.tenancy.actions import create_sandbox
 from tests.conftest import fresh_database, make_settings
 
 BATCH_ROWS = int(os.environ.get("HERALD_BENCH_BATCH_ROWS", "5000"))

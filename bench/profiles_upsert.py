@@ -16,8 +16,8 @@ from tortoise import Tortoise
 
 from api.migrate import migrate_database
 from api.settings import tortoise_config
-from models.profiles import IdentityValue, ProfileChanges, upsert_profiles
-from models.tenancy import create_sandbox
+from models.audience.profiles import IdentityValue, ProfileChanges, upsert_profiles
+from models.tenancy.actions import create_sandbox
 from tests.conftest import fresh_database, make_settings
 
 N = int(os.environ.get("HERALD_BENCH_N", "1000"))

@@ -26,10 +26,10 @@ from tortoise.functions import Sum
 
 from api.gc_tuning import tune_for_serving
 from api.settings import tortoise_config
-from models.audience import Segment
-from models.campaign import Campaign, CampaignRun
-from models.campaign_rules import CampaignStatus
-from models.preset import MessagePreset
+from models.audience.entities import Segment
+from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.rules import CampaignStatus
+from models.presets.preset import MessagePreset
 
 SANDBOX_ID = int(os.environ.get("BENCH_SANDBOX_ID", "1"))
 LISTED = [CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.LIVE]

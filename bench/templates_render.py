@@ -9,7 +9,7 @@ import time
 
 from liquid import Environment
 
-from models.templates import CompiledTemplate, parse_template, render
+from models.campaigns.templates import CompiledTemplate, parse_template, render
 
 SOURCE = (
     "<html><body><h1>Hello {{ profile.person.name.firstName | default: 'there' }}</h1>\n"

@@ -90,9 +90,9 @@ async def _one_delivery(database: str, seeded: dict) -> int:
     from tortoise import Tortoise
 
     from api.settings import tortoise_config
-    from models.audience import Profile
-    from models.campaign import CampaignRun
-    from models.delivery import Delivery, DeliveryStatus
+    from models.audience.entities import Profile
+    from models.campaigns.campaign import CampaignRun
+    from models.ledger.delivery import Delivery, DeliveryStatus
 
     await Tortoise.init(config=tortoise_config(dsn_for(database), 2))
     try:
@@ -120,7 +120,7 @@ async def _open_events(database: str) -> int:
 
 
 def run(database: str, seeded: dict) -> Result:
-    from models.tracking_tokens import TokenPurpose, TokenSigner
+    from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
 
     secret = secrets.token_urlsafe(48)
     delivery_id = run_async(_one_delivery(database, seeded))

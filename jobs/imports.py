@@ -2,7 +2,7 @@
 uses, write each batch set-based in one transaction with the import's progress, publish progress events.
 
 Safe to run twice: a batch commits with the offset it reached, a second run resumes from there, and a
-compare-and-set on that offset lets only one run advance (models.imports).
+compare-and-set on that offset lets only one run advance (models.audience.imports).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from arq.worker import func
 from tortoise.transactions import in_transaction
 
 from jobs.events import publish
-from models.import_format import (
+from models.audience.import_format import (
     FileRefused,
     ImportFormat,
     Record,
@@ -30,7 +30,7 @@ from models.import_format import (
     read_csv,
     read_ndjson,
 )
-from models.imports import (
+from models.audience.imports import (
     MAX_REJECTED_ROWS_KEPT,
     BatchCounts,
     ImportStatus,
@@ -42,8 +42,8 @@ from models.imports import (
     import_path,
     progress_topic,
 )
-from models.profile_writes import ItemResult, PreparedItem
-from models.profiles import namespaces_by_code, prepare_item, write_items
+from models.audience.profile_writes import ItemResult, PreparedItem
+from models.audience.profiles import namespaces_by_code, prepare_item, write_items
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
-from models.preset_rules import Channel, CheckCode, TlsMode
+from models.presets.rules import Channel, CheckCode, TlsMode
 
 MESSAGE_MAX = 300
 

@@ -10,10 +10,10 @@ from typing import Any
 from api.settings import Settings
 from jobs.events import publish
 from jobs.preset_checks import CheckResult, provider_checks
-from models.preset import PRESET_STATUS_TOPIC, MessagePreset
-from models.preset_rules import CheckCode
-from models.presets import finish_validation, is_validating, settings_under_validation
-from models.secret_box import SecretBox, SecretsUnreadableError
+from models.presets.actions import finish_validation, is_validating, settings_under_validation
+from models.presets.preset import PRESET_STATUS_TOPIC, MessagePreset
+from models.presets.rules import CheckCode
+from models.presets.secret_box import SecretBox, SecretsUnreadableError
 
 logger = logging.getLogger(__name__)
 

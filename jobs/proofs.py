@@ -15,17 +15,17 @@ from typing import Any
 
 from jobs.channels.base import EmailContent, OutgoingMessage, SendResult
 from jobs.runs import Renderer, RenderFailed, build_adapter
-from models.audience import Profile, ProfileIdentity
-from models.audit import record_audit
-from models.campaign import Campaign
-from models.campaign_rules import CampaignStatus, Channel
-from models.campaigns import CONTACT_CHANNEL
-from models.identity import IdentityNamespace
-from models.preset import MessagePreset
-from models.preset_rules import PresetStatus, execution_path
-from models.secret_box import SecretsUnreadableError
-from models.segment_rules import lookup
-from models.segments import ADDRESS_NAMESPACE_TYPE
+from models.audience.entities import Profile, ProfileIdentity
+from models.audience.segment_rules import lookup
+from models.audience.segments import ADDRESS_NAMESPACE_TYPE
+from models.campaigns.actions import CONTACT_CHANNEL
+from models.campaigns.campaign import Campaign
+from models.campaigns.rules import CampaignStatus, Channel
+from models.presets.preset import MessagePreset
+from models.presets.rules import PresetStatus, execution_path
+from models.presets.secret_box import SecretsUnreadableError
+from models.tenancy.audit import record_audit
+from models.tenancy.identity import IdentityNamespace
 
 logger = logging.getLogger(__name__)
 

@@ -45,24 +45,25 @@ from jobs.channels.base import (
 from jobs.events import publish
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
-from models.audience import CONSENT_COLUMNS, ContactChannel, Profile, Segment, SuppressionReason
-from models.campaign import Campaign, CampaignRun, RunStatus
-from models.campaign_rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
-from models.campaigns import CONTACT_CHANNEL, build_snapshot
-from models.delivery import DeliveryStatus, ExclusionReason
-from models.email_html import with_preheader
-from models.identity import IdentityNamespace
-from models.preset import MessagePreset
-from models.preset_rules import execution_path
-from models.previews import RENDERED_PARTS, render_context
-from models.profiles import dialect_of
-from models.review import can_activate, review
-from models.secret_box import SecretBox, SecretsUnreadableError
-from models.segment_rules import Dialect, SqlParams, attribute_text
-from models.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
-from models.suppression import insert_suppressions
-from models.templates import CompiledTemplate, TemplateRenderError, parse_template, render
-from models.tracking import BounceType
+from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Profile, Segment, SuppressionReason
+from models.audience.segment_rules import attribute_text
+from models.audience.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
+from models.audience.suppression import insert_suppressions
+from models.campaigns.actions import CONTACT_CHANNEL, build_snapshot
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.email_html import with_preheader
+from models.campaigns.previews import RENDERED_PARTS, render_context
+from models.campaigns.review import can_activate, review
+from models.campaigns.rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
+from models.campaigns.templates import CompiledTemplate, TemplateRenderError, parse_template, render
+from models.ledger.delivery import DeliveryStatus, ExclusionReason
+from models.presets.preset import MessagePreset
+from models.presets.rules import execution_path
+from models.presets.secret_box import SecretBox, SecretsUnreadableError
+from models.reporting.tracking import BounceType
+from models.sql.params import Dialect, SqlParams
+from models.sql.reads import dialect_of
+from models.tenancy.identity import IdentityNamespace
 
 logger = logging.getLogger(__name__)
 

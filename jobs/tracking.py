@@ -17,12 +17,12 @@ from tortoise import connections
 
 from api.settings import Settings
 from jobs.channels.base import EmailContent, MessageContent, SmsContent
-from models.campaign import Campaign, CampaignRun
-from models.campaign_rules import Category, Channel
-from models.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
-from models.profiles import dialect_of
-from models.segment_rules import Dialect, SqlParams
-from models.tracking_tokens import TokenPurpose, TokenSigner
+from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.rules import Category, Channel
+from models.reporting.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
+from models.sql.params import Dialect, SqlParams
+from models.sql.reads import dialect_of
 
 TRACKING_PREFIX = "/t/"
 # URLs remembered per run (url → link id); past it, unseen URLs are looked up again per batch.

@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.identity import IdentityType
-from models.sandbox import Role
+from models.tenancy.identity import IdentityType
+from models.tenancy.sandbox import Role
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.audience import Consent, ContactChannel, SegmentKind, SuppressionReason
+from models.audience.entities import Consent, ContactChannel, SegmentKind, SuppressionReason
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.preset_rules import Channel, PresetCategory, PresetStatus, PresetUpdateStatus
+from models.presets.rules import Channel, PresetCategory, PresetStatus, PresetUpdateStatus
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.campaign import RunStatus
-from models.campaign_rules import CampaignStatus, CampaignType, Category, Channel
+from models.campaigns.campaign import RunStatus
+from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from models.import_format import ImportFormat
-from models.imports import ImportStatus
+from models.audience.import_format import ImportFormat
+from models.audience.imports import ImportStatus
 from orjson import loads
 from tortoise.fields.base import OnDelete
 from tortoise.fields.data import JSON_DUMPS

@@ -7,7 +7,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from jobs.events import EventBus
 from jobs.queue import JobQueue
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from resolvers.loaders import Loaders
 
 
@@ -39,7 +39,7 @@ class Context:
     events: EventBus | None
     limits: GraphQLLimits
     request_id: str = ""
-    # SECRET_KEY, for sealing provider secrets (models/secret_box.py). Never logged or returned.
+    # SECRET_KEY, for sealing provider secrets (models/presets/secret_box.py). Never logged or returned.
     secret_key: bytes = field(default=b"", repr=False)
     connection_params: dict[str, Any] | None = None
     # Set by the view so strawberry's HTTP/WebSocket machinery finds them.

@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
-from models.sql_reads import models_by_id
+from models.sql.reads import models_by_id
 
 
 class SharedLoader(DataLoader):

@@ -18,8 +18,8 @@ from tortoise.fields import BigIntField, DatetimeField, IntField
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from models.segment_rules import SqlParams
-from models.sql_reads import RowReader, fetch, row_reader
+from models.sql.params import SqlParams
+from models.sql.reads import RowReader, fetch, row_reader
 from resolvers.errors import ClientError
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def _connection(
 @dataclass(frozen=True, slots=True)
 class SqlListing:
     """A list as SQL: the rows of `model` matching `where`, whose placeholders are in `params` (built with
-    models.sql_reads). Always scope `where` to the caller's sandbox."""
+    models.sql.reads). Always scope `where` to the caller's sandbox."""
 
     model: type[Model]
     where: str

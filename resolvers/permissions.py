@@ -7,7 +7,7 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from resolvers.context import Info
 
 

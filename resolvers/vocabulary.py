@@ -2,8 +2,8 @@
 
 import strawberry
 
-from models.campaign_rules import Category as CategoryEnum
-from models.campaign_rules import Channel as ChannelEnum
+from models.campaigns.rules import Category as CategoryEnum
+from models.campaigns.rules import Channel as ChannelEnum
 
 Channel = strawberry.enum(ChannelEnum, name="Channel", description="A channel messages go out on.")
 Category = strawberry.enum(

@@ -29,8 +29,8 @@ from api.app import create_app
 from api.embedded_redis import EmbeddedRedis
 from api.migrate import migrate_database
 from api.settings import Settings
-from models.sandbox import Role
-from models.tenancy import create_api_key, create_sandbox
+from models.tenancy.actions import create_api_key, create_sandbox
+from models.tenancy.sandbox import Role
 
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")

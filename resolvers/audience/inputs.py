@@ -8,9 +8,9 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from models.audience import ContactChannel as ContactChannelEnum
-from models.profiles import KEEP, FieldProblem, IdentityValue, ProfileChanges
-from models.segment_rules import MAX_DEPTH
+from models.audience.entities import ContactChannel as ContactChannelEnum
+from models.audience.profiles import KEEP, FieldProblem, IdentityValue, ProfileChanges
+from models.audience.segment_rules import MAX_DEPTH
 from resolvers.audience.types import Consent, ContactChannel, SegmentKind, SegmentOperator, SuppressionReason
 from resolvers.errors import FieldError, InvalidInputError
 from resolvers.nodes import parse_pk
@@ -143,7 +143,7 @@ class SegmentRuleInput:
 
 
 def rule_from_input(rule: SegmentRuleInput, depth: int = 1) -> Any:
-    """The stored form of a rule; validation (models.segment_rules) reports what is wrong with it."""
+    """The stored form of a rule; validation (models.audience.segment_rules) reports what is wrong with it."""
     if depth > MAX_DEPTH + 1:
         return {"not": {"all": []}}  # deeper than allowed: validation reports TOO_DEEP above this level
     if rule.all not in (strawberry.UNSET, None):

@@ -6,14 +6,12 @@ from typing import Annotated
 
 import strawberry
 
-from models.audience import ContactChannel as ContactChannelEnum
-from models.audience import Segment as SegmentModel
-from models.audience import SuppressionEntry as SuppressionEntryModel
-from models.audience_values import ValueProblem
-from models.identity import IdentityNamespace as IdentityNamespaceModel
-from models.namespaces import NamespaceRefused, create_namespace
-from models.profile_queries import ProfileFilter, count_profiles, profile_page
-from models.profiles import (
+from models.audience.entities import ContactChannel as ContactChannelEnum
+from models.audience.entities import Segment as SegmentModel
+from models.audience.entities import SuppressionEntry as SuppressionEntryModel
+from models.audience.namespaces import NamespaceRefused, create_namespace
+from models.audience.profile_queries import ProfileFilter, count_profiles, profile_page
+from models.audience.profiles import (
     MAX_UPSERT_PROFILES,
     FieldProblem,
     UpsertStatus,
@@ -22,7 +20,7 @@ from models.profiles import (
     profile_by_identity,
     upsert_profiles,
 )
-from models.segments import (
+from models.audience.segments import (
     KEEP,
     SegmentInUse,
     SegmentNotFound,
@@ -33,7 +31,9 @@ from models.segments import (
     estimate_segment,
     update_segment,
 )
-from models.suppression import SuppressionNotFound, add_suppression, normalize_address, remove_suppression
+from models.audience.suppression import SuppressionNotFound, add_suppression, normalize_address, remove_suppression
+from models.audience.values import ValueProblem
+from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.audience.inputs import (
     IdentityNamespaceCreateInput,
     ProfileFilterInput,

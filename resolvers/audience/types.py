@@ -10,16 +10,16 @@ from strawberry import relay
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from models.audience import Consent as ConsentEnum
-from models.audience import ContactChannel as ContactChannelEnum
-from models.audience import Profile as ProfileModel
-from models.audience import Segment as SegmentModel
-from models.audience import SegmentKind as SegmentKindEnum
-from models.audience import SuppressionEntry as SuppressionEntryModel
-from models.audience import SuppressionReason as SuppressionReasonEnum
-from models.profiles import UpsertStatus as UpsertStatusEnum
-from models.profiles import identities_by_profile_id
-from models.segment_rules import Operator as OperatorEnum
+from models.audience.entities import Consent as ConsentEnum
+from models.audience.entities import ContactChannel as ContactChannelEnum
+from models.audience.entities import Profile as ProfileModel
+from models.audience.entities import Segment as SegmentModel
+from models.audience.entities import SegmentKind as SegmentKindEnum
+from models.audience.entities import SuppressionEntry as SuppressionEntryModel
+from models.audience.entities import SuppressionReason as SuppressionReasonEnum
+from models.audience.profiles import UpsertStatus as UpsertStatusEnum
+from models.audience.profiles import identities_by_profile_id
+from models.audience.segment_rules import Operator as OperatorEnum
 from resolvers.context import Info
 from resolvers.nodes import SandboxNode
 from resolvers.projection import Projection

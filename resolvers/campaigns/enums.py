@@ -2,13 +2,13 @@ from enum import IntEnum
 
 import strawberry
 
-from models.campaign import RunStatus as RunStatusEnum
-from models.campaign_rules import CampaignAction as CampaignActionEnum
-from models.campaign_rules import CampaignStatus as CampaignStatusEnum
-from models.campaign_rules import CampaignType as CampaignTypeEnum
-from models.campaign_rules import Frequency as FrequencyEnum
-from models.review import AlertCode as AlertCodeEnum
-from models.review import Severity as SeverityEnum
+from models.campaigns.campaign import RunStatus as RunStatusEnum
+from models.campaigns.review import AlertCode as AlertCodeEnum
+from models.campaigns.review import Severity as SeverityEnum
+from models.campaigns.rules import CampaignAction as CampaignActionEnum
+from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
+from models.campaigns.rules import CampaignType as CampaignTypeEnum
+from models.campaigns.rules import Frequency as FrequencyEnum
 from resolvers.vocabulary import Category, Channel  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = strawberry.enum(

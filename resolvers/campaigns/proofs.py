@@ -15,13 +15,13 @@ from typing import Annotated, Any
 
 import strawberry
 
-from models.audience import Profile as ProfileModel
-from models.audience_values import ValueProblem, normalize_identity
-from models.campaign import Campaign as CampaignModel
-from models.campaign_rules import CampaignStatus, Channel, available_actions
-from models.identity import IdentityType
-from models.preset import MessagePreset
-from models.preset_rules import PresetStatus
+from models.audience.entities import Profile as ProfileModel
+from models.audience.values import ValueProblem, normalize_identity
+from models.campaigns.campaign import Campaign as CampaignModel
+from models.campaigns.rules import CampaignStatus, Channel, available_actions
+from models.presets.preset import MessagePreset
+from models.presets.rules import PresetStatus
+from models.tenancy.identity import IdentityType
 from resolvers.campaigns.types import Campaign
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError

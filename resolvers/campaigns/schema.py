@@ -9,13 +9,8 @@ from typing import Annotated, Any
 import strawberry
 
 from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
-from models.audience import Profile as ProfileModel
-from models.campaign import Campaign as CampaignModel
-from models.campaign import CampaignRun as CampaignRunModel
-from models.campaign import list_filter_sql
-from models.campaign_rules import CampaignStatus as CampaignStatusEnum
-from models.campaign_rules import Channel as ChannelEnum
-from models.campaigns import (
+from models.audience.entities import Profile as ProfileModel
+from models.campaigns.actions import (
     CampaignConflictError,
     CampaignError,
     CampaignInvalidInputError,
@@ -32,8 +27,13 @@ from models.campaigns import (
     update_campaign,
     update_tags,
 )
-from models.previews import PreviewError, preview_campaign
-from models.sql_reads import sql_params
+from models.campaigns.campaign import Campaign as CampaignModel
+from models.campaigns.campaign import CampaignRun as CampaignRunModel
+from models.campaigns.campaign import list_filter_sql
+from models.campaigns.previews import PreviewError, preview_campaign
+from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
+from models.campaigns.rules import Channel as ChannelEnum
+from models.sql.reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
 from resolvers.campaigns.inputs import (
     CampaignCreateInput,

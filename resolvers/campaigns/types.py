@@ -13,13 +13,13 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from tortoise.models import Model
 
-from models.audience import Segment as SegmentModel
-from models.campaign import Campaign as CampaignModel
-from models.campaign import CampaignRun as CampaignRunModel
-from models.campaign_rules import available_actions
-from models.identity import IdentityNamespace as IdentityNamespaceModel
-from models.preset import MessagePreset as MessagePresetModel
-from models.sql_reads import fetch, sql_params
+from models.audience.entities import Segment as SegmentModel
+from models.campaigns.campaign import Campaign as CampaignModel
+from models.campaigns.campaign import CampaignRun as CampaignRunModel
+from models.campaigns.rules import available_actions
+from models.presets.preset import MessagePreset as MessagePresetModel
+from models.sql.reads import fetch, sql_params
+from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.campaigns.enums import (
     AlertCode,
     AlertSeverity,

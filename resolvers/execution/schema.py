@@ -11,12 +11,12 @@ import strawberry
 from strawberry import relay
 
 from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC
-from models.audience_values import ValueProblem, normalize_identity
-from models.campaign import CampaignRun as CampaignRunModel
-from models.delivery import Delivery as DeliveryModel
-from models.delivery import DeliveryStatus as DeliveryStatusEnum
-from models.delivery import InboxMessage as InboxMessageModel
-from models.identity import IdentityNamespace
+from models.audience.values import ValueProblem, normalize_identity
+from models.campaigns.campaign import CampaignRun as CampaignRunModel
+from models.ledger.delivery import Delivery as DeliveryModel
+from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
+from models.ledger.delivery import InboxMessage as InboxMessageModel
+from models.tenancy.identity import IdentityNamespace
 from resolvers.campaigns.enums import RunStatus
 from resolvers.context import Info
 from resolvers.errors import ClientError

@@ -14,10 +14,10 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from jobs.events import EventBus
-from models.import_format import ImportFormat as ImportFormatEnum
-from models.imports import TERMINAL, progress_topic
-from models.imports import ImportStatus as ImportStatusEnum
-from models.imports import ProfileImport as ProfileImportModel
+from models.audience.import_format import ImportFormat as ImportFormatEnum
+from models.audience.imports import TERMINAL, progress_topic
+from models.audience.imports import ImportStatus as ImportStatusEnum
+from models.audience.imports import ProfileImport as ProfileImportModel
 from resolvers.audience.inputs import decode_id
 from resolvers.context import Info
 from resolvers.nodes import SandboxNode

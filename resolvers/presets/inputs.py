@@ -8,16 +8,16 @@ from typing import Any
 
 import strawberry
 
-from models.preset_rules import (
+from models.presets.actions import SettingsChange
+from models.presets.rules import (
     DEFAULT_EXECUTION_FIELD,
     DEFAULT_FCM_BASE_URL,
     RETRY_MINUTES_MAX,
     SECRET_FIELDS,
 )
-from models.preset_rules import Channel as ChannelEnum
-from models.preset_rules import PresetCategory as PresetCategoryEnum
-from models.preset_rules import TlsMode as TlsModeEnum
-from models.presets import SettingsChange
+from models.presets.rules import Channel as ChannelEnum
+from models.presets.rules import PresetCategory as PresetCategoryEnum
+from models.presets.rules import TlsMode as TlsModeEnum
 from resolvers.presets.types import MessageChannel, PresetCategory, PushPlatform, SmtpTlsMode
 
 SECRET_NOTE = "Write-only: omit to keep the stored value, null to clear it."

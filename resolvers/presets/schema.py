@@ -1,4 +1,4 @@
-"""Queries, mutations and the subscription of message presets. The domain decides (models/presets.py);
+"""Queries, mutations and the subscription of message presets. The domain decides (models/presets/actions.py);
 this module translates inputs and maps the domain's refusals to result-union members."""
 
 from __future__ import annotations
@@ -9,12 +9,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import relay
 
-from models.preset import PRESET_STATUS_TOPIC
-from models.preset import MessagePreset as MessagePresetModel
-from models.preset_rules import Channel as ChannelEnum
-from models.preset_rules import PresetStatus as PresetStatusEnum
-from models.preset_rules import PresetUpdateStatus as PresetUpdateStatusEnum
-from models.presets import (
+from models.presets.actions import (
     UNCHANGED,
     PresetConflictError,
     PresetInvalidInputError,
@@ -26,11 +21,16 @@ from models.presets import (
     submit_validation,
     update_preset,
 )
-from models.presets import (
+from models.presets.actions import (
     PresetInUseError as PresetInUse,
 )
-from models.presets import create_preset as create_preset_action
-from models.secret_box import SecretBox
+from models.presets.actions import create_preset as create_preset_action
+from models.presets.preset import PRESET_STATUS_TOPIC
+from models.presets.preset import MessagePreset as MessagePresetModel
+from models.presets.rules import Channel as ChannelEnum
+from models.presets.rules import PresetStatus as PresetStatusEnum
+from models.presets.rules import PresetUpdateStatus as PresetUpdateStatusEnum
+from models.presets.secret_box import SecretBox
 from resolvers.context import Info
 from resolvers.errors import ConflictError, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import parse_pk

@@ -8,15 +8,15 @@ from typing import Annotated, Any, Self
 import strawberry
 from strawberry import relay
 
-from models.preset import MessagePreset as MessagePresetModel
-from models.preset_rules import Channel as ChannelEnum
-from models.preset_rules import CheckCode as CheckCodeEnum
-from models.preset_rules import PresetAction as PresetActionEnum
-from models.preset_rules import PresetStatus as PresetStatusEnum
-from models.preset_rules import PresetUpdateStatus as PresetUpdateStatusEnum
-from models.preset_rules import PushPlatform as PushPlatformEnum
-from models.preset_rules import TlsMode as TlsModeEnum
-from models.preset_rules import allowed_actions
+from models.presets.preset import MessagePreset as MessagePresetModel
+from models.presets.rules import Channel as ChannelEnum
+from models.presets.rules import CheckCode as CheckCodeEnum
+from models.presets.rules import PresetAction as PresetActionEnum
+from models.presets.rules import PresetStatus as PresetStatusEnum
+from models.presets.rules import PresetUpdateStatus as PresetUpdateStatusEnum
+from models.presets.rules import PushPlatform as PushPlatformEnum
+from models.presets.rules import TlsMode as TlsModeEnum
+from models.presets.rules import allowed_actions
 from resolvers.errors import Error
 from resolvers.nodes import SandboxNode
 from resolvers.projection import Projection

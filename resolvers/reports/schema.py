@@ -8,10 +8,10 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
-from models import reports
-from models.campaign import Campaign as CampaignModel
-from models.campaign import CampaignRun as CampaignRunModel
-from models.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
+from models.campaigns.campaign import Campaign as CampaignModel
+from models.campaigns.campaign import CampaignRun as CampaignRunModel
+from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
+from models.reporting import reports
 from resolvers.campaigns.types import CampaignRun
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import strawberry
 
-from models import reports
+from models.reporting import reports
 from resolvers.context import Info
 
 

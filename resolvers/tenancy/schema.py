@@ -8,8 +8,8 @@ from typing import Annotated
 import strawberry
 
 from jobs.diagnostics import WORKER_PONG_TOPIC
-from models.audit import AuditEvent as AuditEventModel
-from models.identity import IdentityNamespace as IdentityNamespaceModel
+from models.tenancy.audit import AuditEvent as AuditEventModel
+from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.context import Info
 from resolvers.errors import FieldError, InvalidInputError
 from resolvers.pagination import Connection, paginate

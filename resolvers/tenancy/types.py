@@ -7,10 +7,10 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from models.audit import AuditEvent as AuditEventModel
-from models.identity import IdentityNamespace as IdentityNamespaceModel
-from models.identity import IdentityType as IdentityTypeEnum
-from models.sandbox import Role as RoleEnum
+from models.tenancy.audit import AuditEvent as AuditEventModel
+from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
+from models.tenancy.identity import IdentityType as IdentityTypeEnum
+from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.nodes import SandboxNode
 
 Role = strawberry.enum(

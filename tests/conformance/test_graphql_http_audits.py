@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from tests.conftest import RunningServer, SandboxKeys
 
 HERE = Path(__file__).resolve().parent

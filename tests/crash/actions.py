@@ -25,8 +25,8 @@ def address(index: int, domain: str = "example.com") -> str:
 
 
 async def add_profiles(sandbox_id: int, start: int, count: int, rejected_every: int = 0) -> None:
-    from models.audience import Consent, ContactChannel
-    from models.profiles import IdentityValue, ProfileChanges, upsert_profiles
+    from models.audience.entities import Consent, ContactChannel
+    from models.audience.profiles import IdentityValue, ProfileChanges, upsert_profiles
 
     items = []
     for index in range(start, start + count):
@@ -45,13 +45,13 @@ async def add_profiles(sandbox_id: int, start: int, count: int, rejected_every: 
 
 
 async def seed(spec: dict[str, Any]) -> dict[str, Any]:
-    from models.audience import SegmentKind
-    from models.campaigns import activate_campaign, create_campaign
-    from models.preset import MessagePreset
-    from models.preset_rules import Channel, PresetCategory, PresetStatus
-    from models.secret_box import SecretBox
-    from models.segments import create_segment
-    from models.tenancy import create_sandbox
+    from models.audience.entities import SegmentKind
+    from models.audience.segments import create_segment
+    from models.campaigns.actions import activate_campaign, create_campaign
+    from models.presets.preset import MessagePreset
+    from models.presets.rules import Channel, PresetCategory, PresetStatus
+    from models.presets.secret_box import SecretBox
+    from models.tenancy.actions import create_sandbox
 
     settings = Settings()
     sandbox = await create_sandbox(spec.get("sandbox") or f"crash-{datetime.now(UTC).timestamp():.0f}", actor="t")
@@ -133,7 +133,7 @@ async def enqueue(run_id: int, job_id: str | None = None) -> None:
 
 
 async def stop(spec: dict[str, Any]) -> dict[str, Any]:
-    from models.campaigns import stop_campaign
+    from models.campaigns.actions import stop_campaign
 
     row = await stop_campaign(spec["sandbox_id"], spec["campaign_id"], abort_running=spec["abort"], actor="t")
     return {"status": row.status}

@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_reports import REPORT, gid
 from tests.jobs.test_runs import gold

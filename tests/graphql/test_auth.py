@@ -8,8 +8,8 @@ import httpx
 import pytest
 import websockets
 
-from models.sandbox import ApiKey, hash_api_key
-from models.tenancy import revoke_api_key
+from models.tenancy.actions import revoke_api_key
+from models.tenancy.sandbox import ApiKey, hash_api_key
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 
 VIEWER_QUERY = "query { viewer { sandbox { name } role } }"

@@ -15,8 +15,8 @@ import orjson
 import pytest
 from strawberry.relay import GlobalID
 
-from models.campaign import Campaign, CampaignRun, RunStatus
-from models.campaign_rules import CampaignStatus, CampaignType
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.rules import CampaignStatus, CampaignType
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, new_sandbox
 from tests.graphql.test_campaigns import active_in_app_preset, audience, create, ready_input
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.audit import AuditEvent
-from models.campaign import CampaignRun
-from models.delivery import Delivery, InboxMessage
-from models.sandbox import Role
+from models.campaigns.campaign import CampaignRun
+from models.ledger.delivery import Delivery, InboxMessage
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import activate, active_in_app_preset, create, ready_input
 from tests.graphql.test_profiles import email, upsert

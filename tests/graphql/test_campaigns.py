@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import websockets
 
-from models.campaign import CampaignRun
-from models.sandbox import Role
+from models.campaigns.campaign import CampaignRun
+from models.tenancy.sandbox import Role
 from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.graphql.test_presets import CREATE as PRESET_CREATE
 from tests.graphql.test_presets import DEACTIVATE as PRESET_DEACTIVATE

@@ -10,10 +10,10 @@ import httpx
 from strawberry import relay
 
 from api.exports import COLUMNS, delivery_csv, safe_cell
-from models.audience import Profile
-from models.campaign import CampaignRun, RunStatus
-from models.delivery import Delivery
-from models.sandbox import Role, Sandbox
+from models.audience.entities import Profile
+from models.campaigns.campaign import CampaignRun, RunStatus
+from models.ledger.delivery import Delivery
+from models.tenancy.sandbox import Role, Sandbox
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import create
 from tests.sql_counter import count_sql

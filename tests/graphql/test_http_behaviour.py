@@ -7,8 +7,8 @@ import logging
 import httpx
 import pytest
 
-from models.identity import IdentityNamespace
-from models.sandbox import Role
+from models.tenancy.identity import IdentityNamespace
+from models.tenancy.sandbox import Role
 from resolvers.schema import SchemaOptions, build_schema
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from tests.conftest import RunningServer, SandboxKeys
 
 QUERY = "{ viewer { role } }"

@@ -12,7 +12,7 @@ from typing import Any
 
 import websockets
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.graphql.test_campaigns import CREATE as CAMPAIGN_CREATE
 from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from models.sandbox import ApiKey, hash_api_key
-from models.tenancy import revoke_api_key
+from models.tenancy.actions import revoke_api_key
+from models.tenancy.sandbox import ApiKey, hash_api_key
 from tests.conftest import GraphQLClient, SandboxKeys
 
 QUERY = "query Persisted { viewer { role } }"

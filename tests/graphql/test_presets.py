@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 from strawberry import relay
 
 from jobs.events import channel_name
-from models.audit import AuditEvent
-from models.preset import PRESET_STATUS_TOPIC
-from models.preset import MessagePreset as MessagePresetModel
-from models.sandbox import Sandbox
-from models.secret_box import SecretBox
+from models.presets.preset import PRESET_STATUS_TOPIC
+from models.presets.preset import MessagePreset as MessagePresetModel
+from models.presets.secret_box import SecretBox
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Sandbox
 from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.provider_servers import (
     SMS_SID,
@@ -527,7 +527,7 @@ async def test_malformed_or_other_type_ids_are_not_found(gql: GraphQLClient, san
 
 
 async def test_only_admins_manage_presets_and_viewers_read_them(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    from models.sandbox import Role
+    from models.tenancy.sandbox import Role
 
     response = await gql.raw(CREATE, {"input": in_app_input("Nope")}, sandbox.keys[Role.PUBLISHER])
     assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"

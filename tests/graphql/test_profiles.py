@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.audience import Profile, ProfileIdentity
-from models.sandbox import Sandbox
+from models.audience.entities import Profile, ProfileIdentity
+from models.tenancy.sandbox import Sandbox
 from tests.conftest import GraphQLClient, SandboxKeys
 
 UPSERT = """

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.audience import Profile, ProfileIdentity
-from models.audit import AuditEvent
-from models.sandbox import Sandbox
+from models.audience.entities import Profile, ProfileIdentity
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Sandbox
 from tests.conftest import GraphQLClient, SandboxKeys
 from tests.graphql.test_profiles import email, upsert
 
@@ -64,7 +64,7 @@ async def test_a_thousand_new_profiles_in_one_call(gql: GraphQLClient, sandbox: 
 
 async def test_integers_beyond_64_bits_are_read_as_json_doubles(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     # The request body is decoded by orjson, which reads integers past 64 bits as doubles (as JavaScript does);
-    # models.audience_values still refuses such integers from other sources (imports) with INVALID_NUMBER.
+    # models.audience.values still refuses such integers from other sources (imports) with INVALID_NUMBER.
     data = await upsert(gql, sandbox.admin, [email("big@example.com", attributes={"n": 2**70})])
     assert data["results"][0]["errors"] == []
     assert data["results"][0]["profile"]["attributes"]["n"] == float(2**70)

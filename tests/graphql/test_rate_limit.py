@@ -11,7 +11,7 @@ import websockets
 from redis.asyncio import Redis
 
 from api.ratelimit import RateLimiter
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from tests.conftest import RunningServer, SandboxKeys, free_port, make_settings, running_server
 
 LIMIT = 3

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from strawberry import relay
 
-from models.audience import Profile
-from models.campaign import CampaignRun, RunStatus
-from models.delivery import Delivery
-from models.reports import DeliveryFigures, EventFigures, delivery_figures, rates
-from models.sandbox import Role
-from models.tracking import TrackedLink, TrackingEvent
+from models.audience.entities import Profile
+from models.campaigns.campaign import CampaignRun, RunStatus
+from models.ledger.delivery import Delivery
+from models.reporting.reports import DeliveryFigures, EventFigures, delivery_figures, rates
+from models.reporting.tracking import TrackedLink, TrackingEvent
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, SandboxKeys
 from tests.graphql.test_campaigns import create
 from tests.graphql.test_profiles import email, upsert

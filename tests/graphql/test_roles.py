@@ -19,7 +19,7 @@ import httpx
 import pytest
 import websockets
 
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 from resolvers.schema import schema
 from tests.conftest import RunningServer, SandboxKeys, wait_until
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from models.audit import AuditEvent
-from models.sandbox import Role, Sandbox
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Role, Sandbox
 from tests.conftest import GraphQLClient, SandboxKeys
 from tests.graphql.test_profiles import upsert
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from strawberry import relay
 
 from jobs.dispatcher import dispatch
-from models.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from tests.conftest import GraphQLClient, SandboxKeys
 from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input
 from tests.jobs.smtp_sink import SinkHandler, smtp_sink

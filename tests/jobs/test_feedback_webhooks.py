@@ -10,14 +10,14 @@ from urllib.parse import urlencode
 import httpx
 
 from api.webhooks import WEBHOOK_MAX_BODY_BYTES, twilio_signature
-from models.audience import Profile, SuppressionEntry
-from models.campaign import Campaign, CampaignRun, RunStatus
-from models.campaign_rules import CampaignStatus
-from models.delivery import Delivery, DeliveryStatus
-from models.preset import MessagePreset
-from models.sandbox import Role, Sandbox
-from models.secret_box import SecretBox
-from models.tracking import TrackingEvent
+from models.audience.entities import Profile, SuppressionEntry
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.rules import CampaignStatus
+from models.ledger.delivery import Delivery, DeliveryStatus
+from models.presets.preset import MessagePreset
+from models.presets.secret_box import SecretBox
+from models.reporting.tracking import TrackingEvent
+from models.tenancy.sandbox import Role, Sandbox
 from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys
 from tests.jobs.test_tracking import send_marketing_email
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from jobs.preset_checks import provider_checks
-from models.preset_rules import Channel, CheckCode
+from models.presets.rules import Channel, CheckCode
 from tests.provider_servers import (
     SMS_SID,
     SMS_TOKEN,

@@ -12,10 +12,7 @@ from redis.asyncio import Redis
 
 from jobs.presets import validate_preset
 from jobs.queue import JobQueue
-from models.audit import AuditEvent
-from models.preset import MessagePreset
-from models.preset_rules import Channel, PresetCategory, PresetStatus
-from models.presets import (
+from models.presets.actions import (
     PresetInvalidStateError,
     SettingsChange,
     create_preset,
@@ -23,8 +20,11 @@ from models.presets import (
     submit_validation,
     update_preset,
 )
-from models.sandbox import Sandbox
-from models.secret_box import SecretBox
+from models.presets.preset import MessagePreset
+from models.presets.rules import Channel, PresetCategory, PresetStatus
+from models.presets.secret_box import SecretBox
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Sandbox
 from tests.conftest import REDIS_URL, TEST_SECRET, RunningServer, make_settings, new_sandbox, wait_until
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER, silent_server, smtp_server
 

@@ -15,12 +15,12 @@ import pytest
 import websockets
 
 from jobs.imports import run_import
-from models.audience import Profile, ProfileIdentity
-from models.audit import AuditEvent
-from models.import_format import ImportFormat
-from models.imports import ImportStatus, ProfileImport, receive_import
-from models.profiles import namespaces_by_code
-from models.sandbox import Role, Sandbox
+from models.audience.entities import Profile, ProfileIdentity
+from models.audience.import_format import ImportFormat
+from models.audience.imports import ImportStatus, ProfileImport, receive_import
+from models.audience.profiles import namespaces_by_code
+from models.tenancy.audit import AuditEvent
+from models.tenancy.sandbox import Role, Sandbox
 from resolvers.audience.inputs import decode_id
 from tests.conftest import (
     TEST_DATA_DIR,
@@ -385,7 +385,7 @@ def _publisher(server: RunningServer, row: ProfileImport):
 
     from jobs.events import publish
     from jobs.imports import progress_payload
-    from models.imports import progress_topic
+    from models.audience.imports import progress_topic
 
     redis = Redis.from_url(server.settings.redis_url)
 

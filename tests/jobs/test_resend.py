@@ -9,9 +9,9 @@ from typing import Any
 from strawberry import relay
 
 from jobs.runs import execute_run
-from models.campaign import Campaign, CampaignRun, RunStatus
-from models.delivery import Delivery
-from models.sandbox import Role
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.ledger.delivery import Delivery
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.graphql.test_campaigns import activate, create
 from tests.graphql.test_profiles import upsert

@@ -9,10 +9,10 @@ import pytest
 
 from jobs import runs
 from jobs.runs import execute_run
-from models.audience import SuppressionEntry
-from models.campaign import Campaign, CampaignRun, RunStatus
-from models.delivery import Delivery, InboxMessage
-from models.sandbox import Role
+from models.audience.entities import SuppressionEntry
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.ledger.delivery import Delivery, InboxMessage
+from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
 from tests.graphql.test_campaigns import activate, active_in_app_preset, create
 from tests.graphql.test_presets import CREATE as PRESET_CREATE

@@ -13,12 +13,12 @@ from strawberry import relay
 
 from api.webhooks import twilio_signature
 from jobs.channels.base import EmailContent
-from models.audience import Profile, SuppressionEntry
-from models.campaign import CampaignRun, RunStatus
-from models.delivery import Delivery
-from models.preset import MessagePreset
-from models.tracking import TrackedLink, TrackingEvent
-from models.tracking_tokens import TokenPurpose, TokenSigner, _b36
+from models.audience.entities import Profile, SuppressionEntry
+from models.campaigns.campaign import CampaignRun, RunStatus
+from models.ledger.delivery import Delivery
+from models.presets.preset import MessagePreset
+from models.reporting.tracking import TrackedLink, TrackingEvent
+from models.reporting.tracking_tokens import TokenPurpose, TokenSigner, _b36
 from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import activate, create
 from tests.graphql.test_presets import create as create_preset
@@ -221,7 +221,7 @@ async def test_link_ids_survive_the_per_run_cache_being_reset(
     import jobs.tracking
     from jobs.channels.base import SmsContent
     from jobs.tracking import MessageTracker
-    from models.campaign import Campaign
+    from models.campaigns.campaign import Campaign
 
     sent = await send_marketing_email(gql, sandbox, ["Kim"])
     monkeypatch.setattr(jobs.tracking, "_LINK_CACHE_MAX", 3)

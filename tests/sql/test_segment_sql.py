@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tortoise import connections
 
-from models.audience import Profile, Segment, SegmentKind, SegmentMember
-from models.profiles import dialect_of
-from models.sandbox import Sandbox
-from models.segment_rules import SegmentRef, SqlParams, compile_rule, evaluate, validate_rule
+from models.audience.entities import Profile, Segment, SegmentKind, SegmentMember
+from models.audience.segment_rules import SegmentRef, compile_rule, evaluate, validate_rule
+from models.sql.params import SqlParams
+from models.sql.reads import dialect_of
+from models.tenancy.sandbox import Sandbox
 from tests.conftest import RunningServer, new_sandbox
 
 NOW = datetime(2026, 11, 2, 12, 0, 0, tzinfo=UTC)

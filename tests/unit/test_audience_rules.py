@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from models.audience_values import ValueProblem, check_attributes, merge_attributes, normalize_identity
-from models.identity import IdentityType
-from models.segment_rules import (
+from models.audience.segment_rules import (
     MAX_EXPANDED_CONDITIONS,
     SegmentRef,
     expanded_condition_count,
     find_cycle,
     validate_rule,
 )
+from models.audience.values import ValueProblem, check_attributes, merge_attributes, normalize_identity
+from models.tenancy.identity import IdentityType
 
 
 def cond(path: str, operator: str, value: object = None) -> dict:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from models.campaign_rules import (
+from models.campaigns.rules import (
     ACTION_MIN_ROLE,
     ROLE_NAMES,
     TRANSITIONS,
@@ -16,7 +16,7 @@ from models.campaign_rules import (
     role_rank,
     status_actions,
 )
-from models.sandbox import Role
+from models.tenancy.sandbox import Role
 
 S = CampaignStatus
 A = CampaignAction

@@ -1,6 +1,6 @@
 """Links found in email HTML by the standard library's parser."""
 
-from models.email_html import PREHEADER_STYLE, links, with_preheader
+from models.campaigns.email_html import PREHEADER_STYLE, links, with_preheader
 
 
 def test_links_with_positions_and_emptiness() -> None:

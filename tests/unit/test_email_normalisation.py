@@ -7,7 +7,7 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.audience_values import ValueProblem, _validate_email, normalize_email
+from models.audience.values import ValueProblem, _validate_email, normalize_email
 
 ATEXT = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
 DOMAINS = [

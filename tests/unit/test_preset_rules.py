@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from models.preset_rules import (
+from models.presets.rules import (
     Channel,
     PresetAction,
     PresetCategory,
@@ -17,7 +17,7 @@ from models.preset_rules import (
     validate_name,
     validate_settings,
 )
-from models.secret_box import SecretBox, SecretsUnreadableError
+from models.presets.secret_box import SecretBox, SecretsUnreadableError
 
 EMAIL = {
     "sender_name": "Acme News",

@@ -5,12 +5,18 @@ import sys
 from pathlib import Path
 
 PURE_MODULES = [
-    "models.campaign_rules",
-    "models.templates",
-    "models.schedule",
-    "models.email_html",
-    "models.review_snapshot",
-    "models.review",
+    "models.campaigns.rules",
+    "models.campaigns.templates",
+    "models.campaigns.schedule",
+    "models.campaigns.email_html",
+    "models.campaigns.review_snapshot",
+    "models.campaigns.review",
+    "models.audience.segment_rules",
+    "models.presets.rules",
+    "models.presets.secret_box",
+    "models.reporting.link_tracking",
+    "models.reporting.tracking_tokens",
+    "models.sql.params",
 ]
 FORBIDDEN = ("tortoise", "strawberry", "api", "resolvers", "jobs")
 

@@ -5,8 +5,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from models.campaign_rules import CampaignStatus, CampaignType, Category, Channel, Frequency
-from models.review import (
+from models.campaigns.review import (
     EMAIL_SIZE_LIMIT,
     WARNINGS,
     AlertCode,
@@ -17,7 +16,7 @@ from models.review import (
     review,
     severity_of,
 )
-from models.review_snapshot import (
+from models.campaigns.review_snapshot import (
     AudienceEstimate,
     AudienceFacts,
     CampaignSnapshot,
@@ -29,7 +28,8 @@ from models.review_snapshot import (
     PushContent,
     SmsContent,
 )
-from models.schedule import Schedule
+from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel, Frequency
+from models.campaigns.schedule import Schedule
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TOMORROW = NOW + timedelta(days=1)

@@ -5,8 +5,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models.campaign_rules import Frequency
-from models.schedule import (
+from models.campaigns.rules import Frequency
+from models.campaigns.schedule import (
     Schedule,
     ScheduleCode,
     fire_times,

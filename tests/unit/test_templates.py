@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from models.templates import (
+from models.campaigns.templates import (
     MAX_RANGE_SIZE,
     MAX_TEMPLATE_CHARS,
     CompiledTemplate,

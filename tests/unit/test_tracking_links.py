@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from api.webhooks import twilio_signature
-from models.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
-from models.tracking_tokens import TokenPurpose, TokenSigner
+from models.reporting.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
 
 OWN = "https://herald.example/t/"
 SIGNER = TokenSigner("a-secret-key-long-enough-for-tests-0123456789")

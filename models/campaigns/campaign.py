@@ -1,0 +1,151 @@
+"""Campaigns and their runs (DESIGN §3). The message of a campaign belongs to that campaign alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from tortoise import fields
+from tortoise.expressions import F
+from tortoise.filters import escape_like
+from tortoise.models import Model
+
+from models.base import SandboxModel
+from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
+from models.sql.params import SqlParams
+from models.sql.reads import FALSE, one_of
+
+
+class RunStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class Campaign(SandboxModel):
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    tags = fields.JSONField(default=list)
+    # "|tag one|tag two|", lower-cased: a portable way to filter by tag (JSON lookups differ per database).
+    tags_search = fields.TextField(default="")
+    type = fields.CharEnumField(CampaignType, max_length=16, default=CampaignType.SCHEDULED)
+    category = fields.CharEnumField(Category, max_length=16, default=Category.MARKETING)
+    channel = fields.CharEnumField(Channel, max_length=16, null=True)
+    preset = fields.ForeignKeyField("herald.MessagePreset", null=True, on_delete=fields.RESTRICT, related_name=False)
+    # Per channel: {"email": {"subject", "preheader", "html", "text"}, "sms": {"text"}, "push": {...}, "inApp": {...}}
+    content = fields.JSONField(default=dict)
+    # {"opens": bool, "clicks": bool}
+    tracking = fields.JSONField(default=dict)
+    segment = fields.ForeignKeyField("herald.Segment", null=True, on_delete=fields.RESTRICT, related_name=False)
+    namespace = fields.ForeignKeyField(
+        "herald.IdentityNamespace", null=True, on_delete=fields.RESTRICT, related_name=False
+    )
+    # {"startAt", "endAt", "frequency", "timeOfDay", "daysOfWeek", "daysOfMonth", "timeZone"}
+    schedule = fields.JSONField(default=dict)
+    throttle_per_second = fields.IntField(null=True)
+    status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
+    version = fields.IntField(default=1)
+    activated_at = fields.DatetimeField(null=True)
+    activated_by = fields.CharField(max_length=100, null=True)
+    stopped_at = fields.DatetimeField(null=True)
+    stopped_by = fields.CharField(max_length=100, null=True)
+    finished_at = fields.DatetimeField(null=True)
+    failure_reason = fields.TextField(null=True)
+
+    preset_id: int | None
+    segment_id: int | None
+    namespace_id: int | None
+
+    class Meta:
+        table = "campaign"
+        indexes = (("sandbox_id", "status", "id"), ("sandbox_id", "updated_at"), ("preset_id",), ("segment_id",))
+
+
+class CampaignRun(Model):
+    """One execution of a campaign at one scheduled time, unique per (campaign, scheduled_for).
+
+    No semicolons in model docstrings: they become table comments, and SQLite migrations split on them.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
+    campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.RESTRICT, related_name=False)
+    scheduled_for = fields.DatetimeField()
+    status = fields.CharEnumField(RunStatus, max_length=16, default=RunStatus.PENDING)
+    targeted = fields.IntField(default=0)
+    excluded = fields.IntField(default=0)
+    sent = fields.IntField(default=0)
+    delivered = fields.IntField(default=0)
+    failed = fields.IntField(default=0)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    failure_reason = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    # Held by the executor while RUNNING: a RUNNING run whose lease expired lost its worker and may be claimed.
+    lease_until = fields.DatetimeField(null=True)
+
+    sandbox_id: int
+    campaign_id: int
+
+    class Meta:
+        table = "campaign_run"
+        unique_together = (("campaign_id", "scheduled_for"),)
+        indexes = (("status", "scheduled_for"),)
+
+
+async def campaigns_using(
+    *, preset_id: int | None = None, segment_id: int | None = None, using_db: Any = None
+) -> list[str]:
+    """Names of non-draft campaigns using a preset or segment: those may not be deactivated or deleted."""
+    query = Campaign.exclude(status=CampaignStatus.DRAFT).using_db(using_db)
+    if preset_id is not None:
+        query = query.filter(preset_id=preset_id)
+    if segment_id is not None:
+        query = query.filter(segment_id=segment_id)
+    return [f"campaign {name!r}" for name in await query.order_by("id").limit(20).values_list("name", flat=True)]
+
+
+async def detach_drafts(*, preset_id: int | None = None, segment_id: int | None = None, using_db: Any = None) -> int:
+    """Before a preset or segment is deleted: drafts using it lose the reference (their review then says so)."""
+    changes: dict[str, Any] = {}
+    query = Campaign.filter(status=CampaignStatus.DRAFT).using_db(using_db)
+    if preset_id is not None:
+        query, changes = query.filter(preset_id=preset_id), {"preset_id": None}
+    if segment_id is not None:
+        query, changes = query.filter(segment_id=segment_id), {"segment_id": None}
+    return await query.update(**changes, version=F("version") + 1)
+
+
+def tag_token(tag: str) -> str:
+    return f"|{tag.strip().lower()}|"
+
+
+def list_filter_sql(
+    params: SqlParams,
+    *,
+    sandbox_id: int,
+    statuses: Sequence[CampaignStatus],
+    channel: Channel | None = None,
+    search: str | None = None,
+    tags: Sequence[str] = (),
+) -> str:
+    """WHERE clause of the campaign list: the sandbox's campaigns in `statuses`, of `channel`, whose name contains
+    `search` (case-insensitive) and carrying any of `tags`. LIKE patterns match `%`, `_` and `\\` literally."""
+    conditions = [f'"sandbox_id" = {params.add(sandbox_id)}', one_of(params, '"status"', [s.value for s in statuses])]
+    if channel is not None:
+        conditions.append(f'"channel" = {params.add(channel.value)}')
+    if search:
+        conditions.append(f"UPPER(\"name\") LIKE UPPER({params.add(f'%{escape_like(search)}%')}) ESCAPE '\\'")
+    if tags:
+        # A tag cannot hold "|" (the separator): such a filter tag matches no campaign.
+        possible = [t for t in tags if "|" not in t]
+        any_tag = [f"\"tags_search\" LIKE {params.add(f'%{escape_like(tag_token(t))}%')} ESCAPE '\\'" for t in possible]
+        conditions.append("(" + " OR ".join(any_tag) + ")" if any_tag else FALSE)
+    return " AND ".join(conditions)
+
+
+def tags_search_text(tags: list[str]) -> str:
+    return "|" + "|".join(tag.strip().lower() for tag in tags) + "|" if tags else ""

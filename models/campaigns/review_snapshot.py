@@ -1,0 +1,101 @@
+"""The frozen snapshot of plain values that `models.review.review` judges. Pure.
+
+Whoever builds it (the review query, the activate mutation, the run job) loads the campaign, its preset,
+segment, namespace and audience estimate, and copies plain values in; nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
+from models.campaigns.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class PresetFacts:
+    """The selected preset as found in the database; exists=False when the id points nowhere."""
+
+    exists: bool
+    status: str | None = None  # a preset status value; only "ACTIVE" passes
+    channel: Channel | None = None
+    category: Category | None = None
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str = ""
+    preheader: str = ""
+    html: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SmsContent:
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class PushContent:
+    title: str = ""
+    body: str = ""
+    deep_link: str = ""
+    data: tuple[tuple[str, str], ...] = ()  # custom data, key/value pairs
+
+
+@dataclass(frozen=True)
+class InAppButton:
+    label: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class InAppContent:
+    title: str = ""
+    body: str = ""
+    buttons: tuple[InAppButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class Content:
+    email: EmailContent | None = None
+    sms: SmsContent | None = None
+    push: PushContent | None = None
+    in_app: InAppContent | None = None
+
+
+@dataclass(frozen=True)
+class AudienceEstimate:
+    qualified: int
+    with_identity: int
+    contactable: int
+    excluded_by_reason: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class AudienceFacts:
+    segment_id: str | None = None
+    segment_exists: bool = False
+    namespace_code: str | None = None
+    namespace_exists: bool = False
+    estimate: AudienceEstimate | None = None  # None: not estimated, the estimate checks are skipped
+    # Dotted attribute paths present in at least one audience profile ("person.name.firstName"; arrays
+    # contribute their items' paths without indexes). None: unknown, TEMPLATE_PATH_UNSEEN is skipped.
+    profile_paths_seen: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class CampaignSnapshot:
+    name: str = ""
+    status: CampaignStatus = CampaignStatus.DRAFT
+    version: int = 0
+    type: CampaignType = CampaignType.SCHEDULED
+    category: Category = Category.MARKETING
+    channel: Channel | None = None
+    preset: PresetFacts | None = None  # None: no preset selected
+    content: Content = field(default_factory=Content)
+    audience: AudienceFacts = field(default_factory=AudienceFacts)
+    schedule: Schedule = field(default_factory=Schedule)
+    throttle: int | None = None  # messages per second; None = as fast as the channel goes
+    activated_at: datetime | None = None

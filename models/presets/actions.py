@@ -1,0 +1,486 @@
+"""Domain actions on message presets: one transaction each, row locked and compare-and-set on `version`,
+audited in the same transaction. Enqueuing and publishing are the caller's job, after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models.campaigns.campaign import campaigns_using, detach_drafts
+from models.presets.preset import MessagePreset
+from models.presets.rules import (
+    SECRET_FIELDS,
+    Channel,
+    PresetAction,
+    PresetCategory,
+    PresetStatus,
+    PresetUpdateStatus,
+    Problem,
+    allowed_actions,
+    camel,
+    channel_mismatch,
+    validate_description,
+    validate_name,
+    validate_settings,
+)
+from models.presets.secret_box import SecretBox, SecretsUnreadableError
+from models.tenancy.audit import record_audit
+
+OBJECT_TYPE = "MessagePreset"
+
+
+class PresetError(Exception):
+    """An expected refusal."""
+
+
+class PresetNotFoundError(PresetError):
+    pass
+
+
+class PresetInvalidInputError(PresetError):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("The input was refused; nothing was changed.")
+        self.problems = problems
+
+
+class PresetInvalidStateError(PresetError):
+    def __init__(self, preset: MessagePreset, action: PresetAction) -> None:
+        state = preset.status.value
+        if preset.update_status is PresetUpdateStatus.PROCESSING:
+            state += " (an update is being validated)"
+        super().__init__(f"Cannot {action.value.lower()} a preset that is {state}.")
+        self.status = preset.status
+        self.allowed = allowed_actions(preset.status, preset.update_status)
+
+
+class PresetConflictError(PresetError):
+    def __init__(self, message: str, current_version: int | None = None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class PresetInUseError(PresetError):
+    def __init__(self, campaigns: list[str], action: PresetAction) -> None:
+        super().__init__(f"Cannot {action.value.lower()} the preset: it is used by campaign(s) {', '.join(campaigns)}.")
+        self.campaigns = campaigns
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """New channel settings. `secrets_patch`: a value sets, None clears, an absent key keeps the stored."""
+
+    channel: Channel
+    settings: dict[str, Any]
+    secrets_patch: dict[str, str | None] = field(default_factory=dict)
+
+
+async def preset_in_use(preset_id: int, using_db: Any = None) -> list[str]:
+    """Names of non-draft campaigns using the preset: deactivate and delete refuse while there are any."""
+    return await campaigns_using(preset_id=preset_id, using_db=using_db)
+
+
+def _merge_secrets(stored: Mapping[str, str], patch: Mapping[str, str | None], channel: Channel) -> dict[str, str]:
+    merged = {k: v for k, v in stored.items() if k in SECRET_FIELDS[channel]}
+    for key, value in patch.items():
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, preset_id: int) -> MessagePreset:
+    # FOR UPDATE on PostgreSQL; SQLite serialises writers, and the version compare-and-set covers both.
+    row = await MessagePreset.filter(id=preset_id, sandbox_id=sandbox_id).select_for_update().using_db(conn).first()
+    if row is None:
+        raise PresetNotFoundError(f"No message preset {preset_id} in this sandbox.")
+    return row
+
+
+async def _write(conn: BaseDBAsyncClient, row: MessagePreset, changes: dict[str, Any]) -> MessagePreset:
+    """Compare-and-set on version; applies `changes` to `row` in memory and bumps its version."""
+    now = datetime.now(UTC)
+    updated = (
+        await MessagePreset.filter(id=row.id, version=row.version)
+        .using_db(conn)
+        .update(**changes, version=row.version + 1, updated_at=now)
+    )
+    if updated != 1:
+        raise PresetConflictError("The preset was changed concurrently; read it again and retry.")
+    for key, value in changes.items():
+        setattr(row, key, value)
+    row.version += 1
+    row.updated_at = now
+    return row
+
+
+async def _name_taken(conn: BaseDBAsyncClient, sandbox_id: int, name: str, exclude_id: int | None) -> bool:
+    query = MessagePreset.filter(sandbox_id=sandbox_id, name=name)
+    if exclude_id is not None:
+        query = query.exclude(id=exclude_id)
+    return await query.using_db(conn).exists()
+
+
+NAME_TAKEN = Problem("input.name", "NAME_TAKEN", "Another preset of this sandbox has this name.")
+
+
+def _settings_problems(
+    channel: Channel, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str]
+) -> list[Problem]:
+    return validate_settings(
+        channel, category, settings, secrets, prefix=f"input.settings.{camel(channel.value.lower())}"
+    )
+
+
+async def create_preset(
+    *,
+    sandbox_id: int,
+    actor: str,
+    box: SecretBox,
+    name: str,
+    description: str,
+    channel: Channel,
+    category: PresetCategory,
+    change: SettingsChange,
+) -> MessagePreset:
+    problems = [*validate_name(name), *validate_description(description)]
+    problems += channel_mismatch(channel, change.channel, "input.settings")
+    if not problems:
+        secrets = _merge_secrets({}, change.secrets_patch, channel)
+        problems += _settings_problems(channel, category, change.settings, secrets)
+    if problems:
+        raise PresetInvalidInputError(problems)
+    try:
+        async with in_transaction() as conn:
+            if await _name_taken(conn, sandbox_id, name, None):
+                raise PresetInvalidInputError([NAME_TAKEN])
+            row = await MessagePreset.create(
+                sandbox_id=sandbox_id,
+                name=name,
+                description=description,
+                channel=channel,
+                category=category,
+                status=PresetStatus.DRAFT,
+                settings=change.settings,
+                secrets=box.seal(secrets, sandbox_id=sandbox_id),
+                secret_names=sorted(secrets),
+                using_db=conn,
+            )
+            await record_audit(
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="CREATE",
+                object_type=OBJECT_TYPE,
+                object_id=row.id,
+                after=row.public_state(),
+                using_db=conn,
+            )
+    except IntegrityError as error:  # a concurrent create won the unique (sandbox, name)
+        raise PresetInvalidInputError([NAME_TAKEN]) from error
+    return row
+
+
+UNCHANGED: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    preset: MessagePreset
+    needs_validation: bool
+    status_changed: bool = False
+
+
+async def update_preset(
+    *,
+    sandbox_id: int,
+    preset_id: int,
+    actor: str,
+    box: SecretBox,
+    expected_version: int | None = None,
+    name: Any = UNCHANGED,
+    description: Any = UNCHANGED,
+    category: Any = UNCHANGED,
+    channel: Any = UNCHANGED,
+    change: SettingsChange | None = None,
+) -> UpdateOutcome:
+    """DRAFT/FAILED: everything is editable (a FAILED preset returns to DRAFT). ACTIVE: name and channel are
+    read-only; description and category apply at once; new settings wait as pending until validated."""
+    problems: list[Problem] = []
+    if name is not UNCHANGED:
+        problems += validate_name(name)
+    if description is not UNCHANGED:
+        problems += validate_description(description)
+    if problems:
+        raise PresetInvalidInputError(problems)
+    try:
+        async with in_transaction() as conn:
+            row = await _locked(conn, sandbox_id, preset_id)
+            if expected_version is not None and expected_version != row.version:
+                raise PresetConflictError(
+                    f"The preset is at version {row.version}, not {expected_version}; read it again.",
+                    current_version=row.version,
+                )
+            if PresetAction.UPDATE not in allowed_actions(row.status, row.update_status):
+                raise PresetInvalidStateError(row, PresetAction.UPDATE)
+            outcome = await _apply_update(
+                conn,
+                row,
+                actor=actor,
+                box=box,
+                name=name,
+                description=description,
+                category=category,
+                channel=channel,
+                change=change,
+            )
+    except IntegrityError as error:
+        raise PresetInvalidInputError([NAME_TAKEN]) from error
+    return outcome
+
+
+async def _apply_update(
+    conn: BaseDBAsyncClient,
+    row: MessagePreset,
+    *,
+    actor: str,
+    box: SecretBox,
+    name: Any,
+    description: Any,
+    category: Any,
+    channel: Any,
+    change: SettingsChange | None,
+) -> UpdateOutcome:
+    before = row.public_state()
+    active = row.status is PresetStatus.ACTIVE
+    new_channel = row.channel if channel is UNCHANGED else channel
+    new_category = row.category if category is UNCHANGED else category
+    problems: list[Problem] = []
+    if active and name is not UNCHANGED and name != row.name:
+        problems.append(Problem("input.name", "READ_ONLY", "The name of an ACTIVE preset cannot change."))
+    if new_channel is not row.channel:
+        if active:
+            problems.append(Problem("input.channel", "READ_ONLY", "The channel of an ACTIVE preset cannot change."))
+        elif change is None:
+            problems.append(Problem("input.settings", "REQUIRED", "A new channel needs its settings."))
+    if change is not None:
+        problems += channel_mismatch(new_channel, change.channel, "input.settings")
+    if problems:
+        raise PresetInvalidInputError(problems)
+
+    # The secrets the settings will be validated with: stored ones of the same channel, patched.
+    stored: dict[str, str] = {}
+    if new_channel is row.channel:
+        try:
+            stored = box.open(row.secrets, sandbox_id=row.sandbox_id)
+        except SecretsUnreadableError:
+            # Sealed under another SECRET_KEY: the rules then ask for the secrets to be entered again.
+            stored = {}
+    if change is not None:
+        secrets = _merge_secrets(stored, change.secrets_patch, new_channel)
+        problems += _settings_problems(new_channel, new_category, change.settings, secrets)
+    if category is not UNCHANGED and (change is None or active):
+        # The settings in force must also hold under the new category (e.g. the retry period bounds).
+        problems += _settings_problems(row.channel, new_category, row.settings, stored)
+    if name is not UNCHANGED and name != row.name and await _name_taken(conn, row.sandbox_id, name, row.id):
+        problems.append(NAME_TAKEN)
+    if problems:
+        raise PresetInvalidInputError(list(dict.fromkeys(problems)))
+
+    changes: dict[str, Any] = {}
+    if name is not UNCHANGED:
+        changes["name"] = name
+    if description is not UNCHANGED:
+        changes["description"] = description
+    if category is not UNCHANGED:
+        changes["category"] = new_category
+    needs_validation = False
+    if change is not None and active:
+        changes.update(
+            pending_settings=change.settings,
+            pending_secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
+            pending_secret_names=sorted(secrets),
+            update_status=PresetUpdateStatus.PROCESSING,
+        )
+        needs_validation = True
+    elif change is not None:
+        changes.update(
+            channel=new_channel,
+            settings=change.settings,
+            secrets=box.seal(secrets, sandbox_id=row.sandbox_id),
+            secret_names=sorted(secrets),
+        )
+    if row.status is PresetStatus.FAILED and (change is not None or "category" in changes):
+        # The recorded failure was about the old settings.
+        changes.update(status=PresetStatus.DRAFT, checks=[])
+    if not changes:
+        return UpdateOutcome(row, False)
+    status_before = (row.status, row.update_status)
+    await _write(conn, row, changes)
+    await record_audit(
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action="UPDATE",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after=row.public_state(),
+        using_db=conn,
+    )
+    return UpdateOutcome(row, needs_validation, status_before != (row.status, row.update_status))
+
+
+async def submit_validation(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
+    """DRAFT/FAILED → PROCESSING. On a preset already being validated, changes nothing (the caller re-queues
+    the same deterministic job, which recovers a job lost from Redis)."""
+    async with in_transaction() as conn:
+        row = await _locked(conn, sandbox_id, preset_id)
+        if PresetAction.VALIDATE not in allowed_actions(row.status, row.update_status):
+            raise PresetInvalidStateError(row, PresetAction.VALIDATE)
+        if row.status in (PresetStatus.DRAFT, PresetStatus.FAILED):
+            before = row.public_state()
+            await _write(conn, row, {"status": PresetStatus.PROCESSING, "checks": []})
+            await record_audit(
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="VALIDATE",
+                object_type=OBJECT_TYPE,
+                object_id=row.id,
+                before=before,
+                after=row.public_state(),
+                using_db=conn,
+            )
+    return row
+
+
+def is_validating(row: MessagePreset) -> bool:
+    return row.status is PresetStatus.PROCESSING or (
+        row.status is PresetStatus.ACTIVE and row.update_status is PresetUpdateStatus.PROCESSING
+    )
+
+
+def settings_under_validation(row: MessagePreset) -> tuple[dict[str, Any], str | None]:
+    """The settings and sealed secrets the validation job must check."""
+    if row.status is PresetStatus.ACTIVE:
+        return row.pending_settings or {}, row.pending_secrets
+    return row.settings, row.secrets
+
+
+async def finish_validation(
+    *, preset_id: int, version: int, checks: list[dict[str, Any]], actor: str = "system"
+) -> MessagePreset | None:
+    """Record the job's outcome. None when the preset moved on meanwhile (deleted, edited, or another run
+    of the same job already recorded it): running the job twice changes nothing the second time."""
+    ok = all(check["ok"] for check in checks)
+    async with in_transaction() as conn:
+        row = await MessagePreset.filter(id=preset_id).select_for_update().using_db(conn).first()
+        if row is None or row.version != version or not is_validating(row):
+            return None
+        before = row.public_state()
+        now = datetime.now(UTC)
+        changes: dict[str, Any] = {"checks": checks, "validated_at": now}
+        if row.status is PresetStatus.PROCESSING:
+            changes["status"] = PresetStatus.ACTIVE if ok else PresetStatus.FAILED
+            action = "VALIDATION_SUCCEEDED" if ok else "VALIDATION_FAILED"
+        elif ok:
+            changes.update(
+                settings=row.pending_settings,
+                secrets=row.pending_secrets,
+                secret_names=row.pending_secret_names,
+                pending_settings=None,
+                pending_secrets=None,
+                pending_secret_names=None,
+                update_status=None,
+            )
+            action = "UPDATE_APPLIED"
+        else:
+            changes["update_status"] = PresetUpdateStatus.FAILED
+            action = "UPDATE_FAILED"
+        try:
+            await _write(conn, row, changes)
+        except PresetConflictError:
+            return None
+        await record_audit(
+            sandbox_id=row.sandbox_id,
+            actor=actor,
+            action=action,
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after={**row.public_state(), "failedChecks": [c for c in checks if not c["ok"]]},
+            using_db=conn,
+        )
+    return row
+
+
+async def _transition(
+    *, sandbox_id: int, preset_id: int, actor: str, action: PresetAction, to: PresetStatus, check_in_use: bool
+) -> MessagePreset:
+    async with in_transaction() as conn:
+        row = await _locked(conn, sandbox_id, preset_id)
+        if action not in allowed_actions(row.status, row.update_status):
+            raise PresetInvalidStateError(row, action)
+        if check_in_use and (campaigns := await preset_in_use(row.id, conn)):
+            raise PresetInUseError(campaigns, action)
+        before = row.public_state()
+        await _write(conn, row, {"status": to})
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action=action.value,
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=before,
+            after=row.public_state(),
+            using_db=conn,
+        )
+    return row
+
+
+async def deactivate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
+    return await _transition(
+        sandbox_id=sandbox_id,
+        preset_id=preset_id,
+        actor=actor,
+        action=PresetAction.DEACTIVATE,
+        to=PresetStatus.DEACTIVATED,
+        check_in_use=True,
+    )
+
+
+async def activate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
+    """DEACTIVATED → ACTIVE: its settings passed validation before and have not changed since."""
+    return await _transition(
+        sandbox_id=sandbox_id,
+        preset_id=preset_id,
+        actor=actor,
+        action=PresetAction.ACTIVATE,
+        to=PresetStatus.ACTIVE,
+        check_in_use=False,
+    )
+
+
+async def delete_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
+    async with in_transaction() as conn:
+        row = await _locked(conn, sandbox_id, preset_id)
+        if PresetAction.DELETE not in allowed_actions(row.status, row.update_status):
+            raise PresetInvalidStateError(row, PresetAction.DELETE)
+        if campaigns := await preset_in_use(row.id, conn):
+            raise PresetInUseError(campaigns, PresetAction.DELETE)
+        await detach_drafts(preset_id=row.id, using_db=conn)
+        await record_audit(
+            sandbox_id=sandbox_id,
+            actor=actor,
+            action="DELETE",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before=row.public_state(),
+            using_db=conn,
+        )
+        await MessagePreset.filter(id=row.id).using_db(conn).delete()
+    return row

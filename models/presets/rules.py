@@ -1,0 +1,512 @@
+"""Pure rules for message presets: enums, the status machine and per-channel settings validation.
+
+Imports neither Tortoise nor Strawberry. Settings are plain dicts with snake_case keys (as stored);
+problems name the API field in camelCase under the given path prefix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+
+from models.campaigns.rules import Category as _Category
+from models.campaigns.rules import Channel as _Channel
+
+# One vocabulary for presets and campaigns: a preset and its campaign must agree on channel and category.
+Channel = _Channel
+PresetCategory = _Category
+
+
+class PresetStatus(StrEnum):
+    DRAFT = "DRAFT"
+    PROCESSING = "PROCESSING"
+    ACTIVE = "ACTIVE"
+    FAILED = "FAILED"
+    DEACTIVATED = "DEACTIVATED"
+
+
+class PresetUpdateStatus(StrEnum):
+    """State of an edit to an ACTIVE preset; the previous settings stay in force meanwhile."""
+
+    PROCESSING = "PROCESSING"
+    FAILED = "FAILED"
+
+
+class PresetAction(StrEnum):
+    UPDATE = "UPDATE"
+    VALIDATE = "VALIDATE"
+    ACTIVATE = "ACTIVATE"
+    DEACTIVATE = "DEACTIVATE"
+    DELETE = "DELETE"
+
+
+class TlsMode(StrEnum):
+    NONE = "NONE"
+    STARTTLS = "STARTTLS"
+    TLS = "TLS"
+
+
+class PushPlatform(StrEnum):
+    IOS = "IOS"
+    ANDROID = "ANDROID"
+
+
+class CheckCode(StrEnum):
+    """Reason codes of provider checks run by the validation job."""
+
+    OK = "OK"
+    TIMEOUT = "TIMEOUT"
+    DNS_FAILED = "DNS_FAILED"
+    CONNECTION_REFUSED = "CONNECTION_REFUSED"
+    CONNECTION_FAILED = "CONNECTION_FAILED"
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    STARTTLS_UNAVAILABLE = "STARTTLS_UNAVAILABLE"
+    TLS_FAILED = "TLS_FAILED"
+    AUTH_UNAVAILABLE = "AUTH_UNAVAILABLE"
+    AUTH_FAILED = "AUTH_FAILED"
+    HTTP_SERVER_ERROR = "HTTP_SERVER_ERROR"
+    SECRETS_UNREADABLE = "SECRETS_UNREADABLE"
+
+
+# Which settings are secrets: write-only in the API, encrypted at rest.
+SECRET_FIELDS: dict[Channel, tuple[str, ...]] = {
+    Channel.EMAIL: ("smtp_password",),
+    Channel.SMS: ("auth_token",),
+    Channel.PUSH: ("service_account_json",),
+    Channel.IN_APP: (),
+}
+
+DEFAULT_EXECUTION_FIELD = {Channel.EMAIL: "personalEmail.address", Channel.SMS: "mobilePhone.number"}
+
+
+def execution_path(settings: dict[str, Any] | None, channel: Channel) -> str | None:
+    """The profile attribute holding the address for this channel: the preset's execution field, else the default."""
+    return (settings or {}).get("execution_field") or DEFAULT_EXECUTION_FIELD.get(channel)
+
+
+DEFAULT_FCM_BASE_URL = "https://fcm.googleapis.com"
+
+NAME_MAX = 100
+DESCRIPTION_MAX = 2000
+TEXT_MAX = 100
+HOST_MAX = 253
+URL_MAX = 2048
+SECRET_MAX = 1024
+SERVICE_ACCOUNT_MAX = 16 * 1024
+MAX_CONNECTIONS_MAX = 100
+# AJO: marketing >= 6 h, transactional >= 10 min, both <= 84 h (the default).
+RETRY_MINUTES_MIN = {PresetCategory.MARKETING: 6 * 60, PresetCategory.TRANSACTIONAL: 10}
+RETRY_MINUTES_MAX = 84 * 60
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,9}$")
+HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+ALPHA_SENDER_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+ACCOUNT_SID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+FCM_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A refused input field: API path, stable code, message."""
+
+    field: str
+    code: str
+    message: str
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# --- status machine --------------------------------------------------------------------------------
+
+
+def allowed_actions(status: PresetStatus, update_status: PresetUpdateStatus | None) -> list[PresetAction]:
+    """What may be done to a preset now. PROCESSING (or an update being checked) locks it."""
+    if status is PresetStatus.DRAFT or status is PresetStatus.FAILED:
+        return [PresetAction.UPDATE, PresetAction.VALIDATE, PresetAction.DELETE]
+    if status is PresetStatus.PROCESSING:
+        # Validate again only re-queues the check (recovers a job lost from Redis).
+        return [PresetAction.VALIDATE]
+    if status is PresetStatus.ACTIVE:
+        if update_status is PresetUpdateStatus.PROCESSING:
+            return [PresetAction.VALIDATE]
+        return [PresetAction.UPDATE, PresetAction.DEACTIVATE]
+    return [PresetAction.ACTIVATE, PresetAction.DELETE]  # DEACTIVATED
+
+
+# --- field rules -----------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.problems: list[Problem] = []
+
+    def add(self, key: str, code: str, message: str) -> None:
+        path = f"{self.prefix}.{camel(key)}" if key else self.prefix
+        self.problems.append(Problem(path, code, message))
+
+    def text(self, values: Mapping[str, Any], key: str, *, required: bool, max_len: int = TEXT_MAX) -> str | None:
+        value = values.get(key)
+        if value is None or value == "":
+            if required:
+                self.add(key, "REQUIRED", "A value is required.")
+            return None
+        if not isinstance(value, str):
+            self.add(key, "INVALID_TYPE", "Must be a string.")
+            return None
+        if len(value) > max_len:
+            self.add(key, "TOO_LONG", f"At most {max_len} characters.")
+            return None
+        if CONTROL_RE.search(value):
+            self.add(key, "INVALID_CHARACTERS", "Control characters (including line breaks) are not allowed.")
+            return None
+        return value
+
+    def pattern(
+        self,
+        values: Mapping[str, Any],
+        key: str,
+        regex: re.Pattern[str],
+        message: str,
+        *,
+        required: bool,
+        max_len: int = TEXT_MAX,
+    ) -> str | None:
+        value = self.text(values, key, required=required, max_len=max_len)
+        if value is not None and not regex.match(value):
+            self.add(key, "INVALID_FORMAT", message)
+            return None
+        return value
+
+    def email(self, values: Mapping[str, Any], key: str, *, required: bool) -> None:
+        value = self.text(values, key, required=required, max_len=254)
+        if value is None:
+            return
+        try:
+            validate_email(value, check_deliverability=False)
+        except EmailNotValidError as error:
+            self.add(key, "INVALID_EMAIL", f"Not a valid email address: {error}")
+
+    def integer(self, values: Mapping[str, Any], key: str, low: int, high: int, message: str) -> int | None:
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(key, "REQUIRED" if value is None else "INVALID_TYPE", "An integer is required.")
+            return None
+        if not low <= value <= high:
+            self.add(key, "OUT_OF_RANGE", message)
+            return None
+        return value
+
+    def choice(self, values: Mapping[str, Any], key: str, enum: type[StrEnum]) -> None:
+        value = values.get(key)
+        if value not in {member.value for member in enum}:
+            self.add(key, "INVALID_CHOICE", f"One of {', '.join(m.value for m in enum)}.")
+
+    def boolean(self, values: Mapping[str, Any], key: str) -> None:
+        if not isinstance(values.get(key), bool):
+            self.add(key, "INVALID_TYPE", "A boolean is required.")
+
+    def host(self, values: Mapping[str, Any], key: str) -> None:
+        value = self.text(values, key, required=True, max_len=HOST_MAX)
+        if value is not None and not is_valid_host(value):
+            self.add(key, "INVALID_HOST", "Not a valid host name or IP address.")
+
+    def url(self, values: Mapping[str, Any], key: str) -> None:
+        value = self.text(values, key, required=True, max_len=URL_MAX)
+        if value is None:
+            return
+        problem = url_problem(value)
+        if problem:
+            self.add(key, "INVALID_URL", problem)
+
+    def unknown_keys(self, values: Mapping[str, Any], allowed: set[str]) -> None:
+        for key in values:
+            if key not in allowed:
+                self.add(key, "UNKNOWN_FIELD", "Not a setting of this channel.")
+
+
+def is_valid_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = value.encode("idna").decode("ascii") if not value.isascii() else value
+    except UnicodeError:
+        return False
+    ascii_host = ascii_host.rstrip(".")
+    if not ascii_host or len(ascii_host) > HOST_MAX:
+        return False
+    labels = ascii_host.split(".")
+    # A numeric top label would be a malformed IPv4 address, not a name.
+    return all(HOST_LABEL_RE.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def url_problem(value: str) -> str | None:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "Not a valid URL (bad port or brackets)."
+    if parts.scheme not in {"http", "https"}:
+        return "Must be an http:// or https:// URL."
+    if parts.username is not None or parts.password is not None:
+        return "Credentials belong in the credential fields, not in the URL."
+    if not parts.hostname or not is_valid_host(parts.hostname):
+        return "The URL needs a valid host."
+    if port == 0:
+        return "Port must be between 1 and 65535."
+    if parts.query or parts.fragment:
+        return "A base URL has no query or fragment."
+    return None
+
+
+def validate_name(name: Any, path: str = "input.name") -> list[Problem]:
+    checker = _Checker(path)
+    value = checker.text({"": name}, "", required=True, max_len=NAME_MAX)
+    if value is not None and not NAME_RE.match(value):
+        checker.add("", "INVALID_NAME", "Must start with a letter and hold only letters, digits, '_', '.' and '-'.")
+    return checker.problems
+
+
+def validate_description(description: Any, path: str = "input.description") -> list[Problem]:
+    if not isinstance(description, str):
+        return [Problem(path, "INVALID_TYPE", "Must be a string.")]
+    if len(description) > DESCRIPTION_MAX:
+        return [Problem(path, "TOO_LONG", f"At most {DESCRIPTION_MAX} characters.")]
+    if "\x00" in description:
+        return [Problem(path, "INVALID_CHARACTERS", "NUL characters are not allowed.")]
+    return []
+
+
+def channel_mismatch(declared: Channel, given: Channel, path: str) -> list[Problem]:
+    if declared is given:
+        return []
+    return [
+        Problem(
+            f"{path}.{camel(given.value.lower())}",
+            "CHANNEL_MISMATCH",
+            f"Settings for {given.value} were given to a {declared.value} preset; "
+            f"give `{camel(declared.value.lower())}` settings.",
+        )
+    ]
+
+
+def validate_settings(
+    channel: Channel,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
+    *,
+    prefix: str,
+) -> list[Problem]:
+    """Check a channel's settings together with its secrets as they will be stored (after the patch)."""
+    checker = _Checker(prefix)
+    checker.unknown_keys(settings, set(_SETTINGS_KEYS[channel]))
+    checker.unknown_keys({k: v for k, v in secrets.items() if v is not None}, set(SECRET_FIELDS[channel]))
+    _CHANNEL_RULES[channel](checker, category, settings, secrets)
+    return checker.problems
+
+
+def _execution_field(checker: _Checker, settings: Mapping[str, Any]) -> None:
+    checker.pattern(
+        settings,
+        "execution_field",
+        PATH_RE,
+        "A profile attribute path such as `personalEmail.address` (at most 10 segments).",
+        required=True,
+        max_len=200,
+    )
+
+
+def _email_rules(
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
+) -> None:
+    checker.text(settings, "sender_name", required=True)
+    checker.email(settings, "sender_address", required=True)
+    checker.text(settings, "reply_to_name", required=False)
+    checker.email(settings, "reply_to_address", required=False)
+    checker.email(settings, "error_address", required=False)
+    checker.email(settings, "bcc_address", required=False)
+    checker.boolean(settings, "list_unsubscribe")
+    _execution_field(checker, settings)
+    checker.host(settings, "smtp_host")
+    checker.integer(settings, "smtp_port", 1, 65535, "Port must be between 1 and 65535.")
+    checker.choice(settings, "tls_mode", TlsMode)
+    username = checker.text(settings, "smtp_username", required=False, max_len=256)
+    checker.integer(
+        settings,
+        "max_connections",
+        1,
+        MAX_CONNECTIONS_MAX,
+        f"Between 1 and {MAX_CONNECTIONS_MAX} connections.",
+    )
+    low = RETRY_MINUTES_MIN[category]
+    checker.integer(
+        settings,
+        "retry_period_minutes",
+        low,
+        RETRY_MINUTES_MAX,
+        f"A {category.value.lower()} preset retries for {low} to {RETRY_MINUTES_MAX} minutes "
+        f"({_hours(low)} to {_hours(RETRY_MINUTES_MAX)}).",
+    )
+    password = _secret(checker, secrets, "smtp_password", SECRET_MAX)
+    if username and password is None:
+        checker.add("smtp_password", "REQUIRED", "A password is required when a username is set.")
+    if password and not username:
+        checker.add("smtp_username", "REQUIRED", "A username is required when a password is set.")
+
+
+def _sms_rules(
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
+) -> None:
+    sender = checker.text(settings, "sender", required=True, max_len=16)
+    if sender is not None and not (E164_RE.match(sender) or ALPHA_SENDER_RE.match(sender)):
+        checker.add(
+            "sender",
+            "INVALID_FORMAT",
+            "An E.164 number (+ and 7-15 digits) or an alphanumeric sender id of at most 11 characters.",
+        )
+    checker.url(settings, "provider_base_url")
+    checker.pattern(settings, "account_sid", ACCOUNT_SID_RE, "Letters, digits, '_' and '-' only.", required=True)
+    _execution_field(checker, settings)
+    if _secret(checker, secrets, "auth_token", SECRET_MAX) is None:
+        checker.add("auth_token", "REQUIRED", "The provider's auth token is required.")
+
+
+def _push_rules(
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
+) -> None:
+    platforms = settings.get("platforms")
+    valid = {member.value for member in PushPlatform}
+    if not isinstance(platforms, list | tuple) or not platforms:
+        checker.add("platforms", "REQUIRED", "At least one of IOS, ANDROID.")
+    elif any(p not in valid for p in platforms) or len(set(platforms)) != len(platforms):
+        checker.add("platforms", "INVALID_CHOICE", "Distinct values among IOS, ANDROID.")
+    checker.pattern(
+        settings,
+        "app_id",
+        APP_ID_RE,
+        "An application id such as `com.example.app`.",
+        required=True,
+        max_len=255,
+    )
+    checker.pattern(
+        settings,
+        "fcm_project_id",
+        FCM_PROJECT_RE,
+        "A Firebase project id: 6-30 lower-case letters, digits or '-', starting with a letter.",
+        required=True,
+        max_len=30,
+    )
+    checker.url(settings, "provider_base_url")
+    account = _secret(checker, secrets, "service_account_json", SERVICE_ACCOUNT_MAX)
+    if account is None:
+        checker.add("service_account_json", "REQUIRED", "The FCM service-account key (JSON) is required.")
+    elif account and (message := service_account_problem(account)) is not None:
+        checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", message)
+
+
+def _in_app_rules(
+    checker: _Checker,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str | None],
+) -> None:
+    checker.pattern(
+        settings,
+        "app_id",
+        APP_ID_RE,
+        "An application id such as `com.example.app`.",
+        required=True,
+        max_len=255,
+    )
+
+
+def service_account_problem(text: str) -> str | None:
+    """Never echoes the content: it is a secret."""
+    try:
+        account = json.loads(text)
+    except ValueError:
+        return "Not valid JSON."
+    if not isinstance(account, dict) or account.get("type") != "service_account":
+        return 'A JSON object with "type": "service_account" is required.'
+    for key in ("client_email", "private_key"):
+        if not isinstance(account.get(key), str) or not account[key]:
+            return f'The key "{key}" is missing.'
+    if "PRIVATE KEY" not in account["private_key"]:
+        return 'The "private_key" is not a PEM private key.'
+    return None
+
+
+def _secret(checker: _Checker, secrets: Mapping[str, str | None], key: str, max_len: int) -> str | None:
+    """The secret's value; "" when one was given but refused (so callers add no second problem)."""
+    value = secrets.get(key)
+    if value is None or value == "":
+        return None
+    if len(value) > max_len:
+        checker.add(key, "TOO_LONG", f"At most {max_len} characters.")
+        return ""
+    if "\x00" in value:
+        checker.add(key, "INVALID_CHARACTERS", "NUL characters are not allowed.")
+        return ""
+    return value
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+_SETTINGS_KEYS: dict[Channel, tuple[str, ...]] = {
+    Channel.EMAIL: (
+        "sender_name",
+        "sender_address",
+        "reply_to_name",
+        "reply_to_address",
+        "error_address",
+        "bcc_address",
+        "list_unsubscribe",
+        "execution_field",
+        "smtp_host",
+        "smtp_port",
+        "tls_mode",
+        "smtp_username",
+        "max_connections",
+        "retry_period_minutes",
+    ),
+    Channel.SMS: ("sender", "provider_base_url", "account_sid", "execution_field"),
+    Channel.PUSH: ("platforms", "app_id", "fcm_project_id", "provider_base_url"),
+    Channel.IN_APP: ("app_id",),
+}
+
+_CHANNEL_RULES = {
+    Channel.EMAIL: _email_rules,
+    Channel.SMS: _sms_rules,
+    Channel.PUSH: _push_rules,
+    Channel.IN_APP: _in_app_rules,
+}

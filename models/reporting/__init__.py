@@ -1,0 +1,1 @@
+"""Reports, tracking (events, links, tokens) and provider feedback."""

@@ -1,0 +1,87 @@
+"""Finding and rewriting the links of a rendered message for click tracking, and the open pixel. Pure.
+
+This runs once per message on the sending path, so it is one compiled regular expression per part rather
+than an HTML parser (models/campaigns/email_html.py, the pure-Python parser the review uses, costs far more). Only the
+`href` of `<a>`/`<area>` start tags is rewritten, quoted with `"` or `'`; the URL recorded is the attribute
+value as a browser reads it (character references decoded).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+# Group 1: everything up to the value; group 2/3: the value in double/single quotes.
+_HREF = re.compile(r"""(<(?:a|area)\b[^>]*?\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+# A URL in plain text: up to whitespace or a character that cannot end one unescaped.
+_TEXT_URL = re.compile(r"""https?://[^\s<>"'`]+""", re.IGNORECASE)
+# Punctuation that ends a sentence rather than the URL ("see https://x.example/a.").
+_TRAILING = ".,;:!?)]}'\""
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def is_trackable(url: str, own_prefix: str) -> bool:
+    """An http(s) URL that is not one of ours (unsubscribe, pixel, an already-tracked link)."""
+    head = url[:8].lower()
+    return (head.startswith("http://") or head.startswith("https://")) and not url.startswith(own_prefix)
+
+
+def _href_value(match: re.Match[str]) -> str:
+    raw = match.group(2) if match.group(2) is not None else match.group(3)
+    return html.unescape(raw).strip() if "&" in raw else raw.strip()
+
+
+def html_links(body: str, own_prefix: str) -> list[str]:
+    """The trackable URLs of `body`'s link elements, in document order (repeats kept)."""
+    return [url for url in map(_href_value, _HREF.finditer(body)) if is_trackable(url, own_prefix)]
+
+
+def rewrite_html(body: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
+    """Each trackable href replaced by `tracked_url(url)` (left alone when it returns None).
+
+    `tracked_url` must return a URL needing no HTML escaping (ours are base64url tokens under PUBLIC_URL).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        url = _href_value(match)
+        if not is_trackable(url, own_prefix):
+            return match.group(0)
+        target = tracked_url(url)
+        return match.group(0) if target is None else f'{match.group(1)}"{target}"'
+
+    return _HREF.sub(replace, body)
+
+
+def _split_text_url(found: str) -> tuple[str, str]:
+    url = found.rstrip(_TRAILING)
+    # A closing parenthesis belongs to the URL when it opened one inside it (Wikipedia-style links).
+    while found[len(url) : len(url) + 1] == ")" and url.count("(") > url.count(")"):
+        url += ")"
+    return url, found[len(url) :]
+
+
+def text_links(text: str, own_prefix: str) -> list[str]:
+    urls = (_split_text_url(m.group(0))[0] for m in _TEXT_URL.finditer(text))
+    return [url for url in urls if is_trackable(url, own_prefix)]
+
+
+def rewrite_text(text: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        url, tail = _split_text_url(match.group(0))
+        if not is_trackable(url, own_prefix):
+            return match.group(0)
+        target = tracked_url(url)
+        return match.group(0) if target is None else target + tail
+
+    return _TEXT_URL.sub(replace, text)
+
+
+def add_open_pixel(body: str, pixel_url: str) -> str:
+    """A 1x1 image before the last `</body>`, or at the end when there is none."""
+    pixel = f'<img src="{pixel_url}" width="1" height="1" alt="" style="display:block;border:0;width:1px;height:1px">'
+    ends = list(_BODY_END.finditer(body))
+    if not ends:
+        return body + pixel
+    at = ends[-1].start()
+    return body[:at] + pixel + body[at:]
