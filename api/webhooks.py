@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.auth import authenticate_request, json_error
-from jobs.runs import ledger_counts, store_counters
+from models.ledger.counts import ledger_counts, store_counters
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 from models.reporting.feedback import (

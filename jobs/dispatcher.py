@@ -18,11 +18,12 @@ from tortoise.expressions import Q
 
 from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
 from jobs.events import publish
-from jobs.runs import cancel_unsent, ledger_counts, store_counters
 from models.campaigns.actions import schedule_from_stored
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
 from models.campaigns.schedule import fire_times
+from models.ledger.counts import ledger_counts, store_counters
+from models.ledger.outcomes import cancel_unsent
 
 logger = logging.getLogger(__name__)
 

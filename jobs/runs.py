@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,6 @@ import asyncpg
 import orjson
 from arq.worker import Retry
 from tortoise import connections
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
@@ -45,9 +43,7 @@ from jobs.channels.base import (
 from jobs.events import publish
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
-from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Profile, Segment, SuppressionReason
-from models.audience.segment_rules import attribute_text
-from models.audience.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
+from models.audience.entities import Profile, Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
 from models.campaigns.actions import CONTACT_CHANNEL, build_snapshot
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
@@ -56,9 +52,12 @@ from models.campaigns.previews import RENDERED_PARTS, render_context
 from models.campaigns.review import can_activate, review
 from models.campaigns.rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns.templates import CompiledTemplate, TemplateRenderError, parse_template, render
+from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, renew_batch_lease
+from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
+from models.ledger.outcomes import Outcome, cancel_unsent, write_outcomes
+from models.ledger.snapshot import exclude_beyond_throttle, snapshot_audience
 from models.presets.preset import MessagePreset
-from models.presets.rules import execution_path
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 from models.reporting.tracking import BounceType
 from models.sql.params import Dialect, SqlParams
@@ -67,17 +66,13 @@ from models.tenancy.identity import IdentityNamespace
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
-# A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
-THROTTLE_WINDOW_SECONDS = 12 * 3600
 # Runs this process is sending for (arq hands each job a copy of the worker's ctx, so not there).
 _SERVING_RUNS: collections.Counter[int] = collections.Counter()
 PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 ANALYZE_AFTER_ROWS = 50_000  # a snapshot this large refreshes the ledger's planner statistics
 DEFAULT_RETRY_MINUTES = 84 * 60
-_Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
 
 # A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
@@ -151,141 +146,6 @@ async def _extend_lease(run: CampaignRun, now: datetime, lease: float) -> bool:
 
 
 # ---- audience snapshot ------------------------------------------------------------------------------------
-
-
-async def snapshot_audience(
-    run: CampaignRun,
-    campaign: Campaign,
-    segment: Segment,
-    namespace: IdentityNamespace,
-    preset: MessagePreset | None,
-    now: datetime,
-    conn: BaseDBAsyncClient,
-) -> None:
-    """One `INSERT … SELECT … ON CONFLICT DO NOTHING`: every member of the segment gets a ledger row, QUEUED
-    with its address resolved, or EXCLUDED with a reason code."""
-    params = SqlParams(dialect_of())
-    channel = Channel(campaign.channel)
-    contact = CONTACT_CHANNEL.get(channel)
-    # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
-    ns = params.add(namespace.id)
-    ident = f"(SELECT MIN(i.value) FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
-    if contact is None or ADDRESS_NAMESPACE_TYPE.get(contact) == namespace.type:
-        # In-app messages go to the inbox of the identity; otherwise the identity itself is the address.
-        address = "ident"
-        address_inner = "NULL"
-    else:
-        path = execution_path(preset.settings if preset else None, channel)
-        if path is None:  # push without a device namespace: nowhere to send
-            address_inner = "NULL"
-        else:
-            address_inner = attribute_text(path, params, "p")
-            if contact is ContactChannel.EMAIL:
-                address_inner = f"lower({address_inner})"
-        address = "attr_address"
-    consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
-    sandbox = params.add(segment.sandbox_id)
-    predicate = await segment_predicate(segment, params, now=now, using_db=conn)
-    # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
-    # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
-    materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
-    cte = (
-        f"WITH x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
-        f"{consent} AS consent FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
-    )
-    checks: list[tuple[str, str]] = [
-        ("x.ident IS NULL", ExclusionReason.NO_IDENTITY),
-        (f"x.{address} IS NULL OR x.{address} = ''", ExclusionReason.NO_ADDRESS),
-    ]
-    if contact is ContactChannel.EMAIL:
-        checks.append((f"x.{address} NOT LIKE '%_@_%.%' OR x.{address} LIKE '% %'", ExclusionReason.MALFORMED_ADDRESS))
-    elif contact is ContactChannel.SMS:
-        checks.append((f"x.{address} NOT LIKE '+%'", ExclusionReason.MALFORMED_ADDRESS))
-    if contact is not None and Category(campaign.category) is Category.MARKETING:
-        checks.append(("x.consent = 'n'", ExclusionReason.NO_CONSENT))
-    when_parts = [f"WHEN {condition} THEN '{reason.value}'" for condition, reason in checks]
-    if contact is not None:
-        sb, ch = params.typed(segment.sandbox_id, "BIGINT"), params.typed(contact.value, "TEXT")
-        when_parts.append(
-            f"WHEN EXISTS (SELECT 1 FROM suppression_entry s WHERE s.sandbox_id = {sb} AND s.channel = {ch} "
-            f"AND s.address = x.{address}) THEN '{ExclusionReason.SUPPRESSED.value}'"
-        )
-    reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
-    # The outer SELECT's placeholders come after those of both CTEs.
-    select_sandbox = params.typed(run.sandbox_id, "BIGINT")
-    select_run = params.typed(run.id, "BIGINT")
-    select_campaign = params.typed(campaign.id, "BIGINT")
-    prefix = params.typed(f"{run.id}-", "TEXT")
-    created = params.typed(now, "TIMESTAMPTZ")
-    updated = params.typed(now, "TIMESTAMPTZ")
-    sql = (
-        f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x) "
-        f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, "
-        f"idempotency_key, attempts, created_at, updated_at) "
-        f"SELECT {select_sandbox}, {select_run}, {select_campaign}, y.profile_id, "
-        f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
-        f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
-        f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
-        f"ON CONFLICT (run_id, profile_id) DO NOTHING"
-    )
-    await conn.execute_query(sql, params.values)
-
-
-async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBAsyncClient) -> None:
-    """A run must end within THROTTLE_WINDOW_SECONDS at its throttle: the deliveries beyond what that allows
-    (in profile order, so a repeated snapshot cuts the same ones) are EXCLUDED with THROTTLE_CUTOFF."""
-    allowed = int(throttle * THROTTLE_WINDOW_SECONDS)
-    params = SqlParams(dialect_of())
-    run_outer, run_inner = params.add(run.id), params.add(run.id)
-    offset = params.add(allowed)
-    # SQLite needs a LIMIT to take an OFFSET (-1: none).
-    limit = " LIMIT -1" if params.dialect is Dialect.SQLITE else ""
-    sql = (
-        f"UPDATE delivery SET status = '{DeliveryStatus.EXCLUDED.value}', "
-        f"reason = '{ExclusionReason.THROTTLE_CUTOFF.value}' "
-        f"WHERE run_id = {run_outer} AND id IN (SELECT id FROM delivery WHERE run_id = {run_inner} "
-        f"AND status = '{_Q}' ORDER BY profile_id{limit} OFFSET {offset})"
-    )
-    await conn.execute_query(sql, params.values)
-
-
-# ---- counters and progress --------------------------------------------------------------------------------
-
-
-@dataclass
-class Counts:
-    by_status: dict[str, int]
-
-    def of(self, *statuses: DeliveryStatus) -> int:
-        return sum(self.by_status.get(s.value, 0) for s in statuses)
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_status.values())
-
-    @property
-    def pending(self) -> int:
-        return self.of(DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.TARGETED)
-
-
-async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> Counts:
-    conn = conn or connections.get("default")
-    params = SqlParams(dialect_of())
-    rows = await conn.execute_query_dict(
-        f"SELECT status, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} GROUP BY status",
-        params.values,
-    )
-    return Counts({row["status"]: int(row["n"]) for row in rows})
-
-
-async def store_counters(run_id: int, counts: Counts) -> None:
-    await CampaignRun.filter(id=run_id).update(
-        targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
-        excluded=counts.of(DeliveryStatus.EXCLUDED),
-        sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
-        delivered=counts.of(DeliveryStatus.DELIVERED),
-        failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
-    )
 
 
 class Progress:
@@ -474,96 +334,6 @@ def build_adapter(
 # ---- batches --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: int
-    profile_id: int
-    address: str
-    key: str
-    attempts: int
-
-
-async def claim_batch(
-    run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE, after_id: int = 0
-) -> list[Claimed]:
-    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
-
-    `after_id`: only rows after it (keyset), so a pass over a large run does not re-read the rows already sent.
-    """
-    conn = connections.get("default")
-    params = SqlParams(dialect_of())
-    pg = params.dialect is Dialect.POSTGRES
-    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
-    run, after = params.add(run_id), params.add(after_id)
-    due, expired, limit = params.typed(now), params.typed(now), params.add(size)
-    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
-    sql = (
-        f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} AND ("
-        f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
-        f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
-        f"RETURNING id, profile_id, address, idempotency_key, attempts"
-    )
-    rows = await conn.execute_query_dict(sql, params.values)
-    claimed = [
-        Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]))
-        for r in rows
-    ]
-    return sorted(claimed, key=lambda c: c.id)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    id: int
-    status: DeliveryStatus
-    reason: str | None = None
-    error: str | None = None
-    provider_id: str | None = None
-    next_attempt_at: datetime | None = None
-    sent: bool = False
-    # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
-    bounce_type: str | None = None
-
-
-async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
-    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING."""
-    if not outcomes:
-        return
-    conn = connections.get("default")
-    chunk_rows = 2000
-    for start in range(0, len(outcomes), chunk_rows):
-        params = SqlParams(dialect_of())
-        groups = []
-        for o in outcomes[start : start + chunk_rows]:
-            groups.append(
-                "("
-                + ", ".join(
-                    (
-                        params.typed(o.id, "BIGINT"),
-                        params.typed(o.status.value, "TEXT"),
-                        params.typed(o.reason, "TEXT"),
-                        params.typed(o.error, "TEXT"),
-                        params.typed(o.provider_id, "TEXT"),
-                        params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
-                        params.typed(1 if o.sent else 0, "INTEGER"),
-                        params.typed(o.bounce_type, "TEXT"),
-                    )
-                )
-                + ")"
-            )
-        updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
-        sql = (
-            f"WITH v(id, status, reason, err, pid, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
-            f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
-            f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), next_attempt_at = v.next_at, "
-            f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
-            f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
-            f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-            f"FROM v WHERE delivery.id = v.id AND delivery.status = '{_S}'"
-        )
-        await conn.execute_query(sql, params.values)
-
-
 def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
     """The ledger row a send result leads to, and whether the address goes on the suppression list."""
     error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
@@ -607,34 +377,6 @@ async def _fail_campaign(ctx: dict[str, Any], campaign_id: int, reason: str, now
             CAMPAIGN_STATUS_TOPIC,
             {"campaignId": campaign.id, "status": CampaignStatus.FAILED.value, "version": campaign.version + 1},
         )
-
-
-async def cancel_unsent(run_id: int, now: datetime) -> int:
-    """Unsent deliveries of an aborted run → CANCELLED. Rows of a batch still in flight (live lease) are left to
-    the job sending them, which writes what it sent; the dispatcher cancels them if that job died."""
-    params = SqlParams(dialect_of())
-    updated, run, expired = params.typed(now), params.add(run_id), params.typed(now)
-    sql = (
-        f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
-        f"WHERE run_id = {run} AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
-        f"OR (status = '{_S}' AND (lease_until IS NULL OR lease_until < {expired})))"
-    )
-    result = await connections.get("default").execute_query(sql, params.values)
-    return int(result[0]) if isinstance(result, tuple) else 0
-
-
-async def _next_retry(run_id: int) -> datetime | None:
-    params = SqlParams(dialect_of())
-    rows = await connections.get("default").execute_query_dict(
-        f"SELECT MIN(next_attempt_at) AS at FROM delivery WHERE run_id = {params.add(run_id)} AND status = '{_Q}'",
-        params.values,
-    )
-    value = rows[0]["at"] if rows else None
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
@@ -773,17 +515,6 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     return await _finish_if_done(ctx, run, campaign, progress)
 
 
-async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
-    params = SqlParams(dialect_of())
-    lease_until, run = params.typed(until), params.add(run_id)
-    in_list = ", ".join(params.add(i) for i in ids)
-    await connections.get("default").execute_query(
-        f"UPDATE delivery SET lease_until = {lease_until} "
-        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
-        params.values,
-    )
-
-
 @contextlib.asynccontextmanager
 async def _keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
@@ -818,7 +549,7 @@ async def _finish_if_done(
     if counts.of(DeliveryStatus.SENDING):
         # Another job holds a live lease on some rows: it finishes the run.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
-    retry_at = await _next_retry(run.id)
+    retry_at = await next_retry(run.id)
     if retry_at is not None:
         delay = max((retry_at - now).total_seconds(), 0.0)
         # Nobody may claim the run before the deferred job runs; the dispatcher resumes it if that job is lost.

@@ -1,1 +1,2 @@
-"""Reports, tracking (events, links, tokens) and provider feedback."""
+"""Tracking (events, links, tokens) and provider feedback; the report aggregates are SQL over the ledger
+(models.ledger.reports)."""

@@ -11,7 +11,7 @@ from strawberry import relay
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
-from models.reporting import reports
+from models.ledger import reports
 from resolvers.campaigns.types import CampaignRun
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import strawberry
 
-from models.reporting import reports
+from models.ledger import reports
 from resolvers.context import Info
 
 

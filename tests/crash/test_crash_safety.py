@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.runs import BATCH_SIZE
+from models.ledger.claims import BATCH_SIZE
 from tests.conftest import TEST_DB, fresh_database, wait_until
 from tests.crash.harness import CHECKER_APP, ROOT, Herald, RedisServer, SlowSink, contactable
 from tests.jobs.smtp_sink import smtp_sink

@@ -18,7 +18,7 @@ from strawberry import relay
 from models.audience.entities import Profile
 from models.campaigns.campaign import CampaignRun, RunStatus
 from models.ledger.delivery import Delivery
-from models.reporting.reports import DeliveryFigures, EventFigures, delivery_figures, rates
+from models.ledger.reports import DeliveryFigures, EventFigures, delivery_figures, rates
 from models.reporting.tracking import TrackedLink, TrackingEvent
 from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, SandboxKeys

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobs import runs
 from jobs.runs import execute_run
 from models.audience.entities import SuppressionEntry
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.ledger import snapshot
 from models.ledger.delivery import Delivery, InboxMessage
 from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
@@ -219,7 +219,7 @@ async def test_a_run_that_cannot_finish_in_12_hours_at_its_throttle_is_cut(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The 12 h window shrunk to 1 s: at 3 messages/s, 3 of the 7 profiles fit; the rest are cut, in profile order.
-    monkeypatch.setattr(runs, "THROTTLE_WINDOW_SECONDS", 1)
+    monkeypatch.setattr(snapshot, "THROTTLE_WINDOW_SECONDS", 1)
     preset_id = await active_in_app_preset(gql, sandbox)
     await upsert(gql, sandbox.admin, [gold(f"t{i}@example.com", f"T{i}") for i in range(7)])
     segment_id = await gold_segment(gql, sandbox)

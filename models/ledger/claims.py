@@ -1,0 +1,65 @@
+"""Claiming a batch of deliveries to send (QUEUED or expired SENDING → SENDING with a lease) and renewing it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise import connections
+
+from models.ledger.delivery import DeliveryStatus
+from models.sql.params import Dialect, SqlParams
+from models.sql.reads import dialect_of
+
+BATCH_SIZE = 500
+_Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    profile_id: int
+    address: str
+    key: str
+    attempts: int
+
+
+async def claim_batch(
+    run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE, after_id: int = 0
+) -> list[Claimed]:
+    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
+
+    `after_id`: only rows after it (keyset), so a pass over a large run does not re-read the rows already sent.
+    """
+    conn = connections.get("default")
+    params = SqlParams(dialect_of())
+    pg = params.dialect is Dialect.POSTGRES
+    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
+    run, after = params.add(run_id), params.add(after_id)
+    due, expired, limit = params.typed(now), params.typed(now), params.add(size)
+    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    sql = (
+        f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} AND ("
+        f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
+        f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
+        f"RETURNING id, profile_id, address, idempotency_key, attempts"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    claimed = [
+        Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]))
+        for r in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
+    params = SqlParams(dialect_of())
+    lease_until, run = params.typed(until), params.add(run_id)
+    in_list = ", ".join(params.add(i) for i in ids)
+    await connections.get("default").execute_query(
+        f"UPDATE delivery SET lease_until = {lease_until} "
+        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+        params.values,
+    )
