@@ -27,6 +27,7 @@ def peak_rss_mb() -> float:
 
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
+    from jobs.context import job_ctx
     from models.campaigns.campaign import CampaignRun
 
     settings = Settings()
@@ -40,7 +41,7 @@ async def main(run_id: int) -> dict[str, Any]:
 
     runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
     try:
-        ctx: dict[str, Any] = {"settings": settings, "redis": None}
+        ctx = job_ctx(settings)
         started = time.perf_counter()
         outcome = await runs.execute_run(ctx, run_id)
         seconds = time.perf_counter() - started

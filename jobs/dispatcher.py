@@ -18,6 +18,7 @@ from tortoise.expressions import Q
 
 from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
 from jobs.events import publish
+from jobs.queue import JobQueue
 from models.campaigns.actions import schedule_from_stored
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
@@ -106,7 +107,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     # Enqueue due PENDING runs; the job id is fixed, so a run still queued is not queued twice.
     for run in await CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now).order_by("id").limit(1000):
         if redis is not None:
-            await redis.enqueue_job("execute_run", run.id, _job_id=f"execute_run:{run.id}")
+            await JobQueue(redis).execute_run(run.id)
         report.enqueued.append(run.id)
 
     # RUNNING runs whose worker stopped renewing the lease: resume under a job id of that lease.
@@ -114,7 +115,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     for run in await CampaignRun.filter(stale).order_by("id").limit(1000):
         if redis is not None:
             epoch = int(run.lease_until.timestamp()) if run.lease_until else 0
-            await redis.enqueue_job("execute_run", run.id, _job_id=f"execute_run:{run.id}:resume:{epoch}")
+            await JobQueue(redis).resume_run(run.id, epoch)
         report.resumed.append(run.id)
 
     # Runs aborted by a stop: deliveries nobody is sending any more → CANCELLED (their job may be gone).

@@ -17,7 +17,9 @@ from typing import Any
 from arq.worker import func
 from tortoise.transactions import in_transaction
 
+from jobs.context import worker_context
 from jobs.events import publish
+from jobs.queue import IMPORT_PROFILES
 from models.audience.import_format import (
     FileRefused,
     ImportFormat,
@@ -47,15 +49,10 @@ from models.audience.profiles import namespaces_by_code, prepare_item, write_ite
 
 logger = logging.getLogger(__name__)
 
-IMPORT_JOB = "import_profiles"
 IMPORT_JOB_TIMEOUT_SECONDS = 6 * 3600
 PROGRESS_INTERVAL_SECONDS = 0.25
 # A batch also ends once its rows hold this many bytes, so a file of large rows stays within memory.
 BATCH_MAX_BYTES = 16 * 1024 * 1024
-
-
-def import_job_id(import_id: int) -> str:
-    return f"{IMPORT_JOB}:{import_id}"
 
 
 def progress_payload(row: ProfileImport) -> dict[str, Any]:
@@ -75,9 +72,7 @@ Progress = Callable[[ProfileImport], Awaitable[None]]
 
 async def import_profiles(ctx: dict[str, Any], import_id: int) -> dict[str, Any]:
     """arq entry point."""
-    from api.settings import Settings
-
-    settings = ctx.get("settings") or Settings()
+    settings = worker_context(ctx).settings
     redis = ctx["redis"]
     last = 0.0
 
@@ -96,7 +91,7 @@ async def import_profiles(ctx: dict[str, Any], import_id: int) -> dict[str, Any]
     )
 
 
-import_profiles_job = func(import_profiles, name=IMPORT_JOB, timeout=IMPORT_JOB_TIMEOUT_SECONDS, max_tries=3)
+import_profiles_job = func(import_profiles, name=IMPORT_PROFILES, timeout=IMPORT_JOB_TIMEOUT_SECONDS, max_tries=3)
 
 
 async def run_import(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from api.settings import Settings
+from jobs.context import worker_context
 from jobs.events import publish
 from jobs.preset_checks import CheckResult, provider_checks
 from models.presets.actions import finish_validation, is_validating, settings_under_validation
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 async def validate_preset(ctx: dict[str, Any], preset_id: int, version: int) -> dict[str, Any]:
-    settings: Settings = ctx.get("settings") or Settings()
+    settings = worker_context(ctx).settings
     row = await MessagePreset.get_or_none(id=preset_id)
     if row is None or row.version != version or not is_validating(row):
         return {"presetId": preset_id, "recorded": False}

@@ -1,11 +1,25 @@
-"""The one way to enqueue work. Job ids are deterministic, so enqueuing twice is harmless while queued."""
+"""The one way to enqueue work, and where every job's name and id are declared.
+
+Job ids are deterministic, so enqueuing twice is harmless while queued. The names are the arq function names
+jobs/worker.py registers (tests/unit/test_job_names.py checks both lists agree). Ids live here rather than in
+the job modules so that resolvers can enqueue without importing the jobs (and the jobs enqueue without a cycle).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import Job
+
+WORKER_PING = "worker_ping"
+VALIDATE_PRESET = "validate_preset"
+EXECUTE_RUN = "execute_run"
+SEND_RUN_PART = "send_run_part"
+SEND_PROOF = "send_proof"
+IMPORT_PROFILES = "import_profiles"
+JOB_NAMES = (WORKER_PING, VALIDATE_PRESET, EXECUTE_RUN, SEND_RUN_PART, SEND_PROOF, IMPORT_PROFILES)
 
 
 class JobQueue:
@@ -17,29 +31,42 @@ class JobQueue:
         return await self.redis.enqueue_job(function, *args, _job_id=job_id, **kwargs)
 
     async def worker_ping(self, sandbox_id: int, message: str, ping_id: str) -> Job | None:
-        return await self.enqueue("worker_ping", sandbox_id, message, ping_id, job_id=f"worker_ping:{ping_id}")
+        return await self.enqueue(WORKER_PING, sandbox_id, message, ping_id, job_id=f"{WORKER_PING}:{ping_id}")
 
     async def validate_preset(self, preset_id: int, version: int) -> Job | None:
         """One job per (preset, version submitted): re-submitting the same version is a no-op while queued."""
-        job_id = f"validate_preset:{preset_id}:{version}"
-        return await self.enqueue("validate_preset", preset_id, version, job_id=job_id)
+        job_id = f"{VALIDATE_PRESET}:{preset_id}:{version}"
+        return await self.enqueue(VALIDATE_PRESET, preset_id, version, job_id=job_id)
 
     async def execute_run(self, run_id: int) -> Job | None:
         """The run's job id is fixed, so enqueuing it again while queued is a no-op."""
-        return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}")
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}")
+
+    async def resume_run(self, run_id: int, lease_epoch: int) -> Job | None:
+        """A RUNNING run whose worker stopped renewing its lease (the dispatcher): one job per lost lease."""
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:resume:{lease_epoch}")
+
+    async def retry_run_at(self, run_id: int, retry_at: datetime, defer_by: float) -> Job | None:
+        """The run again when its first delivery waiting for a retry is due."""
+        job_id = f"{EXECUTE_RUN}:{run_id}:at:{int(retry_at.timestamp())}"
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=job_id, _defer_by=defer_by)
 
     async def resend_run(self, run_id: int, token: str) -> Job | None:
         """Resumes a run after `campaignRunResendFailed`: its own job id, since the run's first job may still
         have its result kept (which would make `execute_run` a no-op)."""
-        return await self.enqueue("execute_run", run_id, job_id=f"execute_run:{run_id}:resend:{token}")
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:resend:{token}")
+
+    async def send_run_part(self, run_id: int, part: int, claim_tag: int) -> Job | None:
+        """Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own."""
+        return await self.enqueue(SEND_RUN_PART, run_id, part, job_id=f"{SEND_RUN_PART}:{run_id}:{part}:{claim_tag}")
 
     async def send_proof(
         self, sandbox_id: int, campaign_id: int, recipients: list[dict[str, Any]], actor: str, proof_id: str
     ) -> Job | None:
         """Proofs are sent now by a worker; the caller waits for the job's result (jobs/proofs.py)."""
         return await self.enqueue(
-            "send_proof", sandbox_id, campaign_id, recipients, actor, job_id=f"send_proof:{proof_id}"
+            SEND_PROOF, sandbox_id, campaign_id, recipients, actor, job_id=f"{SEND_PROOF}:{proof_id}"
         )
 
     async def import_profiles(self, import_id: int) -> Job | None:
-        return await self.enqueue("import_profiles", import_id, job_id=f"import_profiles:{import_id}")
+        return await self.enqueue(IMPORT_PROFILES, import_id, job_id=f"{IMPORT_PROFILES}:{import_id}")

@@ -25,7 +25,6 @@ from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
-from api.settings import Settings
 from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
 from jobs.channels.base import (
     Backoff,
@@ -40,7 +39,9 @@ from jobs.channels.base import (
     SendStatus,
     SmsContent,
 )
+from jobs.context import worker_context
 from jobs.events import publish
+from jobs.queue import JobQueue
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
 from models.audience.entities import Profile, Segment, SuppressionReason
@@ -102,8 +103,7 @@ async def with_db_retry(action: Callable[..., Awaitable[Any]], *args: Any, attem
 
 
 def _lease_seconds(ctx: dict[str, Any]) -> float:
-    settings: Settings | None = ctx.get("settings")
-    return float(getattr(settings, "run_lease_seconds", 30.0) if settings else 30.0)
+    return float(worker_context(ctx).settings.run_lease_seconds)
 
 
 def _now() -> datetime:
@@ -268,7 +268,7 @@ def build_adapter(
 ) -> ChannelAdapter:
     from jobs.channels.email import EmailAdapter, EmailSender, SmtpPools, SmtpTransport, TlsMode
 
-    settings: Settings = ctx.get("settings") or Settings()
+    settings = worker_context(ctx).settings
     values = preset.settings or {}
     secrets = SecretBox(settings.secret_key.get_secret_value()).open(preset.secrets, sandbox_id=preset.sandbox_id)
     channel = Channel(campaign.channel)
@@ -425,8 +425,7 @@ def _batch_size(campaign: Campaign) -> int:
 
 async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int) -> None:
     redis = ctx.get("redis")
-    settings: Settings | None = ctx.get("settings")
-    wanted = settings.run_send_parts if settings is not None else 0
+    wanted = worker_context(ctx).settings.run_send_parts
     # SQLite is the embedded single-process mode: nobody else to share the run with.
     if redis is None or wanted <= 0 or dialect_of() is not Dialect.POSTGRES:
         return
@@ -435,7 +434,7 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int)
     # Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own.
     claim_tag = int(run.lease_until.timestamp() * 1000) if run.lease_until else 0
     for part in range(1, parts + 1):
-        await redis.enqueue_job("send_run_part", run.id, part, _job_id=f"send_run_part:{run.id}:{part}:{claim_tag}")
+        await JobQueue(redis).send_run_part(run.id, part, claim_tag)
 
 
 @contextlib.contextmanager
@@ -455,7 +454,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
-    tracker = MessageTracker(ctx.get("settings") or Settings(), campaign, run)
+    tracker = MessageTracker(worker_context(ctx).settings, campaign, run)
     try:
         adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
     except SecretsUnreadableError:
@@ -556,9 +555,7 @@ async def _finish_if_done(
         await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=retry_at)
         redis = ctx.get("redis")
         if redis is not None:
-            await redis.enqueue_job(
-                "execute_run", run.id, _job_id=f"execute_run:{run.id}:at:{int(retry_at.timestamp())}", _defer_by=delay
-            )
+            await JobQueue(redis).retry_run_at(run.id, retry_at, delay)
         await progress.publish(counts, RunStatus.RUNNING, force=True)
         return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
     sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)

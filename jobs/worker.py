@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
+from jobs.context import CONTEXT_KEY, WorkerContext
 from jobs.diagnostics import worker_ping
 from jobs.dispatcher import DISPATCH_CRON
 from jobs.imports import import_profiles_job
@@ -75,7 +76,7 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
     async def on_startup(ctx: dict[str, Any]) -> None:
         if orm_config is not None:
             await Tortoise.init(config=orm_config)
-        ctx["settings"] = settings
+        ctx[CONTEXT_KEY] = WorkerContext(settings)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         if orm_config is not None:
@@ -109,6 +110,7 @@ class WorkerSettings:
     async def on_startup(ctx: dict[str, Any]) -> None:
         settings = Settings()
         await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
+        ctx[CONTEXT_KEY] = WorkerContext(settings)
 
     @staticmethod
     async def on_shutdown(ctx: dict[str, Any]) -> None:

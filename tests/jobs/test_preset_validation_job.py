@@ -10,6 +10,7 @@ import pytest
 from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
+from jobs.context import job_ctx
 from jobs.presets import validate_preset
 from jobs.queue import JobQueue
 from models.presets.actions import (
@@ -39,7 +40,7 @@ async def sandbox_id(server: RunningServer) -> int:
 
 @pytest.fixture
 async def ctx(server: RunningServer, database_url: str, redis: Redis) -> AsyncIterator[dict]:
-    yield {"settings": make_settings(database_url, preset_check_timeout_seconds=0.5), "redis": redis}
+    yield job_ctx(make_settings(database_url, preset_check_timeout_seconds=0.5), redis)
 
 
 def email_change(port: int, *, auth: bool = True) -> SettingsChange:
@@ -108,7 +109,7 @@ async def test_secrets_sealed_under_another_key_fail_as_unreadable(
     ctx: dict, sandbox_id: int, database_url: str
 ) -> None:
     preset = await submitted(sandbox_id, "Rotated", email_change(25))
-    rotated = {**ctx, "settings": make_settings(database_url, secret_key="x" * 48)}
+    rotated = job_ctx(make_settings(database_url, secret_key="x" * 48), ctx["redis"])
     await validate_preset(rotated, preset.id, preset.version)
     row = await MessagePreset.get(id=preset.id)
     assert row.status is PresetStatus.FAILED

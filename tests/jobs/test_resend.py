@@ -8,6 +8,7 @@ from typing import Any
 
 from strawberry import relay
 
+from jobs.context import job_ctx
 from jobs.runs import execute_run
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.ledger.delivery import Delivery
@@ -87,7 +88,7 @@ async def test_resend_sends_only_the_retryable_failures_once(
             scheduled_for=datetime(2099, 1, 1, 10, tzinfo=UTC),
             started_at=datetime.now(UTC) - timedelta(days=30),
         )
-        ctx: dict[str, Any] = {"settings": server.settings}
+        ctx: dict[str, Any] = job_ctx(server.settings)
         await execute_run(ctx, run.id)
         if "smtp_pools" in ctx:
             await ctx["smtp_pools"].close()
@@ -118,7 +119,7 @@ async def test_resend_sends_only_the_retryable_failures_once(
 
         run = await wait_until(finished, timeout=30)
         # The worker's job and a dispatcher resume may both have run: the ledger decides, nothing is sent twice.
-        await execute_run({"settings": server.settings}, run.id)
+        await execute_run(job_ctx(server.settings), run.id)
 
     assert run.status is RunStatus.SUCCEEDED and run.finished_at is not None
     assert (run.targeted, run.excluded, run.sent, run.failed) == (7, 1, 6, 1)

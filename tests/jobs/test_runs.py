@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from jobs.context import job_ctx
 from jobs.runs import execute_run
 from models.audience.entities import SuppressionEntry
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
@@ -96,7 +97,7 @@ async def test_in_app_campaign_runs_to_the_inbox(
     assert got["inAppMessages"] == [{"title": "Hi Ann2", "body": "Welcome aboard."}]
 
     # Running the job again (a duplicate delivery of the job) changes nothing.
-    assert (await execute_run({"settings": server.settings}, run.id))["claimed"] is False
+    assert (await execute_run(job_ctx(server.settings), run.id))["claimed"] is False
     assert await InboxMessage.filter(campaign_id=run.campaign_id).count() == 4
 
 
@@ -203,7 +204,7 @@ async def test_the_same_run_executed_twice_concurrently_sends_once(
         from datetime import UTC, datetime
 
         run = await CampaignRun.create(sandbox_id=row.sandbox_id, campaign_id=row.id, scheduled_for=datetime.now(UTC))
-        ctx: dict[str, Any] = {"settings": server.settings}
+        ctx: dict[str, Any] = job_ctx(server.settings)
         results = await asyncio.gather(*(execute_run(ctx, run.id) for _ in range(3)))
         assert sum(1 for r in results if r.get("claimed") is False) >= 2
         await execute_run(ctx, run.id)
