@@ -20,8 +20,7 @@ import httpx
 import websockets
 from redis.asyncio import Redis
 
-from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
-from jobs.events import channel_name
+from jobs.events import CAMPAIGN_STATUS_TOPIC, channel_name
 
 SUBSCRIPTION = "subscription { campaignStatusChanged { campaignId status previousStatus version at } }"
 ARCHIVE = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from api.settings import Settings
+from config.settings import Settings
 
 CONTEXT_KEY = "herald"
 

@@ -7,9 +7,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.events import publish
-
-WORKER_PONG_TOPIC = "worker.pong"
+from jobs.events import WORKER_PONG_TOPIC, publish
 
 
 async def worker_ping(ctx: dict[str, Any], sandbox_id: int, message: str, ping_id: str) -> dict[str, Any]:

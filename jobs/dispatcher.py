@@ -16,8 +16,7 @@ from arq.cron import cron
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
-from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
-from jobs.events import publish
+from jobs.events import CAMPAIGN_STATUS_TOPIC, publish
 from jobs.queue import JobQueue
 from models.campaigns.actions import schedule_from_stored
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus

@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BUFFER = 256
 
+# Topics published by the API and the workers and read by subscriptions (preset status: models/presets/preset.py).
+CAMPAIGN_STATUS_TOPIC = "campaign.status"
+CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+WORKER_PONG_TOPIC = "worker.pong"
+
 
 def channel_name(sandbox_id: int, topic: str) -> str:
     return f"herald:events:{sandbox_id}:{topic}"

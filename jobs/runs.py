@@ -25,7 +25,6 @@ from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 from tortoise.transactions import in_transaction
 
-from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
 from jobs.channels.base import (
     Backoff,
     ChannelAdapter,
@@ -40,7 +39,7 @@ from jobs.channels.base import (
     SmsContent,
 )
 from jobs.context import worker_context
-from jobs.events import publish
+from jobs.events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC, publish
 from jobs.queue import JobQueue
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 
-from jobs.campaign_events import CAMPAIGN_STATUS_TOPIC
+from jobs.events import CAMPAIGN_STATUS_TOPIC
 from models.audience.entities import Profile as ProfileModel
 from models.campaigns.actions import (
     CampaignConflictError,

@@ -10,7 +10,7 @@ import orjson
 import strawberry
 from strawberry import relay
 
-from jobs.campaign_events import CAMPAIGN_RUN_PROGRESS_TOPIC
+from jobs.events import CAMPAIGN_RUN_PROGRESS_TOPIC
 from models.audience.values import ValueProblem, normalize_identity
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.ledger.delivery import Delivery as DeliveryModel

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from jobs.diagnostics import WORKER_PONG_TOPIC
+from jobs.events import WORKER_PONG_TOPIC
 from models.tenancy.audit import AuditEvent as AuditEventModel
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.context import Info
