@@ -18,7 +18,8 @@ from models.audience.entities import Consent, ContactChannel
 from models.audience.profile_writes import PreparedItem
 from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_item, write_items
 from models.campaigns.rules import Category, Channel
-from models.presets.actions import SettingsChange, create_preset, finish_validation, submit_validation
+from models.presets.actions import SettingsChange, create_preset
+from models.presets.lifecycle import finish_validation, submit_validation
 from models.presets.secret_box import SecretBox
 from models.tenancy.sandbox import Role, Sandbox
 

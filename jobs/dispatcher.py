@@ -18,10 +18,10 @@ from tortoise.expressions import Q
 
 from jobs.events import CAMPAIGN_STATUS_TOPIC, publish
 from jobs.queue import JobQueue
-from models.campaigns.actions import schedule_from_stored
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
 from models.campaigns.schedule import fire_times
+from models.campaigns.values import schedule_from_stored
 from models.ledger.counts import ledger_counts, store_counters
 from models.ledger.outcomes import cancel_unsent
 

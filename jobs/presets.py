@@ -10,7 +10,7 @@ from typing import Any
 from jobs.context import worker_context
 from jobs.events import publish
 from jobs.preset_checks import CheckResult, provider_checks
-from models.presets.actions import finish_validation, is_validating, settings_under_validation
+from models.presets.lifecycle import finish_validation, is_validating, settings_under_validation
 from models.presets.preset import PRESET_STATUS_TOPIC, MessagePreset
 from models.presets.rules import CheckCode
 from models.presets.secret_box import SecretBox, SecretsUnreadableError

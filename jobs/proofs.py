@@ -18,9 +18,9 @@ from jobs.runs import Renderer, RenderFailed, build_adapter
 from models.audience.entities import Profile, ProfileIdentity
 from models.audience.segment_rules import lookup
 from models.audience.segments import ADDRESS_NAMESPACE_TYPE
-from models.campaigns.actions import CONTACT_CHANNEL
 from models.campaigns.campaign import Campaign
 from models.campaigns.rules import CampaignStatus, Channel
+from models.campaigns.values import CONTACT_CHANNEL
 from models.presets.preset import MessagePreset
 from models.presets.rules import PresetStatus, execution_path
 from models.presets.secret_box import SecretsUnreadableError

@@ -45,13 +45,14 @@ from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
 from models.audience.entities import Profile, Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
-from models.campaigns.actions import CONTACT_CHANNEL, build_snapshot
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.email_html import with_preheader
 from models.campaigns.previews import RENDERED_PARTS, render_context
 from models.campaigns.review import can_activate, review
+from models.campaigns.reviewing import build_snapshot
 from models.campaigns.rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns.templates import CompiledTemplate, TemplateRenderError, parse_template, render
+from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, renew_batch_lease
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus, ExclusionReason

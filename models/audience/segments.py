@@ -29,14 +29,13 @@ from models.audience.segment_rules import (
     MAX_EXPANDED_CONDITIONS,
     RuleCycleError,
     SegmentRef,
-    attribute_text,
-    compile_rule,
     expanded_condition_count,
     find_cycle,
     in_segment_fields,
     referenced_segments,
     validate_rule,
 )
+from models.audience.segment_sql import attribute_text, compile_rule
 from models.campaigns.campaign import campaigns_using, detach_drafts
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of

@@ -1,4 +1,5 @@
-"""Campaign domain actions: authoring, review, activation, stop, archive. One transaction each, audited.
+"""Campaign domain actions: authoring, activation, stop, archive. One transaction each, audited.
+(Stored values and errors: values.py; the review of a stored campaign: reviewing.py.)
 
 Every status change goes through `campaign_rules.check_transition` and a compare-and-set on (status,
 version), plus a row lock on PostgreSQL, so two concurrent activations produce one activation and one run.
@@ -6,190 +7,38 @@ version), plus a row lock on PostgreSQL, so two concurrent activations produce o
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models.audience.entities import ContactChannel, Segment
-from models.audience.segments import estimate_segment
+from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
-from models.campaigns.review import Alert, Plan, can_activate, plan, review
-from models.campaigns.review_snapshot import (
-    AudienceEstimate,
-    AudienceFacts,
-    CampaignSnapshot,
-    Content,
-    EmailContent,
-    InAppButton,
-    InAppContent,
-    PresetFacts,
-    PushContent,
-    SmsContent,
-)
+from models.campaigns.review import can_activate, review
+from models.campaigns.reviewing import build_snapshot
 from models.campaigns.rules import (
     CampaignAction,
     CampaignStatus,
-    Category,
-    Channel,
     InvalidTransition,
     check_transition,
     is_editable,
 )
-from models.campaigns.schedule import Schedule, validate_schedule
+from models.campaigns.values import (
+    MAX_NAME,
+    OBJECT_TYPE,
+    CampaignConflictError,
+    CampaignInvalidInputError,
+    CampaignNotFoundError,
+    CampaignStateError,
+    ReviewFailedError,
+    schedule_from_stored,
+    validate_values,
+)
 from models.presets.preset import MessagePreset
 from models.tenancy.audit import record_audit
 from models.tenancy.identity import IdentityNamespace
-
-OBJECT_TYPE = "Campaign"
-MAX_NAME = 200
-MAX_TEXT = 500_000  # per content field; the review warns far below (EMAIL_TOO_LARGE at 100 KB)
-MAX_TAGS = 20
-MAX_TAG = 50
-TIME_OF_DAY_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-CONTACT_CHANNEL = {
-    Channel.EMAIL: ContactChannel.EMAIL,
-    Channel.SMS: ContactChannel.SMS,
-    Channel.PUSH: ContactChannel.PUSH,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class FieldProblem:
-    field: str
-    code: str
-    message: str
-
-
-class CampaignError(Exception):
-    """Base of the expected refusals the GraphQL layer maps to union members."""
-
-
-class CampaignNotFoundError(CampaignError):
-    def __init__(self, field: str, given: Any) -> None:
-        self.field = field
-        self.given = given
-        super().__init__(f"`{field}`: nothing with id {given!r} in this sandbox")
-
-
-class CampaignInvalidInputError(CampaignError):
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-
-
-class CampaignConflictError(CampaignError):
-    def __init__(self, current_version: int) -> None:
-        self.current_version = current_version
-        super().__init__(f"the campaign changed since it was read (current version {current_version})")
-
-
-class CampaignStateError(CampaignError):
-    def __init__(self, transition: InvalidTransition) -> None:
-        self.current = transition.current
-        self.allowed_actions = transition.allowed_actions
-        super().__init__(str(transition))
-
-
-class ReviewFailedError(CampaignError):
-    def __init__(self, alerts: list[Alert]) -> None:
-        self.alerts = alerts
-        super().__init__(f"{sum(1 for a in alerts if a.severity.value == 'ERROR')} review error(s)")
-
-
-# ---- validation of stored values (shape only: the review judges readiness) ----------------------------------
-
-
-def _text_problems(value: Any, field: str, *, limit: int = MAX_TEXT, required: bool = False) -> list[FieldProblem]:
-    if value is None:
-        return [FieldProblem(field, "REQUIRED", "is required")] if required else []
-    if not isinstance(value, str):
-        return [FieldProblem(field, "INVALID", "must be text")]
-    if "\x00" in value:
-        return [FieldProblem(field, "INVALID_CHARACTER", "must not contain NUL characters")]
-    if len(value) > limit:
-        return [FieldProblem(field, "TOO_LONG", f"at most {limit} characters")]
-    if required and not value.strip():
-        return [FieldProblem(field, "REQUIRED", "must not be blank")]
-    return []
-
-
-def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
-    """Checks the shape of campaign column values (as stored) before anything is written."""
-    problems: list[FieldProblem] = []
-    if "name" in values:
-        problems += _text_problems(values["name"], "input.name", limit=MAX_NAME, required=True)
-    if "description" in values:
-        problems += _text_problems(values["description"], "input.description", limit=10_000)
-    if "tags" in values:
-        tags = values["tags"]
-        if len(tags) > MAX_TAGS:
-            problems.append(FieldProblem("input.tags", "TOO_MANY", f"at most {MAX_TAGS} tags"))
-        for i, tag in enumerate(tags):
-            tag_problems = _text_problems(tag, f"input.tags.{i}", limit=MAX_TAG, required=True)
-            if not tag_problems and "|" in tag:
-                # "|" separates tags in `tags_search`: a tag "a|b" would match filters on "a" and "b".
-                tag_problems = [FieldProblem(f"input.tags.{i}", "INVALID_CHARACTER", "must not contain |")]
-            problems += tag_problems
-    if "throttle_per_second" in values and values["throttle_per_second"] is not None:
-        if not -(2**31) < values["throttle_per_second"] < 2**31:
-            problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
-    for channel_key, parts in (values.get("content") or {}).items():
-        for part, value in (parts or {}).items():
-            if part == "buttons":
-                if len(value) > 3:
-                    problems.append(FieldProblem("input.content.inApp.buttons", "TOO_MANY", "at most 3 buttons"))
-                for i, button in enumerate(value):
-                    problems += _text_problems(button.get("label"), f"input.content.inApp.buttons.{i}.label", limit=200)
-                    problems += _text_problems(button.get("url"), f"input.content.inApp.buttons.{i}.url", limit=2000)
-            elif part == "customData":
-                for key, item in (value or {}).items():
-                    problems += _text_problems(key, f"input.content.push.customData.{key}", limit=200)
-                    problems += _text_problems(item, f"input.content.push.customData.{key}", limit=4000)
-            else:
-                problems += _text_problems(value, f"input.content.{channel_key}.{part}")
-    if values.get("schedule"):
-        problems += _schedule_problems(values["schedule"])
-    return problems
-
-
-def _schedule_problems(stored: Mapping[str, Any]) -> list[FieldProblem]:
-    problems: list[FieldProblem] = []
-    time_of_day = stored.get("timeOfDay")
-    if time_of_day is not None and not (isinstance(time_of_day, str) and TIME_OF_DAY_RE.match(time_of_day)):
-        problems.append(FieldProblem("input.schedule.timeOfDay", "INVALID", "must be HH:MM (24 h)"))
-    for day in stored.get("daysOfMonth") or []:
-        if not 1 <= day <= 31:
-            problems.append(FieldProblem("input.schedule.daysOfMonth", "OUT_OF_RANGE", "days are 1 to 31"))
-            break
-    if not problems:
-        for problem in validate_schedule(schedule_from_stored(stored)):
-            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME"):
-                problems.append(FieldProblem(f"input.schedule.{problem.field}", problem.code.value, problem.message))
-    return problems
-
-
-def schedule_from_stored(stored: Mapping[str, Any]) -> Schedule:
-    def when(key: str) -> datetime | None:
-        value = stored.get(key)
-        return datetime.fromisoformat(value) if value else None
-
-    time_of_day = stored.get("timeOfDay")
-    return Schedule(
-        frequency=stored.get("frequency") or "ONCE",
-        start_at=when("startAt"),
-        end_at=when("endAt"),
-        time_of_day=time.fromisoformat(time_of_day) if time_of_day and TIME_OF_DAY_RE.match(time_of_day) else None,
-        days_of_week=tuple(stored.get("daysOfWeek") or ()),
-        days_of_month=tuple(stored.get("daysOfMonth") or ()),
-        timezone=stored.get("timeZone") or "UTC",
-    )
-
 
 # ---- references -------------------------------------------------------------------------------------------
 
@@ -426,174 +275,6 @@ async def duplicate_campaign(sandbox_id: int, campaign_id: int, *, name: str | N
             using_db=conn,
         )
     return row
-
-
-# ---- review -----------------------------------------------------------------------------------------------
-
-
-def content_from_stored(stored: Mapping[str, Any]) -> Content:
-    email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
-    return Content(
-        email=EmailContent(**{k: (email.get(k) or "") for k in ("subject", "preheader", "html", "text")})
-        if email
-        else None,
-        sms=SmsContent(text=sms.get("text") or "") if sms else None,
-        push=PushContent(
-            title=push.get("title") or "",
-            body=push.get("body") or "",
-            deep_link=push.get("deepLink") or "",
-            data=tuple(sorted((push.get("customData") or {}).items())),
-        )
-        if push
-        else None,
-        in_app=InAppContent(
-            title=in_app.get("title") or "",
-            body=in_app.get("body") or "",
-            buttons=tuple(
-                InAppButton(label=b.get("label") or "", url=b.get("url") or "") for b in in_app.get("buttons") or []
-            ),
-        )
-        if in_app
-        else None,
-    )
-
-
-def _referenced_profile_paths(snapshot: CampaignSnapshot) -> list[str]:
-    from models.campaigns.review import template_fields
-    from models.campaigns.templates import CompiledTemplate, parse_template, profile_paths
-
-    found: list[str] = []
-    for field_path, source in template_fields(snapshot):
-        compiled = parse_template(source or "", field_path)
-        if not isinstance(compiled, CompiledTemplate):
-            continue
-        for path in profile_paths(compiled):
-            keys = [s for s in path.segments if isinstance(s, str)]
-            if len(keys) > 1 and keys[-1] in ("size", "first", "last"):
-                keys = keys[:-1]
-            dotted = ".".join(keys)
-            if keys and dotted not in found:
-                found.append(dotted)
-    return found[:20]
-
-
-async def _paths_seen(segment: Segment, paths: list[str], now: datetime, conn: BaseDBAsyncClient) -> frozenset[str]:
-    """Which of `paths` at least one member of the segment has; one SQL statement."""
-    from models.audience.segment_rules import compile_rule, validate_rule
-    from models.audience.segments import segment_predicate
-    from models.sql.params import SqlParams
-    from models.sql.reads import dialect_of
-
-    paths = [p for p in paths if not validate_rule({"condition": {"path": p, "operator": "EXISTS"}})]
-    if not paths:
-        return frozenset()
-    params = SqlParams(dialect_of())
-    columns = [
-        f"COALESCE(SUM(CASE WHEN {compile_rule({'condition': {'path': p, 'operator': 'EXISTS'}}, params=params, now=now, segments={})} THEN 1 ELSE 0 END), 0) AS c{i}"  # noqa: E501
-        for i, p in enumerate(paths)
-    ]
-    sandbox = params.add(segment.sandbox_id)
-    predicate = await segment_predicate(segment, params, now=now, using_db=conn)
-    sql = f"SELECT {', '.join(columns)} FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate}"
-    (row,) = await conn.execute_query_dict(sql, params.values)
-    return frozenset(p for i, p in enumerate(paths) if int(row[f"c{i}"]) > 0)
-
-
-async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClient) -> CampaignSnapshot:
-    """Everything the review judges, read in `conn` (the caller's transaction when activating)."""
-    preset_facts = None
-    if row.preset_id is not None:
-        preset = await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
-        preset_facts = (
-            PresetFacts(
-                exists=True,
-                status=preset.status.value,
-                channel=Channel(preset.channel.value),
-                category=Category(preset.category.value),
-            )
-            if preset
-            else PresetFacts(exists=False)
-        )
-    segment = (
-        await Segment.get_or_none(id=row.segment_id, sandbox_id=row.sandbox_id).using_db(conn)
-        if row.segment_id is not None
-        else None
-    )
-    namespace = (
-        await IdentityNamespace.get_or_none(id=row.namespace_id, sandbox_id=row.sandbox_id).using_db(conn)
-        if row.namespace_id is not None
-        else None
-    )
-    snapshot = CampaignSnapshot(
-        name=row.name,
-        status=row.status,
-        version=row.version,
-        type=row.type,
-        category=row.category,
-        channel=row.channel,
-        preset=preset_facts,
-        content=content_from_stored(row.content or {}),
-        audience=AudienceFacts(
-            segment_id=str(row.segment_id) if row.segment_id is not None else None,
-            segment_exists=segment is not None,
-            namespace_code=namespace.code if namespace else None,
-            namespace_exists=namespace is not None,
-        ),
-        schedule=schedule_from_stored(row.schedule or {}),
-        throttle=row.throttle_per_second,
-        activated_at=row.activated_at,
-    )
-    if segment is None or namespace is None or row.channel is None:
-        return snapshot
-    estimate = await _estimate(segment, namespace, row.channel, now, conn)
-    seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)
-    return CampaignSnapshot(
-        **{
-            **snapshot.__dict__,
-            "audience": AudienceFacts(
-                **{**snapshot.audience.__dict__, "estimate": estimate, "profile_paths_seen": seen}
-            ),
-        }
-    )
-
-
-async def _estimate(
-    segment: Segment, namespace: IdentityNamespace, channel: Channel, now: datetime, conn: BaseDBAsyncClient
-) -> AudienceEstimate:
-    # In-app messages go to an inbox keyed by identity: everyone with the identity is reachable.
-    contact = CONTACT_CHANNEL.get(Channel(channel), ContactChannel.EMAIL)
-    counts = await estimate_segment(segment, namespace, contact, now=now, using_db=conn)
-    contactable = counts.with_identity if Channel(channel) is Channel.IN_APP else counts.contactable
-    excluded = (
-        ("NO_IDENTITY", counts.qualified - counts.with_identity),
-        ("NOT_CONTACTABLE", counts.with_identity - contactable),
-    )
-    return AudienceEstimate(
-        qualified=counts.qualified,
-        with_identity=counts.with_identity,
-        contactable=contactable,
-        excluded_by_reason=tuple((code, n) for code, n in excluded if n),
-    )
-
-
-@dataclass(frozen=True)
-class ReviewResult:
-    alerts: list[Alert]
-    plan: Plan
-
-    @property
-    def can_activate(self) -> bool:
-        return can_activate(self.alerts)
-
-
-async def review_campaign(sandbox_id: int, campaign_id: int, *, now: datetime | None = None) -> ReviewResult:
-    now = now or datetime.now(UTC)
-    async with in_transaction() as conn:
-        row = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id).using_db(conn)
-        if row is None:
-            raise CampaignNotFoundError("id", campaign_id)
-        snapshot = await build_snapshot(row, now=now, conn=conn)
-    return ReviewResult(alerts=review(snapshot, now), plan=plan(snapshot, now))
 
 
 # ---- lifecycle --------------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Segment
-from models.audience.segment_rules import attribute_text
+from models.audience.segment_sql import attribute_text
 from models.audience.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
-from models.campaigns.actions import CONTACT_CHANNEL
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import Category, Channel
+from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.presets.preset import MessagePreset
 from models.presets.rules import execution_path

@@ -12,7 +12,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from models.campaigns.campaign import campaigns_using, detach_drafts
+from models.campaigns.campaign import campaigns_using
+from models.presets.channel_rules import validate_settings
 from models.presets.preset import MessagePreset
 from models.presets.rules import (
     SECRET_FIELDS,
@@ -27,7 +28,6 @@ from models.presets.rules import (
     channel_mismatch,
     validate_description,
     validate_name,
-    validate_settings,
 )
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 from models.tenancy.audit import record_audit
@@ -333,154 +333,3 @@ async def _apply_update(
         using_db=conn,
     )
     return UpdateOutcome(row, needs_validation, status_before != (row.status, row.update_status))
-
-
-async def submit_validation(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
-    """DRAFT/FAILED → PROCESSING. On a preset already being validated, changes nothing (the caller re-queues
-    the same deterministic job, which recovers a job lost from Redis)."""
-    async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, preset_id)
-        if PresetAction.VALIDATE not in allowed_actions(row.status, row.update_status):
-            raise PresetInvalidStateError(row, PresetAction.VALIDATE)
-        if row.status in (PresetStatus.DRAFT, PresetStatus.FAILED):
-            before = row.public_state()
-            await _write(conn, row, {"status": PresetStatus.PROCESSING, "checks": []})
-            await record_audit(
-                sandbox_id=sandbox_id,
-                actor=actor,
-                action="VALIDATE",
-                object_type=OBJECT_TYPE,
-                object_id=row.id,
-                before=before,
-                after=row.public_state(),
-                using_db=conn,
-            )
-    return row
-
-
-def is_validating(row: MessagePreset) -> bool:
-    return row.status is PresetStatus.PROCESSING or (
-        row.status is PresetStatus.ACTIVE and row.update_status is PresetUpdateStatus.PROCESSING
-    )
-
-
-def settings_under_validation(row: MessagePreset) -> tuple[dict[str, Any], str | None]:
-    """The settings and sealed secrets the validation job must check."""
-    if row.status is PresetStatus.ACTIVE:
-        return row.pending_settings or {}, row.pending_secrets
-    return row.settings, row.secrets
-
-
-async def finish_validation(
-    *, preset_id: int, version: int, checks: list[dict[str, Any]], actor: str = "system"
-) -> MessagePreset | None:
-    """Record the job's outcome. None when the preset moved on meanwhile (deleted, edited, or another run
-    of the same job already recorded it): running the job twice changes nothing the second time."""
-    ok = all(check["ok"] for check in checks)
-    async with in_transaction() as conn:
-        row = await MessagePreset.filter(id=preset_id).select_for_update().using_db(conn).first()
-        if row is None or row.version != version or not is_validating(row):
-            return None
-        before = row.public_state()
-        now = datetime.now(UTC)
-        changes: dict[str, Any] = {"checks": checks, "validated_at": now}
-        if row.status is PresetStatus.PROCESSING:
-            changes["status"] = PresetStatus.ACTIVE if ok else PresetStatus.FAILED
-            action = "VALIDATION_SUCCEEDED" if ok else "VALIDATION_FAILED"
-        elif ok:
-            changes.update(
-                settings=row.pending_settings,
-                secrets=row.pending_secrets,
-                secret_names=row.pending_secret_names,
-                pending_settings=None,
-                pending_secrets=None,
-                pending_secret_names=None,
-                update_status=None,
-            )
-            action = "UPDATE_APPLIED"
-        else:
-            changes["update_status"] = PresetUpdateStatus.FAILED
-            action = "UPDATE_FAILED"
-        try:
-            await _write(conn, row, changes)
-        except PresetConflictError:
-            return None
-        await record_audit(
-            sandbox_id=row.sandbox_id,
-            actor=actor,
-            action=action,
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after={**row.public_state(), "failedChecks": [c for c in checks if not c["ok"]]},
-            using_db=conn,
-        )
-    return row
-
-
-async def _transition(
-    *, sandbox_id: int, preset_id: int, actor: str, action: PresetAction, to: PresetStatus, check_in_use: bool
-) -> MessagePreset:
-    async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, preset_id)
-        if action not in allowed_actions(row.status, row.update_status):
-            raise PresetInvalidStateError(row, action)
-        if check_in_use and (campaigns := await preset_in_use(row.id, conn)):
-            raise PresetInUseError(campaigns, action)
-        before = row.public_state()
-        await _write(conn, row, {"status": to})
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action=action.value,
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after=row.public_state(),
-            using_db=conn,
-        )
-    return row
-
-
-async def deactivate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
-    return await _transition(
-        sandbox_id=sandbox_id,
-        preset_id=preset_id,
-        actor=actor,
-        action=PresetAction.DEACTIVATE,
-        to=PresetStatus.DEACTIVATED,
-        check_in_use=True,
-    )
-
-
-async def activate_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
-    """DEACTIVATED → ACTIVE: its settings passed validation before and have not changed since."""
-    return await _transition(
-        sandbox_id=sandbox_id,
-        preset_id=preset_id,
-        actor=actor,
-        action=PresetAction.ACTIVATE,
-        to=PresetStatus.ACTIVE,
-        check_in_use=False,
-    )
-
-
-async def delete_preset(*, sandbox_id: int, preset_id: int, actor: str) -> MessagePreset:
-    async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, preset_id)
-        if PresetAction.DELETE not in allowed_actions(row.status, row.update_status):
-            raise PresetInvalidStateError(row, PresetAction.DELETE)
-        if campaigns := await preset_in_use(row.id, conn):
-            raise PresetInUseError(campaigns, PresetAction.DELETE)
-        await detach_drafts(preset_id=row.id, using_db=conn)
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="DELETE",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=row.public_state(),
-            using_db=conn,
-        )
-        await MessagePreset.filter(id=row.id).using_db(conn).delete()
-    return row

@@ -21,8 +21,8 @@ from tortoise.transactions import in_transaction
 
 from models.audience.entities import CONSENT_COLUMNS, Consent, ContactChannel, SuppressionReason
 from models.audience.suppression import insert_suppressions
-from models.campaigns.actions import CONTACT_CHANNEL
 from models.campaigns.rules import Channel
+from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryStatus
 from models.reporting.tracking import BounceType, TrackingEventKind
 from models.sql.params import Dialect, SqlParams

@@ -11,18 +11,11 @@ import strawberry
 from jobs.events import CAMPAIGN_STATUS_TOPIC
 from models.audience.entities import Profile as ProfileModel
 from models.campaigns.actions import (
-    CampaignConflictError,
-    CampaignError,
-    CampaignInvalidInputError,
-    CampaignNotFoundError,
-    CampaignStateError,
-    ReviewFailedError,
     activate_campaign,
     archive_campaign,
     create_campaign,
     delete_campaign,
     duplicate_campaign,
-    review_campaign,
     stop_campaign,
     update_campaign,
     update_tags,
@@ -31,8 +24,17 @@ from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.campaign import list_filter_sql
 from models.campaigns.previews import PreviewError, preview_campaign
+from models.campaigns.reviewing import review_campaign
 from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
 from models.campaigns.rules import Channel as ChannelEnum
+from models.campaigns.values import (
+    CampaignConflictError,
+    CampaignError,
+    CampaignInvalidInputError,
+    CampaignNotFoundError,
+    CampaignStateError,
+    ReviewFailedError,
+)
 from models.sql.reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
 from resolvers.campaigns.inputs import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from models.campaigns.actions import CampaignNotFoundError
+from models.campaigns.values import CampaignNotFoundError
 from resolvers.campaigns.inputs import (
     CampaignActionInput,
     CampaignAudienceInput,

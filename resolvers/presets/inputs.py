@@ -9,12 +9,7 @@ from typing import Any
 import strawberry
 
 from models.presets.actions import SettingsChange
-from models.presets.rules import (
-    DEFAULT_EXECUTION_FIELD,
-    DEFAULT_FCM_BASE_URL,
-    RETRY_MINUTES_MAX,
-    SECRET_FIELDS,
-)
+from models.presets.rules import DEFAULT_EXECUTION_FIELD, DEFAULT_FCM_BASE_URL, RETRY_MINUTES_MAX, SECRET_FIELDS
 from models.presets.rules import Channel as ChannelEnum
 from models.presets.rules import PresetCategory as PresetCategoryEnum
 from models.presets.rules import TlsMode as TlsModeEnum

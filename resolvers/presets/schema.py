@@ -15,16 +15,11 @@ from models.presets.actions import (
     PresetInvalidInputError,
     PresetInvalidStateError,
     PresetNotFoundError,
-    activate_preset,
-    deactivate_preset,
-    delete_preset,
-    submit_validation,
     update_preset,
 )
-from models.presets.actions import (
-    PresetInUseError as PresetInUse,
-)
+from models.presets.actions import PresetInUseError as PresetInUse
 from models.presets.actions import create_preset as create_preset_action
+from models.presets.lifecycle import activate_preset, deactivate_preset, delete_preset, submit_validation
 from models.presets.preset import PRESET_STATUS_TOPIC
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.presets.rules import Channel as ChannelEnum

@@ -13,14 +13,8 @@ from redis.asyncio import Redis
 from jobs.context import job_ctx
 from jobs.presets import validate_preset
 from jobs.queue import JobQueue
-from models.presets.actions import (
-    PresetInvalidStateError,
-    SettingsChange,
-    create_preset,
-    deactivate_preset,
-    submit_validation,
-    update_preset,
-)
+from models.presets.actions import PresetInvalidStateError, SettingsChange, create_preset, update_preset
+from models.presets.lifecycle import deactivate_preset, submit_validation
 from models.presets.preset import MessagePreset
 from models.presets.rules import Channel, PresetCategory, PresetStatus
 from models.presets.secret_box import SecretBox

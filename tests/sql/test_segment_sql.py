@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tortoise import connections
 
 from models.audience.entities import Profile, Segment, SegmentKind, SegmentMember
-from models.audience.segment_rules import SegmentRef, compile_rule, evaluate, validate_rule
+from models.audience.segment_rules import SegmentRef, evaluate, validate_rule
+from models.audience.segment_sql import compile_rule
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.sandbox import Sandbox

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from models.presets.channel_rules import validate_settings
 from models.presets.rules import (
     Channel,
     PresetAction,
@@ -15,7 +16,6 @@ from models.presets.rules import (
     allowed_actions,
     channel_mismatch,
     validate_name,
-    validate_settings,
 )
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 

@@ -1,0 +1,204 @@
+"""The review of a stored campaign: its snapshot (content, preset, audience estimate) built in one transaction,
+then judged by the pure rules of models.campaigns.review."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from models.audience.entities import ContactChannel, Segment
+from models.audience.segments import estimate_segment
+from models.campaigns.campaign import Campaign
+from models.campaigns.review import Alert, Plan, can_activate, plan, review
+from models.campaigns.review_snapshot import (
+    AudienceEstimate,
+    AudienceFacts,
+    CampaignSnapshot,
+    Content,
+    EmailContent,
+    InAppButton,
+    InAppContent,
+    PresetFacts,
+    PushContent,
+    SmsContent,
+)
+from models.campaigns.rules import (
+    Category,
+    Channel,
+)
+from models.campaigns.values import CONTACT_CHANNEL, CampaignNotFoundError, schedule_from_stored
+from models.presets.preset import MessagePreset
+from models.tenancy.identity import IdentityNamespace
+
+# ---- review -----------------------------------------------------------------------------------------------
+
+
+def content_from_stored(stored: Mapping[str, Any]) -> Content:
+    email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
+    return Content(
+        email=EmailContent(**{k: (email.get(k) or "") for k in ("subject", "preheader", "html", "text")})
+        if email
+        else None,
+        sms=SmsContent(text=sms.get("text") or "") if sms else None,
+        push=PushContent(
+            title=push.get("title") or "",
+            body=push.get("body") or "",
+            deep_link=push.get("deepLink") or "",
+            data=tuple(sorted((push.get("customData") or {}).items())),
+        )
+        if push
+        else None,
+        in_app=InAppContent(
+            title=in_app.get("title") or "",
+            body=in_app.get("body") or "",
+            buttons=tuple(
+                InAppButton(label=b.get("label") or "", url=b.get("url") or "") for b in in_app.get("buttons") or []
+            ),
+        )
+        if in_app
+        else None,
+    )
+
+
+def _referenced_profile_paths(snapshot: CampaignSnapshot) -> list[str]:
+    from models.campaigns.review import template_fields
+    from models.campaigns.templates import CompiledTemplate, parse_template, profile_paths
+
+    found: list[str] = []
+    for field_path, source in template_fields(snapshot):
+        compiled = parse_template(source or "", field_path)
+        if not isinstance(compiled, CompiledTemplate):
+            continue
+        for path in profile_paths(compiled):
+            keys = [s for s in path.segments if isinstance(s, str)]
+            if len(keys) > 1 and keys[-1] in ("size", "first", "last"):
+                keys = keys[:-1]
+            dotted = ".".join(keys)
+            if keys and dotted not in found:
+                found.append(dotted)
+    return found[:20]
+
+
+async def _paths_seen(segment: Segment, paths: list[str], now: datetime, conn: BaseDBAsyncClient) -> frozenset[str]:
+    """Which of `paths` at least one member of the segment has; one SQL statement."""
+    from models.audience.segment_rules import validate_rule
+    from models.audience.segment_sql import compile_rule
+    from models.audience.segments import segment_predicate
+    from models.sql.params import SqlParams
+    from models.sql.reads import dialect_of
+
+    paths = [p for p in paths if not validate_rule({"condition": {"path": p, "operator": "EXISTS"}})]
+    if not paths:
+        return frozenset()
+    params = SqlParams(dialect_of())
+    columns = [
+        f"COALESCE(SUM(CASE WHEN {compile_rule({'condition': {'path': p, 'operator': 'EXISTS'}}, params=params, now=now, segments={})} THEN 1 ELSE 0 END), 0) AS c{i}"  # noqa: E501
+        for i, p in enumerate(paths)
+    ]
+    sandbox = params.add(segment.sandbox_id)
+    predicate = await segment_predicate(segment, params, now=now, using_db=conn)
+    sql = f"SELECT {', '.join(columns)} FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate}"
+    (row,) = await conn.execute_query_dict(sql, params.values)
+    return frozenset(p for i, p in enumerate(paths) if int(row[f"c{i}"]) > 0)
+
+
+async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClient) -> CampaignSnapshot:
+    """Everything the review judges, read in `conn` (the caller's transaction when activating)."""
+    preset_facts = None
+    if row.preset_id is not None:
+        preset = await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
+        preset_facts = (
+            PresetFacts(
+                exists=True,
+                status=preset.status.value,
+                channel=Channel(preset.channel.value),
+                category=Category(preset.category.value),
+            )
+            if preset
+            else PresetFacts(exists=False)
+        )
+    segment = (
+        await Segment.get_or_none(id=row.segment_id, sandbox_id=row.sandbox_id).using_db(conn)
+        if row.segment_id is not None
+        else None
+    )
+    namespace = (
+        await IdentityNamespace.get_or_none(id=row.namespace_id, sandbox_id=row.sandbox_id).using_db(conn)
+        if row.namespace_id is not None
+        else None
+    )
+    snapshot = CampaignSnapshot(
+        name=row.name,
+        status=row.status,
+        version=row.version,
+        type=row.type,
+        category=row.category,
+        channel=row.channel,
+        preset=preset_facts,
+        content=content_from_stored(row.content or {}),
+        audience=AudienceFacts(
+            segment_id=str(row.segment_id) if row.segment_id is not None else None,
+            segment_exists=segment is not None,
+            namespace_code=namespace.code if namespace else None,
+            namespace_exists=namespace is not None,
+        ),
+        schedule=schedule_from_stored(row.schedule or {}),
+        throttle=row.throttle_per_second,
+        activated_at=row.activated_at,
+    )
+    if segment is None or namespace is None or row.channel is None:
+        return snapshot
+    estimate = await _estimate(segment, namespace, row.channel, now, conn)
+    seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)
+    return CampaignSnapshot(
+        **{
+            **snapshot.__dict__,
+            "audience": AudienceFacts(
+                **{**snapshot.audience.__dict__, "estimate": estimate, "profile_paths_seen": seen}
+            ),
+        }
+    )
+
+
+async def _estimate(
+    segment: Segment, namespace: IdentityNamespace, channel: Channel, now: datetime, conn: BaseDBAsyncClient
+) -> AudienceEstimate:
+    # In-app messages go to an inbox keyed by identity: everyone with the identity is reachable.
+    contact = CONTACT_CHANNEL.get(Channel(channel), ContactChannel.EMAIL)
+    counts = await estimate_segment(segment, namespace, contact, now=now, using_db=conn)
+    contactable = counts.with_identity if Channel(channel) is Channel.IN_APP else counts.contactable
+    excluded = (
+        ("NO_IDENTITY", counts.qualified - counts.with_identity),
+        ("NOT_CONTACTABLE", counts.with_identity - contactable),
+    )
+    return AudienceEstimate(
+        qualified=counts.qualified,
+        with_identity=counts.with_identity,
+        contactable=contactable,
+        excluded_by_reason=tuple((code, n) for code, n in excluded if n),
+    )
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    alerts: list[Alert]
+    plan: Plan
+
+    @property
+    def can_activate(self) -> bool:
+        return can_activate(self.alerts)
+
+
+async def review_campaign(sandbox_id: int, campaign_id: int, *, now: datetime | None = None) -> ReviewResult:
+    now = now or datetime.now(UTC)
+    async with in_transaction() as conn:
+        row = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id).using_db(conn)
+        if row is None:
+            raise CampaignNotFoundError("id", campaign_id)
+        snapshot = await build_snapshot(row, now=now, conn=conn)
+    return ReviewResult(alerts=review(snapshot, now), plan=plan(snapshot, now))

@@ -1,0 +1,163 @@
+"""Stored campaign values: limits, shape validation (the review judges readiness), the typed errors of the
+campaign actions, and the stored schedule read back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from models.audience.entities import ContactChannel
+from models.campaigns.review import Alert
+from models.campaigns.rules import (
+    Channel,
+    InvalidTransition,
+)
+from models.campaigns.schedule import Schedule, validate_schedule
+
+OBJECT_TYPE = "Campaign"
+MAX_NAME = 200
+MAX_TEXT = 500_000  # per content field; the review warns far below (EMAIL_TOO_LARGE at 100 KB)
+MAX_TAGS = 20
+MAX_TAG = 50
+TIME_OF_DAY_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+CONTACT_CHANNEL = {
+    Channel.EMAIL: ContactChannel.EMAIL,
+    Channel.SMS: ContactChannel.SMS,
+    Channel.PUSH: ContactChannel.PUSH,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    code: str
+    message: str
+
+
+class CampaignError(Exception):
+    """Base of the expected refusals the GraphQL layer maps to union members."""
+
+
+class CampaignNotFoundError(CampaignError):
+    def __init__(self, field: str, given: Any) -> None:
+        self.field = field
+        self.given = given
+        super().__init__(f"`{field}`: nothing with id {given!r} in this sandbox")
+
+
+class CampaignInvalidInputError(CampaignError):
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+class CampaignConflictError(CampaignError):
+    def __init__(self, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(f"the campaign changed since it was read (current version {current_version})")
+
+
+class CampaignStateError(CampaignError):
+    def __init__(self, transition: InvalidTransition) -> None:
+        self.current = transition.current
+        self.allowed_actions = transition.allowed_actions
+        super().__init__(str(transition))
+
+
+class ReviewFailedError(CampaignError):
+    def __init__(self, alerts: list[Alert]) -> None:
+        self.alerts = alerts
+        super().__init__(f"{sum(1 for a in alerts if a.severity.value == 'ERROR')} review error(s)")
+
+
+# ---- validation of stored values (shape only: the review judges readiness) ----------------------------------
+
+
+def _text_problems(value: Any, field: str, *, limit: int = MAX_TEXT, required: bool = False) -> list[FieldProblem]:
+    if value is None:
+        return [FieldProblem(field, "REQUIRED", "is required")] if required else []
+    if not isinstance(value, str):
+        return [FieldProblem(field, "INVALID", "must be text")]
+    if "\x00" in value:
+        return [FieldProblem(field, "INVALID_CHARACTER", "must not contain NUL characters")]
+    if len(value) > limit:
+        return [FieldProblem(field, "TOO_LONG", f"at most {limit} characters")]
+    if required and not value.strip():
+        return [FieldProblem(field, "REQUIRED", "must not be blank")]
+    return []
+
+
+def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
+    """Checks the shape of campaign column values (as stored) before anything is written."""
+    problems: list[FieldProblem] = []
+    if "name" in values:
+        problems += _text_problems(values["name"], "input.name", limit=MAX_NAME, required=True)
+    if "description" in values:
+        problems += _text_problems(values["description"], "input.description", limit=10_000)
+    if "tags" in values:
+        tags = values["tags"]
+        if len(tags) > MAX_TAGS:
+            problems.append(FieldProblem("input.tags", "TOO_MANY", f"at most {MAX_TAGS} tags"))
+        for i, tag in enumerate(tags):
+            tag_problems = _text_problems(tag, f"input.tags.{i}", limit=MAX_TAG, required=True)
+            if not tag_problems and "|" in tag:
+                # "|" separates tags in `tags_search`: a tag "a|b" would match filters on "a" and "b".
+                tag_problems = [FieldProblem(f"input.tags.{i}", "INVALID_CHARACTER", "must not contain |")]
+            problems += tag_problems
+    if "throttle_per_second" in values and values["throttle_per_second"] is not None:
+        if not -(2**31) < values["throttle_per_second"] < 2**31:
+            problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
+    for channel_key, parts in (values.get("content") or {}).items():
+        for part, value in (parts or {}).items():
+            if part == "buttons":
+                if len(value) > 3:
+                    problems.append(FieldProblem("input.content.inApp.buttons", "TOO_MANY", "at most 3 buttons"))
+                for i, button in enumerate(value):
+                    problems += _text_problems(button.get("label"), f"input.content.inApp.buttons.{i}.label", limit=200)
+                    problems += _text_problems(button.get("url"), f"input.content.inApp.buttons.{i}.url", limit=2000)
+            elif part == "customData":
+                for key, item in (value or {}).items():
+                    problems += _text_problems(key, f"input.content.push.customData.{key}", limit=200)
+                    problems += _text_problems(item, f"input.content.push.customData.{key}", limit=4000)
+            else:
+                problems += _text_problems(value, f"input.content.{channel_key}.{part}")
+    if values.get("schedule"):
+        problems += _schedule_problems(values["schedule"])
+    return problems
+
+
+def _schedule_problems(stored: Mapping[str, Any]) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    time_of_day = stored.get("timeOfDay")
+    if time_of_day is not None and not (isinstance(time_of_day, str) and TIME_OF_DAY_RE.match(time_of_day)):
+        problems.append(FieldProblem("input.schedule.timeOfDay", "INVALID", "must be HH:MM (24 h)"))
+    for day in stored.get("daysOfMonth") or []:
+        if not 1 <= day <= 31:
+            problems.append(FieldProblem("input.schedule.daysOfMonth", "OUT_OF_RANGE", "days are 1 to 31"))
+            break
+    if not problems:
+        for problem in validate_schedule(schedule_from_stored(stored)):
+            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME"):
+                problems.append(FieldProblem(f"input.schedule.{problem.field}", problem.code.value, problem.message))
+    return problems
+
+
+def schedule_from_stored(stored: Mapping[str, Any]) -> Schedule:
+    def when(key: str) -> datetime | None:
+        value = stored.get(key)
+        return datetime.fromisoformat(value) if value else None
+
+    time_of_day = stored.get("timeOfDay")
+    return Schedule(
+        frequency=stored.get("frequency") or "ONCE",
+        start_at=when("startAt"),
+        end_at=when("endAt"),
+        time_of_day=time.fromisoformat(time_of_day) if time_of_day and TIME_OF_DAY_RE.match(time_of_day) else None,
+        days_of_week=tuple(stored.get("daysOfWeek") or ()),
+        days_of_month=tuple(stored.get("daysOfMonth") or ()),
+        timezone=stored.get("timeZone") or "UTC",
+    )
