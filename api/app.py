@@ -21,10 +21,10 @@ from api.imports import upload_profiles
 from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
 from api.migrate import ensure_migrated
 from api.ratelimit import RateLimiter
+from api.settings import Settings, tortoise_config
 from api.tracking import ROUTES as TRACKING_ROUTES
 from api.webhooks import ROUTES as WEBHOOK_ROUTES
 from api.webhooks import WEBHOOK_MAX_BODY_BYTES
-from config.settings import Settings, tortoise_config
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from jobs.worker import build_worker

@@ -15,7 +15,7 @@ from typing import Any
 from tortoise import Tortoise
 
 from api.logs import configure_logging
-from config.settings import Settings, tortoise_config
+from api.settings import Settings, tortoise_config
 
 logger = logging.getLogger("herald.cli")
 CLI_ACTOR = "cli"
@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from api.migrate import UnmigratedDatabaseError
-    from config.settings import InsecureSettingsError
+    from api.settings import InsecureSettingsError
     from models.tenancy.actions import TenancyError
 
     args = build_parser().parse_args(argv)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
+from api.settings import Settings
 from models.audience.entities import Consent, ContactChannel
 from models.audience.profile_writes import PreparedItem
 from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_item, write_items

@@ -25,7 +25,7 @@ from strawberry.types.graphql import OperationType
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
 from api.ratelimit import RateLimiter
-from config.settings import Settings
+from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
 from resolvers.context import Context, GraphQLLimits

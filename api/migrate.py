@@ -17,7 +17,7 @@ from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate as tortoise_migrate
 from tortoise.migrations.executor import MigrationExecutor
 
-from config.settings import Settings, tortoise_config
+from api.settings import Settings, tortoise_config
 
 logger = logging.getLogger(__name__)
 

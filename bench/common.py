@@ -117,7 +117,7 @@ async def seed(database: str) -> dict[str, object]:
     from tortoise import Tortoise
 
     from api.migrate import migrate_database
-    from config.settings import Settings, tortoise_config
+    from api.settings import Settings, tortoise_config
     from models.audience.entities import Segment, SegmentKind
     from models.campaigns.campaign import Campaign, CampaignRun, CampaignStatus, RunStatus
     from models.presets.preset import MessagePreset

@@ -57,7 +57,7 @@ async def _setup(database: str) -> dict[str, Any]:
         return _state["ids"]
     from tortoise import Tortoise
 
-    from config.settings import tortoise_config
+    from api.settings import tortoise_config
     from models.audience.entities import Segment, SegmentKind
     from models.campaigns.campaign import Campaign
     from models.campaigns.rules import CampaignStatus, Category, Channel
@@ -190,7 +190,7 @@ async def _snapshot_rounds(database: str, ids: dict[str, Any], rounds: int) -> t
     from tortoise import Tortoise
     from tortoise.transactions import in_transaction
 
-    from config.settings import tortoise_config
+    from api.settings import tortoise_config
     from models.audience.entities import Segment
     from models.campaigns.campaign import Campaign, CampaignRun
     from models.ledger.snapshot import snapshot_audience
@@ -357,7 +357,7 @@ ACTIVATE = "mutation($id: ID!) { campaignActivate(input: {id: $id}) { __typename
 async def _latency_setup(database: str) -> dict[str, Any]:
     from tortoise import Tortoise
 
-    from config.settings import tortoise_config
+    from api.settings import tortoise_config
     from models.audience.entities import Segment, SegmentKind
     from models.campaigns.campaign import Campaign
     from models.campaigns.rules import Category, Channel

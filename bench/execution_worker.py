@@ -14,7 +14,7 @@ from typing import Any
 
 from tortoise import Tortoise
 
-from config.settings import Settings, tortoise_config
+from api.settings import Settings, tortoise_config
 
 
 def peak_rss_mb() -> float:

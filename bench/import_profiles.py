@@ -25,7 +25,7 @@ import asyncpg
 from tortoise import Tortoise
 
 from api.migrate import migrate_database
-from config.settings import tortoise_config
+from api.settings import tortoise_config
 from models.audience.import_format import ImportFormat
 from models.audience.imports import ImportStatus, ProfileImport, receive_import
 from models.audience.profiles import namespaces_by_code

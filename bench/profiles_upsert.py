@@ -15,7 +15,7 @@ from pathlib import Path
 from tortoise import Tortoise
 
 from api.migrate import migrate_database
-from config.settings import tortoise_config
+from api.settings import tortoise_config
 from models.audience.profiles import IdentityValue, ProfileChanges, upsert_profiles
 from models.tenancy.actions import create_sandbox
 from tests.conftest import fresh_database, make_settings

@@ -25,7 +25,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from tortoise.functions import Sum
 
 from api.gc_tuning import tune_for_serving
-from config.settings import tortoise_config
+from api.settings import tortoise_config
 from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus

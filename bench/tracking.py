@@ -64,7 +64,7 @@ async def _healthz(request: Request) -> Response:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-    from config.settings import tortoise_config
+    from api.settings import tortoise_config
 
     pool = int(os.environ.get("DB_POOL_MAX", "20"))  # Herald's default
     async with RegisterTortoise(app, config=tortoise_config(os.environ["DATABASE_URL"], pool)):
@@ -89,7 +89,7 @@ async def _one_delivery(database: str, seeded: dict) -> int:
     """A sent delivery of one of the seeded runs, for the pixel to name."""
     from tortoise import Tortoise
 
-    from config.settings import tortoise_config
+    from api.settings import tortoise_config
     from models.audience.entities import Profile
     from models.campaigns.campaign import CampaignRun
     from models.ledger.delivery import Delivery, DeliveryStatus

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from config.settings import Settings
+from api.settings import Settings
 
 CONTEXT_KEY = "herald"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tortoise import connections
 
-from config.settings import Settings
+from api.settings import Settings
 from jobs.channels.base import EmailContent, MessageContent, SmsContent
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import Category, Channel

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
 
-from config.settings import Settings, tortoise_config
+from api.settings import Settings, tortoise_config
 from jobs.context import CONTEXT_KEY, WorkerContext
 from jobs.diagnostics import worker_ping
 from jobs.dispatcher import DISPATCH_CRON

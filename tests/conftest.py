@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from api.app import create_app
 from api.embedded_redis import EmbeddedRedis
 from api.migrate import migrate_database
-from config.settings import Settings
+from api.settings import Settings
 from models.tenancy.actions import create_api_key, create_sandbox
 from models.tenancy.sandbox import Role
 

@@ -23,7 +23,7 @@ import pytest
 from tortoise.fields.relational import ForeignKeyFieldInstance, OneToOneFieldInstance
 from tortoise.models import Model
 
-from config.settings import MODEL_MODULES
+from api.settings import MODEL_MODULES
 from tests.conftest import TEST_DB, fresh_database
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

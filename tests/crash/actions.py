@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from tortoise import Tortoise
 
-from config.settings import Settings, tortoise_config
+from api.settings import Settings, tortoise_config
 
 GOLD = {"condition": {"path": "tier", "operator": "EQ", "value": "gold"}}
 

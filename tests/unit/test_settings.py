@@ -1,6 +1,6 @@
 import pytest
 
-from config.settings import PLACEHOLDER_SECRET, InsecureSettingsError, Settings
+from api.settings import PLACEHOLDER_SECRET, InsecureSettingsError, Settings
 
 
 @pytest.mark.parametrize("secret", [PLACEHOLDER_SECRET, "", "short"])

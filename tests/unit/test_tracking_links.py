@@ -97,7 +97,7 @@ def test_twilio_signature_matches_the_documented_example() -> None:
 def test_public_url_is_an_http_origin_without_trailing_slash() -> None:
     from pydantic import ValidationError
 
-    from config.settings import Settings
+    from api.settings import Settings
 
     assert Settings(public_url="https://mail.example.com/").public_url == "https://mail.example.com"
     assert Settings(public_url="https://example.com/herald").public_url == "https://example.com/herald"

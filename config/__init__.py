@@ -1,1 +1,0 @@
-"""Settings from the environment, below every layer: the API, the resolvers and the jobs all read them."""
