@@ -19,6 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from models.campaign_rules import Category as _Category
 from models.campaign_rules import Channel as _Channel
+from models.egress_rules import EgressPolicy, host_problem, numeric_ipv4
 
 # One vocabulary for presets and campaigns: a preset and its campaign must agree on channel and category.
 Channel = _Channel
@@ -74,6 +75,7 @@ class CheckCode(StrEnum):
     AUTH_FAILED = "AUTH_FAILED"
     HTTP_SERVER_ERROR = "HTTP_SERVER_ERROR"
     SECRETS_UNREADABLE = "SECRETS_UNREADABLE"
+    ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"  # refused by the egress policy before any connection
 
 
 # Which settings are secrets: write-only in the API, encrypted at rest.
@@ -152,8 +154,10 @@ def allowed_actions(status: PresetStatus, update_status: PresetUpdateStatus | No
 
 
 class _Checker:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, egress: EgressPolicy | None = None) -> None:
         self.prefix = prefix
+        # Hosts and URLs are checked against the egress policy when one is given.
+        self.egress = egress
         self.problems: list[Problem] = []
 
     def add(self, key: str, code: str, message: str) -> None:
@@ -225,6 +229,8 @@ class _Checker:
         value = self.text(values, key, required=True, max_len=HOST_MAX)
         if value is not None and not is_valid_host(value):
             self.add(key, "INVALID_HOST", "Not a valid host name or IP address.")
+        elif value is not None and self.egress is not None and (refused := host_problem(value, self.egress)):
+            self.add(key, *refused)
 
     def url(self, values: Mapping[str, Any], key: str) -> None:
         value = self.text(values, key, required=True, max_len=URL_MAX)
@@ -233,6 +239,8 @@ class _Checker:
         problem = url_problem(value)
         if problem:
             self.add(key, "INVALID_URL", problem)
+        elif self.egress is not None and (refused := host_problem(urlsplit(value).hostname or "", self.egress)):
+            self.add(key, *refused)
 
     def unknown_keys(self, values: Mapping[str, Any], allowed: set[str]) -> None:
         for key in values:
@@ -254,8 +262,12 @@ def is_valid_host(value: str) -> bool:
     if not ascii_host or len(ascii_host) > HOST_MAX:
         return False
     labels = ascii_host.split(".")
-    # A numeric top label would be a malformed IPv4 address, not a name.
-    return all(HOST_LABEL_RE.match(label) for label in labels) and not labels[-1].isdigit()
+    # A numeric top label would be a malformed IPv4 address, not a name; so is 0x7f.0x1 (inet_aton reads it).
+    return (
+        all(HOST_LABEL_RE.match(label) for label in labels)
+        and not labels[-1].isdigit()
+        and numeric_ipv4(ascii_host) is None
+    )
 
 
 def url_problem(value: str) -> str | None:
@@ -315,9 +327,11 @@ def validate_settings(
     secrets: Mapping[str, str | None],
     *,
     prefix: str,
+    egress: EgressPolicy | None = None,
 ) -> list[Problem]:
-    """Check a channel's settings together with its secrets as they will be stored (after the patch)."""
-    checker = _Checker(prefix)
+    """Check a channel's settings together with its secrets as they will be stored (after the patch);
+    hosts and provider URLs also against `egress` when given."""
+    checker = _Checker(prefix, egress)
     checker.unknown_keys(settings, set(_SETTINGS_KEYS[channel]))
     checker.unknown_keys({k: v for k, v in secrets.items() if v is not None}, set(SECRET_FIELDS[channel]))
     _CHANNEL_RULES[channel](checker, category, settings, secrets)
@@ -430,6 +444,13 @@ def _push_rules(
         checker.add("service_account_json", "REQUIRED", "The FCM service-account key (JSON) is required.")
     elif account and (message := service_account_problem(account)) is not None:
         checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", message)
+    elif account and checker.egress is not None:
+        # Herald exchanges the key for tokens at its token_uri: the same policy as the provider URL.
+        token_uri = json.loads(account).get("token_uri")
+        if token_uri is not None and (not isinstance(token_uri, str) or url_problem(token_uri)):
+            checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", 'The "token_uri" is not an http(s) URL.')
+        elif token_uri and (refused := host_problem(urlsplit(token_uri).hostname or "", checker.egress)):
+            checker.add("service_account_json", *refused)
 
 
 def _in_app_rules(
