@@ -47,6 +47,10 @@ def embedded_ipv4(address: IPv6Address) -> list[IPv4Address]:
 def address_category(address: IPAddress) -> str | None:
     """Why an address is not public ("loopback", "private", ...), or None for a public address."""
     if isinstance(address, IPv6Address):
+        if address.ipv4_mapped is not None:  # the same host as its IPv4 address
+            return address_category(address.ipv4_mapped)
+        if any(address in net for net in _NAT64):  # DNS64 networks reach every IPv4 host this way
+            return address_category(IPv4Address(int(address) & 0xFFFFFFFF))
         for inner in embedded_ipv4(address):
             if (category := address_category(inner)) is not None:
                 return category

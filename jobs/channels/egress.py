@@ -81,11 +81,13 @@ def _refuse(host: str, why: str | None) -> typing.NoReturn:
     raise EgressRefused()
 
 
-async def open_socket(host: str, port: int, policy: EgressPolicy, timeout: float) -> socket.socket:
+async def open_socket(
+    host: str, port: int, policy: EgressPolicy, timeout: float, resolver: Resolver | None = None
+) -> socket.socket:
     """A TCP socket connected to a checked address of `host` (for aiosmtplib's `sock=`)."""
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        addresses = await checked_addresses(host, port, policy)
+        addresses = await checked_addresses(host, port, policy, resolver)
         error: OSError | None = None
         for address in addresses:
             sock = socket.socket(socket.AF_INET6 if address.version == 6 else socket.AF_INET, socket.SOCK_STREAM)
@@ -107,8 +109,9 @@ async def open_socket(host: str, port: int, policy: EgressPolicy, timeout: float
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, connecting only to checked addresses of the request's host."""
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    def __init__(self, policy: EgressPolicy, resolver: Resolver | None = None) -> None:
         self.policy = policy
+        self.resolver = resolver
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -121,7 +124,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             async with asyncio.timeout(timeout):
-                addresses = await checked_addresses(host, port, self.policy)
+                addresses = await checked_addresses(host, port, self.policy, self.resolver)
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout("name resolution timed out") from exc
         except OSError as exc:  # httpx maps httpcore errors only; the cause stays for the caller to classify
@@ -145,7 +148,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
 
 
 class PinnedTransport(httpx.AsyncHTTPTransport):
-    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits) -> None:
+    def __init__(self, policy: EgressPolicy, *, limits: httpx.Limits, resolver: Resolver | None = None) -> None:
         super().__init__(limits=limits, trust_env=False)
         ssl_context: ssl.SSLContext = httpx.create_ssl_context(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
@@ -153,18 +156,23 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_PinnedBackend(policy),
+            network_backend=_PinnedBackend(policy, resolver),
         )
 
 
 def egress_client(
-    policy: EgressPolicy, *, timeout: float, max_connections: int = 10, connect_timeout: float = 10.0
+    policy: EgressPolicy,
+    *,
+    timeout: float,
+    max_connections: int = 10,
+    connect_timeout: float = 10.0,
+    resolver: Resolver | None = None,
 ) -> httpx.AsyncClient:
     """An httpx client under the policy: pinned connections, no redirects, no proxies from the environment,
     bounded connect (resolution included) and read times."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     return httpx.AsyncClient(
-        transport=PinnedTransport(policy, limits=limits),
+        transport=PinnedTransport(policy, limits=limits, resolver=resolver),
         timeout=httpx.Timeout(timeout, connect=min(timeout, connect_timeout)),
         follow_redirects=False,
         trust_env=False,
