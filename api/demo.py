@@ -170,7 +170,9 @@ async def validate_against_sink(settings: Settings, preset_id: int, version: int
     temporary = await start_mail_sink(settings.data_dir, settings.smtp_sink_port)
     try:
         values = sink_preset_settings(settings)
-        checks = await provider_checks(Channel.EMAIL, values, {}, settings.preset_check_timeout_seconds)
+        checks = await provider_checks(
+            Channel.EMAIL, values, {}, settings.preset_check_timeout_seconds, egress=settings.egress_policy
+        )
     finally:
         if temporary is not None:
             await temporary.close()

@@ -184,6 +184,7 @@ class HeraldGraphQL(GraphQL):
         )
         self.settings = settings
         self.limits = GraphQLLimits(max_page_size=settings.graphql_max_page_size)
+        self.egress = settings.egress_policy
         self.queue: JobQueue | None = None
         self.events: EventBus | None = None
         self.rate_limiter: RateLimiter | None = None
@@ -318,6 +319,7 @@ class HeraldGraphQL(GraphQL):
             limits=self.limits,
             request_id=current_request_id(),
             secret_key=self.settings.secret_key.get_secret_value().encode(),
+            egress=self.egress,
             request=request,
             response=response,
             long_lived=isinstance(request, WebSocket),

@@ -10,6 +10,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.egress_rules import DEV_DEFAULT_ALLOW, EgressPolicy, parse_allow
+
 PLACEHOLDER_SECRET = "change-me-in-production"
 MODEL_MODULES = [
     "models.tenancy.sandbox",
@@ -93,6 +95,17 @@ class Settings(BaseSettings):
     # address recipients and providers reach this server at. `herald serve` derives it from --host/--port
     # when unset; behind a proxy set it to the public https origin.
     public_url: str = "http://127.0.0.1:8000"
+    # Outbound connections a sandbox ADMIN aims (SMTP hosts, provider URLs) reach public addresses only; these
+    # exceptions (CIDRs, addresses, host names, "*.domain") may be internal. Unset: loopback outside production,
+    # nothing in production. An empty value allows no exception in any environment.
+    egress_allow: str | None = None
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_allow_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_allow(value)  # its ValueError names the bad entry
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -124,6 +137,12 @@ class Settings(BaseSettings):
         if self.is_prod:
             return False
         return self.embedded_database if self.smtp_sink is None else self.smtp_sink
+
+    @property
+    def egress_policy(self) -> EgressPolicy:
+        if self.egress_allow is not None:
+            return parse_allow(self.egress_allow)
+        return EgressPolicy() if self.is_prod else parse_allow(DEV_DEFAULT_ALLOW)
 
     @property
     def embedded_database(self) -> bool:

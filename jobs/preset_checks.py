@@ -1,7 +1,9 @@
 """Provider checks for message presets: talk to the SMTP server or HTTP provider the settings name.
 
 Every check runs under its own deadline, so a provider that hangs is reported as TIMEOUT instead of
-holding the job. Messages never contain secrets (servers' replies are quoted, credentials are not).
+holding the job. Messages never contain secrets (servers' replies are quoted, credentials are not). Every
+connection goes through the egress policy (jobs.channels.egress): a refused target is reported as
+ADDRESS_NOT_ALLOWED before anything connects, and HTTP answers are described by status, never by body.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import aiosmtplib
 import httpx
 
+from jobs.channels.egress import EgressRefused, egress_client, open_socket
+from models.egress_rules import DEV_POLICY, EgressPolicy
 from models.presets.rules import Channel, CheckCode, TlsMode
 
 MESSAGE_MAX = 300
@@ -55,6 +59,8 @@ async def run_check(name: str, step: Callable[[], Awaitable[str]], seconds: floa
         code, ok = CheckCode.OK, True
     except CheckFailedError as error:
         code, ok, message = error.code, False, str(error)
+    except EgressRefused as error:
+        code, ok, message = CheckCode.ADDRESS_NOT_ALLOWED, False, str(error)
     except (TimeoutError, aiosmtplib.SMTPTimeoutError, httpx.TimeoutException):
         code, ok, message = CheckCode.TIMEOUT, False, f"No answer within {seconds:g} s."
     return CheckResult(name, ok, code, message[:MESSAGE_MAX], int((time.monotonic() - started) * 1000))
@@ -75,13 +81,15 @@ def _os_error_code(error: BaseException | None) -> tuple[CheckCode, str] | None:
     return None
 
 
-async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+async def smtp_checks(
+    settings: dict[str, Any], secrets: dict[str, str], seconds: float, egress: EgressPolicy = DEV_POLICY
+) -> list[CheckResult]:
     """Connect (+ implicit TLS), EHLO, STARTTLS when configured, AUTH when a username is set. Steps stop at
     the first failure: a later step means nothing without the earlier ones."""
     tls_mode = TlsMode(settings["tls_mode"])
+    host = settings["smtp_host"]
     client = aiosmtplib.SMTP(
-        hostname=settings["smtp_host"],
-        port=settings["smtp_port"],
+        hostname=host,
         timeout=seconds,
         use_tls=tls_mode is TlsMode.TLS,
         start_tls=False,
@@ -91,7 +99,13 @@ async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
 
     async def connect() -> str:
         try:
-            response = await client.connect()
+            # Resolved and checked once; aiosmtplib talks over this socket and verifies TLS against `host`.
+            sock = await open_socket(host, settings["smtp_port"], egress, seconds)
+        except OSError as error:
+            code, message = _os_error_code(error) or (CheckCode.CONNECTION_FAILED, f"Cannot connect: {error}")
+            raise CheckFailedError(code, message) from error
+        try:
+            response = await client.connect(sock=sock)
         except aiosmtplib.SMTPConnectResponseError as error:
             raise CheckFailedError(
                 CheckCode.PROTOCOL_ERROR, f"Server not ready: {error.code} {error.message}"
@@ -101,6 +115,9 @@ async def smtp_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
         except (aiosmtplib.SMTPException, OSError) as error:
             code, message = _os_error_code(error) or (CheckCode.CONNECTION_FAILED, f"Cannot connect: {error}")
             raise CheckFailedError(code, message) from error
+        finally:
+            if not client.is_connected:
+                sock.close()
         return f"Greeting: {response.code} {response.message}"
 
     async def ehlo() -> str:
@@ -172,10 +189,12 @@ def _answered(response: httpx.Response) -> str:
     return f"The provider answered HTTP {response.status_code}."
 
 
-async def sms_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+async def sms_checks(
+    settings: dict[str, Any], secrets: dict[str, str], seconds: float, egress: EgressPolicy = DEV_POLICY
+) -> list[CheckResult]:
     """The base URL answers; then the Twilio-style account resource accepts the credentials."""
     base = settings["provider_base_url"].rstrip("/")
-    async with _http_client(seconds) as http:
+    async with _http_client(seconds, egress) as http:
 
         async def reachable() -> str:
             return _answered(await _http_get(http, base + "/"))
@@ -206,9 +225,11 @@ async def sms_checks(settings: dict[str, Any], secrets: dict[str, str], seconds:
     return results
 
 
-async def push_checks(settings: dict[str, Any], secrets: dict[str, str], seconds: float) -> list[CheckResult]:
+async def push_checks(
+    settings: dict[str, Any], secrets: dict[str, str], seconds: float, egress: EgressPolicy = DEV_POLICY
+) -> list[CheckResult]:
     base = settings["provider_base_url"].rstrip("/")
-    async with _http_client(seconds) as http:
+    async with _http_client(seconds, egress) as http:
 
         async def reachable() -> str:
             return _answered(await _http_get(http, base + "/"))
@@ -216,18 +237,24 @@ async def push_checks(settings: dict[str, Any], secrets: dict[str, str], seconds
         return [await run_check("push.reachable", reachable, seconds)]
 
 
-def _http_client(seconds: float) -> httpx.AsyncClient:
+def _http_client(seconds: float, egress: EgressPolicy) -> httpx.AsyncClient:
     # No proxies from the environment and no redirects: the check is about this URL.
-    return httpx.AsyncClient(timeout=seconds, follow_redirects=False, trust_env=False)
+    return egress_client(egress, timeout=seconds, max_connections=2)
 
 
 async def provider_checks(
-    channel: Channel, settings: dict[str, Any], secrets: dict[str, str], seconds: float
+    channel: Channel,
+    settings: dict[str, Any],
+    secrets: dict[str, str],
+    seconds: float,
+    *,
+    egress: EgressPolicy = DEV_POLICY,
 ) -> list[CheckResult]:
+    """`egress`: where the preset's host or URL may point (the worker passes the settings' policy)."""
     if channel is Channel.EMAIL:
-        return await smtp_checks(settings, secrets, seconds)
+        return await smtp_checks(settings, secrets, seconds, egress)
     if channel is Channel.SMS:
-        return await sms_checks(settings, secrets, seconds)
+        return await sms_checks(settings, secrets, seconds, egress)
     if channel is Channel.PUSH:
-        return await push_checks(settings, secrets, seconds)
+        return await push_checks(settings, secrets, seconds, egress)
     return []  # in-app messages go to Herald's own inbox: no provider to reach

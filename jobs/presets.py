@@ -37,7 +37,9 @@ async def validate_preset(ctx: dict[str, Any], preset_id: int, version: int) -> 
             )
         ]
     else:
-        checks = await provider_checks(row.channel, values, secrets, settings.preset_check_timeout_seconds)
+        checks = await provider_checks(
+            row.channel, values, secrets, settings.preset_check_timeout_seconds, egress=settings.egress_policy
+        )
     updated = await finish_validation(preset_id=preset_id, version=version, checks=[c.as_dict() for c in checks])
     if updated is None:
         return {"presetId": preset_id, "recorded": False}

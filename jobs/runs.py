@@ -292,6 +292,7 @@ def build_adapter(
             username=values.get("smtp_username") or None,
             password=secrets.get("smtp_password") or None,
             max_connections=int(values.get("max_connections") or 5),
+            egress=settings.egress_policy,
         )
         sender = EmailSender(
             from_address=values["sender_address"],
@@ -316,6 +317,7 @@ def build_adapter(
                 from_number=sender_id if sender_id.startswith("+") or sender_id else None,
                 base_url=values.get("provider_base_url") or "https://api.twilio.com",
                 status_callback=settings.public_url + "/webhooks/sms/twilio",
+                egress=settings.egress_policy,
             ),
             backoff=backoff,
         )
@@ -326,6 +328,7 @@ def build_adapter(
             project_id=values.get("fcm_project_id") or "",
             service_account=orjson.loads(secrets.get("service_account_json") or "{}"),
             base_url=values.get("provider_base_url") or "https://fcm.googleapis.com",
+            egress=settings.egress_policy,
         ),
         backoff=backoff,
     )

@@ -7,6 +7,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from jobs.events import EventBus
 from jobs.queue import JobQueue
+from models.egress_rules import EgressPolicy
 from models.tenancy.sandbox import Role
 from resolvers.loaders import Loaders
 
@@ -42,6 +43,8 @@ class Context:
     # SECRET_KEY, for sealing provider secrets (models/presets/secret_box.py). Never logged or returned.
     secret_key: bytes = field(default=b"", repr=False)
     connection_params: dict[str, Any] | None = None
+    # Where ADMIN-chosen hosts may point (EGRESS_ALLOW); None skips the input check (connects still check).
+    egress: EgressPolicy | None = None
     # Set by the view so strawberry's HTTP/WebSocket machinery finds them.
     request: Any = None
     response: Any = None

@@ -42,6 +42,7 @@ class FailureCode(StrEnum):
     INVALID_MESSAGE = "INVALID_MESSAGE"  # the rendered message cannot be encoded / sent as given
     UNREGISTERED = "UNREGISTERED"  # push token no longer valid
     PROVIDER_REJECTED = "PROVIDER_REJECTED"  # any other permanent provider refusal
+    ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"  # the provider's host is refused by the egress policy
     # RETRY reasons
     CONNECTION = "CONNECTION"
     TIMEOUT = "TIMEOUT"

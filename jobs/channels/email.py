@@ -23,7 +23,9 @@ from jobs.channels.base import (
     OutgoingMessage,
     SendResult,
 )
+from jobs.channels.egress import EgressRefused, open_socket
 from jobs.channels.email_message import ComposedEmail, EmailComposer, EmailSender, InvalidAddressError
+from models.egress_rules import DEV_POLICY, EgressPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +52,14 @@ class SmtpTransport:
     validate_certs: bool = True
     ca_file: str | None = None
     local_hostname: str | None = None
+    # Where `host` may point; the worker passes the settings' policy.
+    egress: EgressPolicy = DEV_POLICY
 
 
 class _ConnectFailed(Exception):
     def __init__(self, result_kind: str, code: int | None, message: str) -> None:
         super().__init__(message)
-        self.result_kind = result_kind  # "retry" | "auth"
+        self.result_kind = result_kind  # "retry" | "auth" | "refused"
         self.code = code
 
 
@@ -93,9 +97,20 @@ class SmtpPool:
         if self._held_error is not None and time.monotonic() < self._held_until:
             raise self._held_error
         t = self.transport
+        try:
+            sock = await open_socket(t.host, t.port, t.egress, t.timeout)
+        except EgressRefused as exc:
+            error = _ConnectFailed("refused", None, str(exc))
+            self._hold(error)
+            raise error from exc
+        except (OSError, TimeoutError) as exc:
+            error = _ConnectFailed("retry", None, f"SMTP connect to {t.host}:{t.port} failed: {exc!r}")
+            self._hold(error)
+            raise error from exc
+        # Connected to the checked address; the name stays the TLS server name.
         smtp = aiosmtplib.SMTP(
             hostname=t.host,
-            port=t.port,
+            sock=sock,
             use_tls=t.tls is TlsMode.TLS,
             start_tls=t.tls is TlsMode.STARTTLS,
             validate_certs=t.validate_certs,
@@ -109,12 +124,14 @@ class SmtpPool:
             await smtp.connect()
         except aiosmtplib.SMTPAuthenticationError as exc:
             smtp.close()
+            sock.close()  # aiosmtplib may fail before its transport owns the socket
             kind = "auth" if exc.code >= 500 else "retry"
             error = _ConnectFailed(kind, exc.code, f"SMTP authentication refused: {exc.code} {exc.message}")
             self._hold(error)
             raise error from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
+            sock.close()
             code = getattr(exc, "code", None)
             error = _ConnectFailed("retry", code, f"SMTP connect to {t.host}:{t.port} failed: {exc}")
             self._hold(error)
@@ -232,6 +249,8 @@ class EmailAdapter(ConcurrentAdapter):
             except _ConnectFailed as exc:
                 if exc.result_kind == "auth":
                     return SendResult.hard_fail(FailureCode.AUTH_FAILED, str(exc), provider_code=str(exc.code))
+                if exc.result_kind == "refused":
+                    return SendResult.hard_fail(FailureCode.ADDRESS_NOT_ALLOWED, str(exc))
                 return self._retry(attempt, FailureCode.CONNECTION, str(exc), exc.code)
             try:
                 return await self._transact(conn, composed, attempt)

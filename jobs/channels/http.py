@@ -1,15 +1,21 @@
-"""What the HTTP provider adapters (SMS, push) share: one pooled client, and transport errors → RETRY."""
+"""What the HTTP provider adapters (SMS, push) share: one pooled client under the egress policy, and transport
+errors → RETRY."""
 
 from __future__ import annotations
 
 import httpx
 
 from jobs.channels.base import Backoff, FailureCode, SendResult, parse_retry_after
+from jobs.channels.egress import EgressRefused, egress_client
+from models.egress_rules import EgressPolicy
 
 
-def provider_client(*, max_connections: int, timeout: float, **kwargs) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(limits=limits, timeout=timeout, **kwargs)
+def provider_client(*, max_connections: int, timeout: float, egress: EgressPolicy) -> httpx.AsyncClient:
+    return egress_client(egress, timeout=timeout, max_connections=max_connections)
+
+
+def refused(exc: EgressRefused) -> SendResult:
+    return SendResult.hard_fail(FailureCode.ADDRESS_NOT_ALLOWED, str(exc))
 
 
 def transport_error(exc: httpx.HTTPError, backoff: Backoff, attempt: int) -> SendResult:

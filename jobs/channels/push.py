@@ -12,7 +12,9 @@ import httpx
 import jwt
 
 from jobs.channels.base import Backoff, ConcurrentAdapter, FailureCode, OutgoingMessage, PushContent, SendResult
-from jobs.channels.http import is_retryable, json_or_empty, provider_client, retry_response, transport_error
+from jobs.channels.egress import EgressRefused
+from jobs.channels.http import is_retryable, json_or_empty, provider_client, refused, retry_response, transport_error
+from models.egress_rules import DEV_POLICY, EgressPolicy
 
 __all__ = ["AccessTokenError", "FcmConfig", "PushAdapter", "ServiceAccountTokens"]
 
@@ -33,6 +35,8 @@ class FcmConfig:
     max_concurrency: int = 20
     timeout: float = 15.0
     token_failure_hold: float = 1.0
+    # Where base_url and the token URL may point; the worker passes the settings' policy.
+    egress: EgressPolicy = DEV_POLICY
 
 
 class AccessTokenError(Exception):
@@ -133,7 +137,9 @@ class PushAdapter(ConcurrentAdapter):
         super().__init__(max_concurrency=config.max_concurrency, backoff=backoff)
         self.url = f"{config.base_url.rstrip('/')}/v1/projects/{config.project_id}/messages:send"
         self._owns_client = client is None
-        self.client = client or provider_client(max_connections=config.max_concurrency, timeout=config.timeout)
+        self.client = client or provider_client(
+            max_connections=config.max_concurrency, timeout=config.timeout, egress=config.egress
+        )
         self.tokens = ServiceAccountTokens(
             self.client, config.service_account, config.token_url, failure_hold=config.token_failure_hold
         )
@@ -153,6 +159,8 @@ class PushAdapter(ConcurrentAdapter):
         for _ in range(2):
             try:
                 token = await self.tokens.get()
+            except EgressRefused as exc:
+                return refused(exc)
             except AccessTokenError as exc:
                 if exc.permanent:
                     return SendResult.hard_fail(FailureCode.AUTH_FAILED, str(exc))
@@ -163,6 +171,8 @@ class PushAdapter(ConcurrentAdapter):
                 response = await self.client.post(self.url, json=payload, headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
                 return transport_error(exc, self.backoff, message.attempt)
+            except EgressRefused as exc:
+                return refused(exc)
             if response.status_code == 401:
                 # The token expired or was revoked early: fetch a new one and try once more.
                 self.tokens.invalidate(token)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from jobs.channels.base import Backoff, ConcurrentAdapter, FailureCode, OutgoingMessage, SendResult, SmsContent
-from jobs.channels.http import is_retryable, json_or_empty, provider_client, retry_response, transport_error
+from jobs.channels.egress import EgressRefused
+from jobs.channels.http import is_retryable, json_or_empty, provider_client, refused, retry_response, transport_error
+from models.egress_rules import DEV_POLICY, EgressPolicy
 
 __all__ = ["SmsAdapter", "TwilioConfig"]
 
@@ -30,6 +32,8 @@ class TwilioConfig:
     timeout: float = 15.0
     # Where the provider posts delivery receipts (Herald's /webhooks/sms/twilio), None for none.
     status_callback: str | None = None
+    # Where base_url may point; the worker passes the settings' policy.
+    egress: EgressPolicy = DEV_POLICY
 
     def __post_init__(self) -> None:
         if not (self.from_number or self.messaging_service_sid):
@@ -57,7 +61,9 @@ class SmsAdapter(ConcurrentAdapter):
         self.config = config
         self.url = f"{config.base_url.rstrip('/')}/2010-04-01/Accounts/{config.account_sid}/Messages.json"
         self._owns_client = client is None
-        self.client = client or provider_client(max_connections=config.max_concurrency, timeout=config.timeout)
+        self.client = client or provider_client(
+            max_connections=config.max_concurrency, timeout=config.timeout, egress=config.egress
+        )
         self._auth = httpx.BasicAuth(config.account_sid, config.auth_token)
         if config.from_number:
             self._sender = {"From": config.from_number}
@@ -81,6 +87,8 @@ class SmsAdapter(ConcurrentAdapter):
             )
         except httpx.HTTPError as exc:
             return transport_error(exc, self.backoff, message.attempt)
+        except EgressRefused as exc:
+            return refused(exc)
 
         body = json_or_empty(response)
         if response.is_success:

@@ -13,6 +13,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models.campaigns.campaign import campaigns_using
+from models.egress_rules import EgressPolicy
 from models.presets.channel_rules import validate_settings
 from models.presets.preset import MessagePreset
 from models.presets.rules import (
@@ -131,10 +132,14 @@ NAME_TAKEN = Problem("input.name", "NAME_TAKEN", "Another preset of this sandbox
 
 
 def _settings_problems(
-    channel: Channel, category: PresetCategory, settings: Mapping[str, Any], secrets: Mapping[str, str]
+    channel: Channel,
+    category: PresetCategory,
+    settings: Mapping[str, Any],
+    secrets: Mapping[str, str],
+    egress: EgressPolicy | None = None,
 ) -> list[Problem]:
     return validate_settings(
-        channel, category, settings, secrets, prefix=f"input.settings.{camel(channel.value.lower())}"
+        channel, category, settings, secrets, prefix=f"input.settings.{camel(channel.value.lower())}", egress=egress
     )
 
 
@@ -148,12 +153,14 @@ async def create_preset(
     channel: Channel,
     category: PresetCategory,
     change: SettingsChange,
+    egress: EgressPolicy | None = None,
 ) -> MessagePreset:
+    """`egress`: the policy the settings' host or provider URL must pass (checked again at connect time)."""
     problems = [*validate_name(name), *validate_description(description)]
     problems += channel_mismatch(channel, change.channel, "input.settings")
     if not problems:
         secrets = _merge_secrets({}, change.secrets_patch, channel)
-        problems += _settings_problems(channel, category, change.settings, secrets)
+        problems += _settings_problems(channel, category, change.settings, secrets, egress)
     if problems:
         raise PresetInvalidInputError(problems)
     try:
@@ -208,6 +215,7 @@ async def update_preset(
     category: Any = UNCHANGED,
     channel: Any = UNCHANGED,
     change: SettingsChange | None = None,
+    egress: EgressPolicy | None = None,
 ) -> UpdateOutcome:
     """DRAFT/FAILED: everything is editable (a FAILED preset returns to DRAFT). ACTIVE: name and channel are
     read-only; description and category apply at once; new settings wait as pending until validated."""
@@ -238,6 +246,7 @@ async def update_preset(
                 category=category,
                 channel=channel,
                 change=change,
+                egress=egress,
             )
     except IntegrityError as error:
         raise PresetInvalidInputError([NAME_TAKEN]) from error
@@ -255,6 +264,7 @@ async def _apply_update(
     category: Any,
     channel: Any,
     change: SettingsChange | None,
+    egress: EgressPolicy | None,
 ) -> UpdateOutcome:
     before = row.public_state()
     active = row.status is PresetStatus.ACTIVE
@@ -283,7 +293,7 @@ async def _apply_update(
             stored = {}
     if change is not None:
         secrets = _merge_secrets(stored, change.secrets_patch, new_channel)
-        problems += _settings_problems(new_channel, new_category, change.settings, secrets)
+        problems += _settings_problems(new_channel, new_category, change.settings, secrets, egress)
     if category is not UNCHANGED and (change is None or active):
         # The settings in force must also hold under the new category (e.g. the retry period bounds).
         problems += _settings_problems(row.channel, new_category, row.settings, stored)

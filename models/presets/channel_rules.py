@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from models.egress_rules import EgressPolicy, host_problem
 from models.presets.rules import (
     ACCOUNT_SID_RE,
     ALPHA_SENDER_RE,
@@ -26,6 +28,7 @@ from models.presets.rules import (
     PushPlatform,
     TlsMode,
     _Checker,
+    url_problem,
 )
 
 
@@ -36,9 +39,11 @@ def validate_settings(
     secrets: Mapping[str, str | None],
     *,
     prefix: str,
+    egress: EgressPolicy | None = None,
 ) -> list[Problem]:
-    """Check a channel's settings together with its secrets as they will be stored (after the patch)."""
-    checker = _Checker(prefix)
+    """Check a channel's settings together with its secrets as they will be stored (after the patch);
+    hosts and provider URLs also against `egress` when given."""
+    checker = _Checker(prefix, egress)
     checker.unknown_keys(settings, set(_SETTINGS_KEYS[channel]))
     checker.unknown_keys({k: v for k, v in secrets.items() if v is not None}, set(SECRET_FIELDS[channel]))
     _CHANNEL_RULES[channel](checker, category, settings, secrets)
@@ -151,6 +156,13 @@ def _push_rules(
         checker.add("service_account_json", "REQUIRED", "The FCM service-account key (JSON) is required.")
     elif account and (message := service_account_problem(account)) is not None:
         checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", message)
+    elif account and checker.egress is not None:
+        # Herald exchanges the key for tokens at its token_uri: the same policy as the provider URL.
+        token_uri = json.loads(account).get("token_uri")
+        if token_uri is not None and (not isinstance(token_uri, str) or url_problem(token_uri)):
+            checker.add("service_account_json", "INVALID_SERVICE_ACCOUNT", 'The "token_uri" is not an http(s) URL.')
+        elif token_uri and (refused := host_problem(urlsplit(token_uri).hostname or "", checker.egress)):
+            checker.add("service_account_json", *refused)
 
 
 def _in_app_rules(

@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from models.campaigns.rules import Category as _Category
 from models.campaigns.rules import Channel as _Channel
+from models.egress_rules import EgressPolicy, host_problem, numeric_ipv4
 
 # One vocabulary for presets and campaigns: a preset and its campaign must agree on channel and category.
 Channel = _Channel
@@ -73,6 +74,7 @@ class CheckCode(StrEnum):
     AUTH_FAILED = "AUTH_FAILED"
     HTTP_SERVER_ERROR = "HTTP_SERVER_ERROR"
     SECRETS_UNREADABLE = "SECRETS_UNREADABLE"
+    ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"  # refused by the egress policy before any connection
 
 
 # Which settings are secrets: write-only in the API, encrypted at rest.
@@ -151,8 +153,10 @@ def allowed_actions(status: PresetStatus, update_status: PresetUpdateStatus | No
 
 
 class _Checker:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, egress: EgressPolicy | None = None) -> None:
         self.prefix = prefix
+        # Hosts and URLs are checked against the egress policy when one is given.
+        self.egress = egress
         self.problems: list[Problem] = []
 
     def add(self, key: str, code: str, message: str) -> None:
@@ -224,6 +228,8 @@ class _Checker:
         value = self.text(values, key, required=True, max_len=HOST_MAX)
         if value is not None and not is_valid_host(value):
             self.add(key, "INVALID_HOST", "Not a valid host name or IP address.")
+        elif value is not None and self.egress is not None and (refused := host_problem(value, self.egress)):
+            self.add(key, *refused)
 
     def url(self, values: Mapping[str, Any], key: str) -> None:
         value = self.text(values, key, required=True, max_len=URL_MAX)
@@ -232,6 +238,8 @@ class _Checker:
         problem = url_problem(value)
         if problem:
             self.add(key, "INVALID_URL", problem)
+        elif self.egress is not None and (refused := host_problem(urlsplit(value).hostname or "", self.egress)):
+            self.add(key, *refused)
 
     def unknown_keys(self, values: Mapping[str, Any], allowed: set[str]) -> None:
         for key in values:
@@ -253,8 +261,12 @@ def is_valid_host(value: str) -> bool:
     if not ascii_host or len(ascii_host) > HOST_MAX:
         return False
     labels = ascii_host.split(".")
-    # A numeric top label would be a malformed IPv4 address, not a name.
-    return all(HOST_LABEL_RE.match(label) for label in labels) and not labels[-1].isdigit()
+    # A numeric top label would be a malformed IPv4 address, not a name; so is 0x7f.0x1 (inet_aton reads it).
+    return (
+        all(HOST_LABEL_RE.match(label) for label in labels)
+        and not labels[-1].isdigit()
+        and numeric_ipv4(ascii_host) is None
+    )
 
 
 def url_problem(value: str) -> str | None:

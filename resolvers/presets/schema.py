@@ -255,6 +255,7 @@ class PresetMutation:
                 channel=input.channel,
                 category=input.category,
                 change=settings_change(input.settings),
+                egress=info.context.egress,
             )
         except PresetInvalidInputError as error:
             return _invalid_input(error)
@@ -284,6 +285,7 @@ class PresetMutation:
                 category=_given(input.category),
                 channel=_given(input.channel),
                 change=change,
+                egress=info.context.egress,
             )
         except PresetNotFoundError:
             return _not_found(input.id)

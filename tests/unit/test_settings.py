@@ -1,3 +1,5 @@
+from ipaddress import ip_address
+
 import pytest
 
 from api.settings import PLACEHOLDER_SECRET, InsecureSettingsError, Settings
@@ -52,3 +54,20 @@ def test_the_local_smtp_sink_runs_on_embedded_defaults_only(monkeypatch: pytest.
     assert not Settings(database_url="postgres://db/herald").smtp_sink_enabled
     assert Settings(database_url="postgres://db/herald", smtp_sink=True).smtp_sink_enabled
     assert not Settings(env="prod", smtp_sink=True).smtp_sink_enabled  # never in production
+
+
+def test_egress_allow_defaults_to_loopback_in_dev_and_nothing_in_prod(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback = ip_address("127.0.0.1")
+    assert Settings(env="dev").egress_policy.address_allowed(loopback)
+    assert not Settings(env="prod", secret_key="x" * 48).egress_policy.address_allowed(loopback)
+    assert not Settings(env="dev", egress_allow="").egress_policy.address_allowed(loopback)
+    monkeypatch.setenv("EGRESS_ALLOW", "10.8.0.0/16, smtp.corp.internal")
+    policy = Settings(env="prod", secret_key="x" * 48).egress_policy
+    assert policy.address_allowed(ip_address("10.8.1.1")) and not policy.address_allowed(loopback)
+    assert policy.host_allowed("smtp.corp.internal")
+
+
+def test_a_bad_egress_allow_entry_stops_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EGRESS_ALLOW", "10.0.0.0/8,10.0.0.0/99")
+    with pytest.raises(ValueError, match="EGRESS_ALLOW"):
+        Settings()
