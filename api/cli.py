@@ -56,11 +56,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from api.embedded_redis import EmbeddedRedis
     from api.migrate import migrate_database
+    from api.serve_state import ServeState, remove_state, write_state
 
     settings = _settings()
     settings.check_secure()
+    settings.check_production()
+    sink = None
     embedded_redis = None
     try:
+        if settings.smtp_sink_enabled:
+            from api.mail_sink import SinkThread
+
+            # First: a taken port ends the start here, before anything else is started.
+            sink = SinkThread(settings.data_dir, settings.smtp_sink_port)
+            sink.start()
         if settings.embedded_redis:
             embedded_redis = EmbeddedRedis(settings.data_dir)
             os.environ["REDIS_URL"] = embedded_redis.start()
@@ -69,6 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.embedded_database or args.migrate:
             asyncio.run(migrate_database(settings))
+        else:
+            # An unmigrated database: one clear message here rather than a traceback from the app's startup.
+            asyncio.run(_with_orm(settings, _nothing))
         if not os.environ.get("PUBLIC_URL"):
             # Links in messages point at this server unless the operator names a public address.
             host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
@@ -76,8 +88,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = _settings()  # picks up REDIS_URL / WORKER_IN_PROCESS / PUBLIC_URL
         first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
         url = f"http://{args.host}:{args.port}/graphql"
+        write_state(
+            settings.data_dir,
+            ServeState(
+                pid=os.getpid(),
+                graphql_url=f"http://{_loopback(args.host)}:{args.port}/graphql",
+                public_url=settings.public_url,
+                sink_port=settings.smtp_sink_port if sink is not None else None,
+            ),
+        )
         print(f"Herald is starting at {url}", flush=True)
-        if settings.smtp_sink_enabled:
+        if sink is not None:
             print(
                 f"Local SMTP sink at 127.0.0.1:{settings.smtp_sink_port}; what it receives is kept in "
                 f"{(settings.data_dir / 'mail').as_posix()}/new (one file per message)",
@@ -102,9 +123,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=None,
         )
     finally:
+        remove_state(settings.data_dir, os.getpid())
         if embedded_redis is not None:
             embedded_redis.stop()
+        if sink is not None:
+            sink.stop()
     return 0
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _loopback(host: str) -> str:
+    """An address a client on this machine reaches a server bound to `host` at."""
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
 
 
 async def _bootstrap_dev_sandbox(settings: Settings) -> str | None:
@@ -131,6 +164,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.redis_url is None:
         print("herald worker needs REDIS_URL (the embedded Redis belongs to `herald serve`).", file=sys.stderr)
         return 2
+    settings.check_secure()
+    settings.check_production()
 
     async def run() -> None:
         await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
@@ -345,11 +380,24 @@ async def _run_import_here(settings: Settings, import_id: int, batch_rows: int |
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import DemoExistsError, load_demo, next_steps
+    from api.serve_state import read_state, state_path
 
     settings = _settings()
     if args.profiles < 1 or args.profiles > 1_000_000:
         print("herald: --profiles must be between 1 and 1000000", file=sys.stderr)
         return 2
+    # The server's own record (DATA_DIR/serve.json) says where it answers and where its sink listens, so this
+    # terminal needs no settings of its own; the preset is validated against that live sink, never a stand-in.
+    running = read_state(settings.data_dir)
+    if running is None or running.sink_port is None:
+        why = "none is running" if running is None else "the running one has no SMTP sink (SMTP_SINK=false)"
+        print(
+            f"herald: `herald demo` needs a running `herald serve` with its local SMTP sink, and {why} "
+            f"(looked for {state_path(settings.data_dir).as_posix()}). Start `herald serve` in another terminal "
+            "from this directory (the same DATA_DIR), then run `herald demo` again.",
+            file=sys.stderr,
+        )
+        return 1
     if settings.is_sqlite:
         Path(settings.resolved_database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
     if settings.embedded_database:  # `herald serve` migrates its embedded database; so does its demo
@@ -357,11 +405,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         asyncio.run(migrate_database(settings))
     try:
-        loaded = asyncio.run(_with_orm(settings, lambda: load_demo(settings, profiles=args.profiles)))
+        sink_port = running.sink_port
+        loaded = asyncio.run(
+            _with_orm(settings, lambda: load_demo(settings, profiles=args.profiles, sink_port=sink_port))
+        )
     except DemoExistsError as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 1
-    print(next_steps(loaded, settings, args.url), flush=True)
+    print(next_steps(loaded, settings, args.url or running.graphql_url), flush=True)
     return 0
 
 
@@ -434,7 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="Load a `demo` sandbox: generated profiles, an email preset on the local SMTP sink, a campaign."
     )
     demo.add_argument("--profiles", type=int, default=10_000, help="How many profiles to generate (default 10000).")
-    demo.add_argument("--url", default="http://127.0.0.1:8000/graphql", help="Where `herald serve` answers.")
+    demo.add_argument("--url", default=None, help="Where `herald serve` answers (default: what it recorded).")
     demo.set_defaults(func=cmd_demo)
 
     export = sub.add_parser("export-schema", help="Print the GraphQL SDL (what schema.graphql holds).")
@@ -444,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from api.mail_sink import SinkPortTakenError
     from api.migrate import UnmigratedDatabaseError
     from api.settings import InsecureSettingsError
     from models.tenancy import TenancyError
@@ -451,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TenancyError, UnmigratedDatabaseError, InsecureSettingsError) as exc:
+    except (TenancyError, UnmigratedDatabaseError, InsecureSettingsError, SinkPortTakenError) as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
