@@ -31,6 +31,7 @@ from api.ratelimit import RateLimiter
 from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
+from models.review_snapshot import LinkFacts
 from resolvers.context import Context, GraphQLLimits
 from resolvers.request_id import current_request_id
 
@@ -192,6 +193,7 @@ class HeraldGraphQL(GraphQL):
         self.rate_limiter: RateLimiter | None = None
         self.persisted_queries = PersistedQueries(settings.persisted_query_cache_size)
         self._sdl: str | None = None
+        self.links = LinkFacts(public_url=settings.public_url, production=settings.is_prod)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -345,6 +347,7 @@ class HeraldGraphQL(GraphQL):
             request=request,
             response=response,
             long_lived=isinstance(request, WebSocket),
+            links=self.links,
         )
 
 

@@ -57,6 +57,7 @@ from models.preset_rules import execution_path
 from models.previews import RENDERED_PARTS, render_context
 from models.profiles import dialect_of
 from models.review import can_activate, review
+from models.review_snapshot import LinkFacts
 from models.secret_box import SecretBox, SecretsUnreadableError
 from models.segment_rules import Dialect, SqlParams, attribute_text
 from models.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
@@ -851,13 +852,18 @@ async def _main_failure(run_id: int) -> str:
     return str(rows[0]["reason"]) if rows else "unknown"
 
 
+def _link_facts(ctx: dict[str, Any]) -> LinkFacts | None:
+    settings: Settings | None = ctx.get("settings")
+    return LinkFacts(settings.public_url, settings.is_prod) if settings is not None else None
+
+
 async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
     """First claim: stopped campaign → cancel; failing review → FAILED; else snapshot the audience."""
     if campaign.status not in (CampaignStatus.LIVE, CampaignStatus.SCHEDULED):
         await _finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now)
         return {"runId": run.id, "status": RunStatus.CANCELLED.value}
     async with in_transaction() as conn:
-        alerts = review(await build_snapshot(campaign, now=now, conn=conn), now)
+        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=_link_facts(ctx)), now)
         if not can_activate(alerts):
             codes = sorted({a.code.value for a in alerts if a.severity.value == "ERROR"})
             reason = "review failed: " + ", ".join(codes)
