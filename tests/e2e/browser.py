@@ -58,6 +58,14 @@ class Page:
             if "method" in message:
                 self.events.append(message["method"])
 
+    async def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
+        """The value of a JavaScript expression in the page, promises awaited."""
+        async with asyncio.timeout(timeout):
+            result = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
     async def text_of(self, selector: str, timeout: float = 30.0) -> str:
         """The text of `selector` once the page's own script has written some (awaited in the page)."""
         expression = (
@@ -65,9 +73,7 @@ class Page:
             + json.dumps(selector)
             + "); found && found.textContent ? resolve(found.textContent) : setTimeout(look, 50); }; look(); })"
         )
-        async with asyncio.timeout(timeout):
-            result = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
-        return result["result"]["value"]
+        return await self.evaluate(expression, timeout)
 
 
 @contextlib.asynccontextmanager

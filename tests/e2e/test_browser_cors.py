@@ -1,5 +1,6 @@
-"""A single-page app on another origin, in a real browser: with its origin in ALLOWED_ORIGINS it runs a
-query, a mutation and a subscription with an API key; the same page from an unlisted origin is refused."""
+"""In a real browser: a single-page app on another origin runs a query, a mutation and a subscription with
+an API key when its origin is in ALLOWED_ORIGINS, and is refused from an unlisted one; GraphiQL renders from
+Herald's own files and queries with a key."""
 
 from __future__ import annotations
 
@@ -120,3 +121,29 @@ async def test_a_listed_origin_queries_mutates_and_subscribes_and_an_unlisted_on
     assert unlisted["query"] == "refused: TypeError", unlisted  # the browser's CORS refusal
     assert unlisted["subscription"].startswith("refused: close"), unlisted
     assert "mutation" not in unlisted
+
+
+async def test_graphiql_renders_from_herald_own_files_and_runs_a_query(
+    e2e_env: dict[str, str],  # noqa: F811 (the fixture imported above)
+) -> None:
+    assert herald("migrate", env=e2e_env).returncode == 0
+    assert herald("sandbox", "create", "ide", env=e2e_env).returncode == 0
+    key = herald("apikey", "create", "--sandbox", "ide", "--role", "VIEWER", env=e2e_env).stdout.split()[-1]
+    port = free_port()
+    server = spawn("serve", "--port", str(port), env={**e2e_env, "GRAPHQL_IDE": "true"})
+    try:
+        await wait_for_http(f"http://127.0.0.1:{port}/readyz", server)
+        async with chromium_page() as page:
+            # GraphiQL state in the URL, as an older page left it: still the IDE.
+            await page.open(f"http://127.0.0.1:{port}/graphql?q=%7B%7D&variables=")
+            assert "GraphiQL" in await page.text_of(".graphiql-container .graphiql-editors")
+            # GraphiQL's fetcher (the page's own) answers with a promise or an async iterable of results.
+            role = await page.evaluate(
+                "(async () => { let result = await fetcher({query: '{ viewer { role } }'}, "
+                f"{{headers: {{Authorization: 'Bearer {key}'}}}}); "
+                "if (result[Symbol.asyncIterator]) { for await (const first of result) { result = first; break; } } "
+                "return result.data.viewer.role; })()"
+            )
+    finally:
+        stop(server)
+    assert role == "VIEWER"
