@@ -23,16 +23,17 @@ def serve(args: argparse.Namespace) -> int:
     sink = None
     embedded_redis = None
     try:
-        if settings.smtp_sink_enabled:
-            from api.mail_sink import SinkThread
-
-            # First: a taken port ends the start here, before anything else is started.
-            sink = SinkThread(settings.data_dir, settings.smtp_sink_port)
-            sink.start()
         if settings.embedded_redis:
+            # Before any thread exists: its preexec_fn (the kernel ends it with us) must not run beside threads.
             embedded_redis = EmbeddedRedis(settings.data_dir)
             os.environ["REDIS_URL"] = embedded_redis.start()
             os.environ.setdefault("WORKER_IN_PROCESS", "true")
+        if settings.smtp_sink_enabled:
+            from api.mail_sink import SinkThread
+
+            # A taken port ends the start here (the embedded Redis is stopped below), before the database.
+            sink = SinkThread(settings.data_dir, settings.smtp_sink_port)
+            sink.start()
         if settings.embedded_database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         if settings.embedded_database or args.migrate:

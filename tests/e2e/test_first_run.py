@@ -52,7 +52,8 @@ async def test_serve_refuses_a_taken_sink_port(tmp_path: Path) -> None:
         output = await asyncio.to_thread(lambda: process.communicate(timeout=30)[0])
     assert process.returncode == 1, output
     assert "SMTP_SINK_PORT" in output and "SMTP_SINK=false" in output and "Traceback" not in output
-    assert not (tmp_path / "var" / "embedded-redis.pid").exists()  # refused before starting anything
+    assert not (tmp_path / "var" / "embedded-redis.pid").exists()  # what it had started is stopped
+    assert not (tmp_path / "var" / "herald.sqlite3").exists()  # refused before the database
 
 
 @pytest.mark.parametrize(
