@@ -15,10 +15,17 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.exports import export_run_deliveries
+from api.graphiql import ASSETS_ROUTE, serve_asset
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
 from api.imports import upload_profiles
-from api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from api.middleware import (
+    BodySizeLimitMiddleware,
+    HeraldCORSMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    cors_middleware,
+)
 from api.migrate import ensure_migrated
 from api.ratelimit import RateLimiter
 from api.settings import Settings, tortoise_config
@@ -64,12 +71,6 @@ def create_app(settings: Settings) -> Starlette:
             graphql_app.events = events
             worker_task = None
             worker = None
-            mail_sink = None
-            if settings.smtp_sink_enabled:
-                from api.mail_sink import start_mail_sink
-
-                mail_sink = await start_mail_sink(settings.data_dir, settings.smtp_sink_port)
-            app.state.mail_sink = mail_sink
             if settings.worker_in_process:
                 worker = build_worker(settings, in_process=True)
                 worker_task = asyncio.create_task(worker.async_run(), name="in-process-worker")
@@ -84,8 +85,6 @@ def create_app(settings: Settings) -> Starlette:
                     worker_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker_task
-                if mail_sink is not None:
-                    await mail_sink.close()
                 await events.close()
                 await redis.aclose()
                 await graphql_app.rate_limiter.aclose()
@@ -95,6 +94,8 @@ def create_app(settings: Settings) -> Starlette:
             # Opens and clicks outnumber every other request: matched first.
             *TRACKING_ROUTES,
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            Route("/graphql/schema.graphql", graphql_app.schema_sdl, methods=["GET"]),
+            Route(ASSETS_ROUTE + "/{name}", serve_asset, methods=["GET"]),
             WebSocketRoute("/graphql", graphql_app),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -113,4 +114,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.allowed_origins:
+        # Outermost: every answer, a 401 or a 413 included, carries the CORS headers a browser needs to read it.
+        app.add_middleware(HeraldCORSMiddleware, **cors_middleware(settings.allowed_origins))
     return app

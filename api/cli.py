@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,77 +47,13 @@ def app_factory():
     return app
 
 
-# ---- serve ---------------------------------------------------------------------------------------------
+# ---- serve (api/serve.py) -------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from api.serve import serve
 
-    from api.embedded_redis import EmbeddedRedis
-    from api.migrate import migrate_database
-
-    settings = _settings()
-    settings.check_secure()
-    embedded_redis = None
-    try:
-        if settings.embedded_redis:
-            embedded_redis = EmbeddedRedis(settings.data_dir)
-            os.environ["REDIS_URL"] = embedded_redis.start()
-            os.environ.setdefault("WORKER_IN_PROCESS", "true")
-        if settings.embedded_database:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.embedded_database or args.migrate:
-            asyncio.run(migrate_database(settings))
-        if not os.environ.get("PUBLIC_URL"):
-            # Links in messages point at this server unless the operator names a public address.
-            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-            os.environ["PUBLIC_URL"] = f"http://{host}:{args.port}"
-        settings = _settings()  # picks up REDIS_URL / WORKER_IN_PROCESS / PUBLIC_URL
-        first_key = asyncio.run(_bootstrap_dev_sandbox(settings)) if settings.embedded_database else None
-        url = f"http://{args.host}:{args.port}/graphql"
-        print(f"Herald is starting at {url}", flush=True)
-        if settings.smtp_sink_enabled:
-            print(
-                f"Local SMTP sink at 127.0.0.1:{settings.smtp_sink_port}; what it receives is kept in "
-                f"{(settings.data_dir / 'mail').as_posix()}/new (one file per message)",
-                flush=True,
-            )
-        if first_key:
-            print(
-                "Created sandbox 'dev' with an ADMIN API key (shown once, store it now):\n"
-                f"  {first_key}\n"
-                f"Try: curl -s {url} -H 'Authorization: Bearer {first_key}' "
-                "-H 'Content-Type: application/json' -d '{\"query\":\"{ viewer { sandbox { name } role } }\"}'",
-                flush=True,
-            )
-        uvicorn.run(
-            "api.cli:app_factory",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            access_log=not settings.is_prod,
-            server_header=False,
-            log_config=None,
-        )
-    finally:
-        if embedded_redis is not None:
-            embedded_redis.stop()
-    return 0
-
-
-async def _bootstrap_dev_sandbox(settings: Settings) -> str | None:
-    from models.tenancy.actions import create_api_key, create_sandbox
-    from models.tenancy.sandbox import Role, Sandbox
-
-    async def bootstrap() -> str | None:
-        if await Sandbox.exists():
-            return None
-        await create_sandbox("dev", actor="bootstrap")
-        _, plaintext = await create_api_key("dev", Role.ADMIN, name="first start", actor="bootstrap")
-        return plaintext
-
-    return await _with_orm(settings, bootstrap)
+    return serve(args)
 
 
 # ---- worker and migrate ---------------------------------------------------------------------------------
@@ -131,6 +66,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if settings.redis_url is None:
         print("herald worker needs REDIS_URL (the embedded Redis belongs to `herald serve`).", file=sys.stderr)
         return 2
+    settings.check_secure()
+    settings.check_production()
 
     async def run() -> None:
         await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
@@ -345,11 +282,24 @@ async def _run_import_here(settings: Settings, import_id: int, batch_rows: int |
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.demo import DemoExistsError, load_demo, next_steps
+    from api.serve_state import read_state, state_path
 
     settings = _settings()
     if args.profiles < 1 or args.profiles > 1_000_000:
         print("herald: --profiles must be between 1 and 1000000", file=sys.stderr)
         return 2
+    # The server's own record (DATA_DIR/serve.json) says where it answers and where its sink listens, so this
+    # terminal needs no settings of its own; the preset is validated against that live sink, never a stand-in.
+    running = read_state(settings.data_dir)
+    if running is None or running.sink_port is None:
+        why = "none is running" if running is None else "the running one has no SMTP sink (SMTP_SINK=false)"
+        print(
+            f"herald: `herald demo` needs a running `herald serve` with its local SMTP sink, and {why} "
+            f"(looked for {state_path(settings.data_dir).as_posix()}). Start `herald serve` in another terminal "
+            "from this directory (the same DATA_DIR), then run `herald demo` again.",
+            file=sys.stderr,
+        )
+        return 1
     if settings.is_sqlite:
         Path(settings.resolved_database_url.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
     if settings.embedded_database:  # `herald serve` migrates its embedded database; so does its demo
@@ -357,11 +307,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         asyncio.run(migrate_database(settings))
     try:
-        loaded = asyncio.run(_with_orm(settings, lambda: load_demo(settings, profiles=args.profiles)))
+        sink_port = running.sink_port
+        loaded = asyncio.run(
+            _with_orm(settings, lambda: load_demo(settings, profiles=args.profiles, sink_port=sink_port))
+        )
     except DemoExistsError as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 1
-    print(next_steps(loaded, settings, args.url), flush=True)
+    print(next_steps(loaded, settings, args.url or running.graphql_url), flush=True)
     return 0
 
 
@@ -434,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="Load a `demo` sandbox: generated profiles, an email preset on the local SMTP sink, a campaign."
     )
     demo.add_argument("--profiles", type=int, default=10_000, help="How many profiles to generate (default 10000).")
-    demo.add_argument("--url", default="http://127.0.0.1:8000/graphql", help="Where `herald serve` answers.")
+    demo.add_argument("--url", default=None, help="Where `herald serve` answers (default: what it recorded).")
     demo.set_defaults(func=cmd_demo)
 
     export = sub.add_parser("export-schema", help="Print the GraphQL SDL (what schema.graphql holds).")
@@ -444,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from api.mail_sink import SinkPortTakenError
     from api.migrate import UnmigratedDatabaseError
     from api.settings import InsecureSettingsError
     from models.tenancy.actions import TenancyError
@@ -451,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TenancyError, UnmigratedDatabaseError, InsecureSettingsError) as exc:
+    except (TenancyError, UnmigratedDatabaseError, InsecureSettingsError, SinkPortTakenError) as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -146,7 +146,7 @@ async def load_profiles(sandbox_id: int, count: int) -> int:
     return written
 
 
-def sink_preset_settings(settings: Settings) -> dict[str, Any]:
+def sink_preset_settings(sink_port: int) -> dict[str, Any]:
     return {
         "sender_name": "Herald Demo",
         "sender_address": "news@demo.example.com",
@@ -154,35 +154,28 @@ def sink_preset_settings(settings: Settings) -> dict[str, Any]:
         "list_unsubscribe": True,
         "execution_field": "personalEmail.address",
         "smtp_host": "127.0.0.1",
-        "smtp_port": settings.smtp_sink_port,
+        "smtp_port": sink_port,
         "tls_mode": "NONE",
         "max_connections": 5,
         "retry_period_minutes": 6 * 60,
     }
 
 
-async def validate_against_sink(settings: Settings, preset_id: int, version: int) -> str:
-    """The preset validation job's checks, against the sink of a running `herald serve`; when none answers,
-    against a sink started here for the check (the same code, on the same port)."""
-    from api.mail_sink import start_mail_sink
+async def validate_against_sink(settings: Settings, preset_id: int, version: int, sink_port: int) -> str:
+    """The preset validation job's checks, against the sink of the running `herald serve`."""
     from jobs.preset_checks import provider_checks
 
-    temporary = await start_mail_sink(settings.data_dir, settings.smtp_sink_port)
-    try:
-        values = sink_preset_settings(settings)
-        checks = await provider_checks(
-            Channel.EMAIL, values, {}, settings.preset_check_timeout_seconds, egress=settings.egress_policy
-        )
-    finally:
-        if temporary is not None:
-            await temporary.close()
+    values = sink_preset_settings(sink_port)
+    checks = await provider_checks(
+        Channel.EMAIL, values, {}, settings.preset_check_timeout_seconds, egress=settings.egress_policy
+    )
     row = await finish_validation(
         preset_id=preset_id, version=version, checks=[c.as_dict() for c in checks], actor=DEMO_ACTOR
     )
     return row.status.value if row is not None else "UNKNOWN"
 
 
-async def load_demo(settings: Settings, *, profiles: int) -> DemoLoaded:
+async def load_demo(settings: Settings, *, profiles: int, sink_port: int) -> DemoLoaded:
     from strawberry import relay
 
     from models.audience.entities import Profile, SegmentKind
@@ -207,10 +200,10 @@ async def load_demo(settings: Settings, *, profiles: int) -> DemoLoaded:
         description="The local SMTP sink of `herald serve`: mail is kept in DATA_DIR/mail, nothing leaves.",
         channel=Channel.EMAIL,
         category=Category.MARKETING,
-        change=SettingsChange(channel=Channel.EMAIL, settings=sink_preset_settings(settings)),
+        change=SettingsChange(channel=Channel.EMAIL, settings=sink_preset_settings(sink_port)),
     )
     preset = await submit_validation(sandbox_id=sandbox.id, preset_id=preset.id, actor=DEMO_ACTOR)
-    preset_status = await validate_against_sink(settings, preset.id, preset.version)
+    preset_status = await validate_against_sink(settings, preset.id, preset.version, sink_port)
 
     segment = await create_segment(
         sandbox.id,

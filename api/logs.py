@@ -22,5 +22,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # Tortoise logs every SQL statement at DEBUG; keep it at INFO unless asked.
-    logging.getLogger("tortoise").setLevel(max(logging.INFO, root.level))
+    # Tortoise logs every SQL statement at DEBUG and each init/shutdown at INFO (noise around a CLI command's
+    # one-line answer); its warnings and errors still show.
+    logging.getLogger("tortoise").setLevel(max(logging.WARNING, root.level))

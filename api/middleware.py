@@ -1,4 +1,4 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs throughput): request ids, metrics, body limit."""
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs throughput): request ids, metrics, body limit, CORS."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import time
 import uuid
 
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.request_id import request_id_var
@@ -136,3 +139,30 @@ async def _too_large(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class HeraldCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS for ALLOWED_ORIGINS, except that a preflight from an unlisted origin gets a bare 400:
+    no Access-Control-* header at all, so nothing about the API's CORS policy is told to other sites."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            if origin and "access-control-request-method" in headers and not self.is_allowed_origin(origin):
+                response = PlainTextResponse("Disallowed CORS origin", status_code=400, headers={"Vary": "Origin"})
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def cors_middleware(allowed_origins: list[str]) -> dict:
+    """The options of HeraldCORSMiddleware for the API's browser callers (keys go in Authorization)."""
+    return {
+        "allow_origins": allowed_origins,
+        "allow_methods": ["GET", "POST"],
+        "allow_headers": ["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+        "expose_headers": ["X-Request-Id", "Retry-After"],
+        "allow_credentials": False,
+        "max_age": 600,
+    }

@@ -57,8 +57,14 @@ class Settings(BaseSettings):
     # Each field costs 1; a field taking `first` multiplies the cost of its selection by it.
     graphql_max_complexity: int = Field(20_000, ge=100)
     graphql_max_body_bytes: int = Field(1_000_000, ge=1024)
-    graphql_introspection: bool | None = None  # default: on in dev, off in prod
+    # Introspection is answered to authenticated callers only (every GraphQL request is authenticated), so it
+    # is on in production too: partners generate clients from it. false turns it off.
+    graphql_introspection: bool = True
     graphql_ide: bool | None = None  # default: on in dev, off in prod
+    # Where GraphiQL's files are served from: unset, from the `graphiql` assets this package bundles (works
+    # offline and under a strict CSP); or the base URL of a self-hosted copy (graphiql.min.js, graphiql.min.css,
+    # react.production.min.js, react-dom.production.min.js).
+    graphiql_assets_url: str | None = None
     # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = Field(600, ge=0)
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
@@ -68,6 +74,8 @@ class Settings(BaseSettings):
     persisted_query_cache_size: int = Field(1000, ge=0)
     ws_max_subscriptions: int = Field(100, ge=1)
     ws_connection_init_timeout_seconds: float = Field(10.0, gt=0)
+    # Browser origins (scheme://host[:port]) allowed to call the API: CORS over HTTP and the WebSocket Origin
+    # check. JSON list in the environment: ALLOWED_ORIGINS='["https://app.example.com"]'.
     allowed_origins: list[str] = []
 
     # Event bus and worker.
@@ -107,6 +115,9 @@ class Settings(BaseSettings):
             parse_allow(value)  # its ValueError names the bad entry
         return value
 
+    # ENV=prod wants an https PUBLIC_URL (recipients' clients follow these links); true accepts http.
+    allow_http_public_url: bool = False
+
     @field_validator("public_url")
     @classmethod
     def _public_url_is_an_origin(cls, value: str) -> str:
@@ -126,7 +137,7 @@ class Settings(BaseSettings):
 
     @property
     def introspection_enabled(self) -> bool:
-        return (not self.is_prod) if self.graphql_introspection is None else self.graphql_introspection
+        return self.graphql_introspection
 
     @property
     def ide_enabled(self) -> bool:
@@ -171,6 +182,27 @@ class Settings(BaseSettings):
             raise InsecureSettingsError(
                 "SECRET_KEY must be set to a random value of at least 32 characters when ENV=prod "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+            )
+
+    def check_production(self) -> None:
+        """`serve` and `worker` in production: refuse the defaults that only make sense on one developer's
+        machine (an embedded Redis per process, links pointing at loopback)."""
+        if not self.is_prod:
+            return
+        if self.redis_url is None:
+            raise InsecureSettingsError(
+                "REDIS_URL must be set when ENV=prod: every `herald serve` and `herald worker` must share one "
+                "Redis (jobs, subscriptions and rate limits); an embedded one per process would split them."
+            )
+        if "public_url" not in self.model_fields_set:
+            raise InsecureSettingsError(
+                "PUBLIC_URL must be set when ENV=prod to the absolute address recipients reach this server at "
+                "(e.g. https://herald.example.com): tracking, unsubscribe and provider callback links use it."
+            )
+        if urlsplit(self.public_url).scheme != "https" and not self.allow_http_public_url:
+            raise InsecureSettingsError(
+                f"PUBLIC_URL must be https when ENV=prod (it is {self.public_url}); set ALLOW_HTTP_PUBLIC_URL=true "
+                "to accept http."
             )
 
 

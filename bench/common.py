@@ -102,6 +102,8 @@ def server_env(database: str, **extra: str) -> dict[str, str]:
         SECRET_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=dsn_for(database),
         REDIS_URL=REDIS_URL,
+        # Production requires one; messages' links point there (nothing follows them in a benchmark).
+        PUBLIC_URL="https://herald.bench.example",
         LOG_LEVEL="WARNING",
         # One key drives thousands of requests a second here; the per-key limit would answer 429 by design.
         RATE_LIMIT_PER_MINUTE="0",

@@ -140,8 +140,33 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
 async def dispatch_job(ctx: dict[str, Any]) -> dict[str, int]:
     report = await dispatch(datetime.now(UTC), ctx.get("redis"))
     if report.created or report.resumed or report.started or report.completed or report.cancelled:
-        logger.info("dispatcher", extra={k: v for k, v in report.__dict__.items() if v})
+        done = ", ".join(f"{name} {ids}" for name, ids in report.__dict__.items() if ids)
+        logger.info("dispatcher: %s", done)
     return {k: len(v) for k, v in report.__dict__.items()}
+
+
+DISPATCH_REF = "dispatch"  # how arq names the cron job in its log lines
+
+
+class QuietDispatchLog(logging.Filter):
+    """arq logs the start and end of every job at INFO: for the dispatcher, two lines every 3 s in every worker
+    process. Those go to DEBUG; a pass that did something says so in its own INFO line (dispatch_job)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        message = str(record.msg)
+        if record.levelno != logging.INFO or len(args) < 2 or args[1] != DISPATCH_REF:
+            return True
+        if not (message.startswith("%6.2fs → ") or message.startswith("%6.2fs ← ")):
+            return True  # retries, aborts: kept as arq logs them
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def quiet_dispatch_logs() -> None:
+    arq_logger = logging.getLogger("arq.worker")
+    if not any(isinstance(f, QuietDispatchLog) for f in arq_logger.filters):
+        arq_logger.addFilter(QuietDispatchLog())
 
 
 DISPATCH_CRON = cron(dispatch_job, name="dispatch", second=DISPATCH_SECONDS, unique=True, run_at_startup=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import uuid
+from collections import Counter
 from typing import Any
 
 from jobs.channels.base import EmailContent, OutgoingMessage, SendResult
@@ -140,8 +141,25 @@ async def send_proof(
         object_id=campaign.id,
         after={"recipients": [{"recipient": r["recipient"], "status": r["status"]} for r in final]},
     )
-    logger.info("proof sent", extra={"campaign_id": campaign.id, "recipients": len(final)})
+    log_proof_outcomes(campaign.id, final)
     return {"outcomes": final}
+
+
+def log_proof_outcomes(campaign_id: int, outcomes: list[dict[str, Any]]) -> None:
+    """Counts by status, at the level they deserve: INFO when all went, WARNING when some failed, ERROR when
+    none did (a proof that reached nobody was logged `INFO proof sent`)."""
+    counts = Counter(str(o["status"]) for o in outcomes)
+    failed = len(outcomes) - counts.get("SENT", 0)
+    level = logging.INFO if failed == 0 else logging.ERROR if failed == len(outcomes) else logging.WARNING
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    reasons = sorted({str(o.get("message") or "") for o in outcomes if o["status"] != "SENT"} - {""})
+    logger.log(
+        level,
+        "proof of campaign %s: %s%s",
+        campaign_id,
+        summary or "no recipient",
+        f" ({'; '.join(reasons)[:300]})" if reasons else "",
+    )
 
 
 def _outcome_of(address: str, result: SendResult, profile_id: int | None) -> dict[str, Any]:

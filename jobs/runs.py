@@ -49,6 +49,7 @@ from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.email_html import with_preheader
 from models.campaigns.previews import RENDERED_PARTS, render_context
 from models.campaigns.review import can_activate, review
+from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
 from models.campaigns.rules import CampaignEvent, CampaignStatus, Category, Channel, InvalidTransition, check_transition
 from models.campaigns.templates import CompiledTemplate, TemplateRenderError, parse_template, render
@@ -583,13 +584,18 @@ async def _main_failure(run_id: int) -> str:
     return str(rows[0]["reason"]) if rows else "unknown"
 
 
+def _link_facts(ctx: dict[str, Any]) -> LinkFacts | None:
+    settings = worker_context(ctx).settings
+    return LinkFacts(settings.public_url, settings.is_prod)
+
+
 async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
     """First claim: stopped campaign → cancel; failing review → FAILED; else snapshot the audience."""
     if campaign.status not in (CampaignStatus.LIVE, CampaignStatus.SCHEDULED):
         await _finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now)
         return {"runId": run.id, "status": RunStatus.CANCELLED.value}
     async with in_transaction() as conn:
-        alerts = review(await build_snapshot(campaign, now=now, conn=conn), now)
+        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=_link_facts(ctx)), now)
         if not can_activate(alerts):
             codes = sorted({a.code.value for a in alerts if a.severity.value == "ERROR"})
             reason = "review failed: " + ", ".join(codes)

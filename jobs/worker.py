@@ -15,7 +15,7 @@ from tortoise import Tortoise
 from api.settings import Settings, tortoise_config
 from jobs.context import CONTEXT_KEY, WorkerContext
 from jobs.diagnostics import worker_ping
-from jobs.dispatcher import DISPATCH_CRON
+from jobs.dispatcher import DISPATCH_CRON, quiet_dispatch_logs
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.presets import validate_preset
@@ -72,6 +72,7 @@ class ResilientWorker(Worker):
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:
     """`in_process=True` inside the web app: Tortoise is already initialised and signals belong to uvicorn."""
     orm_config = None if in_process else tortoise_config(settings.resolved_database_url, settings.db_pool_max)
+    quiet_dispatch_logs()
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         if orm_config is not None:

@@ -7,6 +7,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from jobs.events import EventBus
 from jobs.queue import JobQueue
+from models.campaigns.review_snapshot import LinkFacts
 from models.egress_rules import EgressPolicy
 from models.tenancy.sandbox import Role
 from resolvers.loaders import Loaders
@@ -51,6 +52,8 @@ class Context:
     websocket: Any = None
     # True for WebSocket connections: the context then lives as long as the connection, so loaders must not cache.
     long_lived: bool = False
+    # PUBLIC_URL and production: the review judges where messages' links point (LINKS_TO_LOOPBACK).
+    links: LinkFacts | None = None
     _loaders: Loaders | None = None
 
     @property

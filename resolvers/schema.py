@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry import relay
 from strawberry.extensions import (
@@ -148,8 +148,21 @@ class HeraldSchema(strawberry.Schema):
             self.execution_context_class = execution_context_for(self._schema)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
-        # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business.
-        return None
+        # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business. Errors of
+        # a request that never ran get the code clients switch on (Apollo's names), over HTTP and WebSocket.
+        parsed = execution_context is not None and execution_context.graphql_document is not None
+        for error in errors:
+            if error.path or (error.extensions or {}).get("code"):
+                continue
+            error.extensions = {**(error.extensions or {}), "code": request_error_code(error, parsed=parsed)}
+
+
+def request_error_code(error: GraphQLError, *, parsed: bool) -> str:
+    if not parsed or isinstance(error, GraphQLSyntaxError):
+        return "GRAPHQL_PARSE_FAILED"
+    if error.message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"  # the document is valid; a variable's value is not
+    return "GRAPHQL_VALIDATION_FAILED"
 
 
 def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:

@@ -82,12 +82,23 @@ def normalize_email(value: str) -> str:
     return _validate_email(value)
 
 
+_NO_COUNTRY_CODE = "a phone number needs its country code, in E.164 form such as +33612345678"
+# The library's own messages name its internals ("(0) Missing or invalid default region."): said in ours.
+_PHONE_PARSE_MESSAGES = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: _NO_COUNTRY_CODE,
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "too long to be a phone number",
+}
+
+
 def normalize_phone(value: str) -> str:
     """E.164; the number must carry its country code (`+…`)."""
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:
-        raise ValueProblem("INVALID_PHONE", f"not a phone number with a country code: {exc}") from None
+        raise ValueProblem("INVALID_PHONE", _PHONE_PARSE_MESSAGES.get(exc.error_type, _NO_COUNTRY_CODE)) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueProblem("INVALID_PHONE", "not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

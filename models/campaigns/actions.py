@@ -17,6 +17,7 @@ from tortoise.transactions import in_transaction
 from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
 from models.campaigns.review import can_activate, review
+from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
 from models.campaigns.rules import (
     CampaignAction,
@@ -288,7 +289,7 @@ class Activation:
 
 
 async def activate_campaign(
-    sandbox_id: int, campaign_id: int, *, actor: str, now: datetime | None = None
+    sandbox_id: int, campaign_id: int, *, actor: str, now: datetime | None = None, links: LinkFacts | None = None
 ) -> Activation:
     """Review under the row lock, then DRAFT → LIVE (and a run now) or SCHEDULED (the dispatcher runs it)."""
     now = now or datetime.now(UTC)
@@ -297,7 +298,7 @@ async def activate_campaign(
         schedule = schedule_from_stored(row.schedule or {})
         starts_later = schedule.start_at is not None and schedule.start_at > now
         target = _allowed(row, CampaignAction.ACTIVATE, starts_later=starts_later)
-        alerts = review(await build_snapshot(row, now=now, conn=conn), now)
+        alerts = review(await build_snapshot(row, now=now, conn=conn, links=links), now)
         if not can_activate(alerts):
             raise ReviewFailedError(alerts)
         before = public_state(row)

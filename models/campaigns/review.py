@@ -18,12 +18,14 @@ Conventions decided here:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from models.campaigns import email_html
 from models.campaigns.review_snapshot import (
@@ -75,6 +77,7 @@ class AlertCode(StrEnum):
     END_BEFORE_START = "END_BEFORE_START"
     FREQUENCY_INVALID = "FREQUENCY_INVALID"
     THROTTLE_OUT_OF_RANGE = "THROTTLE_OUT_OF_RANGE"
+    LINKS_TO_LOOPBACK = "LINKS_TO_LOOPBACK"
     # warnings
     AUDIENCE_EMPTY = "AUDIENCE_EMPTY"
     OPT_OUT_LINK_MISSING = "OPT_OUT_LINK_MISSING"
@@ -370,6 +373,32 @@ def _check_throttle(s: CampaignSnapshot) -> Iterator[Alert]:
             )
 
 
+def _check_links(s: CampaignSnapshot) -> Iterator[Alert]:
+    """In production, tracking and unsubscribe links to a loopback origin are dead for every recipient."""
+    if s.links is None or not s.links.production or not _is_loopback(s.links.public_url):
+        return
+    unsubscribe = s.channel is Channel.EMAIL and s.category is Category.MARKETING
+    if s.tracking or unsubscribe:
+        what = "tracked links" if s.tracking else "unsubscribe links"
+        yield _alert(
+            AlertCode.LINKS_TO_LOOPBACK,
+            "tracking" if s.tracking else "content.email.html",
+            f"The messages would carry {what} to {s.links.public_url}, which recipients cannot reach: set "
+            "PUBLIC_URL to the server's public https origin.",
+        )
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
 def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
     """Every alert of the campaign, errors and warnings, in a stable order."""
     return [
@@ -380,6 +409,7 @@ def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
         *_check_audience(snapshot),
         *_check_schedule(snapshot, now),
         *_check_throttle(snapshot),
+        *_check_links(snapshot),
     ]
 
 

@@ -86,6 +86,15 @@ class AudienceFacts:
 
 
 @dataclass(frozen=True)
+class LinkFacts:
+    """Where links in messages (tracking, unsubscribe) point: the server's PUBLIC_URL, and whether it runs in
+    production, where recipients cannot reach a loopback origin."""
+
+    public_url: str
+    production: bool
+
+
+@dataclass(frozen=True)
 class CampaignSnapshot:
     name: str = ""
     status: CampaignStatus = CampaignStatus.DRAFT
@@ -99,3 +108,5 @@ class CampaignSnapshot:
     schedule: Schedule = field(default_factory=Schedule)
     throttle: int | None = None  # messages per second; None = as fast as the channel goes
     activated_at: datetime | None = None
+    tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
+    links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped

@@ -23,6 +23,7 @@ from models.campaigns.review_snapshot import (
     EmailContent,
     InAppButton,
     InAppContent,
+    LinkFacts,
     PresetFacts,
     PushContent,
     SmsContent,
@@ -107,8 +108,11 @@ async def _paths_seen(segment: Segment, paths: list[str], now: datetime, conn: B
     return frozenset(p for i, p in enumerate(paths) if int(row[f"c{i}"]) > 0)
 
 
-async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClient) -> CampaignSnapshot:
-    """Everything the review judges, read in `conn` (the caller's transaction when activating)."""
+async def build_snapshot(
+    row: Campaign, *, now: datetime, conn: BaseDBAsyncClient, links: LinkFacts | None = None
+) -> CampaignSnapshot:
+    """Everything the review judges, read in `conn` (the caller's transaction when activating); `links` is
+    the server's (PUBLIC_URL, production), which the models cannot know."""
     preset_facts = None
     if row.preset_id is not None:
         preset = await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
@@ -150,6 +154,8 @@ async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClien
         schedule=schedule_from_stored(row.schedule or {}),
         throttle=row.throttle_per_second,
         activated_at=row.activated_at,
+        tracking=_tracks_links(row),
+        links=links,
     )
     if segment is None or namespace is None or row.channel is None:
         return snapshot
@@ -163,6 +169,14 @@ async def build_snapshot(row: Campaign, *, now: datetime, conn: BaseDBAsyncClien
             ),
         }
     )
+
+
+def _tracks_links(row: Campaign) -> bool:
+    """Whether messages carry tracking links (the sender's defaults: opens for email, clicks for email/SMS)."""
+    options = row.tracking or {}
+    channel = Channel(row.channel) if row.channel is not None else None
+    opens = channel is Channel.EMAIL and bool(options.get("opens", True))
+    return opens or (channel in (Channel.EMAIL, Channel.SMS) and bool(options.get("clicks", True)))
 
 
 async def _estimate(
@@ -194,11 +208,13 @@ class ReviewResult:
         return can_activate(self.alerts)
 
 
-async def review_campaign(sandbox_id: int, campaign_id: int, *, now: datetime | None = None) -> ReviewResult:
+async def review_campaign(
+    sandbox_id: int, campaign_id: int, *, now: datetime | None = None, links: LinkFacts | None = None
+) -> ReviewResult:
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id).using_db(conn)
         if row is None:
             raise CampaignNotFoundError("id", campaign_id)
-        snapshot = await build_snapshot(row, now=now, conn=conn)
+        snapshot = await build_snapshot(row, now=now, conn=conn, links=links)
     return ReviewResult(alerts=review(snapshot, now), plan=plan(snapshot, now))

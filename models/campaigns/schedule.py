@@ -37,7 +37,7 @@ class ScheduleCode(StrEnum):
 
 @dataclass(frozen=True)
 class ScheduleProblem:
-    field: str  # relative to the schedule: "timezone", "endAt", "daysOfWeek", …
+    field: str  # relative to the schedule, as the input names it: "timeZone", "endAt", "daysOfWeek", …
     code: ScheduleCode
     message: str
 
@@ -75,7 +75,7 @@ def validate_schedule(schedule: Schedule) -> list[ScheduleProblem]:
         problems.append(ScheduleProblem(field, code, message))
 
     if zone(schedule.timezone) is None:
-        add("timezone", ScheduleCode.TIMEZONE_INVALID, f"unknown IANA time zone {schedule.timezone!r}")
+        add("timeZone", ScheduleCode.TIMEZONE_INVALID, f"unknown IANA time zone {schedule.timezone!r}")
     for field, value in (("startAt", schedule.start_at), ("endAt", schedule.end_at)):
         if value is not None and value.utcoffset() is None:
             add(field, ScheduleCode.NAIVE_DATETIME, "a date and time must carry its UTC offset")

@@ -264,7 +264,7 @@ class CampaignQuery:
         if pk is None:
             return _not_found(id)
         try:
-            result = await review_campaign(info.context.require_caller().sandbox_id, pk)
+            result = await review_campaign(info.context.require_caller().sandbox_id, pk, links=info.context.links)
         except CampaignError as exc:
             return _error(exc)
         p = result.plan
@@ -387,7 +387,9 @@ class CampaignMutation:
     )
     async def campaign_activate(self, info: Info, input: CampaignIdInput) -> CampaignActivateResult:
         activation = await _on_campaign(
-            info, input.id, lambda sandbox_id, pk, actor: activate_campaign(sandbox_id, pk, actor=actor)
+            info,
+            input.id,
+            lambda sandbox_id, pk, actor: activate_campaign(sandbox_id, pk, actor=actor, links=info.context.links),
         )
         if isinstance(activation, Error):
             return activation

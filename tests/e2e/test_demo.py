@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import re
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,14 @@ RUNS = """query($id: ID!) { campaignRuns(campaignId: $id) { edges { node { statu
 REVIEW = (
     """query($id: ID!) { campaignReview(id: $id) { ... on CampaignReview { canActivate plan { contactable } } } }"""
 )
+
+
+def readme_operation(start: str) -> str:
+    """An operation of the README's first-run block, from `start` to its closing brace."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(re.escape(start) + r".*?\n\}", readme, re.DOTALL)
+    assert found, f"{start} is not in the README"
+    return found.group(0)
 
 
 async def test_demo_loads_a_campaign_that_sends_to_the_local_sink(
@@ -47,6 +56,9 @@ async def test_demo_loads_a_campaign_that_sends_to_the_local_sink(
 
             review = (await gql(REVIEW, id=campaign_id))["campaignReview"]
             assert review["canActivate"], review
+            # The README's proof example, as printed there.
+            proof = (await gql(readme_operation("mutation Proof"), id=campaign_id))["campaignSendProof"]
+            assert [(o["recipient"], o["status"]) for o in proof["outcomes"]] == [("you@example.com", "SENT")], proof
             contactable = review["plan"]["contactable"]
             assert 0 < contactable < 200
             assert (await gql(ACTIVATE, id=campaign_id))["campaignActivate"]["__typename"] == "CampaignActivateSuccess"
@@ -59,7 +71,8 @@ async def test_demo_loads_a_campaign_that_sends_to_the_local_sink(
             run = await wait_until(finished, timeout=60, interval=0.2)
         assert run["sent"] == run["targeted"] == contactable
         kept = list(mailbox.Maildir(tmp_path / "var" / "mail", create=False))
-        assert len(kept) == contactable
+        assert sorted(m["Subject"].startswith("[Proof] ") for m in kept) == [False] * contactable + [True]
+        kept = [m for m in kept if not m["Subject"].startswith("[Proof] ")]
         first = kept[0]
         assert "points are waiting" in first["Subject"] and first["Message-ID"]
         html = next(part for part in first.walk() if part.get_content_type() == "text/html").get_payload(decode=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from models.campaigns.campaign import CampaignRun
 from models.ledger.delivery import Delivery, InboxMessage
@@ -35,8 +38,9 @@ async def proof(gql: GraphQLClient, sandbox: SandboxKeys, **input: Any) -> dict[
 
 
 async def test_email_proofs_to_test_profiles_and_addresses(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="jobs.proofs")
     async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
         preset_id = await email_preset(gql, sandbox, sink.port)
         people = [
@@ -81,11 +85,22 @@ async def test_email_proofs_to_test_profiles_and_addresses(
         assert sink.handler.received[-1].parsed["Subject"] == "[Proof] Hello Tess"
         assert len(sink.handler.received) == 3
 
+        # Outcomes are logged with their counts, at the level they deserve.
+        sink.handler.rcpt_replies["gone@example.com"] = "550 5.1.1 No such user"
+        mixed = await proof(gql, sandbox, id=campaign["id"], addresses=["gone@example.com", "ok@example.com"])
+        assert [o["status"] for o in mixed["outcomes"]] == ["FAILED", "SENT"]
+        failed = await proof(gql, sandbox, id=campaign["id"], addresses=["gone@example.com"])
+        assert [o["status"] for o in failed["outcomes"]] == ["FAILED"]
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "jobs.proofs"]
     campaign_pk = db_id(campaign["id"])
+    assert [level for level, _ in logged] == ["INFO", "INFO", "WARNING", "ERROR"], logged
+    assert logged[0][1] == f"proof of campaign {campaign_pk}: 2 SENT"
+    assert logged[2][1].startswith(f"proof of campaign {campaign_pk}: 1 FAILED, 1 SENT (") and "550" in logged[2][1]
+
     assert not await CampaignRun.filter(campaign_id=campaign_pk).exists()  # outside any run and its counters
     assert not await Delivery.filter(campaign_id=campaign_pk).exists()
     audits = await AuditEvent.filter(object_type="Campaign", object_id=str(campaign_pk), action="SEND_PROOF")
-    assert [len(a.after["recipients"]) for a in audits] == [2, 1]
+    assert [len(a.after["recipients"]) for a in audits] == [2, 1, 2, 1]
 
 
 async def test_refusals_name_the_field_and_send_nothing(

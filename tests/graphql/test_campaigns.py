@@ -229,7 +229,7 @@ async def test_patch_leaves_absent_fields_and_null_clears(gql: GraphQLClient, sa
         ({"name": ""}, "input.name", "REQUIRED"),
         ({"name": "x" * 201}, "input.name", "TOO_LONG"),
         ({"name": "ok", "content": {"inApp": {"title": "t" * 500_001}}}, "input.content.inApp.title", "TOO_LONG"),
-        ({"name": "ok", "schedule": {"timeZone": "Mars/Olympus"}}, "input.schedule.timezone", "TIMEZONE_INVALID"),
+        ({"name": "ok", "schedule": {"timeZone": "Mars/Olympus"}}, "input.schedule.timeZone", "TIMEZONE_INVALID"),
         (
             {"name": "ok", "schedule": {"timeOfDay": "25:00", "frequency": "DAILY"}},
             "input.schedule.timeOfDay",

@@ -88,6 +88,21 @@ def test_identity_refusals(kind: IdentityType, raw: str, code: str) -> None:
     assert refused.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0612345678", "a phone number needs its country code, in E.164 form such as +33612345678"),
+        ("hello", "not a phone number"),
+        ("+1 555", "not a valid phone number"),
+        ("+33 6" + "1" * 300, "too long to be a phone number"),
+    ],
+)
+def test_phone_refusals_speak_plainly(raw: str, message: str) -> None:
+    with pytest.raises(ValueProblem) as refused:
+        normalize_identity(IdentityType.PHONE, raw)
+    assert refused.value.message == message
+
+
 def test_attribute_checks_and_merge() -> None:
     with pytest.raises(ValueProblem, match="NOT_AN_OBJECT"):
         check_attributes([1])

@@ -24,6 +24,7 @@ from models.campaigns.review_snapshot import (
     EmailContent,
     InAppButton,
     InAppContent,
+    LinkFacts,
     PresetFacts,
     PushContent,
     SmsContent,
@@ -94,6 +95,9 @@ def preset(**changes: object) -> CampaignSnapshot:
     assert CLEAN.preset is not None
     return replace(CLEAN, preset=replace(CLEAN.preset, **changes))
 
+
+LOOPBACK_PROD = LinkFacts("http://127.0.0.1:8000", production=True)
+TRANSACTIONAL = replace(preset(category=Category.TRANSACTIONAL), category=Category.TRANSACTIONAL)
 
 DAILY_9 = {"frequency": Frequency.DAILY, "time_of_day": time(9, 0)}
 
@@ -268,6 +272,30 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
         replace(audience(estimate=AudienceEstimate(10**7, 10**7, 10**7)), throttle=None),
         False,
     ),
+    (C.LINKS_TO_LOOPBACK, "tracked, loopback, prod", replace(CLEAN, tracking=True, links=LOOPBACK_PROD), True),
+    (C.LINKS_TO_LOOPBACK, "unsubscribe link, prod", replace(CLEAN, links=LOOPBACK_PROD), True),
+    (
+        C.LINKS_TO_LOOPBACK,
+        "localhost, tracked SMS",
+        replace(SMS, tracking=True, links=LinkFacts("https://api.localhost", production=True)),
+        True,
+    ),
+    (C.LINKS_TO_LOOPBACK, "IPv6 loopback", replace(CLEAN, links=LinkFacts("http://[::1]:8000", True)), True),
+    (
+        C.LINKS_TO_LOOPBACK,
+        "loopback in dev",
+        replace(CLEAN, tracking=True, links=replace(LOOPBACK_PROD, production=False)),
+        False,
+    ),
+    (
+        C.LINKS_TO_LOOPBACK,
+        "public origin",
+        replace(CLEAN, tracking=True, links=LinkFacts("https://herald.example.com", True)),
+        False,
+    ),
+    (C.LINKS_TO_LOOPBACK, "untracked transactional", replace(TRANSACTIONAL, links=LOOPBACK_PROD), False),
+    (C.LINKS_TO_LOOPBACK, "untracked push", replace(PUSH, links=LOOPBACK_PROD), False),
+    (C.LINKS_TO_LOOPBACK, "server unknown", replace(CLEAN, tracking=True), False),
 ]
 
 

@@ -16,11 +16,36 @@ def test_prod_accepts_a_real_secret_and_dev_accepts_the_placeholder() -> None:
     Settings(env="dev").check_secure()
 
 
-def test_prod_turns_introspection_and_ide_off_unless_asked() -> None:
+def test_prod_keeps_introspection_for_partners_and_turns_the_ide_off() -> None:
     prod = Settings(env="prod", secret_key="x" * 48)
-    assert not prod.introspection_enabled and not prod.ide_enabled
-    assert Settings(env="prod", secret_key="x" * 48, graphql_introspection=True).introspection_enabled
+    assert prod.introspection_enabled and not prod.ide_enabled
+    assert not Settings(env="prod", secret_key="x" * 48, graphql_introspection=False).introspection_enabled
     assert Settings(env="dev").introspection_enabled
+
+
+PROD = {"env": "prod", "secret_key": "x" * 48}
+
+
+def test_prod_needs_a_shared_redis() -> None:
+    with pytest.raises(InsecureSettingsError, match="REDIS_URL"):
+        Settings(**PROD, public_url="https://herald.example.com").check_production()
+
+
+def test_prod_needs_an_explicit_https_public_url() -> None:
+    with pytest.raises(InsecureSettingsError, match="PUBLIC_URL must be set"):
+        Settings(**PROD, redis_url="redis://h:6379/0").check_production()
+    with pytest.raises(InsecureSettingsError, match=r"PUBLIC_URL must be https.*ALLOW_HTTP_PUBLIC_URL"):
+        Settings(**PROD, redis_url="redis://h:6379/0", public_url="http://herald.example.com").check_production()
+    Settings(
+        **PROD, redis_url="redis://h:6379/0", public_url="http://herald.example.com", allow_http_public_url=True
+    ).check_production()
+    Settings(**PROD, redis_url="redis://h:6379/0", public_url="https://herald.example.com").check_production()
+    with pytest.raises(ValueError, match="PUBLIC_URL"):
+        Settings(**PROD, public_url="herald.example.com")
+
+
+def test_dev_starts_on_embedded_defaults() -> None:
+    Settings(env="dev").check_production()
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
