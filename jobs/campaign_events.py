@@ -1,4 +1,5 @@
-"""Event topics about campaigns (published by the API and the workers, read by subscriptions)."""
+"""Event topics about campaigns; their payloads (and the topics' home) are in models/outbox/payloads.py."""
 
-CAMPAIGN_STATUS_TOPIC = "campaign.status"
-CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
+
+__all__ = ["CAMPAIGN_RUN_PROGRESS_TOPIC", "CAMPAIGN_STATUS_TOPIC"]

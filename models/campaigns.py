@@ -15,6 +15,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from models import outbox
 from models.audience import ContactChannel, Segment
 from models.audit import record_audit
 from models.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
@@ -28,6 +29,7 @@ from models.campaign_rules import (
     is_editable,
 )
 from models.identity import IdentityNamespace
+from models.outbox.payloads import CampaignStatusChanged
 from models.preset import MessagePreset
 from models.review import Alert, Plan, can_activate, plan, review
 from models.review_snapshot import (
@@ -256,6 +258,8 @@ async def create_campaign(sandbox_id: int, values: dict[str, Any], *, actor: str
             after=public_state(row),
             using_db=conn,
         )
+        await _emit_status(conn, row, None, actor)
+    outbox.committed()
     return row
 
 
@@ -301,6 +305,19 @@ async def _audit_transition(
         after={**public_state(row), **extra},
         using_db=conn,
     )
+
+
+async def _emit_status(conn: BaseDBAsyncClient, row: Campaign, previous: CampaignStatus | None, actor: str) -> None:
+    """The status event, in the transaction of the change (the outbox relay publishes it after commit)."""
+    change = CampaignStatusChanged(
+        campaign_id=row.id,
+        status=CampaignStatus(row.status),
+        previous_status=previous,
+        version=row.version,
+        at=row.updated_at or datetime.now(UTC),
+        actor=actor,
+    )
+    await outbox.emit(change, sandbox_id=row.sandbox_id, conn=conn)
 
 
 async def update_campaign(
@@ -626,6 +643,8 @@ async def activate_campaign(
                 sandbox_id=sandbox_id, campaign_id=row.id, scheduled_for=schedule.start_at or now, using_db=conn
             )
         await _audit_transition(conn, row, "ACTIVATE", before, actor=actor)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return Activation(campaign=row, run=run, previous_status=CampaignStatus(before["status"]))
 
 
@@ -646,6 +665,8 @@ async def stop_campaign(
             .update(status=RunStatus.CANCELLED, finished_at=now)
         )
         await _audit_transition(conn, row, "STOP", before, actor=actor, abortRunning=abort_running)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return row
 
 
@@ -656,4 +677,6 @@ async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> 
         before = public_state(row)
         await _save(conn, row, {"status": target})
         await _audit_transition(conn, row, "ARCHIVE", before, actor=actor)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return row
