@@ -29,6 +29,9 @@ PRUNE_EVERY = 60.0
 BATCH = 200
 MAX_BACKOFF = 5.0
 
+# The relays running in this process (tests pause the app's relay to watch one of their own).
+RUNNING: set[OutboxRelay] = set()
+
 
 class OutboxRelay:
     def __init__(
@@ -39,12 +42,16 @@ class OutboxRelay:
         poll_interval: float = POLL_INTERVAL,
         prune_every: float = PRUNE_EVERY,
         batch: int = BATCH,
+        lock: asyncio.Lock | None = None,
     ) -> None:
+        """`lock`: by default the process's one relay lock; tests give two relays their own on PostgreSQL to
+        act as two processes (the advisory lock then keeps them apart)."""
         self.redis = redis
         self.retention = retention
         self.poll_interval = poll_interval
         self.prune_every = prune_every
         self.batch = batch
+        self.lock = lock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._next_prune = 0.0
@@ -54,9 +61,11 @@ class OutboxRelay:
     def start(self) -> None:
         store.add_listener(self._wake.set)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        RUNNING.add(self)
 
     async def stop(self) -> None:
         store.remove_listener(self._wake.set)
+        RUNNING.discard(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -70,7 +79,7 @@ class OutboxRelay:
         """Publishes every pending event (batch after batch); errors propagate. The loop and tests call it."""
         total = 0
         while True:
-            published = await store.publish_pending(self._publish, limit=self.batch)
+            published = await store.publish_pending(self._publish, limit=self.batch, lock=self.lock)
             total += published
             if published < self.batch:
                 return total

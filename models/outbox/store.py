@@ -50,14 +50,16 @@ def _local_lock() -> asyncio.Lock:
     return lock
 
 
-async def publish_pending(publish: Callable[[OutboxEvent], Awaitable[None]], *, limit: int = 200) -> int:
+async def publish_pending(
+    publish: Callable[[OutboxEvent], Awaitable[None]], *, limit: int = 200, lock: asyncio.Lock | None = None
+) -> int:
     """Publish up to `limit` unpublished events in id order with `publish`, and mark them published.
 
     One relay at a time: in-process by a lock; across processes (PostgreSQL) by a transaction-scoped advisory
     lock held while publishing (another relay holds it → 0 here: that one is publishing). SQLite has a single
     process and one connection: no transaction is held open while Redis is called. If `publish` raises, the
     events published before are marked and the error propagates; the rest stay for the next attempt."""
-    async with _local_lock():
+    async with lock or _local_lock():
         default = connections.get("default")
         if default.capabilities.dialect == "sqlite":
             done, error = await _publish_batch(default, publish, limit)

@@ -11,6 +11,7 @@ PURE_MODULES = [
     "models.email_html",
     "models.review_snapshot",
     "models.review",
+    "models.outbox.payloads",
 ]
 FORBIDDEN = ("tortoise", "strawberry", "api", "resolvers", "jobs")
 
