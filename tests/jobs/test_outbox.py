@@ -30,7 +30,7 @@ from jobs.runs import _fail_campaign
 from models import outbox
 from models.campaign import CampaignRun, RunStatus
 from models.campaign_rules import CampaignStatus
-from models.outbox import CampaignStatusChanged, OutboxEvent
+from models.outbox import CampaignStatusChanged, OutboxEvent, RunProgress
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC, envelope
 from models.sandbox import Sandbox
 from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, free_port, wait_until
@@ -289,3 +289,47 @@ async def test_a_run_s_final_progress_is_an_outbox_event(gql: GraphQLClient, san
     assert [(e.payload["runId"], e.payload["status"], e.payload["final"], e.payload["sent"]) for e in events] == [
         (run_id, "SUCCEEDED", True, 3)
     ]
+
+
+PROGRESS = "subscription($id: ID!) { campaignRunProgress(campaignId: $id) { runId status sent pending } }"
+
+
+async def test_progress_subscribers_get_the_snapshot_each_event_once_then_the_final_one(
+    server: RunningServer, gql: GraphQLClient, sandbox: SandboxKeys, redis: Redis
+) -> None:
+    preset_id = await active_in_app_preset(gql, sandbox)
+    campaign = await create(gql, sandbox, ready_input(preset_id, await audience(gql, sandbox, size=3)))
+    pk = int(relay.GlobalID.from_id(campaign["id"]).node_id)
+    ws = await websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"])
+
+    async def progress() -> dict[str, Any]:
+        async with asyncio.timeout(30):
+            message = json.loads(await ws.recv())
+        assert message["type"] == "next", message
+        return message["payload"]["data"]["campaignRunProgress"]
+
+    try:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": PROGRESS, "variables": {"id": campaign["id"]}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        assert await progress() == {"runId": None, "status": None, "sent": 0, "pending": 0}  # no run yet
+
+        # Published twice (at least once), malformed in between: one event, and the stream goes on.
+        channel = channel_name(await sandbox_id(sandbox), CAMPAIGN_RUN_PROGRESS_TOPIC)
+        tick = RunProgress(
+            campaign_id=pk, run_id=10**9, status="RUNNING", targeted=2, excluded=0, sent=1, failed=0, pending=1,
+            rate_per_second=None, eta_seconds=None, at=datetime.now(UTC), final=False,
+        )  # fmt: skip
+        outbox_id = random.randrange(10**12, 2 * 10**12)
+        for message in (envelope(outbox_id, tick.to_json()), {"id": 1, "data": {"campaignId": pk}}):
+            await redis.publish(channel, orjson.dumps(message))
+        await redis.publish(channel, orjson.dumps(envelope(outbox_id, tick.to_json())))
+        assert (await progress())["pending"] == 1
+
+        run_id = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
+        while (event := await progress())["status"] != "SUCCEEDED":
+            assert event["runId"] == run_id and event["status"] == "RUNNING", event
+    finally:
+        await ws.close()
+    assert event == {"runId": run_id, "status": "SUCCEEDED", "sent": 3, "pending": 0}
