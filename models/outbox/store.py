@@ -63,6 +63,8 @@ async def publish_pending(
         default = connections.get("default")
         if default.capabilities.dialect == "sqlite":
             done, error = await _publish_batch(default, publish, limit)
+        elif not await OutboxEvent.filter(published_at__isnull=True).exists():
+            return 0  # the idle poll: one indexed read, no transaction
         else:
             async with in_transaction() as conn:
                 rows = await conn.execute_query_dict(f"SELECT pg_try_advisory_xact_lock({RELAY_LOCK_KEY}) AS locked")
