@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
@@ -33,6 +34,7 @@ from api.tracking import ROUTES as TRACKING_ROUTES
 from api.webhooks import ROUTES as WEBHOOK_ROUTES
 from api.webhooks import WEBHOOK_MAX_BODY_BYTES
 from jobs.events import EventBus
+from jobs.outbox_relay import OutboxRelay
 from jobs.queue import JobQueue
 from jobs.worker import build_worker
 from models.reporting.tracking_tokens import TokenSigner
@@ -69,6 +71,8 @@ def create_app(settings: Settings) -> Starlette:
             graphql_app.queue = JobQueue(redis)
             app.state.queue = graphql_app.queue
             graphql_app.events = events
+            relay = OutboxRelay(redis, retention=timedelta(hours=settings.outbox_retention_hours))
+            relay.start()
             worker_task = None
             worker = None
             if settings.worker_in_process:
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> Starlette:
                     worker_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker_task
+                await relay.stop()
                 await events.close()
                 await redis.aclose()
                 await graphql_app.rate_limiter.aclose()

@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "models.audience.imports",
     "models.ledger.delivery",
     "models.reporting.tracking",
+    "models.outbox.model",
 ]
 
 
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+    # Published outbox events are deleted after this many hours (unpublished ones are kept).
+    outbox_retention_hours: float = Field(24, ge=0)
 
     # Local SMTP sink (api/mail_sink.py): keeps what it receives as a Maildir under data_dir/mail.
     # Default: on with the embedded database outside production, i.e. a first `herald serve`.

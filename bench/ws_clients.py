@@ -20,7 +20,8 @@ import httpx
 import websockets
 from redis.asyncio import Redis
 
-from jobs.events import CAMPAIGN_STATUS_TOPIC, channel_name
+from jobs.events import channel_name
+from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, envelope
 
 SUBSCRIPTION = "subscription { campaignStatusChanged { campaignId status previousStatus version at } }"
 ARCHIVE = (
@@ -88,15 +89,15 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     # A subscription is live once its resolver has joined the event bus; only an event proves it.
     redis = Redis.from_url(args.redis_url)
-    warmup = {"campaignId": 0, "status": "DRAFT", "previousStatus": None, "version": 0}
+    warmup = {"campaignId": 0, "status": "DRAFT", "previousStatus": None}
+    version = 0  # subscribers drop a campaign's versions they have seen
     deadline = time.monotonic() + 60
     while not all(s.warm.is_set() for s in subscribers):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{sum(not s.warm.is_set() for s in subscribers)} subscribers never went live")
-        await redis.publish(
-            channel_name(args.sandbox, CAMPAIGN_STATUS_TOPIC),
-            json.dumps({**warmup, "at": datetime.now(UTC).isoformat()}),
-        )
+        version += 1
+        change = {**warmup, "version": version, "at": datetime.now(UTC).isoformat()}
+        await redis.publish(channel_name(args.sandbox, CAMPAIGN_STATUS_TOPIC), json.dumps(envelope(None, change)))
         await asyncio.sleep(0.2)
     await redis.aclose()
     await asyncio.sleep(0.5)  # let the last warm-up events drain everywhere

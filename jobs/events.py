@@ -20,9 +20,8 @@ logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BUFFER = 256
 
-# Topics published by the API and the workers and read by subscriptions (preset status: models/presets/preset.py).
-CAMPAIGN_STATUS_TOPIC = "campaign.status"
-CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+# Topics published directly (best effort). Campaign status and run progress are typed outbox payloads: their
+# topics live beside them in models/outbox/payloads.py; preset status in models/presets/preset.py.
 WORKER_PONG_TOPIC = "worker.pong"
 
 

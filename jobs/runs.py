@@ -39,10 +39,11 @@ from jobs.channels.base import (
     SmsContent,
 )
 from jobs.context import worker_context
-from jobs.events import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC, publish
+from jobs.events import publish
 from jobs.queue import JobQueue
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
+from models import outbox
 from models.audience.entities import Profile, Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
@@ -59,6 +60,12 @@ from models.ledger.counts import Counts, ledger_counts, next_retry, store_counte
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome, cancel_unsent, write_outcomes
 from models.ledger.snapshot import exclude_beyond_throttle, snapshot_audience
+from models.outbox.payloads import (
+    CAMPAIGN_RUN_PROGRESS_TOPIC,
+    CampaignStatusChanged,
+    RunProgress,
+    envelope,
+)
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 from models.reporting.tracking import BounceType
@@ -169,11 +176,8 @@ class Progress:
         now = time.monotonic()
         self.next_count = now + max(PROGRESS_INTERVAL, 4 * (now - started))
 
-    async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:
+    def event(self, counts: Counts, status: RunStatus, *, final: bool = False) -> RunProgress:
         now = time.monotonic()
-        if self.redis is None or (not force and now - self.last < PROGRESS_INTERVAL):
-            return
-        self.last = now
         done = counts.of(
             DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED,
             DeliveryStatus.CANCELLED,
@@ -182,18 +186,29 @@ class Progress:
             self.done_at_start = done
         elapsed = max(now - self.started, 1e-6)
         rate = (done - self.done_at_start) / elapsed
-        payload = {
-            "campaignId": self.run.campaign_id,
-            "runId": self.run.id,
-            "status": status.value,
-            "targeted": counts.total - counts.of(DeliveryStatus.EXCLUDED),
-            "excluded": counts.of(DeliveryStatus.EXCLUDED),
-            "sent": counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
-            "failed": counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
-            "pending": counts.pending,
-            "ratePerSecond": round(rate, 2),
-            "etaSeconds": round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
-        }
+        return RunProgress(
+            campaign_id=self.run.campaign_id,
+            run_id=self.run.id,
+            status=status.value,
+            targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
+            excluded=counts.of(DeliveryStatus.EXCLUDED),
+            sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
+            failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
+            pending=counts.pending,
+            rate_per_second=round(rate, 2),
+            eta_seconds=round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
+            at=_now(),
+            final=final,
+        )
+
+    async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:
+        """A progress tick, published directly and best effort (lost if Redis is away): the next tick replaces
+        it. The run's final event goes through the outbox instead (`event(..., final=True)` to `_finish_run`)."""
+        now = time.monotonic()
+        if self.redis is None or (not force and now - self.last < PROGRESS_INTERVAL):
+            return
+        self.last = now
+        payload = envelope(None, self.event(counts, status).to_json())
         try:
             # Several jobs may send for the run: one publish per interval for all of them.
             interval_ms = int(PROGRESS_INTERVAL * 1000)
@@ -357,30 +372,46 @@ def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadli
 # ---- the job ------------------------------------------------------------------------------------------------
 
 
-async def _finish_run(run: CampaignRun, status: RunStatus, reason: str | None, now: datetime) -> bool:
-    updated = await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(
-        status=status, finished_at=now, failure_reason=reason, lease_until=None
-    )
+async def _finish_run(
+    run: CampaignRun, status: RunStatus, reason: str | None, now: datetime, final: RunProgress | None = None
+) -> bool:
+    """RUNNING → `status`; `final` is the run's last progress event, written to the outbox with the change."""
+    async with in_transaction() as conn:
+        updated = (
+            await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING)
+            .using_db(conn)
+            .update(status=status, finished_at=now, failure_reason=reason, lease_until=None)
+        )
+        if updated == 1 and final is not None:
+            await outbox.emit(final, sandbox_id=run.sandbox_id, conn=conn)
+    outbox.committed()
     run.status = status
     return updated == 1
 
 
-async def _fail_campaign(ctx: dict[str, Any], campaign_id: int, reason: str, now: datetime) -> None:
+async def _fail_campaign(campaign_id: int, reason: str, now: datetime) -> None:
     campaign = await Campaign.get(id=campaign_id)
     try:
         target = check_transition(campaign.status, CampaignEvent.FAIL)
     except InvalidTransition:
         return
-    updated = await Campaign.filter(id=campaign.id, version=campaign.version, status=campaign.status).update(
-        status=target, failure_reason=reason, finished_at=now, version=campaign.version + 1, updated_at=now
-    )
-    if updated and ctx.get("redis") is not None:
-        await publish(
-            ctx["redis"],
-            campaign.sandbox_id,
-            CAMPAIGN_STATUS_TOPIC,
-            {"campaignId": campaign.id, "status": CampaignStatus.FAILED.value, "version": campaign.version + 1},
+    async with in_transaction() as conn:
+        updated = await (
+            Campaign.filter(id=campaign.id, version=campaign.version, status=campaign.status)
+            .using_db(conn)
+            .update(status=target, failure_reason=reason, finished_at=now, version=campaign.version + 1, updated_at=now)
         )
+        if updated:
+            change = CampaignStatusChanged(
+                campaign_id=campaign.id,
+                status=target,
+                previous_status=campaign.status,
+                version=campaign.version + 1,
+                at=now,
+                actor="system:worker",
+            )
+            await outbox.emit(change, sandbox_id=campaign.sandbox_id, conn=conn)
+    outbox.committed()
 
 
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
@@ -463,8 +494,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         adapter = build_adapter(ctx, campaign, preset, namespace) if preset is not None else None
     except SecretsUnreadableError:
         reason = "the preset's secrets cannot be decrypted with the current SECRET_KEY"
-        if await _finish_run(run, RunStatus.FAILED, reason, now):
-            await _fail_campaign(ctx, campaign.id, reason, now)
+        final = progress.event(await ledger_counts(run.id), RunStatus.FAILED, final=True)
+        if await _finish_run(run, RunStatus.FAILED, reason, now, final):
+            await _fail_campaign(campaign.id, reason, now)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     preset_values = (preset.settings or {}) if preset else {}
     retry_minutes = int(preset_values.get("retry_period_minutes") or DEFAULT_RETRY_MINUTES)
@@ -484,8 +516,11 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 if fresh_run.status is RunStatus.CANCELLED:
                     await cancel_unsent(run.id, now)
                     counts = await ledger_counts(run.id)
-                    await store_counters(run.id, counts)
-                    await progress.publish(counts, RunStatus.CANCELLED, force=True)
+                    async with in_transaction() as conn:
+                        await store_counters(run.id, counts, conn)
+                        final = progress.event(counts, RunStatus.CANCELLED, final=True)
+                        await outbox.emit(final, sandbox_id=run.sandbox_id, conn=conn)
+                    outbox.committed()
                 return {"runId": run.id, "status": fresh_run.status.value}
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
@@ -566,11 +601,13 @@ async def _finish_if_done(
     # Several jobs may get here at once: the compare-and-set picks the one that finishes the run.
     if sent == 0 and failed > 0:
         reason = await _main_failure(run.id)
-        if await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now):
-            await _fail_campaign(ctx, campaign.id, f"run {run.id}: every send failed: {reason}", now)
-    elif not await _finish_run(run, RunStatus.SUCCEEDED, None, now):
+        final = progress.event(counts, RunStatus.FAILED, final=True)
+        if await _finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now, final):
+            await _fail_campaign(campaign.id, f"run {run.id}: every send failed: {reason}", now)
+    elif not await _finish_run(
+        run, RunStatus.SUCCEEDED, None, now, progress.event(counts, RunStatus.SUCCEEDED, final=True)
+    ):
         return {"runId": run.id, "status": (await CampaignRun.get(id=run.id)).status.value}
-    await progress.publish(counts, run.status, force=True)
     return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
 
 
@@ -592,7 +629,8 @@ def _link_facts(ctx: dict[str, Any]) -> LinkFacts | None:
 async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
     """First claim: stopped campaign → cancel; failing review → FAILED; else snapshot the audience."""
     if campaign.status not in (CampaignStatus.LIVE, CampaignStatus.SCHEDULED):
-        await _finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now)
+        final = Progress(None, run).event(Counts({}), RunStatus.CANCELLED, final=True)
+        await _finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now, final)
         return {"runId": run.id, "status": RunStatus.CANCELLED.value}
     async with in_transaction() as conn:
         alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=_link_facts(ctx)), now)
@@ -608,7 +646,9 @@ async def _start(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now:
             if campaign.throttle_per_second:
                 await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
     if reason is not None:
-        await _finish_run(run, RunStatus.FAILED, reason, now)
+        await _finish_run(
+            run, RunStatus.FAILED, reason, now, Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)
+        )
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -18,6 +19,7 @@ from jobs.diagnostics import worker_ping
 from jobs.dispatcher import DISPATCH_CRON, quiet_dispatch_logs
 from jobs.imports import import_profiles_job
 from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
+from jobs.outbox_relay import OutboxRelay
 from jobs.presets import validate_preset
 from jobs.proofs import send_proof
 from jobs.runs import execute_run, send_run_part
@@ -78,8 +80,13 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
         if orm_config is not None:
             await Tortoise.init(config=orm_config)
         ctx[CONTEXT_KEY] = WorkerContext(settings)
+        if not in_process:  # in `herald serve` the app's lifespan runs the process's relay
+            ctx["outbox_relay"] = OutboxRelay(ctx["redis"], retention=timedelta(hours=settings.outbox_retention_hours))
+            ctx["outbox_relay"].start()
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if ctx.get("outbox_relay") is not None:
+            await ctx["outbox_relay"].stop()
         if orm_config is not None:
             await Tortoise.close_connections()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import Iterator
@@ -11,6 +12,12 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 _METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many")
 _inside: ContextVar[bool] = ContextVar("inside_counted_call", default=False)
+
+
+def _in_background_task() -> bool:
+    """The outbox relay polls in its own task of the same process: its statements are not the request's."""
+    task = asyncio.current_task()
+    return task is not None and task.get_name() == "outbox-relay"
 
 
 def _all_client_classes() -> list[type]:
@@ -31,7 +38,7 @@ def count_sql() -> Iterator[list[str]]:
     def wrap(method):
         @functools.wraps(method)
         async def counted(self, query, *args, **kwargs):
-            if _inside.get():
+            if _inside.get() or _in_background_task():
                 return await method(self, query, *args, **kwargs)
             statements.append(query)
             token = _inside.set(True)

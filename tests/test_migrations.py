@@ -83,6 +83,12 @@ SEEDS: dict[str, list[tuple[str, dict[str, Any]]]] = {
             for i in range(1, 6)
         ],
     ],
+    "0008_outbox": [
+        (
+            "outbox_event",
+            {"id": 1, "sandbox_id": 1, "topic": "campaign.status", "payload": "{}", "created_at": NOW},
+        ),
+    ],
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from models import outbox
 from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
 from models.campaigns.review import can_activate, review
@@ -37,6 +38,7 @@ from models.campaigns.values import (
     schedule_from_stored,
     validate_values,
 )
+from models.outbox.payloads import CampaignStatusChanged
 from models.presets.preset import MessagePreset
 from models.tenancy.audit import record_audit
 from models.tenancy.identity import IdentityNamespace
@@ -106,6 +108,8 @@ async def create_campaign(sandbox_id: int, values: dict[str, Any], *, actor: str
             after=public_state(row),
             using_db=conn,
         )
+        await _emit_status(conn, row, None, actor)
+    outbox.committed()
     return row
 
 
@@ -151,6 +155,19 @@ async def _audit_transition(
         after={**public_state(row), **extra},
         using_db=conn,
     )
+
+
+async def _emit_status(conn: BaseDBAsyncClient, row: Campaign, previous: CampaignStatus | None, actor: str) -> None:
+    """The status event, in the transaction of the change (the outbox relay publishes it after commit)."""
+    change = CampaignStatusChanged(
+        campaign_id=row.id,
+        status=CampaignStatus(row.status),
+        previous_status=previous,
+        version=row.version,
+        at=row.updated_at or datetime.now(UTC),
+        actor=actor,
+    )
+    await outbox.emit(change, sandbox_id=row.sandbox_id, conn=conn)
 
 
 async def update_campaign(
@@ -309,6 +326,8 @@ async def activate_campaign(
                 sandbox_id=sandbox_id, campaign_id=row.id, scheduled_for=schedule.start_at or now, using_db=conn
             )
         await _audit_transition(conn, row, "ACTIVATE", before, actor=actor)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return Activation(campaign=row, run=run, previous_status=CampaignStatus(before["status"]))
 
 
@@ -329,6 +348,8 @@ async def stop_campaign(
             .update(status=RunStatus.CANCELLED, finished_at=now)
         )
         await _audit_transition(conn, row, "STOP", before, actor=actor, abortRunning=abort_running)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return row
 
 
@@ -339,4 +360,6 @@ async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> 
         before = public_state(row)
         await _save(conn, row, {"status": target})
         await _audit_transition(conn, row, "ARCHIVE", before, actor=actor)
+        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+    outbox.committed()
     return row

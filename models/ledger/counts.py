@@ -42,13 +42,17 @@ async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> C
     return Counts({row["status"]: int(row["n"]) for row in rows})
 
 
-async def store_counters(run_id: int, counts: Counts) -> None:
-    await CampaignRun.filter(id=run_id).update(
-        targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
-        excluded=counts.of(DeliveryStatus.EXCLUDED),
-        sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
-        delivered=counts.of(DeliveryStatus.DELIVERED),
-        failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
+async def store_counters(run_id: int, counts: Counts, conn: BaseDBAsyncClient | None = None) -> None:
+    await (
+        CampaignRun.filter(id=run_id)
+        .using_db(conn)
+        .update(
+            targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
+            excluded=counts.of(DeliveryStatus.EXCLUDED),
+            sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
+            delivered=counts.of(DeliveryStatus.DELIVERED),
+            failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
+        )
     )
 
 

@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
 
 import strawberry
 
-from jobs.events import CAMPAIGN_STATUS_TOPIC
 from models.audience.entities import Profile as ProfileModel
 from models.campaigns.actions import (
     activate_campaign,
@@ -35,6 +34,7 @@ from models.campaigns.values import (
     CampaignStateError,
     ReviewFailedError,
 )
+from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
 from resolvers.campaigns.inputs import (
@@ -58,6 +58,7 @@ from resolvers.campaigns.types import (
 )
 from resolvers.context import Info
 from resolvers.errors import ConflictError, Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
+from resolvers.event_stream import typed_events
 from resolvers.nodes import pk_of
 from resolvers.pagination import Connection, SortKey, SqlListing, paginate, selected_node_tree
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
@@ -197,25 +198,6 @@ async def _on_campaign(info: Info, node_id: Any, action: Callable[[int, int, str
         return _error(exc)
 
 
-async def _publish_status(info: Info, row: CampaignModel, previous: str | None) -> None:
-    if info.context.events is None:
-        return
-    try:
-        await info.context.events.publish(
-            row.sandbox_id,
-            CAMPAIGN_STATUS_TOPIC,
-            {
-                "campaignId": row.id,
-                "status": row.status.value,
-                "previousStatus": previous,
-                "version": row.version,
-                "at": datetime.now(UTC).isoformat(),
-            },
-        )
-    except Exception:  # the change is committed; a lost notification must not turn it into an error
-        logger.exception("could not publish the status change of campaign %s", row.id)
-
-
 @strawberry.type
 class CampaignQuery:
     @strawberry.field(description="A campaign by id.", permission_classes=VIEWER)
@@ -329,7 +311,6 @@ class CampaignMutation:
             row = await create_campaign(caller.sandbox_id, values, actor=caller.actor)
         except CampaignError as exc:
             return _error(exc)
-        await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
@@ -393,10 +374,9 @@ class CampaignMutation:
         )
         if isinstance(activation, Error):
             return activation
-        # After commit: hand the run to the workers, then tell subscribers.
+        # After commit: hand the run to the workers (subscribers hear of it through the outbox).
         if activation.run is not None and info.context.queue is not None:
             await info.context.queue.execute_run(activation.run.id)
-        await _publish_status(info, activation.campaign, activation.previous_status.value)
         return CampaignActivateSuccess(
             campaign=Campaign.from_model(activation.campaign),
             run=CampaignRun.from_model(activation.run) if activation.run else None,
@@ -411,7 +391,6 @@ class CampaignMutation:
         )
         if isinstance(row, Error):
             return row
-        await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Archive a STOPPED, COMPLETED or FAILED campaign.", permission_classes=PUBLISHER)
@@ -421,7 +400,6 @@ class CampaignMutation:
         )
         if isinstance(row, Error):
             return row
-        await _publish_status(info, row, None)
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
 
@@ -429,7 +407,9 @@ class CampaignMutation:
 class CampaignStatusChange:
     campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
     status: CampaignStatus = strawberry.field(description="The new status.")
-    previous_status: CampaignStatus | None = strawberry.field(description="The status before, when known.")
+    previous_status: CampaignStatus | None = strawberry.field(
+        description="The status before; null for a new campaign and for the current state sent first."
+    )
     version: int = strawberry.field(description="The campaign version after the change.")
     at: datetime = strawberry.field(description="When it changed.")
 
@@ -437,26 +417,48 @@ class CampaignStatusChange:
 @strawberry.type
 class CampaignSubscription:
     @strawberry.subscription(
-        description="Status changes of one campaign, or of every campaign of the sandbox when `id` is null.",
+        description="Status changes of one campaign (its current status first), or of every campaign of the sandbox "
+        "when `id` is null.",
         permission_classes=VIEWER,
     )
     async def campaign_status_changed(
         self, info: Info, id: strawberry.ID | None = None
     ) -> AsyncGenerator[CampaignStatusChange, None]:
         caller = info.context.require_caller()
-        wanted = _pk(id) if id is not None else None
+        # An id that names no campaign of this sandbox matches nothing (0 is never a key).
+        wanted = (_pk(id) or 0) if id is not None else None
         if info.context.events is None:
             raise RuntimeError("no event bus configured")
+        # Subscribed before the state is read, so a change committed in between is not missed; events at or
+        # below a version already sent are dropped.
         async with info.context.events.subscribe(caller.sandbox_id, CAMPAIGN_STATUS_TOPIC) as events:
-            async for event in events:
-                if wanted is not None and event["campaignId"] != wanted:
+            versions: dict[int, int] = {}
+            if wanted is not None:
+                row = await CampaignModel.filter(id=wanted, sandbox_id=caller.sandbox_id).first()
+                if row is not None:
+                    versions[row.id] = row.version
+                    yield CampaignStatusChange(
+                        campaign_id=_campaign_gid(row.id),
+                        status=CampaignStatusEnum(row.status),
+                        previous_status=None,
+                        version=row.version,
+                        at=row.updated_at,
+                    )
+            async for change in typed_events(events, CAMPAIGN_STATUS_TOPIC):
+                assert isinstance(change, CampaignStatusChanged)
+                if wanted is not None and change.campaign_id != wanted:
                     continue
+                if change.version <= versions.get(change.campaign_id, change.version - 1):
+                    continue
+                versions[change.campaign_id] = change.version
                 yield CampaignStatusChange(
-                    campaign_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(event["campaignId"])))),
-                    status=CampaignStatusEnum(event["status"]),
-                    previous_status=(
-                        CampaignStatusEnum(event["previousStatus"]) if event.get("previousStatus") else None
-                    ),
-                    version=event["version"],
-                    at=datetime.fromisoformat(event["at"]),
+                    campaign_id=_campaign_gid(change.campaign_id),
+                    status=change.status,
+                    previous_status=change.previous_status,
+                    version=change.version,
+                    at=change.at,
                 )
+
+
+def _campaign_gid(pk: int) -> strawberry.ID:
+    return strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(pk))))

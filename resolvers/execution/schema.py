@@ -10,16 +10,17 @@ import orjson
 import strawberry
 from strawberry import relay
 
-from jobs.events import CAMPAIGN_RUN_PROGRESS_TOPIC
 from models.audience.values import ValueProblem, normalize_identity
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.ledger.delivery import Delivery as DeliveryModel
 from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
 from models.tenancy.identity import IdentityNamespace
 from resolvers.campaigns.enums import RunStatus
 from resolvers.context import Info
 from resolvers.errors import ClientError
+from resolvers.event_stream import typed_events
 from resolvers.nodes import parse_pk
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
@@ -233,7 +234,12 @@ class ExecutionSubscription:
                     "pending": max(latest.targeted - latest.sent - latest.failed, 0),
                 }
             yield _progress(campaign_id, initial)
-            async for event in events:
-                if event.get("campaignId") != wanted:
+            finished: set[int] = set()
+            async for progress in typed_events(events, CAMPAIGN_RUN_PROGRESS_TOPIC):
+                assert isinstance(progress, RunProgress)
+                # A best-effort tick published before the run's final event may arrive after it: dropped.
+                if progress.campaign_id != wanted or progress.run_id in finished:
                     continue
-                yield _progress(campaign_id, event)
+                if progress.final:
+                    finished.add(progress.run_id)
+                yield _progress(campaign_id, progress.to_json())

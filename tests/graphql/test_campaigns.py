@@ -11,7 +11,7 @@ import websockets
 
 from models.campaigns.campaign import CampaignRun
 from models.tenancy.sandbox import Role
-from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_presets import CREATE as PRESET_CREATE
 from tests.graphql.test_presets import DEACTIVATE as PRESET_DEACTIVATE
 from tests.graphql.test_presets import in_app_input, validated
@@ -402,14 +402,10 @@ async def test_status_changes_reach_subscribers(
             )
         )
 
-        async def activated_event() -> dict[str, Any] | None:
-            # Subscribing on Redis happens after the subscribe message; activation is retried until it is seen.
-            await activate(gql, sandbox, campaign["id"])
-            try:
-                async with asyncio.timeout(1):
-                    return json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
-            except TimeoutError:
-                return None
-
-        event = await wait_until(activated_event, timeout=15)
+        # The current state comes first (the subscription is live from then on), then the change.
+        first = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
+        assert first == {"campaignId": campaign["id"], "status": "DRAFT", "previousStatus": None}
+        await activate(gql, sandbox, campaign["id"])
+        async with asyncio.timeout(10):
+            event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
     assert event == {"campaignId": campaign["id"], "status": "LIVE", "previousStatus": "DRAFT"}

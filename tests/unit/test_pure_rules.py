@@ -19,6 +19,7 @@ PURE_MODULES = [
     "models.reporting.link_tracking",
     "models.reporting.tracking_tokens",
     "models.sql.params",
+    "models.outbox.payloads",
 ]
 FORBIDDEN = ("tortoise", "strawberry", "api", "resolvers", "jobs")
 

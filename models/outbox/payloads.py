@@ -1,0 +1,184 @@
+"""Typed event payloads, one per topic: what the outbox stores, the relay publishes and subscriptions read.
+
+Pure (no tortoise, no strawberry). Keys on the wire are camelCase, as GraphQL shows them. `parse` refuses
+malformed input with PayloadError naming the topic and the field, so a subscriber can log and skip it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from models.campaigns.rules import CampaignStatus
+
+CAMPAIGN_STATUS_TOPIC = "campaign.status"
+CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+
+RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+class PayloadError(ValueError):
+    """An event that does not match its topic's payload."""
+
+
+def _field(data: dict[str, Any], topic: str, key: str, kinds: tuple[type, ...], *, optional: bool = False) -> Any:
+    if key not in data or data[key] is None:
+        if optional:
+            return None
+        raise PayloadError(f"{topic}: '{key}' is missing")
+    value = data[key]
+    # bool is an int in Python: never accept it where a number is meant
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise PayloadError(f"{topic}: '{key}' is {type(value).__name__}, not {'/'.join(k.__name__ for k in kinds)}")
+    return value
+
+
+def _time(data: dict[str, Any], topic: str, key: str) -> datetime:
+    text = _field(data, topic, key, (str,))
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise PayloadError(f"{topic}: '{key}' is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise PayloadError(f"{topic}: '{key}' has no time zone")
+    return value
+
+
+def _campaign_status(data: dict[str, Any], topic: str, key: str, *, optional: bool = False) -> CampaignStatus | None:
+    text = _field(data, topic, key, (str,), optional=optional)
+    if text is None:
+        return None
+    try:
+        return CampaignStatus(text)
+    except ValueError:
+        raise PayloadError(f"{topic}: '{key}' is not a campaign status: {text!r}") from None
+
+
+@dataclass(frozen=True)
+class CampaignStatusChanged:
+    topic: ClassVar[str] = CAMPAIGN_STATUS_TOPIC
+
+    campaign_id: int
+    status: CampaignStatus
+    previous_status: CampaignStatus | None  # None when the campaign was created
+    version: int  # the campaign's version after the change
+    at: datetime
+    actor: str | None = None  # an API key's actor, or "system:dispatcher" / "system:worker"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "status": self.status.value,
+            "previousStatus": self.previous_status.value if self.previous_status else None,
+            "version": self.version,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignStatusChanged:
+        t = cls.topic
+        status = _campaign_status(data, t, "status")
+        assert status is not None
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            status=status,
+            previous_status=_campaign_status(data, t, "previousStatus", optional=True),
+            version=_field(data, t, "version", (int,)),
+            at=_time(data, t, "at"),
+            actor=_field(data, t, "actor", (str,), optional=True),
+        )
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    topic: ClassVar[str] = CAMPAIGN_RUN_PROGRESS_TOPIC
+
+    campaign_id: int
+    run_id: int
+    status: str  # a RunStatus value
+    targeted: int
+    excluded: int
+    sent: int
+    failed: int
+    pending: int
+    rate_per_second: float | None
+    eta_seconds: float | None
+    at: datetime
+    final: bool  # the run's last event: it comes through the outbox, so it is never lost
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "runId": self.run_id,
+            "status": self.status,
+            "targeted": self.targeted,
+            "excluded": self.excluded,
+            "sent": self.sent,
+            "failed": self.failed,
+            "pending": self.pending,
+            "ratePerSecond": self.rate_per_second,
+            "etaSeconds": self.eta_seconds,
+            "at": self.at.isoformat(),
+            "final": self.final,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunProgress:
+        t = cls.topic
+        status = _field(data, t, "status", (str,))
+        if status not in RUN_STATUSES:
+            raise PayloadError(f"{t}: 'status' is not a run status: {status!r}")
+        rate = _field(data, t, "ratePerSecond", (int, float), optional=True)
+        eta = _field(data, t, "etaSeconds", (int, float), optional=True)
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            run_id=_field(data, t, "runId", (int,)),
+            status=status,
+            targeted=_field(data, t, "targeted", (int,)),
+            excluded=_field(data, t, "excluded", (int,)),
+            sent=_field(data, t, "sent", (int,)),
+            failed=_field(data, t, "failed", (int,)),
+            pending=_field(data, t, "pending", (int,)),
+            rate_per_second=float(rate) if rate is not None else None,
+            eta_seconds=float(eta) if eta is not None else None,
+            at=_time(data, t, "at"),
+            final=_field(data, t, "final", (bool,)),
+        )
+
+
+Payload = CampaignStatusChanged | RunProgress
+PAYLOADS: dict[str, type[CampaignStatusChanged] | type[RunProgress]] = {
+    CampaignStatusChanged.topic: CampaignStatusChanged,
+    RunProgress.topic: RunProgress,
+}
+
+
+def parse(topic: str, data: Any) -> Payload:
+    """The typed payload of `data` published on `topic`; PayloadError when it does not match."""
+    kind = PAYLOADS.get(topic)
+    if kind is None:
+        raise PayloadError(f"unknown topic {topic!r}")
+    if not isinstance(data, dict):
+        raise PayloadError(f"{topic}: the payload is {type(data).__name__}, not an object")
+    return kind.from_json(data)
+
+
+# ---- the envelope on Redis ----------------------------------------------------------------------------------
+# {"id": <outbox row id, or null for a best-effort direct publish>, "data": <payload.to_json()>}. Publishing is
+# at-least-once: a subscriber drops ids it has already seen.
+
+
+def envelope(outbox_id: int | None, data: dict[str, Any]) -> dict[str, Any]:
+    return {"id": outbox_id, "data": data}
+
+
+def open_envelope(topic: str, message: Any) -> tuple[int | None, Payload]:
+    """(outbox id or None, typed payload) of a message received on `topic`; PayloadError when malformed."""
+    if not isinstance(message, dict) or "data" not in message:
+        raise PayloadError(f"{topic}: not an event envelope")
+    outbox_id = message.get("id")
+    if outbox_id is not None and (not isinstance(outbox_id, int) or isinstance(outbox_id, bool)):
+        raise PayloadError(f"{topic}: the envelope's 'id' is not an integer")
+    return outbox_id, parse(topic, message["data"])
