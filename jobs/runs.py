@@ -251,6 +251,9 @@ async def _finish_if_done(
     ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
 ) -> dict[str, Any]:
     now = _now()
+    if run.snapshot_done_at is None:
+        # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
+        return {"runId": run.id, "status": RunStatus.RUNNING.value}
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     if counts.of(DeliveryStatus.SENDING):
