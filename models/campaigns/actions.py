@@ -1,8 +1,9 @@
 """Campaign domain actions: authoring, activation, stop, archive. One transaction each, audited.
 (Stored values and errors: values.py; the review of a stored campaign: reviewing.py.)
 
-Every status change goes through `campaign_rules.check_transition` and a compare-and-set on (status,
-version), plus a row lock on PostgreSQL, so two concurrent activations produce one activation and one run.
+Every status change goes through `transitions.transition_campaign` (the rule, a compare-and-set on (status,
+version), the audit row and the outbox row) under a row lock on PostgreSQL, so two concurrent activations
+produce one activation and one run.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def _allowed(row: Campaign, action: CampaignAction, **conditions: Any) -> Campai
 
 
 async def _emit_status(conn: BaseDBAsyncClient, row: Campaign, previous: CampaignStatus | None, actor: str) -> None:
-    """The status event, in the transaction of the change (the outbox relay publishes it after commit)."""
+    """A new campaign's first status event, in its creation's transaction (changes: transitions.py)."""
     change = CampaignStatusChanged(
         campaign_id=row.id,
         status=CampaignStatus(row.status),
