@@ -35,7 +35,7 @@ async def proof(gql: GraphQLClient, sandbox: SandboxKeys, **input: Any) -> dict[
 
 
 async def test_email_proofs_to_test_profiles_and_addresses(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, worker: None
 ) -> None:
     async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
         preset_id = await email_preset(gql, sandbox, sink.port)
@@ -89,7 +89,7 @@ async def test_email_proofs_to_test_profiles_and_addresses(
 
 
 async def test_refusals_name_the_field_and_send_nothing(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, worker: None
 ) -> None:
     preset_id = await active_in_app_preset(gql, sandbox)
     segment_id = await gold_segment(gql, sandbox)

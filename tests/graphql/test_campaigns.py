@@ -11,7 +11,7 @@ import websockets
 
 from models.campaign import CampaignRun
 from models.sandbox import Role
-from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, subscribe
 from tests.graphql.test_presets import CREATE as PRESET_CREATE
 from tests.graphql.test_presets import DEACTIVATE as PRESET_DEACTIVATE
 from tests.graphql.test_presets import in_app_input, validated
@@ -388,28 +388,9 @@ async def test_status_changes_reach_subscribers(
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {
-                        "query": "subscription($id: ID) { campaignStatusChanged(id: $id) "
-                        "{ campaignId status previousStatus } }",
-                        "variables": {"id": campaign["id"]},
-                    },
-                }
-            )
-        )
-
-        async def activated_event() -> dict[str, Any] | None:
-            # Subscribing on Redis happens after the subscribe message; activation is retried until it is seen.
-            await activate(gql, sandbox, campaign["id"])
-            try:
-                async with asyncio.timeout(1):
-                    return json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
-            except TimeoutError:
-                return None
-
-        event = await wait_until(activated_event, timeout=15)
+        query = "subscription($id: ID) { campaignStatusChanged(id: $id) { campaignId status previousStatus } }"
+        payload = {"query": query, "variables": {"id": campaign["id"]}}
+        assert await subscribe(server, ws, {"id": "1", "type": "subscribe", "payload": payload}) is None
+        await activate(gql, sandbox, campaign["id"])
+        event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
     assert event == {"campaignId": campaign["id"], "status": "LIVE", "previousStatus": "DRAFT"}
