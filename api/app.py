@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Starlette:
             max_complexity=settings.graphql_max_complexity,
             max_page_size=settings.graphql_max_page_size,
             introspection=settings.introspection_enabled,
+            planned_execution=settings.graphql_planned_execution,
         )
     )
     graphql_app = HeraldGraphQL(schema, settings)
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
             graphql_app.queue = JobQueue(redis)
             app.state.queue = graphql_app.queue
             graphql_app.events = events
+            app.state.events = events
             worker_task = None
             worker = None
             mail_sink = None
