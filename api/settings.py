@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     graphql_max_body_bytes: int = Field(1_000_000, ge=1024)
     graphql_introspection: bool | None = None  # default: on in dev, off in prod
     graphql_ide: bool | None = None  # default: on in dev, off in prod
+    # Planned execution (resolvers/execution_context.py): off, graphql-core's own execution answers. It turns
+    # itself off, with a warning, on strawberry/graphql-core versions other than the pinned ones.
+    graphql_planned_execution: bool = True
     # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = Field(600, ge=0)
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
