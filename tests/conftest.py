@@ -159,6 +159,15 @@ async def _make_template(run_id: str) -> None:
     await migrate_database(make_settings(_postgres_url(_template_name(run_id)), redis_url="redis://-"))
 
 
+# Real processes, seconds to a minute each: started first, so parallel workers are not left waiting on them at
+# the end of a run.
+SLOW_FIRST = ("tests/e2e/", "tests/crash/", "tests/test_migrations.py", "tests/test_bench_smoke.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run_id = getattr(config, "_herald_run_id", None)
     if run_id is None:

@@ -137,7 +137,7 @@ async def test_validation_is_enqueued_once_per_version(sandbox_id: int, drain_jo
     finally:
         await pool.aclose()
 
-    assert (await drain_jobs()).complete == 1  # the one job, run once
+    await drain_jobs()  # (with what earlier tests of this module left queued)
     assert (await MessagePreset.get(id=preset.id)).status is PresetStatus.ACTIVE
     assert await outcomes(preset.id) == ["VALIDATION_SUCCEEDED"]
 
