@@ -352,7 +352,10 @@ async def worker(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # close() waits for the jobs in flight; arq's worker then stops at its next poll.
+        # It may have picked up a job an earlier test left queued: let the jobs in flight finish (close() would
+        # cancel them, leaving arq's in-progress key, which keeps their job from ever running again).
+        running.allow_pick_jobs = False
+        await asyncio.gather(*running.tasks.values())
         await running.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
