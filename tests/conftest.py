@@ -18,10 +18,8 @@ import asyncio
 import atexit
 import contextlib
 import fcntl
-import json
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -32,7 +30,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from arq.connections import RedisSettings
 from arq.worker import Worker
 from redis.asyncio import Redis
@@ -47,7 +44,7 @@ from models.sandbox import Role
 from models.tenancy import create_api_key, create_sandbox
 from tests.drain import Drained
 from tests.drain import drain_jobs as run_due_jobs
-from tests.serving import uvicorn_serving
+from tests.serving import RunningServer, free_port, running_server, subscribe  # noqa: F401 - fixtures' API
 
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -81,12 +78,6 @@ def __getattr__(name: str) -> Any:
     if name == "REDIS_URL":
         return _redis()
     raise AttributeError(name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _admin_dsn() -> str:
@@ -250,50 +241,6 @@ async def app(database_url: str, redis: Redis) -> AsyncIterator[Starlette]:
         yield application
 
 
-@dataclass
-class RunningServer:
-    base_url: str
-    settings: Settings
-    app: Starlette | None = None
-
-    @property
-    def graphql_url(self) -> str:
-        return f"{self.base_url}/graphql"
-
-    @property
-    def ws_url(self) -> str:
-        return self.graphql_url.replace("http://", "ws://")
-
-    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None) -> Drained:
-        """The `drain_jobs` fixture, for helpers that get the session `server`."""
-        assert self.app is not None, "the session `server` drains the session app's jobs"
-        return await run_due_jobs(self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at)
-
-
-@contextlib.asynccontextmanager
-async def running_server(
-    settings: Settings, lifespan: str = "on", *, app: Starlette | None = None, port: int | None = None
-) -> AsyncIterator[RunningServer]:
-    """An app under a real uvicorn, in this event loop, on a loopback port.
-
-    lifespan="off" serves an app on the session app's database connections (no queue, events or worker):
-    running a second lifespan would close the connections the session app uses."""
-    port = port or free_port()
-    if "public_url" not in settings.model_fields_set:
-        # Links in messages (tracking, unsubscribe) must reach this very server.
-        settings.public_url = f"http://127.0.0.1:{port}"
-    config = uvicorn.Config(
-        app or create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan=lifespan,
-    )
-    async with uvicorn_serving(config):
-        yield RunningServer(base_url=f"http://127.0.0.1:{port}", settings=settings)
-
-
 @pytest.fixture(scope="session")
 async def server(app: Starlette) -> AsyncIterator[RunningServer]:
     """The session app on a loopback port (lifespan already running): for WebSocket clients and message links."""
@@ -301,23 +248,6 @@ async def server(app: Starlette) -> AsyncIterator[RunningServer]:
     async with running_server(settings, lifespan="off", app=app, port=app.state.test_port) as running:
         running.app = app
         yield running
-
-
-async def subscribe(server: RunningServer, ws: Any, message: dict[str, Any]) -> dict[str, Any] | None:
-    """Sends a graphql-transport-ws `subscribe` and returns once the session app's event bus listens for it
-    (None), or with the server's first answer if it answers before (an error, a completion)."""
-    assert server.app is not None, "the session `server` knows when its event bus subscribes"
-    listening = server.app.state.events.next_subscription()
-    await ws.send(json.dumps(message))
-    answer = asyncio.ensure_future(ws.recv())
-    done, _ = await asyncio.wait({listening, answer}, return_when=asyncio.FIRST_COMPLETED)
-    if answer in done:
-        listening.cancel()
-        return json.loads(answer.result())
-    answer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await answer
-    return None
 
 
 @pytest.fixture
