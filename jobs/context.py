@@ -6,7 +6,8 @@ object. A job started without it fails loudly instead of reading settings from t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.settings import Settings
@@ -21,6 +22,8 @@ class MissingWorkerContextError(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class WorkerContext:
     settings: Settings
+    # Runs this process sends for (jobs.runs): arq copies its ctx dict per job, this object is shared.
+    serving_runs: Counter[int] = field(default_factory=Counter)
 
 
 def worker_context(ctx: dict[str, Any]) -> WorkerContext:

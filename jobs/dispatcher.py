@@ -15,17 +15,16 @@ from typing import Any
 from arq.cron import cron
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from jobs.queue import JobQueue
-from models import outbox
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
-from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType, InvalidTransition, check_transition
+from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType
+from models.campaigns.run_rules import FINAL_RUN_STATUSES
 from models.campaigns.schedule import fire_times
+from models.campaigns.transitions import DISPATCHER, system_transition
 from models.campaigns.values import schedule_from_stored
 from models.ledger.counts import ledger_counts, store_counters
 from models.ledger.outcomes import cancel_unsent
-from models.outbox.payloads import CampaignStatusChanged
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,6 @@ LOOKBACK = timedelta(hours=1)
 # A RUNNING run whose lease expired this long ago lost its worker (a deferred retry job starts at expiry).
 RESUME_GRACE = timedelta(seconds=5)
 DISPATCH_SECONDS = set(range(0, 60, 3))
-FINAL_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 @dataclass
@@ -45,33 +43,6 @@ class DispatchReport:
     resumed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
-
-
-async def _transition(campaign: Campaign, event: CampaignEvent, now: datetime, **changes: Any) -> bool:
-    try:
-        target = check_transition(campaign.status, event)
-    except InvalidTransition:
-        return False
-    async with in_transaction() as conn:
-        updated = await (
-            Campaign.filter(id=campaign.id, version=campaign.version, status=campaign.status)
-            .using_db(conn)
-            .update(status=target, version=campaign.version + 1, updated_at=now, **changes)
-        )
-        if updated != 1:
-            return False
-        change = CampaignStatusChanged(
-            campaign_id=campaign.id,
-            status=target,
-            previous_status=campaign.status,
-            version=campaign.version + 1,
-            at=now,
-            actor="system:dispatcher",
-        )
-        await outbox.emit(change, sandbox_id=campaign.sandbox_id, conn=conn)
-    outbox.committed()
-    campaign.status, campaign.version = target, campaign.version + 1
-    return True
 
 
 async def _create_run(campaign: Campaign, when: datetime) -> CampaignRun | None:
@@ -87,7 +58,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     for campaign in await Campaign.filter(status=CampaignStatus.SCHEDULED):
         schedule = schedule_from_stored(campaign.schedule or {})
         if schedule.start_at is None or schedule.start_at <= now:
-            if await _transition(campaign, CampaignEvent.START, now):
+            if await system_transition(campaign, CampaignEvent.START, actor=DISPATCHER, now=now):
                 report.started.append(campaign.id)
 
     # Due runs of LIVE scheduled campaigns (one-off and recurring).
@@ -134,7 +105,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
         runs = await CampaignRun.filter(campaign_id=campaign.id).values_list("status", flat=True)
         if not runs or any(RunStatus(s) not in FINAL_RUN_STATUSES for s in runs):
             continue
-        if await _transition(campaign, CampaignEvent.COMPLETE, now, finished_at=now):
+        if await system_transition(campaign, CampaignEvent.COMPLETE, actor=DISPATCHER, now=now, finished_at=now):
             report.completed.append(campaign.id)
     return report
 

@@ -1,6 +1,6 @@
 """Proofs: a DRAFT campaign's message sent now to at most ten test recipients, outside any run.
 
-Rendered with the run executor's Renderer and sent through the same adapter the runs use (jobs.runs
+Rendered with the run executor's Renderer and sent through the same adapter the runs use (jobs.adapters
 build_adapter), so a proof shows what a run would send; but no ledger row, no run counter, no suppression.
 The job runs on a worker (which owns the SMTP pools and provider clients); `campaignSendProof` waits for its
 result with a deadline.
@@ -14,8 +14,9 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from jobs.adapters import build_adapter
 from jobs.channels.base import EmailContent, OutgoingMessage, SendResult
-from jobs.runs import Renderer, RenderFailed, build_adapter
+from jobs.rendering import Renderer, RenderFailed
 from models.audience.entities import Profile, ProfileIdentity
 from models.audience.segment_rules import lookup
 from models.audience.segments import ADDRESS_NAMESPACE_TYPE

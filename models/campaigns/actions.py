@@ -1,8 +1,9 @@
 """Campaign domain actions: authoring, activation, stop, archive. One transaction each, audited.
 (Stored values and errors: values.py; the review of a stored campaign: reviewing.py.)
 
-Every status change goes through `campaign_rules.check_transition` and a compare-and-set on (status,
-version), plus a row lock on PostgreSQL, so two concurrent activations produce one activation and one run.
+Every status change goes through `transitions.transition_campaign` (the rule, a compare-and-set on (status,
+version), the audit row and the outbox row) under a row lock on PostgreSQL, so two concurrent activations
+produce one activation and one run.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from models.campaigns.rules import (
     check_transition,
     is_editable,
 )
+from models.campaigns.transitions import cancel_campaign_runs, public_state, transition_campaign
 from models.campaigns.values import (
     MAX_NAME,
     OBJECT_TYPE,
@@ -69,22 +71,6 @@ async def resolve_references(
                 raise CampaignNotFoundError("input.audience.namespaceCode", code)
             resolved["namespace_id"] = namespace.id
     return resolved
-
-
-def public_state(row: Campaign) -> dict[str, Any]:
-    """What the audit trail records of a campaign (content omitted: it can be large)."""
-    return {
-        "name": row.name,
-        "status": row.status.value,
-        "version": row.version,
-        "channel": row.channel,
-        "presetId": row.preset_id,
-        "segmentId": row.segment_id,
-        "namespaceId": row.namespace_id,
-        "schedule": row.schedule,
-        "throttle": row.throttle_per_second,
-        "tags": row.tags,
-    }
 
 
 # ---- authoring --------------------------------------------------------------------------------------------
@@ -134,7 +120,7 @@ async def _save(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any])
     return row
 
 
-def _allowed(row: Campaign, action: CampaignAction, **conditions: Any) -> CampaignStatus:
+def _allowed(row: Campaign, action: CampaignAction, **conditions: Any) -> CampaignStatus | None:
     """The status `action` leads to from the row's status, or CampaignStateError (with the allowed actions)."""
     try:
         return check_transition(row.status, action, **conditions)
@@ -142,23 +128,8 @@ def _allowed(row: Campaign, action: CampaignAction, **conditions: Any) -> Campai
         raise CampaignStateError(exc) from None
 
 
-async def _audit_transition(
-    conn: BaseDBAsyncClient, row: Campaign, action: str, before: dict[str, Any], *, actor: str, **extra: Any
-) -> None:
-    await record_audit(
-        sandbox_id=row.sandbox_id,
-        actor=actor,
-        action=action,
-        object_type=OBJECT_TYPE,
-        object_id=row.id,
-        before=before,
-        after={**public_state(row), **extra},
-        using_db=conn,
-    )
-
-
 async def _emit_status(conn: BaseDBAsyncClient, row: Campaign, previous: CampaignStatus | None, actor: str) -> None:
-    """The status event, in the transaction of the change (the outbox relay publishes it after commit)."""
+    """A new campaign's first status event, in its creation's transaction (changes: transitions.py)."""
     change = CampaignStatusChanged(
         campaign_id=row.id,
         status=CampaignStatus(row.status),
@@ -168,6 +139,21 @@ async def _emit_status(conn: BaseDBAsyncClient, row: Campaign, previous: Campaig
         actor=actor,
     )
     await outbox.emit(change, sandbox_id=row.sandbox_id, conn=conn)
+
+
+async def _transition(
+    conn: BaseDBAsyncClient,
+    row: Campaign,
+    action: CampaignAction,
+    actor: str,
+    now: datetime,
+    changes: dict[str, Any],
+    **options: Any,
+) -> None:
+    """The campaign's one transition path; a row changed since it was locked and read is a conflict."""
+    if not await transition_campaign(conn, row, action, actor=actor, now=now, changes=changes, **options):
+        fresh = await Campaign.get(id=row.id).using_db(conn)
+        raise CampaignConflictError(fresh.version)
 
 
 async def update_campaign(
@@ -318,17 +304,16 @@ async def activate_campaign(
         alerts = review(await build_snapshot(row, now=now, conn=conn, links=links), now)
         if not can_activate(alerts):
             raise ReviewFailedError(alerts)
-        before = public_state(row)
-        await _save(conn, row, {"status": target, "activated_at": now, "activated_by": actor})
+        previous = CampaignStatus(row.status)
+        changes = {"activated_at": now, "activated_by": actor}
+        await _transition(conn, row, CampaignAction.ACTIVATE, actor, now, changes, starts_later=starts_later)
         run = None
         if target is CampaignStatus.LIVE and row.type.value == "SCHEDULED":
             run = await CampaignRun.create(
                 sandbox_id=sandbox_id, campaign_id=row.id, scheduled_for=schedule.start_at or now, using_db=conn
             )
-        await _audit_transition(conn, row, "ACTIVATE", before, actor=actor)
-        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
     outbox.committed()
-    return Activation(campaign=row, run=run, previous_status=CampaignStatus(before["status"]))
+    return Activation(campaign=row, run=run, previous_status=previous)
 
 
 async def stop_campaign(
@@ -339,16 +324,11 @@ async def stop_campaign(
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
         _allowed(row, CampaignAction.STOP)
-        before = public_state(row)
-        await _save(conn, row, {"status": CampaignStatus.STOPPED, "stopped_at": now, "stopped_by": actor})
+        changes = {"stopped_at": now, "stopped_by": actor}
+        extra = {"abortRunning": abort_running}
+        await _transition(conn, row, CampaignAction.STOP, actor, now, changes, audit_extra=extra)
         cancelled = [RunStatus.PENDING, RunStatus.RUNNING] if abort_running else [RunStatus.PENDING]
-        await (
-            CampaignRun.filter(campaign_id=row.id, status__in=cancelled)
-            .using_db(conn)
-            .update(status=RunStatus.CANCELLED, finished_at=now)
-        )
-        await _audit_transition(conn, row, "STOP", before, actor=actor, abortRunning=abort_running)
-        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+        await cancel_campaign_runs(conn, row.id, cancelled, actor=actor, now=now)
     outbox.committed()
     return row
 
@@ -356,10 +336,7 @@ async def stop_campaign(
 async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> Campaign:
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
-        target = _allowed(row, CampaignAction.ARCHIVE)
-        before = public_state(row)
-        await _save(conn, row, {"status": target})
-        await _audit_transition(conn, row, "ARCHIVE", before, actor=actor)
-        await _emit_status(conn, row, CampaignStatus(before["status"]), actor)
+        _allowed(row, CampaignAction.ARCHIVE)
+        await _transition(conn, row, CampaignAction.ARCHIVE, actor, datetime.now(UTC), {})
     outbox.committed()
     return row

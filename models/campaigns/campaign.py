@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 from typing import Any
 
 from tortoise import fields
@@ -13,16 +12,9 @@ from tortoise.models import Model
 
 from models.base import SandboxModel
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
+from models.campaigns.run_rules import RunOutcomeReason, RunStatus
 from models.sql.params import SqlParams
 from models.sql.reads import FALSE, one_of
-
-
-class RunStatus(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
 
 
 class Campaign(SandboxModel):
@@ -83,6 +75,10 @@ class CampaignRun(Model):
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     failure_reason = fields.TextField(null=True)
+    # Set when the run ended for a reason its counters do not tell (an empty audience).
+    outcome_reason = fields.CharEnumField(RunOutcomeReason, max_length=32, null=True)
+    # The run's steps, each recorded in the transaction that did it: a resumed run redoes what is not recorded.
+    snapshot_done_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     # Held by the executor while RUNNING: a RUNNING run whose lease expired lost its worker and may be claimed.
     lease_until = fields.DatetimeField(null=True)

@@ -19,8 +19,9 @@ from tortoise.transactions import in_transaction
 
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.rules import CampaignStatus
-from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
-from models.tenancy.audit import record_audit
+from models.campaigns.transitions import reopen_run
+from models.ledger.delivery import ExclusionReason
+from models.ledger.outcomes import requeue_failed
 
 # Reasons of FAILED deliveries worth another attempt: ExclusionReason.RETRY_EXPIRED and the RETRY codes of
 # jobs.channels.base.FailureCode (spelled out here: models import nothing from jobs).
@@ -70,32 +71,11 @@ async def resend_failed(
                 f"only a SUCCEEDED or FAILED run can re-send its failures; this one is {run.status.value}",
                 run.status.value,
             )
-        # Compare-and-set on the status read: of two concurrent resends (or a resend racing a resume), one wins.
-        claimed = (
-            await CampaignRun.filter(id=run.id, status=run.status)
-            .using_db(conn)
-            .update(status=RunStatus.RUNNING, finished_at=None, failure_reason=None, lease_until=None)
-        )
-        if claimed != 1:
-            raise RunNotResendable("the run changed meanwhile; read it again", run.status.value)
-        requeued = (
-            await Delivery.filter(run_id=run.id, status=DeliveryStatus.FAILED, reason__in=sorted(RETRYABLE_REASONS))
-            .using_db(conn)
-            .update(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=None, lease_until=None, updated_at=now)
-        )
+        requeued = await requeue_failed(run.id, sorted(RETRYABLE_REASONS), now, conn)
         if requeued == 0:
-            # Raising rolls the run's status change back.
             raise NothingToResend("the run has no failed delivery whose reason is worth another attempt")
-        before = {"runId": run.id, "status": run.status.value}
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="RESEND_FAILED",
-            object_type="CampaignRun",
-            object_id=run.id,
-            before=before,
-            after={"runId": run.id, "status": RunStatus.RUNNING.value, "requeued": requeued},
-            using_db=conn,
-        )
-    run.status, run.finished_at, run.failure_reason, run.lease_until = RunStatus.RUNNING, None, None, None
+        # Compare-and-set on the status read: of two concurrent resends (or a resend racing a resume), one wins;
+        # raising rolls the deliveries back with it.
+        if not await reopen_run(conn, run, actor=actor, now=now, requeued=requeued):
+            raise RunNotResendable("the run changed meanwhile; read it again", run.status.value)
     return run, requeued

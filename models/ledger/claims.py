@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from tortoise import connections
 
-from models.ledger.delivery import DeliveryStatus
+from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, sources_sql
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 
@@ -41,7 +41,8 @@ async def claim_batch(
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} AND ("
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} "
+        f"AND {sources_sql(DeliveryTransition.CLAIM)} AND ("
         f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts"

@@ -7,17 +7,9 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from models.ledger.delivery_rules import DeliveryStatus
 
-class DeliveryStatus(StrEnum):
-    TARGETED = "TARGETED"
-    EXCLUDED = "EXCLUDED"
-    QUEUED = "QUEUED"
-    SENDING = "SENDING"
-    SENT = "SENT"
-    DELIVERED = "DELIVERED"
-    BOUNCED = "BOUNCED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
+__all__ = ["FINAL_STATUSES", "Delivery", "DeliveryStatus", "ExclusionReason", "InboxMessage"]
 
 
 # Statuses after which the run executor never touches a delivery again.

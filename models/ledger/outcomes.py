@@ -1,4 +1,5 @@
-"""Writing a batch's send results to the ledger, and cancelling the unsent rows of an aborted run."""
+"""Writing a batch's send results to the ledger, cancelling the unsent rows of an aborted run, re-queuing
+retryable failures, and the provider's receipts and bounces: each a transition of ledger/delivery_rules."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 
-from models.ledger.delivery import DeliveryStatus
+from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
@@ -38,6 +40,7 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
         params = SqlParams(dialect_of())
         groups = []
         for o in outcomes[start : start + chunk_rows]:
+            check_target(DeliveryTransition.OUTCOME, o.status)
             groups.append(
                 "("
                 + ", ".join(
@@ -62,7 +65,7 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
             f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
             f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
             f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-            f"FROM v WHERE delivery.id = v.id AND delivery.status = '{_S}'"
+            f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')}"
         )
         await conn.execute_query(sql, params.values)
 
@@ -74,8 +77,63 @@ async def cancel_unsent(run_id: int, now: datetime) -> int:
     updated, run, expired = params.typed(now), params.add(run_id), params.typed(now)
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
-        f"WHERE run_id = {run} AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.CANCEL)} "
+        f"AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
         f"OR (status = '{_S}' AND (lease_until IS NULL OR lease_until < {expired})))"
     )
-    result = await connections.get("default").execute_query(sql, params.values)
-    return int(result[0]) if isinstance(result, tuple) else 0
+    return _rowcount(await connections.get("default").execute_query(sql, params.values))
+
+
+async def requeue_failed(run_id: int, reasons: Sequence[str], now: datetime, conn: BaseDBAsyncClient) -> int:
+    """FAILED rows of the run with one of `reasons` → QUEUED, attempts reset, no lease, no next attempt."""
+    params = SqlParams(dialect_of())
+    updated, run = params.typed(now), params.add(run_id)
+    in_list = ", ".join(params.add(r) for r in reasons) or "NULL"
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.QUEUED.value}', attempts = 0, next_attempt_at = NULL, "
+        f"lease_until = NULL, updated_at = {updated} "
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.RESEND)} AND reason IN ({in_list})"
+    )
+    return _rowcount(await conn.execute_query(sql, params.values))
+
+
+async def mark_delivered(delivery_id: int, now: datetime, conn: BaseDBAsyncClient) -> bool:
+    """A provider's delivery receipt: SENT → DELIVERED. False when the delivery is past it (e.g. bounced)."""
+    params = SqlParams(dialect_of())
+    delivered, updated = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+    delivery = params.typed(delivery_id, "BIGINT")
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.DELIVERED.value}', delivered_at = {delivered}, "
+        f"updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.RECEIPT)}"
+    )
+    return _rowcount(await conn.execute_query(sql, params.values)) == 1
+
+
+async def mark_bounced(
+    delivery_id: int, bounce_type: str, reason: str, error: str | None, now: datetime, conn: BaseDBAsyncClient
+) -> bool:
+    """A provider's bounce: SENT or DELIVERED → BOUNCED with its type and reason. False when already past it."""
+    params = SqlParams(dialect_of())
+    bounce, why, err = params.typed(bounce_type, "TEXT"), params.typed(reason, "TEXT"), params.typed(error, "TEXT")
+    updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(delivery_id, "BIGINT")
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.BOUNCED.value}', bounce_type = {bounce}, reason = {why}, "
+        f"last_error = {err}, updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.BOUNCE)}"
+    )
+    return _rowcount(await conn.execute_query(sql, params.values)) == 1
+
+
+def _rowcount(result: object) -> int:
+    # Tortoise returns (rowcount, rows) from execute_query on both backends.
+    return int(result[0]) if isinstance(result, tuple) and result and isinstance(result[0], int) else 0
+
+
+async def main_failure_reason(run_id: int) -> str:
+    """The most frequent reason of the run's FAILED deliveries (what a run that sent nothing says it died of)."""
+    params = SqlParams(dialect_of())
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT reason, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} "
+        f"AND status = '{DeliveryStatus.FAILED.value}' GROUP BY reason ORDER BY n DESC",
+        params.values,
+    )
+    return str(rows[0]["reason"]) if rows else "unknown"

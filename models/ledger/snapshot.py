@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Segment
@@ -14,12 +15,15 @@ from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import Category, Channel
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
+from models.ledger.delivery_rules import DeliveryTransition, sources_sql
 from models.presets.preset import MessagePreset
 from models.presets.rules import execution_path
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
 
+# A snapshot this large refreshes the ledger's planner statistics.
+ANALYZE_AFTER_ROWS = 50_000
 # A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
 THROTTLE_WINDOW_SECONDS = 12 * 3600
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
@@ -116,9 +120,13 @@ async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBA
         f"UPDATE delivery SET status = '{DeliveryStatus.EXCLUDED.value}', "
         f"reason = '{ExclusionReason.THROTTLE_CUTOFF.value}' "
         f"WHERE run_id = {run_outer} AND id IN (SELECT id FROM delivery WHERE run_id = {run_inner} "
-        f"AND status = '{_Q}' ORDER BY profile_id{limit} OFFSET {offset})"
+        f"AND {sources_sql(DeliveryTransition.THROTTLE_CUT)} ORDER BY profile_id{limit} OFFSET {offset})"
     )
     await conn.execute_query(sql, params.values)
 
 
-# ---- counters and progress --------------------------------------------------------------------------------
+async def analyze_if_large(total: int) -> None:
+    if total >= ANALYZE_AFTER_ROWS and dialect_of() is Dialect.POSTGRES:
+        # The planner has no statistics for rows this new: it then claims each batch through the run_id index and
+        # sorts the whole run (1.3 s a batch at 1,000,000 rows) instead of walking the primary key from after_id.
+        await connections.get("default").execute_script("ANALYZE delivery")

@@ -24,6 +24,7 @@ from models.audience.suppression import insert_suppressions
 from models.campaigns.rules import Channel
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.outcomes import mark_bounced, mark_delivered
 from models.reporting.tracking import BounceType, TrackingEventKind
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
@@ -257,12 +258,6 @@ class Feedback:
     reason: str | None = None
 
 
-# Which statuses a receipt or a bounce may move a delivery from: a bounce can follow a delivery receipt
-# (accepted by the next hop, refused later), never the reverse.
-_DELIVERED_FROM = (DeliveryStatus.SENT,)
-_BOUNCED_FROM = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
-
-
 async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *, actor: str) -> FeedbackOutcome:
     """One provider report on one delivery, in one transaction (status, suppression, event together)."""
     async with in_transaction() as conn:
@@ -270,26 +265,14 @@ async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *,
             recorded = await _insert_event(conn, TrackingEventKind.COMPLAINT, ref.id, now, once=True)
             await _suppress(conn, ref, SuppressionReason.SPAM_COMPLAINT, now, actor)
             return FeedbackOutcome.APPLIED if recorded else FeedbackOutcome.IGNORED
-        params = SqlParams(dialect_of())
         if feedback.kind is FeedbackKind.DELIVERED:
-            sets = f"status = '{DeliveryStatus.DELIVERED.value}', delivered_at = {params.typed(now, 'TIMESTAMPTZ')}"
-            allowed = _DELIVERED_FROM
+            applied = await mark_delivered(ref.id, now, conn)
         else:
             bounce = feedback.bounce_type or BounceType.HARD
             reason = "HARD_BOUNCE" if bounce is BounceType.HARD else "SOFT_BOUNCE"
-            sets = (
-                f"status = '{DeliveryStatus.BOUNCED.value}', bounce_type = {params.typed(bounce.value, 'TEXT')}, "
-                f"reason = {params.typed(reason, 'TEXT')}, "
-                f"last_error = {params.typed((feedback.reason or '')[:2000] or None, 'TEXT')}"
-            )
-            allowed = _BOUNCED_FROM
-        statuses = ", ".join(f"'{s.value}'" for s in allowed)
-        updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(ref.id, "BIGINT")
-        result = await conn.execute_query(
-            f"UPDATE delivery SET {sets}, updated_at = {updated} WHERE id = {delivery} AND status IN ({statuses})",
-            params.values,
-        )
-        if _rowcount(result) != 1:
+            error = (feedback.reason or "")[:2000] or None
+            applied = await mark_bounced(ref.id, bounce.value, reason, error, now, conn)
+        if not applied:
             return FeedbackOutcome.IGNORED
         if feedback.kind is FeedbackKind.BOUNCE and (feedback.bounce_type or BounceType.HARD) is BounceType.HARD:
             await _suppress(conn, ref, SuppressionReason.HARD_BOUNCE, now, actor)

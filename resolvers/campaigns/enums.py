@@ -1,4 +1,4 @@
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 import strawberry
 
@@ -9,6 +9,7 @@ from models.campaigns.rules import CampaignAction as CampaignActionEnum
 from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
 from models.campaigns.rules import CampaignType as CampaignTypeEnum
 from models.campaigns.rules import Frequency as FrequencyEnum
+from models.campaigns.run_rules import RunOutcomeReason as RunOutcomeReasonEnum
 from resolvers.vocabulary import Category, Channel  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = strawberry.enum(
@@ -21,6 +22,14 @@ CampaignAction = strawberry.enum(CampaignActionEnum, description="What may be do
 AlertSeverity = strawberry.enum(SeverityEnum, description="ERROR blocks activation; WARNING does not.")
 AlertCode = strawberry.enum(AlertCodeEnum, description="Stable code of a review alert (see DESIGN §5).")
 RunStatus = strawberry.enum(RunStatusEnum, description="Status of one execution of a campaign.")
+
+
+@strawberry.enum(description="Why a run ended as it did, when its counters alone would mislead.")
+class RunOutcomeReason(Enum):
+    AUDIENCE_EMPTY = strawberry.enum_value(
+        RunOutcomeReasonEnum.AUDIENCE_EMPTY.value,
+        description="The audience snapshot found nobody in the segment: the run succeeded with nothing to send.",
+    )
 
 
 @strawberry.enum(description="Day of the week (ISO numbering: MONDAY = 1).")

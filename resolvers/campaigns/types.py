@@ -29,6 +29,7 @@ from resolvers.campaigns.enums import (
     Category,
     Channel,
     Frequency,
+    RunOutcomeReason,
     RunStatus,
     Weekday,
 )
@@ -449,6 +450,10 @@ class CampaignRun(SandboxNode):
     failed: int = strawberry.field(description="Messages that failed.")
     started_at: datetime | None = strawberry.field(description="When the run started.")
     finished_at: datetime | None = strawberry.field(description="When the run finished.")
+    outcome_reason: RunOutcomeReason | None = strawberry.field(
+        description="Why the run ended as it did when its counters alone would mislead (e.g. AUDIENCE_EMPTY: a "
+        "SUCCEEDED run that sent nothing because nobody was in the segment); null otherwise."
+    )
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -463,6 +468,7 @@ class CampaignRun(SandboxNode):
             failed=row.failed,
             started_at=row.started_at,
             finished_at=row.finished_at,
+            outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
         )
 
 

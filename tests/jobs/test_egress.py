@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from api.settings import Settings
+from jobs.adapters import build_adapter
 from jobs.channels.base import EmailContent, FailureCode, OutgoingMessage, PushContent, SendResult, SmsContent
 from jobs.channels.egress import EgressRefused, checked_addresses, egress_client
 from jobs.channels.email import EmailAdapter, EmailSender, SmtpTransport
@@ -28,7 +29,6 @@ from jobs.channels.push import FcmConfig, PushAdapter
 from jobs.channels.sms import SmsAdapter, TwilioConfig
 from jobs.context import job_ctx
 from jobs.preset_checks import provider_checks
-from jobs.runs import build_adapter
 from models.campaigns.campaign import Campaign
 from models.egress_rules import REFUSED_MESSAGE, EgressPolicy, parse_allow
 from models.presets.preset import MessagePreset
@@ -189,7 +189,7 @@ async def test_every_channel_refuses_internal_targets_before_connecting(
 async def test_runs_and_proofs_build_their_adapters_under_the_settings_policy(
     server: RunningServer, channel: Channel, fcm: tuple[dict[str, str], str]
 ) -> None:
-    """jobs.runs.build_adapter (campaign runs and proofs) passes the worker's policy to every adapter."""
+    """jobs.adapters.build_adapter (campaign runs and proofs) passes the worker's policy to every adapter."""
     account, _ = fcm
     settings = Settings(env="prod", secret_key=TEST_SECRET, egress_allow="")
     async with watched() as watch:

@@ -23,10 +23,10 @@ from tortoise.transactions import in_transaction
 
 from jobs.events import channel_name
 from jobs.outbox_relay import RUNNING, OutboxRelay
-from jobs.runs import _fail_campaign
 from models import outbox
 from models.campaigns.campaign import CampaignRun, RunStatus
 from models.campaigns.rules import CampaignStatus
+from models.campaigns.transitions import fail_campaign
 from models.outbox.model import OutboxEvent
 from models.outbox.payloads import (
     CAMPAIGN_RUN_PROGRESS_TOPIC,
@@ -211,7 +211,7 @@ async def test_a_failed_campaign_event_carries_at_and_previous_status(
         current = await next_change(ws)
         assert current["status"] == "LIVE"
         before = datetime.now(UTC)
-        await _fail_campaign(pk, "test: every send failed", datetime.now(UTC))
+        await fail_campaign(pk, "test: every send failed", datetime.now(UTC))
         change = await next_change(ws)
     finally:
         await ws.close()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 PURE_MODULES = [
     "models.campaigns.rules",
+    "models.campaigns.run_rules",
+    "models.ledger.delivery_rules",
     "models.campaigns.templates",
     "models.campaigns.schedule",
     "models.campaigns.email_html",

@@ -1,0 +1,142 @@
+"""Sending one claimed batch: render, send through the adapter, turn results into ledger outcomes; plus the
+lease renewal around it and the retried write of its results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from tortoise.exceptions import DBConnectionError
+
+from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
+from jobs.rendering import Renderer, RenderFailed
+from jobs.tracking import MessageTracker
+from models.audience.entities import Profile
+from models.campaigns.campaign import CampaignRun
+from models.campaigns.transitions import extend_run_lease
+from models.ledger.claims import Claimed, renew_batch_lease
+from models.ledger.delivery import DeliveryStatus, ExclusionReason
+from models.ledger.outcomes import Outcome
+from models.reporting.tracking import BounceType
+
+logger = logging.getLogger(__name__)
+
+
+# A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
+TRANSIENT_DB_ERRORS = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    # asyncpg resetting a connection the server terminated, while it is released to the pool.
+    asyncpg.exceptions.InternalClientError,
+    DBConnectionError,
+    OSError,
+)
+
+
+async def with_db_retry(action: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 6) -> Any:
+    """Runs an idempotent write again on a transient connection failure: losing a batch's results after its
+    messages went out would send them all a second time once the lease expires."""
+    for attempt in range(attempts):
+        try:
+            return await action(*args)
+        except TRANSIENT_DB_ERRORS as exc:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("database connection lost (%s), writing again", exc)
+            await asyncio.sleep(0.1 * 2**attempt)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
+    """The ledger row a send result leads to, and whether the address goes on the suppression list."""
+    error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
+    if result.status is SendStatus.SENT:
+        return Outcome(claimed.id, DeliveryStatus.SENT, provider_id=result.provider_message_id, sent=True), False
+    reason = result.reason.value if result.reason else None
+    if result.status is SendStatus.RETRY:
+        when = now + timedelta(seconds=result.retry_after or 30.0)
+        if when > retry_deadline:
+            return Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.RETRY_EXPIRED.value, error), False
+        return Outcome(claimed.id, DeliveryStatus.QUEUED, reason, error, next_attempt_at=when), False
+    if result.status is SendStatus.SOFT_FAIL:
+        return Outcome(claimed.id, DeliveryStatus.BOUNCED, reason, error, bounce_type=BounceType.SOFT.value), False
+    return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
+
+
+@contextlib.asynccontextmanager
+async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
+    """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
+    otherwise be claimed by another job and sent twice."""
+
+    async def renew() -> None:
+        ids = [c.id for c in batch]
+        while True:
+            await asyncio.sleep(lease / 3)
+            until = _now() + timedelta(seconds=lease)
+            try:
+                await renew_batch_lease(run.id, ids, until)
+                await extend_run_lease(run, until)
+            except Exception:  # the batch is being sent: never let a renewal failure lose its results
+                logger.warning("could not renew a batch lease", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def send_batch(
+    batch: list[Claimed],
+    renderer: Renderer,
+    adapter: ChannelAdapter | None,
+    now: datetime,
+    retry_deadline: datetime,
+    tracker: MessageTracker | None = None,
+) -> tuple[list[Outcome], list[str]]:
+    attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
+    outcomes: list[Outcome] = []
+    contents: list[MessageContent] = []
+    to_send: list[Claimed] = []
+    for claimed in batch:
+        unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
+        try:
+            content = renderer.render(attributes.get(claimed.profile_id) or {}, unsubscribe_url)
+        except RenderFailed as exc:
+            outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
+            continue
+        contents.append(content)
+        to_send.append(claimed)
+    if tracker is not None and tracker.active:
+        # Link ids for the whole batch first, so rewriting each message needs no database round trip.
+        await tracker.prepare(contents, now)
+        contents = [tracker.apply(content, claimed.id) for content, claimed in zip(contents, to_send, strict=True)]
+    messages = [
+        OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
+        for content, claimed in zip(contents, to_send, strict=True)
+    ]
+    suppressed: list[str] = []
+    if messages:
+        if adapter is None:
+            no_preset = SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, "the campaign has no preset")
+            results = [no_preset] * len(messages)
+        else:
+            results = await adapter.send_batch(messages)
+        for claimed, result in zip(to_send, results, strict=True):
+            outcome, bad_address = outcome_of(claimed, result, now, retry_deadline)
+            outcomes.append(outcome)
+            if bad_address:
+                suppressed.append(claimed.address)
+    return outcomes, suppressed

@@ -1,0 +1,230 @@
+"""The one writer of campaign and run status (STYLE: Zulip's `do_*` functions).
+
+Each transition checks the rule (`rules.check_transition` for campaigns, `run_rules.run_target` for runs),
+compare-and-sets the row on what was read, writes the audit row and the outbox row, all in the caller's
+transaction: mutations, the dispatcher, the run executor and resend call these and never write `status`
+themselves (tests/unit/test_single_writer.py holds that). Delivery status is written by the ledger package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from models import outbox
+from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.rules import CampaignEvent, CampaignStatus, InvalidTransition, Trigger, check_transition
+from models.campaigns.run_rules import RunEvent, RunOutcomeReason, RunStatus, run_sources, run_target
+from models.campaigns.values import OBJECT_TYPE
+from models.outbox.payloads import CampaignStatusChanged, Payload
+from models.tenancy.audit import record_audit
+
+# Actors of the changes the system makes on its own (an API key's changes name the key).
+DISPATCHER = "system:dispatcher"
+WORKER = "system:worker"
+RUN_OBJECT_TYPE = "CampaignRun"
+
+
+def public_state(row: Campaign) -> dict[str, Any]:
+    """What the audit trail records of a campaign (content omitted: it can be large)."""
+    return {
+        "name": row.name,
+        "status": row.status.value,
+        "version": row.version,
+        "channel": row.channel,
+        "presetId": row.preset_id,
+        "segmentId": row.segment_id,
+        "namespaceId": row.namespace_id,
+        "schedule": row.schedule,
+        "throttle": row.throttle_per_second,
+        "tags": row.tags,
+    }
+
+
+# ---- campaign -------------------------------------------------------------------------------------------------
+
+
+async def transition_campaign(
+    conn: BaseDBAsyncClient,
+    row: Campaign,
+    trigger: Trigger,
+    *,
+    actor: str,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+    audit_extra: dict[str, Any] | None = None,
+    starts_later: bool = False,
+) -> bool:
+    """`row` (as read) → the status `trigger` leads to. InvalidTransition when the rule refuses; False when the
+    row changed since it was read (the compare-and-set on status and version lost), and then nothing is written."""
+    target = check_transition(row.status, trigger, starts_later=starts_later)
+    previous, before = CampaignStatus(row.status), public_state(row)
+    values = {**(changes or {}), "status": target, "version": row.version + 1, "updated_at": now}
+    updated = await Campaign.filter(id=row.id, version=row.version, status=row.status).using_db(conn).update(**values)
+    if updated != 1:
+        return False
+    for key, value in values.items():
+        setattr(row, key, value)
+    await record_audit(
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action=trigger.value,
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after={**public_state(row), **(audit_extra or {})},
+        using_db=conn,
+    )
+    change = CampaignStatusChanged(
+        campaign_id=row.id, status=target, previous_status=previous, version=row.version, at=now, actor=actor
+    )
+    await outbox.emit(change, sandbox_id=row.sandbox_id, conn=conn)
+    return True
+
+
+async def system_transition(
+    campaign: Campaign, event: CampaignEvent, *, actor: str, now: datetime, **changes: Any
+) -> bool:
+    """A dispatcher or worker transition in its own transaction; False when the rule or the row says no."""
+    try:
+        check_transition(campaign.status, event)
+    except InvalidTransition:
+        return False
+    async with in_transaction() as conn:
+        done = await transition_campaign(conn, campaign, event, actor=actor, now=now, changes=changes)
+    outbox.committed()
+    return done
+
+
+async def fail_campaign(campaign_id: int, reason: str, now: datetime) -> bool:
+    """A run failed beyond retry: its campaign → FAILED (if still LIVE or SCHEDULED)."""
+    campaign = await Campaign.get(id=campaign_id)
+    return await system_transition(
+        campaign, CampaignEvent.FAIL, actor=WORKER, now=now, failure_reason=reason, finished_at=now
+    )
+
+
+# ---- run --------------------------------------------------------------------------------------------------------
+
+
+async def transition_run(
+    conn: BaseDBAsyncClient,
+    run: CampaignRun,
+    event: RunEvent,
+    *,
+    actor: str,
+    now: datetime,
+    changes: dict[str, Any] | None = None,
+    action: str | None = None,
+    audit_extra: dict[str, Any] | None = None,
+    events: Sequence[Payload] = (),
+) -> bool:
+    """`run` (as read) → the status `event` leads to, compare-and-set on its status (and lease, to claim); the audit row
+    and `events` (outbox) in the same transaction. InvalidRunTransition when the table refuses; False when the
+    row changed since it was read."""
+    target = run_target(run.status, event)
+    previous = RunStatus(run.status)
+    values = {**(changes or {}), "status": target}
+    query = CampaignRun.filter(id=run.id, status=run.status)
+    if event in (RunEvent.CLAIM, RunEvent.RESUME):
+        # Two workers taking over the same expired lease: the lease read is what makes one of them lose.
+        query = query.filter(lease_until=run.lease_until)
+    updated = await query.using_db(conn).update(**values)
+    if updated != 1:
+        return False
+    for key, value in values.items():
+        setattr(run, key, value)
+    await record_audit(
+        sandbox_id=run.sandbox_id,
+        actor=actor,
+        action=action or f"RUN_{event.value}",
+        object_type=RUN_OBJECT_TYPE,
+        object_id=run.id,
+        before={"runId": run.id, "campaignId": run.campaign_id, "status": previous.value},
+        after={"runId": run.id, "campaignId": run.campaign_id, "status": target.value, **(audit_extra or {})},
+        using_db=conn,
+    )
+    for payload in events:
+        await outbox.emit(payload, sandbox_id=run.sandbox_id, conn=conn)
+    return True
+
+
+async def claim_run(run_id: int, now: datetime, until: datetime) -> tuple[CampaignRun, bool] | None:
+    """PENDING → RUNNING (fresh), or a RUNNING run whose lease expired (resumed), leased until `until`.
+
+    Returns (run, fresh) or None when another job holds the run or it is final.
+    """
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or run.status not in run_sources(RunEvent.CLAIM) | run_sources(RunEvent.RESUME):
+        return None
+    if run.status is RunStatus.RUNNING and run.lease_until is not None and run.lease_until > now:
+        return None
+    fresh = run.status is RunStatus.PENDING
+    changes: dict[str, Any] = {"lease_until": until}
+    if run.started_at is None:
+        changes["started_at"] = now
+    event = RunEvent.CLAIM if fresh else RunEvent.RESUME
+    async with in_transaction() as conn:
+        if not await transition_run(conn, run, event, actor=WORKER, now=now, changes=changes):
+            return None
+    return run, fresh
+
+
+async def finish_run(
+    run: CampaignRun,
+    status: RunStatus,
+    reason: str | None,
+    now: datetime,
+    final: Payload | None = None,
+    outcome: RunOutcomeReason | None = None,
+) -> bool:
+    """RUNNING (or, to cancel, PENDING) → `status`; `final` is the run's last progress event."""
+    event = {RunStatus.SUCCEEDED: RunEvent.SUCCEED, RunStatus.FAILED: RunEvent.FAIL}.get(status, RunEvent.CANCEL)
+    changes = {"finished_at": now, "failure_reason": reason, "lease_until": None, "outcome_reason": outcome}
+    extra = {"reason": reason, "outcome": outcome.value if outcome else None}
+    async with in_transaction() as conn:
+        done = await transition_run(
+            conn, run, event, actor=WORKER, now=now, changes=changes, audit_extra=extra, events=[final] if final else []
+        )
+    outbox.committed()
+    return done
+
+
+async def cancel_campaign_runs(
+    conn: BaseDBAsyncClient, campaign_id: int, statuses: Sequence[RunStatus], *, actor: str, now: datetime
+) -> int:
+    """A stop: the campaign's runs in `statuses` → CANCELLED (each audited), in the stop's transaction."""
+    cancelled = 0
+    for run in await CampaignRun.filter(campaign_id=campaign_id, status__in=list(statuses)).using_db(conn):
+        if await transition_run(conn, run, RunEvent.CANCEL, actor=actor, now=now, changes={"finished_at": now}):
+            cancelled += 1
+    return cancelled
+
+
+async def reopen_run(conn: BaseDBAsyncClient, run: CampaignRun, *, actor: str, now: datetime, requeued: int) -> bool:
+    """A resend: SUCCEEDED/FAILED → RUNNING with no lease, so the executor resumes it at once."""
+    changes = {"finished_at": None, "failure_reason": None, "lease_until": None, "outcome_reason": None}
+    return await transition_run(
+        conn, run, RunEvent.RESEND, actor=actor, now=now, changes=changes, action="RESEND_FAILED",
+        audit_extra={"requeued": requeued},
+    )  # fmt: skip
+
+
+# ---- run steps and leases (no status change, so no audit row) ----------------------------------------------
+
+
+async def record_snapshot_done(conn: BaseDBAsyncClient, run: CampaignRun, now: datetime) -> None:
+    """In the snapshot's transaction: the audience is in the ledger. Until this commits, a resumed run redoes it."""
+    await CampaignRun.filter(id=run.id, snapshot_done_at__isnull=True).using_db(conn).update(snapshot_done_at=now)
+    run.snapshot_done_at = now
+
+
+async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:
+    """False when the run is no longer ours to work on (cancelled by an aborting stop, or finished)."""
+    updated = await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
+    run.lease_until = until
+    return updated == 1
