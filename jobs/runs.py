@@ -41,6 +41,7 @@ from jobs.channels.base import (
 from jobs.context import worker_context
 from jobs.events import publish
 from jobs.queue import JobQueue
+from jobs.redis_retry import REDIS_ERRORS, Outage
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
 from models import outbox
@@ -156,6 +157,9 @@ async def _extend_lease(run: CampaignRun, now: datetime, lease: float) -> bool:
 # ---- audience snapshot ------------------------------------------------------------------------------------
 
 
+_progress_outage = Outage("run progress ticks", logger)  # one WARNING per outage, not one per tick
+
+
 class Progress:
     """Publishes a run's counts, rate and ETA, at most every PROGRESS_INTERVAL seconds unless forced."""
 
@@ -215,8 +219,12 @@ class Progress:
             if not force and not await self.redis.set(f"herald:progress:run:{self.run.id}", 1, nx=True, px=interval_ms):
                 return
             await publish(self.redis, self.run.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC, payload)
+        except REDIS_ERRORS as exc:  # best effort, not retried: the next tick replaces this one
+            _progress_outage.failed(exc)
         except Exception:  # progress is best effort: never fail a run over it
             logger.warning("could not publish run progress", exc_info=True)
+        else:
+            _progress_outage.succeeded()
 
 
 # ---- rendering ----------------------------------------------------------------------------------------------
