@@ -32,7 +32,9 @@ FUNCTIONS = [
     worker_ping,
     validate_preset,
     import_profiles_job,
-    func(execute_run, timeout=RUN_JOB_TIMEOUT),
+    # No result kept: a run job that failed (its claim cut off from the database) would otherwise block the
+    # run's fixed job id for an hour, and the dispatcher could not enqueue the still PENDING run again.
+    func(execute_run, timeout=RUN_JOB_TIMEOUT, keep_result=0),
     # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
     func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
     send_proof,
