@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker, func
 from tortoise import Tortoise
 
@@ -20,7 +20,7 @@ from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.outbox_relay import OutboxRelay
 from jobs.presets import validate_preset
 from jobs.proofs import send_proof
-from jobs.redis_retry import REDIS_ERRORS, Outage
+from jobs.redis_retry import REDIS_ERRORS, Outage, retry_redis
 from jobs.runs import execute_run, send_run_part
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,20 @@ class ResilientWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._outage = Outage("worker poll", logger)
+
+    async def main(self) -> None:
+        if self._pool is None:
+            # A worker started before Redis (or during a restart) waits for it rather than exit.
+            self._pool = await retry_redis(
+                self._outage,
+                create_pool,
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        await super().main()
 
     async def _poll_iteration(self) -> None:
         try:

@@ -135,7 +135,7 @@ async def test_worker_outlives_a_cut_inside_watch_and_redis_killed_twice(own_red
         ran.put_nowait(label)
         return label
 
-    noted.__qualname__ = noted.__name__ = "noted"
+    noted.__qualname__ = noted.__name__ = "noted"  # arq registers a function by its qualified name
     async with CuttingProxy(own_redis.port) as proxy:
         # max_jobs=1: a job start that leaked arq's semaphore would leave this worker unable to start any job.
         worker = ResilientWorker(
@@ -213,3 +213,34 @@ async def test_throttle_waits_for_redis_rather_than_sending_beyond_the_rate(
         own_redis.start()  # an empty server: the script is loaded again (NOSCRIPT) and the bucket starts full
         assert await within(take) == 0.0
     assert logs.warnings("Redis unavailable") == 1 and logs.warnings("Redis is back") == 1
+
+
+async def test_a_worker_started_before_redis_waits_for_it(own_redis: RedisServer) -> None:
+    ran: asyncio.Queue[str] = asyncio.Queue()
+
+    async def noted(ctx: dict[str, Any], label: str) -> str:
+        ran.put_nowait(label)
+        return label
+
+    noted.__qualname__ = noted.__name__ = "noted"  # arq registers a function by its qualified name
+    own_redis.stop()
+    settings = RedisSettings.from_dsn(own_redis.url)
+    settings.conn_retries, settings.conn_retry_delay = 1, 0  # arq's own retries, short: ours go on
+    worker = ResilientWorker(functions=[noted], redis_settings=settings, poll_delay=0.05, handle_signals=False)
+    with recording("jobs.worker") as logs:
+        retried = logs.expect("still unavailable")
+        running = asyncio.create_task(worker.async_run())
+        try:
+            await within(retried.wait())
+            assert not running.done()
+            own_redis.start()
+            async with contextlib.aclosing(await create_pool(RedisSettings.from_dsn(own_redis.url))) as pool:
+                await pool.enqueue_job("noted", "first")
+            assert await within(ran.get()) == "first"
+            await within(asyncio.gather(*worker.tasks.values()))
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await worker.close()
+    assert logs.warnings("Redis unavailable") == 1
