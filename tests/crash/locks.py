@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from tests.conftest import wait_until
 from tests.crash.harness import CHECKER_APP
+from tests.e2e.polling import wait_until
 
 
 class Locker:

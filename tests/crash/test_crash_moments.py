@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from models.ledger.claims import BATCH_SIZE
-from tests.conftest import TEST_DB, wait_until
+from tests.conftest import TEST_DB
 from tests.crash.harness import Herald, SlowSink, Worker, contactable
 from tests.crash.locks import Locker
+from tests.e2e.polling import wait_until
 
 pytestmark = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (locks, pg_terminate_backend)")
 

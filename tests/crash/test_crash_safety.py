@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models.ledger.claims import BATCH_SIZE
-from tests.conftest import TEST_DB, wait_until
+from tests.conftest import TEST_DB
 from tests.crash.harness import CHECKER_APP, Herald, SlowSink, contactable
+from tests.e2e.polling import wait_until
 
 needs_postgres = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (several senders of one run)")
 

@@ -19,8 +19,9 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import TEST_DB, free_port, wait_until
+from tests.conftest import TEST_DB, free_port
 from tests.crash.harness import ROOT, Herald, SlowSink, contactable
+from tests.e2e.polling import wait_until
 
 pytestmark = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (several processes share the run)")
 
