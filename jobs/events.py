@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from jobs.redis_retry import REDIS_ERRORS, Outage
+
 logger = logging.getLogger(__name__)
 
 SUBSCRIBER_BUFFER = 256
@@ -40,6 +42,7 @@ class EventBus:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._outage = Outage("event bus", logger)
         self._subscription_waiters: list[asyncio.Future[str]] = []
 
     async def publish(self, sandbox_id: int, topic: str, payload: dict[str, Any]) -> None:
@@ -83,10 +86,14 @@ class EventBus:
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(self._outage.failed(exc))
+                continue
             except Exception:
-                logger.exception("event bus lost its Redis connection; retrying")
+                logger.exception("event bus failed reading from Redis; retrying")
                 await asyncio.sleep(0.5)
                 continue
+            self._outage.succeeded()
             if message is None:
                 if not self._subscribers:
                     await asyncio.sleep(0.05)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobs.events import publish
+from jobs.redis_retry import REDIS_ERRORS, Outage
 from models.campaigns.campaign import CampaignRun, RunStatus
 from models.ledger.counts import Counts
 from models.ledger.delivery import DeliveryStatus
@@ -20,6 +21,9 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_progress_outage = Outage("run progress ticks", logger)  # one WARNING per outage, not one per tick
 
 
 class Progress:
@@ -81,5 +85,9 @@ class Progress:
             if not force and not await self.redis.set(f"herald:progress:run:{self.run.id}", 1, nx=True, px=interval_ms):
                 return
             await publish(self.redis, self.run.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC, payload)
+        except REDIS_ERRORS as exc:  # best effort, not retried: the next tick replaces this one
+            _progress_outage.failed(exc)
         except Exception:  # progress is best effort: never fail a run over it
             logger.warning("could not publish run progress", exc_info=True)
+        else:
+            _progress_outage.succeeded()

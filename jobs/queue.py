@@ -7,11 +7,16 @@ the job modules so that resolvers can enqueue without importing the jobs (and th
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import Job
+
+from jobs.redis_retry import Outage, retry_redis
+
+logger = logging.getLogger(__name__)
 
 WORKER_PING = "worker_ping"
 VALIDATE_PRESET = "validate_preset"
@@ -21,14 +26,29 @@ SEND_PROOF = "send_proof"
 IMPORT_PROFILES = "import_profiles"
 JOB_NAMES = (WORKER_PING, VALIDATE_PRESET, EXECUTE_RUN, SEND_RUN_PART, SEND_PROOF, IMPORT_PROFILES)
 
+# How long an enqueue waits for Redis before raising: a worker outlives the outage either way (its poll is
+# retried, the dispatcher re-enqueues runs), and a request should not hang for longer than this.
+ENQUEUE_RETRY_SECONDS = 10.0
+_outage = Outage("enqueue", logger)  # per process: one WARNING per outage whoever enqueues
+
 
 class JobQueue:
-    def __init__(self, redis: ArqRedis) -> None:
+    def __init__(self, redis: ArqRedis, retry_seconds: float = ENQUEUE_RETRY_SECONDS) -> None:
         self.redis = redis
+        self.retry_seconds = retry_seconds
 
     async def enqueue(self, function: str, *args: Any, job_id: str | None = None, **kwargs: Any) -> Job | None:
-        """Enqueue after the database commit; returns None when a job with `job_id` is already queued."""
-        return await self.redis.enqueue_job(function, *args, _job_id=job_id, **kwargs)
+        """Enqueue after the database commit; returns None when a job with `job_id` is already queued. Redis
+        errors are retried with backoff for `retry_seconds` (arq's enqueue is one WATCH/MULTI: safe to repeat)."""
+        return await retry_redis(
+            _outage,
+            self.redis.enqueue_job,
+            function,
+            *args,
+            _job_id=job_id,
+            give_up_after=self.retry_seconds,
+            **kwargs,
+        )
 
     async def worker_ping(self, sandbox_id: int, message: str, ping_id: str) -> Job | None:
         return await self.enqueue(WORKER_PING, sandbox_id, message, ping_id, job_id=f"{WORKER_PING}:{ping_id}")

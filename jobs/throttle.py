@@ -9,7 +9,13 @@ and the debt makes the next caller wait longer, so the rate over the run stays a
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+from jobs.redis_retry import Outage, retry_redis
+
+logger = logging.getLogger(__name__)
+_outage = Outage("throttle", logger)
 
 # KEYS[1] bucket; ARGV: rate per second, capacity, tokens wanted. Returns the wait in microseconds.
 TAKE_SCRIPT = """
@@ -54,7 +60,9 @@ class Throttle:
     async def take(self, count: int) -> float:
         if count <= 0:
             return 0.0
-        wait_us = int(await self._script(keys=[self.key], args=[self.rate, self.capacity, count]))
+        # Through an outage the sender waits for Redis rather than send beyond the rate (until the run's lease
+        # lets another worker take over, which waits the same way).
+        wait_us = int(await retry_redis(_outage, self._script, keys=[self.key], args=[self.rate, self.capacity, count]))
         wait = wait_us / 1_000_000
         if wait > 0:
             await asyncio.sleep(wait)

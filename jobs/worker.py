@@ -7,10 +7,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker, func
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from tortoise import Tortoise
 
 from api.settings import Settings, tortoise_config
@@ -22,6 +20,7 @@ from jobs.metrics import JOBS_FINISHED, JOBS_STARTED
 from jobs.outbox_relay import OutboxRelay
 from jobs.presets import validate_preset
 from jobs.proofs import send_proof
+from jobs.redis_retry import REDIS_ERRORS, Outage, retry_redis
 from jobs.runs import execute_run, send_run_part
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,9 @@ FUNCTIONS = [
     worker_ping,
     validate_preset,
     import_profiles_job,
-    func(execute_run, timeout=RUN_JOB_TIMEOUT),
+    # No result kept: a run job that failed (its claim cut off from the database) would otherwise block the
+    # run's fixed job id for an hour, and the dispatcher could not enqueue the still PENDING run again.
+    func(execute_run, timeout=RUN_JOB_TIMEOUT, keep_result=0),
     # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
     func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
     send_proof,
@@ -54,21 +55,49 @@ class ResilientWorker(Worker):
 
     arq lets a failed poll (Redis restarted or unreachable) end the worker process, cancelling the jobs in
     flight. Here the poll is retried with backoff while running jobs carry on: their state is in the database,
-    and the dispatcher re-enqueues what Redis lost once it is back.
+    and the dispatcher re-enqueues what Redis lost once it is back. Every Redis call of arq's loop runs inside
+    `_poll_iteration` (queue read, job start, abort check, a finished job's bookkeeping re-raised by
+    `t.result()`, health record, cron enqueue), so catching there covers them all.
     """
 
-    _redis_failures = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outage = Outage("worker poll", logger)
+
+    async def main(self) -> None:
+        if self._pool is None:
+            # A worker started before Redis (or during a restart) waits for it rather than exit.
+            self._pool = await retry_redis(
+                self._outage,
+                create_pool,
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        await super().main()
 
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            self._redis_failures += 1
-            delay = min(0.1 * 2 ** min(self._redis_failures, 5), 2.0)
-            logger.warning("redis unavailable (%s), polling again in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
+        except REDIS_ERRORS as exc:
+            await asyncio.sleep(self._outage.failed(exc))
         else:
-            self._redis_failures = 0
+            self._outage.succeeded()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # arq counts a job as started (semaphore taken, job_counter + 1) before its WATCH/MULTI; a Redis error
+        # there would leak both, and after max_jobs leaks the worker would never pick a job again.
+        for job_id in job_ids:
+            if self.job_counter >= self.max_jobs:
+                return  # as arq's own loop: the rest waits for the next poll
+            try:
+                await super().start_jobs([job_id])
+            except REDIS_ERRORS:
+                self.job_counter -= 1
+                self.sem.release()
+                raise
 
 
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:

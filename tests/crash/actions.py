@@ -105,6 +105,12 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
     campaign = await create_campaign(sandbox.id, values, actor="crash-test")
     activation = await activate_campaign(sandbox.id, campaign.id, actor="crash-test")
     run_id = activation.run.id if activation.run else None
+    key = None
+    if spec.get("api_key"):  # for subscribers over a real `herald serve`
+        from models.tenancy.actions import create_api_key
+        from models.tenancy.sandbox import Role
+
+        _, key = await create_api_key(sandbox.name, Role.ADMIN, name="crash", actor="crash-test")
     if run_id is not None and spec.get("enqueue", True):
         await enqueue(run_id)
     return {
@@ -113,6 +119,7 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "run_id": run_id,
         "status": activation.campaign.status,
         "start_at": start_at,
+        "api_key": key,
     }
 
 

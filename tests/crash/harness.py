@@ -118,6 +118,10 @@ class SlowSink(SinkHandler):
     refuse_until: float = 0.0
     refused_data: int = 0
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    # Once `pause_after` messages are in, every DATA waits for `gate` (`paused` tells the test it happened).
+    pause_after: int = -1
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options):
         if address.endswith("@gone.example.com"):
@@ -126,6 +130,9 @@ class SlowSink(SinkHandler):
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
+        if 0 <= self.pause_after <= len(self.pairs):
+            self.paused.set()
+            await self.gate.wait()
         await asyncio.sleep(self.delay)
         if time.monotonic() < self.refuse_until:
             self.refused_data += 1
@@ -201,6 +208,14 @@ class Herald:
             await redis.enqueue_job("execute_run", run_id, _job_id=job_id or f"execute_run:{run_id}")
         finally:
             await redis.aclose()
+
+    async def cut_connections(self) -> int:
+        """pg_terminate_backend of every backend of the database but the test's own; returns how many."""
+        return await self.db.fetchval(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> $1",
+            CHECKER_APP,
+        )
 
     async def connect(self) -> None:
         if self.database_url.startswith("sqlite"):
