@@ -56,9 +56,9 @@ from models.campaigns.rules import CampaignEvent, CampaignStatus, Category, Chan
 from models.campaigns.templates import CompiledTemplate, TemplateRenderError, parse_template, render
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, renew_batch_lease
-from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
+from models.ledger.counts import Counts, counter_values, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
-from models.ledger.outcomes import Outcome, cancel_unsent, write_outcomes
+from models.ledger.outcomes import Outcome, cancel_unsent, record_batch_failures, write_outcomes
 from models.ledger.snapshot import exclude_beyond_throttle, snapshot_audience
 from models.outbox.payloads import (
     CAMPAIGN_RUN_PROGRESS_TOPIC,
@@ -190,11 +190,9 @@ class Progress:
             campaign_id=self.run.campaign_id,
             run_id=self.run.id,
             status=status.value,
-            targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
-            excluded=counts.of(DeliveryStatus.EXCLUDED),
-            sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
-            failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
-            pending=counts.pending,
+            **counter_values(counts.figures),
+            last_error_reason=counts.last_error_reason,
+            last_error_count=counts.last_error_count,
             rate_per_second=round(rate, 2),
             eta_seconds=round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
             at=_now(),
@@ -537,6 +535,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 outcomes, to_suppress = await _send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
             await with_db_retry(write_outcomes, outcomes, now)
+            failures = await with_db_retry(record_batch_failures, run.id, outcomes)
+            if failures is not None and failures.all_failed:
+                # Once per batch, not per message: a run whose sends all fail must show in the logs.
+                logger.warning(
+                    "run %s: all %s sends of a batch failed, latest %s: %s",
+                    run.id, failures.total, failures.latest_reason, failures.latest_error,
+                    extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
+                )  # fmt: skip
             if contact is not None:
                 await with_db_retry(
                     insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now

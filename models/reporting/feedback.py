@@ -23,7 +23,7 @@ from models.audience.entities import CONSENT_COLUMNS, Consent, ContactChannel, S
 from models.audience.suppression import insert_suppressions
 from models.campaigns.rules import Channel
 from models.campaigns.values import CONTACT_CHANNEL
-from models.ledger.delivery import DeliveryStatus
+from models.ledger.delivery import DeliveryReason, DeliveryStatus
 from models.reporting.tracking import BounceType, TrackingEventKind
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
@@ -276,7 +276,7 @@ async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *,
             allowed = _DELIVERED_FROM
         else:
             bounce = feedback.bounce_type or BounceType.HARD
-            reason = "HARD_BOUNCE" if bounce is BounceType.HARD else "SOFT_BOUNCE"
+            reason = (DeliveryReason.HARD_BOUNCE if bounce is BounceType.HARD else DeliveryReason.SOFT_BOUNCE).value
             sets = (
                 f"status = '{DeliveryStatus.BOUNCED.value}', bounce_type = {params.typed(bounce.value, 'TEXT')}, "
                 f"reason = {params.typed(reason, 'TEXT')}, "

@@ -34,6 +34,7 @@ from models.campaigns.values import (
     CampaignStateError,
     ReviewFailedError,
 )
+from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
@@ -257,7 +258,9 @@ class CampaignQuery:
                 qualified=p.qualified,
                 with_identity=p.with_identity,
                 contactable=p.contactable,
-                excluded_by_reason=[ExclusionCount(reason=r, count=n) for r, n in p.excluded_by_reason],
+                excluded_by_reason=[
+                    ExclusionCount(reason=DeliveryReason.of(r), count=n) for r, n in p.excluded_by_reason
+                ],
                 next_run_times=list(p.next_run_times),
                 estimated_duration_seconds=seconds(p.estimated_duration),
                 reviewed_version=p.reviewed_version,
