@@ -18,19 +18,27 @@ from models.ledger.vocabulary import (
 )
 from models.ledger.vocabulary import DeliveryReason as DeliveryReasonEnum
 from models.ledger.vocabulary import DeliveryStatus as DeliveryStatusEnum
+from resolvers.enum_values import ENUM_VALUE_DESCRIPTIONS
 
 E = TypeVar("E", bound=type[Enum])
 
 
-def described_enum(enum: E, *, description: str, values: Mapping[Any, str], name: str | None = None) -> E:
-    """strawberry.enum with a description per value; every member must have one (a missing one fails at import,
-    so a new member cannot reach the schema undescribed)."""
-    missing = [m.name for m in enum if m not in values]  # type: ignore[attr-defined]
+def described_enum(
+    enum: E | None = None, *, description: str, values: Mapping[Any, str] | None = None, name: str | None = None
+) -> Any:
+    """strawberry.enum with a description per value, from `values` (keyed by member or member name) or else from
+    resolvers/enum_values.py by GraphQL name; every member must have one (a missing one fails at import, so a
+    new member cannot reach the schema undescribed). Without `enum`, a class decorator."""
+    if enum is None:
+        return lambda cls: described_enum(cls, description=description, values=values, name=name)
+    graphql_name = name or enum.__name__
+    table = {getattr(k, "name", k): v for k, v in (values or ENUM_VALUE_DESCRIPTIONS.get(graphql_name, {})).items()}
+    missing = [m.name for m in enum if m.name not in table]  # type: ignore[attr-defined]
     if missing:
-        raise ValueError(f"{enum.__name__}: no description for {', '.join(missing)}")
+        raise ValueError(f"{graphql_name}: no description for {', '.join(missing)}")
     wrapped = strawberry.enum(enum, name=name, description=description)
     for value in wrapped.__strawberry_definition__.values:  # type: ignore[attr-defined]
-        value.description = values[enum[value.name]]  # type: ignore[index]
+        value.description = table[value.name]
     return wrapped
 
 
@@ -93,3 +101,7 @@ def reason_counts(counts: Mapping[str, int]) -> list[ReasonCount]:
 
 def last_error(reason: str | None, count: int) -> ReasonCount | None:
     return ReasonCount(reason=DeliveryReasonEnum.of(reason), count=count) if reason is not None else None
+
+
+# Every mutation takes one `input` (DESIGN §8); its fields carry their own descriptions.
+INPUT_ARG = "The mutation's input: what to change, each field described on its input type."

@@ -23,12 +23,13 @@ from resolvers.context import Info
 from resolvers.nodes import SandboxNode
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
+from resolvers.vocabulary import described_enum
 
-ImportStatus = strawberry.enum(
+ImportStatus = described_enum(
     ImportStatusEnum,
     description="PENDING (queued), RUNNING, SUCCEEDED (every row read; some may be rejected) or FAILED.",
 )
-ImportFormat = strawberry.enum(ImportFormatEnum, description="CSV with a header row, or NDJSON.")
+ImportFormat = described_enum(ImportFormatEnum, description="CSV with a header row, or NDJSON.")
 
 
 @strawberry.type(description="A row of an import that was refused, and why; nothing of it was written.")

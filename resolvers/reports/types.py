@@ -11,10 +11,10 @@ import strawberry
 
 from models.ledger import reports
 from resolvers.context import Info
-from resolvers.vocabulary import ReasonCount, counter, reason_counts
+from resolvers.vocabulary import ReasonCount, counter, described_enum, reason_counts
 
 
-@strawberry.enum(description="A report period relative to now.")
+@described_enum(description="A report period relative to now.")
 class ReportPeriod(Enum):
     LAST_24_HOURS = "LAST_24_HOURS"
     ALL_TIME = "ALL_TIME"
@@ -45,7 +45,7 @@ class ReportWindowInput:
     range: ReportRangeInput | None = strawberry.field(default=strawberry.UNSET, description="A time range.")
 
 
-@strawberry.enum(description="The kind of window a report covers.")
+@described_enum(description="The kind of window a report covers.")
 class ReportWindowKind(Enum):
     LAST_24_HOURS = "LAST_24_HOURS"
     ALL_TIME = "ALL_TIME"
