@@ -56,6 +56,13 @@ class FieldErrorCode(StrEnum):
     CYCLE = "CYCLE"
     IDENTITY_CONFLICT = "IDENTITY_CONFLICT"
     CHANNEL_MISMATCH = "CHANNEL_MISMATCH"
+    INVALID_CHOICE = "INVALID_CHOICE"
+    INVALID_FORMAT = "INVALID_FORMAT"
+    INVALID_HOST = "INVALID_HOST"
+    INVALID_NAME = "INVALID_NAME"
+    INVALID_URL = "INVALID_URL"
+    INVALID_SERVICE_ACCOUNT = "INVALID_SERVICE_ACCOUNT"
+    ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"
     # A code stored by another version of Herald (e.g. in an old import's rejected rows).
     UNKNOWN = "UNKNOWN"
 
@@ -115,5 +122,12 @@ FIELD_ERROR_CODE_DESCRIPTIONS: dict[FieldErrorCode, str] = {
     FieldErrorCode.CYCLE: "The segment would include itself.",
     FieldErrorCode.IDENTITY_CONFLICT: "The identity belongs to another profile.",
     FieldErrorCode.CHANNEL_MISMATCH: "The setting does not fit the preset's channel.",
+    FieldErrorCode.INVALID_CHOICE: "Not one of the allowed values.",
+    FieldErrorCode.INVALID_FORMAT: "The value does not have the expected form.",
+    FieldErrorCode.INVALID_HOST: "Not a valid host name or IP address.",
+    FieldErrorCode.INVALID_NAME: "Not a valid name (e.g. a header name).",
+    FieldErrorCode.INVALID_URL: "Not a valid URL.",
+    FieldErrorCode.INVALID_SERVICE_ACCOUNT: "Not a valid service account document.",
+    FieldErrorCode.ADDRESS_NOT_ALLOWED: "The host is refused by the outbound network policy.",
     FieldErrorCode.UNKNOWN: "A code stored by another version of Herald.",
 }

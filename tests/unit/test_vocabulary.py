@@ -23,12 +23,20 @@ def codes_in_source() -> dict[str, str]:
     for package in ("models", "resolvers", "api", "jobs"):
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if not isinstance(node, ast.Call):
-                    continue
-                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-                if name not in PROBLEMS:
-                    continue
-                for arg in [*node.args, *(k.value for k in node.keywords if k.arg == "code")]:
+                candidates: list[ast.expr] = []
+                if (
+                    isinstance(node, ast.Return)
+                    and isinstance(node.value, ast.Tuple)
+                    and path.name == "egress_rules.py"
+                ):
+                    candidates = node.value.elts[:1]  # host_problem's (code, message)
+                elif isinstance(node, ast.Call):
+                    name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                    if name in PROBLEMS:
+                        candidates = [*node.args, *(k.value for k in node.keywords if k.arg == "code")]
+                    elif name == "add" and len(node.args) == 3:  # the preset checker's add(key, code, message)
+                        candidates = node.args[1:2]
+                for arg in candidates:
                     if isinstance(arg, ast.Constant) and re.fullmatch(r"[A-Z][A-Z_]+", str(arg.value)):
                         found[arg.value] = f"{path.relative_to(ROOT)}:{node.lineno}"
     return found
