@@ -10,7 +10,7 @@ from typing import Any
 from jobs.events import publish
 from jobs.redis_retry import REDIS_ERRORS, Outage
 from models.campaigns.campaign import CampaignRun, RunStatus
-from models.ledger.counts import Counts
+from models.ledger.counts import Counts, counter_values
 from models.ledger.delivery import DeliveryStatus
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress, envelope
 
@@ -60,11 +60,9 @@ class Progress:
             campaign_id=self.run.campaign_id,
             run_id=self.run.id,
             status=status.value,
-            targeted=counts.total - counts.of(DeliveryStatus.EXCLUDED),
-            excluded=counts.of(DeliveryStatus.EXCLUDED),
-            sent=counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED),
-            failed=counts.of(DeliveryStatus.FAILED, DeliveryStatus.BOUNCED),
-            pending=counts.pending,
+            **counter_values(counts.figures),
+            last_error_reason=counts.last_error_reason,
+            last_error_count=counts.last_error_count,
             rate_per_second=round(rate, 2),
             eta_seconds=round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
             at=_now(),

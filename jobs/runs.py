@@ -12,6 +12,7 @@ Status changes go through models/campaigns/transitions (runs, campaigns) and mod
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -48,13 +49,15 @@ from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
-from models.ledger.outcomes import cancel_unsent, main_failure_reason, write_outcomes
+from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
+
+logger = logging.getLogger(__name__)
 
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
@@ -217,6 +220,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 outcomes, to_suppress = await send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
             await with_db_retry(write_outcomes, outcomes, now)
+            failures = await with_db_retry(record_batch_failures, run.id, outcomes)
+            if failures is not None and failures.all_failed:
+                # Once per batch, not per message: a run whose sends all fail must show in the logs.
+                logger.warning(
+                    "run %s: all %s sends of a batch failed, latest %s: %s",
+                    run.id, failures.total, failures.latest_reason, failures.latest_error,
+                    extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
+                )  # fmt: skip
             if contact is not None:
                 await with_db_retry(
                     insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
+
+from models.field_errors import FIELD_ERROR_CODE_DESCRIPTIONS
+from models.field_errors import FieldErrorCode as FieldErrorCodeEnum
+from resolvers.vocabulary import described_enum
+
+logger = logging.getLogger(__name__)
+
+FieldErrorCode = described_enum(
+    FieldErrorCodeEnum,
+    name="FieldErrorCode",
+    description="Why an input field or an import row was refused.",
+    values=FIELD_ERROR_CODE_DESCRIPTIONS,
+)
+
+
+def field_error_code(code: str) -> FieldErrorCodeEnum:
+    """The enum member of a validator's code; UNKNOWN (logged: a validator's code is missing from the enum) else."""
+    member = FieldErrorCodeEnum.of(code)
+    if member is FieldErrorCodeEnum.UNKNOWN and code != member.value:
+        logger.warning("field error code %r is not in FieldErrorCode", code)
+    return member
 
 
 @strawberry.interface(description="An expected failure of a mutation, returned as a member of its result union.")
@@ -13,8 +36,12 @@ class Error:
 @strawberry.type(description="A field of the input that was refused, and why.")
 class FieldError:
     field: str = strawberry.field(description="Path of the input field, e.g. `input.schedule.startAt`.")
-    code: str = strawberry.field(description="Stable machine-readable reason code.")
-    message: str = strawberry.field(description="Why the value was refused.")
+    code: FieldErrorCode = strawberry.field(description="Why, as a stable code.")  # type: ignore[valid-type]
+    message: str = strawberry.field(description="Why the value was refused, for a person to read.")
+
+    def __post_init__(self) -> None:
+        # Validators give plain codes (models stay free of GraphQL): one conversion point.
+        self.code = field_error_code(str(self.code))
 
 
 @strawberry.type(description="The input was refused; nothing was changed.")

@@ -67,11 +67,17 @@ class CampaignRun(Model):
     campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.RESTRICT, related_name=False)
     scheduled_for = fields.DatetimeField()
     status = fields.CharEnumField(RunStatus, max_length=16, default=RunStatus.PENDING)
+    # Counters, as models.ledger.figures defines them (stored by models.ledger.counts.store_counters).
     targeted = fields.IntField(default=0)
     excluded = fields.IntField(default=0)
     sent = fields.IntField(default=0)
     delivered = fields.IntField(default=0)
     failed = fields.IntField(default=0)
+    pending = fields.IntField(default=0)
+    retrying = fields.IntField(default=0)
+    # The reason of the latest failed or postponed send, and how many deliveries carry it now.
+    last_error_reason = fields.CharField(max_length=32, null=True)
+    last_error_count = fields.IntField(default=0)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     failure_reason = fields.TextField(null=True)

@@ -11,8 +11,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
-from models.audience.entities import ContactChannel, Segment
-from models.audience.segments import estimate_segment
+from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign
 from models.campaigns.review import Alert, Plan, can_activate, plan, review
 from models.campaigns.review_snapshot import (
@@ -32,7 +31,9 @@ from models.campaigns.rules import (
     Category,
     Channel,
 )
-from models.campaigns.values import CONTACT_CHANNEL, CampaignNotFoundError, schedule_from_stored
+from models.campaigns.values import CampaignNotFoundError, schedule_from_stored
+from models.ledger.snapshot import estimate_exclusions
+from models.ledger.vocabulary import DeliveryReason
 from models.presets.preset import MessagePreset
 from models.tenancy.identity import IdentityNamespace
 
@@ -114,6 +115,7 @@ async def build_snapshot(
     """Everything the review judges, read in `conn` (the caller's transaction when activating); `links` is
     the server's (PUBLIC_URL, production), which the models cannot know."""
     preset_facts = None
+    preset: MessagePreset | None = None
     if row.preset_id is not None:
         preset = await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
         preset_facts = (
@@ -159,7 +161,7 @@ async def build_snapshot(
     )
     if segment is None or namespace is None or row.channel is None:
         return snapshot
-    estimate = await _estimate(segment, namespace, row.channel, now, conn)
+    estimate = await _estimate(row, segment, namespace, preset, now, conn)
     seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)
     return CampaignSnapshot(
         **{
@@ -180,21 +182,21 @@ def _tracks_links(row: Campaign) -> bool:
 
 
 async def _estimate(
-    segment: Segment, namespace: IdentityNamespace, channel: Channel, now: datetime, conn: BaseDBAsyncClient
+    row: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    now: datetime,
+    conn: BaseDBAsyncClient,
 ) -> AudienceEstimate:
-    # In-app messages go to an inbox keyed by identity: everyone with the identity is reachable.
-    contact = CONTACT_CHANNEL.get(Channel(channel), ContactChannel.EMAIL)
-    counts = await estimate_segment(segment, namespace, contact, now=now, using_db=conn)
-    contactable = counts.with_identity if Channel(channel) is Channel.IN_APP else counts.contactable
-    excluded = (
-        ("NO_IDENTITY", counts.qualified - counts.with_identity),
-        ("NOT_CONTACTABLE", counts.with_identity - contactable),
-    )
+    # The snapshot's own SQL: the plan names the reasons the ledger will write, with the same counts.
+    qualified, by_reason = await estimate_exclusions(row, segment, namespace, preset, now, conn)
+    unreachable = sum(n for reason, n in by_reason.items() if reason != DeliveryReason.THROTTLE_CUTOFF.value)
     return AudienceEstimate(
-        qualified=counts.qualified,
-        with_identity=counts.with_identity,
-        contactable=contactable,
-        excluded_by_reason=tuple((code, n) for code, n in excluded if n),
+        qualified=qualified,
+        with_identity=qualified - by_reason.get(DeliveryReason.NO_IDENTITY.value, 0),
+        contactable=qualified - unreachable,
+        excluded_by_reason=tuple(sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))),
     )
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from tortoise import fields
 from tortoise.models import Model
 
-from models.ledger.delivery_rules import DeliveryStatus
+from models.ledger.vocabulary import DeliveryReason, DeliveryStatus
 
-__all__ = ["FINAL_STATUSES", "Delivery", "DeliveryStatus", "ExclusionReason", "InboxMessage"]
+__all__ = ["FINAL_STATUSES", "Delivery", "DeliveryReason", "DeliveryStatus", "ExclusionReason", "InboxMessage"]
 
 
 # Statuses after which the run executor never touches a delivery again.
@@ -25,18 +23,8 @@ FINAL_STATUSES = frozenset(
 )
 
 
-class ExclusionReason(StrEnum):
-    """Why a profile of the segment got no message (EXCLUDED), or why a send failed (FAILED)."""
-
-    NO_IDENTITY = "NO_IDENTITY"
-    NO_ADDRESS = "NO_ADDRESS"
-    MALFORMED_ADDRESS = "MALFORMED_ADDRESS"
-    NO_CONSENT = "NO_CONSENT"
-    SUPPRESSED = "SUPPRESSED"
-    TEMPLATE_ERROR = "TEMPLATE_ERROR"
-    RETRY_EXPIRED = "RETRY_EXPIRED"
-    # Beyond what the campaign's throttle can send in 12 hours (as AJO does).
-    THROTTLE_CUTOFF = "THROTTLE_CUTOFF"
+# The snapshot's and the run's reasons are members of the one reason enum.
+ExclusionReason = DeliveryReason
 
 
 class Delivery(Model):
@@ -48,7 +36,7 @@ class Delivery(Model):
     campaign_id = fields.BigIntField()
     profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name=False)
     status = fields.CharEnumField(DeliveryStatus, max_length=16)
-    # An ExclusionReason or a channel FailureCode.
+    # A DeliveryReason value (read with DeliveryReason.of: old rows may hold others).
     reason = fields.CharField(max_length=32, null=True)
     address = fields.CharField(max_length=512, null=True)
     # "{run}-{profile}": the email Message-ID and the in-app inbox key, stable across attempts.

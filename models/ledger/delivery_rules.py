@@ -10,17 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-
-class DeliveryStatus(StrEnum):
-    TARGETED = "TARGETED"
-    EXCLUDED = "EXCLUDED"
-    QUEUED = "QUEUED"
-    SENDING = "SENDING"
-    SENT = "SENT"
-    DELIVERED = "DELIVERED"
-    BOUNCED = "BOUNCED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
+from models.ledger.vocabulary import DeliveryStatus
 
 
 class DeliveryTransition(StrEnum):

@@ -10,6 +10,7 @@ from datetime import datetime
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
@@ -28,6 +29,35 @@ class Outcome:
     sent: bool = False
     # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
     bounce_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFailures:
+    latest_reason: str  # the reason of the batch's last failed or postponed send
+    latest_error: str | None
+    failed: int  # sends of the batch that did not go (failed, bounced or postponed)
+    total: int
+
+    @property
+    def all_failed(self) -> bool:
+        return self.failed == self.total
+
+
+def batch_failures(outcomes: Sequence[Outcome]) -> BatchFailures | None:
+    """What went wrong in a batch; None when every send went."""
+    failed = [o for o in outcomes if o.status is not DeliveryStatus.SENT]
+    if not failed:
+        return None
+    last = failed[-1]
+    return BatchFailures(last.reason or "UNKNOWN", last.error, len(failed), len(outcomes))
+
+
+async def record_batch_failures(run_id: int, outcomes: Sequence[Outcome]) -> BatchFailures | None:
+    """Keeps the reason of the batch's latest failure on the run (progress and the run show it with its count)."""
+    failures = batch_failures(outcomes)
+    if failures is not None:
+        await record_last_error(run_id, failures.latest_reason)
+    return failures
 
 
 async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:

@@ -8,33 +8,25 @@ Window (`ReportWindow`): a run (its deliveries and events, whenever they happene
 [start, end) that selects deliveries by `created_at` (when the run's audience snapshot targeted the
 profile) and events by their own `created_at`. All campaign runs when neither is given.
 
-Delivery figures (`DeliveryFigures`), per ledger status:
-- targeted: every ledger row (profiles that qualified for the audience, before exclusions, as AJO)
-- excluded: EXCLUDED rows, by reason
-- delivered: SENT or DELIVERED (accepted by the provider and not bounced since)
-- bounces: BOUNCED rows (soft unless bounce_type is HARD) plus FAILED rows whose reason is HARD_BOUNCE (an
-  SMTP 5xx refusal of the recipient during the send)
-- sent: delivered + bounces (every message the provider took or bounced)
-- errors: the other FAILED rows (the message could not be sent), by reason
-- pending: TARGETED, QUEUED or SENDING; cancelled: CANCELLED
+Delivery figures (`DeliveryFigures`): the definitions of models.ledger.figures, shared with runs, progress and
+the campaign summary.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from tortoise import connections
 
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.figures import HARD_BOUNCE_REASON, DeliveryFigures, delivery_figures
 from models.reporting.tracking import TrackingEventKind
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 
-HARD, SOFT = "HARD", "SOFT"
-HARD_BOUNCE_REASON = "HARD_BOUNCE"
 _EX, _SENT, _DEL = DeliveryStatus.EXCLUDED.value, DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value
 _BOUNCED, _FAILED = DeliveryStatus.BOUNCED.value, DeliveryStatus.FAILED.value
 _OPEN, _CLICK = TrackingEventKind.OPEN.value, TrackingEventKind.CLICK.value
@@ -51,26 +43,6 @@ class ReportWindow:
     run_id: int | None = None
     start: datetime | None = None
     end: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFigures:
-    targeted: int = 0
-    excluded: int = 0
-    excluded_by_reason: dict[str, int] = field(default_factory=dict)
-    sent: int = 0
-    delivered: int = 0
-    hard_bounces: int = 0
-    soft_bounces: int = 0
-    bounces_by_reason: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    errors_by_reason: dict[str, int] = field(default_factory=dict)
-    pending: int = 0
-    cancelled: int = 0
-
-    @property
-    def bounces(self) -> int:
-        return self.hard_bounces + self.soft_bounces
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,52 +82,6 @@ def rates(deliveries: DeliveryFigures, events: EventFigures) -> Rates:
         click_through=ratio(events.unique_clicks, deliveries.delivered),
         click_to_open=ratio(events.unique_clicks, events.unique_opens),
     )
-
-
-def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
-    """Folds `(status, reason, bounce_type, n)` groups into the figures (a pure function, unit-tested)."""
-    totals: dict[str, int] = {}
-    excluded_by: dict[str, int] = {}
-    bounces_by: dict[str, int] = {}
-    errors_by: dict[str, int] = {}
-    hard = soft = 0
-    for row in groups:
-        status, reason, n = row["status"], row["reason"] or "UNKNOWN", int(row["n"])
-        totals[status] = totals.get(status, 0) + n
-        if status == _EX:
-            excluded_by[reason] = excluded_by.get(reason, 0) + n
-        elif (status == _FAILED and reason == HARD_BOUNCE_REASON) or (
-            status == _BOUNCED and row["bounce_type"] == HARD
-        ):
-            hard += n
-            bounces_by[reason] = bounces_by.get(reason, 0) + n
-        elif status == _BOUNCED:
-            soft += n
-            bounces_by[reason] = bounces_by.get(reason, 0) + n
-        elif status == _FAILED:
-            errors_by[reason] = errors_by.get(reason, 0) + n
-    delivered = totals.get(_SENT, 0) + totals.get(_DEL, 0)
-    pending = sum(
-        totals.get(s.value, 0) for s in (DeliveryStatus.TARGETED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
-    )
-    return DeliveryFigures(
-        targeted=sum(totals.values()),
-        excluded=totals.get(_EX, 0),
-        excluded_by_reason=_sorted(excluded_by),
-        sent=delivered + hard + soft,
-        delivered=delivered,
-        hard_bounces=hard,
-        soft_bounces=soft,
-        bounces_by_reason=_sorted(bounces_by),
-        errors=sum(errors_by.values()),
-        errors_by_reason=_sorted(errors_by),
-        pending=pending,
-        cancelled=totals.get(DeliveryStatus.CANCELLED.value, 0),
-    )
-
-
-def _sorted(counts: dict[str, int]) -> dict[str, int]:
-    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def event_figures(groups: list[Mapping[str, Any]]) -> EventFigures:

@@ -29,18 +29,17 @@ THROTTLE_WINDOW_SECONDS = 12 * 3600
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
 
-async def snapshot_audience(
-    run: CampaignRun,
+async def _audience_reasons(
+    params: SqlParams,
     campaign: Campaign,
     segment: Segment,
     namespace: IdentityNamespace,
     preset: MessagePreset | None,
     now: datetime,
     conn: BaseDBAsyncClient,
-) -> None:
-    """One `INSERT … SELECT … ON CONFLICT DO NOTHING`: every member of the segment gets a ledger row, QUEUED
-    with its address resolved, or EXCLUDED with a reason code."""
-    params = SqlParams(dialect_of())
+) -> tuple[str, str]:
+    """`WITH x …, y AS (…)`: every member of the segment with its address and its exclusion reason (NULL: to
+    send), and the address column of x. Shared by the snapshot and the review plan, so both give the same reasons."""
     channel = Channel(campaign.channel)
     contact = CONTACT_CHANNEL.get(channel)
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
@@ -87,6 +86,22 @@ async def snapshot_audience(
             f"AND s.address = x.{address}) THEN '{ExclusionReason.SUPPRESSED.value}'"
         )
     reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
+    return f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x)", address
+
+
+async def snapshot_audience(
+    run: CampaignRun,
+    campaign: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """One `INSERT … SELECT … ON CONFLICT DO NOTHING`: every member of the segment gets a ledger row, QUEUED
+    with its address resolved, or EXCLUDED with a reason code."""
+    params = SqlParams(dialect_of())
+    audience, _ = await _audience_reasons(params, campaign, segment, namespace, preset, now, conn)
     # The outer SELECT's placeholders come after those of both CTEs.
     select_sandbox = params.typed(run.sandbox_id, "BIGINT")
     select_run = params.typed(run.id, "BIGINT")
@@ -95,7 +110,7 @@ async def snapshot_audience(
     created = params.typed(now, "TIMESTAMPTZ")
     updated = params.typed(now, "TIMESTAMPTZ")
     sql = (
-        f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x) "
+        f"{audience} "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, "
         f"idempotency_key, attempts, created_at, updated_at) "
         f"SELECT {select_sandbox}, {select_run}, {select_campaign}, y.profile_id, "
@@ -105,6 +120,31 @@ async def snapshot_audience(
         f"ON CONFLICT (run_id, profile_id) DO NOTHING"
     )
     await conn.execute_query(sql, params.values)
+
+
+async def estimate_exclusions(
+    campaign: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> tuple[int, dict[str, int]]:
+    """(members of the segment now, exclusions by reason) as a snapshot taken now would write them, the throttle
+    cut-off included: the review plan's figures, from the snapshot's own SQL."""
+    params = SqlParams(dialect_of())
+    audience, _ = await _audience_reasons(params, campaign, segment, namespace, preset, now, conn)
+    rows = await conn.execute_query_dict(
+        f"{audience} SELECT reason, COUNT(*) AS n FROM y GROUP BY reason", params.values
+    )
+    by_reason = {row["reason"]: int(row["n"]) for row in rows}
+    to_send = by_reason.pop(None, 0)
+    total = to_send + sum(by_reason.values())
+    if campaign.throttle_per_second:
+        cut = to_send - int(campaign.throttle_per_second * THROTTLE_WINDOW_SECONDS)
+        if cut > 0:
+            by_reason[ExclusionReason.THROTTLE_CUTOFF.value] = cut
+    return total, by_reason
 
 
 async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBAsyncClient) -> None:

@@ -98,6 +98,7 @@ class RunProgress:
     campaign_id: int
     run_id: int
     status: str  # a RunStatus value
+    # Counters as models.ledger.figures defines them; audience is targeted + excluded.
     targeted: int
     excluded: int
     sent: int
@@ -107,6 +108,14 @@ class RunProgress:
     eta_seconds: float | None
     at: datetime
     final: bool  # the run's last event: it comes through the outbox, so it is never lost
+    delivered: int = 0
+    retrying: int = 0
+    last_error_reason: str | None = None  # a DeliveryReason value
+    last_error_count: int = 0
+
+    @property
+    def audience(self) -> int:
+        return self.targeted + self.excluded
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +127,10 @@ class RunProgress:
             "sent": self.sent,
             "failed": self.failed,
             "pending": self.pending,
+            "delivered": self.delivered,
+            "retrying": self.retrying,
+            "lastErrorReason": self.last_error_reason,
+            "lastErrorCount": self.last_error_count,
             "ratePerSecond": self.rate_per_second,
             "etaSeconds": self.eta_seconds,
             "at": self.at.isoformat(),
@@ -145,6 +158,11 @@ class RunProgress:
             eta_seconds=float(eta) if eta is not None else None,
             at=_time(data, t, "at"),
             final=_field(data, t, "final", (bool,)),
+            # Absent from events written before these counters existed.
+            delivered=_field(data, t, "delivered", (int,), optional=True) or 0,
+            retrying=_field(data, t, "retrying", (int,), optional=True) or 0,
+            last_error_reason=_field(data, t, "lastErrorReason", (str,), optional=True),
+            last_error_count=_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
         )
 
 

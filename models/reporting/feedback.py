@@ -23,7 +23,7 @@ from models.audience.entities import CONSENT_COLUMNS, Consent, ContactChannel, S
 from models.audience.suppression import insert_suppressions
 from models.campaigns.rules import Channel
 from models.campaigns.values import CONTACT_CHANNEL
-from models.ledger.delivery import DeliveryStatus
+from models.ledger.delivery import DeliveryReason, DeliveryStatus
 from models.ledger.outcomes import mark_bounced, mark_delivered
 from models.reporting.tracking import BounceType, TrackingEventKind
 from models.sql.params import Dialect, SqlParams
@@ -269,7 +269,7 @@ async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *,
             applied = await mark_delivered(ref.id, now, conn)
         else:
             bounce = feedback.bounce_type or BounceType.HARD
-            reason = "HARD_BOUNCE" if bounce is BounceType.HARD else "SOFT_BOUNCE"
+            reason = (DeliveryReason.HARD_BOUNCE if bounce is BounceType.HARD else DeliveryReason.SOFT_BOUNCE).value
             error = (feedback.reason or "")[:2000] or None
             applied = await mark_bounced(ref.id, bounce.value, reason, error, now, conn)
         if not applied:

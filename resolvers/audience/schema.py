@@ -69,6 +69,7 @@ from resolvers.pagination import (
 )
 from resolvers.permissions import ADMIN, MANAGER, VIEWER
 from resolvers.tenancy.types import IdentityNamespace
+from resolvers.vocabulary import INPUT_ARG
 
 First = Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")]
 After = Annotated[str | None, strawberry.argument(description="Cursor to continue from.")]
@@ -363,7 +364,7 @@ class AudienceMutation:
         permission_classes=ADMIN,
     )
     async def identity_namespace_create(
-        self, info: Info, input: IdentityNamespaceCreateInput
+        self, info: Info, input: Annotated[IdentityNamespaceCreateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> IdentityNamespaceCreateResult:
         caller = info.context.require_caller()
         try:
@@ -384,7 +385,9 @@ class AudienceMutation:
         "reports what happened; a refused item changes nothing and does not stop the others.",
         permission_classes=MANAGER,
     )
-    async def profiles_upsert(self, info: Info, input: ProfilesUpsertInput) -> ProfilesUpsertResult:
+    async def profiles_upsert(
+        self, info: Info, input: Annotated[ProfilesUpsertInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> ProfilesUpsertResult:
         if not 1 <= len(input.profiles) <= MAX_UPSERT_PROFILES:
             return invalid_input([FieldProblem("input.profiles", "COUNT", f"give 1 to {MAX_UPSERT_PROFILES} profiles")])
         caller = info.context.require_caller()
@@ -411,7 +414,9 @@ class AudienceMutation:
         )
 
     @strawberry.mutation(description="Create a segment.", permission_classes=MANAGER)
-    async def segment_create(self, info: Info, input: SegmentCreateInput) -> SegmentCreateResult:
+    async def segment_create(
+        self, info: Info, input: Annotated[SegmentCreateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SegmentCreateResult:
         caller = info.context.require_caller()
         try:
             segment = await create_segment(
@@ -427,7 +432,9 @@ class AudienceMutation:
         return SegmentSaveSuccess(segment=Segment.from_model(segment))
 
     @strawberry.mutation(description="Change a segment's name, description or rule.", permission_classes=MANAGER)
-    async def segment_update(self, info: Info, input: SegmentUpdateInput) -> SegmentUpdateResult:
+    async def segment_update(
+        self, info: Info, input: Annotated[SegmentUpdateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SegmentUpdateResult:
         caller = info.context.require_caller()
         pk = decode_id(input.id, "Segment")
         if pk is None:
@@ -454,7 +461,9 @@ class AudienceMutation:
         description="Delete a segment, unless a non-draft campaign or another segment's rule uses it.",
         permission_classes=MANAGER,
     )
-    async def segment_delete(self, info: Info, input: SegmentDeleteInput) -> SegmentDeleteResult:
+    async def segment_delete(
+        self, info: Info, input: Annotated[SegmentDeleteInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SegmentDeleteResult:
         caller = info.context.require_caller()
         pk = decode_id(input.id, "Segment")
         if pk is None:
@@ -471,21 +480,27 @@ class AudienceMutation:
         description="Add the profiles named by these identities to a STATIC segment.",
         permission_classes=MANAGER,
     )
-    async def segment_members_add(self, info: Info, input: SegmentMembersInput) -> SegmentMembersResult:
+    async def segment_members_add(
+        self, info: Info, input: Annotated[SegmentMembersInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SegmentMembersResult:
         return await _change_members(info, input, add=True)
 
     @strawberry.mutation(
         description="Remove the profiles named by these identities from a STATIC segment.",
         permission_classes=MANAGER,
     )
-    async def segment_members_remove(self, info: Info, input: SegmentMembersInput) -> SegmentMembersResult:
+    async def segment_members_remove(
+        self, info: Info, input: Annotated[SegmentMembersInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SegmentMembersResult:
         return await _change_members(info, input, add=False)
 
     @strawberry.mutation(
         description="Suppress an address on a channel (kept as is when already suppressed).",
         permission_classes=ADMIN,
     )
-    async def suppression_add(self, info: Info, input: SuppressionAddInput) -> SuppressionAddResult:
+    async def suppression_add(
+        self, info: Info, input: Annotated[SuppressionAddInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SuppressionAddResult:
         caller = info.context.require_caller()
         try:
             entry, created = await add_suppression(
@@ -500,7 +515,9 @@ class AudienceMutation:
         return SuppressionAddSuccess(entry=SuppressionEntry.from_model(entry), created=created)
 
     @strawberry.mutation(description="Lift a suppression.", permission_classes=ADMIN)
-    async def suppression_remove(self, info: Info, input: SuppressionRemoveInput) -> SuppressionRemoveResult:
+    async def suppression_remove(
+        self, info: Info, input: Annotated[SuppressionRemoveInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SuppressionRemoveResult:
         caller = info.context.require_caller()
         pk = decode_id(input.id, "SuppressionEntry")
         if pk is None:

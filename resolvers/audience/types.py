@@ -23,21 +23,22 @@ from models.audience.segment_rules import Operator as OperatorEnum
 from resolvers.context import Info
 from resolvers.nodes import SandboxNode
 from resolvers.projection import Projection
+from resolvers.vocabulary import described_enum
 
-Consent = strawberry.enum(ConsentEnum, description="Marketing consent on a channel: Y (yes), N (no) or UNKNOWN.")
-ContactChannel = strawberry.enum(
+Consent = described_enum(ConsentEnum, description="Marketing consent on a channel: Y (yes), N (no) or UNKNOWN.")
+ContactChannel = described_enum(
     ContactChannelEnum, description="A channel with per-profile consent and a suppression list."
 )
-SuppressionReason = strawberry.enum(SuppressionReasonEnum, description="Why an address is suppressed.")
-SegmentKind = strawberry.enum(
+SuppressionReason = described_enum(SuppressionReasonEnum, description="Why an address is suppressed.")
+SegmentKind = described_enum(
     SegmentKindEnum, description="RULE: members are the profiles matching a rule. STATIC: a listed set."
 )
-SegmentOperator = strawberry.enum(
+SegmentOperator = described_enum(
     OperatorEnum,
     description="How a condition compares a profile attribute with its value. Comparisons hold only when "
     "the attribute exists and has the value's JSON type (string, number, boolean).",
 )
-ProfileUpsertStatus = strawberry.enum(UpsertStatusEnum, description="What an upsert did with one profile.")
+ProfileUpsertStatus = described_enum(UpsertStatusEnum, description="What an upsert did with one profile.")
 
 
 @strawberry.type(description="One identity of a profile: a namespace and a normalised value.")

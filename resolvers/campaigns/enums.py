@@ -10,18 +10,18 @@ from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
 from models.campaigns.rules import CampaignType as CampaignTypeEnum
 from models.campaigns.rules import Frequency as FrequencyEnum
 from models.campaigns.run_rules import RunOutcomeReason as RunOutcomeReasonEnum
-from resolvers.vocabulary import Category, Channel  # noqa: F401 - re-exported for the campaign types
+from resolvers.vocabulary import Category, Channel, described_enum  # noqa: F401 - re-exported for the campaign types
 
-CampaignStatus = strawberry.enum(
+CampaignStatus = described_enum(
     CampaignStatusEnum,
     description="Lifecycle of a campaign: DRAFT → LIVE or SCHEDULED → STOPPED, COMPLETED or FAILED → ARCHIVED.",
 )
-CampaignType = strawberry.enum(CampaignTypeEnum, description="How a campaign is triggered.")
-Frequency = strawberry.enum(FrequencyEnum, description="How often a campaign runs.")
-CampaignAction = strawberry.enum(CampaignActionEnum, description="What may be done to a campaign.")
-AlertSeverity = strawberry.enum(SeverityEnum, description="ERROR blocks activation; WARNING does not.")
-AlertCode = strawberry.enum(AlertCodeEnum, description="Stable code of a review alert (see DESIGN §5).")
-RunStatus = strawberry.enum(RunStatusEnum, description="Status of one execution of a campaign.")
+CampaignType = described_enum(CampaignTypeEnum, description="How a campaign is triggered.")
+Frequency = described_enum(FrequencyEnum, description="How often a campaign runs.")
+CampaignAction = described_enum(CampaignActionEnum, description="What may be done to a campaign.")
+AlertSeverity = described_enum(SeverityEnum, description="ERROR blocks activation; WARNING does not.")
+AlertCode = described_enum(AlertCodeEnum, description="Stable code of a review alert (see DESIGN §5).")
+RunStatus = described_enum(RunStatusEnum, description="Status of one execution of a campaign.")
 
 
 @strawberry.enum(description="Why a run ended as it did, when its counters alone would mislead.")
@@ -32,7 +32,7 @@ class RunOutcomeReason(Enum):
     )
 
 
-@strawberry.enum(description="Day of the week (ISO numbering: MONDAY = 1).")
+@described_enum(description="Day of the week (ISO numbering: MONDAY = 1).")
 class Weekday(IntEnum):
     MONDAY = 1
     TUESDAY = 2

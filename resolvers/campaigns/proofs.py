@@ -27,6 +27,7 @@ from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
 from resolvers.permissions import MANAGER
+from resolvers.vocabulary import INPUT_ARG, described_enum
 
 MAX_PROOF_RECIPIENTS = 10
 PROOF_DEADLINE_SECONDS = 30.0
@@ -46,7 +47,7 @@ class CampaignSendProofInput:
     )
 
 
-@strawberry.enum(description="What happened to one proof.")
+@described_enum(description="What happened to one proof.")
 class ProofStatus(Enum):
     SENT = "SENT"
     FAILED = "FAILED"
@@ -118,7 +119,9 @@ class CampaignProofMutation:
         "ACTIVE preset only.",
         permission_classes=MANAGER,
     )
-    async def campaign_send_proof(self, info: Info, input: CampaignSendProofInput) -> CampaignSendProofResult:
+    async def campaign_send_proof(
+        self, info: Info, input: Annotated[CampaignSendProofInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignSendProofResult:
         caller = info.context.require_caller()
         problems = _check_shape(input)
         if problems:

@@ -34,6 +34,7 @@ from models.campaigns.values import (
     CampaignStateError,
     ReviewFailedError,
 )
+from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
 from resolvers.campaigns.enums import CampaignStatus, Channel
@@ -62,6 +63,7 @@ from resolvers.event_stream import typed_events
 from resolvers.nodes import pk_of
 from resolvers.pagination import Connection, SortKey, SqlListing, paginate, selected_node_tree
 from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
+from resolvers.vocabulary import INPUT_ARG, described_enum
 
 logger = logging.getLogger(__name__)
 DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED, CampaignStatusEnum.LIVE]
@@ -74,7 +76,7 @@ class ReviewFailedErrorType(Error):  # GraphQL name: ReviewFailedError (the doma
     alerts: list[ReviewAlert] = strawberry.field(description="All alerts of the review, errors and warnings.")
 
 
-@strawberry.enum(description="Order of a campaign list.")
+@described_enum(description="Order of a campaign list.")
 class CampaignSort(Enum):
     CREATED_DESC = "CREATED_DESC"
     CREATED_ASC = "CREATED_ASC"
@@ -201,7 +203,9 @@ async def _on_campaign(info: Info, node_id: Any, action: Callable[[int, int, str
 @strawberry.type
 class CampaignQuery:
     @strawberry.field(description="A campaign by id.", permission_classes=VIEWER)
-    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+    async def campaign(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")]
+    ) -> Campaign | None:
         pk = _pk(id)
         if pk is None:
             return None
@@ -212,8 +216,12 @@ class CampaignQuery:
     async def campaigns(
         self,
         info: Info,
-        filter: CampaignFilter | None = None,
-        sort: CampaignSort = CampaignSort.CREATED_DESC,
+        filter: Annotated[
+            CampaignFilter | None, strawberry.argument(description="Which campaigns; all when null.")
+        ] = None,
+        sort: Annotated[
+            CampaignSort, strawberry.argument(description="Order of the list.")
+        ] = CampaignSort.CREATED_DESC,
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[Campaign]:
@@ -241,7 +249,11 @@ class CampaignQuery:
     @strawberry.field(
         description="Review a campaign: alerts (errors block activation) and the plan.", permission_classes=MANAGER
     )
-    async def campaign_review(self, info: Info, id: strawberry.ID) -> CampaignReviewResult:
+    async def campaign_review(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign to review.")],
+    ) -> CampaignReviewResult:
         pk = _pk(id)
         if pk is None:
             return _not_found(id)
@@ -257,7 +269,9 @@ class CampaignQuery:
                 qualified=p.qualified,
                 with_identity=p.with_identity,
                 contactable=p.contactable,
-                excluded_by_reason=[ExclusionCount(reason=r, count=n) for r, n in p.excluded_by_reason],
+                excluded_by_reason=[
+                    ExclusionCount(reason=DeliveryReason.of(r), count=n) for r, n in p.excluded_by_reason
+                ],
                 next_run_times=list(p.next_run_times),
                 estimated_duration_seconds=seconds(p.estimated_duration),
                 reviewed_version=p.reviewed_version,
@@ -265,7 +279,14 @@ class CampaignQuery:
         )
 
     @strawberry.field(description="Render the campaign's message for one profile.", permission_classes=MANAGER)
-    async def campaign_preview(self, info: Info, id: strawberry.ID, profile_id: strawberry.ID) -> CampaignPreviewResult:
+    async def campaign_preview(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")],
+        profile_id: Annotated[
+            strawberry.ID, strawberry.argument(description="Global id of the profile to render it for.")
+        ],
+    ) -> CampaignPreviewResult:
         sandbox_id = info.context.require_caller().sandbox_id
         pk = _pk(id)
         row = await CampaignModel.get_or_none(id=pk, sandbox_id=sandbox_id) if pk else None
@@ -285,7 +306,7 @@ class CampaignQuery:
     async def campaign_runs(
         self,
         info: Info,
-        campaign_id: strawberry.ID,
+        campaign_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")],
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[CampaignRun]:
@@ -304,7 +325,9 @@ class CampaignQuery:
 @strawberry.type
 class CampaignMutation:
     @strawberry.mutation(description="Create a DRAFT campaign.", permission_classes=MANAGER)
-    async def campaign_create(self, info: Info, input: CampaignCreateInput) -> CampaignResult:
+    async def campaign_create(
+        self, info: Info, input: Annotated[CampaignCreateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         caller = info.context.require_caller()
         try:
             values = create_values(input)
@@ -316,7 +339,9 @@ class CampaignMutation:
     @strawberry.mutation(
         description="Change a DRAFT campaign (patch); refused when `version` is stale.", permission_classes=MANAGER
     )
-    async def campaign_update(self, info: Info, input: CampaignUpdateInput) -> CampaignResult:
+    async def campaign_update(
+        self, info: Info, input: Annotated[CampaignUpdateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         row = await _on_campaign(
             info,
             input.id,
@@ -329,7 +354,9 @@ class CampaignMutation:
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Change tags and description, in any status.", permission_classes=MANAGER)
-    async def campaign_update_tags(self, info: Info, input: CampaignUpdateTagsInput) -> CampaignResult:
+    async def campaign_update_tags(
+        self, info: Info, input: Annotated[CampaignUpdateTagsInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         row = await _on_campaign(
             info,
             input.id,
@@ -342,7 +369,9 @@ class CampaignMutation:
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Delete a DRAFT campaign.", permission_classes=MANAGER)
-    async def campaign_delete(self, info: Info, input: CampaignIdInput) -> CampaignDeleteResult:
+    async def campaign_delete(
+        self, info: Info, input: Annotated[CampaignIdInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignDeleteResult:
         row = await _on_campaign(
             info, input.id, lambda sandbox_id, pk, actor: delete_campaign(sandbox_id, pk, actor=actor)
         )
@@ -351,7 +380,9 @@ class CampaignMutation:
         return CampaignDeleteSuccess(deleted_id=strawberry.ID(str(strawberry.relay.GlobalID("Campaign", str(row.id)))))
 
     @strawberry.mutation(description="Copy any campaign into a new DRAFT.", permission_classes=MANAGER)
-    async def campaign_duplicate(self, info: Info, input: CampaignDuplicateInput) -> CampaignResult:
+    async def campaign_duplicate(
+        self, info: Info, input: Annotated[CampaignDuplicateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         row = await _on_campaign(
             info,
             input.id,
@@ -366,7 +397,9 @@ class CampaignMutation:
         "LIVE with a run now, or SCHEDULED when `schedule.startAt` is in the future.",
         permission_classes=PUBLISHER,
     )
-    async def campaign_activate(self, info: Info, input: CampaignIdInput) -> CampaignActivateResult:
+    async def campaign_activate(
+        self, info: Info, input: Annotated[CampaignIdInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignActivateResult:
         activation = await _on_campaign(
             info,
             input.id,
@@ -383,7 +416,9 @@ class CampaignMutation:
         )
 
     @strawberry.mutation(description="Stop a LIVE or SCHEDULED campaign (final).", permission_classes=PUBLISHER)
-    async def campaign_stop(self, info: Info, input: CampaignStopInput) -> CampaignResult:
+    async def campaign_stop(
+        self, info: Info, input: Annotated[CampaignStopInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         row = await _on_campaign(
             info,
             input.id,
@@ -394,7 +429,9 @@ class CampaignMutation:
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Archive a STOPPED, COMPLETED or FAILED campaign.", permission_classes=PUBLISHER)
-    async def campaign_archive(self, info: Info, input: CampaignIdInput) -> CampaignResult:
+    async def campaign_archive(
+        self, info: Info, input: Annotated[CampaignIdInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignResult:
         row = await _on_campaign(
             info, input.id, lambda sandbox_id, pk, actor: archive_campaign(sandbox_id, pk, actor=actor)
         )
@@ -422,7 +459,14 @@ class CampaignSubscription:
         permission_classes=VIEWER,
     )
     async def campaign_status_changed(
-        self, info: Info, id: strawberry.ID | None = None
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Global id of the campaign to follow; all of the sandbox's campaigns when null."
+            ),
+        ] = None,
     ) -> AsyncGenerator[CampaignStatusChange, None]:
         caller = info.context.require_caller()
         # An id that names no campaign of this sandbox matches nothing (0 is never a key).

@@ -39,6 +39,7 @@ from resolvers.nodes import SandboxNode
 from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate_sql
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
+from resolvers.vocabulary import DeliveryReason, ReasonCount, counter, last_error
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
@@ -151,37 +152,50 @@ class CampaignSchedule:
     )
 )
 class CampaignSummary:
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
     profiles_targeted: int = strawberry.field(
-        description="Profiles that qualified for the audience of a run, before exclusions (AJO's Targeted)."
+        description="The same as `audience`.", deprecation_reason="Use `audience`: the one name for it."
     )
     actions_delivered: int = strawberry.field(
-        description="Messages accepted by the provider (SENT) or confirmed delivered (DELIVERED)."
+        description="The same as `delivered`.", deprecation_reason="Use `delivered`: the one name for it."
     )
-    actions_failed: int = strawberry.field(description="Messages that failed or bounced.")
-    excluded: int = strawberry.field(description="Profiles excluded (no identity, no consent, suppressed, …).")
+    actions_failed: int = strawberry.field(
+        description="The same as `failed`.", deprecation_reason="Use `failed`: the one name for it."
+    )
 
 
 def summary_sql(campaign_ids: str) -> str:
     """Summed run figures of the campaigns whose ids `campaign_ids` (SQL) gives, keyed by campaign id."""
     return (
         'SELECT "campaign_id" AS "key", SUM("targeted") AS "targeted", SUM("excluded") AS "excluded", '
-        'SUM("sent") AS "sent", SUM("failed") AS "failed" '
+        'SUM("sent") AS "sent", SUM("delivered") AS "delivered", SUM("failed") AS "failed" '
         f'FROM "campaign_run" WHERE "campaign_id" IN ({campaign_ids}) GROUP BY "campaign_id"'
     )
 
 
-SUMMARY_FIGURES = ("targeted", "excluded", "sent", "failed")
+SUMMARY_FIGURES = ("targeted", "excluded", "sent", "delivered", "failed")
 
 
 def summary_from_sums(sums: Mapping[str, Any] | None) -> CampaignSummary:
     """A campaign's summary from `summary_sql`'s row for it (None: no runs yet)."""
     sums = sums or {}
     targeted, excluded = int(sums.get("targeted") or 0), int(sums.get("excluded") or 0)
+    delivered, failed = int(sums.get("delivered") or 0), int(sums.get("failed") or 0)
     return CampaignSummary(
-        profiles_targeted=targeted + excluded,
-        actions_delivered=int(sums.get("sent") or 0),
-        actions_failed=int(sums.get("failed") or 0),
+        audience=targeted + excluded,
+        targeted=targeted,
         excluded=excluded,
+        sent=int(sums.get("sent") or 0),
+        delivered=delivered,
+        failed=failed,
+        profiles_targeted=targeted + excluded,
+        actions_delivered=delivered,
+        actions_failed=failed,
     )
 
 
@@ -443,11 +457,17 @@ class CampaignRun(SandboxNode):
     pk: relay.NodeID[int]
     scheduled_for: datetime = strawberry.field(description="The scheduled time of this run.")
     status: RunStatus = strawberry.field(description="Run status.")
-    targeted: int = strawberry.field(description="Profiles in the audience snapshot.")
-    excluded: int = strawberry.field(description="Profiles excluded, with a reason.")
-    sent: int = strawberry.field(description="Messages accepted by the provider.")
-    delivered: int = strawberry.field(description="Messages confirmed delivered.")
-    failed: int = strawberry.field(description="Messages that failed.")
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
+    last_error: ReasonCount | None = strawberry.field(
+        description="The reason of the latest failed or postponed send, with the deliveries that carry it now."
+    )
     started_at: datetime | None = strawberry.field(description="When the run started.")
     finished_at: datetime | None = strawberry.field(description="When the run finished.")
     outcome_reason: RunOutcomeReason | None = strawberry.field(
@@ -461,11 +481,15 @@ class CampaignRun(SandboxNode):
             pk=row.id,
             scheduled_for=row.scheduled_for,
             status=row.status,
+            audience=row.targeted + row.excluded,
             targeted=row.targeted,
             excluded=row.excluded,
             sent=row.sent,
             delivered=row.delivered,
             failed=row.failed,
+            pending=row.pending,
+            retrying=row.retrying,
+            last_error=last_error(row.last_error_reason, row.last_error_count),
             started_at=row.started_at,
             finished_at=row.finished_at,
             outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
@@ -482,7 +506,9 @@ class ReviewAlert:
 
 @strawberry.type(description="A count of excluded profiles for one reason.")
 class ExclusionCount:
-    reason: str = strawberry.field(description="Reason code, e.g. NO_IDENTITY.")
+    reason: DeliveryReason = strawberry.field(  # type: ignore[valid-type]
+        description="The reason, as the run's audience snapshot will write it."
+    )
     count: int = strawberry.field(description="Profiles excluded for it.")
 
 

@@ -13,6 +13,7 @@ from strawberry import relay
 from models.audience.values import ValueProblem, normalize_identity
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.ledger.delivery import Delivery as DeliveryModel
+from models.ledger.delivery import DeliveryReason as DeliveryReasonEnum
 from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
@@ -24,8 +25,7 @@ from resolvers.event_stream import typed_events
 from resolvers.nodes import parse_pk
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
-
-DeliveryStatus = strawberry.enum(DeliveryStatusEnum, description="Where one message of a run stands.")
+from resolvers.vocabulary import DeliveryReason, DeliveryStatus, ReasonCount, counter, last_error
 
 MAX_INBOX = 100
 
@@ -45,8 +45,8 @@ class Delivery:
     id: strawberry.ID = strawberry.field(description="Id of the ledger row.")
     profile_id: strawberry.ID = strawberry.field(description="Global id of the profile.")
     status: DeliveryStatus = strawberry.field(description="Where the message stands.")
-    reason: str | None = strawberry.field(
-        description="Why it was excluded or failed (NO_IDENTITY, NO_ADDRESS, NO_CONSENT, SUPPRESSED, HARD_BOUNCE, …)."
+    reason: DeliveryReason | None = strawberry.field(  # type: ignore[valid-type]
+        description="Why it was excluded, failed or bounced, or waits for a retry; null when none of these."
     )
     address: str | None = strawberry.field(description="The resolved address (or inbox identity).")
     attempts: int = strawberry.field(description="Send attempts made.")
@@ -65,7 +65,7 @@ class Delivery:
             id=strawberry.ID(str(row.id)),
             profile_id=strawberry.ID(str(relay.GlobalID("Profile", str(row.profile_id)))),
             status=row.status,
-            reason=row.reason,
+            reason=DeliveryReasonEnum.of(row.reason),
             address=row.address,
             attempts=row.attempts,
             last_error=row.last_error,
@@ -82,11 +82,17 @@ class CampaignRunProgress:
     campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
     run_id: strawberry.ID | None = strawberry.field(description="Global id of the run; null while it has none.")
     status: RunStatus | None = strawberry.field(description="Run status; null while the campaign has no run.")
-    targeted: int = strawberry.field(description="Profiles to send to (the snapshot minus exclusions).")
-    excluded: int = strawberry.field(description="Profiles excluded with a reason.")
-    sent: int = strawberry.field(description="Messages accepted by the provider.")
-    failed: int = strawberry.field(description="Messages that failed.")
-    pending: int = strawberry.field(description="Messages not sent yet.")
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
+    last_error: ReasonCount | None = strawberry.field(
+        description="The reason of the latest failed or postponed send, with the deliveries that carry it now."
+    )
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
     eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
 
@@ -110,11 +116,15 @@ def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
         campaign_id=campaign_id,
         run_id=_gid("CampaignRun", event["runId"]) if event.get("runId") is not None else None,
         status=event.get("status"),
+        audience=event.get("targeted", 0) + event.get("excluded", 0),
         targeted=event.get("targeted", 0),
         excluded=event.get("excluded", 0),
         sent=event.get("sent", 0),
+        delivered=event.get("delivered", 0),
         failed=event.get("failed", 0),
         pending=event.get("pending", 0),
+        retrying=event.get("retrying", 0),
+        last_error=last_error(event.get("lastErrorReason"), event.get("lastErrorCount", 0)),
         rate_per_second=event.get("ratePerSecond"),
         eta_seconds=event.get("etaSeconds"),
     )
@@ -177,8 +187,8 @@ class ExecutionQuery:
             list[DeliveryStatus] | None, strawberry.argument(description="Only rows in these statuses.")
         ] = None,
         reason: Annotated[
-            list[str] | None,
-            strawberry.argument(description="Only rows with these reason codes (e.g. NO_CONSENT, HARD_BOUNCE)."),
+            list[DeliveryReason] | None,  # type: ignore[valid-type]
+            strawberry.argument(description="Only rows with these reasons."),
         ] = None,
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
@@ -193,7 +203,7 @@ class ExecutionQuery:
         if status:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
         if reason:
-            query = query.filter(reason__in=reason[:100])
+            query = query.filter(reason__in=[DeliveryReasonEnum(r).value for r in reason[:100]])
         return await paginate(
             query,
             first=first,
@@ -230,8 +240,12 @@ class ExecutionSubscription:
                     "targeted": latest.targeted,
                     "excluded": latest.excluded,
                     "sent": latest.sent,
+                    "delivered": latest.delivered,
                     "failed": latest.failed,
-                    "pending": max(latest.targeted - latest.sent - latest.failed, 0),
+                    "pending": latest.pending,
+                    "retrying": latest.retrying,
+                    "lastErrorReason": latest.last_error_reason,
+                    "lastErrorCount": latest.last_error_count,
                 }
             yield _progress(campaign_id, initial)
             finished: set[int] = set()

@@ -18,17 +18,20 @@ from models.audience.import_format import ImportFormat as ImportFormatEnum
 from models.audience.imports import TERMINAL, progress_topic
 from models.audience.imports import ImportStatus as ImportStatusEnum
 from models.audience.imports import ProfileImport as ProfileImportModel
+from models.field_errors import FieldErrorCode as FieldErrorCodeEnum
 from resolvers.audience.inputs import decode_id
 from resolvers.context import Info
+from resolvers.errors import FieldErrorCode
 from resolvers.nodes import SandboxNode
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
+from resolvers.vocabulary import described_enum
 
-ImportStatus = strawberry.enum(
+ImportStatus = described_enum(
     ImportStatusEnum,
     description="PENDING (queued), RUNNING, SUCCEEDED (every row read; some may be rejected) or FAILED.",
 )
-ImportFormat = strawberry.enum(ImportFormatEnum, description="CSV with a header row, or NDJSON.")
+ImportFormat = described_enum(ImportFormatEnum, description="CSV with a header row, or NDJSON.")
 
 
 @strawberry.type(description="A row of an import that was refused, and why; nothing of it was written.")
@@ -37,8 +40,12 @@ class ImportRejectedRow:
     field: str = strawberry.field(
         description="CSV column or NDJSON field at fault; empty when the whole row is (e.g. malformed)."
     )
-    code: str = strawberry.field(description="Stable reason code, e.g. INVALID_EMAIL, MALFORMED_ROW.")
+    code: FieldErrorCode = strawberry.field(description="Why, as a stable code.")  # type: ignore[valid-type]
     message: str = strawberry.field(description="Explanation for a person.")
+
+    def __post_init__(self) -> None:
+        # Stored with the import as plain text: rows of older versions may hold codes no longer known.
+        self.code = FieldErrorCodeEnum.of(str(self.code))
 
 
 @strawberry.type(description="A bulk import of profiles from an uploaded file, and how far it got.")

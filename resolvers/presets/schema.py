@@ -48,6 +48,7 @@ from resolvers.presets.types import (
     PresetInUseError,
     PresetUpdateStatus,
 )
+from resolvers.vocabulary import INPUT_ARG
 
 
 @strawberry.type(description="The preset was created as DRAFT.")
@@ -243,7 +244,9 @@ class PresetMutation:
         description="Create a message preset (DRAFT). Settings are checked now; the provider on validation.",
         permission_classes=ADMIN,
     )
-    async def message_preset_create(self, info: Info, input: MessagePresetCreateInput) -> MessagePresetCreateResult:
+    async def message_preset_create(
+        self, info: Info, input: Annotated[MessagePresetCreateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> MessagePresetCreateResult:
         caller = info.context.require_caller()
         try:
             row = await create_preset_action(
@@ -267,7 +270,9 @@ class PresetMutation:
         "and the previous ones stay in force until they pass.",
         permission_classes=ADMIN,
     )
-    async def message_preset_update(self, info: Info, input: MessagePresetUpdateInput) -> MessagePresetUpdateResult:
+    async def message_preset_update(
+        self, info: Info, input: Annotated[MessagePresetUpdateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> MessagePresetUpdateResult:
         caller = info.context.require_caller()
         pk = _preset_pk(input.id)
         if pk is None:
@@ -310,7 +315,7 @@ class PresetMutation:
         permission_classes=ADMIN,
     )
     async def message_preset_validate(
-        self, info: Info, input: MessagePresetValidateInput
+        self, info: Info, input: Annotated[MessagePresetValidateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> MessagePresetValidateResult:
         row = await _lifecycle(info, input.id, submit_validation)
         if not isinstance(row, MessagePresetModel):
@@ -321,7 +326,7 @@ class PresetMutation:
 
     @strawberry.mutation(description="Put a DEACTIVATED preset back into service.", permission_classes=ADMIN)
     async def message_preset_activate(
-        self, info: Info, input: MessagePresetActivateInput
+        self, info: Info, input: Annotated[MessagePresetActivateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> MessagePresetActivateResult:
         row = await _lifecycle(info, input.id, activate_preset)
         if not isinstance(row, MessagePresetModel):
@@ -334,7 +339,7 @@ class PresetMutation:
         permission_classes=ADMIN,
     )
     async def message_preset_deactivate(
-        self, info: Info, input: MessagePresetDeactivateInput
+        self, info: Info, input: Annotated[MessagePresetDeactivateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> MessagePresetDeactivateResult:
         row = await _lifecycle(info, input.id, deactivate_preset)
         if not isinstance(row, MessagePresetModel):
@@ -346,7 +351,9 @@ class PresetMutation:
         description="Delete a DRAFT, FAILED or DEACTIVATED preset; refused while campaigns that are not drafts use it.",
         permission_classes=ADMIN,
     )
-    async def message_preset_delete(self, info: Info, input: MessagePresetDeleteInput) -> MessagePresetDeleteResult:
+    async def message_preset_delete(
+        self, info: Info, input: Annotated[MessagePresetDeleteInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> MessagePresetDeleteResult:
         row = await _lifecycle(info, input.id, delete_preset)
         if not isinstance(row, MessagePresetModel):
             return row

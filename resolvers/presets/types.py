@@ -20,27 +20,27 @@ from models.presets.rules import allowed_actions
 from resolvers.errors import Error
 from resolvers.nodes import SandboxNode
 from resolvers.projection import Projection
-from resolvers.vocabulary import Category, Channel
+from resolvers.vocabulary import Category, Channel, described_enum
 
 MessageChannel = Channel
 PresetCategory = Category
-MessagePresetStatus = strawberry.enum(
+MessagePresetStatus = described_enum(
     PresetStatusEnum,
     name="MessagePresetStatus",
     description="DRAFT → PROCESSING (provider checks running) → ACTIVE | FAILED; ACTIVE ↔ DEACTIVATED.",
 )
-PresetUpdateStatus = strawberry.enum(
+PresetUpdateStatus = described_enum(
     PresetUpdateStatusEnum,
     description="State of an edit to an ACTIVE preset; the previous settings stay in force until it passes.",
 )
-PresetAction = strawberry.enum(PresetActionEnum, description="An action on a preset.")
-SmtpTlsMode = strawberry.enum(
+PresetAction = described_enum(PresetActionEnum, description="An action on a preset.")
+SmtpTlsMode = described_enum(
     TlsModeEnum,
     name="SmtpTlsMode",
     description="NONE: plain SMTP; STARTTLS: upgrade after EHLO (required); TLS: implicit TLS from the start.",
 )
-PushPlatform = strawberry.enum(PushPlatformEnum, description="A mobile platform push messages target.")
-PresetCheckCode = strawberry.enum(
+PushPlatform = described_enum(PushPlatformEnum, description="A mobile platform push messages target.")
+PresetCheckCode = described_enum(
     CheckCodeEnum, name="PresetCheckCode", description="Outcome of one provider check: OK or why it failed."
 )
 

@@ -24,6 +24,7 @@ from resolvers.reports.types import (
     ReportWindowInput,
     ReportWindowKind,
 )
+from resolvers.vocabulary import INPUT_ARG
 
 CampaignReportResult = Annotated[
     CampaignReport | NotFoundError | InvalidInputError,
@@ -135,7 +136,7 @@ class ReportsMutation:
         permission_classes=PUBLISHER,
     )
     async def campaign_run_resend_failed(
-        self, info: Info, input: CampaignRunResendFailedInput
+        self, info: Info, input: Annotated[CampaignRunResendFailedInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignRunResendFailedResult:
         caller = info.context.require_caller()
         run_pk = pk_of(input.run_id, "CampaignRun")

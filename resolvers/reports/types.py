@@ -11,9 +11,10 @@ import strawberry
 
 from models.ledger import reports
 from resolvers.context import Info
+from resolvers.vocabulary import ReasonCount, counter, described_enum, reason_counts
 
 
-@strawberry.enum(description="A report period relative to now.")
+@described_enum(description="A report period relative to now.")
 class ReportPeriod(Enum):
     LAST_24_HOURS = "LAST_24_HOURS"
     ALL_TIME = "ALL_TIME"
@@ -44,7 +45,7 @@ class ReportWindowInput:
     range: ReportRangeInput | None = strawberry.field(default=strawberry.UNSET, description="A time range.")
 
 
-@strawberry.enum(description="The kind of window a report covers.")
+@described_enum(description="The kind of window a report covers.")
 class ReportWindowKind(Enum):
     LAST_24_HOURS = "LAST_24_HOURS"
     ALL_TIME = "ALL_TIME"
@@ -58,12 +59,6 @@ class ReportWindow:
     run_id: strawberry.ID | None = strawberry.field(description="The run, for RUN.")
     from_: datetime | None = strawberry.field(name="from", description="Start (included), for time windows.")
     to: datetime | None = strawberry.field(description="End (excluded), for time windows.")
-
-
-@strawberry.type(description="A count for one reason code.")
-class ReasonCount:
-    reason: str = strawberry.field(description="Reason code, e.g. NO_CONSENT, RETRY_EXPIRED, HARD_BOUNCE.")
-    count: int = strawberry.field(description="Deliveries with that reason.")
 
 
 @strawberry.type(description="Activity of one UTC hour.")
@@ -93,10 +88,6 @@ class ReportDomain:
     clicks: int = strawberry.field(description="Clicks in those messages within the window.")
 
 
-def _reasons(counts: dict[str, int]) -> list[ReasonCount]:
-    return [ReasonCount(reason=reason, count=count) for reason, count in counts.items()]
-
-
 @strawberry.type(
     description=(
         "What a campaign's messages did in a window: sending statistics, tracking statistics and rates, as "
@@ -108,15 +99,13 @@ class CampaignReport:
     campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
     window: ReportWindow = strawberry.field(description="The window covered.")
     generated_at: datetime = strawberry.field(description="When the figures were read.")
-    targeted: int = strawberry.field(
-        description="Profiles that qualified for the audience, before exclusions (one per run and profile)."
-    )
-    excluded: int = strawberry.field(description="Profiles excluded before sending (no identity, no consent, …).")
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
     excluded_by_reason: list[ReasonCount] = strawberry.field(description="Exclusions by reason, most first.")
-    sent: int = strawberry.field(
-        description="Messages handed to the provider: delivered + bounces (errors are not sent)."
-    )
-    delivered: int = strawberry.field(description="Messages accepted by the provider and not bounced since.")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
     bounces: int = strawberry.field(description="Hard + soft bounces.")
     hard_bounces: int = strawberry.field(
         description="Permanent refusals of the recipient (unknown user): during the send or reported later."
@@ -127,7 +116,9 @@ class CampaignReport:
         description="Messages that could not be sent (template error, retries expired, provider refusal, …)."
     )
     errors_by_reason: list[ReasonCount] = strawberry.field(description="Errors by reason, most first.")
-    pending: int = strawberry.field(description="Messages not sent yet (queued, sending, waiting for a retry).")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
+    retrying_by_reason: list[ReasonCount] = strawberry.field(description="Retries by reason, most first.")
     cancelled: int = strawberry.field(description="Messages cancelled by a stop before they were sent.")
     opens: int = strawberry.field(description="Times the messages were opened.")
     unique_opens: int = strawberry.field(description="Recipients (deliveries) who opened at least once.")
@@ -173,18 +164,22 @@ class CampaignReport:
             campaign_id=campaign_id,
             window=window,
             generated_at=generated_at,
+            audience=deliveries.audience,
             targeted=deliveries.targeted,
             excluded=deliveries.excluded,
-            excluded_by_reason=_reasons(deliveries.excluded_by_reason),
+            excluded_by_reason=reason_counts(deliveries.excluded_by_reason),
             sent=deliveries.sent,
             delivered=deliveries.delivered,
+            failed=deliveries.failed,
             bounces=deliveries.bounces,
             hard_bounces=deliveries.hard_bounces,
             soft_bounces=deliveries.soft_bounces,
-            bounces_by_reason=_reasons(deliveries.bounces_by_reason),
+            bounces_by_reason=reason_counts(deliveries.bounces_by_reason),
             errors=deliveries.errors,
-            errors_by_reason=_reasons(deliveries.errors_by_reason),
+            errors_by_reason=reason_counts(deliveries.errors_by_reason),
             pending=deliveries.pending,
+            retrying=deliveries.retrying,
+            retrying_by_reason=reason_counts(deliveries.retrying_by_reason),
             cancelled=deliveries.cancelled,
             opens=events.opens,
             unique_opens=events.unique_opens,

@@ -15,6 +15,7 @@ from resolvers.errors import FieldError, InvalidInputError
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import ADMIN, VIEWER
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace, Sandbox, Viewer
+from resolvers.vocabulary import INPUT_ARG
 
 
 @strawberry.type
@@ -83,7 +84,9 @@ class TenancyMutation:
         "queue, a worker and the event bus all work.",
         permission_classes=ADMIN,
     )
-    async def worker_ping(self, info: Info, input: WorkerPingInput) -> WorkerPingResult:
+    async def worker_ping(
+        self, info: Info, input: Annotated[WorkerPingInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> WorkerPingResult:
         if len(input.message) > 200:
             return InvalidInputError(
                 message="The input was refused.",

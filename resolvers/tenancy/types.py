@@ -12,12 +12,13 @@ from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from models.tenancy.identity import IdentityType as IdentityTypeEnum
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.nodes import SandboxNode
+from resolvers.vocabulary import described_enum
 
-Role = strawberry.enum(
+Role = described_enum(
     RoleEnum,
     description="What an API key may do. Each role includes the rights of those before it.",
 )
-IdentityType = strawberry.enum(IdentityTypeEnum, description="The kind of identifier a namespace holds.")
+IdentityType = described_enum(IdentityTypeEnum, description="The kind of identifier a namespace holds.")
 
 
 @strawberry.type(description="An isolated space (like AJO's `prod` or `dev`); nothing crosses sandboxes.")

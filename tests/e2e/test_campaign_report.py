@@ -67,8 +67,8 @@ async def test_report_figures_follow_what_recipients_and_providers_did(
     got = (await gql(REPORT, {"id": campaign_id, "window": None}, key=sandbox.keys[Role.VIEWER]))["campaignReport"]
     assert got["__typename"] == "CampaignReport", got
     # Ledger: 5 targeted (Nox excluded, no consent); Ann and Bob delivered, Cy sent, Dan hard-bounced.
-    assert {k: got[k] for k in ("targeted", "excluded", "sent", "delivered", "bounces", "hardBounces")} == {
-        "targeted": 5, "excluded": 1, "sent": 4, "delivered": 3, "bounces": 1, "hardBounces": 1,
+    assert {k: got[k] for k in ("audience", "excluded", "sent", "delivered", "bounces", "hardBounces")} == {
+        "audience": 5, "excluded": 1, "sent": 4, "delivered": 3, "bounces": 1, "hardBounces": 1,
     }  # fmt: skip
     assert (got["softBounces"], got["errors"], got["pending"], got["cancelled"]) == (0, 0, 0, 0)
     assert got["excludedByReason"] == [{"reason": "NO_CONSENT", "count": 1}]

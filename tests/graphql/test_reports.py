@@ -34,7 +34,7 @@ query($id: ID!, $window: ReportWindowInput) {
     ... on InvalidInputError { fieldErrors { field code } }
     ... on CampaignReport {
       window { kind runId from to }
-      targeted excluded excludedByReason { reason count }
+      audience targeted excluded excludedByReason { reason count }
       sent delivered bounces hardBounces softBounces bouncesByReason { reason count }
       errors errorsByReason { reason count } pending cancelled
       opens uniqueOpens clicks uniqueClicks unsubscribes complaints
@@ -47,7 +47,7 @@ query($id: ID!, $window: ReportWindowInput) {
 }
 """
 DELIVERIES = """
-query($run: ID, $campaign: ID, $status: [DeliveryStatus!], $reason: [String!], $first: Int, $after: String) {
+query($run: ID, $campaign: ID, $status: [DeliveryStatus!], $reason: [DeliveryReason!], $first: Int, $after: String) {
   deliveries(runId: $run, campaignId: $campaign, status: $status, reason: $reason, first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor } nodes { address status reason bounceType runId }
   }
@@ -185,8 +185,8 @@ async def test_run_report_figures_rates_series_links_and_domains(gql: GraphQLCli
     got = await report(gql, sandbox.keys[Role.VIEWER], seeded.campaign, {"runId": seeded.run_a})
     assert got["__typename"] == "CampaignReport", got
     assert got["window"] == {"kind": "RUN", "runId": seeded.run_a, "from": None, "to": None}
-    assert {k: got[k] for k in ("targeted", "excluded", "sent", "delivered", "bounces", "hardBounces")} == {
-        "targeted": 13, "excluded": 3, "sent": 6, "delivered": 3, "bounces": 3, "hardBounces": 2,
+    assert {k: got[k] for k in ("audience", "excluded", "sent", "delivered", "bounces", "hardBounces")} == {
+        "audience": 13, "excluded": 3, "sent": 6, "delivered": 3, "bounces": 3, "hardBounces": 2,
     }  # fmt: skip
     assert (got["softBounces"], got["errors"], got["pending"], got["cancelled"]) == (1, 2, 1, 1)
     assert got["excludedByReason"] == [{"reason": "NO_CONSENT", "count": 2}, {"reason": "SUPPRESSED", "count": 1}]
@@ -224,27 +224,27 @@ async def test_time_windows_select_deliveries_by_creation_and_events_by_time(
     key = sandbox.keys[Role.VIEWER]
     everything = await report(gql, key, seeded.campaign)
     assert everything["window"]["kind"] == "ALL_TIME"
-    assert (everything["targeted"], everything["excluded"], everything["sent"], everything["delivered"]) == (
+    assert (everything["audience"], everything["excluded"], everything["sent"], everything["delivered"]) == (
         15, 4, 7, 4,
     )  # fmt: skip
     assert (everything["opens"], everything["uniqueOpens"]) == (6, 4)
 
     recent = await report(gql, key, seeded.campaign, {"period": "LAST_24_HOURS"})
     assert recent["window"]["kind"] == "LAST_24_HOURS" and recent["window"]["from"] < recent["window"]["to"]
-    assert (recent["targeted"], recent["excluded"], recent["sent"], recent["delivered"]) == (2, 1, 1, 1)
+    assert (recent["audience"], recent["excluded"], recent["sent"], recent["delivered"]) == (2, 1, 1, 1)
     assert (recent["opens"], recent["uniqueOpens"], recent["clicks"], recent["complaints"]) == (2, 2, 0, 0)
     assert recent["excludedByReason"] == [{"reason": "NO_IDENTITY", "count": 1}]
 
     first_hour = await report(gql, key, seeded.campaign, {"range": {"from": hour(0), "to": hour(60)}})
     assert first_hour["window"] == {"kind": "RANGE", "runId": None, "from": hour(0), "to": hour(60)}
-    assert (first_hour["targeted"], first_hour["sent"]) == (13, 6)
+    assert (first_hour["audience"], first_hour["sent"]) == (13, 6)
     assert (first_hour["opens"], first_hour["uniqueOpens"], first_hour["clicks"], first_hour["uniqueClicks"]) == (
         2, 2, 3, 2,
     )  # fmt: skip
     assert (first_hour["unsubscribes"], first_hour["complaints"]) == (1, 0)
 
     empty = await report(gql, key, seeded.campaign, {"range": {"from": hour(-120), "to": hour(-60)}})
-    assert (empty["targeted"], empty["sent"], empty["hourly"], empty["topLinks"], empty["domains"]) == (
+    assert (empty["audience"], empty["sent"], empty["hourly"], empty["topLinks"], empty["domains"]) == (
         0, 0, [], [], [],
     )  # fmt: skip
     assert all(empty[r] is None for r in ("deliveryRate", "bounceRate", "errorRate", "openRate", "clickToOpenRate"))
@@ -331,7 +331,7 @@ def test_figures_fold_statuses_as_documented() -> None:
             {"status": "EXCLUDED", "reason": "SUPPRESSED", "bounce_type": None, "n": 7},
         ]
     )
-    assert (figures.targeted, figures.delivered, figures.hard_bounces, figures.soft_bounces) == (23, 8, 3, 1)
+    assert (figures.audience, figures.delivered, figures.hard_bounces, figures.soft_bounces) == (23, 8, 3, 1)
     assert (figures.sent, figures.errors, figures.excluded) == (12, 4, 7)
     assert figures.bounces_by_reason == {"HARD_BOUNCE": 3, "UNKNOWN": 1}
     empty = rates(DeliveryFigures(), EventFigures())

@@ -76,8 +76,8 @@ async def test_email_feedback_moves_deliveries_and_suppresses(
     }
     assert suppressed == {("fay@example.com", "HARD_BOUNCE"), ("gus@example.com", "SPAM_COMPLAINT")}
     run = await CampaignRun.get(id=sent.run.id)
-    # sent counts SENT and DELIVERED; failed counts FAILED and BOUNCED (jobs/runs.py store_counters).
-    assert (run.sent, run.delivered, run.failed) == (2, 1, 2)
+    # models.ledger.figures: sent keeps the bounced; delivered is SENT or DELIVERED; failed is bounces + errors.
+    assert (run.sent, run.delivered, run.failed) == (4, 2, 2)
 
     # Repeating the reports changes nothing: receipts after a bounce and second complaints are ignored.
     again = (await post_events(server, sandbox.keys[Role.MANAGER], events[:4])).json()["results"]

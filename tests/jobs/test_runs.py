@@ -161,7 +161,7 @@ async def test_email_campaign_sends_bounces_and_suppresses(
         "no@example.com": ("EXCLUDED", "NO_CONSENT"),
         "blocked@example.com": ("EXCLUDED", "SUPPRESSED"),
     }
-    assert (run.targeted, run.excluded, run.sent, run.failed) == (6, 2, 5, 1)
+    assert (run.targeted, run.excluded, run.sent, run.failed) == (6, 2, 6, 1)
     assert await SuppressionEntry.filter(
         sandbox_id=run.sandbox_id, address="gone@example.com", channel="EMAIL", reason="HARD_BOUNCE"
     ).exists()

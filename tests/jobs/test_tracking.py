@@ -323,4 +323,5 @@ async def test_sms_links_are_click_tracked_and_receipts_come_back_signed(
         )
     assert response.status_code == 200, response.text
     assert (await Delivery.get(id=delivery.id)).status.value == "DELIVERED"
-    assert (await CampaignRun.get(id=run.id)).delivered == 1
+    # delivered counts SENT and DELIVERED (models/ledger/figures.py): both messages, the receipt confirmed one.
+    assert (await CampaignRun.get(id=run.id)).delivered == 2
