@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 LOOKBACK = timedelta(hours=1)
 # A RUNNING run whose lease expired this long ago lost its worker (a deferred retry job starts at expiry).
 RESUME_GRACE = timedelta(seconds=5)
+# A PENDING run still unclaimed this long after it was due has lost its job (see dispatch).
+PENDING_REQUEUE = timedelta(seconds=15)
 DISPATCH_SECONDS = set(range(0, 60, 3))
 
 
@@ -76,10 +78,16 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
             if run is not None:
                 report.created.append(run.id)
 
-    # Enqueue due PENDING runs; the job id is fixed, so a run still queued is not queued twice.
+    # Enqueue due PENDING runs; the job id is fixed, so a run still queued is not queued twice. A run due for
+    # longer than PENDING_REQUEUE also goes in under an id of this window: a worker killed inside the claim leaves
+    # arq's in-progress key on the fixed id for the job's whole timeout, and the claim (compare-and-set) makes an
+    # extra job harmless.
     for run in await CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now).order_by("id").limit(1000):
         if redis is not None:
-            await JobQueue(redis).execute_run(run.id)
+            queue = JobQueue(redis)
+            await queue.execute_run(run.id)
+            if run.scheduled_for <= now - PENDING_REQUEUE:
+                await queue.requeue_run(run.id, int(now.timestamp() // PENDING_REQUEUE.total_seconds()))
         report.enqueued.append(run.id)
 
     # RUNNING runs whose worker stopped renewing the lease: resume under a job id of that lease.

@@ -62,6 +62,10 @@ class JobQueue:
         """The run's job id is fixed, so enqueuing it again while queued is a no-op."""
         return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}")
 
+    async def requeue_run(self, run_id: int, window: int) -> Job | None:
+        """A PENDING run whose fixed-id job was lost or is stuck behind a dead worker: once per window."""
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:pending:{window}")
+
     async def resume_run(self, run_id: int, lease_epoch: int) -> Job | None:
         """A RUNNING run whose worker stopped renewing its lease (the dispatcher): one job per lost lease."""
         return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:resume:{lease_epoch}")
