@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
 # DB 15: the tests use 9-14 (TEST_REDIS_URL and the conftest's own), so a bench run never disturbs them.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Each run's results land here as JSON (write_result); the history of the figures is these files, not prose.
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", ROOT / "bench" / "results"))
 CAMPAIGNS = 200
 PAGE = 20
 # The read-path servers run on this core and the load generator on the other (`taskset`), so the server has one
@@ -53,6 +56,44 @@ class Result:
             f"{verdict} {self.name:<14} measured {self.measured:10.1f} {self.unit:<6} reference {ref}  "
             f"ratio {ratio}  target {self.target:<28} {self.detail}"
         )
+
+
+def git_commit() -> str:
+    """The commit measured, with `+dirty` when the tree has changes; "" outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_result(result: Result, machine: str, started_at: datetime, directory: Path | None = None) -> Path:
+    """One benchmark's final report as `<UTC timestamp>-<bench>.json`: the figures, the knobs (BENCH_* settings)
+    and the machine and commit they were measured on."""
+    finished_at = datetime.now(UTC)
+    record = {
+        **asdict(result),
+        "ratio": result.measured / result.reference if result.reference else None,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": finished_at.isoformat(timespec="seconds"),
+        "machine": machine,
+        "load_average": list(os.getloadavg()),
+        "commit": git_commit(),
+        # Sizes and durations only: URLs and DSNs may carry passwords.
+        "settings": {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith("BENCH_") and not k.endswith(("_DSN", "_URL", "_DIR"))
+        },
+    }
+    target_dir = directory or RESULTS_DIR
+    target_dir.mkdir(parents=True, exist_ok=True)
+    path = target_dir / f"{finished_at:%Y%m%dT%H%M%SZ}-{result.name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,6 +7,8 @@ their ratio, the target and whether it holds. Exit status 1 when a target is mis
 Environment: BENCH_PG_DSN (admin DSN, default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
 (default redis://127.0.0.1:6379/15), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
 BENCH_SUBSCRIBERS (fan-out), BENCH_PROFILES / --profiles and BENCH_TRIALS (execution benchmarks).
+Each completed benchmark also writes its result to bench/results/<UTC timestamp>-<name>.json (BENCH_RESULTS_DIR
+to put them elsewhere).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import os
 import platform
 import sys
 import traceback
+from datetime import UTC, datetime
 
 from bench import execution, execution_workers, fanout, graphql_read, instructions, report, tracking
-from bench.common import Result, create_database, drop_database, seed
+from bench.common import RESULTS_DIR, Result, create_database, drop_database, seed, write_result
 
 BENCHMARKS = {
     "graphql_read": graphql_read.run,
@@ -64,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.profiles is not None:
         os.environ[execution.PROFILES_ENV] = str(args.profiles)
     names = args.names or list(BENCHMARKS)
-    print(f"machine: {machine()}", flush=True)
+    where = machine()
+    print(f"machine: {where}", flush=True)
+    written = 0
     database = asyncio.run(create_database())
     failed = False
     try:
         seeded = asyncio.run(seed(database))
         for name in names:
+            started_at = datetime.now(UTC)
             try:
                 result: Result = BENCHMARKS[name](database, seeded)
             except Exception:
@@ -78,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 continue
             print(result.line(), flush=True)
+            write_result(result, where, started_at)
+            written += 1
             failed |= not result.holds
     finally:
         asyncio.run(drop_database(database))
+    print(f"results: {written} file(s) in {RESULTS_DIR}", flush=True)
     return 1 if failed else 0
 
 

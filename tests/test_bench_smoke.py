@@ -7,6 +7,7 @@ not complete is. PostgreSQL only, as the bench itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ BENCHMARKS = [
 
 
 @pytest.mark.skipif(TEST_DB != "postgres", reason="the bench runs on PostgreSQL")
-def test_every_benchmark_completes_and_prints_its_line() -> None:
+def test_every_benchmark_completes_and_prints_its_line(tmp_path: Path) -> None:
     base, _, db = REDIS_URL.rpartition("/")
     env = {
         **os.environ,
@@ -50,6 +51,8 @@ def test_every_benchmark_completes_and_prints_its_line() -> None:
         "BENCH_SINK_DELAY_MS": "0",
         "BENCH_TRIALS": "1",
         "BENCH_INSTRUCTIONS_DURATION": "2",
+        # Not the checked-in history: a tiny run's figures mean nothing.
+        "BENCH_RESULTS_DIR": str(tmp_path),
     }
     out = subprocess.run(
         [sys.executable, "-m", "bench.run", "--profiles", "300", *BENCHMARKS],
@@ -65,3 +68,15 @@ def test_every_benchmark_completes_and_prints_its_line() -> None:
     results = {line.split()[1]: line.split()[0] for line in lines[1:] if line.split()[:1] in (["OK"], ["MISS"])}
     assert set(results) == set(BENCHMARKS), out.stdout + out.stderr[-3000:]
     assert "FAIL" not in out.stdout, out.stdout + out.stderr[-3000:]
+    # Each benchmark's result is also a JSON file named for its UTC time and the benchmark, saying what it measured.
+    records = {path.name.partition("-")[2].removesuffix(".json"): path for path in tmp_path.glob("*.json")}
+    assert set(records) == set(BENCHMARKS), sorted(records)
+    for name, path in records.items():
+        record = json.loads(path.read_text())
+        assert record["name"] == name
+        assert record["holds"] is (results[name] == "OK")
+        assert (
+            isinstance(record["measured"], int | float)
+            and record["machine"]
+            and record["settings"]["BENCH_ROUNDS"] == "1"
+        )
