@@ -140,10 +140,21 @@ async def enqueue(run_id: int, job_id: str | None = None) -> None:
 
 
 async def stop(spec: dict[str, Any]) -> dict[str, Any]:
+    from tortoise.exceptions import OperationalError
+
     from models.campaigns.actions import stop_campaign
 
-    row = await stop_campaign(spec["sandbox_id"], spec["campaign_id"], abort_running=spec["abort"], actor="t")
-    return {"status": row.status}
+    # On SQLite this process and the worker's share one file: under load the worker can hold the write lock past
+    # the busy timeout. The stop's transaction then rolls back whole, and an operator would press Stop again.
+    for attempt in range(5):
+        try:
+            row = await stop_campaign(spec["sandbox_id"], spec["campaign_id"], abort_running=spec["abort"], actor="t")
+        except OperationalError as error:
+            if "locked" not in str(error) or attempt == 4:
+                raise
+            continue
+        return {"status": row.status}
+    raise AssertionError("unreachable")
 
 
 async def dispatch_twice(spec: dict[str, Any]) -> dict[str, Any]:
