@@ -178,3 +178,15 @@ def classify_smtp_reply(code: int, text: str) -> SmtpRefusal:
         if pattern.search(text):
             return SmtpRefusal(verdict, enhanced)
     return SmtpRefusal(BASIC_CODES.get(code, SmtpVerdict.REMOTE), enhanced)
+
+
+# Where relays put their id in the 250 reply to DATA: Postfix, SendGrid and Postmark "… queued as ID",
+# Amazon SES "Ok ID".
+_QUEUED_AS = re.compile(r"queued as\s+<?([^\s<>]{1,255})>?", re.IGNORECASE)
+_OK_ID = re.compile(r"^(?:2\.\d{1,3}\.\d{1,3}\s+)?ok\s+<?([0-9A-Za-z][\w.@=+-]{7,254})>?\s*$", re.IGNORECASE)
+
+
+def relay_id(reply_text: str) -> str | None:
+    """The relay's id for an accepted message, read from the text of its 250 reply (None when it names none)."""
+    match = _QUEUED_AS.search(reply_text) or _OK_ID.match(reply_text.strip())
+    return match.group(1) if match else None

@@ -23,7 +23,7 @@ from jobs.channels.base import (
     OutgoingMessage,
     SendResult,
 )
-from jobs.channels.bounces import SmtpVerdict, classify_smtp_reply
+from jobs.channels.bounces import SmtpVerdict, classify_smtp_reply, relay_id
 from jobs.channels.egress import EgressRefused, open_socket
 from jobs.channels.email_message import ComposedEmail, EmailComposer, EmailSender, InvalidAddressError
 from models.egress_rules import DEV_POLICY, EgressPolicy
@@ -329,7 +329,7 @@ class EmailAdapter(ConcurrentAdapter):
             return self._retry(attempt, _transport_reason(exc), f"RCPT TO: {exc!r}")
 
         try:
-            await smtp.data(composed.data)
+            accepted = await smtp.data(composed.data)
         except aiosmtplib.SMTPDataError as exc:
             await _reset(smtp, exc.code)
             detail = f"DATA refused: {exc.code} {exc.message}"
@@ -343,7 +343,7 @@ class EmailAdapter(ConcurrentAdapter):
             # The server may or may not have the message; a resend carries the same Message-ID.
             smtp.close()
             return self._retry(attempt, _transport_reason(exc), f"DATA: {exc!r}")
-        return SendResult.sent(composed.message_id)
+        return SendResult.sent(composed.message_id, relay_id=relay_id(accepted.message))
 
     async def close(self) -> None:
         if self._owns_pool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.channels.bounces import ENHANCED_CODES, SmtpVerdict, classify_smtp_reply
+from jobs.channels.bounces import ENHANCED_CODES, SmtpVerdict, classify_smtp_reply, relay_id
 
 HARD, FULL, SENDER, AUTH, MESSAGE, REMOTE, RETRY = (
     SmtpVerdict.HARD_BOUNCE,
@@ -139,3 +139,22 @@ def test_every_code_of_the_table_has_a_row() -> None:
 )
 def test_reply_text_and_basic_codes(code: int, text: str, verdict: SmtpVerdict) -> None:
     assert classify_smtp_reply(code, text).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            "Ok 0100018c3b2f1d7e-5a1b2c3d-4e5f-6789-abcd-ef0123456789-000000",
+            ("0100018c3b2f1d7e-5a1b2c3d-4e5f-6789-abcd-ef0123456789-000000"),
+        ),  # Amazon SES
+        ("Ok: queued as 14c5d75ce93dfd64b469", "14c5d75ce93dfd64b469"),  # SendGrid
+        ("2.0.0 Ok: queued as 4Bq9Xk0Dz3z9vKp", "4Bq9Xk0Dz3z9vKp"),  # Postfix
+        ("Ok: queued as <883953f4-6105-42a2-a16a-77a8eac79483>", "883953f4-6105-42a2-a16a-77a8eac79483"),
+        ("2.0.0 OK queued", None),
+        ("Great success", None),
+        ("OK", None),
+    ],
+)
+def test_relay_id_from_the_250_reply(reply: str, expected: str | None) -> None:
+    assert relay_id(reply) == expected
