@@ -42,6 +42,23 @@ class EmailPresetSettingsInput:
         description="How long temporary failures are retried: marketing 360-5040 (6-84 h), "
         "transactional 10-5040 minutes.",
     )
+    ses_topic_arn: str | None = strawberry.field(
+        default=None,
+        description="Amazon SES feedback: the SNS topic whose signed notifications "
+        "`/webhooks/email/{preset}/ses` accepts (others are refused).",
+    )
+    sendgrid_webhook_public_key: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"SendGrid Event Webhook verification key (base64 ECDSA public key). {SECRET_NOTE}"
+    )
+    mailgun_webhook_signing_key: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"Mailgun HTTP webhook signing key. {SECRET_NOTE}"
+    )
+    postmark_webhook_username: str | None = strawberry.field(
+        default=None, description="Postmark webhook basic-auth user name."
+    )
+    postmark_webhook_password: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"Postmark webhook basic-auth password. {SECRET_NOTE}"
+    )
 
 
 @strawberry.input(description="SMS settings for a Twilio-style messages API.")
