@@ -69,3 +69,29 @@ async def test_a_relay_refusing_every_recipient_with_5_7_1_suppresses_nobody(
     ]
     assert run.status is RunStatus.FAILED and "SENDER_REJECTED" in (run.failure_reason or "")
     assert not await SuppressionEntry.filter(sandbox_id=run.sandbox_id).exists()
+
+
+async def test_a_run_keeps_the_relays_id_from_its_250_reply(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    handler = SinkHandler(
+        credentials=(SMTP_USER, SMTP_PASSWORD), data_accept_reply="250 Ok: queued as 883953f4-6105-42a2-a16a"
+    )
+    async with smtp_sink(handler) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port)
+        await upsert(gql, sandbox.admin, [gold("one@example.com", "One", consent={"email": "Y"})])
+        campaign = await create(
+            gql,
+            sandbox,
+            {
+                "name": "Relayed",
+                "action": {"channel": "EMAIL", "presetId": preset_id},
+                "content": {"email": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}},
+                "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
+            },
+        )
+        assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+        run = await finished_run(campaign["id"])
+    [row] = (await ledger(run.id)).values()
+    assert (row.status.value, row.relay_id) == ("SENT", "883953f4-6105-42a2-a16a")
+    assert row.provider_message_id == sink.handler.received[0].message_id
