@@ -22,6 +22,7 @@ from models.presets.rules import (
     E164_RE,
     FCM_PROJECT_RE,
     MAX_CONNECTIONS_MAX,
+    MESSAGING_SERVICE_SID_RE,
     PATH_RE,
     RETRY_MINUTES_MAX,
     RETRY_MINUTES_MIN,
@@ -163,7 +164,16 @@ def _sms_rules(
     settings: Mapping[str, Any],
     secrets: Mapping[str, str | None],
 ) -> None:
-    sender = checker.text(settings, "sender", required=True, max_len=16)
+    checker.pattern(
+        settings,
+        "messaging_service_sid",
+        MESSAGING_SERVICE_SID_RE,
+        "A Twilio Messaging Service SID: MG and 32 hexadecimal digits.",
+        required=False,
+        max_len=34,
+    )
+    # A Messaging Service picks the sender from its pool; without one the preset names it.
+    sender = checker.text(settings, "sender", required=not settings.get("messaging_service_sid"), max_len=16)
     if sender is not None and not (E164_RE.match(sender) or ALPHA_SENDER_RE.match(sender)):
         checker.add(
             "sender",
@@ -289,7 +299,7 @@ _SETTINGS_KEYS: dict[Channel, tuple[str, ...]] = {
         "ses_topic_arn",
         "postmark_webhook_username",
     ),
-    Channel.SMS: ("sender", "provider_base_url", "account_sid", "execution_field"),
+    Channel.SMS: ("sender", "messaging_service_sid", "provider_base_url", "account_sid", "execution_field"),
     Channel.PUSH: ("platforms", "app_id", "fcm_project_id", "provider_base_url"),
     Channel.IN_APP: ("app_id",),
 }

@@ -63,7 +63,15 @@ class EmailPresetSettingsInput:
 
 @strawberry.input(description="SMS settings for a Twilio-style messages API.")
 class SmsPresetSettingsInput:
-    sender: str = strawberry.field(description="Sender number (E.164) or alphanumeric sender id (<= 11).")
+    sender: str | None = strawberry.field(
+        default=None,
+        description="Sender number (E.164) or alphanumeric sender id (<= 11); required without a messaging service.",
+    )
+    messaging_service_sid: str | None = strawberry.field(
+        default=None,
+        description="Twilio Messaging Service SID (MG…): the service picks the sender from its pool "
+        "(with `sender`, that number of the pool).",
+    )
     provider_base_url: str = strawberry.field(description="Base URL of the provider's API (http or https).")
     account_sid: str = strawberry.field(description="Provider account id (the API user name).")
     auth_token: strawberry.Maybe[str | None] = strawberry.field(description=f"Provider auth token. {SECRET_NOTE}")

@@ -79,7 +79,8 @@ class EmailPresetSettings:
 
 @strawberry.type(description="SMS settings for a Twilio-style messages API. The auth token is write-only.")
 class SmsPresetSettings:
-    sender: str = strawberry.field(description="Sender number (E.164) or alphanumeric sender id.")
+    sender: str | None = strawberry.field(description="Sender number (E.164) or alphanumeric sender id.")
+    messaging_service_sid: str | None = strawberry.field(description="Twilio Messaging Service SID, if any.")
     provider_base_url: str = strawberry.field(description="Base URL of the provider's API.")
     account_sid: str = strawberry.field(description="Provider account id (the API user name).")
     auth_token_set: bool = strawberry.field(description="An auth token is stored (it is never returned).")
@@ -135,7 +136,8 @@ def settings_type(channel: ChannelEnum, values: dict[str, Any], secret_names: li
         )
     if channel is ChannelEnum.SMS:
         return SmsPresetSettings(
-            sender=values.get("sender", ""),
+            sender=values.get("sender"),
+            messaging_service_sid=values.get("messaging_service_sid"),
             provider_base_url=values.get("provider_base_url", ""),
             account_sid=values.get("account_sid", ""),
             auth_token_set="auth_token" in names,
