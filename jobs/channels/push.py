@@ -130,6 +130,16 @@ def _fcm_error(body: dict) -> tuple[str | None, str]:
     return code or error.get("status"), str(error.get("message") or "")
 
 
+def fcm_request_body(token: str, content: PushContent) -> dict[str, Any]:
+    """The messages:send body, as firebase-admin encodes the same message (empty fields and data omitted; data
+    values are strings, checked at input)."""
+    notification = {key: value for key, value in (("title", content.title), ("body", content.body)) if value}
+    message: dict[str, Any] = {"token": token, "notification": notification}
+    if content.data:
+        message["data"] = dict(content.data)
+    return {"message": message}
+
+
 def _names_the_token(body: dict, detail: str) -> bool:
     if "registration token" in detail.lower():
         return True
@@ -159,14 +169,7 @@ class PushAdapter(ConcurrentAdapter):
         content = message.content
         if not isinstance(content, PushContent):
             return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, f"not push content: {type(content).__name__}")
-        payload: dict[str, Any] = {
-            "message": {
-                "token": message.address,
-                "notification": {"title": content.title, "body": content.body},
-                # FCM data values must be strings.
-                "data": {str(k): str(v) for k, v in content.data.items()},
-            }
-        }
+        payload = fcm_request_body(message.address, content)
         for _ in range(2):
             try:
                 token = await self.tokens.get()
