@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> Starlette:
             max_complexity=settings.graphql_max_complexity,
             max_page_size=settings.graphql_max_page_size,
             introspection=settings.introspection_enabled,
+            planned_execution=settings.graphql_planned_execution,
         )
     )
     graphql_app = HeraldGraphQL(schema, settings)
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> Starlette:
             graphql_app.events = events
             relay = OutboxRelay(redis, retention=timedelta(hours=settings.outbox_retention_hours))
             relay.start()
+            app.state.events = events
             worker_task = None
             worker = None
             if settings.worker_in_process:

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # offline and under a strict CSP); or the base URL of a self-hosted copy (graphiql.min.js, graphiql.min.css,
     # react.production.min.js, react-dom.production.min.js).
     graphiql_assets_url: str | None = None
+    # Planned execution (resolvers/execution_context.py): off, graphql-core's own execution answers. It turns
+    # itself off, with a warning, on strawberry/graphql-core versions other than the pinned ones.
+    graphql_planned_execution: bool = True
     # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = Field(600, ge=0)
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another

@@ -40,6 +40,7 @@ class EventBus:
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._subscription_waiters: list[asyncio.Future[str]] = []
 
     async def publish(self, sandbox_id: int, topic: str, payload: dict[str, Any]) -> None:
         await publish(self._redis, sandbox_id, topic, payload)
@@ -55,6 +56,10 @@ class EventBus:
             self._subscribers[channel].add(queue)
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="event-bus-reader")
+            waiters, self._subscription_waiters = self._subscription_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(channel)
         try:
             yield _drain(queue)
         finally:
@@ -64,6 +69,13 @@ class EventBus:
                     del self._subscribers[channel]
                     with contextlib.suppress(Exception):
                         await self._pubsub.unsubscribe(channel)
+
+    def next_subscription(self) -> asyncio.Future[str]:
+        """Resolves with the channel of the next subscription made here: a caller (a test) knows a subscriber is
+        listening, rather than polling Redis for it."""
+        waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._subscription_waiters.append(waiter)
+        return waiter
 
     async def _read(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
 from resolvers.execution_context import execution_context_for, install_direct_resolvers
+from resolvers.execution_support import per_field_extensions, version_mismatch
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
@@ -98,8 +100,8 @@ class SchemaOptions:
     max_page_size: int = 100
     introspection: bool = True
     cache_size: int = 1000
-    # Direct resolvers and planned field execution (resolvers/execution_context.py); off only to compare with
-    # strawberry's and graphql-core's own execution in tests.
+    # Direct resolvers and planned field execution (resolvers/execution_context.py): GRAPHQL_PLANNED_EXECUTION.
+    # Off, strawberry's and graphql-core's own execution answer (CI runs the GraphQL tests both ways).
     planned_execution: bool = True
 
 
@@ -139,10 +141,42 @@ class HeraldMaskErrors(MaskErrors):
         )
 
 
+_version_warning_logged = False
+
+
+def planned_execution_allowed(wanted: bool, extensions: list[Any], installed: Mapping[str, str] | None = None) -> bool:
+    """Planned execution when wanted, on the tested library versions, without a per-field extension.
+    `installed` stands in for the installed versions (tests)."""
+    global _version_warning_logged
+    if not wanted:
+        return False
+    mismatch = version_mismatch(installed)
+    if mismatch is not None:
+        # Once per process for the real versions (the schema is built more than once); every time when simulated.
+        if installed is not None or not _version_warning_logged:
+            _version_warning_logged = _version_warning_logged or installed is None
+            logger.warning("planned GraphQL execution off: untested versions %s", mismatch)
+        return False
+    per_field = per_field_extensions(extensions)
+    if per_field:
+        logger.info("planned GraphQL execution off: extension %s needs a hook per field", ", ".join(per_field))
+        return False
+    return True
+
+
 class HeraldSchema(strawberry.Schema):
-    def __init__(self, *args: Any, planned_execution: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        planned_execution: bool = True,
+        installed_versions: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        if planned_execution:
+        self.planned_execution = planned_execution_allowed(
+            planned_execution, list(kwargs.get("extensions") or ()), installed_versions
+        )
+        if self.planned_execution:
             # Both need the built GraphQL schema, hence done after construction.
             install_direct_resolvers(self._schema, self.config.info_class)
             self.execution_context_class = execution_context_for(self._schema)
@@ -165,7 +199,12 @@ def request_error_code(error: GraphQLError, *, parsed: bool) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
+def build_schema(
+    options: SchemaOptions = SchemaOptions(),
+    *,
+    extra_extensions: tuple[Any, ...] = (),
+    installed_versions: Mapping[str, str] | None = None,
+) -> HeraldSchema:
     # The limiters' rule classes are built once, so validation results can be cached per document.
     rules = (
         *QueryDepthLimiter(max_depth=options.max_depth).validation_rules,
@@ -186,6 +225,7 @@ def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
         request_limits,
         HeraldMaskErrors,
+        *extra_extensions,
     ]
     return HeraldSchema(
         query=Query,
@@ -195,6 +235,7 @@ def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True),
         planned_execution=options.planned_execution,
+        installed_versions=installed_versions,
     )
 
 

@@ -1,8 +1,15 @@
-"""Test fixtures: a real database (SQLite or PostgreSQL, chosen by HERALD_TEST_DB), real Redis, a real server.
+"""Test fixtures: a real database (SQLite or PostgreSQL, chosen by HERALD_TEST_DB), a real Redis, the real app.
 
-HERALD_TEST_DB=sqlite (default) or postgres. PostgreSQL comes from TEST_POSTGRES_URL (default
-postgres://postgres@127.0.0.1:5432/postgres); each session creates a fresh database and drops it at the end.
-Redis comes from TEST_REDIS_URL (default redis://127.0.0.1:6379/9); the test database number is flushed.
+HERALD_TEST_DB=sqlite (default) or postgres. The schema is migrated once per run into a template (a SQLite file;
+a PostgreSQL database from TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres) and each
+process (each pytest-xdist worker) gets its own copy, dropped at the end.
+Redis: each process starts its own embedded redis-server, unless TEST_REDIS_URL is given (then that database is
+flushed, and the run must be serial: one process).
+
+GraphQL requests go in-process (`gql`: httpx over ASGITransport to `create_app(settings)`); no worker runs, so
+queued work waits until a test runs it with `drain_jobs()` (tests/drain.py). `server` serves the same app on a
+loopback port for WebSocket clients and for URLs in messages (public_url); tests/e2e and tests/crash run real
+processes.
 """
 
 from __future__ import annotations
@@ -10,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import os
-import socket
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -22,45 +30,71 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
+from arq.connections import RedisSettings
+from arq.worker import Worker
 from redis.asyncio import Redis
+from starlette.applications import Starlette
 
 from api.app import create_app
 from api.embedded_redis import EmbeddedRedis
 from api.migrate import migrate_database
 from api.settings import Settings
+from jobs.context import CONTEXT_KEY, WorkerContext
+from jobs.worker import FUNCTIONS
 from models.tenancy.actions import create_api_key, create_sandbox
 from models.tenancy.sandbox import Role
+from tests.drain import Drained
+from tests.drain import drain_jobs as run_due_jobs
+from tests.serving import RunningServer, free_port, running_server, subscribe  # noqa: F401 - fixtures' API
 
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-
-
-def _local_redis_or_embedded() -> str:
-    """Redis on 127.0.0.1:6379 if one answers; otherwise a throw-away embedded redis-server for this run."""
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            if conn.recv(16).startswith(b"+PONG"):
-                return "redis://127.0.0.1:6379/9"
-    except OSError:
-        pass
-    embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="herald-test-redis-")))
-    url = embedded.start().rsplit("/", 1)[0] + "/9"
-    atexit.register(embedded.stop)
-    return url
-
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL") or _local_redis_or_embedded()
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 # Uploads (profile imports) land under data_dir; keep them out of the working tree.
 TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="herald-test-data-"))
+# "gw0", "gw1", … under pytest-xdist; "main" in a serial run.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# One id per run, chosen by the controlling process (pytest_configure) and inherited by the xdist workers.
+RUN_ID_VAR = "HERALD_TEST_RUN_ID"
+
+_redis_url: str | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _redis() -> str:
+    """TEST_REDIS_URL if given; otherwise this process's own embedded redis-server, started on first use."""
+    global _redis_url
+    if _redis_url is None:
+        given = os.environ.get("TEST_REDIS_URL")
+        if given:
+            _redis_url = given
+        else:
+            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="herald-test-redis-")))
+            _redis_url = embedded.start()
+            atexit.register(embedded.stop)
+    return _redis_url
+
+
+def __getattr__(name: str) -> Any:
+    # REDIS_URL is resolved lazily: the xdist controller, which runs no test, starts no Redis.
+    if name == "REDIS_URL":
+        return _redis()
+    raise AttributeError(name)
+
+
+def _admin_dsn() -> str:
+    return POSTGRES_ADMIN_URL.replace("postgres://", "postgresql://", 1)
+
+
+def _postgres_url(name: str) -> str:
+    return f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+async def _drop_postgres(name: str) -> None:
+    conn = await asyncpg.connect(_admin_dsn())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -70,35 +104,110 @@ async def fresh_database(tmp_dir: Path, kind: str = TEST_DB) -> AsyncIterator[st
         yield f"sqlite://{tmp_dir / f'herald-{uuid.uuid4().hex[:8]}.sqlite3'}"
         return
     name = f"herald_test_{uuid.uuid4().hex[:12]}"
-    admin_dsn = POSTGRES_ADMIN_URL.replace("postgres://", "postgresql://", 1)
-    conn = await asyncpg.connect(admin_dsn)
+    conn = await asyncpg.connect(_admin_dsn())
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield _postgres_url(name)
     finally:
-        conn = await asyncpg.connect(admin_dsn)
+        await _drop_postgres(name)
+
+
+def _template_name(run_id: str) -> str:
+    return f"herald_tpl_{run_id}"
+
+
+def _template_dir(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"herald-test-template-{run_id}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controlling process migrates the template once, before any xdist worker starts."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get(RUN_ID_VAR):
+        return
+    # Workers sharing TEST_REDIS_URL would flush and drain one another's queues.
+    numprocesses = getattr(config.option, "numprocesses", None)
+    if os.environ.get("TEST_REDIS_URL") and numprocesses not in (None, 0, 1):
+        raise pytest.UsageError("TEST_REDIS_URL is one Redis database for one process: run with -n 0, or unset it")
+    run_id = uuid.uuid4().hex[:10]
+    os.environ[RUN_ID_VAR] = run_id
+    config._herald_run_id = run_id  # type: ignore[attr-defined]
+    asyncio.run(_make_template(run_id))
+
+
+async def _make_template(run_id: str) -> None:
+    directory = _template_dir(run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    if TEST_DB == "sqlite":
+        await migrate_database(make_settings(f"sqlite://{directory / 'template.sqlite3'}", redis_url="redis://-"))
+        return
+    conn = await asyncpg.connect(_admin_dsn())
+    try:
+        await conn.execute(f'CREATE DATABASE "{_template_name(run_id)}"')
+    finally:
+        await conn.close()
+    await migrate_database(make_settings(_postgres_url(_template_name(run_id)), redis_url="redis://-"))
+
+
+# Real processes, seconds to a minute each: started first, so parallel workers are not left waiting on them at
+# the end of a run.
+SLOW_FIRST = ("tests/e2e/", "tests/crash/", "tests/test_migrations.py", "tests/test_bench_smoke.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run_id = getattr(config, "_herald_run_id", None)
+    if run_id is None:
+        return
+    shutil.rmtree(_template_dir(run_id), ignore_errors=True)
+    if TEST_DB == "postgres":
+        asyncio.run(_drop_postgres(_template_name(run_id)))
+
+
+@contextlib.asynccontextmanager
+async def migrated_database(tmp_dir: Path) -> AsyncIterator[str]:
+    """This process's copy of the run's migrated template; dropped afterwards."""
+    run_id = os.environ[RUN_ID_VAR]
+    if TEST_DB == "sqlite":
+        path = tmp_dir / f"herald-{WORKER}.sqlite3"
+        shutil.copyfile(_template_dir(run_id) / "template.sqlite3", path)
+        yield f"sqlite://{path}"
+        return
+    name = f"herald_test_{run_id}_{WORKER}"
+    # PostgreSQL copies a template for one session at a time ("being accessed by other users"): one worker at a
+    # time takes this lock to copy.
+    with open(_template_dir(run_id) / "copy.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        conn = await asyncpg.connect(_admin_dsn())
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_template_name(run_id)}"')
         finally:
             await conn.close()
+    try:
+        yield _postgres_url(name)
+    finally:
+        await _drop_postgres(name)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
-        "redis_url": REDIS_URL,
         "secret_key": TEST_SECRET,
-        "worker_in_process": True,
+        # No worker: tests run queued jobs themselves (drain_jobs).
+        "worker_in_process": False,
         "log_level": "INFO",
         # High enough that no other test meets it; tests of the limit set their own.
         "rate_limit_per_minute": 100_000,
         "data_dir": TEST_DATA_DIR,
     }
     values.update(overrides)
+    if "redis_url" not in values:
+        values["redis_url"] = _redis()
     return Settings(**values)
 
 
@@ -109,7 +218,8 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
+    # Flushed: this process's own embedded Redis, or the database TEST_REDIS_URL names explicitly.
+    client = Redis.from_url(_redis())
     await client.flushdb()
     yield client
     await client.aclose()
@@ -117,58 +227,70 @@ async def redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture(scope="session")
 async def database_url(tmp_root: Path) -> AsyncIterator[str]:
-    async with fresh_database(tmp_root) as url:
-        await migrate_database(make_settings(url))
+    async with migrated_database(tmp_root) as url:
         yield url
 
 
-@dataclass
-class RunningServer:
-    base_url: str
-    settings: Settings
-
-    @property
-    def graphql_url(self) -> str:
-        return f"{self.base_url}/graphql"
-
-    @property
-    def ws_url(self) -> str:
-        return self.graphql_url.replace("http://", "ws://")
-
-
-@contextlib.asynccontextmanager
-async def running_server(settings: Settings, lifespan: str = "on") -> AsyncIterator[RunningServer]:
-    """The real app under a real uvicorn, in this event loop, on a free loopback port.
-
-    lifespan="off" serves a second app on the session server's database connections (no queue, events or
-    worker): running a second lifespan would close the connections the session server uses."""
+@pytest.fixture(scope="session")
+async def app(database_url: str, redis: Redis) -> AsyncIterator[Starlette]:
+    """The app, its lifespan run once for the session (database connections, queue, events; no worker)."""
     port = free_port()
-    if "public_url" not in settings.model_fields_set:
-        # Links in messages (tracking, unsubscribe) must reach this very server.
-        settings.public_url = f"http://127.0.0.1:{port}"
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan=lifespan
-    )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped during startup")
-            await asyncio.sleep(0.01)
-    try:
-        yield RunningServer(base_url=f"http://127.0.0.1:{port}", settings=settings)
-    finally:
-        server.should_exit = True
-        await task
+    # Links in messages (tracking, unsubscribe) point at `server`, which serves this app on that port.
+    application = create_app(make_settings(database_url, public_url=f"http://127.0.0.1:{port}"))
+    application.state.test_port = port
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture(scope="session")
-async def server(database_url: str, redis: Redis) -> AsyncIterator[RunningServer]:
-    async with running_server(make_settings(database_url)) as running:
+async def server(app: Starlette) -> AsyncIterator[RunningServer]:
+    """The session app on a loopback port (lifespan already running): for WebSocket clients and message links."""
+    settings: Settings = app.state.settings
+    async with running_server(settings, lifespan="off", app=app, port=app.state.test_port) as running:
+        running.app = app
         yield running
+
+
+@pytest.fixture
+def drain_jobs(app: Starlette):
+    """`await drain_jobs()` runs every queued job due now, and what those enqueue, to completion (tests/drain.py);
+    `until=` makes deferred jobs due by then run now, `dispatch_at=` runs the dispatcher at that time first."""
+
+    async def drain(*, until: Any = None, dispatch_at: Any = None) -> Drained:
+        return await run_due_jobs(app.state.settings, app.state.redis, until=until, dispatch_at=dispatch_at)
+
+    return drain
+
+
+@pytest.fixture
+async def worker(app: Starlette) -> AsyncIterator[None]:
+    """An arq worker in this process for the test's duration, for requests that wait on a job's result
+    themselves (campaignSendProof). Everything else runs its jobs with drain_jobs."""
+    settings: Settings = app.state.settings
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx[CONTEXT_KEY] = WorkerContext(settings)
+
+    # No cron: the dispatcher would pick up other tests' pending runs.
+    running = Worker(
+        functions=FUNCTIONS,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url),
+        on_startup=on_startup,
+        handle_signals=False,
+        poll_delay=settings.worker_poll_delay_seconds,
+    )
+    task = asyncio.create_task(running.async_run(), name="test-worker")
+    try:
+        yield
+    finally:
+        # It may have picked up a job an earlier test left queued: let the jobs in flight finish (close() would
+        # cancel them, leaving arq's in-progress key, which keeps their job from ever running again).
+        running.allow_pick_jobs = False
+        await asyncio.gather(*running.tasks.values())
+        await running.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass
@@ -192,19 +314,25 @@ async def new_sandbox(prefix: str = "sb") -> SandboxKeys:
 
 
 @pytest.fixture
-async def sandbox(server: RunningServer) -> SandboxKeys:
+async def sandbox(app: Starlette) -> SandboxKeys:
     return await new_sandbox()
 
 
 @pytest.fixture
-async def other_sandbox(server: RunningServer) -> SandboxKeys:
+async def other_sandbox(app: Starlette) -> SandboxKeys:
     return await new_sandbox("other")
 
 
 class GraphQLClient:
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, http: httpx.AsyncClient, url: str, app: Starlette | None = None) -> None:
         self.http = http
         self.url = url
+        self.app = app
+
+    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None) -> Drained:
+        """Runs the queued jobs to completion (see the `drain_jobs` fixture); for helpers that only get `gql`."""
+        assert self.app is not None, "a GraphQLClient on the session app drains its jobs"
+        return await run_due_jobs(self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at)
 
     async def raw(
         self, query: str, variables: dict[str, Any] | None = None, key: str | None = None, **kwargs: Any
@@ -221,19 +349,13 @@ class GraphQLClient:
         return body["data"]
 
 
+def in_process_client(app: Starlette, **kwargs: Any) -> httpx.AsyncClient:
+    """An httpx client whose requests go straight to the app (no socket), from 127.0.0.1."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 12345))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=30, **kwargs)
+
+
 @pytest.fixture
-async def gql(server: RunningServer) -> AsyncIterator[GraphQLClient]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        yield GraphQLClient(http, server.graphql_url)
-
-
-async def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Polls `predicate` (sync or async) until it returns a truthy value; fails after `timeout`."""
-    async with asyncio.timeout(timeout):
-        while True:
-            value = predicate()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(interval)
+async def gql(app: Starlette) -> AsyncIterator[GraphQLClient]:
+    async with in_process_client(app) as http:
+        yield GraphQLClient(http, "http://127.0.0.1/graphql", app)

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.conftest import free_port
+from tests.serving import uvicorn_serving
 
 SMTP_USER = "mailer"
 SMTP_PASSWORD = "s3cret-smtp-Pa55"
@@ -155,14 +156,5 @@ async def http_provider() -> AsyncIterator[str]:
     """A Twilio-style API under a real uvicorn in this loop. Yields its base URL."""
     port = free_port()
     config = uvicorn.Config(PROVIDER_APP, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event to wait on
-            await asyncio.sleep(0.01)
-    try:
+    async with uvicorn_serving(config):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task

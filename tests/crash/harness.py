@@ -20,7 +20,8 @@ import asyncpg
 import orjson
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.conftest import TEST_SECRET, free_port, wait_until
+from tests.conftest import TEST_SECRET, free_port
+from tests.e2e.polling import wait_until
 from tests.jobs.smtp_sink import Received, SinkHandler
 
 ROOT = Path(__file__).resolve().parents[2]

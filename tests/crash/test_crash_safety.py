@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from models.ledger.claims import BATCH_SIZE
-from tests.conftest import TEST_DB, fresh_database, wait_until
+from tests.conftest import TEST_DB, fresh_database
 from tests.crash.harness import CHECKER_APP, ROOT, Herald, RedisServer, SlowSink, contactable
+from tests.e2e.polling import wait_until
 from tests.jobs.smtp_sink import smtp_sink
 
 needs_postgres = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (several senders of one run)")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port
+from tests.e2e.polling import wait_until
 from tests.e2e.test_processes import e2e_env, herald, spawn, stop, wait_for_http  # noqa: F401 (a fixture)
 
 ACTIVATE = "mutation($id: ID!) { campaignActivate(input: {id: $id}) { __typename } }"

@@ -20,7 +20,8 @@ import pytest
 import websockets
 from redis.asyncio import Redis
 
-from tests.conftest import REDIS_URL, TEST_SECRET, free_port, fresh_database, wait_until
+from tests.conftest import REDIS_URL, TEST_SECRET, free_port, fresh_database
+from tests.e2e.polling import wait_until
 
 PING_MUTATION = 'mutation { workerPing(input: {message: "across"}) { ... on WorkerPingSuccess { pingId } } }'
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
 from strawberry.relay import GlobalID
 
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.rules import CampaignStatus, CampaignType
-from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, new_sandbox
+from tests.conftest import GraphQLClient, SandboxKeys, in_process_client, new_sandbox
 from tests.graphql.test_campaigns import active_in_app_preset, audience, create, ready_input
 
 ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
@@ -178,9 +178,9 @@ async def _alone(gql: GraphQLClient, key: str, ids: list[str]) -> dict[str, dict
 
 
 @pytest.fixture(scope="module")
-async def seeded(server: RunningServer) -> AsyncIterator[Seeded]:
-    async with httpx.AsyncClient(timeout=30) as http:
-        gql = GraphQLClient(http, server.graphql_url)
+async def seeded(app: Starlette) -> AsyncIterator[Seeded]:
+    async with in_process_client(app) as http:
+        gql = GraphQLClient(http, "http://127.0.0.1/graphql", app)
         sandbox = await new_sandbox("paging")
         preset_id = await active_in_app_preset(gql, sandbox)
         segment_id = await audience(gql, sandbox, size=1)

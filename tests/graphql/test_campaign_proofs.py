@@ -38,7 +38,11 @@ async def proof(gql: GraphQLClient, sandbox: SandboxKeys, **input: Any) -> dict[
 
 
 async def test_email_proofs_to_test_profiles_and_addresses(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient,
+    sandbox: SandboxKeys,
+    server: RunningServer,
+    worker: None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="jobs.proofs")
     async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
@@ -104,7 +108,7 @@ async def test_email_proofs_to_test_profiles_and_addresses(
 
 
 async def test_refusals_name_the_field_and_send_nothing(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, worker: None
 ) -> None:
     preset_id = await active_in_app_preset(gql, sandbox)
     segment_id = await gold_segment(gql, sandbox)

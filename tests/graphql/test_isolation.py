@@ -6,14 +6,12 @@ isolation is checked here); mutations on foreign ids must answer NotFoundError (
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
 
 import websockets
 
 from models.tenancy.sandbox import Role
-from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, subscribe
 from tests.graphql.test_campaigns import CREATE as CAMPAIGN_CREATE
 from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input
 from tests.graphql.test_profiles import email, upsert
@@ -138,10 +136,8 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
     # Their run delivers in-app messages to p0@example.com; our inbox for that identity stays empty.
     inbox_query = '{ inAppMessages(namespace: "Email", identity: "p0@example.com") { title } }'
 
-    async def delivered_to_them() -> bool:
-        return bool((await gql(inbox_query, key=other_sandbox.admin))["inAppMessages"])
-
-    await wait_until(delivered_to_them, timeout=20)
+    await gql.drain_jobs()
+    assert (await gql(inbox_query, key=other_sandbox.admin))["inAppMessages"]
     inbox = await gql('{ inAppMessages(namespace: "Email", identity: "p0@example.com") { title } }', key=key)
     assert inbox["inAppMessages"] == []
     runs = await gql(
@@ -233,26 +229,10 @@ async def test_subscriptions_only_carry_the_callers_sandbox(
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": "subscription { campaignStatusChanged { campaignId status } }"},
-                }
-            )
-        )
-
-        async def own_event_arrives() -> dict[str, Any] | None:
-            # Their change first, then ours: the first event we receive must be ours.
-            await gql(CAMPAIGN_CREATE, {"input": {"name": "theirs"}}, key=other_sandbox.keys[Role.MANAGER])
-            ours = await gql(CAMPAIGN_CREATE, {"input": {"name": "ours"}}, key=sandbox.keys[Role.MANAGER])
-            try:
-                async with asyncio.timeout(1):
-                    event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
-            except TimeoutError:
-                return None
-            return {"event": event, "ours": ours["campaignCreate"]["campaign"]["id"]}
-
-        seen = await wait_until(own_event_arrives, timeout=15)
-    assert seen["event"]["campaignId"] == seen["ours"]
+        payload = {"query": "subscription { campaignStatusChanged { campaignId status } }"}
+        assert await subscribe(server, ws, {"id": "1", "type": "subscribe", "payload": payload}) is None
+        # Their change first, then ours: the first event we receive must be ours.
+        await gql(CAMPAIGN_CREATE, {"input": {"name": "theirs"}}, key=other_sandbox.keys[Role.MANAGER])
+        ours = await gql(CAMPAIGN_CREATE, {"input": {"name": "ours"}}, key=sandbox.keys[Role.MANAGER])
+        event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
+    assert event["campaignId"] == ours["campaignCreate"]["campaign"]["id"]

@@ -11,13 +11,11 @@ import websockets
 from redis.asyncio import Redis
 from strawberry import relay
 
-from jobs.events import channel_name
-from models.presets.preset import PRESET_STATUS_TOPIC
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.presets.secret_box import SecretBox
 from models.tenancy.audit import AuditEvent
 from models.tenancy.sandbox import Sandbox
-from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.conftest import TEST_SECRET, GraphQLClient, RunningServer, SandboxKeys, subscribe
 from tests.provider_servers import (
     SMS_SID,
     SMS_TOKEN,
@@ -141,16 +139,14 @@ async def get(gql: GraphQLClient, key: str, preset_id: str) -> dict[str, Any] | 
 
 
 async def validated(gql: GraphQLClient, key: str, preset_id: str) -> dict[str, Any]:
-    """Submit, then wait for the worker to record the outcome."""
+    """Submit, then run the validation job and read the outcome."""
     result = (await gql(VALIDATE, {"input": {"id": preset_id}}, key=key))["messagePresetValidate"]
     assert result["__typename"] == "MessagePresetValidateSuccess", result
     assert result["preset"]["status"] == "PROCESSING"
-
-    async def done() -> dict[str, Any] | None:
-        preset = await get(gql, key, preset_id)
-        return preset if preset and preset["status"] in {"ACTIVE", "FAILED"} else None
-
-    return await wait_until(done, timeout=20)
+    await gql.drain_jobs()
+    preset = await get(gql, key, preset_id)
+    assert preset is not None and preset["status"] in {"ACTIVE", "FAILED"}, preset
+    return preset
 
 
 def pk_of(preset_id: str) -> int:
@@ -400,11 +396,9 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     assert result["preset"]["settings"]["smtpPort"] == smtp_auth.port
     assert result["preset"]["pendingSettings"]["smtpPasswordSet"] is True
 
-    async def update_failed() -> dict | None:
-        current = await get(gql, sandbox.admin, pid)
-        return current if current["updateStatus"] == "FAILED" else None
-
-    after_failure = await wait_until(update_failed, timeout=20)
+    await gql.drain_jobs()
+    after_failure = await get(gql, sandbox.admin, pid)
+    assert after_failure["updateStatus"] == "FAILED"
     assert after_failure["status"] == "ACTIVE"
     assert after_failure["settings"]["smtpPort"] == smtp_auth.port
     assert after_failure["pendingSettings"]["smtpPort"] == broken["email"]["smtpPort"]
@@ -414,11 +408,9 @@ async def test_editing_an_active_preset_keeps_the_previous_settings_until_the_ne
     good = email_input("Live", smtp_auth.port, email={"maxConnections": 3})["settings"]
     await gql(UPDATE, {"input": {"id": pid, "settings": good, "description": "three"}}, key=sandbox.admin)
 
-    async def applied() -> dict | None:
-        current = await get(gql, sandbox.admin, pid)
-        return current if current["updateStatus"] is None else None
-
-    final = await wait_until(applied, timeout=20)
+    await gql.drain_jobs()
+    final = await get(gql, sandbox.admin, pid)
+    assert final["updateStatus"] is None
     assert final["settings"]["maxConnections"] == 3 and final["pendingSettings"] is None
     assert final["description"] == "three" and final["status"] == "ACTIVE"
     actions = [e.action for e in await audit_of(pid, sandbox.name)]
@@ -545,22 +537,8 @@ async def test_status_changes_reach_subscribers(
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": subscription, "variables": {"id": preset["id"]}},
-                }
-            )
-        )
-        # Live once the server's event bus listens on the sandbox's channel.
-        channel = channel_name((await Sandbox.get(name=sandbox.name)).id, PRESET_STATUS_TOPIC)
-
-        async def listening() -> bool:
-            return dict(await redis.pubsub_numsub(channel)).get(channel.encode(), 0) > 0
-
-        await wait_until(listening)
+        payload = {"query": subscription, "variables": {"id": preset["id"]}}
+        assert await subscribe(server, ws, {"id": "1", "type": "subscribe", "payload": payload}) is None
         await validated(gql, sandbox.admin, preset["id"])
         seen = []
         while not seen or seen[-1] != "ACTIVE":

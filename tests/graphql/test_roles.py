@@ -21,7 +21,7 @@ import websockets
 
 from models.tenancy.sandbox import Role
 from resolvers.schema import schema
-from tests.conftest import RunningServer, SandboxKeys, wait_until
+from tests.conftest import RunningServer, SandboxKeys, subscribe
 
 
 @dataclass(frozen=True)
@@ -254,31 +254,23 @@ async def _subscription_outcome(server: RunningServer, key: str, admin_key: str,
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {"id": "s", "type": "subscribe", "payload": {"query": case.operation, "variables": case.variables}}
-            )
-        )
-        if case.trigger is None:
-            # A subscription on an id of nothing: allowed callers see it complete, others get FORBIDDEN.
-            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+        payload = {"query": case.operation, "variables": case.variables}
+        answer = await subscribe(server, ws, {"id": "s", "type": "subscribe", "payload": payload})
+        if answer is not None or case.trigger is None:
+            # Refused before listening; or a subscription on an id of nothing: allowed callers see it complete,
+            # others get FORBIDDEN.
+            message = answer if answer is not None else json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
             if message["type"] == "complete":
                 return True, message
             errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
             return (not _is_forbidden(errors)), message
 
-        async def trigger_and_receive() -> dict[str, Any] | None:
-            async with httpx.AsyncClient(timeout=10) as http:
-                await http.post(
-                    server.graphql_url, json={"query": case.trigger}, headers={"Authorization": f"Bearer {admin_key}"}
-                )
-            try:
-                async with asyncio.timeout(1):
-                    return json.loads(await ws.recv())
-            except TimeoutError:
-                return None
-
-        message = await wait_until(trigger_and_receive, timeout=20)
+        async with httpx.AsyncClient(timeout=10) as http:
+            await http.post(
+                server.graphql_url, json={"query": case.trigger}, headers={"Authorization": f"Bearer {admin_key}"}
+            )
+        await server.drain_jobs()  # a trigger may only enqueue the job that publishes (workerPing)
+        message = json.loads(await ws.recv())
     errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
     if _is_forbidden(errors):
         return False, message

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.conftest import free_port
+from tests.serving import uvicorn_serving
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "twilio-auth-token"
@@ -195,16 +196,5 @@ async def provider_server() -> AsyncIterator[Providers]:
     config = uvicorn.Config(
         build_app(current, public_key), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    try:
+    async with uvicorn_serving(config):
         yield Providers(base_url, account, current)
-    finally:
-        server.should_exit = True
-        await task

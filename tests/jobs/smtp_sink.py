@@ -90,10 +90,16 @@ class SinkHandler:
     def expire_all(self) -> None:
         self.expiring.update(self.protocols)
 
-    def drop_all(self) -> None:
+    async def drop_all(self) -> None:
+        """Hangs up every session and returns once each one's connection_lost has run."""
+        closing = []
         for protocol in list(self.protocols.values()):
             if protocol.transport is not None:
+                future = asyncio.get_running_loop().create_future()
+                protocol.closed_future = future  # type: ignore[attr-defined]
+                closing.append(future)
                 protocol.transport.close()
+        await asyncio.gather(*closing)
 
     @property
     def message_ids(self) -> list[str | None]:
@@ -111,6 +117,9 @@ def _tracking_smtp(handler: SinkHandler, **kwargs) -> type[SMTP]:
         def connection_lost(self, error: Exception | None) -> None:
             handler.protocols.pop(id(self), None)
             super().connection_lost(error)
+            closed = getattr(self, "closed_future", None)
+            if closed is not None and not closed.done():
+                closed.set_result(None)
 
     return TrackingSMTP
 
@@ -149,7 +158,7 @@ async def smtp_sink(
         yield Sink(handler, "127.0.0.1", port)
     finally:
         server.close()
-        handler.drop_all()
+        await handler.drop_all()
         await server.wait_closed()
 
 

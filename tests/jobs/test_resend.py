@@ -13,7 +13,7 @@ from jobs.runs import execute_run
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.ledger.delivery import Delivery
 from models.tenancy.sandbox import Role
-from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, wait_until
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import activate, create
 from tests.graphql.test_profiles import upsert
 from tests.jobs.smtp_sink import SinkHandler, smtp_sink
@@ -113,11 +113,9 @@ async def test_resend_sends_only_the_retryable_failures_once(
         assert done == {"__typename": "CampaignRunResendFailedSuccess", "requeued": 2,
                         "run": {"id": run_id, "status": "RUNNING"}}  # fmt: skip
 
-        async def finished() -> CampaignRun | None:
-            fresh = await CampaignRun.get(id=run.id)
-            return fresh if fresh.status is not RunStatus.RUNNING else None
-
-        run = await wait_until(finished, timeout=30)
+        await gql.drain_jobs()
+        run = await CampaignRun.get(id=run.id)
+        assert run.status is not RunStatus.RUNNING
         # The worker's job and a dispatcher resume may both have run: the ledger decides, nothing is sent twice.
         await execute_run(job_ctx(server.settings), run.id)
 

@@ -70,7 +70,7 @@ async def send_marketing_email(
             fields["tracking"] = tracking
         campaign = await create(gql, sandbox, fields)
         assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
-        run = await finished_run(campaign["id"])
+        run = await finished_run(gql, campaign["id"])
     assert run.status is RunStatus.SUCCEEDED, run.failure_reason
     deliveries = {d.address: d for d in await Delivery.filter(run_id=run.id)}
     return SentCampaign(run, {r.recipients[0]: r for r in sink.handler.received}, deliveries)
@@ -297,7 +297,7 @@ async def test_sms_links_are_click_tracked_and_receipts_come_back_signed(
             },
         )
         assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
-        run = await finished_run(campaign["id"])
+        run = await finished_run(gql, campaign["id"])
     assert run.status is RunStatus.SUCCEEDED, run.failure_reason
     assert len(state.sms) == 2
     body = state.sms[0]["Body"]

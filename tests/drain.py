@@ -1,0 +1,95 @@
+"""Queued work run to completion on demand, so a test knows when it is done (no worker runs beside the tests).
+
+`drain_jobs(settings, redis)` runs the jobs due now in rounds: each round an arq burst worker over the same Redis
+and functions as `herald worker` starts exactly the jobs due at the round's start and waits for them; jobs those
+enqueue run in the next round. It returns when nothing is due. Deferred jobs (retries, a run's next attempt) stay
+deferred unless `until` says they are due: every job due by then is moved to now first. `dispatch_at` runs the
+dispatcher (jobs/dispatcher.py) at that time before each round, as its cron would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.constants import default_queue_name, in_progress_key_prefix
+from arq.utils import timestamp_ms
+from arq.worker import Worker
+
+from api.settings import Settings
+from jobs.context import CONTEXT_KEY, WorkerContext
+from jobs.dispatcher import dispatch
+from jobs.worker import FUNCTIONS
+
+MAX_ROUNDS = 200
+
+
+@dataclass
+class Drained:
+    rounds: int = 0
+    complete: int = 0
+    failed: int = 0
+    retried: int = 0
+    # Job ids still deferred to a later time (a retry not yet due).
+    deferred: list[str] = field(default_factory=list)
+
+
+async def make_due(redis: ArqRedis, until: datetime) -> int:
+    """Moves the jobs deferred to at most `until` to now; returns how many."""
+    now = timestamp_ms()
+    later = await redis.zrangebyscore(default_queue_name, now, int(until.timestamp() * 1000))
+    if later:
+        await redis.zadd(default_queue_name, dict.fromkeys(later, now))
+    return len(later)
+
+
+async def drain_jobs(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    until: datetime | None = None,
+    dispatch_at: datetime | None = None,
+) -> Drained:
+    drained = Drained()
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx[CONTEXT_KEY] = WorkerContext(settings)
+
+    for _ in range(MAX_ROUNDS):
+        if dispatch_at is not None:
+            await dispatch(dispatch_at, redis)
+        if until is not None:
+            await make_due(redis, until)
+        due_ids = await redis.zrangebyscore(default_queue_name, "-inf", timestamp_ms())
+        due = len(due_ids)
+        running = [
+            job_id.decode() for job_id in due_ids if await redis.exists(in_progress_key_prefix + job_id.decode())
+        ]
+        if running:
+            # arq skips a job another worker holds; waiting for it here would never end.
+            raise AssertionError(f"jobs marked in progress by a worker that is gone or still running: {running}")
+        if due == 0:
+            later = await redis.zrangebyscore(default_queue_name, "-inf", "+inf")
+            drained.deferred = [job_id.decode() for job_id in later]
+            return drained
+        # max_burst_jobs=due: the worker stops once it has started (and finished) this round's jobs, rather
+        # than waiting for deferred ones as arq's burst mode does while the queue holds any.
+        worker = Worker(
+            functions=FUNCTIONS,
+            redis_pool=redis,
+            burst=True,
+            max_burst_jobs=due,
+            max_jobs=max(due, settings.worker_max_jobs),
+            handle_signals=False,
+            on_startup=on_startup,
+            poll_delay=0.01,
+            log_results=False,
+        )
+        await worker.async_run()
+        drained.rounds += 1
+        drained.complete += worker.jobs_complete
+        drained.failed += worker.jobs_failed
+        drained.retried += worker.jobs_retried
+    raise AssertionError(f"jobs still due after {MAX_ROUNDS} rounds: a job re-enqueues itself without end")
