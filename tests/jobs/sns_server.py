@@ -4,7 +4,6 @@ SubscribeURL."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import datetime
@@ -24,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.serving import free_port, uvicorn_serving
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-feedback"
 # The order AWS documents for each message type (Subject only when present).
@@ -121,16 +120,5 @@ async def sns_server() -> AsyncIterator[Sns]:
 
     app = Starlette(routes=[Route("/SimpleNotificationService-test.pem", cert), Route("/", root)])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-    try:
+    async with uvicorn_serving(config):
         yield sns
-    finally:
-        server.should_exit = True
-        await task

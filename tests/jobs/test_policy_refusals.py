@@ -60,7 +60,7 @@ async def test_a_relay_refusing_every_recipient_with_5_7_1_suppresses_nobody(
         )
         activated = await activate(gql, sandbox, campaign["id"])
         assert activated["__typename"] == "CampaignActivateSuccess", activated
-        run = await finished_run(campaign["id"])
+        run = await finished_run(gql, campaign["id"])
 
     assert sink.handler.received == []
     rows = await ledger(run.id)
@@ -91,7 +91,7 @@ async def test_a_run_keeps_the_relays_id_from_its_250_reply(
             },
         )
         assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
-        run = await finished_run(campaign["id"])
+        run = await finished_run(gql, campaign["id"])
     [row] = (await ledger(run.id)).values()
     assert (row.status.value, row.relay_id) == ("SENT", "883953f4-6105-42a2-a16a")
     assert row.provider_message_id == sink.handler.received[0].message_id
