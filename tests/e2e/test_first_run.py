@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRET, free_port, wait_until
+from tests.conftest import TEST_SECRET, free_port
+from tests.e2e.polling import wait_until
 from tests.e2e.test_processes import e2e_env, herald, spawn, stop, wait_for_http  # noqa: F401 (a fixture)
 
 
