@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.exports import export_run_deliveries
+from api.feedback import ROUTES as FEEDBACK_ROUTES
 from api.graphiql import ASSETS_ROUTE, serve_asset
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
@@ -110,6 +111,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/imports/profiles", upload_profiles, methods=["POST"]),
             Route("/exports/runs/{run_id}/deliveries.csv", export_run_deliveries, methods=["GET"]),
             *WEBHOOK_ROUTES,
+            *FEEDBACK_ROUTES,
         ],
         lifespan=lifespan,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,16 @@ class Settings(BaseSettings):
     def _egress_allow_parses(cls, value: str | None) -> str | None:
         if value is not None:
             parse_allow(value)  # its ValueError names the bad entry
+        return value
+
+    # Amazon SNS signing certificates (and subscription confirmations) are fetched only from URLs this pattern
+    # matches: AWS's own SNS hosts over https. Tests point it at a local server.
+    sns_cert_url_pattern: str = r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+
+    @field_validator("sns_cert_url_pattern")
+    @classmethod
+    def _sns_pattern_compiles(cls, value: str) -> str:
+        re.compile(value)  # a bad pattern stops startup with re's message
         return value
 
     # ENV=prod wants an https PUBLIC_URL (recipients' clients follow these links); true accepts http.

@@ -20,7 +20,7 @@ import hmac
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -63,10 +63,37 @@ async def _refresh_counters(run_ids: set[int]) -> None:
 # ---- SMS: Twilio status callbacks -----------------------------------------------------------------------------
 
 
-def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]]) -> str:
-    """Twilio's scheme: base64(HMAC-SHA1(auth token, full URL + every POST name and value, sorted by name))."""
-    payload = url + "".join(name + value for name, value in sorted(params))
-    return base64.b64encode(hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()).decode()
+_TWILIO_HASHES = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
+
+
+def twilio_signature(auth_token: str, url: str, params: list[tuple[str, str]], algorithm: str = "HMAC_SHA1") -> str:
+    """Twilio's scheme: base64(HMAC(auth token, full URL + every POST name and value, sorted by name then value)),
+    SHA-1 unless X-Twilio-Webhooks-Signature-Settings names HMAC_SHA256."""
+    payload = url + "".join(name + value for name, value in sorted(set(params)))
+    digest = hmac.new(auth_token.encode(), payload.encode(), _TWILIO_HASHES[algorithm]).digest()
+    return base64.b64encode(digest).decode()
+
+
+def twilio_url_forms(url: str) -> tuple[str, ...]:
+    """The URL without its port and with it (the scheme's default when absent): Twilio signs either form, and
+    its own RequestValidator accepts both."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return tuple(
+        dict.fromkeys((urlunsplit(parts._replace(netloc=host)), urlunsplit(parts._replace(netloc=f"{host}:{port}"))))
+    )
+
+
+def twilio_algorithm(settings_header: str | None) -> str | None:
+    """The signing algorithm X-Twilio-Webhooks-Signature-Settings names (absent: the auth token's SHA-1);
+    None for one Herald does not know."""
+    for part in (settings_header or "").split(","):
+        name, separator, value = part.partition("=")
+        if separator and name.strip() == "algorithm" and value.strip():
+            algorithm = value.strip().upper()
+            return algorithm if algorithm in _TWILIO_HASHES else None
+    return "HMAC_SHA1"
 
 
 def _sms_feedback(status: str, error_code: str) -> Feedback | None:
@@ -113,11 +140,17 @@ async def sms_status(request: Request) -> Response:
     box = SecretBox(settings.secret_key.get_secret_value())
     tokens: dict[int, str | None] = {}
     matched: list[DeliveryRef] = []
+    algorithm = twilio_algorithm(request.headers.get("x-twilio-webhooks-signature-settings"))
+    if algorithm is None:
+        return json_error(403, "FORBIDDEN", "Unsupported signature algorithm.")
+    forms = twilio_url_forms(url)
     # A SID could be claimed by a fake provider of another sandbox: only deliveries whose own preset's token
     # produced the signature are touched.
     for ref in await deliveries_by_provider_id(sid):
         token = await _auth_token(ref.preset_id, box, tokens) if ref.preset_id is not None else None
-        if token and hmac.compare_digest(twilio_signature(token, url, params), signature):
+        if token and any(
+            hmac.compare_digest(twilio_signature(token, form, params, algorithm), signature) for form in forms
+        ):
             matched.append(ref)
     if not matched:
         return json_error(403, "FORBIDDEN", "The signature does not match a message sent by this server.")

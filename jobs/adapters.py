@@ -69,7 +69,8 @@ def build_adapter(
             TwilioConfig(
                 account_sid=values.get("account_sid") or "",
                 auth_token=secrets.get("auth_token") or "",
-                from_number=sender_id if sender_id.startswith("+") or sender_id else None,
+                from_number=sender_id or None,
+                messaging_service_sid=values.get("messaging_service_sid") or None,
                 base_url=values.get("provider_base_url") or "https://api.twilio.com",
                 status_callback=settings.public_url + "/webhooks/sms/twilio",
                 egress=settings.egress_policy,

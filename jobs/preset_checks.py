@@ -9,6 +9,7 @@ ADDRESS_NOT_ALLOWED before anything connects, and HTTP answers are described by 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import ssl
 import time
@@ -20,6 +21,7 @@ import aiosmtplib
 import httpx
 
 from jobs.channels.egress import EgressRefused, egress_client, open_socket
+from jobs.channels.push import AccessTokenError, ServiceAccountTokens
 from models.egress_rules import DEV_POLICY, EgressPolicy
 from models.presets.rules import Channel, CheckCode, TlsMode
 
@@ -228,13 +230,55 @@ async def sms_checks(
 async def push_checks(
     settings: dict[str, Any], secrets: dict[str, str], seconds: float, egress: EgressPolicy = DEV_POLICY
 ) -> list[CheckResult]:
+    """The base URL answers; then the service account gets an access token and FCM accepts a dry run
+    (`validate_only`) for the project, so a preset never becomes ACTIVE on credentials nobody tried."""
     base = settings["provider_base_url"].rstrip("/")
     async with _http_client(seconds, egress) as http:
 
         async def reachable() -> str:
             return _answered(await _http_get(http, base + "/"))
 
-        return [await run_check("push.reachable", reachable, seconds)]
+        results = [await run_check("push.reachable", reachable, seconds)]
+        raw = secrets.get("service_account_json")
+        if not raw or not results[0].ok:
+            return results
+        tokens = ServiceAccountTokens(http, json.loads(raw))
+        access: list[str] = []
+
+        async def credentials() -> str:
+            try:
+                access.append(await tokens.get())
+            except AccessTokenError as exc:
+                code = CheckCode.AUTH_FAILED if exc.permanent else CheckCode.CONNECTION_FAILED
+                raise CheckFailedError(code, f"No access token for the service account: {exc}"[:MESSAGE_MAX]) from exc
+            return "The service account obtained an access token."
+
+        results.append(await run_check("push.credentials", credentials, seconds))
+        if not results[-1].ok:
+            return results
+        project = settings.get("fcm_project_id", "")
+
+        async def dry_run() -> str:
+            response = await http.post(
+                f"{base}/v1/projects/{project}/messages:send",
+                json={"validate_only": True, "message": {"topic": "herald-preset-check", "data": {"check": "1"}}},
+                headers={"Authorization": f"Bearer {access[0]}"},
+            )
+            if response.status_code in (401, 403, 404):
+                raise CheckFailedError(
+                    CheckCode.AUTH_FAILED,
+                    f"FCM refused a dry run for project {project} with this service account "
+                    f"(HTTP {response.status_code}).",
+                )
+            if response.status_code >= 300:
+                _answered(response)
+                raise CheckFailedError(
+                    CheckCode.PROTOCOL_ERROR, f"Unexpected answer from FCM to a dry run (HTTP {response.status_code})."
+                )
+            return "FCM accepted a dry-run message (validate_only)."
+
+        results.append(await run_check("push.dry_run", dry_run, seconds))
+        return results
 
 
 def _http_client(seconds: float, egress: EgressPolicy) -> httpx.AsyncClient:

@@ -61,7 +61,10 @@ def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadli
     """The ledger row a send result leads to, and whether the address goes on the suppression list."""
     error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
     if result.status is SendStatus.SENT:
-        return Outcome(claimed.id, DeliveryStatus.SENT, provider_id=result.provider_message_id, sent=True), False
+        sent = Outcome(
+            claimed.id, DeliveryStatus.SENT, provider_id=result.provider_message_id, relay_id=result.relay_id, sent=True
+        )
+        return sent, False
     reason = result.reason.value if result.reason else None
     if result.status is SendStatus.RETRY:
         when = now + timedelta(seconds=result.retry_after or 30.0)

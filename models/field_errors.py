@@ -16,6 +16,8 @@ class FieldErrorCode(StrEnum):
     INVALID_TYPE = "INVALID_TYPE"
     INVALID_CHARACTER = "INVALID_CHARACTER"
     INVALID_CHARACTERS = "INVALID_CHARACTERS"
+    NOT_A_STRING = "NOT_A_STRING"
+    RESERVED_KEY = "RESERVED_KEY"
     INVALID_CODE = "INVALID_CODE"
     INVALID_EMAIL = "INVALID_EMAIL"
     INVALID_PHONE = "INVALID_PHONE"
@@ -82,6 +84,8 @@ FIELD_ERROR_CODE_DESCRIPTIONS: dict[FieldErrorCode, str] = {
     FieldErrorCode.INVALID_TYPE: "The value has the wrong type.",
     FieldErrorCode.INVALID_CHARACTER: "The value contains a character that is not allowed.",
     FieldErrorCode.INVALID_CHARACTERS: "The value contains control or other refused characters.",
+    FieldErrorCode.NOT_A_STRING: "Must be a string (push custom data is a string map: send JSON as text).",
+    FieldErrorCode.RESERVED_KEY: "A key the provider reserves (FCM: `from`, `message_type`, `google*`, `gcm*`).",
     FieldErrorCode.INVALID_CODE: "Not a valid code (letters, digits, dashes or underscores).",
     FieldErrorCode.INVALID_EMAIL: "Not a valid email address.",
     FieldErrorCode.INVALID_PHONE: "Not a valid phone number.",

@@ -62,10 +62,12 @@ class SendResult:
     suppress_address: bool = False
     # The provider's own code (SMTP reply code, Twilio error code, FCM error status), for the ledger's last error.
     provider_code: str | None = None
+    # The relay's own id for an accepted email (from its SMTP 250 reply), beside our Message-ID.
+    relay_id: str | None = None
 
     @classmethod
-    def sent(cls, provider_message_id: str | None) -> SendResult:
-        return cls(SendStatus.SENT, provider_message_id=provider_message_id)
+    def sent(cls, provider_message_id: str | None, *, relay_id: str | None = None) -> SendResult:
+        return cls(SendStatus.SENT, provider_message_id=provider_message_id, relay_id=relay_id)
 
     @classmethod
     def retry(

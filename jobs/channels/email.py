@@ -23,6 +23,7 @@ from jobs.channels.base import (
     OutgoingMessage,
     SendResult,
 )
+from jobs.channels.bounces import SmtpVerdict, classify_smtp_reply, relay_id
 from jobs.channels.egress import EgressRefused, open_socket
 from jobs.channels.email_message import ComposedEmail, EmailComposer, EmailSender, InvalidAddressError
 from models.egress_rules import DEV_POLICY, EgressPolicy
@@ -207,9 +208,24 @@ async def _quit(smtp: aiosmtplib.SMTP) -> None:
         smtp.close()
 
 
-def _is_mailbox_full(exc: aiosmtplib.SMTPResponseException) -> bool:
-    # 552 on RCPT, or an enhanced status 5.2.x (mailbox status): a soft bounce, not a bad address.
-    return exc.code == 552 or exc.message.lstrip().startswith("5.2.")
+# A permanent RCPT refusal by verdict (jobs/channels/bounces.py); only HARD_BOUNCE suppresses the address.
+_RCPT_FAILURES = {
+    SmtpVerdict.HARD_BOUNCE: FailureCode.HARD_BOUNCE,
+    SmtpVerdict.MAILBOX_FULL: FailureCode.MAILBOX_FULL,
+    SmtpVerdict.SENDER: FailureCode.SENDER_REJECTED,
+    SmtpVerdict.AUTH: FailureCode.AUTH_FAILED,
+    SmtpVerdict.MESSAGE: FailureCode.MESSAGE_REJECTED,
+    SmtpVerdict.REMOTE: FailureCode.PROVIDER_REJECTED,
+}
+
+_DATA_ADDRESS_VERDICTS = frozenset({SmtpVerdict.HARD_BOUNCE, SmtpVerdict.AUTH})
+
+
+def _refused(verdict: SmtpVerdict, failure: FailureCode, detail: str, code: int) -> SendResult:
+    if verdict is SmtpVerdict.MAILBOX_FULL:
+        return SendResult.soft_fail(FailureCode.MAILBOX_FULL, detail, provider_code=str(code))
+    suppress = verdict is SmtpVerdict.HARD_BOUNCE
+    return SendResult.hard_fail(failure, detail, suppress=suppress, provider_code=str(code))
 
 
 class EmailAdapter(ConcurrentAdapter):
@@ -280,11 +296,12 @@ class EmailAdapter(ConcurrentAdapter):
             if exc.code == 421:  # the server closes the session (e.g. idle timeout); aiosmtplib closed it too
                 raise _Stale(f"{exc.code} {exc.message}") from exc
             await _reset(smtp, exc.code)
-            if exc.code >= 500:
-                return SendResult.hard_fail(
-                    FailureCode.SENDER_REJECTED, f"MAIL FROM refused: {exc.message}", provider_code=str(exc.code)
-                )
-            return self._retry(attempt, FailureCode.TEMPORARY, f"MAIL FROM: {exc.message}", exc.code)
+            refusal = classify_smtp_reply(exc.code, exc.message)
+            if refusal.verdict is SmtpVerdict.RETRY:
+                return self._retry(attempt, FailureCode.TEMPORARY, f"MAIL FROM: {exc.message}", exc.code)
+            # Whatever the code says, a refused sender is no fact about the recipient.
+            failure = FailureCode.AUTH_FAILED if refusal.verdict is SmtpVerdict.AUTH else FailureCode.SENDER_REJECTED
+            return SendResult.hard_fail(failure, f"MAIL FROM refused: {exc.message}", provider_code=str(exc.code))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
             return self._retry(attempt, _transport_reason(exc), f"MAIL FROM: {exc!r}")
@@ -301,11 +318,10 @@ class EmailAdapter(ConcurrentAdapter):
         except aiosmtplib.SMTPRecipientRefused as exc:
             await _reset(smtp, exc.code)
             detail = f"RCPT TO refused: {exc.code} {exc.message}"
-            if exc.code < 500:
+            verdict = classify_smtp_reply(exc.code, exc.message).verdict
+            if verdict is SmtpVerdict.RETRY:
                 return self._retry(attempt, FailureCode.TEMPORARY, detail, exc.code)
-            if _is_mailbox_full(exc):
-                return SendResult.soft_fail(FailureCode.MAILBOX_FULL, detail, provider_code=str(exc.code))
-            return SendResult.hard_fail(FailureCode.HARD_BOUNCE, detail, suppress=True, provider_code=str(exc.code))
+            return _refused(verdict, _RCPT_FAILURES[verdict], detail, exc.code)
         except aiosmtplib.SMTPServerDisconnected as exc:
             raise _Stale(str(exc)) from exc  # before DATA nothing was accepted
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
@@ -313,18 +329,21 @@ class EmailAdapter(ConcurrentAdapter):
             return self._retry(attempt, _transport_reason(exc), f"RCPT TO: {exc!r}")
 
         try:
-            await smtp.data(composed.data)
+            accepted = await smtp.data(composed.data)
         except aiosmtplib.SMTPDataError as exc:
             await _reset(smtp, exc.code)
             detail = f"DATA refused: {exc.code} {exc.message}"
-            if exc.code < 500:
+            verdict = classify_smtp_reply(exc.code, exc.message).verdict
+            if verdict is SmtpVerdict.RETRY:
                 return self._retry(attempt, FailureCode.TEMPORARY, detail, exc.code)
-            return SendResult.hard_fail(FailureCode.MESSAGE_REJECTED, detail, provider_code=str(exc.code))
+            # After DATA a policy refusal is about this message; an address verdict still stands.
+            failure = _RCPT_FAILURES[verdict] if verdict in _DATA_ADDRESS_VERDICTS else FailureCode.MESSAGE_REJECTED
+            return _refused(verdict, failure, detail, exc.code)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # The server may or may not have the message; a resend carries the same Message-ID.
             smtp.close()
             return self._retry(attempt, _transport_reason(exc), f"DATA: {exc!r}")
-        return SendResult.sent(composed.message_id)
+        return SendResult.sent(composed.message_id, relay_id=relay_id(accepted.message))
 
     async def close(self) -> None:
         if self._owns_pool:

@@ -130,6 +130,27 @@ def _fcm_error(body: dict) -> tuple[str | None, str]:
     return code or error.get("status"), str(error.get("message") or "")
 
 
+def fcm_request_body(token: str, content: PushContent) -> dict[str, Any]:
+    """The messages:send body, as firebase-admin encodes the same message (empty fields and data omitted; data
+    values are strings, checked at input)."""
+    notification = {key: value for key, value in (("title", content.title), ("body", content.body)) if value}
+    message: dict[str, Any] = {"token": token, "notification": notification}
+    if content.data:
+        message["data"] = dict(content.data)
+    return {"message": message}
+
+
+def _names_the_token(body: dict, detail: str) -> bool:
+    if "registration token" in detail.lower():
+        return True
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    for item in error.get("details") or ():
+        for violation in (item.get("fieldViolations") or ()) if isinstance(item, dict) else ():
+            if isinstance(violation, dict) and violation.get("field") == "message.token":
+                return True
+    return False
+
+
 class PushAdapter(ConcurrentAdapter):
     def __init__(
         self, config: FcmConfig, *, backoff: Backoff | None = None, client: httpx.AsyncClient | None = None
@@ -148,14 +169,7 @@ class PushAdapter(ConcurrentAdapter):
         content = message.content
         if not isinstance(content, PushContent):
             return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, f"not push content: {type(content).__name__}")
-        payload: dict[str, Any] = {
-            "message": {
-                "token": message.address,
-                "notification": {"title": content.title, "body": content.body},
-                # FCM data values must be strings.
-                "data": {str(k): str(v) for k, v in content.data.items()},
-            }
-        }
+        payload = fcm_request_body(message.address, content)
         for _ in range(2):
             try:
                 token = await self.tokens.get()
@@ -173,7 +187,8 @@ class PushAdapter(ConcurrentAdapter):
                 return transport_error(exc, self.backoff, message.attempt)
             except EgressRefused as exc:
                 return refused(exc)
-            if response.status_code == 401:
+            # FCM answers an APNs credential problem with 401 too: that is no reason to fetch a new token.
+            if response.status_code == 401 and _fcm_error(json_or_empty(response))[0] != "THIRD_PARTY_AUTH_ERROR":
                 # The token expired or was revoked early: fetch a new one and try once more.
                 self.tokens.invalidate(token)
                 continue
@@ -191,9 +206,17 @@ class PushAdapter(ConcurrentAdapter):
         if code in _DEAD_TOKEN:
             return SendResult.hard_fail(FailureCode.UNREGISTERED, text, suppress=True, provider_code=code)
         if code == "INVALID_ARGUMENT":
-            # A malformed token or a malformed message: FCM does not say which, so the address is kept.
+            # The same code for a malformed token and a malformed message: only the token is suppressed, when
+            # FCM's message or field violation names it (data is checked at input, so the token is the usual one).
+            if _names_the_token(body, detail):
+                return SendResult.hard_fail(FailureCode.UNREGISTERED, text, suppress=True, provider_code=code)
             return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, text, provider_code=code)
-        if code == "THIRD_PARTY_AUTH_ERROR" or response.status_code == 403:
+        if code == "THIRD_PARTY_AUTH_ERROR":
+            # The project's APNs certificate / auth key (or web push key): the sender's credentials, not the token.
+            return SendResult.hard_fail(
+                FailureCode.AUTH_FAILED, f"APNs or web push credentials refused: {text}", provider_code=code
+            )
+        if response.status_code == 403:
             return SendResult.hard_fail(FailureCode.AUTH_FAILED, text, provider_code=code)
         return SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, text, provider_code=code)
 

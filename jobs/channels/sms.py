@@ -65,10 +65,12 @@ class SmsAdapter(ConcurrentAdapter):
             max_connections=config.max_concurrency, timeout=config.timeout, egress=config.egress
         )
         self._auth = httpx.BasicAuth(config.account_sid, config.auth_token)
+        # With both, Twilio sends from that number of the service's pool.
+        self._sender: dict[str, str] = {}
+        if config.messaging_service_sid:
+            self._sender["MessagingServiceSid"] = config.messaging_service_sid
         if config.from_number:
-            self._sender = {"From": config.from_number}
-        else:
-            self._sender = {"MessagingServiceSid": config.messaging_service_sid}
+            self._sender["From"] = config.from_number
         if config.status_callback:
             self._sender["StatusCallback"] = config.status_callback
 

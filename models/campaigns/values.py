@@ -120,13 +120,40 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
                     problems += _text_problems(button.get("label"), f"input.content.inApp.buttons.{i}.label", limit=200)
                     problems += _text_problems(button.get("url"), f"input.content.inApp.buttons.{i}.url", limit=2000)
             elif part == "customData":
-                for key, item in (value or {}).items():
-                    problems += _text_problems(key, f"input.content.push.customData.{key}", limit=200)
-                    problems += _text_problems(item, f"input.content.push.customData.{key}", limit=4000)
+                problems += push_data_problems(value)
             else:
                 problems += _text_problems(value, f"input.content.{channel_key}.{part}")
     if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])
+    return problems
+
+
+# FCM refuses these data keys ("from", "message_type", and any starting with "google" or "gcm").
+PUSH_RESERVED_KEYS = frozenset({"from", "message_type"})
+PUSH_RESERVED_PREFIXES = ("google", "gcm")
+
+
+def push_data_problems(data: Any) -> list[FieldProblem]:
+    """FCM data is string → string: a JSON value (number, boolean, object) is refused, not converted; clients
+    wanting structure send it as JSON text (`"{\"a\": 1}"`) and parse it on the device."""
+    path = "input.content.push.customData"
+    if data is None:
+        return []
+    if not isinstance(data, Mapping):
+        return [FieldProblem(path, "INVALID", "an object whose values are strings")]
+    problems: list[FieldProblem] = []
+    for key, item in data.items():
+        field = f"{path}.{key}"
+        problems += _text_problems(key, field, limit=200)
+        lowered = str(key).lower()
+        if lowered in PUSH_RESERVED_KEYS or lowered.startswith(PUSH_RESERVED_PREFIXES):
+            problems.append(FieldProblem(field, "RESERVED_KEY", "FCM reserves from, message_type, google*, gcm*"))
+        if not isinstance(item, str):
+            problems.append(
+                FieldProblem(field, "NOT_A_STRING", "push data values are strings: send JSON values as JSON text")
+            )
+        else:
+            problems += _text_problems(item, field, limit=4000)
     return problems
 
 

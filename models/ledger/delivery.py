@@ -45,6 +45,8 @@ class Delivery(Model):
     lease_until = fields.DatetimeField(null=True)
     next_attempt_at = fields.DatetimeField(null=True)
     provider_message_id = fields.CharField(max_length=255, null=True)
+    # The relay's own id from its SMTP 250 reply (SES, SendGrid, Postmark report feedback under it).
+    relay_id = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)
     sent_at = fields.DatetimeField(null=True)
     # Set by provider feedback: a delivery receipt, or a bounce (HARD or SOFT, see models.tracking.BounceType).
@@ -60,7 +62,7 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         unique_together = (("run_id", "profile_id"),)
-        indexes = (("run_id", "status"), ("campaign_id", "status"), ("provider_message_id",))
+        indexes = (("run_id", "status"), ("campaign_id", "status"), ("provider_message_id",), ("relay_id",))
 
 
 class InboxMessage(Model):

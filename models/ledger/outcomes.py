@@ -25,6 +25,7 @@ class Outcome:
     reason: str | None = None
     error: str | None = None
     provider_id: str | None = None
+    relay_id: str | None = None
     next_attempt_at: datetime | None = None
     sent: bool = False
     # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
@@ -80,6 +81,7 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
                         params.typed(o.reason, "TEXT"),
                         params.typed(o.error, "TEXT"),
                         params.typed(o.provider_id, "TEXT"),
+                        params.typed(o.relay_id, "TEXT"),
                         params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
                         params.typed(1 if o.sent else 0, "INTEGER"),
                         params.typed(o.bounce_type, "TEXT"),
@@ -89,9 +91,10 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
             )
         updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
         sql = (
-            f"WITH v(id, status, reason, err, pid, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
+            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
             f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
-            f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), next_attempt_at = v.next_at, "
+            f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
+            f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
             f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
             f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
             f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "

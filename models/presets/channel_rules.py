@@ -3,10 +3,16 @@ models.presets.rules. Imports neither Tortoise nor Strawberry."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from models.egress_rules import EgressPolicy, host_problem
 from models.presets.rules import (
@@ -16,12 +22,14 @@ from models.presets.rules import (
     E164_RE,
     FCM_PROJECT_RE,
     MAX_CONNECTIONS_MAX,
+    MESSAGING_SERVICE_SID_RE,
     PATH_RE,
     RETRY_MINUTES_MAX,
     RETRY_MINUTES_MIN,
     SECRET_FIELDS,
     SECRET_MAX,
     SERVICE_ACCOUNT_MAX,
+    SNS_TOPIC_ARN_RE,
     Channel,
     PresetCategory,
     Problem,
@@ -100,6 +108,54 @@ def _email_rules(
         checker.add("smtp_password", "REQUIRED", "A password is required when a username is set.")
     if password and not username:
         checker.add("smtp_username", "REQUIRED", "A username is required when a password is set.")
+    _feedback_rules(checker, settings, secrets)
+
+
+def _feedback_rules(checker: _Checker, settings: Mapping[str, Any], secrets: Mapping[str, str | None]) -> None:
+    """Credentials of the provider feedback webhooks; each provider is off until its own are set."""
+    checker.pattern(
+        settings,
+        "ses_topic_arn",
+        SNS_TOPIC_ARN_RE,
+        "An SNS topic ARN such as `arn:aws:sns:us-east-1:123456789012:ses-feedback`.",
+        required=False,
+        max_len=400,
+    )
+    key = _secret(checker, secrets, "sendgrid_webhook_public_key", SECRET_MAX)
+    if key and ec_public_key_problem(key):
+        checker.add("sendgrid_webhook_public_key", "INVALID_FORMAT", ec_public_key_problem(key) or "")
+    _secret(checker, secrets, "mailgun_webhook_signing_key", SECRET_MAX)
+    user = checker.text(settings, "postmark_webhook_username", required=False, max_len=256)
+    postmark_password = _secret(checker, secrets, "postmark_webhook_password", SECRET_MAX)
+    if user and postmark_password is None:
+        checker.add("postmark_webhook_password", "REQUIRED", "A password is required when a username is set.")
+    if postmark_password and not user:
+        checker.add("postmark_webhook_username", "REQUIRED", "A username is required when a password is set.")
+    if user and ":" in user:
+        checker.add("postmark_webhook_username", "INVALID_CHARACTERS", "Basic auth user names cannot contain ':'.")
+
+
+def ec_public_key_problem(value: str) -> str | None:
+    """Why `value` is not SendGrid's verification key (an ECDSA P-256 public key, base64 DER or PEM)."""
+    try:
+        load_ec_public_key(value)
+    except ValueError:
+        return "The Event Webhook verification key as SendGrid shows it: a base64 ECDSA P-256 public key."
+    return None
+
+
+def load_ec_public_key(value: str) -> ec.EllipticCurvePublicKey:
+    text = value.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(text.encode())
+        else:
+            key = serialization.load_der_public_key(base64.b64decode(text, validate=True))
+    except (ValueError, TypeError, binascii.Error, UnsupportedAlgorithm) as exc:
+        raise ValueError("not a public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not an ECDSA P-256 key")
+    return key
 
 
 def _sms_rules(
@@ -108,7 +164,16 @@ def _sms_rules(
     settings: Mapping[str, Any],
     secrets: Mapping[str, str | None],
 ) -> None:
-    sender = checker.text(settings, "sender", required=True, max_len=16)
+    checker.pattern(
+        settings,
+        "messaging_service_sid",
+        MESSAGING_SERVICE_SID_RE,
+        "A Twilio Messaging Service SID: MG and 32 hexadecimal digits.",
+        required=False,
+        max_len=34,
+    )
+    # A Messaging Service picks the sender from its pool; without one the preset names it.
+    sender = checker.text(settings, "sender", required=not settings.get("messaging_service_sid"), max_len=16)
     if sender is not None and not (E164_RE.match(sender) or ALPHA_SENDER_RE.match(sender)):
         checker.add(
             "sender",
@@ -231,8 +296,10 @@ _SETTINGS_KEYS: dict[Channel, tuple[str, ...]] = {
         "smtp_username",
         "max_connections",
         "retry_period_minutes",
+        "ses_topic_arn",
+        "postmark_webhook_username",
     ),
-    Channel.SMS: ("sender", "provider_base_url", "account_sid", "execution_field"),
+    Channel.SMS: ("sender", "messaging_service_sid", "provider_base_url", "account_sid", "execution_field"),
     Channel.PUSH: ("platforms", "app_id", "fcm_project_id", "provider_base_url"),
     Channel.IN_APP: ("app_id",),
 }

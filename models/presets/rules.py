@@ -79,7 +79,13 @@ class CheckCode(StrEnum):
 
 # Which settings are secrets: write-only in the API, encrypted at rest.
 SECRET_FIELDS: dict[Channel, tuple[str, ...]] = {
-    Channel.EMAIL: ("smtp_password",),
+    # The webhook credentials of the email feedback providers (api/feedback/) are secrets of the email preset.
+    Channel.EMAIL: (
+        "smtp_password",
+        "sendgrid_webhook_public_key",
+        "mailgun_webhook_signing_key",
+        "postmark_webhook_password",
+    ),
     Channel.SMS: ("auth_token",),
     Channel.PUSH: ("service_account_json",),
     Channel.IN_APP: (),
@@ -114,6 +120,8 @@ E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ALPHA_SENDER_RE = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 ACCOUNT_SID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+MESSAGING_SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
+SNS_TOPIC_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:sns:[a-z0-9-]{1,30}:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 FCM_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -133,7 +133,7 @@ class DeliveryRef:
 
 _REF_SELECT = (
     "SELECT d.id, d.sandbox_id, d.run_id, d.campaign_id, d.profile_id, d.address, d.status, "
-    "d.provider_message_id, c.channel, c.preset_id FROM delivery d JOIN campaign c ON c.id = d.campaign_id"
+    "d.provider_message_id, d.relay_id, c.channel, c.preset_id FROM delivery d JOIN campaign c ON c.id = d.campaign_id"
 )
 
 
@@ -172,6 +172,29 @@ async def deliveries_by_message_id(sandbox_id: int, message_ids: Sequence[str]) 
             f"{_REF_SELECT} WHERE d.sandbox_id = {sandbox} AND d.provider_message_id IN ({listed})", params.values
         )
         found.update({row["provider_message_id"]: _ref(row) for row in rows})
+    return found
+
+
+async def deliveries_by_feedback_id(preset_id: int, ids: Sequence[str]) -> dict[str, DeliveryRef]:
+    """Deliveries of campaigns using `preset_id`, by our Message-ID or the relay's own id (either may be what a
+    provider reports); a preset's webhook never reaches another preset's deliveries."""
+    found: dict[str, DeliveryRef] = {}
+    unique = list(dict.fromkeys(i for i in ids if i))
+    for start in range(0, len(unique), 250):
+        chunk = unique[start : start + 250]
+        params = SqlParams(dialect_of())
+        preset = params.add(preset_id)
+        by_message = ", ".join(params.add(i) for i in chunk)
+        by_relay = ", ".join(params.add(i) for i in chunk)
+        rows = await connections.get("default").execute_query_dict(
+            f"{_REF_SELECT} WHERE c.preset_id = {preset} "
+            f"AND (d.provider_message_id IN ({by_message}) OR d.relay_id IN ({by_relay}))",
+            params.values,
+        )
+        for row in rows:
+            for key in (row["provider_message_id"], row["relay_id"]):
+                if key in chunk:
+                    found[key] = _ref(row)
     return found
 
 

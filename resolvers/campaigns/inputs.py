@@ -34,7 +34,10 @@ class PushContentInput:
     body: str | None = strawberry.field(default=None, description="Notification body.")
     deep_link: str | None = strawberry.field(default=None, description="URL or deep link opened on tap.")
     custom_data: strawberry.scalars.JSON | None = strawberry.field(
-        default=None, description="Key/value pairs delivered with the notification (strings)."
+        default=None,
+        description="Key/value pairs delivered with the notification. Values must be strings (FCM data is "
+        "string to string): numbers, booleans and objects are refused, send them as JSON text. Keys `from`, "
+        "`message_type`, `google*` and `gcm*` are reserved by FCM.",
     )
 
 

@@ -48,12 +48,12 @@ def content_value(content: CampaignContentInput | None) -> dict[str, Any]:
         stored["sms"] = {"text": content.sms.text}
     if content.push is not None:
         p = content.push
-        custom = p.custom_data if isinstance(p.custom_data, dict) else {}
         stored["push"] = {
             "title": p.title,
             "body": p.body,
             "deepLink": p.deep_link,
-            "customData": {str(k): str(v) for k, v in custom.items()},
+            # Stored as given: values that are not strings are refused by validate_values, never str()-ed.
+            "customData": p.custom_data if p.custom_data is not None else {},
         }
     if content.in_app is not None:
         a = content.in_app

@@ -42,11 +42,36 @@ class EmailPresetSettingsInput:
         description="How long temporary failures are retried: marketing 360-5040 (6-84 h), "
         "transactional 10-5040 minutes.",
     )
+    ses_topic_arn: str | None = strawberry.field(
+        default=None,
+        description="Amazon SES feedback: the SNS topic whose signed notifications "
+        "`/webhooks/email/{preset}/ses` accepts (others are refused).",
+    )
+    sendgrid_webhook_public_key: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"SendGrid Event Webhook verification key (base64 ECDSA public key). {SECRET_NOTE}"
+    )
+    mailgun_webhook_signing_key: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"Mailgun HTTP webhook signing key. {SECRET_NOTE}"
+    )
+    postmark_webhook_username: str | None = strawberry.field(
+        default=None, description="Postmark webhook basic-auth user name."
+    )
+    postmark_webhook_password: strawberry.Maybe[str | None] = strawberry.field(
+        description=f"Postmark webhook basic-auth password. {SECRET_NOTE}"
+    )
 
 
 @strawberry.input(description="SMS settings for a Twilio-style messages API.")
 class SmsPresetSettingsInput:
-    sender: str = strawberry.field(description="Sender number (E.164) or alphanumeric sender id (<= 11).")
+    sender: str | None = strawberry.field(
+        default=None,
+        description="Sender number (E.164) or alphanumeric sender id (<= 11); required without a messaging service.",
+    )
+    messaging_service_sid: str | None = strawberry.field(
+        default=None,
+        description="Twilio Messaging Service SID (MG…): the service picks the sender from its pool "
+        "(with `sender`, that number of the pool).",
+    )
     provider_base_url: str = strawberry.field(description="Base URL of the provider's API (http or https).")
     account_sid: str = strawberry.field(description="Provider account id (the API user name).")
     auth_token: strawberry.Maybe[str | None] = strawberry.field(description=f"Provider auth token. {SECRET_NOTE}")

@@ -64,11 +64,23 @@ class EmailPresetSettings:
     smtp_password_set: bool = strawberry.field(description="A password is stored (it is never returned).")
     max_connections: int = strawberry.field(description="Concurrent SMTP connections at most.")
     retry_period_minutes: int = strawberry.field(description="How long temporary failures are retried.")
+    ses_topic_arn: str | None = strawberry.field(description="SNS topic accepted for Amazon SES feedback.")
+    sendgrid_webhook_public_key_set: bool = strawberry.field(
+        description="A SendGrid Event Webhook verification key is stored (it is never returned)."
+    )
+    mailgun_webhook_signing_key_set: bool = strawberry.field(
+        description="A Mailgun webhook signing key is stored (it is never returned)."
+    )
+    postmark_webhook_username: str | None = strawberry.field(description="Postmark webhook basic-auth user name.")
+    postmark_webhook_password_set: bool = strawberry.field(
+        description="A Postmark webhook password is stored (it is never returned)."
+    )
 
 
 @strawberry.type(description="SMS settings for a Twilio-style messages API. The auth token is write-only.")
 class SmsPresetSettings:
-    sender: str = strawberry.field(description="Sender number (E.164) or alphanumeric sender id.")
+    sender: str | None = strawberry.field(description="Sender number (E.164) or alphanumeric sender id.")
+    messaging_service_sid: str | None = strawberry.field(description="Twilio Messaging Service SID, if any.")
     provider_base_url: str = strawberry.field(description="Base URL of the provider's API.")
     account_sid: str = strawberry.field(description="Provider account id (the API user name).")
     auth_token_set: bool = strawberry.field(description="An auth token is stored (it is never returned).")
@@ -116,10 +128,16 @@ def settings_type(channel: ChannelEnum, values: dict[str, Any], secret_names: li
             smtp_password_set="smtp_password" in names,
             max_connections=values.get("max_connections", 0),
             retry_period_minutes=values.get("retry_period_minutes", 0),
+            ses_topic_arn=values.get("ses_topic_arn"),
+            sendgrid_webhook_public_key_set="sendgrid_webhook_public_key" in names,
+            mailgun_webhook_signing_key_set="mailgun_webhook_signing_key" in names,
+            postmark_webhook_username=values.get("postmark_webhook_username"),
+            postmark_webhook_password_set="postmark_webhook_password" in names,
         )
     if channel is ChannelEnum.SMS:
         return SmsPresetSettings(
-            sender=values.get("sender", ""),
+            sender=values.get("sender"),
+            messaging_service_sid=values.get("messaging_service_sid"),
             provider_base_url=values.get("provider_base_url", ""),
             account_sid=values.get("account_sid", ""),
             auth_token_set="auth_token" in names,

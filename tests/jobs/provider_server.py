@@ -48,6 +48,7 @@ class ProviderState:
     token_lifetime: int = 3600
     sms: list[dict[str, str]] = field(default_factory=list)
     push: list[dict[str, Any]] = field(default_factory=list)
+    dry_runs: list[dict[str, Any]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
     issued_tokens: set[str] = field(default_factory=set)
     revoked_tokens: set[str] = field(default_factory=set)
@@ -149,6 +150,9 @@ def build_app(current: _Current, public_key: rsa.RSAPublicKey) -> Starlette:
             return scripted
         body = await request.json()
         message = body["message"]
+        if body.get("validate_only"):  # FCM's dry run: checked, never delivered
+            state.dry_runs.append(message)
+            return JSONResponse({"name": f"projects/{PROJECT}/messages/fake_message_id"})
         if message["token"] in state.unregistered_tokens:
             return JSONResponse(
                 {"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND",

@@ -44,6 +44,8 @@ class SinkHandler:
     # Sessions that answer their next MAIL with 421 and hang up (a server-side idle timeout).
     expiring: set[int] = field(default_factory=set)
     protocols: dict[int, SMTP] = field(default_factory=dict)
+    # The reply to an accepted DATA; relays name their own id in it (e.g. "250 Ok: queued as 4ABC").
+    data_accept_reply: str = "250 2.0.0 OK queued"
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]):
         conn_id = id(server)
@@ -75,7 +77,7 @@ class SinkHandler:
         self.received.append(
             Received(parsed["Message-ID"], envelope.mail_from or "", list(envelope.rcpt_tos), data, id(server))
         )
-        return "250 2.0.0 OK queued"
+        return self.data_accept_reply
 
     def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data) -> AuthResult:
         ok = (

@@ -298,3 +298,14 @@ async def test_a_hang_up_after_data_is_a_retry_and_the_next_message_reconnects()
     assert (lost.status, lost.reason) == (SendStatus.RETRY, FailureCode.CONNECTION)
     assert ok.status is SendStatus.SENT
     assert sink.handler.connections == 2
+
+
+async def test_the_relays_id_from_its_250_reply_is_kept_beside_the_message_id():
+    handler = SinkHandler(data_accept_reply="250 Ok: queued as 14c5d75ce93dfd64b469")
+    async with smtp_sink(handler) as sink:
+        adapter = adapter_for(sink)
+        try:
+            [result] = await adapter.send_batch(outgoing(1))
+        finally:
+            await adapter.close()
+    assert (result.provider_message_id, result.relay_id) == ("<run1-0@shop.example>", "14c5d75ce93dfd64b469")

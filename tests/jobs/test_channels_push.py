@@ -89,13 +89,31 @@ async def test_dead_tokens_and_invalid_arguments_are_hard_failures(providers):
     state, account = providers
     state.unregistered_tokens = {"device-token-1"}
     state.fcm_script.append(
-        Scripted(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "bad token"}})
+        Scripted(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid JSON payload"}})
     )
     adapter = adapter_for(state, account, max_concurrency=1)
     try:
         invalid, unregistered, ok = await adapter.send_batch(pushes(3))
+        # FCM's answer to a malformed token, as documented: INVALID_ARGUMENT naming the registration token.
+        state.fcm_script.extend(
+            [
+                Scripted(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                               "message": "The registration token is not a valid FCM registration token",
+                               "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                            "errorCode": "INVALID_ARGUMENT"}]}}),
+                Scripted(400, {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "Invalid value",
+                               "details": [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                            "fieldViolations": [{"field": "message.token"}]}]}}),
+                Scripted(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "APNs auth",
+                               "details": [{"errorCode": "THIRD_PARTY_AUTH_ERROR"}]}}),
+            ]
+        )  # fmt: skip
+        bad_token, violation, apns = await adapter.send_batch(pushes(3))
     finally:
         await adapter.close()
+    assert [(r.reason, r.suppress_address) for r in (bad_token, violation)] == [(FailureCode.UNREGISTERED, True)] * 2
+    assert (apns.status, apns.reason, apns.suppress_address) == (SendStatus.HARD_FAIL, FailureCode.AUTH_FAILED, False)
+    assert apns.message.startswith("APNs or web push credentials refused")
     assert (unregistered.status, unregistered.reason, unregistered.suppress_address, unregistered.provider_code) == (
         SendStatus.HARD_FAIL,
         FailureCode.UNREGISTERED,

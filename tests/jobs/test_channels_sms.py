@@ -73,6 +73,17 @@ async def test_messaging_service_sender(providers):
         TwilioConfig(account_sid="AC1", auth_token="t")
 
 
+async def test_messaging_service_with_a_sender_of_its_pool(providers):
+    state, _account = providers
+    adapter = adapter_for(state.base_url, from_number="+14155550100", messaging_service_sid="MG123")
+    try:
+        [result] = await adapter.send_batch(sms(1))
+    finally:
+        await adapter.close()
+    assert result.status is SendStatus.SENT
+    assert (state.sms[0]["MessagingServiceSid"], state.sms[0]["From"]) == ("MG123", "+14155550100")
+
+
 async def test_throttling_and_server_errors_are_retried_honouring_retry_after(providers):
     state, _account = providers
     state.twilio_script.extend(

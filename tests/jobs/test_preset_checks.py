@@ -155,3 +155,34 @@ async def test_http_provider_refused_and_server_error() -> None:
 
 async def test_in_app_has_no_provider_to_check() -> None:
     assert await provider_checks(Channel.IN_APP, {"app_id": "com.example.app"}, {}, TIMEOUT) == []
+
+
+async def test_push_checks_fetch_a_token_and_send_a_dry_run():
+    import json
+
+    from tests.jobs.provider_server import PROJECT, Scripted, provider_server
+
+    async with provider_server() as providers:
+        state = providers.fresh()
+        secrets = {"service_account_json": json.dumps(providers.account)}
+        settings = {"provider_base_url": providers.base_url, "fcm_project_id": PROJECT}
+        fine = await provider_checks(Channel.PUSH, settings, secrets, TIMEOUT)
+        assert summary(fine) == [
+            ("push.reachable", True, CheckCode.OK),
+            ("push.credentials", True, CheckCode.OK),
+            ("push.dry_run", True, CheckCode.OK),
+        ]
+        assert [m["topic"] for m in state.dry_runs] == ["herald-preset-check"] and state.push == []
+
+        other_project = await provider_checks(
+            Channel.PUSH, {**settings, "fcm_project_id": "not-ours"}, secrets, TIMEOUT
+        )
+        assert summary(other_project)[-1] == ("push.dry_run", False, CheckCode.AUTH_FAILED)
+
+        state.token_script.append(Scripted(400, {"error": "invalid_grant", "error_description": "Invalid JWT"}))
+        refused = await provider_checks(Channel.PUSH, settings, secrets, TIMEOUT)
+        assert summary(refused) == [
+            ("push.reachable", True, CheckCode.OK),
+            ("push.credentials", False, CheckCode.AUTH_FAILED),
+        ]
+        assert "invalid_grant" in refused[-1].message or "Invalid JWT" in refused[-1].message

@@ -255,3 +255,21 @@ def test_secret_box_round_trip_and_binding() -> None:
     with pytest.raises(SecretsUnreadableError):
         box.open(sealed[:-4] + "AAAA", sandbox_id=7)
     assert "k" * 10 not in repr(box)
+
+
+MESSAGING_SERVICE = "MG" + "0123456789abcdef" * 2
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # A Messaging Service alone picks the sender; with a sender, that number of its pool.
+        ({"sender": None, "messaging_service_sid": MESSAGING_SERVICE}, {}),
+        ({"messaging_service_sid": MESSAGING_SERVICE}, {}),
+        ({"sender": None}, {"s.sender": "REQUIRED"}),
+        ({"messaging_service_sid": "MG123"}, {"s.messagingServiceSid": "INVALID_FORMAT"}),
+    ],
+)
+def test_sms_messaging_service(change: dict, expected: dict) -> None:
+    settings = {k: v for k, v in {**SMS, **change}.items() if v is not None}
+    assert problems(Channel.SMS, settings, {"auth_token": "t"}) == expected

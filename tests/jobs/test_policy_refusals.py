@@ -1,0 +1,97 @@
+"""A relay refusing every recipient for a sender-side reason (550 5.7.1) suppresses nobody."""
+
+from __future__ import annotations
+
+from jobs.channels.base import FailureCode, SendStatus
+from models.audience.entities import SuppressionEntry
+from models.campaigns.campaign import RunStatus
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.graphql.test_campaigns import activate, create
+from tests.graphql.test_profiles import upsert
+from tests.jobs.smtp_sink import SinkHandler, smtp_sink
+from tests.jobs.test_channels_email import adapter_for, outgoing
+from tests.jobs.test_runs import email_preset, finished_run, gold, gold_segment, ledger
+from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
+
+RELAY_DENIED = "550 5.7.1 Relaying denied: client host blocked using zen.spamhaus.org"
+
+
+async def test_adapter_reports_policy_refusals_as_the_senders_and_address_problems_as_bounces():
+    handler = SinkHandler(
+        rcpt_replies={
+            "user0@example.com": RELAY_DENIED,
+            "user1@example.com": "550 5.1.1 No such user",
+            "user2@example.com": "535 5.7.8 Authentication credentials invalid",
+            "user3@example.com": "550 Relay access denied",
+        }
+    )
+    async with smtp_sink(handler) as sink:
+        adapter = adapter_for(sink, max_connections=1)
+        try:
+            results = await adapter.send_batch(outgoing(4))
+        finally:
+            await adapter.close()
+    assert [(r.status, r.reason, r.suppress_address) for r in results] == [
+        (SendStatus.HARD_FAIL, FailureCode.SENDER_REJECTED, False),
+        (SendStatus.HARD_FAIL, FailureCode.HARD_BOUNCE, True),
+        (SendStatus.HARD_FAIL, FailureCode.AUTH_FAILED, False),
+        (SendStatus.HARD_FAIL, FailureCode.SENDER_REJECTED, False),
+    ]
+
+
+async def test_a_relay_refusing_every_recipient_with_5_7_1_suppresses_nobody(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    addresses = [f"r{i}@example.com" for i in range(6)]
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD), rcpt_replies=dict.fromkeys(addresses, RELAY_DENIED))
+    async with smtp_sink(handler) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port)
+        await upsert(gql, sandbox.admin, [gold(a, "R", consent={"email": "Y"}) for a in addresses])
+        segment_id = await gold_segment(gql, sandbox)
+        campaign = await create(
+            gql,
+            sandbox,
+            {
+                "name": "Refused",
+                "action": {"channel": "EMAIL", "presetId": preset_id},
+                "content": {"email": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}},
+                "audience": {"segmentId": segment_id, "namespaceCode": "Email"},
+            },
+        )
+        activated = await activate(gql, sandbox, campaign["id"])
+        assert activated["__typename"] == "CampaignActivateSuccess", activated
+        run = await finished_run(gql, campaign["id"])
+
+    assert sink.handler.received == []
+    rows = await ledger(run.id)
+    assert sorted((d.address, d.status.value, d.reason) for d in rows.values()) == [
+        (a, "FAILED", "SENDER_REJECTED") for a in addresses
+    ]
+    assert run.status is RunStatus.FAILED and "SENDER_REJECTED" in (run.failure_reason or "")
+    assert not await SuppressionEntry.filter(sandbox_id=run.sandbox_id).exists()
+
+
+async def test_a_run_keeps_the_relays_id_from_its_250_reply(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    handler = SinkHandler(
+        credentials=(SMTP_USER, SMTP_PASSWORD), data_accept_reply="250 Ok: queued as 883953f4-6105-42a2-a16a"
+    )
+    async with smtp_sink(handler) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port)
+        await upsert(gql, sandbox.admin, [gold("one@example.com", "One", consent={"email": "Y"})])
+        campaign = await create(
+            gql,
+            sandbox,
+            {
+                "name": "Relayed",
+                "action": {"channel": "EMAIL", "presetId": preset_id},
+                "content": {"email": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}},
+                "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
+            },
+        )
+        assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+        run = await finished_run(gql, campaign["id"])
+    [row] = (await ledger(run.id)).values()
+    assert (row.status.value, row.relay_id) == ("SENT", "883953f4-6105-42a2-a16a")
+    assert row.provider_message_id == sink.handler.received[0].message_id
