@@ -203,7 +203,8 @@ async def reference(conn: asyncpg.Connection, sandbox_id: int, campaign_id: int)
     delivered = totals.get("SENT", 0) + totals.get("DELIVERED", 0)
     opens, clicks = events.get("OPEN"), events.get("CLICK")
     return {
-        "targeted": sum(totals.values()),
+        # One meaning per counter (models/ledger/figures.py): targeted is the audience after exclusions.
+        "targeted": sum(totals.values()) - totals.get("EXCLUDED", 0),
         "excluded": totals.get("EXCLUDED", 0),
         "sent": delivered + hard_n + soft_n,
         "delivered": delivered,

@@ -24,11 +24,11 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
-        ops.AddField(model_name="CampaignRun", name="pending", field=fields.IntField(default=0)),
-        ops.AddField(model_name="CampaignRun", name="retrying", field=fields.IntField(default=0)),
+        ops.AddField(model_name="CampaignRun", name="pending", field=fields.IntField(default=0, db_default=0)),
+        ops.AddField(model_name="CampaignRun", name="retrying", field=fields.IntField(default=0, db_default=0)),
         ops.AddField(
             model_name="CampaignRun", name="last_error_reason", field=fields.CharField(null=True, max_length=32)
         ),
-        ops.AddField(model_name="CampaignRun", name="last_error_count", field=fields.IntField(default=0)),
+        ops.AddField(model_name="CampaignRun", name="last_error_count", field=fields.IntField(default=0, db_default=0)),
         ops.RunSQL(_RECOUNT, reverse_sql=ops.RunSQL.noop),
     ]
