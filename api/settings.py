@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.egress_rules import DEV_DEFAULT_ALLOW, EgressPolicy, parse_allow
@@ -66,8 +66,11 @@ class Settings(BaseSettings):
     # offline and under a strict CSP); or the base URL of a self-hosted copy (graphiql.min.js, graphiql.min.css,
     # react.production.min.js, react-dom.production.min.js).
     graphiql_assets_url: str | None = None
-    # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
-    rate_limit_per_minute: int = Field(600, ge=0)
+    # Query-cost budget per API key (resolvers/cost.py): up to this many points, regained at this rate per
+    # second; an operation needs its requested cost available. 0 turns the budget off. At least
+    # GRAPHQL_MAX_COMPLEXITY, so every operation allowed at all can run on a full budget.
+    cost_budget_maximum: int = Field(20_000, ge=0)
+    cost_restore_rate: float = Field(1_000.0, gt=0)
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
     # process) keeps working until then. A revocation in the same process takes effect at once. 0 = no cache.
     auth_cache_seconds: float = Field(5.0, ge=0, le=60)
@@ -128,6 +131,15 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError("PUBLIC_URL must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _budget_fits_the_largest_operation(self) -> Settings:
+        if 0 < self.cost_budget_maximum < self.graphql_max_complexity:
+            raise ValueError(
+                f"COST_BUDGET_MAXIMUM ({self.cost_budget_maximum}) must be 0 (off) or at least "
+                f"GRAPHQL_MAX_COMPLEXITY ({self.graphql_max_complexity}): a costlier operation could never run"
+            )
+        return self
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

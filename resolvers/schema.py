@@ -26,6 +26,7 @@ from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
+from resolvers.cost import QueryCost, without_async_cost
 from resolvers.errors import ClientError
 from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
 from resolvers.execution_context import execution_context_for, install_direct_resolvers
@@ -147,6 +148,11 @@ class HeraldSchema(strawberry.Schema):
             install_direct_resolvers(self._schema, self.config.info_class)
             self.execution_context_class = execution_context_for(self._schema)
 
+    def get_extensions(self, sync: bool = False) -> list:
+        extensions = super().get_extensions(sync)
+        # The cost budget lives in Redis (async); synchronous execution (tests, tools) runs without it.
+        return list(without_async_cost(extensions)) if sync else extensions
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business. Errors of
         # a request that never ran get the code clients switch on (Apollo's names), over HTTP and WebSocket.
@@ -185,6 +191,7 @@ def build_schema(options: SchemaOptions = SchemaOptions()) -> strawberry.Schema:
         lambda: ParserCache(maxsize=options.cache_size),
         lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
         request_limits,
+        QueryCost,  # after request_limits, whose validation measures the requested cost
         HeraldMaskErrors,
     ]
     return HeraldSchema(

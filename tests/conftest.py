@@ -94,8 +94,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": TEST_SECRET,
         "worker_in_process": True,
         "log_level": "INFO",
-        # High enough that no other test meets it; tests of the limit set their own.
-        "rate_limit_per_minute": 100_000,
+        # A budget no other test exhausts; tests of the budget set their own.
+        "cost_budget_maximum": 10_000_000,
+        "cost_restore_rate": 10_000_000,
         "data_dir": TEST_DATA_DIR,
     }
     values.update(overrides)
