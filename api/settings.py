@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "models.ledger.delivery",
     "models.reporting.tracking",
     "models.outbox.model",
+    "models.webhooks.model",
 ]
 
 
@@ -86,6 +87,10 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+    # Outbound webhooks (jobs/webhooks.py): false, this process's worker neither fans out nor sends them.
+    webhook_delivery: bool = True
+    # A receiver answering later than this counts as a failed attempt (retried later).
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
     # Published outbox events are deleted after this many hours (unpublished ones are kept).
     outbox_retention_hours: float = Field(24, ge=0)
 

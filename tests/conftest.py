@@ -97,6 +97,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # A budget no other test exhausts; tests of the budget set their own.
         "cost_budget_maximum": 10_000_000,
         "cost_restore_rate": 10_000_000,
+        # Webhook tests drive deliveries themselves (jobs/webhooks.py) with their own clock.
+        "webhook_delivery": False,
         "data_dir": TEST_DATA_DIR,
     }
     values.update(overrides)

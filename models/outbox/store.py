@@ -95,8 +95,11 @@ async def _publish_batch(
 
 
 async def prune(before: datetime) -> int:
-    """Deletes events published before `before`; unpublished ones are kept whatever their age."""
-    return await OutboxEvent.filter(published_at__isnull=False, published_at__lt=before).delete()
+    """Deletes events published before `before`; unpublished ones, and those not yet made into webhook
+    deliveries, are kept whatever their age."""
+    return await OutboxEvent.filter(
+        published_at__isnull=False, published_at__lt=before, webhooks_at__isnull=False
+    ).delete()
 
 
 async def pending_count() -> int:
