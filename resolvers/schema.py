@@ -40,6 +40,7 @@ from resolvers.reports.schema import ReportsMutation, ReportsQuery
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
+from resolvers.webhooks.schema import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("herald.graphql")
 
@@ -58,7 +59,9 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery):
+class Query(
+    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -78,7 +81,13 @@ class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuer
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
 class Mutation(
-    TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation, ReportsMutation, CampaignProofMutation
+    TenancyMutation,
+    AudienceMutation,
+    PresetMutation,
+    CampaignMutation,
+    ReportsMutation,
+    CampaignProofMutation,
+    WebhookMutation,
 ):
     pass
 
