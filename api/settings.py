@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     webhook_delivery: bool = True
     # A receiver answering later than this counts as a failed attempt (retried later).
     webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # A delivery a worker took is retaken by another after this (the first one died mid-send).
+    webhook_lease_seconds: float = Field(60.0, gt=0, le=3600)
     # Published outbox events are deleted after this many hours (unpublished ones are kept).
     outbox_retention_hours: float = Field(24, ge=0)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection
@@ -36,7 +37,7 @@ from models.webhooks.rules import EXCERPT_CHARS, disable_reason, next_attempt_af
 logger = logging.getLogger(__name__)
 
 PASS_SECONDS = 2.0
-LEASE = timedelta(minutes=5)
+PASS_BUDGET = 30.0
 
 
 def seal_secret(box: SecretBox, secret: str, *, sandbox_id: int) -> str:
@@ -68,24 +69,21 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     return await client.post(url, content=body, headers=headers)
 
 
-async def _claim(now: datetime, limit: int, endpoint_ids: Collection[int] | None) -> list[WebhookDelivery]:
+async def _claim(
+    now: datetime, limit: int, endpoint_ids: Collection[int] | None, lease: timedelta
+) -> list[WebhookDelivery]:
+    """Leases up to `limit` due deliveries in one UPDATE; the lease's end, unique per claim (random
+    microseconds), tells this claim's rows from another worker's."""
     query = WebhookDelivery.filter(status="PENDING", next_attempt_at__lte=now, endpoint__enabled=True)
     if endpoint_ids is not None:
         query = query.filter(endpoint_id__in=list(endpoint_ids))
-    due = (
-        await query.filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now))
-        .order_by("next_attempt_at", "id")
-        .limit(limit)
-    )
-    claimed = []
-    for delivery in due:
-        # Compare-and-set: of two workers reading the same row, one lease wins.
-        won = await WebhookDelivery.filter(id=delivery.id, leased_until=delivery.leased_until).update(
-            leased_until=now + LEASE
-        )
-        if won:
-            claimed.append(delivery)
-    return claimed
+    free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
+    ids = await query.filter(free).order_by("next_attempt_at", "id").limit(limit).values_list("id", flat=True)
+    if not ids:
+        return []
+    token = now + lease + timedelta(microseconds=secrets.randbelow(1_000_000))
+    await WebhookDelivery.filter(free, id__in=list(ids)).update(leased_until=token)
+    return await WebhookDelivery.filter(id__in=list(ids), leased_until=token).order_by("id")
 
 
 async def send_due(
@@ -94,16 +92,17 @@ async def send_due(
     policy: EgressPolicy,
     timeout: float,
     now: datetime | None = None,
-    limit: int = 200,
+    limit: int = 500,
     client: httpx.AsyncClient | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     endpoint_ids: Collection[int] | None = None,
+    lease: timedelta = timedelta(minutes=1),
 ) -> int:
     """Sends the due deliveries once each; returns how many were attempted. `now` schedules (tests drive it);
     `clock` stamps the signature (receivers check it against their own clock); `endpoint_ids` restricts the
     pass to those endpoints."""
     now = now or clock()
-    deliveries = await _claim(now, limit, endpoint_ids)
+    deliveries = await _claim(now, limit, endpoint_ids, lease)
     if not deliveries:
         return 0
     endpoints = {e.id: e for e in await WebhookEndpoint.filter(id__in={d.endpoint_id for d in deliveries})}
@@ -202,16 +201,35 @@ async def _record(
 
 
 async def webhook_pass(ctx: dict[str, Any]) -> int:
+    """Fans out, then sends batch after batch for up to PASS_BUDGET (a burst drains in one pass; the cron is
+    unique, so the next pass starts after this one). A batch that met an endpoint's rate waits out its second."""
     settings = worker_context(ctx).settings
     if not settings.webhook_delivery:
         return 0
     while await fan_out():
         pass
-    return await send_due(
-        box=SecretBox(settings.secret_key.get_secret_value()),
-        policy=settings.egress_policy,
-        timeout=settings.webhook_timeout_seconds,
-    )
+    box = SecretBox(settings.secret_key.get_secret_value())
+    lease = timedelta(seconds=settings.webhook_lease_seconds)
+    started = time.monotonic()
+    total = 0
+    async with egress_client(
+        settings.egress_policy, timeout=settings.webhook_timeout_seconds, max_connections=100
+    ) as client:
+        while time.monotonic() - started < PASS_BUDGET:
+            batch_started = time.monotonic()
+            sent = await send_due(
+                box=box,
+                policy=settings.egress_policy,
+                timeout=settings.webhook_timeout_seconds,
+                client=client,
+                lease=lease,
+            )
+            total += sent
+            if sent == 0:
+                break
+            # Rates are per PASS_SECONDS of sending: never two batches of one endpoint within it.
+            await asyncio.sleep(max(0.0, PASS_SECONDS - (time.monotonic() - batch_started)))
+    return total
 
 
 WEBHOOK_CRON = cron(
