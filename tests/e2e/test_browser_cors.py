@@ -36,6 +36,7 @@ async function run() {
     const ws = new WebSocket(api.replace(/^http/, "ws"), "graphql-transport-ws");
     const timer = setTimeout(() => resolve("timeout"), 20000);
     let pinger = null;
+    let lastPing = Promise.resolve();
     ws.onopen = () => ws.send(JSON.stringify({type: "connection_init", payload: {Authorization: "Bearer " + key}}));
     ws.onclose = (event) => { clearInterval(pinger); clearTimeout(timer); resolve("refused: close " + event.code); };
     ws.onmessage = (event) => {
@@ -44,15 +45,16 @@ async function run() {
         ws.send(JSON.stringify({id: "1", type: "subscribe",
           payload: {query: "subscription { workerPong { pingId message } }"}}));
         // The mutation, until the subscription (registered on Redis asynchronously) sees its pong.
-        const ping = async () => {
-          const data = await post('mutation { workerPing(input: {message: "from the browser"}) ' +
-            "{ ... on WorkerPingSuccess { pingId } } }");
-          outcome.mutation = data.workerPing.pingId;
+        const ping = () => {
+          lastPing = post('mutation { workerPing(input: {message: "from the browser"}) ' +
+            "{ ... on WorkerPingSuccess { pingId } } }").then((data) => { outcome.mutation = data.workerPing.pingId; });
         };
         ping(); pinger = setInterval(ping, 500);
       } else if (message.type === "next") {
+        // The pong can arrive before the mutation's own answer: wait for that answer too.
         clearInterval(pinger); clearTimeout(timer);
-        resolve(message.payload.data.workerPong.message); ws.close();
+        const pong = message.payload.data.workerPong.message;
+        lastPing.finally(() => { resolve(pong); ws.close(); });
       }
     };
   });
