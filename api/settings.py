@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _webhook_lease_outlasts_requests(self) -> Settings:
+        if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
+            raise ValueError("WEBHOOK_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS")
+        return self
+
+    @model_validator(mode="after")
     def _budget_fits_the_largest_operation(self) -> Settings:
         if 0 < self.cost_budget_maximum < self.graphql_max_complexity:
             raise ValueError(

@@ -105,6 +105,9 @@ async def send_due(
     deliveries = await _claim(now, limit, endpoint_ids, lease)
     if not deliveries:
         return 0
+    # A request must end before its lease does (or another worker may send it too): later ones wait for a
+    # later pass. Settings keep the lease at least twice the timeout.
+    deadline = time.monotonic() + max(lease.total_seconds() - timeout - 1.0, timeout)
     endpoints = {e.id: e for e in await WebhookEndpoint.filter(id__in={d.endpoint_id for d in deliveries})}
     by_endpoint: dict[int, list[WebhookDelivery]] = defaultdict(list)
     for delivery in deliveries:
@@ -119,7 +122,7 @@ async def send_due(
             for delivery in batch[allowed:]:  # over the endpoint's rate: back to the queue, unleased
                 await WebhookDelivery.filter(id=delivery.id).update(leased_until=None)
             gate = asyncio.Semaphore(endpoint.max_in_flight)
-            tasks += [_attempt(gate, client, box, endpoint, d, now, clock) for d in batch[:allowed]]
+            tasks += [_attempt(gate, client, box, endpoint, d, now, clock, deadline) for d in batch[:allowed]]
         await asyncio.gather(*tasks)
     finally:
         if own_client:
@@ -135,9 +138,10 @@ async def _attempt(
     delivery: WebhookDelivery,
     now: datetime,
     clock: Callable[[], datetime],
+    deadline: float,
 ) -> None:
     async with gate:
-        if not endpoint.enabled:
+        if not endpoint.enabled or time.monotonic() > deadline:
             await WebhookDelivery.filter(id=delivery.id).update(leased_until=None)
             return
         body = orjson.dumps(delivery.payload)

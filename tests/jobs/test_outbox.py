@@ -217,6 +217,9 @@ async def test_published_events_are_pruned_after_the_retention(app_relay_paused:
     await OutboxEvent.create(
         sandbox_id=sandbox_pk, topic="old, no webhooks yet", payload={}, published_at=ages["old published"]
     )
+    # ... but not forever (no worker sends webhooks): a week past the retention, it goes too.
+    await OutboxEvent.create(sandbox_id=sandbox_pk, topic="ancient", payload={}, published_at=ages["old published"])
+    await OutboxEvent.filter(sandbox_id=sandbox_pk, topic="ancient").update(created_at=now - timedelta(days=9))
     await OutboxRelay(None, retention=RETENTION).prune(now)
     assert [row.topic for row in await rows_of(sandbox_pk)] == [
         "recent published",
