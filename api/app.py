@@ -29,7 +29,7 @@ from api.middleware import (
     cors_middleware,
 )
 from api.migrate import ensure_migrated
-from api.ratelimit import RateLimiter
+from api.ratelimit import CostBudget
 from api.settings import Settings, tortoise_config
 from api.tracking import ROUTES as TRACKING_ROUTES
 from api.webhooks import ROUTES as WEBHOOK_ROUTES
@@ -61,7 +61,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     graphql_app = HeraldGraphQL(schema, settings)
     # Its own client (connecting on first use), so the limit holds even for an app served without lifespan.
-    graphql_app.rate_limiter = RateLimiter(Redis.from_url(settings.redis_url), settings.rate_limit_per_minute)
+    graphql_app.cost_budget = CostBudget(
+        Redis.from_url(settings.redis_url), settings.cost_budget_maximum, settings.cost_restore_rate
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,7 +97,7 @@ def create_app(settings: Settings) -> Starlette:
                 await relay.stop()
                 await events.close()
                 await redis.aclose()
-                await graphql_app.rate_limiter.aclose()
+                await graphql_app.cost_budget.aclose()
 
     app = Starlette(
         routes=[
@@ -116,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.graphql_app = graphql_app  # tests drive its cost budget's clock
     app.state.token_signer = TokenSigner(settings.secret_key.get_secret_value())
     app.add_middleware(
         BodySizeLimitMiddleware,

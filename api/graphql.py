@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from api.auth import authenticate, bearer_token, token_from_connection_params
 from api.graphiql import graphiql_page
-from api.ratelimit import RateLimiter
+from api.ratelimit import CostBudget
 from api.settings import Settings
 from jobs.events import EventBus
 from jobs.queue import JobQueue
@@ -58,32 +58,9 @@ def _error_response(status: int, message: str, code: str, headers: dict[str, str
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def rate_limited_error(retry_after: int) -> dict[str, Any]:
-    return {
-        "message": f"Too many requests for this API key; retry in {retry_after} s.",
-        "extensions": {"code": "RATE_LIMITED", "retryAfter": retry_after},
-    }
-
-
-async def _ws_retry_after(handler: Any) -> int | None:
-    limiter = handler.view.rate_limiter
-    caller = handler.context.caller
-    return await limiter.retry_after(caller.api_key_id) if limiter and caller else None
-
-
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
-    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401. Each operation counts
-    against the key's rate limit; one over it gets an `error` message and the connection stays open."""
-
-    async def handle_subscribe(self, message: Any) -> None:
-        if self.connection_acknowledged and message.get("id") not in self.operations:
-            retry_after = await _ws_retry_after(self)
-            if retry_after is not None:
-                await self.send_message(
-                    {"id": message["id"], "type": "error", "payload": [rate_limited_error(retry_after)]}
-                )
-                return
-        await super().handle_subscribe(message)
+    """graphql-transport-ws: the key comes in connection_init; a bad one closes with 4401. Each operation pays
+    its cost from the key's budget (resolvers/cost.py); one refused gets an `error` message."""
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_init_received and isinstance(message.get("payload", {}), dict):
@@ -112,13 +89,6 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
             return
         self.context.caller = caller
         await super().handle_connection_init(message)
-
-    async def handle_start(self, message: Any) -> None:
-        retry_after = await _ws_retry_after(self)
-        if retry_after is not None:
-            await self.send_message({"type": "error", "id": message["id"], "payload": rate_limited_error(retry_after)})
-            return
-        await super().handle_start(message)
 
 
 PERSISTED_QUERY_NOT_FOUND = ExecutionResult(
@@ -191,7 +161,7 @@ class HeraldGraphQL(GraphQL):
         self.egress = settings.egress_policy
         self.queue: JobQueue | None = None
         self.events: EventBus | None = None
-        self.rate_limiter: RateLimiter | None = None
+        self.cost_budget: CostBudget | None = None
         self.persisted_queries = PersistedQueries(settings.persisted_query_cache_size)
         self._sdl: str | None = None
         self.links = LinkFacts(public_url=settings.public_url, production=settings.is_prod)
@@ -238,12 +208,6 @@ class HeraldGraphQL(GraphQL):
                 headers={"WWW-Authenticate": 'Bearer realm="herald"'},
             )
         scope.setdefault("state", {})["caller"] = caller
-        retry_after = await self.rate_limiter.retry_after(caller.api_key_id) if self.rate_limiter else None
-        if retry_after is not None:
-            body = orjson.dumps({"errors": [rate_limited_error(retry_after)]})
-            return Response(
-                body, status_code=429, media_type="application/json", headers={"Retry-After": str(retry_after)}
-            )
         return None
 
     async def schema_sdl(self, request: Request) -> Response:
@@ -317,7 +281,12 @@ class HeraldGraphQL(GraphQL):
 
     async def process_result(self, request: Request, result: Any) -> Any:
         response_data = await super().process_result(request, result)
-        if request.state.sub_response.herald_media_type == GRAPHQL_RESPONSE_JSON and _is_request_error(result):
+        sub_response = request.state.sub_response
+        if (
+            sub_response.herald_media_type == GRAPHQL_RESPONSE_JSON
+            and _is_request_error(result)
+            and sub_response.status_code != 429  # refused for its cost (resolvers/cost.py): keep 429
+        ):
             # graphql-response+json: a request that never executed has no `data` and a 4xx status.
             response_data.pop("data", None)
             request.state.sub_response.status_code = 400
@@ -350,6 +319,7 @@ class HeraldGraphQL(GraphQL):
             response=response,
             long_lived=isinstance(request, WebSocket),
             links=self.links,
+            cost_budget=self.cost_budget,
         )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.egress_rules import DEV_DEFAULT_ALLOW, EgressPolicy, parse_allow
@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "models.ledger.delivery",
     "models.reporting.tracking",
     "models.outbox.model",
+    "models.webhooks.model",
 ]
 
 
@@ -70,8 +71,11 @@ class Settings(BaseSettings):
     # Planned execution (resolvers/execution_context.py): off, graphql-core's own execution answers. It turns
     # itself off, with a warning, on strawberry/graphql-core versions other than the pinned ones.
     graphql_planned_execution: bool = True
-    # Requests (HTTP requests and WebSocket operations) per API key per minute; 0 turns the limit off.
-    rate_limit_per_minute: int = Field(600, ge=0)
+    # Query-cost budget per API key (resolvers/cost.py): up to this many points, regained at this rate per
+    # second; an operation needs its requested cost available. 0 turns the budget off. At least
+    # GRAPHQL_MAX_COMPLEXITY, so every operation allowed at all can run on a full budget.
+    cost_budget_maximum: int = Field(20_000, ge=0)
+    cost_restore_rate: float = Field(1_000.0, gt=0)
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
     # process) keeps working until then. A revocation in the same process takes effect at once. 0 = no cache.
     auth_cache_seconds: float = Field(5.0, ge=0, le=60)
@@ -87,6 +91,12 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+    # Outbound webhooks (jobs/webhooks.py): false, this process's worker neither fans out nor sends them.
+    webhook_delivery: bool = True
+    # A receiver answering later than this counts as a failed attempt (retried later).
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # A delivery a worker took is retaken by another after this (the first one died mid-send).
+    webhook_lease_seconds: float = Field(60.0, gt=0, le=3600)
     # Published outbox events are deleted after this many hours (unpublished ones are kept).
     outbox_retention_hours: float = Field(24, ge=0)
 
@@ -142,6 +152,21 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError("PUBLIC_URL must be an http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_lease_outlasts_requests(self) -> Settings:
+        if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
+            raise ValueError("WEBHOOK_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS")
+        return self
+
+    @model_validator(mode="after")
+    def _budget_fits_the_largest_operation(self) -> Settings:
+        if 0 < self.cost_budget_maximum < self.graphql_max_complexity:
+            raise ValueError(
+                f"COST_BUDGET_MAXIMUM ({self.cost_budget_maximum}) must be 0 (off) or at least "
+                f"GRAPHQL_MAX_COMPLEXITY ({self.graphql_max_complexity}): a costlier operation could never run"
+            )
+        return self
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod

@@ -147,7 +147,7 @@ def server_env(database: str, **extra: str) -> dict[str, str]:
         PUBLIC_URL="https://herald.bench.example",
         LOG_LEVEL="WARNING",
         # One key drives thousands of requests a second here; the per-key limit would answer 429 by design.
-        RATE_LIMIT_PER_MINUTE="0",
+        COST_BUDGET_MAXIMUM="0",
         WORKER_IN_PROCESS="false",
         PYTHONPATH=str(ROOT),
     )

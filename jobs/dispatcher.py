@@ -129,6 +129,10 @@ async def dispatch_job(ctx: dict[str, Any]) -> dict[str, int]:
 DISPATCH_REF = "dispatch"  # how arq names the cron job in its log lines
 
 
+# The periodic passes whose start/end lines go to DEBUG (the webhook pass: jobs/webhooks.py).
+QUIET_REFS = {DISPATCH_REF, "webhooks"}
+
+
 class QuietDispatchLog(logging.Filter):
     """arq logs the start and end of every job at INFO: for the dispatcher, two lines every 3 s in every worker
     process. Those go to DEBUG; a pass that did something says so in its own INFO line (dispatch_job)."""
@@ -136,7 +140,7 @@ class QuietDispatchLog(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         message = str(record.msg)
-        if record.levelno != logging.INFO or len(args) < 2 or args[1] != DISPATCH_REF:
+        if record.levelno != logging.INFO or len(args) < 2 or args[1] not in QUIET_REFS:
             return True
         if not (message.startswith("%6.2fs → ") or message.startswith("%6.2fs ← ")):
             return True  # retries, aborts: kept as arq logs them

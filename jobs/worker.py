@@ -22,6 +22,7 @@ from jobs.presets import validate_preset
 from jobs.proofs import send_proof
 from jobs.redis_retry import REDIS_ERRORS, Outage, retry_redis
 from jobs.runs import execute_run, send_run_part
+from jobs.webhooks import WEBHOOK_CRON
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ FUNCTIONS = [
     func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
     send_proof,
 ]
-CRON_JOBS = [DISPATCH_CRON]
+CRON_JOBS = [DISPATCH_CRON, WEBHOOK_CRON]
 
 
 async def _on_job_start(ctx: dict[str, Any]) -> None:

@@ -63,6 +63,8 @@ class FieldErrorCode(StrEnum):
     INVALID_HOST = "INVALID_HOST"
     INVALID_NAME = "INVALID_NAME"
     INVALID_URL = "INVALID_URL"
+    UNKNOWN_EVENT = "UNKNOWN_EVENT"
+    MISSING = "MISSING"
     INVALID_SERVICE_ACCOUNT = "INVALID_SERVICE_ACCOUNT"
     ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"
     # A code stored by another version of Herald (e.g. in an old import's rejected rows).
@@ -131,6 +133,8 @@ FIELD_ERROR_CODE_DESCRIPTIONS: dict[FieldErrorCode, str] = {
     FieldErrorCode.INVALID_HOST: "Not a valid host name or IP address.",
     FieldErrorCode.INVALID_NAME: "Not a valid name (e.g. a header name).",
     FieldErrorCode.INVALID_URL: "Not a valid URL.",
+    FieldErrorCode.UNKNOWN_EVENT: "Not an event a webhook endpoint can subscribe to.",
+    FieldErrorCode.MISSING: "Required fields are missing from the input.",
     FieldErrorCode.INVALID_SERVICE_ACCOUNT: "Not a valid service account document.",
     FieldErrorCode.ADDRESS_NOT_ALLOWED: "The host is refused by the outbound network policy.",
     FieldErrorCode.UNKNOWN: "A code stored by another version of Herald.",

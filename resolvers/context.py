@@ -10,6 +10,7 @@ from jobs.queue import JobQueue
 from models.campaigns.review_snapshot import LinkFacts
 from models.egress_rules import EgressPolicy
 from models.tenancy.sandbox import Role
+from resolvers.cost import Budget
 from resolvers.loaders import Loaders
 
 
@@ -54,6 +55,8 @@ class Context:
     long_lived: bool = False
     # PUBLIC_URL and production: the review judges where messages' links point (LINKS_TO_LOOPBACK).
     links: LinkFacts | None = None
+    # The API keys' query-cost budget (api/ratelimit.py); None: no budget (tests, tools).
+    cost_budget: Budget | None = None
     _loaders: Loaders | None = None
 
     @property

@@ -32,6 +32,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from resolvers.cost import REQUESTED_COST_ATTR
+
 NUL = "\x00"
 DEFAULT_PAGE_SIZE = 20
 # Lists without `first` count as this many items (the full introspection query then costs ~8,600); otherwise
@@ -160,18 +162,19 @@ def request_errors(
     *,
     max_page_size: int,
     max_complexity: int,
-) -> list[GraphQLError]:
-    """Checks that need the variables; run on documents that passed validation."""
+) -> tuple[list[GraphQLError], int | None]:
+    """Checks that need the variables; run on documents that passed validation. Returns the errors and the
+    operation's cost (None when it has none to report)."""
     variables = variables or {}
     if contains_nul(variables):
-        return [bad_input(NUL_MESSAGE)]
+        return [bad_input(NUL_MESSAGE)], None
     operation = _selected_operation(document, operation_name)
     if operation is None:
-        return []  # graphql-core reports the missing or ambiguous operation
+        return [], None  # graphql-core reports the missing or ambiguous operation
     walker = _Complexity(schema, document, variables, max_page_size)
     cost = walker.operation(operation)
     if walker.errors:
-        return walker.errors
+        return walker.errors, None
     if cost > max_complexity:
         return [
             GraphQLError(
@@ -180,8 +183,8 @@ def request_errors(
                 operation,
                 extensions={"code": "QUERY_TOO_COMPLEX", "complexity": cost, "limit": max_complexity},
             )
-        ]
-    return []
+        ], cost
+    return [], cost
 
 
 def make_request_limits(
@@ -202,11 +205,11 @@ def make_request_limits(
     @lru_cache(maxsize=cache_size)
     def _request_errors_cached(
         schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-    ) -> tuple[GraphQLError, ...]:
-        errors = request_errors(
+    ) -> tuple[tuple[GraphQLError, ...], int | None]:
+        errors, cost = request_errors(
             schema, document, operation_name, None, max_page_size=max_page_size, max_complexity=max_complexity
         )
-        return tuple(errors)
+        return tuple(errors), cost
 
     class RequestLimits(SchemaExtension):
         validate_cached = staticmethod(_validate_cached)
@@ -218,11 +221,13 @@ def make_request_limits(
             assert document is not None
             all_rules = (*context.validation_rules, *rules, MaybeNullValidationRule, OneOfInputValidationRule)
             errors = list(_validate_cached(schema, document, all_rules))
+            cost = None
             if not errors and not context.variables:
                 # Without variables the checks depend on the document alone (e.g. a persisted query's).
-                errors = list(_request_errors_cached(schema, document, context.operation_name))
+                cached, cost = _request_errors_cached(schema, document, context.operation_name)
+                errors = list(cached)
             elif not errors:
-                errors = request_errors(
+                errors, cost = request_errors(
                     schema,
                     document,
                     context.operation_name,
@@ -232,6 +237,8 @@ def make_request_limits(
                 )
             # Not None: strawberry then skips its own (uncached) validation.
             context.pre_execution_errors = errors
+            if not errors:
+                setattr(context, REQUESTED_COST_ATTR, cost)  # paid from the key's budget by QueryCost
             yield
 
         def on_operation(self) -> Iterator[None]:

@@ -27,6 +27,7 @@ from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Info
+from resolvers.cost import QueryCost, without_async_cost
 from resolvers.errors import ClientError
 from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
 from resolvers.execution_context import execution_context_for, install_direct_resolvers
@@ -41,6 +42,7 @@ from resolvers.reports.schema import ReportsMutation, ReportsQuery
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
+from resolvers.webhooks.schema import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("herald.graphql")
 
@@ -59,7 +61,9 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
-class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery):
+class Query(
+    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
         permission_classes=VIEWER,
@@ -79,7 +83,13 @@ class Query(TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuer
 
 @strawberry.type(description="Changes. Each takes one `input` and returns a union of success and typed errors.")
 class Mutation(
-    TenancyMutation, AudienceMutation, PresetMutation, CampaignMutation, ReportsMutation, CampaignProofMutation
+    TenancyMutation,
+    AudienceMutation,
+    PresetMutation,
+    CampaignMutation,
+    ReportsMutation,
+    CampaignProofMutation,
+    WebhookMutation,
 ):
     pass
 
@@ -181,6 +191,11 @@ class HeraldSchema(strawberry.Schema):
             install_direct_resolvers(self._schema, self.config.info_class)
             self.execution_context_class = execution_context_for(self._schema)
 
+    def get_extensions(self, sync: bool = False) -> list:
+        extensions = super().get_extensions(sync)
+        # The cost budget lives in Redis (async); synchronous execution (tests, tools) runs without it.
+        return list(without_async_cost(extensions)) if sync else extensions
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         # Unexpected errors are logged by HeraldMaskErrors; expected ones are the client's business. Errors of
         # a request that never ran get the code clients switch on (Apollo's names), over HTTP and WebSocket.
@@ -224,6 +239,7 @@ def build_schema(
         lambda: ParserCache(maxsize=options.cache_size),
         lambda: MaxTokensLimiter(max_token_count=options.max_tokens),
         request_limits,
+        QueryCost,  # after request_limits, whose validation measures the requested cost
         HeraldMaskErrors,
         *extra_extensions,
     ]

@@ -201,8 +201,11 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # No worker: tests run queued jobs themselves (drain_jobs).
         "worker_in_process": False,
         "log_level": "INFO",
-        # High enough that no other test meets it; tests of the limit set their own.
-        "rate_limit_per_minute": 100_000,
+        # A budget no other test exhausts; tests of the budget set their own.
+        "cost_budget_maximum": 10_000_000,
+        "cost_restore_rate": 10_000_000,
+        # Webhook tests drive deliveries themselves (jobs/webhooks.py) with their own clock.
+        "webhook_delivery": False,
         "data_dir": TEST_DATA_DIR,
     }
     values.update(overrides)

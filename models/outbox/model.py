@@ -16,10 +16,12 @@ class OutboxEvent(Model):
     payload = fields.JSONField()
     created_at = fields.DatetimeField(auto_now_add=True)
     published_at = fields.DatetimeField(null=True)
+    # Set once webhook deliveries have been made from this event (models/webhooks/fanout.py); pruning waits.
+    webhooks_at = fields.DatetimeField(null=True)
 
     sandbox_id: int
 
     class Meta:
         table = "outbox_event"
         # Serves the relay's "published_at IS NULL ORDER BY id" and the pruning of old published rows.
-        indexes = [Index(fields=["published_at", "id"])]
+        indexes = [Index(fields=["published_at", "id"]), Index(fields=["webhooks_at", "id"])]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.outbox.model import OutboxEvent
@@ -16,6 +17,7 @@ from models.outbox.payloads import Payload
 
 # Any constant: the transaction-scoped PostgreSQL advisory lock that lets one relay publish at a time.
 RELAY_LOCK_KEY = 0x6865726F7574  # "herout"
+WEBHOOK_GRACE = timedelta(days=7)
 
 _listeners: set[Callable[[], None]] = set()
 _local_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
@@ -95,8 +97,10 @@ async def _publish_batch(
 
 
 async def prune(before: datetime) -> int:
-    """Deletes events published before `before`; unpublished ones are kept whatever their age."""
-    return await OutboxEvent.filter(published_at__isnull=False, published_at__lt=before).delete()
+    """Deletes events published before `before`; unpublished ones are kept whatever their age, and those not
+    yet made into webhook deliveries for a week more (then no worker sends webhooks: WEBHOOK_DELIVERY=false)."""
+    fanned_out = Q(webhooks_at__isnull=False) | Q(created_at__lt=before - WEBHOOK_GRACE)
+    return await OutboxEvent.filter(fanned_out, published_at__isnull=False, published_at__lt=before).delete()
 
 
 async def pending_count() -> int:

@@ -33,7 +33,7 @@ async def test_fuzzing_finds_no_server_error_and_logs_hold_no_secrets(
     assert key.startswith("hrld_")
 
     port = free_port()
-    env = {**e2e_env, "WORKER_IN_PROCESS": "true", "LOG_LEVEL": "DEBUG", "RATE_LIMIT_PER_MINUTE": "0"}
+    env = {**e2e_env, "WORKER_IN_PROCESS": "true", "LOG_LEVEL": "DEBUG", "COST_BUDGET_MAXIMUM": "0"}
     log_path = tmp_path / "server.log"
     # Logs go to a file: an unread pipe would fill up and stall the server.
     with log_path.open("w") as log_file:

@@ -99,6 +99,23 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Mutation", "suppressionRemove"): Case(
         Role.ADMIN, "mutation($id: ID!) { suppressionRemove(input: {id: $id}) { __typename } }", {"id": NOWHERE}
     ),
+    # Webhooks: ADMIN only, reads included (URLs and delivery logs belong to the integration).
+    ("Query", "webhookEndpoints"): Case(Role.ADMIN, "{ webhookEndpoints { id } }"),
+    ("Query", "webhookDeliveries"): Case(
+        Role.ADMIN, "query($id: ID!) { webhookDeliveries(endpointId: $id) { id } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "webhookEndpointCreate"): Case(
+        Role.ADMIN, 'mutation { webhookEndpointCreate(input: {url: "ftp://x", events: []}) { __typename } }'
+    ),
+    ("Mutation", "webhookEndpointUpdate"): Case(
+        Role.ADMIN, "mutation($id: ID!) { webhookEndpointUpdate(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    **{
+        ("Mutation", name): Case(
+            Role.ADMIN, f"mutation($id: ID!) {{ {name}(id: $id) {{ __typename }} }}", {"id": NOWHERE}
+        )
+        for name in ("webhookEndpointRotateSecret", "webhookEndpointDelete", "webhookDeliveryReplay")
+    },
     # Message presets.
     ("Query", "messagePreset"): Case(Role.VIEWER, "query($id: ID!) { messagePreset(id: $id) { id } }", {"id": NOWHERE}),
     ("Query", "messagePresets"): Case(Role.VIEWER, "{ messagePresets(first: 1) { totalCount } }"),

@@ -147,11 +147,22 @@ async def test_published_events_are_pruned_after_the_retention(app_relay_paused:
     now = datetime.now(UTC)
     ages = {"old published": now - timedelta(hours=25), "recent published": now - timedelta(hours=23)}
     for name, published in ages.items():
-        await OutboxEvent.create(sandbox_id=sandbox_pk, topic=name, payload={}, published_at=published)
-    await OutboxEvent.create(sandbox_id=sandbox_pk, topic="old unpublished", payload={})
+        await OutboxEvent.create(sandbox_id=sandbox_pk, topic=name, payload={}, published_at=published, webhooks_at=now)
+    await OutboxEvent.create(sandbox_id=sandbox_pk, topic="old unpublished", payload={}, webhooks_at=now)
     await OutboxEvent.filter(sandbox_id=sandbox_pk, topic="old unpublished").update(created_at=now - timedelta(days=9))
+    # Published long ago but not yet made into webhook deliveries: kept for the fan-out.
+    await OutboxEvent.create(
+        sandbox_id=sandbox_pk, topic="old, no webhooks yet", payload={}, published_at=ages["old published"]
+    )
+    # ... but not forever (no worker sends webhooks): a week past the retention, it goes too.
+    await OutboxEvent.create(sandbox_id=sandbox_pk, topic="ancient", payload={}, published_at=ages["old published"])
+    await OutboxEvent.filter(sandbox_id=sandbox_pk, topic="ancient").update(created_at=now - timedelta(days=9))
     await OutboxRelay(None, retention=RETENTION).prune(now)
-    assert [row.topic for row in await rows_of(sandbox_pk)] == ["recent published", "old unpublished"]
+    assert [row.topic for row in await rows_of(sandbox_pk)] == [
+        "recent published",
+        "old unpublished",
+        "old, no webhooks yet",
+    ]
     # An unparsable row must not stay in the way of the relay: clean up before the app's relay resumes.
     await OutboxEvent.filter(sandbox_id=sandbox_pk).delete()
 

@@ -22,6 +22,7 @@ PURE_MODULES = [
     "models.reporting.tracking_tokens",
     "models.sql.params",
     "models.outbox.payloads",
+    "models.webhooks.rules",
 ]
 FORBIDDEN = ("tortoise", "strawberry", "api", "resolvers", "jobs")
 

@@ -1,0 +1,79 @@
+"""Webhook rules without I/O: event types and which outbox events they come from, the retry schedule, the
+endpoint policy (410, three days of failure), secrets in the Standard Webhooks format. No ORM, no network."""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
+
+# The issue's event list. Only the first two have outbox events on main today; the others are accepted on
+# endpoints and flow once their changes write outbox rows (the transition functions of issue 14).
+EVENT_TYPES = (
+    "campaign.status_changed",
+    "run.finished",
+    "delivery.sent",
+    "delivery.delivered",
+    "delivery.bounced",
+    "delivery.failed",
+    "tracking.open",
+    "tracking.click",
+    "profile.unsubscribed",
+    "profile.complained",
+    "trigger.accepted",
+)
+
+# Attempt n (1-based) failed → wait RETRY_DELAYS[n - 1] before the next; after the last, the delivery FAILED.
+# 30 s doubling to a 12 h cap: 17 attempts over ~3 days (the sum is ~3.1 days).
+RETRY_DELAYS = tuple(timedelta(seconds=min(30 * 2**i, 12 * 3600)) for i in range(16))
+FAILING_DISABLES_AFTER = timedelta(days=3)
+SECRET_PREFIX = "whsec_"
+SECRET_OVERLAP = timedelta(hours=24)
+EXCERPT_CHARS = 500
+
+
+def event_type(topic: str, payload: dict[str, Any]) -> str | None:
+    """The webhook event an outbox event is, or None when it is none (e.g. a run's intermediate progress)."""
+    if topic == CAMPAIGN_STATUS_TOPIC:
+        return "campaign.status_changed"
+    if topic == CAMPAIGN_RUN_PROGRESS_TOPIC and payload.get("final") is True:
+        return "run.finished"
+    return None
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode()
+
+
+def next_attempt_after(attempts: int) -> timedelta | None:
+    """The wait after `attempts` failed attempts; None when the delivery has used them all."""
+    return RETRY_DELAYS[attempts - 1] if attempts <= len(RETRY_DELAYS) else None
+
+
+def disable_reason(status_code: int | None, failing_since: datetime | None, now: datetime) -> str | None:
+    """Why an endpoint is disabled after a failed attempt, or None while it stays enabled."""
+    if status_code == 410:
+        return "GONE"  # the receiver says the endpoint no longer exists
+    if failing_since is not None and now - failing_since >= FAILING_DISABLES_AFTER:
+        return "FAILING_FOR_3_DAYS"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """The URL's shape; where it points is judged by the egress policy (at input and at each connect)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "must be an http(s) URL with a host"
+    if parts.username or parts.password:
+        return "must not hold credentials"
+    if len(url) > 2048:
+        return "is longer than 2048 characters"
+    return None

@@ -1,0 +1,1 @@
+"""GraphQL for outbound webhooks (ADMIN): endpoints, their deliveries, replay."""
