@@ -274,6 +274,9 @@ async def worker(app: Starlette) -> AsyncIterator[None]:
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx[CONTEXT_KEY] = WorkerContext(settings)
 
+    # Whatever an earlier test left queued runs now, to completion, before this worker starts: otherwise this
+    # worker would pick it up and could leave it half-run when the test ends.
+    await run_due_jobs(settings, app.state.redis)
     # No cron: the dispatcher would pick up other tests' pending runs.
     running = Worker(
         functions=FUNCTIONS,

@@ -103,7 +103,9 @@ async def test_email_proofs_to_test_profiles_and_addresses(
 
     assert not await CampaignRun.filter(campaign_id=campaign_pk).exists()  # outside any run and its counters
     assert not await Delivery.filter(campaign_id=campaign_pk).exists()
-    audits = await AuditEvent.filter(object_type="Campaign", object_id=str(campaign_pk), action="SEND_PROOF")
+    audits = await AuditEvent.filter(object_type="Campaign", object_id=str(campaign_pk), action="SEND_PROOF").order_by(
+        "id"
+    )
     assert [len(a.after["recipients"]) for a in audits] == [2, 1, 2, 1]
 
 
