@@ -19,9 +19,9 @@ from starlette.routing import Route
 from jobs.webhooks import seal_secret
 from models.presets.secret_box import SecretBox
 from models.webhooks.rules import new_secret
-from tests.conftest import TEST_DB, TEST_SECRET, wait_until
+from tests.conftest import TEST_DB, TEST_SECRET
 from tests.crash.harness import Herald
-from tests.crash.test_crash_safety import crash_db, herald, own_redis  # noqa: F401 - fixtures
+from tests.e2e.polling import wait_until
 
 EVENTS = 10_000
 
@@ -65,7 +65,7 @@ async def receiver_url() -> AsyncIterator[tuple[Receiver, str, str]]:
 
 
 async def test_a_worker_killed_during_a_burst_of_10000_events_loses_none(
-    herald: Herald,  # noqa: F811
+    herald: Herald,
     receiver_url: tuple[Receiver, str, str],
 ) -> None:
     receiver, url, secret = receiver_url

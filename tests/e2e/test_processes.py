@@ -188,7 +188,7 @@ async def test_embedded_serve_starts_answers_and_leaves_nothing_behind(tmp_path:
                 json={"query": "{ viewer { sandbox { name } role } }"},
                 headers={"Authorization": f"Bearer {key}"},
             )
-        assert reply.json() == {"data": {"viewer": {"sandbox": {"name": "dev"}, "role": "ADMIN"}}}
+        assert reply.json()["data"] == {"viewer": {"sandbox": {"name": "dev"}, "role": "ADMIN"}}
 
         # The local SMTP sink keeps what it receives as a Maildir under ./var/mail.
         message = EmailMessage()
