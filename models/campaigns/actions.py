@@ -156,6 +156,22 @@ async def _transition(
         raise CampaignConflictError(fresh.version)
 
 
+async def _update_audited(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any], *, actor: str) -> None:
+    """An edit that leaves the status as it is: compare-and-set, then its UPDATE audit row, in `conn`."""
+    before = public_state(row)
+    await _save(conn, row, changes)
+    await record_audit(
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action="UPDATE",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after=public_state(row),
+        using_db=conn,
+    )
+
+
 async def update_campaign(
     sandbox_id: int, campaign_id: int, version: int, values: dict[str, Any], *, actor: str
 ) -> Campaign:
@@ -174,18 +190,7 @@ async def update_campaign(
             resolved["content"] = (
                 {**(row.content or {}), **resolved["content"]} if resolved["content"] is not None else {}
             )
-        before = public_state(row)
-        await _save(conn, row, resolved)
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="UPDATE",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after=public_state(row),
-            using_db=conn,
-        )
+        await _update_audited(conn, row, resolved, actor=actor)
     return row
 
 
@@ -202,18 +207,7 @@ async def update_tags(
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
         row = await _locked(conn, sandbox_id, campaign_id)
-        before = public_state(row)
-        await _save(conn, row, values)
-        await record_audit(
-            sandbox_id=sandbox_id,
-            actor=actor,
-            action="UPDATE",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after=public_state(row),
-            using_db=conn,
-        )
+        await _update_audited(conn, row, values, actor=actor)
     return row
 
 
