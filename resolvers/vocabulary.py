@@ -79,6 +79,9 @@ DeliveryReason = described_enum(
 )
 
 
+LAST_ERROR_DESCRIPTION = "The reason of the latest failed or postponed send, with the deliveries that carry it now."
+
+
 def counter(name: str) -> Any:
     """A counter field described once for every type that shows it (models.ledger.figures)."""
     return strawberry.field(description=COUNTER_DESCRIPTIONS[name])

@@ -39,7 +39,7 @@ from resolvers.nodes import SandboxNode
 from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate_sql
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
-from resolvers.vocabulary import DeliveryReason, ReasonCount, counter, last_error
+from resolvers.vocabulary import LAST_ERROR_DESCRIPTION, DeliveryReason, ReasonCount, counter, last_error
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
@@ -465,9 +465,7 @@ class CampaignRun(SandboxNode):
     failed: int = counter("failed")
     pending: int = counter("pending")
     retrying: int = counter("retrying")
-    last_error: ReasonCount | None = strawberry.field(
-        description="The reason of the latest failed or postponed send, with the deliveries that carry it now."
-    )
+    last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     started_at: datetime | None = strawberry.field(description="When the run started.")
     finished_at: datetime | None = strawberry.field(description="When the run finished.")
     outcome_reason: RunOutcomeReason | None = strawberry.field(

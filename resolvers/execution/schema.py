@@ -25,7 +25,14 @@ from resolvers.event_stream import typed_events
 from resolvers.nodes import parse_pk
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
-from resolvers.vocabulary import DeliveryReason, DeliveryStatus, ReasonCount, counter, last_error
+from resolvers.vocabulary import (
+    LAST_ERROR_DESCRIPTION,
+    DeliveryReason,
+    DeliveryStatus,
+    ReasonCount,
+    counter,
+    last_error,
+)
 
 MAX_INBOX = 100
 
@@ -90,9 +97,7 @@ class CampaignRunProgress:
     failed: int = counter("failed")
     pending: int = counter("pending")
     retrying: int = counter("retrying")
-    last_error: ReasonCount | None = strawberry.field(
-        description="The reason of the latest failed or postponed send, with the deliveries that carry it now."
-    )
+    last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
     eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
 
