@@ -46,6 +46,7 @@ from models.campaigns.transitions import (
     record_snapshot_done,
 )
 from models.campaigns.values import CONTACT_CHANNEL
+from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
@@ -87,6 +88,8 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
             outcome = await _snapshot(ctx, run, campaign, now)
             if outcome is not None:
                 return outcome
+        # The version the snapshot fixed, for the whole run: a version published meanwhile is the next run's.
+        campaign = await campaign_for_run(run)
         await _enqueue_parts(ctx, run, _batch_size(campaign))
         return await _send_until_done(ctx, run, campaign, lease)
 
@@ -103,7 +106,7 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
         # worker process; it comes back until the run is over.
         raise Retry(defer=PART_RETRY_SECONDS)
     with _serving(ctx, run_id):
-        campaign = await Campaign.get(id=run.campaign_id)
+        campaign = await campaign_for_run(run)
         result = await _send_until_done(ctx, run, campaign, _lease(ctx))
     return {**result, "part": part}
 
@@ -137,6 +140,8 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
         return {"runId": run.id, "status": RunStatus.CANCELLED.value}
     settings = worker_context(ctx).settings
     async with in_transaction() as conn:
+        # The published version is fixed here, with the audience: the run sends it to the end.
+        campaign, version_number = await bind_run_version(conn, campaign, now)
         links = LinkFacts(settings.public_url, settings.is_prod)
         alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=links), now)
         if not can_activate(alerts):
@@ -150,7 +155,7 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
             await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
             if campaign.throttle_per_second:
                 await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
-            await record_snapshot_done(conn, run, now)
+            await record_snapshot_done(conn, run, now, campaign_version=version_number)
     if reason is not None:
         final = Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)
         await finish_run(run, RunStatus.FAILED, reason, now, final)

@@ -18,6 +18,7 @@ class FieldErrorCode(StrEnum):
     INVALID_CHARACTERS = "INVALID_CHARACTERS"
     NOT_A_STRING = "NOT_A_STRING"
     RESERVED_KEY = "RESERVED_KEY"
+    NOT_VERSIONED = "NOT_VERSIONED"
     INVALID_CODE = "INVALID_CODE"
     INVALID_EMAIL = "INVALID_EMAIL"
     INVALID_PHONE = "INVALID_PHONE"
@@ -88,6 +89,8 @@ FIELD_ERROR_CODE_DESCRIPTIONS: dict[FieldErrorCode, str] = {
     FieldErrorCode.INVALID_CHARACTERS: "The value contains control or other refused characters.",
     FieldErrorCode.NOT_A_STRING: "Must be a string (push custom data is a string map: send JSON as text).",
     FieldErrorCode.RESERVED_KEY: "A key the provider reserves (FCM: `from`, `message_type`, `google*`, `gcm*`).",
+    FieldErrorCode.NOT_VERSIONED: "Cannot change on an activated campaign: its versions hold content, tracking, "
+    "preset and throttle only (duplicate the campaign to change the rest).",
     FieldErrorCode.INVALID_CODE: "Not a valid code (letters, digits, dashes or underscores).",
     FieldErrorCode.INVALID_EMAIL: "Not a valid email address.",
     FieldErrorCode.INVALID_PHONE: "Not a valid phone number.",

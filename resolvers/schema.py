@@ -23,9 +23,11 @@ from strawberry.types import ExecutionContext
 
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.campaigns.calendar import CampaignCalendarQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
+from resolvers.campaigns.versions import CampaignVersionMutation, CampaignVersionQuery
 from resolvers.context import Info
 from resolvers.cost import QueryCost, without_async_cost
 from resolvers.errors import ClientError
@@ -62,7 +64,16 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
 class Query(
-    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+    TenancyQuery,
+    AudienceQuery,
+    ImportsQuery,
+    PresetQuery,
+    CampaignQuery,
+    CampaignVersionQuery,
+    CampaignCalendarQuery,
+    ExecutionQuery,
+    ReportsQuery,
+    WebhookQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -87,6 +98,7 @@ class Mutation(
     AudienceMutation,
     PresetMutation,
     CampaignMutation,
+    CampaignVersionMutation,
     ReportsMutation,
     CampaignProofMutation,
     WebhookMutation,

@@ -21,6 +21,7 @@ from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_sea
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
+from models.campaigns.row_access import locked_campaign, save_campaign
 from models.campaigns.rules import (
     CampaignAction,
     CampaignStatus,
@@ -36,10 +37,13 @@ from models.campaigns.values import (
     CampaignInvalidInputError,
     CampaignNotFoundError,
     CampaignStateError,
+    FieldProblem,
     ReviewFailedError,
     schedule_from_stored,
     validate_values,
 )
+from models.campaigns.version_rules import VERSIONED_FIELDS, refused_while_versioned
+from models.campaigns.versions import edit_draft, is_versioned, published_version
 from models.outbox.payloads import CampaignStatusChanged
 from models.presets.preset import MessagePreset
 from models.tenancy.audit import record_audit
@@ -73,6 +77,15 @@ async def resolve_references(
     return resolved
 
 
+# Input names of the columns an edit can refuse (the campaign input's field paths).
+FIELD_INPUT_NAMES = {
+    "preset_id": "action.presetId",
+    "channel": "action.channel",
+    "segment_id": "audience.segmentId",
+    "namespace_id": "audience.namespaceCode",
+    "throttle_per_second": "throttle",
+}
+
 # ---- authoring --------------------------------------------------------------------------------------------
 
 
@@ -96,27 +109,6 @@ async def create_campaign(sandbox_id: int, values: dict[str, Any], *, actor: str
         )
         await _emit_status(conn, row, None, actor)
     outbox.committed()
-    return row
-
-
-async def _locked(conn: BaseDBAsyncClient, sandbox_id: int, campaign_id: int) -> Campaign:
-    row = await Campaign.filter(id=campaign_id, sandbox_id=sandbox_id).select_for_update().using_db(conn).first()
-    if row is None:
-        raise CampaignNotFoundError("input.id", campaign_id)
-    return row
-
-
-async def _save(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any]) -> Campaign:
-    """Compare-and-set on the version read: SQLite has no row locks, so this is what serialises writers."""
-    changes = {**changes, "version": row.version + 1, "updated_at": datetime.now(UTC)}
-    if "tags" in changes:
-        changes["tags_search"] = tags_search_text(changes["tags"])
-    updated = await Campaign.filter(id=row.id, version=row.version, status=row.status).using_db(conn).update(**changes)
-    if updated != 1:
-        fresh = await Campaign.get(id=row.id).using_db(conn)
-        raise CampaignConflictError(fresh.version)
-    for key, value in changes.items():
-        setattr(row, key, value)
     return row
 
 
@@ -159,7 +151,7 @@ async def _transition(
 async def _update_audited(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, Any], *, actor: str) -> None:
     """An edit that leaves the status as it is: compare-and-set, then its UPDATE audit row, in `conn`."""
     before = public_state(row)
-    await _save(conn, row, changes)
+    await save_campaign(conn, row, changes)
     await record_audit(
         sandbox_id=row.sandbox_id,
         actor=actor,
@@ -179,9 +171,12 @@ async def update_campaign(
     if problems:
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         if row.version != version:
             raise CampaignConflictError(row.version)
+        if is_versioned(row) and not all(is_editable(row.status, name) for name in values):
+            await _edit_versioned(conn, row, await resolve_references(sandbox_id, values, conn), actor=actor)
+            return row
         if not all(is_editable(row.status, name) for name in values):
             _allowed(row, CampaignAction.EDIT)
         resolved = await resolve_references(sandbox_id, values, conn)
@@ -192,6 +187,32 @@ async def update_campaign(
             )
         await _update_audited(conn, row, resolved, actor=actor)
     return row
+
+
+async def _edit_versioned(conn: BaseDBAsyncClient, row: Campaign, values: dict[str, Any], *, actor: str) -> None:
+    """An activated recurring or API-triggered campaign: message fields go into its draft version (published
+    after review by `campaignVersionPublish`), tags and description onto the row; anything else is refused."""
+    if values.get("channel") == (row.channel.value if row.channel else None):
+        values = {k: v for k, v in values.items() if k != "channel"}  # the action names its channel again
+    refused = refused_while_versioned(values)
+    if refused:
+        raise CampaignInvalidInputError(
+            [
+                FieldProblem(
+                    f"input.{FIELD_INPUT_NAMES.get(name, name)}",
+                    "NOT_VERSIONED",
+                    f"cannot change on a {row.status.value} campaign: versions hold content, tracking, the preset and "
+                    "the throttle (duplicate the campaign to change the rest)",
+                )
+                for name in refused
+            ]
+        )
+    versioned = {k: v for k, v in values.items() if k in VERSIONED_FIELDS}
+    direct = {k: v for k, v in values.items() if k not in VERSIONED_FIELDS}
+    if versioned:
+        await edit_draft(conn, row, versioned, actor=actor)
+    if direct:
+        await _update_audited(conn, row, direct, actor=actor)
 
 
 async def update_tags(
@@ -206,14 +227,14 @@ async def update_tags(
     if problems:
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         await _update_audited(conn, row, values, actor=actor)
     return row
 
 
 async def delete_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> Campaign:
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         _allowed(row, CampaignAction.DELETE)
         deleted = await Campaign.filter(id=row.id, status=CampaignStatus.DRAFT).using_db(conn).delete()
         if deleted != 1:
@@ -291,7 +312,7 @@ async def activate_campaign(
     """Review under the row lock, then DRAFT → LIVE (and a run now) or SCHEDULED (the dispatcher runs it)."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         schedule = schedule_from_stored(row.schedule or {})
         starts_later = schedule.start_at is not None and schedule.start_at > now
         target = _allowed(row, CampaignAction.ACTIVATE, starts_later=starts_later)
@@ -301,6 +322,7 @@ async def activate_campaign(
         previous = CampaignStatus(row.status)
         changes = {"activated_at": now, "activated_by": actor}
         await _transition(conn, row, CampaignAction.ACTIVATE, actor, now, changes, starts_later=starts_later)
+        await published_version(conn, row, now=now)  # number 1: what it was activated with
         run = None
         if target is CampaignStatus.LIVE and row.type.value == "SCHEDULED":
             run = await CampaignRun.create(
@@ -316,7 +338,7 @@ async def stop_campaign(
     """LIVE/SCHEDULED → STOPPED: pending runs are cancelled; a running one finishes unless aborted."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         _allowed(row, CampaignAction.STOP)
         changes = {"stopped_at": now, "stopped_by": actor}
         extra = {"abortRunning": abort_running}
@@ -329,7 +351,7 @@ async def stop_campaign(
 
 async def archive_campaign(sandbox_id: int, campaign_id: int, *, actor: str) -> Campaign:
     async with in_transaction() as conn:
-        row = await _locked(conn, sandbox_id, campaign_id)
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
         _allowed(row, CampaignAction.ARCHIVE)
         await _transition(conn, row, CampaignAction.ARCHIVE, actor, datetime.now(UTC), {})
     outbox.committed()

@@ -13,6 +13,7 @@ from tortoise.models import Model
 from models.base import SandboxModel
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from models.campaigns.run_rules import RunOutcomeReason, RunStatus
+from models.campaigns.version_rules import VersionState
 from models.sql.params import SqlParams
 from models.sql.reads import FALSE, one_of
 
@@ -88,6 +89,8 @@ class CampaignRun(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     # Held by the executor while RUNNING: a RUNNING run whose lease expired lost its worker and may be claimed.
     lease_until = fields.DatetimeField(null=True)
+    # The CampaignVersion.number this run sends, fixed with its audience snapshot (null: ran before versions).
+    campaign_version = fields.IntField(null=True)
 
     sandbox_id: int
     campaign_id: int
@@ -96,6 +99,39 @@ class CampaignRun(Model):
         table = "campaign_run"
         unique_together = (("campaign_id", "scheduled_for"),)
         indexes = (("status", "scheduled_for"),)
+
+
+class CampaignVersion(Model):
+    """A numbered copy of a campaign's message-defining fields (models.campaigns.version_rules).
+
+    Not the campaign's `version` column, which counts edits for optimistic concurrency. Number 1 is what the
+    campaign was activated with. Editing an activated recurring or API-triggered campaign makes the DRAFT, its
+    publication makes it the PUBLISHED one, and runs send the version they fixed when they started.
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
+    campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.CASCADE, related_name=False)
+    number = fields.IntField()
+    state = fields.CharEnumField(VersionState, max_length=16)
+    # The versioned columns, as the campaign stores them: content, tracking, preset_id, throttle_per_second.
+    values = fields.JSONField(default=dict)
+    # The number of the published version this one was drafted from, and of the one a rollback restored.
+    based_on = fields.IntField(null=True)
+    restores = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    created_by = fields.CharField(max_length=100)
+    updated_at = fields.DatetimeField(auto_now=True)
+    published_at = fields.DatetimeField(null=True)
+    published_by = fields.CharField(max_length=100, null=True)
+
+    sandbox_id: int
+    campaign_id: int
+
+    class Meta:
+        table = "campaign_version"
+        unique_together = (("campaign_id", "number"),)
+        indexes = (("campaign_id", "state"),)
 
 
 async def campaigns_using(

@@ -220,3 +220,20 @@ async def review_campaign(
             raise CampaignNotFoundError("id", campaign_id)
         snapshot = await build_snapshot(row, now=now, conn=conn, links=links)
     return ReviewResult(alerts=review(snapshot, now), plan=plan(snapshot, now))
+
+
+async def estimate_audience(row: Campaign, *, now: datetime, conn: BaseDBAsyncClient) -> AudienceEstimate | None:
+    """The review plan's audience estimate of a campaign (the snapshot's own SQL); None without a segment,
+    namespace or channel (the calendar shows it beside each occurrence)."""
+    if row.segment_id is None or row.namespace_id is None or row.channel is None:
+        return None
+    segment = await Segment.get_or_none(id=row.segment_id, sandbox_id=row.sandbox_id).using_db(conn)
+    namespace = await IdentityNamespace.get_or_none(id=row.namespace_id, sandbox_id=row.sandbox_id).using_db(conn)
+    if segment is None or namespace is None:
+        return None
+    preset = (
+        await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=row.sandbox_id).using_db(conn)
+        if row.preset_id is not None
+        else None
+    )
+    return await _estimate(row, segment, namespace, preset, now, conn)

@@ -217,10 +217,18 @@ async def reopen_run(conn: BaseDBAsyncClient, run: CampaignRun, *, actor: str, n
 # ---- run steps and leases (no status change, so no audit row) ----------------------------------------------
 
 
-async def record_snapshot_done(conn: BaseDBAsyncClient, run: CampaignRun, now: datetime) -> None:
-    """In the snapshot's transaction: the audience is in the ledger. Until this commits, a resumed run redoes it."""
-    await CampaignRun.filter(id=run.id, snapshot_done_at__isnull=True).using_db(conn).update(snapshot_done_at=now)
+async def record_snapshot_done(
+    conn: BaseDBAsyncClient, run: CampaignRun, now: datetime, *, campaign_version: int | None = None
+) -> None:
+    """In the snapshot's transaction: the audience is in the ledger, and the campaign version the run sends is
+    fixed. Until this commits, a resumed run redoes it."""
+    await (
+        CampaignRun.filter(id=run.id, snapshot_done_at__isnull=True)
+        .using_db(conn)
+        .update(snapshot_done_at=now, campaign_version=campaign_version)
+    )
     run.snapshot_done_at = now
+    run.campaign_version = campaign_version
 
 
 async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:

@@ -14,6 +14,7 @@ from models.campaigns.rules import CampaignStatus
 
 CAMPAIGN_STATUS_TOPIC = "campaign.status"
 CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+CAMPAIGN_VERSION_TOPIC = "campaign.version.published"
 
 RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"})
 
@@ -166,10 +167,50 @@ class RunProgress:
         )
 
 
-Payload = CampaignStatusChanged | RunProgress
-PAYLOADS: dict[str, type[CampaignStatusChanged] | type[RunProgress]] = {
+@dataclass(frozen=True)
+class CampaignVersionPublished:
+    """A campaign version became the published one: the next run sends it."""
+
+    topic: ClassVar[str] = CAMPAIGN_VERSION_TOPIC
+
+    campaign_id: int
+    number: int  # the CampaignVersion.number now published
+    previous_number: int  # the one it replaced
+    restores: int | None  # for a rollback: the earlier version it copies
+    campaign_version: int  # the campaign's edit counter after the publication
+    at: datetime
+    actor: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "number": self.number,
+            "previousNumber": self.previous_number,
+            "restores": self.restores,
+            "campaignVersion": self.campaign_version,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CampaignVersionPublished:
+        t = cls.topic
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            number=_field(data, t, "number", (int,)),
+            previous_number=_field(data, t, "previousNumber", (int,)),
+            restores=_field(data, t, "restores", (int,), optional=True),
+            campaign_version=_field(data, t, "campaignVersion", (int,)),
+            at=_time(data, t, "at"),
+            actor=_field(data, t, "actor", (str,), optional=True),
+        )
+
+
+Payload = CampaignStatusChanged | RunProgress | CampaignVersionPublished
+PAYLOADS: dict[str, type[CampaignStatusChanged] | type[RunProgress] | type[CampaignVersionPublished]] = {
     CampaignStatusChanged.topic: CampaignStatusChanged,
     RunProgress.topic: RunProgress,
+    CampaignVersionPublished.topic: CampaignVersionPublished,
 }
 
 

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
-from strawberry.scalars import JSON
 from tortoise.models import Model
 
 from models.audience.entities import Segment as SegmentModel
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
+from models.campaigns.campaign import CampaignVersion as CampaignVersionModel
 from models.campaigns.rules import available_actions
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.sql.reads import fetch, sql_params
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
+from resolvers.campaigns.content_types import CampaignContent, CampaignTracking, tracking_from_stored
 from resolvers.campaigns.enums import (
     AlertCode,
     AlertSeverity,
@@ -33,10 +34,19 @@ from resolvers.campaigns.enums import (
     RunStatus,
     Weekday,
 )
+from resolvers.campaigns.version_types import CampaignVersion
 from resolvers.context import Info
 from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
-from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate_sql
+from resolvers.pagination import (
+    Connection,
+    JoinedFigures,
+    JoinedRelation,
+    SortKey,
+    SqlListing,
+    paginate,
+    paginate_sql,
+)
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
 from resolvers.vocabulary import LAST_ERROR_DESCRIPTION, DeliveryReason, ReasonCount, counter, last_error
@@ -44,79 +54,6 @@ from resolvers.vocabulary import LAST_ERROR_DESCRIPTION, DeliveryReason, ReasonC
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
     from resolvers.presets.types import MessagePreset
-
-
-@strawberry.type(description="Email content; texts are Liquid templates (`{{ profile.person.name.firstName }}`).")
-class EmailContent:
-    subject: str | None = strawberry.field(description="Subject line.")
-    preheader: str | None = strawberry.field(description="Preview text.")
-    html: str | None = strawberry.field(description="HTML body.")
-    text: str | None = strawberry.field(description="Plain-text body.")
-
-
-@strawberry.type(description="SMS content.")
-class SmsContent:
-    text: str | None = strawberry.field(description="Message text.")
-
-
-@strawberry.type(description="Push notification content.")
-class PushContent:
-    title: str | None = strawberry.field(description="Notification title.")
-    body: str | None = strawberry.field(description="Notification body.")
-    deep_link: str | None = strawberry.field(description="Opened on tap.")
-    custom_data: JSON | None = strawberry.field(description="Key/value data delivered with the notification.")
-
-
-@strawberry.type(description="A button of an in-app message.")
-class InAppButton:
-    label: str = strawberry.field(description="Button text.")
-    url: str | None = strawberry.field(description="Where it leads.")
-
-
-@strawberry.type(description="In-app message content.")
-class InAppContent:
-    title: str | None = strawberry.field(description="Title.")
-    body: str | None = strawberry.field(description="Body.")
-    buttons: list[InAppButton] = strawberry.field(description="Buttons.")
-
-
-@strawberry.type(description="The message of a campaign, per channel.")
-class CampaignContent:
-    email: EmailContent | None = strawberry.field(description="Email content.")
-    sms: SmsContent | None = strawberry.field(description="SMS content.")
-    push: PushContent | None = strawberry.field(description="Push content.")
-    in_app: InAppContent | None = strawberry.field(description="In-app content.")
-
-    @classmethod
-    def from_stored(cls, stored: dict[str, Any]) -> Self:
-        email, sms, push, in_app = (stored.get(k) for k in ("email", "sms", "push", "inApp"))
-        return cls(
-            email=EmailContent(**{k: email.get(k) for k in ("subject", "preheader", "html", "text")})
-            if email
-            else None,
-            sms=SmsContent(text=sms.get("text")) if sms else None,
-            push=PushContent(
-                title=push.get("title"),
-                body=push.get("body"),
-                deep_link=push.get("deepLink"),
-                custom_data=push.get("customData"),
-            )
-            if push
-            else None,
-            in_app=InAppContent(
-                title=in_app.get("title"),
-                body=in_app.get("body"),
-                buttons=[InAppButton(label=b["label"], url=b.get("url")) for b in in_app.get("buttons") or []],
-            )
-            if in_app
-            else None,
-        )
-
-
-@strawberry.type(description="Which reactions are tracked.")
-class CampaignTracking:
-    opens: bool = strawberry.field(description="Email opens.")
-    clicks: bool = strawberry.field(description="Link clicks.")
 
 
 @strawberry.type(description="When a campaign runs.")
@@ -319,9 +256,7 @@ class Campaign(SandboxNode):
     )
     tracking: CampaignTracking = strawberry.field(
         description="Tracked reactions.",
-        resolver=lambda self: CampaignTracking(
-            opens=self.stored_tracking.get("opens", True), clicks=self.stored_tracking.get("clicks", True)
-        ),
+        resolver=lambda self: tracking_from_stored(self.stored_tracking),
     )
     schedule: CampaignSchedule = strawberry.field(
         description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
@@ -374,6 +309,27 @@ class Campaign(SandboxNode):
             return to_node(row) if row is not None else None
 
         return load()
+
+    @strawberry.field(
+        description="Versions of the message, newest first: number 1 is what it was activated with; editing an "
+        "activated recurring or API-triggered campaign makes a DRAFT, published by `campaignVersionPublish`. "
+        "Empty for a draft campaign."
+    )
+    async def versions(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
+        after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
+    ) -> Connection[CampaignVersion]:
+        query = CampaignVersionModel.filter(sandbox_id=info.context.require_caller().sandbox_id, campaign_id=self.pk)
+        return await paginate(
+            query,
+            first=first,
+            after=after,
+            max_page_size=info.context.limits.max_page_size,
+            to_node=CampaignVersion.from_model,
+            sort=SortKey("number", True),
+        )
 
     @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
     def available_actions(self, info: Info) -> list[CampaignAction]:
@@ -446,6 +402,7 @@ Campaign.projection = Projection(
         "namespace": (),
         "availableActions": (),
         "summary": (),
+        "versions": (),
     },
 )
 
@@ -472,6 +429,10 @@ class CampaignRun(SandboxNode):
         description="Why the run ended as it did when its counters alone would mislead (e.g. AUDIENCE_EMPTY: a "
         "SUCCEEDED run that sent nothing because nobody was in the segment); null otherwise."
     )
+    campaign_version: int | None = strawberry.field(
+        description="The campaign version (`CampaignVersion.number`) this run sends, fixed when it took its "
+        "audience; its deliveries carry that message. Null before the run started (or for runs older than versions)."
+    )
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -491,6 +452,7 @@ class CampaignRun(SandboxNode):
             started_at=row.started_at,
             finished_at=row.finished_at,
             outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
+            campaign_version=row.campaign_version,
         )
 
 

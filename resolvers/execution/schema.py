@@ -65,6 +65,15 @@ class Delivery:
     bounce_type: str | None = strawberry.field(description="HARD or SOFT for a bounce reported by the provider.")
     run_id: strawberry.ID = strawberry.field(description="Global id of the run.")
     updated_at: datetime = strawberry.field(description="Last change.")
+    run_pk: strawberry.Private[int]
+
+    @strawberry.field(
+        description="The campaign version (`CampaignVersion.number`) whose message this delivery carries: its "
+        "run's. Null when the run fixed none (older than versions)."
+    )
+    async def campaign_version(self, info: Info) -> int | None:
+        run = await info.context.loaders.by_id(CampaignRunModel).load(self.run_pk)
+        return run.campaign_version if run is not None else None
 
     @classmethod
     def from_model(cls, row: DeliveryModel) -> Self:
@@ -81,6 +90,7 @@ class Delivery:
             bounce_type=row.bounce_type,
             run_id=_gid("CampaignRun", row.run_id),
             updated_at=row.updated_at,
+            run_pk=row.run_id,
         )
 
 

@@ -1,0 +1,124 @@
+"""Campaign versions: publish a draft, roll back to an earlier version, compare two (models/campaigns/versions.py
+decides; this module translates)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+
+from models.campaigns.values import CampaignError, CampaignNotFoundError
+from models.campaigns.version_rules import diff_versions
+from models.campaigns.versions import (
+    CampaignVersionStateError,
+    Publication,
+    publish_version,
+    rollback_version,
+    versions_by_number,
+)
+from resolvers.campaigns.schema import ReviewFailedErrorType, _error, _not_found, _pk
+from resolvers.campaigns.types import Campaign
+from resolvers.campaigns.version_types import CampaignVersion, CampaignVersionChange, CampaignVersionDiff
+from resolvers.context import Info
+from resolvers.errors import ConflictError, InvalidStateError, NotFoundError
+from resolvers.permissions import PUBLISHER, VIEWER
+from resolvers.vocabulary import INPUT_ARG
+
+
+@strawberry.input(description="A version of a campaign, by its number.")
+class CampaignVersionInput:
+    campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
+    number: int = strawberry.field(description="The version's number (`CampaignVersion.number`).")
+
+
+@strawberry.type(description="The campaign and the version now published.")
+class CampaignVersionSuccess:
+    campaign: Campaign = strawberry.field(description="The campaign, carrying the published version's values.")
+    version: CampaignVersion = strawberry.field(description="The version now PUBLISHED.")
+
+
+CampaignVersionResult = Annotated[
+    CampaignVersionSuccess | ReviewFailedErrorType | NotFoundError | InvalidStateError | ConflictError,
+    strawberry.union(
+        "CampaignVersionResult", description="Result of `campaignVersionPublish` and `campaignVersionRollback`."
+    ),
+]
+CampaignVersionDiffResult = Annotated[
+    CampaignVersionDiff | NotFoundError,
+    strawberry.union("CampaignVersionDiffResult", description="Result of `campaignVersionDiff`."),
+]
+
+
+def _version_error(exc: CampaignError) -> Any:
+    if isinstance(exc, CampaignVersionStateError):
+        return InvalidStateError(message=str(exc), current_status=exc.current, allowed_actions=[])
+    return _error(exc)
+
+
+async def _publication(info: Info, data: CampaignVersionInput, action: Any) -> Any:
+    caller = info.context.require_caller()
+    pk = _pk(data.campaign_id)
+    if pk is None:
+        return _not_found(data.campaign_id)
+    try:
+        done: Publication = await action(
+            caller.sandbox_id, pk, data.number, actor=caller.actor, links=info.context.links
+        )
+    except CampaignError as exc:
+        return _version_error(exc)
+    return CampaignVersionSuccess(
+        campaign=Campaign.from_model(done.campaign), version=CampaignVersion.from_model(done.version)
+    )
+
+
+@strawberry.type
+class CampaignVersionQuery:
+    @strawberry.field(
+        description="What changed between two versions of a campaign: each differing field with its value before "
+        "(in `from`) and after (in `to`).",
+        permission_classes=VIEWER,
+    )
+    async def campaign_version_diff(
+        self,
+        info: Info,
+        campaign_id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")],
+        from_: Annotated[int, strawberry.argument(name="from", description="Number of the version compared from.")],
+        to: Annotated[int, strawberry.argument(description="Number of the version compared to.")],
+    ) -> CampaignVersionDiffResult:
+        pk = _pk(campaign_id)
+        if pk is None:
+            return _not_found(campaign_id)
+        found = await versions_by_number(info.context.require_caller().sandbox_id, pk, [from_, to])
+        for number in (from_, to):
+            if number not in found:
+                return _error(CampaignNotFoundError("number", f"{campaign_id} version {number}"))
+        before, after = found[from_], found[to]
+        return CampaignVersionDiff(
+            from_version=CampaignVersion.from_model(before),
+            to_version=CampaignVersion.from_model(after),
+            changes=[CampaignVersionChange.from_value(c) for c in diff_versions(before.values, after.values)],
+        )
+
+
+@strawberry.type
+class CampaignVersionMutation:
+    @strawberry.mutation(
+        description="Publish the DRAFT version of a LIVE or SCHEDULED recurring (or API-triggered) campaign: the "
+        "review runs on the campaign as the draft makes it, under a lock; any ERROR refuses. The next run (or "
+        "trigger) sends it; a run already sending keeps its version.",
+        permission_classes=PUBLISHER,
+    )
+    async def campaign_version_publish(
+        self, info: Info, input: Annotated[CampaignVersionInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignVersionResult:
+        return await _publication(info, input, publish_version)
+
+    @strawberry.mutation(
+        description="Roll back to an earlier published version: a new version equal to it, reviewed and published "
+        "(an open draft is discarded). Runs already sending keep their version.",
+        permission_classes=PUBLISHER,
+    )
+    async def campaign_version_rollback(
+        self, info: Info, input: Annotated[CampaignVersionInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignVersionResult:
+        return await _publication(info, input, rollback_version)
