@@ -7,6 +7,7 @@ isolation is checked here); mutations on foreign ids must answer NotFoundError (
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import websockets
 
@@ -37,6 +38,8 @@ QUERIES_CHECKED = {
     "campaignRuns",
     "campaignReview",
     "campaignPreview",
+    "campaignVersionDiff",
+    "campaignCalendar",
     "profileImport",
     "profileImports",
     "inAppMessages",
@@ -117,6 +120,22 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "query($id: ID!) { campaignReview(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
     )
     assert review["campaignReview"]["__typename"] == "NotFoundError"
+    diff = await gql(
+        "query($id: ID!) { campaignVersionDiff(campaignId: $id, from: 1, to: 1) { __typename } }",
+        {"id": theirs["campaign"]},
+        key=key,
+    )
+    assert diff["campaignVersionDiff"]["__typename"] == "NotFoundError"
+    calendar = (
+        "query($from: DateTime!, $to: DateTime!) { campaignCalendar(from: $from, to: $to, "
+        "filter: {statuses: [LIVE]}) { ... on CampaignCalendar { occurrences { campaign { id } } } } }"
+    )
+    window = {"from": (now := datetime.now(UTC)) - timedelta(days=1), "to": now + timedelta(days=1)}
+    window = {k: v.isoformat() for k, v in window.items()}
+    # Their own key sees their campaign in the calendar (so the check below can fail); ours does not.
+    seen = (await gql(calendar, window, key=other_sandbox.admin))["campaignCalendar"]["occurrences"]
+    assert theirs["campaign"] in [o["campaign"]["id"] for o in seen]
+    assert (await gql(calendar, window, key=key))["campaignCalendar"]["occurrences"] == []
     preview = await gql(
         "query($id: ID!, $p: ID!) { campaignPreview(id: $id, profileId: $p) { __typename } }",
         {"id": theirs["campaign"], "p": theirs["profile"]},
@@ -199,6 +218,9 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
         ("suppressionRemove", "suppression", ""),
     ]:
         result = await gql(by_id(mutation, "", extra), {"id": theirs[kind]}, key=key)
+        assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
+    for mutation in ("campaignVersionPublish", "campaignVersionRollback"):
+        result = await gql(by_id(mutation, "campaignId", ", number: 1"), {"id": theirs["campaign"]}, key=key)
         assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
     resend = await gql(
         "mutation($id: ID!) { campaignRunResendFailed(input: {runId: $id}) { __typename } }",

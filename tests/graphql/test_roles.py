@@ -146,6 +146,25 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Query", "campaignReview"): Case(
         Role.MANAGER, "query($id: ID!) { campaignReview(id: $id) { __typename } }", {"id": NOWHERE}
     ),
+    ("Query", "campaignVersionDiff"): Case(
+        Role.VIEWER,
+        "query($id: ID!) { campaignVersionDiff(campaignId: $id, from: 1, to: 2) { __typename } }",
+        {"id": NOWHERE},
+    ),
+    ("Query", "campaignCalendar"): Case(
+        Role.VIEWER,
+        'query { campaignCalendar(from: "2099-01-01T00:00:00Z", to: "2099-01-02T00:00:00Z") { __typename } }',
+    ),
+    ("Mutation", "campaignVersionPublish"): Case(
+        Role.PUBLISHER,
+        "mutation($id: ID!) { campaignVersionPublish(input: {campaignId: $id, number: 2}) { __typename } }",
+        {"id": NOWHERE},
+    ),
+    ("Mutation", "campaignVersionRollback"): Case(
+        Role.PUBLISHER,
+        "mutation($id: ID!) { campaignVersionRollback(input: {campaignId: $id, number: 1}) { __typename } }",
+        {"id": NOWHERE},
+    ),
     ("Query", "campaignPreview"): Case(
         Role.MANAGER, "query($id: ID!) { campaignPreview(id: $id, profileId: $id) { __typename } }", {"id": NOWHERE}
     ),
