@@ -19,9 +19,9 @@ from tortoise.transactions import in_transaction
 
 from models import outbox
 from models.campaigns.campaign import Campaign, CampaignRun, CampaignVersion
-from models.campaigns.review import can_activate, review
+from models.campaigns.review import can_activate, plan, review
 from models.campaigns.review_snapshot import LinkFacts
-from models.campaigns.reviewing import build_snapshot
+from models.campaigns.reviewing import ReviewResult, build_snapshot
 from models.campaigns.row_access import locked_campaign, save_campaign
 from models.campaigns.values import (
     OBJECT_TYPE,
@@ -319,3 +319,19 @@ async def campaign_for_run(run: CampaignRun) -> Campaign:
         return campaign
     version = await CampaignVersion.get_or_none(campaign_id=campaign.id, number=run.campaign_version)
     return with_values(campaign, version.values) if version is not None else campaign
+
+
+async def review_version(
+    sandbox_id: int, campaign_id: int, number: int, *, now: datetime | None = None, links: LinkFacts | None = None
+) -> ReviewResult:
+    """The review of the campaign as version `number` makes it (the draft, before publishing it)."""
+    now = now or datetime.now(UTC)
+    async with in_transaction() as conn:
+        row = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id).using_db(conn)
+        if row is None:
+            raise CampaignNotFoundError("id", campaign_id)
+        version = await CampaignVersion.get_or_none(campaign_id=row.id, number=number).using_db(conn)
+        if version is None:
+            raise CampaignNotFoundError("version", number)
+        snapshot = await build_snapshot(with_values(row, version.values), now=now, conn=conn, links=links)
+    return ReviewResult(alerts=review(snapshot, now), plan=plan(snapshot, now))

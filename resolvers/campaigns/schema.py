@@ -34,6 +34,7 @@ from models.campaigns.values import (
     CampaignStateError,
     ReviewFailedError,
 )
+from models.campaigns.versions import review_version
 from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
@@ -253,12 +254,23 @@ class CampaignQuery:
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign to review.")],
+        version: Annotated[
+            int | None,
+            strawberry.argument(
+                description="Review the campaign as this `CampaignVersion.number` makes it (e.g. the draft version "
+                "of a live campaign, before `campaignVersionPublish`); the campaign as it is when null."
+            ),
+        ] = None,
     ) -> CampaignReviewResult:
         pk = _pk(id)
         if pk is None:
             return _not_found(id)
+        sandbox_id = info.context.require_caller().sandbox_id
         try:
-            result = await review_campaign(info.context.require_caller().sandbox_id, pk, links=info.context.links)
+            if version is not None:
+                result = await review_version(sandbox_id, pk, version, links=info.context.links)
+            else:
+                result = await review_campaign(sandbox_id, pk, links=info.context.links)
         except CampaignError as exc:
             return _error(exc)
         p = result.plan

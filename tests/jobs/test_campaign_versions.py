@@ -51,6 +51,8 @@ ROLLBACK = (
 DIFF = """query($id: ID!, $from: Int!, $to: Int!) { campaignVersionDiff(campaignId: $id, from: $from, to: $to) {
   __typename ... on CampaignVersionDiff { fromVersion { number } toVersion { number } changes { field before after } }
   ... on NotFoundError { message } } }"""
+REVIEW_VERSION = """query($id: ID!, $v: Int) { campaignReview(id: $id, version: $v) { __typename
+  ... on CampaignReview { canActivate alerts { code } } } }"""
 RUN_DELIVERIES = (
     """query($run: ID!) { campaignRuns: deliveries(runId: $run, first: 10) { nodes { campaignVersion } } }"""
 )
@@ -247,6 +249,18 @@ async def test_publication_is_reviewed_and_one_shot_campaigns_have_no_versions(
     async with live_daily_campaign(gql, sandbox) as live:
         cid = live.campaign_id
         assert (await edit_subject(gql, sandbox, cid, ""))["__typename"] == "CampaignSuccess"
+        # The draft can be reviewed before publishing: the same alerts the publication refuses on.
+        draft_review = (await gql(REVIEW_VERSION, {"id": cid, "v": 2}, key=sandbox.keys[Role.MANAGER]))[
+            "campaignReview"
+        ]
+        assert draft_review["canActivate"] is False
+        assert "EMAIL_SUBJECT_MISSING" in [a["code"] for a in draft_review["alerts"]]
+        published_review = (await gql(REVIEW_VERSION, {"id": cid, "v": 1}, key=sandbox.keys[Role.MANAGER]))[
+            "campaignReview"
+        ]
+        assert published_review["canActivate"] is True
+        missing = (await gql(REVIEW_VERSION, {"id": cid, "v": 9}, key=sandbox.keys[Role.MANAGER]))["campaignReview"]
+        assert missing == {"__typename": "NotFoundError"}
         refused = await publish(gql, sandbox, cid, 2)
         assert refused["__typename"] == "ReviewFailedError"
         assert "EMAIL_SUBJECT_MISSING" in [a["code"] for a in refused["alerts"]]
