@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC, CAMPAIGN_VERSION_TOPIC
 
 # The issue's event list. Only the first two have outbox events on main today; the others are accepted on
 # endpoints and flow once their changes write outbox rows (the transition functions of issue 14).
@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "profile.unsubscribed",
     "profile.complained",
     "trigger.accepted",
+    "campaign.version_published",
 )
 
 # Attempt n (1-based) failed → wait RETRY_DELAYS[n - 1] before the next; after the last, the delivery FAILED.
@@ -42,6 +43,8 @@ def event_type(topic: str, payload: dict[str, Any]) -> str | None:
         return "campaign.status_changed"
     if topic == CAMPAIGN_RUN_PROGRESS_TOPIC and payload.get("final") is True:
         return "run.finished"
+    if topic == CAMPAIGN_VERSION_TOPIC:
+        return "campaign.version_published"
     return None
 
 

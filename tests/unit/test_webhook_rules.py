@@ -34,6 +34,7 @@ def test_event_types_of_outbox_events() -> None:
     assert event_type("campaign.status", {}) == "campaign.status_changed"
     assert event_type("campaign.run.progress", {"final": True}) == "run.finished"
     assert event_type("campaign.run.progress", {"final": False}) is None
+    assert event_type("campaign.version.published", {"number": 2}) == "campaign.version_published"
     assert event_type("something.else", {}) is None
 
 
