@@ -27,7 +27,7 @@ from jobs.channels.egress import egress_client
 from jobs.webhooks import seal_secret, send_due
 from models.campaigns.rules import CampaignStatus
 from models.egress_rules import EgressPolicy, parse_allow
-from models.outbox.payloads import CampaignStatusChanged
+from models.outbox.payloads import CampaignStatusChanged, CampaignVersionPublished
 from models.outbox.store import emit
 from models.presets.secret_box import SecretBox
 from models.tenancy.actions import create_sandbox
@@ -242,3 +242,21 @@ async def test_a_redirect_to_loopback_is_not_followed(server: RunningServer) -> 
     assert internal.requests == []
     async with egress_client(LOOPBACK, timeout=1) as client:
         assert client.follow_redirects is False and isinstance(client, httpx.AsyncClient)
+
+
+async def test_a_version_publication_reaches_endpoints_that_asked_for_it(server: RunningServer) -> None:
+    secret = new_secret()
+    async with receiver(secret, []) as partner:
+        wanted = await _endpoint(partner.url, secret, events=("campaign.version_published",))
+        published = CampaignVersionPublished(
+            campaign_id=7, number=3, previous_number=2, restores=1, campaign_version=9, at=datetime.now(UTC)
+        )
+        async with in_transaction() as conn:
+            await emit(published, sandbox_id=wanted.sandbox_id, conn=conn)
+        await _status_event(wanted.sandbox_id)  # not asked for by this endpoint
+        now = datetime.now(UTC) + timedelta(days=30)
+        await _drain_fan_out(now)
+        assert await _send(LOOPBACK, now, wanted) == 1
+    (event,) = partner.processed.values()
+    assert event["type"] == "campaign.version_published"
+    assert (event["data"]["number"], event["data"]["restores"]) == (3, 1)
