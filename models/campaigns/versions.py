@@ -133,12 +133,9 @@ async def edit_draft(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, 
         action="VERSION_DRAFT",
         object_type=OBJECT_TYPE,
         object_id=row.id,
-        before={"versionNumber": draft.number, "values": before},
-        after={
-            "versionNumber": draft.number,
-            "values": values,
-            "changed": [c.field for c in diff_versions(before, values)],
-        },
+        # The changed paths, not the values: content can be large (as the campaign's own audit rows omit it).
+        before={"versionNumber": draft.number},
+        after={"versionNumber": draft.number, "changed": [c.field for c in diff_versions(before, values)]},
         using_db=conn,
     )
     return draft

@@ -201,6 +201,13 @@ async def test_edit_of_a_live_campaign_is_sent_only_once_published_and_rolls_bac
         .order_by("id")
         .values_list("action", flat=True)
     )
+    first_draft = (
+        await AuditEvent.filter(object_type="Campaign", object_id=str(pk(cid)), action="VERSION_DRAFT")
+        .order_by("id")
+        .first()
+    )
+    assert first_draft is not None and first_draft.actor.startswith("apikey:")  # the MANAGER key that edited
+    assert first_draft.after == {"versionNumber": 2, "changed": ["content.email.html", "content.email.subject"]}
     assert [a for a in actions if a.startswith("VERSION_")] == [
         "VERSION_DRAFT",
         "VERSION_DRAFT",
