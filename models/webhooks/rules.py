@@ -39,6 +39,8 @@ FAILING_DISABLES_AFTER = timedelta(days=3)
 SECRET_PREFIX = "whsec_"
 SECRET_OVERLAP = timedelta(hours=24)
 EXCERPT_CHARS = 500
+# An endpoint's bucket holds this many seconds of its rate (at least one request): the largest burst.
+RATE_BURST_SECONDS = 2.0
 
 
 OUTCOME_EVENT_TYPES = {
@@ -66,6 +68,16 @@ def event_type(topic: str, payload: dict[str, Any]) -> str | None:
     if topic == RECIPIENT_EVENT_TOPIC:
         return RECIPIENT_EVENT_TYPES.get(payload.get("kind"))  # type: ignore[arg-type]
     return None
+
+
+def rate_tokens(tokens: float | None, tokens_at: datetime | None, rate: float, now: datetime) -> float:
+    """The tokens in an endpoint's bucket at `now` (one per request): refilled at `rate` per second, up to
+    RATE_BURST_SECONDS of it. A clock that went back refills nothing."""
+    burst = max(1.0, rate * RATE_BURST_SECONDS)
+    if tokens is None or tokens_at is None:
+        return burst
+    elapsed = max(0.0, (now - tokens_at).total_seconds())
+    return min(burst, tokens + elapsed * rate)
 
 
 def new_secret() -> str:
