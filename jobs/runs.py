@@ -49,6 +49,7 @@ from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.experiment_snapshot import assign_treatments
 from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.presets.preset import MessagePreset
@@ -148,6 +149,8 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
             namespace = await IdentityNamespace.get(id=campaign.namespace_id).using_db(conn)
             preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
             await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+            if campaign.experiment:
+                await assign_treatments(run.id, campaign.experiment, conn)
             if campaign.throttle_per_second:
                 await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
             await record_snapshot_done(conn, run, now)
