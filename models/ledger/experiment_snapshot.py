@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -65,3 +66,23 @@ async def exclude_ids(run_id: int, ids: Sequence[int], reason: DeliveryReason, c
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
     return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+async def snapshot_rest(run_id: int, test_run_id: int, winner: str, now: datetime, conn: BaseDBAsyncClient) -> None:
+    """The audience of a test-then-winner experiment's second run: the first run's rows EXCLUDED with
+    AWAITING_WINNER (its snapshot's non-test, non-holdout profiles), QUEUED with the winner. Nobody in the test or
+    the holdout is in it, so nobody gets both."""
+    params = SqlParams(dialect_of())
+    run, treatment = params.typed(run_id, "BIGINT"), params.typed(winner, "TEXT")
+    prefix = params.typed(f"{run_id}-", "TEXT")
+    created, updated = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+    test_run, waiting = params.add(test_run_id), params.add(DeliveryReason.AWAITING_WINNER.value)
+    await conn.execute_query(
+        f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, treatment, "
+        f"idempotency_key, attempts, created_at, updated_at) "
+        f"SELECT sandbox_id, {run}, campaign_id, profile_id, '{_Q}', NULL, address, {treatment}, "
+        f"{prefix} || CAST(profile_id AS TEXT), 0, {created}, {updated} FROM delivery "
+        f"WHERE run_id = {test_run} AND status = '{_EX}' AND reason = {waiting} "
+        f"ON CONFLICT (run_id, profile_id) DO NOTHING",
+        params.values,
+    )

@@ -37,6 +37,7 @@ QUERIES_CHECKED = {
     "campaignRuns",
     "campaignReview",
     "campaignPreview",
+    "campaignExperimentResults",
     "profileImport",
     "profileImports",
     "inAppMessages",
@@ -69,7 +70,9 @@ async def objects_of(server: RunningServer, gql: GraphQLClient, sandbox: Sandbox
         "{ ... on IdentityNamespaceCreateSuccess { namespace { id } } } }",
         key=sandbox.admin,
     )
-    campaign = await create(gql, sandbox, ready_input(preset, segment))
+    # With a content experiment: its results and its winner are the campaign's too.
+    treatments = [{"key": k, "content": {"inApp": {"title": k, "body": k}}} for k in ("A", "B")]
+    campaign = await create(gql, sandbox, ready_input(preset, segment, experiment={"treatments": treatments}))
     run = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
     audit = (await gql("{ auditEvents(first: 1) { edges { node { id } } } }", key=sandbox.admin))["auditEvents"]
     uploaded = await upload(server, sandbox.admin, "identity.Email\nimported@example.com\n")
@@ -117,6 +120,10 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "query($id: ID!) { campaignReview(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
     )
     assert review["campaignReview"]["__typename"] == "NotFoundError"
+    results = await gql(
+        "query($id: ID!) { campaignExperimentResults(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
+    )
+    assert results["campaignExperimentResults"]["__typename"] == "NotFoundError"
     preview = await gql(
         "query($id: ID!, $p: ID!) { campaignPreview(id: $id, profileId: $p) { __typename } }",
         {"id": theirs["campaign"], "p": theirs["profile"]},
@@ -189,6 +196,7 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
         ("campaignDelete", "campaign", ""),
         ("campaignDuplicate", "campaign", ""),
         ("campaignUpdateTags", "campaign", ', tags: ["x"]'),
+        ("campaignExperimentSelectWinner", "campaign", ', treatment: "A"'),
         ("segmentUpdate", "segment", ', name: "mine"'),
         ("segmentDelete", "segment", ""),
         ("messagePresetUpdate", "preset", ', description: "mine"'),
