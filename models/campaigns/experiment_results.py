@@ -72,6 +72,8 @@ class ExperimentResults:
     held_out: int
     comparison: Comparison
     test_ends_at: datetime | None  # TEST_THEN_WINNER: when the test duration is over
+    chosen: str | None = None  # the treatment recorded as chosen (the winner, or the fallback applied)
+    chosen_reason: str | None = None  # MANUAL, SIGNIFICANT, FALLBACK_CONTROL, FALLBACK_BEST_SO_FAR
 
 
 def _has(kind: TrackingEventKind) -> str:
@@ -159,7 +161,10 @@ async def results_of(campaign: Campaign, now: datetime, conn: BaseDBAsyncClient 
     comparison = compare(arms, lower_is_better=metric in LOWER_IS_BETTER)
     going, ends = await _test_window(campaign, conn)
     chosen = experiment.get("winner") or {}
-    if chosen.get("treatment"):
+    if chosen.get("treatment") and str(chosen.get("reason", "")).startswith("FALLBACK"):
+        # No treatment won: the fallback went to the rest, the experiment itself stays inconclusive.
+        status, winner = ExperimentStatus.INCONCLUSIVE, None
+    elif chosen.get("treatment"):
         status, winner = ExperimentStatus.WINNER, chosen["treatment"]
     elif going or (ends is not None and now < ends):
         status, winner = ExperimentStatus.RUNNING, None
@@ -168,5 +173,14 @@ async def results_of(campaign: Campaign, now: datetime, conn: BaseDBAsyncClient 
     else:
         status, winner = ExperimentStatus.INCONCLUSIVE, None
     return ExperimentResults(
-        campaign, metric, status, winner, chosen.get("by"), await held_out(campaign.id, conn), comparison, ends
+        campaign,
+        metric,
+        status,
+        winner,
+        chosen.get("by"),
+        await held_out(campaign.id, conn),
+        comparison,
+        ends,
+        chosen.get("treatment"),
+        chosen.get("reason"),
     )

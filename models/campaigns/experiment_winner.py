@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from tortoise.transactions import in_transaction
@@ -25,6 +26,13 @@ from models.campaigns.values import (
     FieldProblem,
 )
 from models.tenancy.audit import record_audit
+
+
+class ChoiceReason(StrEnum):
+    MANUAL = "MANUAL"
+    SIGNIFICANT = "SIGNIFICANT"
+    FALLBACK_CONTROL = "FALLBACK_CONTROL"
+    FALLBACK_BEST_SO_FAR = "FALLBACK_BEST_SO_FAR"
 
 
 class ExperimentStateError(CampaignError):
@@ -46,7 +54,7 @@ async def select_winner(
     *,
     actor: str,
     now: datetime | None = None,
-    reason: str = "MANUAL",
+    reason: ChoiceReason = ChoiceReason.MANUAL,
 ) -> WinnerChoice:
     """Records `treatment` as the winner; refused when the experiment already has one or the campaign is a draft.
     `reason`: MANUAL, SIGNIFICANT, FALLBACK_CONTROL or FALLBACK_BEST_SO_FAR (the automatic choices)."""
@@ -62,7 +70,7 @@ async def select_winner(
             raise ExperimentStateError(row.status, "a draft's experiment has no results to choose from")
         if (experiment.get("winner") or {}).get("treatment"):
             raise ExperimentStateError(row.status, f"the winner is already {experiment['winner']['treatment']!r}")
-        experiment["winner"] = {"treatment": treatment, "by": actor, "at": now.isoformat(), "reason": reason}
+        experiment["winner"] = {"treatment": treatment, "by": actor, "at": now.isoformat(), "reason": reason.value}
         updated = (
             await Campaign.filter(id=row.id, version=row.version)
             .using_db(conn)
@@ -84,7 +92,7 @@ async def select_winner(
             object_type=OBJECT_TYPE,
             object_id=row.id,
             before={"winner": None},
-            after={"winner": treatment, "reason": reason, "restRunId": run.id if run else None},
+            after={"winner": treatment, "reason": reason.value, "restRunId": run.id if run else None},
             using_db=conn,
         )
     return WinnerChoice(row, run)
@@ -102,14 +110,14 @@ async def choose_due_winners(now: datetime) -> list[WinnerChoice]:
         if results.status is ExperimentStatus.RUNNING:
             continue
         if results.winner is not None:
-            treatment, reason = results.winner, "SIGNIFICANT"
+            treatment, reason = results.winner, ChoiceReason.SIGNIFICANT
         elif experiment.get("fallback") == ExperimentFallback.BEST_SO_FAR.value:
             metric = ExperimentMetric(experiment["metric"])
             lower = metric in LOWER_IS_BETTER
             treatment = best_so_far(results.comparison.arms, lower_is_better=lower)
-            reason = "FALLBACK_BEST_SO_FAR"
+            reason = ChoiceReason.FALLBACK_BEST_SO_FAR
         else:
-            treatment, reason = experiment["treatments"][0]["key"], "FALLBACK_CONTROL"
+            treatment, reason = experiment["treatments"][0]["key"], ChoiceReason.FALLBACK_CONTROL
         try:
             chosen.append(
                 await select_winner(

@@ -13,6 +13,7 @@ from models.campaigns.experiment_results import ExperimentResults as ExperimentR
 from models.campaigns.experiment_results import ExperimentStatus as ExperimentStatusEnum
 from models.campaigns.experiment_results import experiment_results
 from models.campaigns.experiment_stats import CONFIDENCE
+from models.campaigns.experiment_winner import ChoiceReason as ChoiceReasonEnum
 from models.campaigns.experiment_winner import ExperimentStateError, select_winner
 from models.campaigns.values import CampaignError
 from resolvers.campaigns.enums import ExperimentMetric
@@ -31,6 +32,19 @@ ExperimentStatus = described_enum(
         ExperimentStatusEnum.RUNNING: "Still sending, or a test-then-winner test whose duration is not over.",
         ExperimentStatusEnum.WINNER: "A winner: chosen (see `winnerChosenBy`), or significantly better by the test.",
         ExperimentStatusEnum.INCONCLUSIVE: "Over, and no treatment is significantly better than the others.",
+    },
+)
+
+
+ExperimentChoiceReason = described_enum(
+    ChoiceReasonEnum,
+    name="ExperimentChoiceReason",
+    description="Why an experiment's treatment was chosen.",
+    values={
+        ChoiceReasonEnum.MANUAL: "Chosen by a person (campaignExperimentSelectWinner).",
+        ChoiceReasonEnum.SIGNIFICANT: "Chosen by the dispatcher: significantly better at the end of the test.",
+        ChoiceReasonEnum.FALLBACK_CONTROL: "No winner at the end of the test: the control went to the rest.",
+        ChoiceReasonEnum.FALLBACK_BEST_SO_FAR: "No winner at the end of the test: the best rate went to the rest.",
     },
 )
 
@@ -68,6 +82,11 @@ class ExperimentResults:
     winner_chosen_by: str | None = strawberry.field(
         description="Who chose the winner (an API key, or `system:dispatcher`); null while it is only the test's."
     )
+    chosen: str | None = strawberry.field(
+        description="The treatment recorded as chosen: the winner, or (status INCONCLUSIVE) the fallback sent to "
+        "the rest of a test-then-winner audience."
+    )
+    chosen_reason: ExperimentChoiceReason | None = strawberry.field(description="Why `chosen` was chosen.")
     confidence: float = strawberry.field(description="The confidence level of every interval and test (0.95).")
     held_out: int = strawberry.field(description="Profiles in the holdout (EXCLUDED with reason HOLDOUT).")
     test_ends_at: datetime | None = strawberry.field(description="TEST_THEN_WINNER: when the test duration is over.")
@@ -86,6 +105,8 @@ class ExperimentResults:
             status=value.status,
             winner=value.winner,
             winner_chosen_by=value.chosen_by,
+            chosen=value.chosen,
+            chosen_reason=ChoiceReasonEnum(value.chosen_reason) if value.chosen_reason else None,
             confidence=CONFIDENCE,
             held_out=value.held_out,
             test_ends_at=value.test_ends_at,
