@@ -35,7 +35,10 @@ from tests.jobs.test_runs import email_preset, gold_segment
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
 
 PROFILES = 20_000
-HTML = '<html><body><p>{{ profile.person.name.firstName }}</p><a href="{{ context.unsubscribeUrl }}">stop</a></body></html>'
+HTML = (
+    '<html><body><p>{{ profile.person.name.firstName }}</p><a href="{{ context.unsubscribeUrl }}">stop</a>'
+    "</body></html>"
+)
 RESULTS = """query($id: ID!) { campaignExperimentResults(id: $id) { __typename ... on ExperimentResults {
   status winner chosen chosenReason winnerChosenBy heldOut confidence
   treatments { key control recipients count rate rateLow rateHigh difference differenceLow differenceHigh
