@@ -5,10 +5,15 @@ chosen treatment."""
 
 from __future__ import annotations
 
+import csv
 import email
 import hashlib
+import io
 from email import policy
 from typing import Any
+
+import httpx
+from strawberry import relay
 
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.ledger.counts import ledger_counts
@@ -24,6 +29,9 @@ from tests.jobs.smtp_sink import SinkHandler, smtp_sink
 from tests.jobs.test_dispatcher import at, pk
 from tests.jobs.test_runs import email_preset, finished_run, gold
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
+
+DELIVERIES = """query($run: ID!, $t: [String!]) { deliveries(runId: $run, treatment: $t, first: 100) {
+  edges { node { address treatment } } } }"""
 
 
 def draw(salt: str, purpose: str, profile_id: int) -> float:
@@ -93,6 +101,19 @@ async def test_split_assigns_sticky_treatments_and_holds_out(
     # Each recipient got its treatment's content, the holdout nothing.
     inbox = {m.idempotency_key: m.title for m in await InboxMessage.filter(campaign_id=run.campaign_id)}
     assert inbox == {r.idempotency_key: f"Title {r.treatment}" for r in rows if r.treatment}
+
+    # The treatment in `deliveries` (field and filter) and in the CSV export.
+    run_gid = str(relay.GlobalID("CampaignRun", str(run.id)))
+    page = await gql(DELIVERIES, {"run": run_gid, "t": ["B", "C"]}, key=sandbox.keys[Role.VIEWER])
+    nodes = [e["node"] for e in page["deliveries"]["edges"]]
+    assert sorted((n["address"], n["treatment"]) for n in nodes) == sorted(
+        (r.address, r.treatment) for r in rows if r.treatment in ("B", "C")
+    )
+    url = f"{server.base_url}/exports/runs/{run_gid}/deliveries.csv"
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.get(url, headers={"Authorization": f"Bearer {sandbox.keys[Role.VIEWER]}"})
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert {(r["address"], r["treatment"]) for r in table} == {(r.address, r.treatment or "") for r in rows}
 
 
 async def test_a_recurring_campaign_keeps_each_profiles_treatment(
