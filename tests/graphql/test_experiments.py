@@ -157,3 +157,59 @@ async def test_review_checks_every_treatment_and_plans_the_arms(gql: GraphQLClie
         {"treatment": "C", "arm": "TEST", "expected": 6 * 1 / 5},
         {"treatment": None, "arm": "HOLDOUT", "expected": 2.0},
     ]
+
+
+RESULTS = """query($id: ID!) { campaignExperimentResults(id: $id) { __typename
+  ... on ExperimentResults { status winner chosen chosenReason winnerChosenBy heldOut
+    treatments { key control recipients count rate pValue } }
+  ... on NotFoundError { id } } }"""
+SELECT = """mutation($input: CampaignExperimentSelectWinnerInput!) { campaignExperimentSelectWinner(input: $input) {
+  __typename ... on CampaignExperimentSelectWinnerSuccess { campaign { experiment { winner } } run { id } }
+  ... on InvalidStateError { message currentStatus } ... on InvalidInputError { fieldErrors { field code } }
+  ... on NotFoundError { id } } }"""
+
+
+async def test_results_and_the_manual_winner(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    from models.tenancy.audit import AuditEvent
+    from tests.graphql.test_campaigns import activate
+    from tests.jobs.test_dispatcher import pk
+
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await audience(gql, sandbox, size=12)
+    campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, experiment=experiment(holdoutShare=0.0)))
+    publisher = key(sandbox, Role.PUBLISHER)
+    # A draft: nothing to choose from yet.
+    draft = await gql(SELECT, {"input": {"id": campaign["id"], "treatment": "B"}}, key=publisher)
+    assert draft["campaignExperimentSelectWinner"]["__typename"] == "InvalidStateError"
+    assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+    viewer = key(sandbox, Role.VIEWER)
+    running = (await gql(RESULTS, {"id": campaign["id"]}, key=viewer))["campaignExperimentResults"]
+    assert running["status"] == "RUNNING", running
+    await gql.drain_jobs()
+    over = (await gql(RESULTS, {"id": campaign["id"]}, key=viewer))["campaignExperimentResults"]
+    # In-app messages have no clicks here: nothing significant, every one of the 12 sent.
+    assert over["status"] == "INCONCLUSIVE" and over["heldOut"] == 0
+    assert [t["key"] for t in over["treatments"]] == ["A", "B"]
+    assert sum(t["recipients"] for t in over["treatments"]) == 12 and {t["count"] for t in over["treatments"]} == {0}
+
+    unknown = await gql(SELECT, {"input": {"id": campaign["id"], "treatment": "Z"}}, key=publisher)
+    assert unknown["campaignExperimentSelectWinner"]["fieldErrors"] == [
+        {"field": "input.treatment", "code": "NOT_FOUND"}
+    ]
+    chosen = (await gql(SELECT, {"input": {"id": campaign["id"], "treatment": "B"}}, key=publisher))[
+        "campaignExperimentSelectWinner"
+    ]
+    assert chosen["__typename"] == "CampaignExperimentSelectWinnerSuccess", chosen
+    assert chosen["campaign"]["experiment"]["winner"] == "B" and chosen["run"] is None  # SPLIT: no second run
+    again = await gql(SELECT, {"input": {"id": campaign["id"], "treatment": "A"}}, key=publisher)
+    assert again["campaignExperimentSelectWinner"]["__typename"] == "InvalidStateError"
+    final = (await gql(RESULTS, {"id": campaign["id"]}, key=viewer))["campaignExperimentResults"]
+    assert (final["status"], final["winner"], final["chosenReason"]) == ("WINNER", "B", "MANUAL")
+    assert final["winnerChosenBy"] is not None and final["winnerChosenBy"].startswith("apikey:")
+    audit = await AuditEvent.filter(action="SELECT_WINNER", object_id=str(pk(campaign["id"]))).values("after")
+    assert [a["after"]["winner"] for a in audit] == ["B"]
+
+    # A campaign without an experiment has no results.
+    plain = await create(gql, sandbox, ready_input(preset_id, segment_id))
+    none = (await gql(RESULTS, {"id": plain["id"]}, key=viewer))["campaignExperimentResults"]
+    assert none["__typename"] == "NotFoundError"
