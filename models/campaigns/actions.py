@@ -266,8 +266,10 @@ async def duplicate_campaign(sandbox_id: int, campaign_id: int, *, name: str | N
             name=new_name,
             using_db=conn,
             **{field: getattr(source, field) for field in COPIED_FIELDS},
-            # The copy is another experiment: its own assignment key.
-            experiment=with_key(source.experiment, None),
+            # The copy is another experiment: its own assignment key, no winner.
+            experiment=with_key(
+                {k: v for k, v in source.experiment.items() if k != "winner"} if source.experiment else None, None
+            ),
         )
         await record_audit(
             sandbox_id=sandbox_id,

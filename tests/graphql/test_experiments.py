@@ -209,6 +209,20 @@ async def test_results_and_the_manual_winner(gql: GraphQLClient, sandbox: Sandbo
     audit = await AuditEvent.filter(action="SELECT_WINNER", object_id=str(pk(campaign["id"]))).values("after")
     assert [a["after"]["winner"] for a in audit] == ["B"]
 
+    # A copy is a new experiment: same treatments, no winner, its own assignment key.
+    from models.campaigns.campaign import Campaign as CampaignModel
+
+    copied = await gql(
+        "mutation($id: ID!) { campaignDuplicate(input: {id: $id}) { ... on CampaignSuccess { campaign { id "
+        "experiment { winner treatments { key } } } } } }",
+        {"id": campaign["id"]},
+        key=key(sandbox, Role.MANAGER),
+    )
+    copy = copied["campaignDuplicate"]["campaign"]
+    assert copy["experiment"] == {"winner": None, "treatments": [{"key": "A"}, {"key": "B"}]}
+    salts = {(await CampaignModel.get(id=pk(c))).experiment["key"] for c in (campaign["id"], copy["id"])}
+    assert len(salts) == 2
+
     # A campaign without an experiment has no results.
     plain = await create(gql, sandbox, ready_input(preset_id, segment_id))
     none = (await gql(RESULTS, {"id": plain["id"]}, key=viewer))["campaignExperimentResults"]
