@@ -40,6 +40,7 @@ COLUMNS = (
     "sent_at",
     "delivered_at",
     "last_error",
+    "treatment",
 )
 # The ledger columns behind COLUMNS, in the same order.
 _FIELDS = ("id", *COLUMNS[1:])

@@ -18,6 +18,7 @@ from tortoise.expressions import Q
 
 from jobs.queue import JobQueue
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.experiment_winner import choose_due_winners
 from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType
 from models.campaigns.run_rules import FINAL_RUN_STATUSES
 from models.campaigns.schedule import fire_times
@@ -45,6 +46,7 @@ class DispatchReport:
     resumed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
+    winners: list[int] = field(default_factory=list)  # campaigns whose experiment winner was chosen
 
 
 async def _create_run(campaign: Campaign, when: datetime) -> CampaignRun | None:
@@ -77,6 +79,11 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
             run = await _create_run(campaign, when)
             if run is not None:
                 report.created.append(run.id)
+
+    # Test-then-winner experiments whose test is over: the winner (or the fallback) chosen, audited, and the run
+    # sending it to the rest created (enqueued just below).
+    for choice in await choose_due_winners(now):
+        report.winners.append(choice.campaign.id)
 
     # Enqueue due PENDING runs; the job id is fixed, so a run still queued is not queued twice. A run due for
     # longer than PENDING_REQUEUE also goes in under an id of this window: a worker killed inside the claim leaves
@@ -120,7 +127,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
 
 async def dispatch_job(ctx: dict[str, Any]) -> dict[str, int]:
     report = await dispatch(datetime.now(UTC), ctx.get("redis"))
-    if report.created or report.resumed or report.started or report.completed or report.cancelled:
+    if any(report.__dict__.values()):
         done = ", ".join(f"{name} {ids}" for name, ids in report.__dict__.items() if ids)
         logger.info("dispatcher: %s", done)
     return {k: len(v) for k, v in report.__dict__.items()}

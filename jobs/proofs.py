@@ -63,7 +63,12 @@ async def _profile_address(
 
 
 async def send_proof(
-    ctx: dict[str, Any], sandbox_id: int, campaign_id: int, recipients: list[dict[str, Any]], actor: str
+    ctx: dict[str, Any],
+    sandbox_id: int,
+    campaign_id: int,
+    recipients: list[dict[str, Any]],
+    actor: str,
+    treatment: str | None = None,
 ) -> dict[str, Any]:
     """Returns {"outcomes": [...]} (one per recipient, in order) or {"error": "..."} when nothing was sent."""
     campaign = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id)
@@ -87,7 +92,7 @@ async def send_proof(
     }
     # Raw addresses are rendered with the sandbox's first test profile, or an empty one.
     sample = await Profile.filter(sandbox_id=sandbox_id, test_profile=True).order_by("id").first()
-    renderer = Renderer(campaign)
+    renderer = Renderer(campaign, treatment)
     address_type = ADDRESS_NAMESPACE_TYPE.get(CONTACT_CHANNEL.get(channel))  # type: ignore[arg-type]
     fallback_ids = set(
         await IdentityNamespace.filter(sandbox_id=sandbox_id, type=address_type).values_list("id", flat=True)

@@ -85,11 +85,17 @@ class JobQueue:
         return await self.enqueue(SEND_RUN_PART, run_id, part, job_id=f"{SEND_RUN_PART}:{run_id}:{part}:{claim_tag}")
 
     async def send_proof(
-        self, sandbox_id: int, campaign_id: int, recipients: list[dict[str, Any]], actor: str, proof_id: str
+        self,
+        sandbox_id: int,
+        campaign_id: int,
+        recipients: list[dict[str, Any]],
+        actor: str,
+        proof_id: str,
+        treatment: str | None = None,
     ) -> Job | None:
         """Proofs are sent now by a worker; the caller waits for the job's result (jobs/proofs.py)."""
         return await self.enqueue(
-            SEND_PROOF, sandbox_id, campaign_id, recipients, actor, job_id=f"{SEND_PROOF}:{proof_id}"
+            SEND_PROOF, sandbox_id, campaign_id, recipients, actor, treatment, job_id=f"{SEND_PROOF}:{proof_id}"
         )
 
     async def import_profiles(self, import_id: int) -> Job | None:

@@ -33,6 +33,7 @@ from models import outbox
 from models.audience.entities import Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
 from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.experiment_rules import ExperimentMode
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
@@ -50,6 +51,7 @@ from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
 from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.presets.preset import MessagePreset
@@ -152,7 +154,13 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
             segment = await Segment.get(id=campaign.segment_id).using_db(conn)
             namespace = await IdentityNamespace.get(id=campaign.namespace_id).using_db(conn)
             preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
-            await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+            rest = await _rest_of_test(run, campaign)
+            if rest is not None:
+                await snapshot_rest(run.id, rest[0], rest[1], now, conn)
+            else:
+                await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+                if campaign.experiment:
+                    await assign_treatments(run.id, campaign.experiment, conn)
             if campaign.throttle_per_second:
                 await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
             await record_snapshot_done(conn, run, now, campaign_version=version_number)
@@ -164,6 +172,19 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
     await store_counters(run.id, counts)
     await analyze_if_large(counts.total)
     return None
+
+
+async def _rest_of_test(run: CampaignRun, campaign: Campaign) -> tuple[int, str] | None:
+    """(the test run, the winner) when `run` sends a test-then-winner experiment's winner to the rest: a later run
+    of the campaign once the winner is chosen."""
+    experiment = campaign.experiment or {}
+    winner = (experiment.get("winner") or {}).get("treatment")
+    if experiment.get("mode") != ExperimentMode.TEST_THEN_WINNER.value or not winner:
+        return None
+    first = await CampaignRun.filter(campaign_id=campaign.id).order_by("id").first()
+    if first is None or first.id == run.id:
+        return None
+    return first.id, winner
 
 
 async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int) -> None:

@@ -116,7 +116,9 @@ async def send_batch(
     for claimed in batch:
         unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
         try:
-            content = renderer.render(attributes.get(claimed.profile_id) or {}, unsubscribe_url)
+            content = renderer.variant(claimed.treatment).render(
+                attributes.get(claimed.profile_id) or {}, unsubscribe_url
+            )
         except RenderFailed as exc:
             outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
             continue

@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.campaigns.calendar import CampaignCalendarQuery
+from resolvers.campaigns.experiment_schema import ExperimentMutation, ExperimentQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
@@ -71,6 +72,7 @@ class Query(
     CampaignQuery,
     CampaignVersionQuery,
     CampaignCalendarQuery,
+    ExperimentQuery,
     ExecutionQuery,
     ReportsQuery,
     WebhookQuery,
@@ -101,6 +103,7 @@ class Mutation(
     CampaignVersionMutation,
     ReportsMutation,
     CampaignProofMutation,
+    ExperimentMutation,
     WebhookMutation,
 ):
     pass

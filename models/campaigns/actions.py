@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 from models import outbox
 from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
+from models.campaigns.experiments import experiment_problems, with_key
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
@@ -90,9 +91,11 @@ FIELD_INPUT_NAMES = {
 
 
 async def create_campaign(sandbox_id: int, values: dict[str, Any], *, actor: str) -> Campaign:
-    problems = validate_values(values)
+    problems = validate_values(values) + experiment_problems(values.get("experiment"))
     if problems:
         raise CampaignInvalidInputError(problems)
+    if values.get("experiment") is not None:
+        values = {**values, "experiment": with_key(values["experiment"], None)}
     async with in_transaction() as conn:
         resolved = await resolve_references(sandbox_id, values, conn)
         row = await Campaign.create(
@@ -167,7 +170,7 @@ async def _update_audited(conn: BaseDBAsyncClient, row: Campaign, changes: dict[
 async def update_campaign(
     sandbox_id: int, campaign_id: int, version: int, values: dict[str, Any], *, actor: str
 ) -> Campaign:
-    problems = validate_values(values)
+    problems = validate_values(values) + experiment_problems(values.get("experiment"))
     if problems:
         raise CampaignInvalidInputError(problems)
     async with in_transaction() as conn:
@@ -185,6 +188,8 @@ async def update_campaign(
             resolved["content"] = (
                 {**(row.content or {}), **resolved["content"]} if resolved["content"] is not None else {}
             )
+        if "experiment" in resolved:
+            resolved["experiment"] = with_key(resolved["experiment"], row.experiment)
         await _update_audited(conn, row, resolved, actor=actor)
     return row
 
@@ -282,6 +287,10 @@ async def duplicate_campaign(sandbox_id: int, campaign_id: int, *, name: str | N
             name=new_name,
             using_db=conn,
             **{field: getattr(source, field) for field in COPIED_FIELDS},
+            # The copy is another experiment: its own assignment key, no winner.
+            experiment=with_key(
+                {k: v for k, v in source.experiment.items() if k != "winner"} if source.experiment else None, None
+            ),
         )
         await record_audit(
             sandbox_id=sandbox_id,

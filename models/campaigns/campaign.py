@@ -30,6 +30,10 @@ class Campaign(SandboxModel):
     preset = fields.ForeignKeyField("herald.MessagePreset", null=True, on_delete=fields.RESTRICT, related_name=False)
     # Per channel: {"email": {"subject", "preheader", "html", "text"}, "sms": {"text"}, "push": {...}, "inApp": {...}}
     content = fields.JSONField(default=dict)
+    # A content experiment, or null: {"key", "metric", "mode", "holdoutShare", "testShare",
+    # "testDurationSeconds", "fallback", "treatments": [{"key", "name", "weight", "content"}], "winner": {...}}
+    # (models/campaigns/experiments.py). The first treatment is the control.
+    experiment = fields.JSONField(null=True)
     # {"opens": bool, "clicks": bool}
     tracking = fields.JSONField(default=dict)
     segment = fields.ForeignKeyField("herald.Segment", null=True, on_delete=fields.RESTRICT, related_name=False)

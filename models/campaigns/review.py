@@ -28,11 +28,13 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from models.campaigns import email_html
+from models.campaigns.experiment_rules import ArmSize, expected_sizes
 from models.campaigns.review_snapshot import (
     CampaignSnapshot,
     EmailContent,
     InAppContent,
     PushContent,
+    content_variants,
 )
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from models.campaigns.schedule import ScheduleCode, fire_times, validate_schedule
@@ -404,13 +406,29 @@ def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
     return [
         *_check_identity(snapshot),
         *_check_action(snapshot),
-        *_check_content(snapshot),
-        *_check_templates(snapshot),
+        *_per_content(snapshot),
         *_check_audience(snapshot),
         *_check_schedule(snapshot, now),
         *_check_throttle(snapshot),
         *_check_links(snapshot),
     ]
+
+
+def _per_content(snapshot: CampaignSnapshot) -> Iterator[Alert]:
+    """The content checks of each content sent: the campaign's, or every treatment's with its field path and
+    key named (`experiment.treatments[1].content.email.subject`, "Treatment B: …")."""
+    for prefix, variant in content_variants(snapshot):
+        key = variant_key(snapshot, prefix)
+        for alert in (*_check_content(variant), *_check_templates(variant)):
+            if not prefix:
+                yield alert
+            else:
+                yield Alert(alert.severity, alert.code, prefix + alert.field, f"Treatment {key}: {alert.message}")
+
+
+def variant_key(snapshot: CampaignSnapshot, prefix: str) -> str:
+    index = int(prefix.split("[", 1)[1].split("]", 1)[0]) if prefix else -1
+    return snapshot.treatments[index][0] if prefix else ""
 
 
 def can_activate(alerts: list[Alert]) -> bool:
@@ -429,6 +447,9 @@ class Plan:
     next_run_times: tuple[datetime, ...]
     estimated_duration: timedelta | None  # None: no throttle or no estimate
     reviewed_version: int
+    # A content experiment: the expected recipients of each treatment, of the holdout and (test then winner) of
+    # the rest, out of the contactable profiles.
+    arms: tuple[ArmSize, ...] = ()
 
 
 def estimated_duration(contactable: int, throttle: int | None) -> timedelta | None:
@@ -456,4 +477,7 @@ def plan(snapshot: CampaignSnapshot, now: datetime, *, runs: int = 5) -> Plan:
         next_run_times=tuple(next_run_times(snapshot, now, count=runs)),
         estimated_duration=estimated_duration(estimate.contactable, snapshot.throttle) if estimate else None,
         reviewed_version=snapshot.version,
+        arms=tuple(expected_sizes(snapshot.experiment, estimate.contactable))
+        if estimate and snapshot.experiment
+        else (),
     )

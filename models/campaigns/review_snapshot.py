@@ -6,8 +6,10 @@ segment, namespace and audience estimate, and copies plain values in; nothing he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from models.campaigns.schedule import Schedule
@@ -110,3 +112,15 @@ class CampaignSnapshot:
     activated_at: datetime | None = None
     tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
     links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped
+    # A content experiment's treatments, (key, content) in order: each is checked instead of `content`.
+    treatments: tuple[tuple[str, Content], ...] = ()
+    # The stored experiment (models/campaigns/experiment_rules.py reads it for the plan's arm sizes).
+    experiment: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+
+
+def content_variants(s: CampaignSnapshot) -> list[tuple[str, CampaignSnapshot]]:
+    """(field prefix, snapshot with that content) of every content the campaign sends: its own, or each
+    treatment's (`experiment.treatments[i].`)."""
+    if not s.treatments:
+        return [("", s)]
+    return [(f"experiment.treatments[{i}].", replace(s, content=c)) for i, (_key, c) in enumerate(s.treatments)]

@@ -69,10 +69,12 @@ def content_from_stored(stored: Mapping[str, Any]) -> Content:
 
 def _referenced_profile_paths(snapshot: CampaignSnapshot) -> list[str]:
     from models.campaigns.review import template_fields
+    from models.campaigns.review_snapshot import content_variants
     from models.campaigns.templates import CompiledTemplate, parse_template, profile_paths
 
     found: list[str] = []
-    for field_path, source in template_fields(snapshot):
+    every = [item for _, variant in content_variants(snapshot) for item in template_fields(variant)]
+    for field_path, source in every:
         compiled = parse_template(source or "", field_path)
         if not isinstance(compiled, CompiledTemplate):
             continue
@@ -158,6 +160,11 @@ async def build_snapshot(
         activated_at=row.activated_at,
         tracking=_tracks_links(row),
         links=links,
+        treatments=tuple(
+            (t["key"], content_from_stored(t.get("content") or {}))
+            for t in (row.experiment or {}).get("treatments", [])
+        ),
+        experiment=row.experiment,
     )
     if segment is None or namespace is None or row.channel is None:
         return snapshot

@@ -111,20 +111,27 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
     if "throttle_per_second" in values and values["throttle_per_second"] is not None:
         if not -(2**31) < values["throttle_per_second"] < 2**31:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
-    for channel_key, parts in (values.get("content") or {}).items():
+    problems += content_problems(values.get("content"), "input.content")
+    if values.get("schedule"):
+        problems += _schedule_problems(values["schedule"])
+    return problems
+
+
+def content_problems(content: Mapping[str, Any] | None, path: str) -> list[FieldProblem]:
+    """The shape of a stored content (the campaign's, or a treatment's), field paths under `path`."""
+    problems: list[FieldProblem] = []
+    for channel_key, parts in (content or {}).items():
         for part, value in (parts or {}).items():
             if part == "buttons":
                 if len(value) > 3:
-                    problems.append(FieldProblem("input.content.inApp.buttons", "TOO_MANY", "at most 3 buttons"))
+                    problems.append(FieldProblem(f"{path}.inApp.buttons", "TOO_MANY", "at most 3 buttons"))
                 for i, button in enumerate(value):
-                    problems += _text_problems(button.get("label"), f"input.content.inApp.buttons.{i}.label", limit=200)
-                    problems += _text_problems(button.get("url"), f"input.content.inApp.buttons.{i}.url", limit=2000)
+                    problems += _text_problems(button.get("label"), f"{path}.inApp.buttons.{i}.label", limit=200)
+                    problems += _text_problems(button.get("url"), f"{path}.inApp.buttons.{i}.url", limit=2000)
             elif part == "customData":
-                problems += push_data_problems(value)
+                problems += push_data_problems(value, f"{path}.push.customData")
             else:
-                problems += _text_problems(value, f"input.content.{channel_key}.{part}")
-    if values.get("schedule"):
-        problems += _schedule_problems(values["schedule"])
+                problems += _text_problems(value, f"{path}.{channel_key}.{part}")
     return problems
 
 
@@ -133,10 +140,9 @@ PUSH_RESERVED_KEYS = frozenset({"from", "message_type"})
 PUSH_RESERVED_PREFIXES = ("google", "gcm")
 
 
-def push_data_problems(data: Any) -> list[FieldProblem]:
+def push_data_problems(data: Any, path: str = "input.content.push.customData") -> list[FieldProblem]:
     """FCM data is string → string: a JSON value (number, boolean, object) is refused, not converted; clients
     wanting structure send it as JSON text (`"{\"a\": 1}"`) and parse it on the device."""
-    path = "input.content.push.customData"
     if data is None:
         return []
     if not isinstance(data, Mapping):

@@ -23,6 +23,7 @@ class Claimed:
     address: str
     key: str
     attempts: int
+    treatment: str | None = None  # the experiment treatment whose content the profile gets
 
 
 async def claim_batch(
@@ -45,11 +46,13 @@ async def claim_batch(
         f"AND {sources_sql(DeliveryTransition.CLAIM)} AND ("
         f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
-        f"RETURNING id, profile_id, address, idempotency_key, attempts"
+        f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment"
     )
     rows = await conn.execute_query_dict(sql, params.values)
     claimed = [
-        Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]))
+        Claimed(
+            int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]), r["treatment"]
+        )
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)

@@ -39,6 +39,8 @@ class Delivery(Model):
     # A DeliveryReason value (read with DeliveryReason.of: old rows may hold others).
     reason = fields.CharField(max_length=32, null=True)
     address = fields.CharField(max_length=512, null=True)
+    # The key of the experiment treatment whose content this profile gets (null: no experiment, or the holdout).
+    treatment = fields.CharField(max_length=32, null=True)
     # "{run}-{profile}": the email Message-ID and the in-app inbox key, stable across attempts.
     idempotency_key = fields.CharField(max_length=64, unique=True)
     attempts = fields.IntField(default=0)

@@ -15,6 +15,7 @@ from models.ledger.vocabulary import DeliveryStatus
 
 class DeliveryTransition(StrEnum):
     THROTTLE_CUT = "THROTTLE_CUT"  # the snapshot cuts what the throttle cannot send in its window
+    HOLDOUT = "HOLDOUT"  # the snapshot keeps an experiment's holdout (and the rest awaiting a winner) back
     CLAIM = "CLAIM"  # a sender takes due rows (or rows whose lease expired) with a lease
     OUTCOME = "OUTCOME"  # the send's result: sent, retry later, failed, soft bounce
     CANCEL = "CANCEL"  # an aborted run's unsent rows
@@ -29,6 +30,7 @@ _T = DeliveryTransition
 # transition -> (from-statuses, to-statuses). Rows are inserted QUEUED or EXCLUDED by the snapshot only.
 DELIVERY_TRANSITIONS: dict[DeliveryTransition, tuple[tuple[DeliveryStatus, ...], frozenset[DeliveryStatus]]] = {
     _T.THROTTLE_CUT: ((_D.QUEUED,), frozenset({_D.EXCLUDED})),
+    _T.HOLDOUT: ((_D.QUEUED,), frozenset({_D.EXCLUDED})),
     _T.CLAIM: ((_D.QUEUED, _D.SENDING), frozenset({_D.SENDING})),
     _T.OUTCOME: ((_D.SENDING,), frozenset({_D.SENT, _D.QUEUED, _D.FAILED, _D.BOUNCED})),
     _T.CANCEL: ((_D.TARGETED, _D.QUEUED, _D.SENDING), frozenset({_D.CANCELLED})),

@@ -43,6 +43,8 @@ class DeliveryReason(StrEnum):
     NO_CONSENT = "NO_CONSENT"
     SUPPRESSED = "SUPPRESSED"
     THROTTLE_CUTOFF = "THROTTLE_CUTOFF"
+    HOLDOUT = "HOLDOUT"
+    AWAITING_WINNER = "AWAITING_WINNER"
     # Failures of the run itself.
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
@@ -84,6 +86,8 @@ EXCLUSION_REASONS = (
     DeliveryReason.NO_CONSENT,
     DeliveryReason.SUPPRESSED,
     DeliveryReason.THROTTLE_CUTOFF,
+    DeliveryReason.HOLDOUT,
+    DeliveryReason.AWAITING_WINNER,
 )
 
 DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
@@ -93,6 +97,9 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     DeliveryReason.NO_CONSENT: "A marketing message, and the profile said no to the channel.",
     DeliveryReason.SUPPRESSED: "The address is on the sandbox's suppression list for the channel.",
     DeliveryReason.THROTTLE_CUTOFF: "Beyond what the campaign's throttle can send in 12 hours.",
+    DeliveryReason.HOLDOUT: "In the holdout of the campaign's content experiment: kept from every treatment.",
+    DeliveryReason.AWAITING_WINNER: "Outside the test share of a test-then-winner experiment: the winner goes to "
+    "this profile in the campaign's next run.",
     DeliveryReason.TEMPLATE_ERROR: "The message could not be rendered for this profile.",
     DeliveryReason.RETRY_EXPIRED: "Temporary failures went on past the preset's retry period.",
     DeliveryReason.HARD_BOUNCE: "The recipient address does not exist or is refused for good.",

@@ -3,6 +3,11 @@ from enum import Enum, IntEnum
 import strawberry
 
 from models.campaigns.campaign import RunStatus as RunStatusEnum
+from models.campaigns.experiment_rules import FALLBACK_DESCRIPTIONS, METRIC_DESCRIPTIONS, MODE_DESCRIPTIONS
+from models.campaigns.experiment_rules import Arm as ArmEnum
+from models.campaigns.experiment_rules import ExperimentFallback as ExperimentFallbackEnum
+from models.campaigns.experiment_rules import ExperimentMetric as ExperimentMetricEnum
+from models.campaigns.experiment_rules import ExperimentMode as ExperimentModeEnum
 from models.campaigns.review import AlertCode as AlertCodeEnum
 from models.campaigns.review import Severity as SeverityEnum
 from models.campaigns.rules import CampaignAction as CampaignActionEnum
@@ -41,3 +46,26 @@ class Weekday(IntEnum):
     FRIDAY = 5
     SATURDAY = 6
     SUNDAY = 7
+
+
+ExperimentMetric = described_enum(
+    ExperimentMetricEnum,
+    description="What an experiment compares between treatments (a rate per recipient).",
+    values=METRIC_DESCRIPTIONS,
+)
+ExperimentMode = described_enum(ExperimentModeEnum, description="How an experiment sends.", values=MODE_DESCRIPTIONS)
+ExperimentFallback = described_enum(
+    ExperimentFallbackEnum,
+    description="What a test-then-winner experiment sends to the rest when no treatment wins.",
+    values=FALLBACK_DESCRIPTIONS,
+)
+ExperimentArm = described_enum(
+    ArmEnum,
+    name="ExperimentArm",
+    description="Where a content experiment puts a profile.",
+    values={
+        ArmEnum.HOLDOUT: "Sent nothing: EXCLUDED with reason HOLDOUT.",
+        ArmEnum.TEST: "Sent its treatment (every recipient outside the holdout in SPLIT mode).",
+        ArmEnum.REST: "TEST_THEN_WINNER: waits for the winner, sent in the campaign's next run.",
+    },
+)

@@ -4,7 +4,19 @@ from datetime import datetime
 
 import strawberry
 
-from resolvers.campaigns.enums import CampaignType, Category, Channel, Frequency, Weekday
+from models.campaigns.experiment_rules import ExperimentFallback as ExperimentFallbackEnum
+from models.campaigns.experiment_rules import ExperimentMetric as ExperimentMetricEnum
+from models.campaigns.experiment_rules import ExperimentMode as ExperimentModeEnum
+from resolvers.campaigns.enums import (
+    CampaignType,
+    Category,
+    Channel,
+    ExperimentFallback,
+    ExperimentMetric,
+    ExperimentMode,
+    Frequency,
+    Weekday,
+)
 
 
 @strawberry.input(description="The channel and message preset the campaign sends with.")
@@ -89,6 +101,40 @@ class CampaignScheduleInput:
     time_zone: str = strawberry.field(default="UTC", description="IANA time zone of `timeOfDay`.")
 
 
+@strawberry.input(description="One treatment of an experiment: a whole message content of its own.")
+class TreatmentInput:
+    key: str = strawberry.field(description="Stable key (letters, digits, _ and -), unique in the experiment.")
+    name: str = strawberry.field(default="", description="Name shown in results.")
+    weight: int = strawberry.field(default=1, description="Relative share of the recipients (1 to 1000).")
+    content: CampaignContentInput = strawberry.field(
+        description="The message of this treatment, same shape as the campaign's content."
+    )
+
+
+@strawberry.input(
+    description="A content experiment: 2 to 8 treatments (the first is the control), a holdout, a primary "
+    "metric and a mode."
+)
+class ExperimentInput:
+    treatments: list[TreatmentInput] = strawberry.field(description="2 to 8 treatments; the first is the control.")
+    holdout_share: float = strawberry.field(
+        default=0.0, description="Share of the audience (0 to 0.5) sent nothing, EXCLUDED with reason HOLDOUT."
+    )
+    metric: ExperimentMetric = strawberry.field(
+        default=ExperimentMetricEnum.UNIQUE_OPENS, description="The primary metric the winner is chosen by."
+    )
+    mode: ExperimentMode = strawberry.field(default=ExperimentModeEnum.SPLIT, description="How it sends.")
+    test_share: float | None = strawberry.field(
+        default=None, description="TEST_THEN_WINNER: share of the audience in the test (above 0)."
+    )
+    test_duration_seconds: int | None = strawberry.field(
+        default=None, description="TEST_THEN_WINNER: how long the test runs before the winner is chosen."
+    )
+    fallback: ExperimentFallback = strawberry.field(
+        default=ExperimentFallbackEnum.CONTROL, description="TEST_THEN_WINNER: what the rest gets with no winner."
+    )
+
+
 @strawberry.input(description="A new DRAFT campaign. Everything but the name can be completed later.")
 class CampaignCreateInput:
     name: str = strawberry.field(description="Campaign name (required).")
@@ -102,6 +148,9 @@ class CampaignCreateInput:
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Segment and namespace.")
     schedule: CampaignScheduleInput | None = strawberry.field(default=None, description="When it runs.")
     throttle: int | None = strawberry.field(default=None, description="Messages per second (1 to 2000).")
+    experiment: ExperimentInput | None = strawberry.field(
+        default=None, description="A content experiment: treatments instead of one content."
+    )
 
 
 @strawberry.input(
@@ -128,6 +177,9 @@ class CampaignUpdateInput:
         default=None, description="New schedule."
     )
     throttle: strawberry.Maybe[int | None] = strawberry.field(default=None, description="New throttle.")
+    experiment: strawberry.Maybe[ExperimentInput | None] = strawberry.field(
+        default=None, description="New experiment (replaces; its treatments keep their assignment); null removes it."
+    )
 
 
 @strawberry.input(description="Identifies a campaign.")

@@ -45,6 +45,11 @@ class CampaignSendProofInput:
         description="Raw addresses of the campaign's channel (email, E.164 phone, push token, in-app identity); "
         "rendered with the sandbox's first test profile, or an empty profile when there is none.",
     )
+    treatment: str | None = strawberry.field(
+        default=None,
+        description="A campaign with a content experiment: the key of the treatment to send (default: the "
+        "control, its first treatment).",
+    )
 
 
 @described_enum(description="What happened to one proof.")
@@ -111,6 +116,16 @@ def _check_addresses(channel: Channel, addresses: list[str]) -> tuple[list[str],
     return normalised, problems
 
 
+def _treatment(row: CampaignModel, given: str | None, problems: list[FieldError]) -> str | None:
+    """The treatment a proof sends: the one given, else the control; None without an experiment."""
+    treatments = [t["key"] for t in (row.experiment or {}).get("treatments") or []]
+    if given is None:
+        return treatments[0] if treatments else None
+    if given not in treatments:
+        problems.append(FieldError(field="input.treatment", code="NOT_FOUND", message="no such treatment here"))
+    return given
+
+
 @strawberry.type
 class CampaignProofMutation:
     @strawberry.mutation(
@@ -164,13 +179,16 @@ class CampaignProofMutation:
         else:
             addresses, problems = _check_addresses(Channel(row.channel), list(input.addresses or []))
             recipients = [{"profileId": None, "address": address} for address in addresses]
+        treatment = _treatment(row, input.treatment, problems)
         if problems:
             return _invalid(*problems)
 
         queue = info.context.queue
         if queue is None:
             raise RuntimeError("no job queue configured")
-        job = await queue.send_proof(caller.sandbox_id, row.id, recipients, caller.actor, uuid.uuid4().hex)
+        job = await queue.send_proof(
+            caller.sandbox_id, row.id, recipients, caller.actor, uuid.uuid4().hex, treatment=treatment
+        )
         try:
             result = await job.result(timeout=PROOF_DEADLINE_SECONDS, poll_delay=0.05)  # type: ignore[union-attr]
         except TimeoutError:

@@ -54,6 +54,7 @@ from resolvers.campaigns.types import (
     CampaignReview,
     CampaignRun,
     ExclusionCount,
+    ExperimentArmEstimate,
     ReviewAlert,
     campaign_page,
     seconds,
@@ -287,6 +288,9 @@ class CampaignQuery:
                 next_run_times=list(p.next_run_times),
                 estimated_duration_seconds=seconds(p.estimated_duration),
                 reviewed_version=p.reviewed_version,
+                experiment_arms=[
+                    ExperimentArmEstimate(treatment=a.treatment, arm=a.arm, expected=a.expected) for a in p.arms
+                ],
             ),
         )
 

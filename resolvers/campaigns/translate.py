@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from models.campaigns.experiment_rules import ExperimentFallback, ExperimentMetric, ExperimentMode
 from models.campaigns.values import CampaignNotFoundError
 from resolvers.campaigns.inputs import (
     CampaignActionInput,
@@ -14,6 +15,7 @@ from resolvers.campaigns.inputs import (
     CampaignScheduleInput,
     CampaignTrackingInput,
     CampaignUpdateInput,
+    ExperimentInput,
 )
 from resolvers.nodes import pk_of
 
@@ -65,6 +67,24 @@ def content_value(content: CampaignContentInput | None) -> dict[str, Any]:
     return stored
 
 
+def experiment_value(experiment: ExperimentInput | None) -> dict[str, Any] | None:
+    """The stored experiment (without its key: the domain adds or keeps it)."""
+    if experiment is None:
+        return None
+    return {
+        "metric": ExperimentMetric(experiment.metric).value,
+        "mode": ExperimentMode(experiment.mode).value,
+        "holdoutShare": experiment.holdout_share,
+        "testShare": experiment.test_share,
+        "testDurationSeconds": experiment.test_duration_seconds,
+        "fallback": ExperimentFallback(experiment.fallback).value,
+        "treatments": [
+            {"key": t.key, "name": t.name, "weight": t.weight, "content": content_value(t.content)}
+            for t in experiment.treatments
+        ],
+    }
+
+
 def tracking_value(tracking: CampaignTrackingInput | None) -> dict[str, bool]:
     tracking = tracking or CampaignTrackingInput()
     return {"opens": tracking.opens, "clicks": tracking.clicks}
@@ -106,6 +126,7 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         **audience_values(data.audience),
         "schedule": schedule_value(data.schedule),
         "throttle_per_second": data.throttle,
+        "experiment": experiment_value(data.experiment),
     }
 
 
@@ -133,4 +154,6 @@ def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
         values.update(audience_values(data.audience.value))
     if data.schedule is not None:
         values["schedule"] = schedule_value(data.schedule.value)
+    if data.experiment is not None:
+        values["experiment"] = experiment_value(data.experiment.value)
     return values

@@ -29,6 +29,7 @@ from resolvers.campaigns.enums import (
     CampaignType,
     Category,
     Channel,
+    ExperimentArm,
     Frequency,
     RunOutcomeReason,
     RunStatus,
@@ -53,6 +54,7 @@ from resolvers.vocabulary import LAST_ERROR_DESCRIPTION, DeliveryReason, ReasonC
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
+    from resolvers.campaigns.experiments import Experiment
     from resolvers.presets.types import MessagePreset
 
 
@@ -275,6 +277,7 @@ class Campaign(SandboxNode):
     stored_content: strawberry.Private[dict[str, Any]]
     stored_tracking: strawberry.Private[dict[str, Any]]
     stored_schedule: strawberry.Private[dict[str, Any]]
+    stored_experiment: strawberry.Private[dict[str, Any] | None] = None
 
     # Relations the list resolver loaded for the whole page (`prefetch_relations`): field name -> node or None.
     prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -331,6 +334,12 @@ class Campaign(SandboxNode):
             sort=SortKey("number", True),
         )
 
+    @strawberry.field(description="The content experiment: treatments sent instead of `content`; null when none.")
+    def experiment(self) -> Annotated[Experiment, strawberry.lazy("resolvers.campaigns.experiments")] | None:
+        from resolvers.campaigns.experiments import Experiment
+
+        return Experiment.from_stored(self.stored_experiment)
+
     @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
     def available_actions(self, info: Info) -> list[CampaignAction]:
         return available_actions(self.status, info.context.require_caller().role)
@@ -361,6 +370,7 @@ class Campaign(SandboxNode):
             stored_content=get("content") or {},
             stored_tracking=get("tracking") or {},
             stored_schedule=get("schedule") or {},
+            stored_experiment=get("experiment"),
             throttle=get("throttle_per_second"),
             status=get("status"),
             version=get("version"),
@@ -389,6 +399,7 @@ Campaign.projection = Projection(
         "content": ("content",),
         "tracking": ("tracking",),
         "schedule": ("schedule",),
+        "experiment": ("experiment",),
         "throttle": ("throttle_per_second",),
         "status": (),
         "version": ("version",),
@@ -472,6 +483,13 @@ class ExclusionCount:
     count: int = strawberry.field(description="Profiles excluded for it.")
 
 
+@strawberry.type(description="The expected size of one arm of a content experiment.")
+class ExperimentArmEstimate:
+    treatment: str | None = strawberry.field(description="The treatment's key; null for the holdout and the rest.")
+    arm: ExperimentArm = strawberry.field(description="TEST (sent the treatment), HOLDOUT or REST.")
+    expected: float = strawberry.field(description="Expected recipients (a share of the contactable profiles).")
+
+
 @strawberry.type(description="What activating now would do.")
 class CampaignPlan:
     qualified: int | None = strawberry.field(description="Profiles in the segment now.")
@@ -483,6 +501,11 @@ class CampaignPlan:
         description="Time to send one run at the throttle; null without throttle."
     )
     reviewed_version: int = strawberry.field(description="The campaign version this review judged.")
+    experiment_arms: list[ExperimentArmEstimate] = strawberry.field(
+        default_factory=list,
+        description="A content experiment: the expected recipients of each treatment, of the holdout and (test "
+        "then winner) of the rest awaiting the winner; empty without an experiment.",
+    )
 
 
 @strawberry.type(description="The review of a campaign: alerts and the plan.")

@@ -63,6 +63,10 @@ class Delivery:
         description="When the provider reported it delivered (or bounced, see `bounceType`)."
     )
     bounce_type: str | None = strawberry.field(description="HARD or SOFT for a bounce reported by the provider.")
+    treatment: str | None = strawberry.field(
+        description="The key of the content experiment's treatment this profile got; null without an experiment "
+        "and for the holdout."
+    )
     run_id: strawberry.ID = strawberry.field(description="Global id of the run.")
     updated_at: datetime = strawberry.field(description="Last change.")
     run_pk: strawberry.Private[int]
@@ -88,6 +92,7 @@ class Delivery:
             sent_at=row.sent_at,
             delivered_at=row.delivered_at,
             bounce_type=row.bounce_type,
+            treatment=row.treatment,
             run_id=_gid("CampaignRun", row.run_id),
             updated_at=row.updated_at,
             run_pk=row.run_id,
@@ -205,6 +210,9 @@ class ExecutionQuery:
             list[DeliveryReason] | None,  # type: ignore[valid-type]
             strawberry.argument(description="Only rows with these reasons."),
         ] = None,
+        treatment: Annotated[
+            list[str] | None, strawberry.argument(description="Only rows of these experiment treatments (keys).")
+        ] = None,
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[Delivery]:
@@ -219,6 +227,8 @@ class ExecutionQuery:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
         if reason:
             query = query.filter(reason__in=[DeliveryReasonEnum(r).value for r in reason[:100]])
+        if treatment:
+            query = query.filter(treatment__in=treatment[:8])
         return await paginate(
             query,
             first=first,

@@ -40,6 +40,7 @@ QUERIES_CHECKED = {
     "campaignPreview",
     "campaignVersionDiff",
     "campaignCalendar",
+    "campaignExperimentResults",
     "profileImport",
     "profileImports",
     "inAppMessages",
@@ -72,7 +73,9 @@ async def objects_of(server: RunningServer, gql: GraphQLClient, sandbox: Sandbox
         "{ ... on IdentityNamespaceCreateSuccess { namespace { id } } } }",
         key=sandbox.admin,
     )
-    campaign = await create(gql, sandbox, ready_input(preset, segment))
+    # With a content experiment: its results and its winner are the campaign's too.
+    treatments = [{"key": k, "content": {"inApp": {"title": k, "body": k}}} for k in ("A", "B")]
+    campaign = await create(gql, sandbox, ready_input(preset, segment, experiment={"treatments": treatments}))
     run = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
     audit = (await gql("{ auditEvents(first: 1) { edges { node { id } } } }", key=sandbox.admin))["auditEvents"]
     uploaded = await upload(server, sandbox.admin, "identity.Email\nimported@example.com\n")
@@ -136,6 +139,10 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
     seen = (await gql(calendar, window, key=other_sandbox.admin))["campaignCalendar"]["occurrences"]
     assert theirs["campaign"] in [o["campaign"]["id"] for o in seen]
     assert (await gql(calendar, window, key=key))["campaignCalendar"]["occurrences"] == []
+    results = await gql(
+        "query($id: ID!) { campaignExperimentResults(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
+    )
+    assert results["campaignExperimentResults"]["__typename"] == "NotFoundError"
     preview = await gql(
         "query($id: ID!, $p: ID!) { campaignPreview(id: $id, profileId: $p) { __typename } }",
         {"id": theirs["campaign"], "p": theirs["profile"]},
@@ -208,6 +215,7 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
         ("campaignDelete", "campaign", ""),
         ("campaignDuplicate", "campaign", ""),
         ("campaignUpdateTags", "campaign", ', tags: ["x"]'),
+        ("campaignExperimentSelectWinner", "campaign", ', treatment: "A"'),
         ("segmentUpdate", "segment", ', name: "mine"'),
         ("segmentDelete", "segment", ""),
         ("messagePresetUpdate", "preset", ', description: "mine"'),

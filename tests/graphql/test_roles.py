@@ -168,6 +168,14 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ("Query", "campaignPreview"): Case(
         Role.MANAGER, "query($id: ID!) { campaignPreview(id: $id, profileId: $id) { __typename } }", {"id": NOWHERE}
     ),
+    ("Query", "campaignExperimentResults"): Case(
+        Role.VIEWER, "query($id: ID!) { campaignExperimentResults(id: $id) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignExperimentSelectWinner"): Case(
+        Role.PUBLISHER,
+        'mutation($id: ID!) { campaignExperimentSelectWinner(input: {id: $id, treatment: "A"}) { __typename } }',
+        {"id": NOWHERE},
+    ),
     ("Mutation", "campaignSendProof"): Case(
         Role.MANAGER,
         "mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: []}) { __typename } }",
