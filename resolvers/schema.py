@@ -21,6 +21,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from resolvers.approvals.schema import ApprovalMutation, ApprovalQuery
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
@@ -35,6 +36,7 @@ from resolvers.execution_support import per_field_extensions, version_mismatch
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
+from resolvers.people.schema import PeopleMutation, PeopleQuery
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
 from resolvers.presets.types import MessagePreset
@@ -62,7 +64,16 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
 class Query(
-    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+    TenancyQuery,
+    AudienceQuery,
+    ImportsQuery,
+    PresetQuery,
+    CampaignQuery,
+    ExecutionQuery,
+    ReportsQuery,
+    WebhookQuery,
+    PeopleQuery,
+    ApprovalQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -90,6 +101,8 @@ class Mutation(
     ReportsMutation,
     CampaignProofMutation,
     WebhookMutation,
+    PeopleMutation,
+    ApprovalMutation,
 ):
     pass
 
