@@ -140,6 +140,9 @@ ACTION_MIN_ROLE: dict[CampaignAction, str] = {
     _A.REQUEST_CHANGES: "MANAGER",
 }
 
+# Not activated yet: a review judges these as if activated now (start in the past, next run times).
+NOT_ACTIVATED = frozenset({CampaignStatus.DRAFT, CampaignStatus.IN_REVIEW, CampaignStatus.APPROVED})
+
 # Fields that stay editable whatever the status (DESIGN §4).
 ALWAYS_EDITABLE_FIELDS = frozenset({"tags", "description"})
 

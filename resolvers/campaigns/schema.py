@@ -68,7 +68,13 @@ from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 from resolvers.vocabulary import INPUT_ARG, described_enum
 
 logger = logging.getLogger(__name__)
-DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED, CampaignStatusEnum.LIVE]
+DEFAULT_LIST_STATUSES = [
+    CampaignStatusEnum.DRAFT,
+    CampaignStatusEnum.IN_REVIEW,
+    CampaignStatusEnum.APPROVED,
+    CampaignStatusEnum.SCHEDULED,
+    CampaignStatusEnum.LIVE,
+]
 
 
 @strawberry.type(
@@ -97,7 +103,7 @@ SORT_KEYS = {
 @strawberry.input(description="Filters of the campaign list; all given filters apply.")
 class CampaignFilter:
     statuses: list[CampaignStatus] | None = strawberry.field(
-        default=None, description="Statuses to list (default: DRAFT, SCHEDULED, LIVE, as AJO's list)."
+        default=None, description="Statuses to list (default: DRAFT, IN_REVIEW, APPROVED, SCHEDULED, LIVE: the ones still in play, as AJO's list)."
     )
     channel: Channel | None = strawberry.field(default=None, description="Only this channel.")
     tags: list[str] | None = strawberry.field(default=None, description="Campaigns having any of these tags.")

@@ -7,21 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 import websockets
-from starlette.applications import Starlette
 
-from api.auth import PeopleAuth
 from api.oidc import OidcVerifier
 from models.tenancy.actions import create_sandbox
 from models.tenancy.sandbox import Sandbox
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys, new_sandbox
-from tests.oidc.provider import AUDIENCE, CLAIMED_SANDBOX, OTHER_RESOURCE, IdentityProvider
+from tests.oidc.provider import CLAIMED_SANDBOX, OTHER_RESOURCE, IdentityProvider
 
 WHO = "{ viewer { role sandbox { name } } me { sub email name role actor } }"
 SET_ROLE = """mutation($input: UserMembershipSetInput!) { userMembershipSet(input: $input) {
@@ -33,18 +30,6 @@ USERS = "{ users { sub email role } }"
 CREATE = """mutation { campaignCreate(input: {name: "By a person"}) {
   __typename ... on CampaignSuccess { campaign { id } } } }"""
 AUDIT = "query($type: String) { auditEvents(first: 20, objectType: $type) { edges { node { actor action after } } } }"
-
-
-@pytest.fixture
-async def people(app: Starlette, oidc_provider: IdentityProvider) -> AsyncIterator[OidcVerifier]:
-    """The session app accepts the test provider's tokens (no JWKS refresh interval, no leeway) for one test."""
-    view = app.state.graphql_app
-    verifier = OidcVerifier(oidc_provider.issuer, AUDIENCE, min_refresh_seconds=0, leeway_seconds=0)
-    view.people = PeopleAuth(verifier=verifier, roles_claim="groups")
-    try:
-        yield verifier
-    finally:
-        view.people = None
 
 
 async def as_person(

@@ -131,3 +131,19 @@ async def oidc_provider() -> AsyncIterator[IdentityProvider]:
         pytest.skip("node and npm run the test identity provider (npm oidc-provider)")
     async with identity_provider() as provider:
         yield provider
+
+
+@pytest.fixture
+async def people(app: Any, oidc_provider: IdentityProvider) -> AsyncIterator[Any]:
+    """The session app accepts the test provider's tokens (no JWKS refresh interval, no leeway) for one test;
+    yields its OidcVerifier."""
+    from api.auth import PeopleAuth
+    from api.oidc import OidcVerifier
+
+    view = app.state.graphql_app
+    verifier = OidcVerifier(oidc_provider.issuer, AUDIENCE, min_refresh_seconds=0, leeway_seconds=0)
+    view.people = PeopleAuth(verifier=verifier, roles_claim="groups")
+    try:
+        yield verifier
+    finally:
+        view.people = None
