@@ -103,7 +103,9 @@ SORT_KEYS = {
 @strawberry.input(description="Filters of the campaign list; all given filters apply.")
 class CampaignFilter:
     statuses: list[CampaignStatus] | None = strawberry.field(
-        default=None, description="Statuses to list (default: DRAFT, IN_REVIEW, APPROVED, SCHEDULED, LIVE: the ones still in play, as AJO's list)."
+        default=None,
+        description="Statuses to list (default: DRAFT, IN_REVIEW, APPROVED, SCHEDULED, LIVE, "
+        "the ones still in play, as AJO's list).",
     )
     channel: Channel | None = strawberry.field(default=None, description="Only this channel.")
     tags: list[str] | None = strawberry.field(default=None, description="Campaigns having any of these tags.")
