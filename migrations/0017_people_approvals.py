@@ -9,6 +9,18 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 from tortoise.indexes import Index
 
+class AlterFieldStateOnly(ops.AlterField):
+    """The model state learns the new value, the database is left alone. Campaign.status only gains IN_REVIEW and
+    APPROVED, which changes the field's description (a column comment) and nothing stored: on SQLite Tortoise
+    would rebuild the campaign table for it, and the rebuild drops the table's indexes."""
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None) -> None:
+        return None
+
+    async def database_backward(self, app_label, old_state, new_state, state_editor=None) -> None:
+        return None
+
+
 class Migration(migrations.Migration):
     dependencies = [('herald', '0012_webhooks')]
 
@@ -80,7 +92,7 @@ class Migration(migrations.Migration):
             options={'table': 'membership', 'app': 'herald', 'unique_together': (('user_id', 'sandbox_id'),), 'indexes': [Index(fields=['sandbox_id', 'id'])], 'pk_attr': 'id', 'table_description': "A user's role in one sandbox (the same roles as API keys), unique per user and sandbox."},
             bases=['Model'],
         ),
-        ops.AlterField(
+        AlterFieldStateOnly(
             model_name='Campaign',
             name='status',
             field=fields.CharEnumField(default=CampaignStatus.DRAFT, description='DRAFT: DRAFT\nIN_REVIEW: IN_REVIEW\nAPPROVED: APPROVED\nSCHEDULED: SCHEDULED\nLIVE: LIVE\nSTOPPED: STOPPED\nCOMPLETED: COMPLETED\nFAILED: FAILED\nARCHIVED: ARCHIVED', enum_type=CampaignStatus, max_length=16),
