@@ -54,16 +54,20 @@ async function gql(token, query, variables) {
   if (body.errors) throw new Error(JSON.stringify(body.errors));
   return body.data;
 }
+const SUCCESS = {campaignActivate: "CampaignActivateSuccess", campaignRequestApproval: "CampaignApprovalStepSuccess",
+  campaignApprove: "CampaignApproveSuccess"};
+const EXTRA = {campaignActivate: "... on ApprovalRequiredError { policies }",
+  campaignRequestApproval: "... on ApprovalRefusedError { code }",
+  campaignApprove: "... on ApprovalRefusedError { code }"};
 const step = (name) => `mutation($id: ID!) { ${name}(input: {id: $id}) { __typename
-  ... on ApprovalRefusedError { code } ... on ApprovalRequiredError { policies }
-  ... on CampaignApprovalStepSuccess { campaign { status } } ... on CampaignApproveSuccess { campaign { status } }
-  ... on CampaignActivateSuccess { campaign { status } } } }`;
+  ... on ${SUCCESS[name]} { campaign { status } } ${EXTRA[name]} } }`;
 async function run() {
   const alice = await signIn("alice"), bob = await signIn("bob");
   outcome.me = (await gql(alice, "{ me { sub email } viewer { role } }")).me;
   const listed = await gql(alice, "{ campaigns(first: 10) { nodes { id name status } } }");
   const campaign = listed.campaigns.nodes.find((node) => node.name === config.campaignName);
   outcome.listed = campaign ? campaign.status : "missing";
+  let actions = Promise.resolve();
   await new Promise((resolve) => {
     const ws = new WebSocket(config.api.replace(/^http/, "ws"), "graphql-transport-ws");
     const timer = setTimeout(() => { outcome.timeout = true; resolve(); }, 30000);
@@ -79,19 +83,20 @@ async function run() {
         const status = message.payload.data.campaignStatusChanged.status;
         outcome.statuses.push(status);
         if (outcome.statuses.length === 1) {  // the current state: subscribed, now act
-          try {
+          actions = (async () => {
             const id = {id: campaign.id};
             outcome.activate = (await gql(alice, step("campaignActivate"), id)).campaignActivate;
             outcome.request = (await gql(alice, step("campaignRequestApproval"), id)).campaignRequestApproval;
             outcome.selfApproval = (await gql(alice, step("campaignApprove"), id)).campaignApprove;
             outcome.approval = (await gql(bob, step("campaignApprove"), id)).campaignApprove;
             outcome.activated = (await gql(bob, step("campaignActivate"), id)).campaignActivate;
-          } catch (error) { outcome.error = String(error); clearTimeout(timer); resolve(); }
+          })().catch((error) => { outcome.error = String(error); clearTimeout(timer); resolve(); });
         }
-        if (status === "LIVE") { clearTimeout(timer); ws.close(); resolve(); }
+        // The event can come before the mutation's own answer: wait for the answers too.
+        if (status === "LIVE") { clearTimeout(timer); actions.finally(() => { ws.close(); resolve(); }); }
       } else if (message.type === "error") { outcome.error = JSON.stringify(message); resolve(); }
     };
-    ws.onclose = (event) => { clearTimeout(timer); resolve(); };
+    ws.onclose = () => { clearTimeout(timer); actions.finally(resolve); };
   });
   done();
 }
