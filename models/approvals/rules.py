@@ -116,7 +116,7 @@ def validate_policy(policy: Policy) -> list[PolicyProblem]:
         problems.append(
             PolicyProblem("input.requiredApprovals", "OUT_OF_RANGE", f"From 1 to {MAX_APPROVALS} approvals.")
         )
-    elif not policy.approver_roles and policy.required_approvals > len(policy.approver_user_ids):
+    elif not policy.approver_roles and 0 < len(policy.approver_user_ids) < policy.required_approvals:
         problems.append(
             PolicyProblem(
                 "input.requiredApprovals", "OUT_OF_RANGE", "More approvals required than named approvers can give."
