@@ -15,6 +15,8 @@ from models.tenancy.sandbox import Role, Sandbox
 
 MEMBERSHIP_OBJECT_TYPE = "Membership"
 MAX_SUB = 255
+MAX_EMAIL = 320
+MAX_NAME = 200
 
 
 class PeopleError(Exception):
@@ -49,6 +51,10 @@ async def set_membership(
     sub = sub.strip()
     if not sub or len(sub) > MAX_SUB:
         raise PeopleError("input.sub", "INVALID", f"A subject identifier of 1 to {MAX_SUB} characters.")
+    if email is not None and len(email) > MAX_EMAIL:
+        raise PeopleError("input.email", "TOO_LONG", f"At most {MAX_EMAIL} characters.")
+    if name is not None and len(name) > MAX_NAME:
+        raise PeopleError("input.name", "TOO_LONG", f"At most {MAX_NAME} characters.")
     async with in_transaction() as conn:
         user = await User.get_or_none(sub=sub).using_db(conn)
         if user is None:
@@ -124,6 +130,8 @@ async def sign_in(
     """The sandbox and role of a verified person: their membership or the role the roles claim grants there,
     whichever is higher. `sandbox_name` picks one; without it the person must have access to exactly one.
     The user row is created at the first sign-in with any access, and their email and name kept current."""
+    if not sub or len(sub) > MAX_SUB:
+        raise NoAccessError(f"a subject identifier of 1 to {MAX_SUB} characters is needed")
     access: dict[str, tuple[int, str]] = {}  # sandbox name -> (id, role)
     user = await User.get_or_none(sub=sub)
     if user is not None:
@@ -147,6 +155,8 @@ async def sign_in(
         raise NoAccessError("access to several sandboxes: choose one with the X-Herald-Sandbox header")
     sandbox_id, role = access[picked]
     now = now or datetime.now(UTC)
+    # Claims are the provider's to fill: keep what fits the columns.
+    email, name = (email or None) and email[:MAX_EMAIL], (name or None) and name[:MAX_NAME]
     if user is None:
         user = await User.create(sub=sub, email=email, name=name, last_seen_at=now)
     else:

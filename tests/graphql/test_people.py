@@ -178,6 +178,9 @@ async def test_a_member_of_several_sandboxes_names_one_and_removal_takes_effect(
 async def test_membership_input_is_checked(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     refused = (await gql(SET_ROLE, {"input": {"sub": " ", "role": "ADMIN"}}, key=sandbox.admin))["userMembershipSet"]
     assert refused == {"__typename": "InvalidInputError", "fieldErrors": [{"field": "input.sub", "code": "INVALID"}]}
+    long_email = {"sub": "someone", "role": "ADMIN", "email": "a" * 320 + "@x.com"}
+    refused = (await gql(SET_ROLE, {"input": long_email}, key=sandbox.admin))["userMembershipSet"]
+    assert refused["fieldErrors"] == [{"field": "input.email", "code": "TOO_LONG"}]
 
 
 async def test_websocket_connection_init_accepts_a_persons_token(
