@@ -1,4 +1,5 @@
-"""`herald` command line: serve, worker, migrate, sandbox and API-key administration."""
+"""`herald` command line: serve, worker, migrate, sandbox, API-key and (api/cli_people.py) membership
+administration."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from tortoise import Tortoise
 
+from api.cli_people import add_user_commands
 from api.logs import configure_logging
 from api.settings import Settings, tortoise_config
 
@@ -368,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = apikey.add_parser("revoke")
     key_revoke.add_argument("key_id", type=int)
     key_revoke.set_defaults(func=cmd_apikey_revoke)
+
+    add_user_commands(sub)
 
     imports = sub.add_parser("import", help="Bulk imports.").add_subparsers(dest="action", required=True)
     import_profiles = imports.add_parser(

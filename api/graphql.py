@@ -25,7 +25,13 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
-from api.auth import authenticate, bearer_token, token_from_connection_params
+from api.auth import (
+    PeopleAuth,
+    authenticate,
+    bearer_token,
+    sandbox_from_connection_params,
+    token_from_connection_params,
+)
 from api.graphiql import graphiql_page
 from api.ratelimit import CostBudget
 from api.settings import Settings
@@ -40,7 +46,7 @@ UNAUTHENTICATED_BODY = orjson.dumps(
         "errors": [
             {
                 "message": "Authentication required: send `Authorization: Bearer <API key>` with a valid, "
-                "unrevoked key.",
+                "unrevoked key (or a person's OpenID Connect token, where the server accepts them).",
                 "extensions": {"code": "UNAUTHENTICATED"},
             }
         ]
@@ -64,9 +70,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
     async def handle_connection_init(self, message: Any) -> None:
         if not self.connection_init_received and isinstance(message.get("payload", {}), dict):
-            caller = await authenticate(
-                token_from_connection_params(message.get("payload")), self.view.settings.auth_cache_seconds
-            )
+            caller = await self.view.authenticate_connection(message.get("payload"))
             if caller is None:
                 await self.websocket.close(code=4401, reason="Unauthorized")
                 return
@@ -79,10 +83,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
 
     async def handle_connection_init(self, message: Any) -> None:
         payload = message.get("payload")
-        caller = await authenticate(
-            token_from_connection_params(payload if isinstance(payload, dict) else None),
-            self.view.settings.auth_cache_seconds,
-        )
+        caller = await self.view.authenticate_connection(payload if isinstance(payload, dict) else None)
         if caller is None:
             await self.send_message({"type": "connection_error", "payload": {"message": "Unauthorized"}})
             await self.websocket.close(code=4401, reason="Unauthorized")
@@ -165,6 +166,21 @@ class HeraldGraphQL(GraphQL):
         self.persisted_queries = PersistedQueries(settings.persisted_query_cache_size)
         self._sdl: str | None = None
         self.links = LinkFacts(public_url=settings.public_url, production=settings.is_prod)
+        self.people = PeopleAuth.from_settings(settings)
+
+    async def authenticate_connection(self, params: Mapping[str, Any] | None) -> Any:
+        """The caller of a WebSocket, from its connection_init payload: an API key or a person's token."""
+        return await authenticate(
+            token_from_connection_params(params),
+            self.settings.auth_cache_seconds,
+            people=self.people,
+            sandbox=sandbox_from_connection_params(params),
+        )
+
+    async def authenticate_headers(self, authorization: str | None, sandbox: str | None) -> Any:
+        return await authenticate(
+            bearer_token(authorization), self.settings.auth_cache_seconds, people=self.people, sandbox=sandbox or None
+        )
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -199,7 +215,7 @@ class HeraldGraphQL(GraphQL):
             return _error_response(
                 406, "Accept `application/graphql-response+json` or `application/json`.", "NOT_ACCEPTABLE"
             )
-        caller = await authenticate(bearer_token(_header(scope, b"authorization")), self.settings.auth_cache_seconds)
+        caller = await self.authenticate_headers(_header(scope, b"authorization"), _header(scope, b"x-herald-sandbox"))
         if caller is None:
             return Response(
                 UNAUTHENTICATED_BODY,
@@ -214,8 +230,10 @@ class HeraldGraphQL(GraphQL):
         """The SDL, for code generators: to authenticated callers, when introspection is on."""
         if not self.settings.introspection_enabled:
             return _error_response(404, "The schema is not published (GRAPHQL_INTROSPECTION=false).", "NOT_FOUND")
-        token = bearer_token(request.headers.get("authorization"))
-        if await authenticate(token, self.settings.auth_cache_seconds) is None:
+        caller = await self.authenticate_headers(
+            request.headers.get("authorization"), request.headers.get("x-herald-sandbox")
+        )
+        if caller is None:
             return Response(
                 UNAUTHENTICATED_BODY,
                 status_code=401,

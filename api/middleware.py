@@ -161,7 +161,7 @@ def cors_middleware(allowed_origins: list[str]) -> dict:
     return {
         "allow_origins": allowed_origins,
         "allow_methods": ["GET", "POST"],
-        "allow_headers": ["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+        "allow_headers": ["Authorization", "Content-Type", "Accept", "X-Request-Id", "X-Herald-Sandbox"],
         "expose_headers": ["X-Request-Id", "Retry-After"],
         "allow_credentials": False,
         "max_age": 600,

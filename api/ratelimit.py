@@ -55,9 +55,9 @@ class CostBudget:
     def enabled(self) -> bool:
         return self.maximum > 0
 
-    async def take(self, api_key_id: int, cost: int) -> Charge:
+    async def take(self, budget_key: int | str, cost: int) -> Charge:
         """Pays `cost` if the key has it available; otherwise refuses and says when it will have."""
-        available = await self._run(api_key_id, cost, force=False)
+        available = await self._run(budget_key, cost, force=False)
         if available is None:
             return Charge(allowed=True, available=None)
         allowed, left = available
@@ -65,15 +65,15 @@ class CostBudget:
             return Charge(allowed=True, available=left)
         return Charge(allowed=False, available=left, retry_after=max(1, math.ceil((cost - left) / self.restore_rate)))
 
-    async def settle(self, api_key_id: int, difference: int) -> float | None:
+    async def settle(self, budget_key: int | str, difference: int) -> float | None:
         """Actual minus requested: a refund when negative, an extra charge (down to 0 at most) when positive."""
-        result = await self._run(api_key_id, difference, force=True)
+        result = await self._run(budget_key, difference, force=True)
         return None if result is None else result[1]
 
-    async def _run(self, api_key_id: int, cost: int, *, force: bool) -> tuple[bool, float] | None:
+    async def _run(self, budget_key: int | str, cost: int, *, force: bool) -> tuple[bool, float] | None:
         try:
             allowed, available = await self._script(
-                keys=[f"herald:cost:{api_key_id}"],
+                keys=[f"herald:cost:{budget_key}"],
                 args=[self.maximum, self.restore_rate, repr(self.clock()), cost, 1 if force else 0],
             )
         except RedisError:

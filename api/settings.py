@@ -26,6 +26,8 @@ MODEL_MODULES = [
     "models.reporting.tracking",
     "models.outbox.model",
     "models.webhooks.model",
+    "models.people.user",
+    "models.approvals.model",
 ]
 
 
@@ -79,6 +81,19 @@ class Settings(BaseSettings):
     # A successful API-key lookup is reused this long per process; a key revoked elsewhere (the CLI, another
     # process) keeps working until then. A revocation in the same process takes effect at once. 0 = no cache.
     auth_cache_seconds: float = Field(5.0, ge=0, le=60)
+    # People signing in with OpenID Connect (api/oidc.py): bearer tokens issued by OIDC_ISSUER for OIDC_AUDIENCE
+    # (the `aud` claim), verified against the provider's published keys. Both unset: API keys only.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    # A claim (dotted for nested ones, e.g. `realm_access.roles`) whose values `<sandbox>:<ROLE>` grant ROLE in that
+    # sandbox, beside the memberships ADMINs manage. Unset: memberships only.
+    oidc_roles_claim: str | None = None
+    # The provider's key set is reused this long; a token signed with an unknown key id fetches it again, at most
+    # once per OIDC_JWKS_MIN_REFRESH_SECONDS.
+    oidc_jwks_cache_seconds: float = Field(3600.0, gt=0)
+    oidc_jwks_min_refresh_seconds: float = Field(10.0, ge=0)
+    # Clock skew tolerated on `exp`, `iat` and `nbf`.
+    oidc_leeway_seconds: float = Field(30.0, ge=0, le=300)
     # Automatic persisted queries (Apollo APQ) remembered per process; 0 = none stored.
     persisted_query_cache_size: int = Field(1000, ge=0)
     ws_max_subscriptions: int = Field(100, ge=1)
@@ -154,6 +169,12 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
+    def _oidc_needs_issuer_and_audience(self) -> Settings:
+        if (self.oidc_issuer is None) != (self.oidc_audience is None):
+            raise ValueError("OIDC_ISSUER and OIDC_AUDIENCE are set together (or neither)")
+        return self
+
+    @model_validator(mode="after")
     def _webhook_lease_outlasts_requests(self) -> Settings:
         if self.webhook_lease_seconds < 2 * self.webhook_timeout_seconds:
             raise ValueError("WEBHOOK_LEASE_SECONDS must be at least twice WEBHOOK_TIMEOUT_SECONDS")
@@ -168,7 +189,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("database_url", "redis_url", mode="before")
+    @field_validator("database_url", "redis_url", "oidc_issuer", "oidc_audience", "oidc_roles_claim", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

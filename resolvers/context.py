@@ -16,16 +16,26 @@ from resolvers.loaders import Loaders
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated API key a request acts as."""
+    """Who a request acts as: an API key (machines) or a person signed in with OpenID Connect, in one sandbox."""
 
-    api_key_id: int
     sandbox_id: int
     sandbox_name: str
     role: Role
+    api_key_id: int | None = None
+    user_id: int | None = None
+    user_sub: str | None = None
 
     @property
     def actor(self) -> str:
+        """What audit rows and events name: `user:<sub>` for a person, `apikey:<id>` for a key."""
+        if self.user_sub is not None:
+            return f"user:{self.user_sub}"[:100]
         return f"apikey:{self.api_key_id}"
+
+    @property
+    def budget_key(self) -> str:
+        """Whose query-cost budget an operation spends (resolvers/cost.py): the key's, or the person's."""
+        return f"user:{self.user_id}" if self.user_id is not None else str(self.api_key_id)
 
 
 @dataclass(frozen=True, slots=True)

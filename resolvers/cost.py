@@ -33,9 +33,9 @@ class Budget(Protocol):
     @property
     def enabled(self) -> bool: ...
 
-    async def take(self, api_key_id: int, cost: int) -> Charge: ...
+    async def take(self, budget_key: str, cost: int) -> Charge: ...
 
-    async def settle(self, api_key_id: int, difference: int) -> float | None: ...
+    async def settle(self, budget_key: str, difference: int) -> float | None: ...
 
 
 def actual_cost(data: Any) -> int:
@@ -78,7 +78,7 @@ class QueryCost(SchemaExtension):
         budget = getattr(context.context, "cost_budget", None)
         if self.requested is not None and caller is not None and budget is not None and budget.enabled:
             self.budget = budget
-            charge = await budget.take(caller.api_key_id, self.requested)
+            charge = await budget.take(caller.budget_key, self.requested)
             self.available = charge.available
             if not charge.allowed:
                 assert charge.retry_after is not None and charge.available is not None
@@ -100,7 +100,7 @@ class QueryCost(SchemaExtension):
         actual = actual_cost(result.data)
         caller = getattr(context.context, "caller", None)
         if self.budget is not None and caller is not None and self.available is not None and actual != self.requested:
-            self.available = await self.budget.settle(caller.api_key_id, actual - self.requested)
+            self.available = await self.budget.settle(caller.budget_key, actual - self.requested)
         self._report(actual=actual)
 
     def _report(self, actual: int | None) -> None:

@@ -89,6 +89,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "CampaignStatus": {
         "DRAFT": "Being written; nothing is sent.",
+        "IN_REVIEW": "Waiting for the approvals an approval policy asks for; read-only.",
+        "APPROVED": "Approved by everyone the matched policies ask for; read-only until activated.",
         "SCHEDULED": "Activated; its first run is in the future.",
         "LIVE": "Running or between runs.",
         "STOPPED": "Stopped by a person; unsent messages were cancelled.",
@@ -104,6 +106,9 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "DUPLICATE": "Copy it as a new draft.",
         "ARCHIVE": "Archive it.",
         "DELETE": "Delete it (drafts only).",
+        "REQUEST_APPROVAL": "Ask for the approvals the matched policies require (DRAFT to IN_REVIEW).",
+        "APPROVE": "Approve it, as an approver a matched policy names (not the requester).",
+        "REQUEST_CHANGES": "Send it back to DRAFT with a comment.",
     },
     "RunStatus": {
         "PENDING": "Created, not started.",

@@ -21,6 +21,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from resolvers.approvals.schema import ApprovalMutation, ApprovalQuery
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.campaigns.calendar import CampaignCalendarQuery
@@ -38,6 +39,7 @@ from resolvers.execution_support import per_field_extensions, version_mismatch
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
+from resolvers.people.schema import PeopleMutation, PeopleQuery
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
 from resolvers.presets.types import MessagePreset
@@ -76,6 +78,8 @@ class Query(
     ExecutionQuery,
     ReportsQuery,
     WebhookQuery,
+    PeopleQuery,
+    ApprovalQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -105,6 +109,8 @@ class Mutation(
     CampaignProofMutation,
     ExperimentMutation,
     WebhookMutation,
+    PeopleMutation,
+    ApprovalMutation,
 ):
     pass
 

@@ -47,6 +47,9 @@ from tests.drain import Drained
 from tests.drain import drain_jobs as run_due_jobs
 from tests.serving import RunningServer, free_port, running_server, subscribe  # noqa: F401 - fixtures' API
 
+# The test identity provider (tests/oidc): a session fixture, started only in processes whose tests ask for it.
+pytest_plugins = ["tests.oidc.provider"]
+
 TEST_DB = os.environ.get("HERALD_TEST_DB", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import outbox
+from models.approvals.policies import ApprovalRequiredError, campaign_facts, matching_policies
 from models.audience.entities import Segment
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
 from models.campaigns.experiments import experiment_problems, with_key
@@ -316,18 +317,31 @@ class Activation:
 
 
 async def activate_campaign(
-    sandbox_id: int, campaign_id: int, *, actor: str, now: datetime | None = None, links: LinkFacts | None = None
+    sandbox_id: int,
+    campaign_id: int,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    links: LinkFacts | None = None,
+    requester_role: str | None = None,
 ) -> Activation:
-    """Review under the row lock, then DRAFT → LIVE (and a run now) or SCHEDULED (the dispatcher runs it)."""
+    """Review under the row lock, then DRAFT (or APPROVED) → LIVE (and a run now) or SCHEDULED (the dispatcher
+    runs it). A DRAFT that an approval policy matches for `requester_role` is refused with ApprovalRequiredError
+    (system callers pass no role: policies are about people and keys asking)."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await locked_campaign(conn, sandbox_id, campaign_id)
         schedule = schedule_from_stored(row.schedule or {})
         starts_later = schedule.start_at is not None and schedule.start_at > now
         target = _allowed(row, CampaignAction.ACTIVATE, starts_later=starts_later)
-        alerts = review(await build_snapshot(row, now=now, conn=conn, links=links), now)
+        snapshot = await build_snapshot(row, now=now, conn=conn, links=links)
+        alerts = review(snapshot, now)
         if not can_activate(alerts):
             raise ReviewFailedError(alerts)
+        if requester_role is not None and row.status is CampaignStatus.DRAFT:
+            policies = await matching_policies(sandbox_id, campaign_facts(row, snapshot, requester_role), conn)
+            if policies:
+                raise ApprovalRequiredError(policies)
         previous = CampaignStatus(row.status)
         changes = {"activated_at": now, "activated_by": actor}
         await _transition(conn, row, CampaignAction.ACTIVATE, actor, now, changes, starts_later=starts_later)

@@ -36,7 +36,7 @@ from models.campaigns.review_snapshot import (
     PushContent,
     content_variants,
 )
-from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
+from models.campaigns.rules import NOT_ACTIVATED, CampaignType, Category, Channel
 from models.campaigns.schedule import ScheduleCode, fire_times, validate_schedule
 from models.campaigns.templates import CompiledTemplate, parse_template, profile_paths, references, unknown_roots
 
@@ -341,7 +341,7 @@ def _check_schedule(s: CampaignSnapshot, now: datetime) -> Iterator[Alert]:
         yield _alert(AlertCode.FREQUENCY_INVALID, "schedule.frequency", "In-app messages cannot recur.")
     if problems:
         return
-    if s.status is CampaignStatus.DRAFT:
+    if s.status in NOT_ACTIVATED:
         if schedule.start_at is not None and schedule.start_at < now:
             yield _alert(AlertCode.START_IN_PAST, "schedule.startAt", "The start is in the past.")
         elif schedule.start_at is None and schedule.end_at is not None and schedule.end_at < now:
@@ -463,7 +463,7 @@ def next_run_times(snapshot: CampaignSnapshot, now: datetime, *, count: int = 5)
     """The next fire times from `now`; a draft is taken as activated now."""
     if snapshot.type is CampaignType.API_TRIGGERED:
         return []
-    activated_at = now if snapshot.status is CampaignStatus.DRAFT else snapshot.activated_at
+    activated_at = now if snapshot.status in NOT_ACTIVATED else snapshot.activated_at
     return fire_times(snapshot.schedule, window_start=now, activated_at=activated_at, limit=count)
 
 

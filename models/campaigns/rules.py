@@ -11,6 +11,8 @@ from enum import StrEnum
 
 class CampaignStatus(StrEnum):
     DRAFT = "DRAFT"
+    IN_REVIEW = "IN_REVIEW"
+    APPROVED = "APPROVED"
     SCHEDULED = "SCHEDULED"
     LIVE = "LIVE"
     STOPPED = "STOPPED"
@@ -53,6 +55,9 @@ class CampaignAction(StrEnum):
     DUPLICATE = "DUPLICATE"
     ARCHIVE = "ARCHIVE"
     DELETE = "DELETE"
+    REQUEST_APPROVAL = "REQUEST_APPROVAL"
+    APPROVE = "APPROVE"
+    REQUEST_CHANGES = "REQUEST_CHANGES"
 
 
 class CampaignEvent(StrEnum):
@@ -72,6 +77,9 @@ _E = CampaignEvent
 # status -> trigger -> possible targets. A target equal to the status means "allowed, status unchanged"
 # (EDIT, REVIEW, DUPLICATE: the copy is a new DRAFT); None means the campaign is gone (DELETE).
 # ACTIVATE has two targets: LIVE when it starts now, SCHEDULED when startAt is in the future.
+# Approvals (models/approvals): a DRAFT that an approval policy matches goes IN_REVIEW (read-only) instead of
+# LIVE; APPROVE keeps it IN_REVIEW until every matched policy has its k approvals, then APPROVED; REQUEST_CHANGES
+# sends it back to DRAFT. APPROVED is read-only too, and ACTIVATE leaves it as it leaves a DRAFT.
 TRANSITIONS: dict[CampaignStatus, dict[Trigger, tuple[CampaignStatus | None, ...]]] = {
     _S.DRAFT: {
         _A.EDIT: (_S.DRAFT,),
@@ -79,6 +87,19 @@ TRANSITIONS: dict[CampaignStatus, dict[Trigger, tuple[CampaignStatus | None, ...
         _A.ACTIVATE: (_S.LIVE, _S.SCHEDULED),
         _A.DUPLICATE: (_S.DRAFT,),
         _A.DELETE: (None,),
+        _A.REQUEST_APPROVAL: (_S.IN_REVIEW,),
+    },
+    _S.IN_REVIEW: {
+        _A.REVIEW: (_S.IN_REVIEW,),
+        _A.DUPLICATE: (_S.IN_REVIEW,),
+        _A.APPROVE: (_S.APPROVED, _S.IN_REVIEW),
+        _A.REQUEST_CHANGES: (_S.DRAFT,),
+    },
+    _S.APPROVED: {
+        _A.REVIEW: (_S.APPROVED,),
+        _A.ACTIVATE: (_S.LIVE, _S.SCHEDULED),
+        _A.DUPLICATE: (_S.APPROVED,),
+        _A.REQUEST_CHANGES: (_S.DRAFT,),
     },
     _S.SCHEDULED: {
         _A.REVIEW: (_S.SCHEDULED,),
@@ -113,7 +134,14 @@ ACTION_MIN_ROLE: dict[CampaignAction, str] = {
     _A.ACTIVATE: "PUBLISHER",
     _A.STOP: "PUBLISHER",
     _A.ARCHIVE: "PUBLISHER",
+    # Who may approve is the matched policies' say (models/approvals/rules.py); the role is a floor.
+    _A.REQUEST_APPROVAL: "MANAGER",
+    _A.APPROVE: "MANAGER",
+    _A.REQUEST_CHANGES: "MANAGER",
 }
+
+# Not activated yet: a review judges these as if activated now (start in the past, next run times).
+NOT_ACTIVATED = frozenset({CampaignStatus.DRAFT, CampaignStatus.IN_REVIEW, CampaignStatus.APPROVED})
 
 # Fields that stay editable whatever the status (DESIGN §4).
 ALWAYS_EDITABLE_FIELDS = frozenset({"tags", "description"})
@@ -148,16 +176,21 @@ def status_actions(status: CampaignStatus) -> list[CampaignAction]:
     return [action for action in CampaignAction if action in triggers]
 
 
-def check_transition(current: CampaignStatus, action: Trigger, *, starts_later: bool = False) -> CampaignStatus | None:
+def check_transition(
+    current: CampaignStatus, action: Trigger, *, starts_later: bool = False, approved: bool = False
+) -> CampaignStatus | None:
     """The status after `action`, or InvalidTransition naming the allowed actions.
 
     `starts_later` only matters for ACTIVATE: True when `startAt` is in the future (→ SCHEDULED).
+    `approved` only matters for APPROVE: True when this approval completes every matched policy (→ APPROVED).
     Returns None for DELETE (the campaign is gone).
     """
     current = CampaignStatus(current)
     targets = TRANSITIONS[current].get(action)
     if targets is None:
         raise InvalidTransition(current, action, status_actions(current))
+    if action is CampaignAction.APPROVE:
+        return CampaignStatus.APPROVED if approved else CampaignStatus.IN_REVIEW
     if len(targets) > 1:
         return CampaignStatus.SCHEDULED if starts_later else CampaignStatus.LIVE
     return targets[0]

@@ -58,10 +58,11 @@ async def transition_campaign(
     changes: dict[str, Any] | None = None,
     audit_extra: dict[str, Any] | None = None,
     starts_later: bool = False,
+    approved: bool = False,
 ) -> bool:
     """`row` (as read) → the status `trigger` leads to. InvalidTransition when the rule refuses; False when the
     row changed since it was read (the compare-and-set on status and version lost), and then nothing is written."""
-    target = check_transition(row.status, trigger, starts_later=starts_later)
+    target = check_transition(row.status, trigger, starts_later=starts_later, approved=approved)
     previous, before = CampaignStatus(row.status), public_state(row)
     values = {**(changes or {}), "status": target, "version": row.version + 1, "updated_at": now}
     updated = await Campaign.filter(id=row.id, version=row.version, status=row.status).using_db(conn).update(**values)

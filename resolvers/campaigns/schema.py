@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from models.approvals.policies import ApprovalRequiredError as ApprovalRequired
 from models.audience.entities import Profile as ProfileModel
 from models.campaigns.actions import (
     activate_campaign,
@@ -38,6 +39,7 @@ from models.campaigns.versions import review_version
 from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
+from resolvers.approvals.types import ApprovalRequiredError
 from resolvers.campaigns.enums import CampaignStatus, Channel
 from resolvers.campaigns.inputs import (
     CampaignCreateInput,
@@ -68,7 +70,13 @@ from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 from resolvers.vocabulary import INPUT_ARG, described_enum
 
 logger = logging.getLogger(__name__)
-DEFAULT_LIST_STATUSES = [CampaignStatusEnum.DRAFT, CampaignStatusEnum.SCHEDULED, CampaignStatusEnum.LIVE]
+DEFAULT_LIST_STATUSES = [
+    CampaignStatusEnum.DRAFT,
+    CampaignStatusEnum.IN_REVIEW,
+    CampaignStatusEnum.APPROVED,
+    CampaignStatusEnum.SCHEDULED,
+    CampaignStatusEnum.LIVE,
+]
 
 
 @strawberry.type(
@@ -97,7 +105,9 @@ SORT_KEYS = {
 @strawberry.input(description="Filters of the campaign list; all given filters apply.")
 class CampaignFilter:
     statuses: list[CampaignStatus] | None = strawberry.field(
-        default=None, description="Statuses to list (default: DRAFT, SCHEDULED, LIVE, as AJO's list)."
+        default=None,
+        description="Statuses to list (default: DRAFT, IN_REVIEW, APPROVED, SCHEDULED, LIVE, "
+        "the ones still in play, as AJO's list).",
     )
     channel: Channel | None = strawberry.field(default=None, description="Only this channel.")
     tags: list[str] | None = strawberry.field(default=None, description="Campaigns having any of these tags.")
@@ -144,7 +154,12 @@ CampaignDeleteResult = Annotated[
     strawberry.union("CampaignDeleteResult", description="Result of `campaignDelete`."),
 ]
 CampaignActivateResult = Annotated[
-    CampaignActivateSuccess | ReviewFailedErrorType | NotFoundError | InvalidStateError | ConflictError,
+    CampaignActivateSuccess
+    | ReviewFailedErrorType
+    | NotFoundError
+    | InvalidStateError
+    | ConflictError
+    | ApprovalRequiredError,
     strawberry.union("CampaignActivateResult", description="Result of `campaignActivate`."),
 ]
 CampaignReviewResult = Annotated[
@@ -179,7 +194,12 @@ def _error(exc: CampaignError) -> Any:
         )
     if isinstance(exc, ReviewFailedError):
         return ReviewFailedErrorType(message=str(exc), alerts=[_alert(a) for a in exc.alerts])
+    if isinstance(exc, ApprovalRequired):
+        return ApprovalRequiredError(message=str(exc), policies=[policy.name for policy in exc.policies])
     raise exc
+
+
+campaign_error = _error  # the approval mutations (resolvers/approvals) map the same refusals
 
 
 def _alert(alert: Any) -> ReviewAlert:
@@ -409,8 +429,9 @@ class CampaignMutation:
         return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
-        description="Activate a DRAFT: the review runs again under a lock; any ERROR refuses. "
-        "LIVE with a run now, or SCHEDULED when `schedule.startAt` is in the future.",
+        description="Activate a DRAFT (or an APPROVED campaign): the review runs again under a lock; any ERROR "
+        "refuses. LIVE with a run now, or SCHEDULED when `schedule.startAt` is in the future. A DRAFT that an "
+        "approval policy matches answers ApprovalRequiredError: request approval first.",
         permission_classes=PUBLISHER,
     )
     async def campaign_activate(
@@ -419,7 +440,13 @@ class CampaignMutation:
         activation = await _on_campaign(
             info,
             input.id,
-            lambda sandbox_id, pk, actor: activate_campaign(sandbox_id, pk, actor=actor, links=info.context.links),
+            lambda sandbox_id, pk, actor: activate_campaign(
+                sandbox_id,
+                pk,
+                actor=actor,
+                links=info.context.links,
+                requester_role=info.context.require_caller().role.value,
+            ),
         )
         if isinstance(activation, Error):
             return activation

@@ -20,7 +20,9 @@ from resolvers.vocabulary import INPUT_ARG
 
 @strawberry.type
 class TenancyQuery:
-    @strawberry.field(description="The caller: sandbox and role of the API key.", permission_classes=VIEWER)
+    @strawberry.field(
+        description="The caller: sandbox and role (of the API key or the signed-in person).", permission_classes=VIEWER
+    )
     def viewer(self, info: Info) -> Viewer:
         caller = info.context.require_caller()
         return Viewer(sandbox=Sandbox(name=caller.sandbox_name), role=caller.role)

@@ -16,7 +16,7 @@ from resolvers.vocabulary import described_enum
 
 Role = described_enum(
     RoleEnum,
-    description="What an API key may do. Each role includes the rights of those before it.",
+    description="What an API key or a person may do in a sandbox. Each role includes the rights of those before it.",
 )
 IdentityType = described_enum(IdentityTypeEnum, description="The kind of identifier a namespace holds.")
 
@@ -26,10 +26,10 @@ class Sandbox:
     name: str = strawberry.field(description="Unique sandbox name.")
 
 
-@strawberry.type(description="Who is calling: the sandbox and role of the API key.")
+@strawberry.type(description="Who is calling: the sandbox and role of the API key or signed-in person.")
 class Viewer:
-    sandbox: Sandbox = strawberry.field(description="The sandbox every request of this key acts in.")
-    role: Role = strawberry.field(description="The role of the API key.")
+    sandbox: Sandbox = strawberry.field(description="The sandbox this request acts in.")
+    role: Role = strawberry.field(description="The caller's role in this sandbox.")
 
 
 @strawberry.type(description="A recorded state change: who did what, when, with before and after.")

@@ -140,7 +140,8 @@ async def test_the_whole_ajo_flow(gql: GraphQLClient, sandbox: SandboxKeys) -> N
     # Create with only a name: the review lists what is missing, and activation is refused with the same alerts.
     draft = await create(gql, sandbox, {"name": "Welcome"})
     assert draft["status"] == "DRAFT" and draft["version"] == 1
-    assert set(draft["availableActions"]) == {"EDIT", "REVIEW", "DUPLICATE", "DELETE"}  # a MANAGER cannot ACTIVATE
+    # A MANAGER cannot ACTIVATE; REQUEST_APPROVAL is offered on every draft (refused when no policy matches).
+    assert set(draft["availableActions"]) == {"EDIT", "REVIEW", "DUPLICATE", "DELETE", "REQUEST_APPROVAL"}
     first_review = await review(gql, sandbox, draft["id"])
     codes = {a["code"] for a in first_review["alerts"] if a["severity"] == "ERROR"}
     assert first_review["canActivate"] is False

@@ -49,8 +49,13 @@ QUERIES_CHECKED = {
     # Checked in tests/graphql/test_webhooks.py (another sandbox's ADMIN reads them as empty).
     "webhookEndpoints",
     "webhookDeliveries",
+    # Checked below (test_approvals_and_people_stay_in_their_sandbox).
+    "approvalPolicies",
+    "campaignApprovals",
+    "users",
+    "me",
 }
-ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
+ALL_STATUSES = ["DRAFT", "IN_REVIEW", "APPROVED", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
 
 
 def test_every_query_field_is_checked_for_isolation() -> None:
@@ -269,3 +274,55 @@ async def test_subscriptions_only_carry_the_callers_sandbox(
         ours = await gql(CAMPAIGN_CREATE, {"input": {"name": "ours"}}, key=sandbox.keys[Role.MANAGER])
         event = json.loads(await ws.recv())["payload"]["data"]["campaignStatusChanged"]
     assert event["campaignId"] == ours["campaignCreate"]["campaign"]["id"]
+
+
+async def test_approvals_and_people_stay_in_their_sandbox(
+    gql: GraphQLClient, sandbox: SandboxKeys, other_sandbox: SandboxKeys
+) -> None:
+    from tests.graphql.test_approvals import REQUEST, policy, ready_campaign
+    from tests.graphql.test_people import member
+
+    theirs = await policy(gql, other_sandbox)
+    campaign = await ready_campaign(gql, other_sandbox)
+    requested = await gql(REQUEST, {"id": campaign["id"], "comment": ""}, key=other_sandbox.keys[Role.MANAGER])
+    assert requested["campaignRequestApproval"]["campaign"]["status"] == "IN_REVIEW"
+    user = await member(gql, other_sandbox, "isolated-person", "ADMIN")
+    key = sandbox.admin
+
+    reads = await gql(
+        "query($id: ID!) { approvalPolicies { id } campaignApprovals(campaignId: $id) { kind } users { sub } "
+        "me { sub } }",
+        {"id": campaign["id"]},
+        key=key,
+    )
+    assert reads == {"approvalPolicies": [], "campaignApprovals": [], "users": [], "me": None}
+    assert (await gql("{ approvalPolicies { id } }", key=other_sandbox.admin))["approvalPolicies"] == [
+        {"id": theirs["id"]}
+    ]
+    for mutation, global_id, extra in [
+        ("approvalPolicyUpdate", theirs["id"], ', name: "mine"'),
+        ("approvalPolicyDelete", theirs["id"], ""),
+        ("campaignRequestApproval", campaign["id"], ""),
+        ("campaignApprove", campaign["id"], ""),
+        ("campaignRequestChanges", campaign["id"], ', comment: "mine"'),
+        ("userMembershipRemove", user["id"], ""),
+    ]:
+        answer = await gql(
+            f"mutation($id: ID!) {{ {mutation}(input: {{id: $id{extra}}}) {{ __typename }} }}",
+            {"id": global_id},
+            key=key,
+        )
+        assert answer[mutation]["__typename"] == "NotFoundError", mutation
+    # Naming another sandbox's member as an approver is refused; their policy and request are untouched.
+    named = await gql(
+        'mutation($u: ID!) { approvalPolicyCreate(input: {name: "x", approverUserIds: [$u]}) { __typename } }',
+        {"u": user["id"]},
+        key=key,
+    )
+    assert named["approvalPolicyCreate"]["__typename"] == "InvalidInputError"
+    steps = await gql(
+        "query($id: ID!) { campaignApprovals(campaignId: $id) { kind } }",
+        {"id": campaign["id"]},
+        key=other_sandbox.admin,
+    )
+    assert steps["campaignApprovals"] == [{"kind": "REQUESTED"}]

@@ -202,6 +202,40 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
             ("Archive", Role.PUBLISHER),
         )
     },
+    # Approvals: policies are an ADMIN's; the steps need MANAGER (the policies then say who approves).
+    ("Query", "approvalPolicies"): Case(Role.VIEWER, "{ approvalPolicies { id } }"),
+    ("Query", "campaignApprovals"): Case(
+        Role.VIEWER, "query($id: ID!) { campaignApprovals(campaignId: $id) { kind } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "approvalPolicyCreate"): Case(
+        Role.ADMIN, 'mutation { approvalPolicyCreate(input: {name: ""}) { __typename } }'
+    ),
+    ("Mutation", "approvalPolicyUpdate"): Case(
+        Role.ADMIN, "mutation($id: ID!) { approvalPolicyUpdate(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "approvalPolicyDelete"): Case(
+        Role.ADMIN, "mutation($id: ID!) { approvalPolicyDelete(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignRequestApproval"): Case(
+        Role.MANAGER, "mutation($id: ID!) { campaignRequestApproval(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignApprove"): Case(
+        Role.MANAGER, "mutation($id: ID!) { campaignApprove(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignRequestChanges"): Case(
+        Role.MANAGER,
+        'mutation($id: ID!) { campaignRequestChanges(input: {id: $id, comment: "x"}) { __typename } }',
+        {"id": NOWHERE},
+    ),
+    # People: members are managed (and listed) by ADMINs; `me` is anyone's.
+    ("Query", "me"): Case(Role.VIEWER, "{ me { sub } }"),
+    ("Query", "users"): Case(Role.ADMIN, "{ users { sub } }"),
+    ("Mutation", "userMembershipSet"): Case(
+        Role.ADMIN, 'mutation { userMembershipSet(input: {sub: "", role: VIEWER}) { __typename } }'
+    ),
+    ("Mutation", "userMembershipRemove"): Case(
+        Role.ADMIN, "mutation($id: ID!) { userMembershipRemove(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
     ("Query", "profileImport"): Case(Role.VIEWER, "query($id: ID!) { profileImport(id: $id) { id } }", {"id": NOWHERE}),
     ("Query", "profileImports"): Case(Role.VIEWER, "{ profileImports(first: 1) { totalCount } }"),
     ("Subscription", "profileImportProgress"): Case(

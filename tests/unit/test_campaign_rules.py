@@ -28,6 +28,13 @@ EXPECTED = {
     (S.DRAFT, A.REVIEW): S.DRAFT,
     (S.DRAFT, A.DUPLICATE): S.DRAFT,
     (S.DRAFT, A.DELETE): None,
+    (S.DRAFT, A.REQUEST_APPROVAL): S.IN_REVIEW,
+    (S.IN_REVIEW, A.REVIEW): S.IN_REVIEW,
+    (S.IN_REVIEW, A.DUPLICATE): S.IN_REVIEW,
+    (S.IN_REVIEW, A.REQUEST_CHANGES): S.DRAFT,
+    (S.APPROVED, A.REVIEW): S.APPROVED,
+    (S.APPROVED, A.DUPLICATE): S.APPROVED,
+    (S.APPROVED, A.REQUEST_CHANGES): S.DRAFT,
     (S.SCHEDULED, A.REVIEW): S.SCHEDULED,
     (S.SCHEDULED, A.STOP): S.STOPPED,
     (S.SCHEDULED, A.DUPLICATE): S.SCHEDULED,
@@ -54,9 +61,13 @@ ALL_PAIRS = [(status, trigger) for status in S for trigger in [*A, *E]]
 def test_every_status_and_trigger_pair(status: CampaignStatus, trigger) -> None:
     if (status, trigger) in EXPECTED:
         assert check_transition(status, trigger) == EXPECTED[(status, trigger)]
-    elif (status, trigger) == (S.DRAFT, A.ACTIVATE):
+    elif (status, trigger) in ((S.DRAFT, A.ACTIVATE), (S.APPROVED, A.ACTIVATE)):
         assert check_transition(status, trigger) is S.LIVE
         assert check_transition(status, trigger, starts_later=True) is S.SCHEDULED
+    elif (status, trigger) == (S.IN_REVIEW, A.APPROVE):
+        # An approval that leaves a policy short keeps the campaign IN_REVIEW; the last one approves it.
+        assert check_transition(status, trigger) is S.IN_REVIEW
+        assert check_transition(status, trigger, approved=True) is S.APPROVED
     else:
         with pytest.raises(InvalidTransition) as raised:
             check_transition(status, trigger)
@@ -88,9 +99,13 @@ def test_role_names_follow_the_sandbox_roles() -> None:
     ("status", "role", "expected"),
     [
         (S.DRAFT, Role.VIEWER, []),
-        (S.DRAFT, Role.MANAGER, [A.EDIT, A.REVIEW, A.DUPLICATE, A.DELETE]),
-        (S.DRAFT, Role.PUBLISHER, [A.EDIT, A.REVIEW, A.ACTIVATE, A.DUPLICATE, A.DELETE]),
-        (S.DRAFT, Role.ADMIN, [A.EDIT, A.REVIEW, A.ACTIVATE, A.DUPLICATE, A.DELETE]),
+        (S.DRAFT, Role.MANAGER, [A.EDIT, A.REVIEW, A.DUPLICATE, A.DELETE, A.REQUEST_APPROVAL]),
+        (S.DRAFT, Role.PUBLISHER, [A.EDIT, A.REVIEW, A.ACTIVATE, A.DUPLICATE, A.DELETE, A.REQUEST_APPROVAL]),
+        (S.DRAFT, Role.ADMIN, [A.EDIT, A.REVIEW, A.ACTIVATE, A.DUPLICATE, A.DELETE, A.REQUEST_APPROVAL]),
+        (S.IN_REVIEW, Role.VIEWER, []),
+        (S.IN_REVIEW, Role.MANAGER, [A.REVIEW, A.DUPLICATE, A.APPROVE, A.REQUEST_CHANGES]),
+        (S.APPROVED, Role.MANAGER, [A.REVIEW, A.DUPLICATE, A.REQUEST_CHANGES]),
+        (S.APPROVED, Role.PUBLISHER, [A.REVIEW, A.ACTIVATE, A.DUPLICATE, A.REQUEST_CHANGES]),
         (S.LIVE, Role.VIEWER, []),
         (S.LIVE, Role.MANAGER, [A.REVIEW, A.DUPLICATE]),
         (S.LIVE, Role.PUBLISHER, [A.REVIEW, A.STOP, A.DUPLICATE]),
@@ -117,3 +132,5 @@ def test_only_drafts_are_editable_except_tags_and_description() -> None:
     assert is_editable(S.DRAFT, "schedule")
     assert not is_editable(S.LIVE, "schedule")
     assert is_editable(S.LIVE, "tags") and is_editable(S.ARCHIVED, "description")
+    # In review and approved: read-only, as approvers saw it.
+    assert not is_editable(S.IN_REVIEW, "content") and not is_editable(S.APPROVED, "schedule")

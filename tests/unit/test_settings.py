@@ -96,3 +96,13 @@ def test_a_bad_egress_allow_entry_stops_startup(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("EGRESS_ALLOW", "10.0.0.0/8,10.0.0.0/99")
     with pytest.raises(ValueError, match="EGRESS_ALLOW"):
         Settings()
+
+
+def test_oidc_issuer_and_audience_come_together() -> None:
+    with pytest.raises(ValueError, match="OIDC_ISSUER and OIDC_AUDIENCE"):
+        Settings(oidc_issuer="https://id.example.com")
+    with pytest.raises(ValueError, match="OIDC_ISSUER and OIDC_AUDIENCE"):
+        Settings(oidc_audience="herald")
+    both = Settings(oidc_issuer="https://id.example.com", oidc_audience="herald", oidc_roles_claim="")
+    assert (both.oidc_issuer, both.oidc_audience, both.oidc_roles_claim) == ("https://id.example.com", "herald", None)
+    assert Settings().oidc_issuer is None
