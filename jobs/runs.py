@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
 from jobs.context import worker_context
+from jobs.pausing import batch_pause, held_back, pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
@@ -219,6 +220,11 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
             async with keep_leased(run, batch, lease):
                 outcomes, to_suppress = await send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
+            pause = batch_pause(outcomes)
+            if pause is not None:
+                # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
+                await with_db_retry(write_outcomes, held_back(outcomes), now)
+                return await pause_sending(ctx, run, campaign.preset_id, *pause, progress, now)
             await with_db_retry(write_outcomes, outcomes, now)
             failures = await with_db_retry(record_batch_failures, run.id, outcomes)
             if failures is not None and failures.all_failed:

@@ -38,6 +38,7 @@ class FailureCode(StrEnum):
     MESSAGE_REJECTED = "MESSAGE_REJECTED"  # the content was refused (e.g. SMTP DATA 5xx)
     SENDER_REJECTED = "SENDER_REJECTED"  # the envelope sender / From number was refused
     AUTH_FAILED = "AUTH_FAILED"  # provider credentials refused
+    CONFIGURATION = "CONFIGURATION"  # the connection setup refused: STARTTLS missing, an untrusted certificate
     INVALID_ADDRESS = "INVALID_ADDRESS"  # cannot be expressed on this channel (bad characters, bad number)
     INVALID_MESSAGE = "INVALID_MESSAGE"  # the rendered message cannot be encoded / sent as given
     UNREGISTERED = "UNREGISTERED"  # push token no longer valid

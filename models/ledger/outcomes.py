@@ -30,6 +30,8 @@ class Outcome:
     sent: bool = False
     # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
     bounce_type: str | None = None
+    # False for a send held back by a paused run: it goes back to QUEUED as if it had not been tried.
+    counts_attempt: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +87,18 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
                         params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
                         params.typed(1 if o.sent else 0, "INTEGER"),
                         params.typed(o.bounce_type, "TEXT"),
+                        params.typed(1 if o.counts_attempt else 0, "INTEGER"),
                     )
                 )
                 + ")"
             )
         updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
         sql = (
-            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
+            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried) AS (VALUES {', '.join(groups)}) "
             f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
             f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
             f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
-            f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
+            f"attempts = delivery.attempts + v.tried, lease_until = NULL, updated_at = {updated}, "
             f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
             f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
             f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')}"

@@ -30,6 +30,7 @@ from resolvers.campaigns.enums import (
     Channel,
     Frequency,
     RunOutcomeReason,
+    RunPauseReason,
     RunStatus,
     Weekday,
 )
@@ -472,6 +473,13 @@ class CampaignRun(SandboxNode):
         description="Why the run ended as it did when its counters alone would mislead (e.g. AUDIENCE_EMPTY: a "
         "SUCCEEDED run that sent nothing because nobody was in the segment); null otherwise."
     )
+    pause_reason: RunPauseReason | None = strawberry.field(
+        description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
+    )
+    pause_detail: str | None = strawberry.field(
+        description="The provider's answer that paused the run, for a person; null when it is not paused."
+    )
+    paused_at: datetime | None = strawberry.field(description="When the run paused; null when it is not paused.")
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -491,6 +499,9 @@ class CampaignRun(SandboxNode):
             started_at=row.started_at,
             finished_at=row.finished_at,
             outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
+            pause_reason=RunPauseReason[row.pause_reason.value] if row.pause_reason else None,
+            pause_detail=row.pause_detail,
+            paused_at=row.paused_at,
         )
 
 
