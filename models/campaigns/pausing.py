@@ -55,9 +55,7 @@ def _preset_problem(preset: MessagePreset | None) -> str | None:
     return None
 
 
-async def resume_paused_run(
-    sandbox_id: int, run_id: int, *, actor: str, now: datetime | None = None
-) -> CampaignRun:
+async def resume_paused_run(sandbox_id: int, run_id: int, *, actor: str, now: datetime | None = None) -> CampaignRun:
     """PAUSED → RUNNING (no lease) in one transaction, with its audit row and a progress event; the caller
     enqueues the run job after commit (the dispatcher resumes a RUNNING run without a lease should that be lost)."""
     now = now or datetime.now(UTC)

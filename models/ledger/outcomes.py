@@ -94,7 +94,8 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
             )
         updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
         sql = (
-            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried) AS (VALUES {', '.join(groups)}) "
+            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried) "
+            f"AS (VALUES {', '.join(groups)}) "
             f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
             f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
             f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "

@@ -102,7 +102,7 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     DeliveryReason.MESSAGE_REJECTED: "The provider refused the content (e.g. SMTP 5xx after DATA).",
     DeliveryReason.SENDER_REJECTED: "The provider refused the sender address or number.",
     DeliveryReason.AUTH_FAILED: "The provider refused the preset's credentials.",
-    DeliveryReason.CONFIGURATION: "The preset's connection setup was refused (STARTTLS missing, untrusted certificate).",
+    DeliveryReason.CONFIGURATION: "The preset's connection setup failed (STARTTLS missing, untrusted certificate).",
     DeliveryReason.INVALID_ADDRESS: "The address cannot be used on this channel (bad characters, bad number).",
     DeliveryReason.INVALID_MESSAGE: "The rendered message cannot be encoded or sent as given.",
     DeliveryReason.UNREGISTERED: "The push token is no longer valid.",

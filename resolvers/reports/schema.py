@@ -8,9 +8,9 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
+from models.campaigns import pausing
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
-from models.campaigns import pausing
 from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
 from models.ledger import reports
 from models.presets.rules import PresetStatus as MessagePresetStatusEnum

@@ -1,10 +1,9 @@
-"""A relay refusing every recipient for a sender-side reason (550 5.7.1) suppresses nobody."""
+"""A relay refusing recipients for a sender-side reason (550 5.7.1) suppresses nobody (the run that meets it
+pauses: tests/jobs/test_run_pause.py)."""
 
 from __future__ import annotations
 
 from jobs.channels.base import FailureCode, SendStatus
-from models.audience.entities import SuppressionEntry
-from models.campaigns.campaign import RunStatus
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import activate, create
 from tests.graphql.test_profiles import upsert
@@ -37,38 +36,6 @@ async def test_adapter_reports_policy_refusals_as_the_senders_and_address_proble
         (SendStatus.HARD_FAIL, FailureCode.AUTH_FAILED, False),
         (SendStatus.HARD_FAIL, FailureCode.SENDER_REJECTED, False),
     ]
-
-
-async def test_a_relay_refusing_every_recipient_with_5_7_1_suppresses_nobody(
-    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
-) -> None:
-    addresses = [f"r{i}@example.com" for i in range(6)]
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD), rcpt_replies=dict.fromkeys(addresses, RELAY_DENIED))
-    async with smtp_sink(handler) as sink:
-        preset_id = await email_preset(gql, sandbox, sink.port)
-        await upsert(gql, sandbox.admin, [gold(a, "R", consent={"email": "Y"}) for a in addresses])
-        segment_id = await gold_segment(gql, sandbox)
-        campaign = await create(
-            gql,
-            sandbox,
-            {
-                "name": "Refused",
-                "action": {"channel": "EMAIL", "presetId": preset_id},
-                "content": {"email": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}},
-                "audience": {"segmentId": segment_id, "namespaceCode": "Email"},
-            },
-        )
-        activated = await activate(gql, sandbox, campaign["id"])
-        assert activated["__typename"] == "CampaignActivateSuccess", activated
-        run = await finished_run(gql, campaign["id"])
-
-    assert sink.handler.received == []
-    rows = await ledger(run.id)
-    assert sorted((d.address, d.status.value, d.reason) for d in rows.values()) == [
-        (a, "FAILED", "SENDER_REJECTED") for a in addresses
-    ]
-    assert run.status is RunStatus.FAILED and "SENDER_REJECTED" in (run.failure_reason or "")
-    assert not await SuppressionEntry.filter(sandbox_id=run.sandbox_id).exists()
 
 
 async def test_a_run_keeps_the_relays_id_from_its_250_reply(
