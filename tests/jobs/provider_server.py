@@ -165,8 +165,20 @@ def build_app(current: _Current, public_key: rsa.RSAPublicKey) -> Starlette:
         state.push.append({"message": message, "bearer": bearer})
         return JSONResponse({"name": f"projects/{PROJECT}/messages/0:{next(state._ids)}"})
 
+    async def root(request: Request) -> Response:
+        return JSONResponse({})
+
+    async def twilio_account(request: Request) -> Response:
+        # What the SMS preset's validation reads: the account, with the preset's credentials.
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if request.path_params["sid"] != ACCOUNT_SID or request.headers.get("authorization") != expected:
+            return JSONResponse({"code": 20003, "message": "Authenticate", "status": 401}, status_code=401)
+        return JSONResponse({"sid": ACCOUNT_SID, "status": "active"})
+
     return Starlette(
         routes=[
+            Route("/", root, methods=["GET"]),
+            Route("/2010-04-01/Accounts/{sid}.json", twilio_account, methods=["GET"]),
             Route("/2010-04-01/Accounts/{sid}/Messages.json", twilio, methods=["POST"]),
             Route("/token", token, methods=["POST"]),
             Route("/v1/projects/{project}/messages:send", fcm_send, methods=["POST"]),
