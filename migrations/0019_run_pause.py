@@ -2,6 +2,7 @@ from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
 
 from models.campaigns.run_rules import RunPauseReason, RunStatus
+from models.ledger.vocabulary import DeliveryStatus
 
 
 class AlterEnumDescription(ops.AlterField):
@@ -29,6 +30,18 @@ class Migration(migrations.Migration):
                 description="PENDING: PENDING\nRUNNING: RUNNING\nSUCCEEDED: SUCCEEDED\nFAILED: FAILED\n"
                 "CANCELLED: CANCELLED\nPAUSED: PAUSED",
                 enum_type=RunStatus,
+                max_length=16,
+            ),
+        ),
+        # SMS sends with no answer are held UNCONFIRMED (issue 24): a new value, the column unchanged.
+        AlterEnumDescription(
+            model_name="Delivery",
+            name="status",
+            field=fields.CharEnumField(
+                description="TARGETED: TARGETED\nEXCLUDED: EXCLUDED\nQUEUED: QUEUED\nSENDING: SENDING\nSENT: SENT\n"
+                "DELIVERED: DELIVERED\nBOUNCED: BOUNCED\nFAILED: FAILED\nCANCELLED: CANCELLED\n"
+                "UNCONFIRMED: UNCONFIRMED",
+                enum_type=DeliveryStatus,
                 max_length=16,
             ),
         ),

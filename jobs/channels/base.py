@@ -28,6 +28,9 @@ class SendStatus(StrEnum):
     HARD_FAIL = "HARD_FAIL"
     # Soft bounce (e.g. mailbox full): not delivered, not retried by this run, address kept.
     SOFT_FAIL = "SOFT_FAIL"
+    # The request went and no answer came (a timeout while waiting for it): the provider may have the message.
+    # Not resent blindly: held until its status callback or the unconfirmed window settles it.
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 class FailureCode(StrEnum):
@@ -83,6 +86,10 @@ class SendResult:
         return cls(
             SendStatus.HARD_FAIL, reason=reason, message=message, suppress_address=suppress, provider_code=provider_code
         )
+
+    @classmethod
+    def unconfirmed(cls, message: str) -> SendResult:
+        return cls(SendStatus.UNCONFIRMED, reason=FailureCode.TIMEOUT, message=message)
 
     @classmethod
     def soft_fail(cls, reason: FailureCode, message: str = "", *, provider_code: str | None = None) -> SendResult:

@@ -12,6 +12,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
+from models.ledger.vocabulary import DeliveryReason
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
@@ -132,6 +133,39 @@ async def requeue_failed(run_id: int, reasons: Sequence[str], now: datetime, con
         f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.RESEND)} AND reason IN ({in_list})"
     )
     return _rowcount(await conn.execute_query(sql, params.values))
+
+
+async def settle_unconfirmed(run_id: int, now: datetime, *, resend: bool) -> int:
+    """UNCONFIRMED rows of the run whose window ended (next_attempt_at) without a status callback: FAILED with
+    UNCONFIRMED_TIMEOUT (at most once), or with `resend` QUEUED again, due now (at least once)."""
+    params = SqlParams(dialect_of())
+    if resend:
+        change = f"status = '{_Q}', reason = NULL, next_attempt_at = NULL"
+    else:
+        failed, why = DeliveryStatus.FAILED.value, DeliveryReason.UNCONFIRMED_TIMEOUT.value
+        change = f"status = '{failed}', reason = '{why}', next_attempt_at = NULL"
+    updated, run, due = params.typed(now, "TIMESTAMPTZ"), params.add(run_id), params.typed(now, "TIMESTAMPTZ")
+    sql = (
+        f"UPDATE delivery SET {change}, updated_at = {updated} "
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.SETTLE)} AND next_attempt_at <= {due}"
+    )
+    return _rowcount(await connections.get("default").execute_query(sql, params.values))
+
+
+async def confirm_unconfirmed(
+    delivery_id: int, provider_message_id: str, now: datetime, conn: BaseDBAsyncClient
+) -> bool:
+    """A status callback for an UNCONFIRMED send (found by the key in its callback URL): the provider has the
+    message, so it is SENT with the provider's id; the callback's own status then applies as for any SENT row."""
+    params = SqlParams(dialect_of())
+    pid, sent_at = params.typed(provider_message_id, "TEXT"), params.typed(now, "TIMESTAMPTZ")
+    updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(delivery_id, "BIGINT")
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.SENT.value}', reason = NULL, next_attempt_at = NULL, "
+        f"provider_message_id = COALESCE(provider_message_id, {pid}), sent_at = COALESCE(sent_at, {sent_at}), "
+        f"updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.CONFIRM)}"
+    )
+    return _rowcount(await conn.execute_query(sql, params.values)) == 1
 
 
 async def mark_delivered(delivery_id: int, now: datetime, conn: BaseDBAsyncClient) -> bool:

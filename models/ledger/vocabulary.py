@@ -17,6 +17,7 @@ class DeliveryStatus(StrEnum):
     BOUNCED = "BOUNCED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 DELIVERY_STATUS_DESCRIPTIONS: dict[DeliveryStatus, str] = {
@@ -29,6 +30,8 @@ DELIVERY_STATUS_DESCRIPTIONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.BOUNCED: "Reported bounced by the provider after it was accepted (see `bounceType`).",
     DeliveryStatus.FAILED: "Could not be sent, for the reason given; not retried.",
     DeliveryStatus.CANCELLED: "Not sent: the run was stopped first.",
+    DeliveryStatus.UNCONFIRMED: "Sent to the provider, which did not answer (a timeout after the request went): "
+    "held, not resent, until its status callback or the unconfirmed window settles it.",
 }
 
 
@@ -46,6 +49,7 @@ class DeliveryReason(StrEnum):
     # Failures of the run itself.
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
+    UNCONFIRMED_TIMEOUT = "UNCONFIRMED_TIMEOUT"
     # Provider answers (jobs.channels.base.FailureCode) and feedback.
     HARD_BOUNCE = "HARD_BOUNCE"
     SOFT_BOUNCE = "SOFT_BOUNCE"
@@ -96,6 +100,8 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     DeliveryReason.THROTTLE_CUTOFF: "Beyond what the campaign's throttle can send in 12 hours.",
     DeliveryReason.TEMPLATE_ERROR: "The message could not be rendered for this profile.",
     DeliveryReason.RETRY_EXPIRED: "Temporary failures went on past the preset's retry period.",
+    DeliveryReason.UNCONFIRMED_TIMEOUT: "Sent with no answer, and no status callback came within the window: not "
+    "resent (at most once).",
     DeliveryReason.HARD_BOUNCE: "The recipient address does not exist or is refused for good.",
     DeliveryReason.SOFT_BOUNCE: "A bounce reported as temporary (e.g. mailbox full); not retried.",
     DeliveryReason.MAILBOX_FULL: "The recipient's mailbox is full.",
