@@ -86,6 +86,8 @@ def build_adapter(
             service_account=orjson.loads(secrets.get("service_account_json") or "{}"),
             base_url=values.get("provider_base_url") or "https://fcm.googleapis.com",
             timeout=settings.provider_timeout_seconds,
+            app_id=values.get("app_id") or None,
+            platforms=tuple(values.get("platforms") or ()),
             egress=settings.egress_policy,
         ),
         backoff=backoff,
