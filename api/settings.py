@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(30.0, gt=0, le=3600)
     # First retry delay of a temporary send failure without Retry-After (doubles per attempt).
     send_retry_base_seconds: float = Field(30.0, gt=0, le=3600)
+    # HTTP providers (Twilio, FCM): a send with no answer after this many seconds is a timeout.
+    provider_timeout_seconds: float = Field(15.0, gt=0, le=300)
+    # An SMS sent with no answer (timeout after the request went) is held UNCONFIRMED until its status callback
+    # settles it or this window ends; then FAIL (at most once, the default) or RESEND (at least once).
+    sms_unconfirmed_window_seconds: float = Field(1800.0, gt=0, le=7 * 86400)
+    sms_unconfirmed_policy: Literal["FAIL", "RESEND"] = "FAIL"
     # Extra "send part" jobs a large run is split into, so several workers share it.
     run_send_parts: int = Field(4, ge=0, le=64)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)

@@ -26,9 +26,13 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from tortoise.transactions import in_transaction
 
 from api.auth import authenticate_request, json_error
+from jobs.channels.sms import DELIVERY_PARAM
 from models.ledger.counts import ledger_counts, store_counters
+from models.ledger.delivery import DeliveryStatus
+from models.ledger.outcomes import confirm_unconfirmed
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretBox, SecretsUnreadableError
 from models.reporting.feedback import (
@@ -36,6 +40,7 @@ from models.reporting.feedback import (
     Feedback,
     FeedbackKind,
     apply_feedback,
+    deliveries_by_idempotency_key,
     deliveries_by_message_id,
     deliveries_by_provider_id,
 )
@@ -146,7 +151,13 @@ async def sms_status(request: Request) -> Response:
     forms = twilio_url_forms(url)
     # A SID could be claimed by a fake provider of another sandbox: only deliveries whose own preset's token
     # produced the signature are touched.
-    for ref in await deliveries_by_provider_id(sid):
+    candidates = await deliveries_by_provider_id(sid)
+    key = request.query_params.get(DELIVERY_PARAM)
+    if key:
+        # A send held UNCONFIRMED (no answer, so no SID known): its callback URL names the delivery.
+        known = {ref.id for ref in candidates}
+        candidates += [ref for ref in await deliveries_by_idempotency_key(key) if ref.id not in known]
+    for ref in candidates:
         token = await _auth_token(ref.preset_id, box, tokens) if ref.preset_id is not None else None
         if token and any(
             hmac.compare_digest(twilio_signature(token, form, params, algorithm), signature) for form in forms
@@ -154,10 +165,18 @@ async def sms_status(request: Request) -> Response:
             matched.append(ref)
     if not matched:
         return json_error(403, "FORBIDDEN", "The signature does not match a message sent by this server.")
+    now = datetime.now(UTC)
+    confirmed = False
+    for ref in matched:
+        if ref.status is DeliveryStatus.UNCONFIRMED:
+            # Whatever its status says, Twilio has the message: SENT with its SID, then the status applies.
+            async with in_transaction() as conn:
+                confirmed = await confirm_unconfirmed(ref.id, sid, now, conn) or confirmed
     feedback = _sms_feedback(fields.get("MessageStatus", "").lower(), fields.get("ErrorCode", "").strip())
     if feedback is None:
-        return JSONResponse({"outcome": "IGNORED"})
-    now = datetime.now(UTC)
+        if confirmed:
+            await _refresh_counters({ref.run_id for ref in matched})
+        return JSONResponse({"outcome": "APPLIED" if confirmed else "IGNORED"})
     outcomes = [await apply_feedback(ref, feedback, now, actor="provider:sms") for ref in matched]
     await _refresh_counters({ref.run_id for ref in matched})
     return JSONResponse({"outcome": outcomes[0].value})

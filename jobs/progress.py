@@ -46,7 +46,9 @@ class Progress:
         now = time.monotonic()
         self.next_count = now + max(PROGRESS_INTERVAL, 4 * (now - started))
 
-    def event(self, counts: Counts, status: RunStatus, *, final: bool = False) -> RunProgress:
+    def event(
+        self, counts: Counts, status: RunStatus, *, final: bool = False, pause_reason: str | None = None
+    ) -> RunProgress:
         now = time.monotonic()
         done = counts.of(
             DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.BOUNCED,
@@ -67,6 +69,7 @@ class Progress:
             eta_seconds=round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
             at=_now(),
             final=final,
+            pause_reason=pause_reason,
         )
 
     async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:

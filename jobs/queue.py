@@ -80,6 +80,10 @@ class JobQueue:
         have its result kept (which would make `execute_run` a no-op)."""
         return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:resend:{token}")
 
+    async def resume_paused_run(self, run_id: int, token: str) -> Job | None:
+        """Takes up a run after `campaignRunResume`: its own job id, like a resend."""
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:unpause:{token}")
+
     async def send_run_part(self, run_id: int, part: int, claim_tag: int) -> Job | None:
         """Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own."""
         return await self.enqueue(SEND_RUN_PART, run_id, part, job_id=f"{SEND_RUN_PART}:{run_id}:{part}:{claim_tag}")

@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
 from jobs.context import worker_context
+from jobs.pausing import batch_pause, held_back, pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
@@ -52,7 +53,13 @@ from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
-from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
+from models.ledger.outcomes import (
+    cancel_unsent,
+    main_failure_reason,
+    record_batch_failures,
+    settle_unconfirmed,
+    write_outcomes,
+)
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretsUnreadableError
@@ -220,6 +227,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         ((preset.settings or {}) if preset else {}).get("retry_period_minutes") or DEFAULT_RETRY_MINUTES
     )
     retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
+    settings = worker_context(ctx).settings
+    unconfirmed_window = settings.sms_unconfirmed_window_seconds
+    await _settle_unconfirmed(ctx, run.id, now)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
     batch_size = _batch_size(campaign)
     throttle = None
@@ -243,8 +253,15 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 continue
             after_id = batch[-1].id
             async with keep_leased(run, batch, lease):
-                outcomes, to_suppress = await send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
+                outcomes, to_suppress = await send_batch(
+                    batch, renderer, adapter, now, retry_deadline, tracker, unconfirmed_window
+                )
             now = _now()
+            pause = batch_pause(outcomes)
+            if pause is not None:
+                # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
+                await with_db_retry(write_outcomes, held_back(outcomes), now)
+                return await pause_sending(ctx, run, campaign.preset_id, *pause, progress, now)
             await with_db_retry(write_outcomes, outcomes, now)
             failures = await with_db_retry(record_batch_failures, run.id, outcomes)
             if failures is not None and failures.all_failed:
@@ -270,6 +287,22 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     return await _finish_if_done(ctx, run, campaign, progress)
 
 
+async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime) -> None:
+    """Sends held UNCONFIRMED whose window ended without a status callback: the policy settles them (FAILED
+    UNCONFIRMED_TIMEOUT by default; QUEUED again with SMS_UNCONFIRMED_POLICY=RESEND)."""
+    resend = worker_context(ctx).settings.sms_unconfirmed_policy == "RESEND"
+    settled = await with_db_retry(_settle, run_id, now, resend)
+    if settled:
+        logger.warning(
+            "run %s: %s sends without an answer settled as %s", run_id, settled, "QUEUED" if resend else "FAILED",
+            extra={"run_id": run_id},
+        )  # fmt: skip
+
+
+async def _settle(run_id: int, now: datetime, resend: bool) -> int:
+    return await settle_unconfirmed(run_id, now, resend=resend)
+
+
 async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:
     """The lease could not be extended: aborted by a stop (or finished elsewhere). What was not sent never will be."""
     fresh_run = await CampaignRun.get(id=run.id)
@@ -291,6 +324,7 @@ async def _finish_if_done(
     if run.snapshot_done_at is None:
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
+    await _settle_unconfirmed(ctx, run.id, now)
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     if counts.of(DeliveryStatus.SENDING):

@@ -57,7 +57,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
+def outcome_of(
+    claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime, unconfirmed_window: float = 1800.0
+) -> tuple[Outcome, bool]:
     """The ledger row a send result leads to, and whether the address goes on the suppression list."""
     error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
     if result.status is SendStatus.SENT:
@@ -66,6 +68,10 @@ def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadli
         )
         return sent, False
     reason = result.reason.value if result.reason else None
+    if result.status is SendStatus.UNCONFIRMED:
+        # next_attempt_at is when the unconfirmed window ends (models/ledger/outcomes.settle_unconfirmed).
+        when = now + timedelta(seconds=unconfirmed_window)
+        return Outcome(claimed.id, DeliveryStatus.UNCONFIRMED, reason, error, next_attempt_at=when), False
     if result.status is SendStatus.RETRY:
         when = now + timedelta(seconds=result.retry_after or 30.0)
         if when > retry_deadline:
@@ -108,6 +114,7 @@ async def send_batch(
     now: datetime,
     retry_deadline: datetime,
     tracker: MessageTracker | None = None,
+    unconfirmed_window: float = 1800.0,
 ) -> tuple[list[Outcome], list[str]]:
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     outcomes: list[Outcome] = []
@@ -140,7 +147,7 @@ async def send_batch(
         else:
             results = await adapter.send_batch(messages)
         for claimed, result in zip(to_send, results, strict=True):
-            outcome, bad_address = outcome_of(claimed, result, now, retry_deadline)
+            outcome, bad_address = outcome_of(claimed, result, now, retry_deadline, unconfirmed_window)
             outcomes.append(outcome)
             if bad_address:
                 suppressed.append(claimed.address)

@@ -44,6 +44,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "HTTP_SERVER_ERROR": "The provider's API answered with a server error.",
         "SECRETS_UNREADABLE": "The stored secrets cannot be decrypted with the current key.",
         "ADDRESS_NOT_ALLOWED": "The provider's host is refused by the outbound network policy.",
+        "PROVIDER_CONFIGURATION": "A run paused: the provider refused the connection setup (STARTTLS, certificate).",
+        "SENDER_REFUSED": "A run paused: the provider refused most messages for the sender (SMTP 5.7.x policy).",
     },
     "PresetAction": {
         "UPDATE": "Change its settings.",
@@ -116,6 +118,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "SUCCEEDED": "Finished: every delivery reached a final state.",
         "FAILED": "Stopped by an error; see the campaign's alerts.",
         "CANCELLED": "Stopped before the end; unsent deliveries are CANCELLED.",
+        "PAUSED": "Sending stopped: the provider refused the preset (see `pauseReason`). Unsent deliveries stay "
+        "QUEUED; fix and validate the preset, then `campaignRunResume`.",
     },
     "Role": {
         "VIEWER": "Reads the sandbox.",

@@ -28,6 +28,9 @@ class SendStatus(StrEnum):
     HARD_FAIL = "HARD_FAIL"
     # Soft bounce (e.g. mailbox full): not delivered, not retried by this run, address kept.
     SOFT_FAIL = "SOFT_FAIL"
+    # The request went and no answer came (a timeout while waiting for it): the provider may have the message.
+    # Not resent blindly: held until its status callback or the unconfirmed window settles it.
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 class FailureCode(StrEnum):
@@ -38,6 +41,7 @@ class FailureCode(StrEnum):
     MESSAGE_REJECTED = "MESSAGE_REJECTED"  # the content was refused (e.g. SMTP DATA 5xx)
     SENDER_REJECTED = "SENDER_REJECTED"  # the envelope sender / From number was refused
     AUTH_FAILED = "AUTH_FAILED"  # provider credentials refused
+    CONFIGURATION = "CONFIGURATION"  # the connection setup refused: STARTTLS missing, an untrusted certificate
     INVALID_ADDRESS = "INVALID_ADDRESS"  # cannot be expressed on this channel (bad characters, bad number)
     INVALID_MESSAGE = "INVALID_MESSAGE"  # the rendered message cannot be encoded / sent as given
     UNREGISTERED = "UNREGISTERED"  # push token no longer valid
@@ -82,6 +86,10 @@ class SendResult:
         return cls(
             SendStatus.HARD_FAIL, reason=reason, message=message, suppress_address=suppress, provider_code=provider_code
         )
+
+    @classmethod
+    def unconfirmed(cls, message: str) -> SendResult:
+        return cls(SendStatus.UNCONFIRMED, reason=FailureCode.TIMEOUT, message=message)
 
     @classmethod
     def soft_fail(cls, reason: FailureCode, message: str = "", *, provider_code: str | None = None) -> SendResult:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import ssl
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,7 +62,7 @@ class SmtpTransport:
 class _ConnectFailed(Exception):
     def __init__(self, result_kind: str, code: int | None, message: str) -> None:
         super().__init__(message)
-        self.result_kind = result_kind  # "retry" | "auth" | "refused"
+        self.result_kind = result_kind  # "retry" | "auth" | "config" | "refused"
         self.code = code
 
 
@@ -134,7 +136,9 @@ class SmtpPool:
             smtp.close()
             sock.close()
             code = getattr(exc, "code", None)
-            error = _ConnectFailed("retry", code, f"SMTP connect to {t.host}:{t.port} failed: {exc}")
+            # STARTTLS missing or a certificate that does not verify: the preset's setup, no retry will cure it.
+            kind = "config" if _is_configuration_error(exc) else "retry"
+            error = _ConnectFailed(kind, code, f"SMTP connect to {t.host}:{t.port} failed: {exc}")
             self._hold(error)
             raise error from exc
         self._held_error = None
@@ -265,6 +269,8 @@ class EmailAdapter(ConcurrentAdapter):
             except _ConnectFailed as exc:
                 if exc.result_kind == "auth":
                     return SendResult.hard_fail(FailureCode.AUTH_FAILED, str(exc), provider_code=str(exc.code))
+                if exc.result_kind == "config":
+                    return SendResult.hard_fail(FailureCode.CONFIGURATION, str(exc), provider_code=_code(exc.code))
                 if exc.result_kind == "refused":
                     return SendResult.hard_fail(FailureCode.ADDRESS_NOT_ALLOWED, str(exc))
                 return self._retry(attempt, FailureCode.CONNECTION, str(exc), exc.code)
@@ -301,6 +307,8 @@ class EmailAdapter(ConcurrentAdapter):
                 return self._retry(attempt, FailureCode.TEMPORARY, f"MAIL FROM: {exc.message}", exc.code)
             # Whatever the code says, a refused sender is no fact about the recipient.
             failure = FailureCode.AUTH_FAILED if refusal.verdict is SmtpVerdict.AUTH else FailureCode.SENDER_REJECTED
+            if _STARTTLS_REQUIRED.search(exc.message):
+                failure = FailureCode.CONFIGURATION  # "530 5.7.0 Must issue a STARTTLS command first"
             return SendResult.hard_fail(failure, f"MAIL FROM refused: {exc.message}", provider_code=str(exc.code))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             smtp.close()
@@ -348,6 +356,21 @@ class EmailAdapter(ConcurrentAdapter):
     async def close(self) -> None:
         if self._owns_pool:
             await self.pool.close()
+
+
+_STARTTLS_REQUIRED = re.compile(r"starttls|\btls\b.*\brequired|encryption required", re.IGNORECASE)
+
+
+def _is_configuration_error(exc: BaseException) -> bool:
+    """STARTTLS not offered by a server the preset wants it from, or a certificate that does not verify."""
+    causes = [exc, exc.__cause__, exc.__context__]
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+        return True
+    return isinstance(exc, aiosmtplib.SMTPException) and "STARTTLS extension not supported" in str(exc)
+
+
+def _code(code: int | None) -> str | None:
+    return str(code) if code is not None else None
 
 
 def _transport_reason(exc: BaseException) -> FailureCode:

@@ -35,6 +35,9 @@ class FcmConfig:
     max_concurrency: int = 20
     timeout: float = 15.0
     token_failure_hold: float = 1.0
+    # The preset's app id (Android package name, iOS bundle id) and platforms: they pin where a message may go.
+    app_id: str | None = None
+    platforms: tuple[str, ...] = ()
     # Where base_url and the token URL may point; the worker passes the settings' policy.
     egress: EgressPolicy = DEV_POLICY
 
@@ -130,13 +133,23 @@ def _fcm_error(body: dict) -> tuple[str | None, str]:
     return code or error.get("status"), str(error.get("message") or "")
 
 
-def fcm_request_body(token: str, content: PushContent) -> dict[str, Any]:
+def fcm_request_body(
+    token: str, content: PushContent, *, app_id: str | None = None, platforms: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The messages:send body, as firebase-admin encodes the same message (empty fields and data omitted; data
-    values are strings, checked at input)."""
+    values are strings, checked at input).
+
+    A registration token is opaque (nothing says which app or platform it belongs to), so the preset's app id
+    pins the delivery per platform it lists: Android messages only to that package (`restricted_package_name`:
+    FCM refuses a token of another app), iOS ones with that bundle id as the APNs topic."""
     notification = {key: value for key, value in (("title", content.title), ("body", content.body)) if value}
     message: dict[str, Any] = {"token": token, "notification": notification}
     if content.data:
         message["data"] = dict(content.data)
+    if app_id and "ANDROID" in platforms:
+        message["android"] = {"restricted_package_name": app_id}
+    if app_id and "IOS" in platforms:
+        message["apns"] = {"headers": {"apns-topic": app_id}}
     return {"message": message}
 
 
@@ -157,6 +170,7 @@ class PushAdapter(ConcurrentAdapter):
     ) -> None:
         super().__init__(max_concurrency=config.max_concurrency, backoff=backoff)
         self.url = f"{config.base_url.rstrip('/')}/v1/projects/{config.project_id}/messages:send"
+        self.app_id, self.platforms = config.app_id, config.platforms
         self._owns_client = client is None
         self.client = client or provider_client(
             max_connections=config.max_concurrency, timeout=config.timeout, egress=config.egress
@@ -169,7 +183,7 @@ class PushAdapter(ConcurrentAdapter):
         content = message.content
         if not isinstance(content, PushContent):
             return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, f"not push content: {type(content).__name__}")
-        payload = fcm_request_body(message.address, content)
+        payload = fcm_request_body(message.address, content, app_id=self.app_id, platforms=self.platforms)
         for _ in range(2):
             try:
                 token = await self.tokens.get()

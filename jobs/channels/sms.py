@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import httpx
 
@@ -11,7 +12,17 @@ from jobs.channels.egress import EgressRefused
 from jobs.channels.http import is_retryable, json_or_empty, provider_client, refused, retry_response, transport_error
 from models.egress_rules import DEV_POLICY, EgressPolicy
 
-__all__ = ["SmsAdapter", "TwilioConfig"]
+__all__ = ["SENT_NO_ANSWER", "SmsAdapter", "TwilioConfig", "status_callback_url"]
+
+# httpx errors raised after the request was written: a read timeout, or the server hanging up without an answer.
+SENT_NO_ANSWER = (httpx.ReadTimeout, httpx.RemoteProtocolError)
+# The query parameter of the status callback URL naming the delivery (its idempotency key).
+DELIVERY_PARAM = "delivery"
+
+
+def status_callback_url(base: str, idempotency_key: str) -> str:
+    return f"{base}{'&' if '?' in base else '?'}{urlencode({DELIVERY_PARAM: idempotency_key})}"
+
 
 # Twilio error codes that say the recipient number is unusable / has opted out → suppress the address.
 _BAD_NUMBER = {21211, 21214, 21217, 21401, 21407, 21614}
@@ -71,14 +82,16 @@ class SmsAdapter(ConcurrentAdapter):
             self._sender["MessagingServiceSid"] = config.messaging_service_sid
         if config.from_number:
             self._sender["From"] = config.from_number
-        if config.status_callback:
-            self._sender["StatusCallback"] = config.status_callback
 
     async def send_one(self, message: OutgoingMessage) -> SendResult:
         content = message.content
         if not isinstance(content, SmsContent):
             return SendResult.hard_fail(FailureCode.INVALID_MESSAGE, f"not SMS content: {type(content).__name__}")
         form = {"To": message.address, **self._sender, "Body": content.body}
+        if self.config.status_callback:
+            # The delivery's key in the callback URL: a callback for a send whose answer was lost (so whose SID
+            # we never learnt) still finds its delivery.
+            form["StatusCallback"] = status_callback_url(self.config.status_callback, message.idempotency_key)
         try:
             response = await self.client.post(
                 self.url,
@@ -87,6 +100,10 @@ class SmsAdapter(ConcurrentAdapter):
                 # Providers that honour it drop a repeated request; the rest ignore it.
                 headers={"Idempotency-Key": message.idempotency_key},
             )
+        except SENT_NO_ANSWER as exc:
+            # The request went and no answer came: Twilio may have the message (it ignores Idempotency-Key), so a
+            # resend could text the recipient twice. Held UNCONFIRMED for the status callback to settle.
+            return SendResult.unconfirmed(f"{type(exc).__name__}: no answer after the request was sent")
         except httpx.HTTPError as exc:
             return transport_error(exc, self.backoff, message.attempt)
         except EgressRefused as exc:

@@ -358,7 +358,7 @@ async def activate_campaign(
 async def stop_campaign(
     sandbox_id: int, campaign_id: int, *, abort_running: bool, actor: str, now: datetime | None = None
 ) -> Campaign:
-    """LIVE/SCHEDULED → STOPPED: pending runs are cancelled; a running one finishes unless aborted."""
+    """LIVE/SCHEDULED → STOPPED: pending and paused runs are cancelled; a running one finishes unless aborted."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await locked_campaign(conn, sandbox_id, campaign_id)
@@ -366,7 +366,10 @@ async def stop_campaign(
         changes = {"stopped_at": now, "stopped_by": actor}
         extra = {"abortRunning": abort_running}
         await _transition(conn, row, CampaignAction.STOP, actor, now, changes, audit_extra=extra)
-        cancelled = [RunStatus.PENDING, RunStatus.RUNNING] if abort_running else [RunStatus.PENDING]
+        # A PAUSED run sends nothing until resumed, which a stopped campaign never is: cancelled either way.
+        cancelled = [RunStatus.PENDING, RunStatus.PAUSED]
+        if abort_running:
+            cancelled.append(RunStatus.RUNNING)
         await cancel_campaign_runs(conn, row.id, cancelled, actor=actor, now=now)
     outbox.committed()
     return row

@@ -12,7 +12,7 @@ from tortoise.models import Model
 
 from models.base import SandboxModel
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
-from models.campaigns.run_rules import RunOutcomeReason, RunStatus
+from models.campaigns.run_rules import RunOutcomeReason, RunPauseReason, RunStatus
 from models.campaigns.version_rules import VersionState
 from models.sql.params import SqlParams
 from models.sql.reads import FALSE, one_of
@@ -88,6 +88,10 @@ class CampaignRun(Model):
     failure_reason = fields.TextField(null=True)
     # Set when the run ended for a reason its counters do not tell (an empty audience).
     outcome_reason = fields.CharEnumField(RunOutcomeReason, max_length=32, null=True)
+    # While PAUSED: why (the provider refused the preset, not the recipients), the provider's answer, and when.
+    pause_reason = fields.CharEnumField(RunPauseReason, max_length=32, null=True)
+    pause_detail = fields.TextField(null=True)
+    paused_at = fields.DatetimeField(null=True)
     # The run's steps, each recorded in the transaction that did it: a resumed run redoes what is not recorded.
     snapshot_done_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

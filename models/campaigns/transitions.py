@@ -18,7 +18,14 @@ from tortoise.transactions import in_transaction
 from models import outbox
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignEvent, CampaignStatus, InvalidTransition, Trigger, check_transition
-from models.campaigns.run_rules import RunEvent, RunOutcomeReason, RunStatus, run_sources, run_target
+from models.campaigns.run_rules import (
+    RunEvent,
+    RunOutcomeReason,
+    RunPauseReason,
+    RunStatus,
+    run_sources,
+    run_target,
+)
 from models.campaigns.values import OBJECT_TYPE
 from models.outbox.payloads import CampaignStatusChanged, Payload
 from models.tenancy.audit import record_audit
@@ -212,6 +219,33 @@ async def reopen_run(conn: BaseDBAsyncClient, run: CampaignRun, *, actor: str, n
     return await transition_run(
         conn, run, RunEvent.RESEND, actor=actor, now=now, changes=changes, action="RESEND_FAILED",
         audit_extra={"requeued": requeued},
+    )  # fmt: skip
+
+
+async def pause_run(
+    run: CampaignRun, reason: RunPauseReason, detail: str | None, now: datetime, event: Payload | None = None
+) -> bool:
+    """RUNNING → PAUSED with its reason: the provider refused the preset, so nothing more is sent until
+    `unpause_run`. No lease: the dispatcher resumes RUNNING runs only, and nothing claims a PAUSED one."""
+    changes = {"pause_reason": reason, "pause_detail": detail, "paused_at": now, "lease_until": None}
+    async with in_transaction() as conn:
+        done = await transition_run(
+            conn, run, RunEvent.PAUSE, actor=WORKER, now=now, changes=changes,
+            audit_extra={"reason": reason.value, "detail": detail}, events=[event] if event else [],
+        )  # fmt: skip
+    outbox.committed()
+    return done
+
+
+async def unpause_run(
+    conn: BaseDBAsyncClient, run: CampaignRun, *, actor: str, now: datetime, event: Payload | None = None
+) -> bool:
+    """campaignRunResume: PAUSED → RUNNING with no lease, so the executor takes the run up at once (as a resend)."""
+    reason = run.pause_reason.value if run.pause_reason else None
+    changes = {"pause_reason": None, "pause_detail": None, "paused_at": None, "lease_until": None}
+    return await transition_run(
+        conn, run, RunEvent.UNPAUSE, actor=actor, now=now, changes=changes, action="RUN_RESUME_PAUSED",
+        audit_extra={"pausedFor": reason}, events=[event] if event else [],
     )  # fmt: skip
 
 

@@ -84,9 +84,11 @@ async def record_last_error(run_id: int, reason: str, conn: BaseDBAsyncClient | 
 
 
 async def next_retry(run_id: int) -> datetime | None:
+    """When the run has something to do next: a QUEUED retry falls due, or an UNCONFIRMED window ends."""
     params = SqlParams(dialect_of())
     rows = await connections.get("default").execute_query_dict(
-        f"SELECT MIN(next_attempt_at) AS at FROM delivery WHERE run_id = {params.add(run_id)} AND status = '{_Q}'",
+        f"SELECT MIN(next_attempt_at) AS at FROM delivery WHERE run_id = {params.add(run_id)} "
+        f"AND status IN ('{_Q}', '{DeliveryStatus.UNCONFIRMED.value}')",
         params.values,
     )
     value = rows[0]["at"] if rows else None

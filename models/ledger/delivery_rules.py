@@ -22,6 +22,8 @@ class DeliveryTransition(StrEnum):
     RECEIPT = "RECEIPT"  # the provider says it was delivered
     BOUNCE = "BOUNCE"  # the provider says it bounced (possibly after a receipt)
     RESEND = "RESEND"  # campaignRunResendFailed: a retryable failure goes back to the queue
+    CONFIRM = "CONFIRM"  # a status callback names an UNCONFIRMED send: the provider has it
+    SETTLE = "SETTLE"  # the unconfirmed window ended without a callback: failed, or queued again (policy)
 
 
 _D = DeliveryStatus
@@ -32,12 +34,14 @@ DELIVERY_TRANSITIONS: dict[DeliveryTransition, tuple[tuple[DeliveryStatus, ...],
     _T.THROTTLE_CUT: ((_D.QUEUED,), frozenset({_D.EXCLUDED})),
     _T.HOLDOUT: ((_D.QUEUED,), frozenset({_D.EXCLUDED})),
     _T.CLAIM: ((_D.QUEUED, _D.SENDING), frozenset({_D.SENDING})),
-    _T.OUTCOME: ((_D.SENDING,), frozenset({_D.SENT, _D.QUEUED, _D.FAILED, _D.BOUNCED})),
+    _T.OUTCOME: ((_D.SENDING,), frozenset({_D.SENT, _D.QUEUED, _D.FAILED, _D.BOUNCED, _D.UNCONFIRMED})),
     _T.CANCEL: ((_D.TARGETED, _D.QUEUED, _D.SENDING), frozenset({_D.CANCELLED})),
     _T.RECEIPT: ((_D.SENT,), frozenset({_D.DELIVERED})),
     # A bounce can follow a delivery receipt (accepted by the next hop, refused later), never the reverse.
     _T.BOUNCE: ((_D.SENT, _D.DELIVERED), frozenset({_D.BOUNCED})),
     _T.RESEND: ((_D.FAILED,), frozenset({_D.QUEUED})),
+    _T.CONFIRM: ((_D.UNCONFIRMED,), frozenset({_D.SENT})),
+    _T.SETTLE: ((_D.UNCONFIRMED,), frozenset({_D.FAILED, _D.QUEUED})),
 }
 SNAPSHOT_STATUSES = frozenset({_D.QUEUED, _D.EXCLUDED})
 

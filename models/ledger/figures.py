@@ -23,7 +23,8 @@ COUNTER_DESCRIPTIONS: dict[str, str] = {
     "sent": "Messages the provider took: the delivered plus those bounced since (errors were never sent).",
     "delivered": "Messages accepted by the provider and not bounced since (SENT or DELIVERED in the ledger).",
     "failed": "Messages that will not arrive and are not retried: bounces plus errors.",
-    "pending": "Messages not sent yet: queued, being sent, or waiting for a retry.",
+    "pending": "Messages not sent yet: queued, being sent, waiting for a retry, or sent with no answer yet "
+    "(UNCONFIRMED, until the provider's callback or the window settles it).",
     "retrying": "Messages waiting for another attempt after a temporary failure (counted in pending).",
 }
 
@@ -44,6 +45,7 @@ class DeliveryFigures:
     retrying: int = 0
     retrying_by_reason: dict[str, int] = field(default_factory=dict)
     cancelled: int = 0
+    unconfirmed: int = 0  # counted in pending
 
     @property
     def targeted(self) -> int:
@@ -75,7 +77,8 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
     - bounces: BOUNCED rows (soft unless bounce_type is HARD) plus FAILED rows whose reason is HARD_BOUNCE (an
       SMTP 5xx refusal of the recipient during the send); sent: delivered + bounces
     - errors: the other FAILED rows (the message could not be sent), by reason; failed: bounces + errors
-    - pending: TARGETED, QUEUED or SENDING; retrying: QUEUED rows with a reason (a temporary failure)
+    - pending: TARGETED, QUEUED, SENDING or UNCONFIRMED; unconfirmed: UNCONFIRMED
+    - retrying: QUEUED rows with a reason (a temporary failure)
     - cancelled: CANCELLED"""
     totals: dict[str, int] = {}
     excluded_by: dict[str, int] = {}
@@ -103,7 +106,8 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
             retrying_by[reason] = retrying_by.get(reason, 0) + n
     delivered = totals.get(_SENT, 0) + totals.get(_DEL, 0)
     pending = sum(
-        totals.get(s.value, 0) for s in (DeliveryStatus.TARGETED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+        totals.get(s.value, 0)
+        for s in (DeliveryStatus.TARGETED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.UNCONFIRMED)
     )
     return DeliveryFigures(
         audience=sum(totals.values()),
@@ -120,6 +124,7 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
         retrying=sum(retrying_by.values()),
         retrying_by_reason=_sorted(retrying_by),
         cancelled=totals.get(DeliveryStatus.CANCELLED.value, 0),
+        unconfirmed=totals.get(DeliveryStatus.UNCONFIRMED.value, 0),
     )
 
 

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
+from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import DeliveryOutcomes, DeliveryRef
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
@@ -35,6 +36,8 @@ class Outcome:
     sent: bool = False
     # BOUNCED rows say HARD or SOFT (models.tracking.BounceType): reports count bounces by it.
     bounce_type: str | None = None
+    # False for a send held back by a paused run: it goes back to QUEUED as if it had not been tried.
+    counts_attempt: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +116,19 @@ async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now
                     params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
                     params.typed(1 if o.sent else 0, "INTEGER"),
                     params.typed(o.bounce_type, "TEXT"),
+                    params.typed(1 if o.counts_attempt else 0, "INTEGER"),
                 )
             )
             + ")"
         )
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
     sql = (
-        f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
+        f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried) "
+        f"AS (VALUES {', '.join(groups)}) "
         f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
         f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
         f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
-        f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
+        f"attempts = delivery.attempts + v.tried, lease_until = NULL, updated_at = {updated}, "
         f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
         f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
         f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')} "
@@ -158,6 +163,39 @@ async def requeue_failed(run_id: int, reasons: Sequence[str], now: datetime, con
         f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.RESEND)} AND reason IN ({in_list})"
     )
     return _rowcount(await conn.execute_query(sql, params.values))
+
+
+async def settle_unconfirmed(run_id: int, now: datetime, *, resend: bool) -> int:
+    """UNCONFIRMED rows of the run whose window ended (next_attempt_at) without a status callback: FAILED with
+    UNCONFIRMED_TIMEOUT (at most once), or with `resend` QUEUED again, due now (at least once)."""
+    params = SqlParams(dialect_of())
+    if resend:
+        change = f"status = '{_Q}', reason = NULL, next_attempt_at = NULL"
+    else:
+        failed, why = DeliveryStatus.FAILED.value, DeliveryReason.UNCONFIRMED_TIMEOUT.value
+        change = f"status = '{failed}', reason = '{why}', next_attempt_at = NULL"
+    updated, run, due = params.typed(now, "TIMESTAMPTZ"), params.add(run_id), params.typed(now, "TIMESTAMPTZ")
+    sql = (
+        f"UPDATE delivery SET {change}, updated_at = {updated} "
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.SETTLE)} AND next_attempt_at <= {due}"
+    )
+    return _rowcount(await connections.get("default").execute_query(sql, params.values))
+
+
+async def confirm_unconfirmed(
+    delivery_id: int, provider_message_id: str, now: datetime, conn: BaseDBAsyncClient
+) -> bool:
+    """A status callback for an UNCONFIRMED send (found by the key in its callback URL): the provider has the
+    message, so it is SENT with the provider's id; the callback's own status then applies as for any SENT row."""
+    params = SqlParams(dialect_of())
+    pid, sent_at = params.typed(provider_message_id, "TEXT"), params.typed(now, "TIMESTAMPTZ")
+    updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(delivery_id, "BIGINT")
+    sql = (
+        f"UPDATE delivery SET status = '{DeliveryStatus.SENT.value}', reason = NULL, next_attempt_at = NULL, "
+        f"provider_message_id = COALESCE(provider_message_id, {pid}), sent_at = COALESCE(sent_at, {sent_at}), "
+        f"updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.CONFIRM)}"
+    )
+    return _rowcount(await conn.execute_query(sql, params.values)) == 1
 
 
 async def mark_delivered(delivery_id: int, now: datetime, conn: BaseDBAsyncClient) -> bool:

@@ -17,6 +17,7 @@ class DeliveryStatus(StrEnum):
     BOUNCED = "BOUNCED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    UNCONFIRMED = "UNCONFIRMED"
 
 
 DELIVERY_STATUS_DESCRIPTIONS: dict[DeliveryStatus, str] = {
@@ -29,6 +30,8 @@ DELIVERY_STATUS_DESCRIPTIONS: dict[DeliveryStatus, str] = {
     DeliveryStatus.BOUNCED: "Reported bounced by the provider after it was accepted (see `bounceType`).",
     DeliveryStatus.FAILED: "Could not be sent, for the reason given; not retried.",
     DeliveryStatus.CANCELLED: "Not sent: the run was stopped first.",
+    DeliveryStatus.UNCONFIRMED: "Sent to the provider, which did not answer (a timeout after the request went): "
+    "held, not resent, until its status callback or the unconfirmed window settles it.",
 }
 
 
@@ -48,6 +51,7 @@ class DeliveryReason(StrEnum):
     # Failures of the run itself.
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
+    UNCONFIRMED_TIMEOUT = "UNCONFIRMED_TIMEOUT"
     # Provider answers (jobs.channels.base.FailureCode) and feedback.
     HARD_BOUNCE = "HARD_BOUNCE"
     SOFT_BOUNCE = "SOFT_BOUNCE"
@@ -55,6 +59,7 @@ class DeliveryReason(StrEnum):
     MESSAGE_REJECTED = "MESSAGE_REJECTED"
     SENDER_REJECTED = "SENDER_REJECTED"
     AUTH_FAILED = "AUTH_FAILED"
+    CONFIGURATION = "CONFIGURATION"
     INVALID_ADDRESS = "INVALID_ADDRESS"
     INVALID_MESSAGE = "INVALID_MESSAGE"
     UNREGISTERED = "UNREGISTERED"
@@ -102,12 +107,15 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     "this profile in the campaign's next run.",
     DeliveryReason.TEMPLATE_ERROR: "The message could not be rendered for this profile.",
     DeliveryReason.RETRY_EXPIRED: "Temporary failures went on past the preset's retry period.",
+    DeliveryReason.UNCONFIRMED_TIMEOUT: "Sent with no answer, and no status callback came within the window: not "
+    "resent (at most once).",
     DeliveryReason.HARD_BOUNCE: "The recipient address does not exist or is refused for good.",
     DeliveryReason.SOFT_BOUNCE: "A bounce reported as temporary (e.g. mailbox full); not retried.",
     DeliveryReason.MAILBOX_FULL: "The recipient's mailbox is full.",
     DeliveryReason.MESSAGE_REJECTED: "The provider refused the content (e.g. SMTP 5xx after DATA).",
     DeliveryReason.SENDER_REJECTED: "The provider refused the sender address or number.",
     DeliveryReason.AUTH_FAILED: "The provider refused the preset's credentials.",
+    DeliveryReason.CONFIGURATION: "The preset's connection setup failed (STARTTLS missing, untrusted certificate).",
     DeliveryReason.INVALID_ADDRESS: "The address cannot be used on this channel (bad characters, bad number).",
     DeliveryReason.INVALID_MESSAGE: "The rendered message cannot be encoded or sent as given.",
     DeliveryReason.UNREGISTERED: "The push token is no longer valid.",

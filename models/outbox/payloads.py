@@ -19,7 +19,7 @@ CAMPAIGN_VERSION_TOPIC = "campaign.version.published"
 DELIVERY_OUTCOMES_TOPIC = "delivery.outcomes"
 RECIPIENT_EVENT_TOPIC = "recipient.event"
 
-RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"})
+RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "PAUSED"})
 
 
 class PayloadError(ValueError):
@@ -116,6 +116,7 @@ class RunProgress:
     retrying: int = 0
     last_error_reason: str | None = None  # a DeliveryReason value
     last_error_count: int = 0
+    pause_reason: str | None = None  # a RunPauseReason value, while PAUSED
 
     @property
     def audience(self) -> int:
@@ -135,6 +136,7 @@ class RunProgress:
             "retrying": self.retrying,
             "lastErrorReason": self.last_error_reason,
             "lastErrorCount": self.last_error_count,
+            "pauseReason": self.pause_reason,
             "ratePerSecond": self.rate_per_second,
             "etaSeconds": self.eta_seconds,
             "at": self.at.isoformat(),
@@ -167,6 +169,7 @@ class RunProgress:
             retrying=_field(data, t, "retrying", (int,), optional=True) or 0,
             last_error_reason=_field(data, t, "lastErrorReason", (str,), optional=True),
             last_error_count=_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
+            pause_reason=_field(data, t, "pauseReason", (str,), optional=True),
         )
 
 

@@ -75,6 +75,9 @@ class CheckCode(StrEnum):
     HTTP_SERVER_ERROR = "HTTP_SERVER_ERROR"
     SECRETS_UNREADABLE = "SECRETS_UNREADABLE"
     ADDRESS_NOT_ALLOWED = "ADDRESS_NOT_ALLOWED"  # refused by the egress policy before any connection
+    # Recorded by a run that paused on this preset (models.presets.lifecycle.record_sending_failure).
+    PROVIDER_CONFIGURATION = "PROVIDER_CONFIGURATION"
+    SENDER_REFUSED = "SENDER_REFUSED"
 
 
 # Which settings are secrets: write-only in the API, encrypted at rest.

@@ -250,6 +250,16 @@ async def deliveries_by_feedback_id(preset_id: int, ids: Sequence[str]) -> dict[
     return found
 
 
+async def deliveries_by_idempotency_key(key: str) -> list[DeliveryRef]:
+    """The delivery (any sandbox) with this key, named in its SMS status callback URL: the caller keeps it only
+    if its preset signed the callback."""
+    params = SqlParams(dialect_of())
+    rows = await connections.get("default").execute_query_dict(
+        f"{_REF_SELECT} WHERE d.idempotency_key = {params.add(key)}", params.values
+    )
+    return [_ref(row) for row in rows]
+
+
 async def deliveries_by_provider_id(provider_message_id: str) -> list[DeliveryRef]:
     """Every delivery (any sandbox) carrying this provider id: the caller keeps those whose preset signed it."""
     params = SqlParams(dialect_of())

@@ -15,6 +15,7 @@ from models.campaigns.rules import CampaignStatus as CampaignStatusEnum
 from models.campaigns.rules import CampaignType as CampaignTypeEnum
 from models.campaigns.rules import Frequency as FrequencyEnum
 from models.campaigns.run_rules import RunOutcomeReason as RunOutcomeReasonEnum
+from models.campaigns.run_rules import RunPauseReason as RunPauseReasonEnum
 from resolvers.vocabulary import Category, Channel, described_enum  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = described_enum(
@@ -34,6 +35,22 @@ class RunOutcomeReason(Enum):
     AUDIENCE_EMPTY = strawberry.enum_value(
         RunOutcomeReasonEnum.AUDIENCE_EMPTY.value,
         description="The audience snapshot found nobody in the segment: the run succeeded with nothing to send.",
+    )
+
+
+@strawberry.enum(description="Why a run is PAUSED: the provider refused the preset, not the recipients.")
+class RunPauseReason(Enum):
+    CREDENTIALS_REFUSED = strawberry.enum_value(
+        RunPauseReasonEnum.CREDENTIALS_REFUSED.value,
+        description="The provider refused the preset's credentials (SMTP login, Twilio 401, FCM access token).",
+    )
+    PROVIDER_CONFIGURATION = strawberry.enum_value(
+        RunPauseReasonEnum.PROVIDER_CONFIGURATION.value,
+        description="The provider refused the connection setup (STARTTLS required, untrusted certificate).",
+    )
+    SENDER_REFUSED = strawberry.enum_value(
+        RunPauseReasonEnum.SENDER_REFUSED.value,
+        description="Most sends of a batch were refused for the sender (SMTP 5.7.x policy, relaying, DMARC).",
     )
 
 

@@ -32,6 +32,7 @@ from resolvers.campaigns.enums import (
     ExperimentArm,
     Frequency,
     RunOutcomeReason,
+    RunPauseReason,
     RunStatus,
     Weekday,
 )
@@ -444,6 +445,13 @@ class CampaignRun(SandboxNode):
         description="The campaign version (`CampaignVersion.number`) this run sends, fixed when it took its "
         "audience; its deliveries carry that message. Null before the run started (or for runs older than versions)."
     )
+    pause_reason: RunPauseReason | None = strawberry.field(
+        description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
+    )
+    pause_detail: str | None = strawberry.field(
+        description="The provider's answer that paused the run, for a person; null when it is not paused."
+    )
+    paused_at: datetime | None = strawberry.field(description="When the run paused; null when it is not paused.")
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -464,6 +472,9 @@ class CampaignRun(SandboxNode):
             finished_at=row.finished_at,
             outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
             campaign_version=row.campaign_version,
+            pause_reason=RunPauseReason[row.pause_reason.value] if row.pause_reason else None,
+            pause_detail=row.pause_detail,
+            paused_at=row.paused_at,
         )
 
 

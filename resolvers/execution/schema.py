@@ -18,7 +18,7 @@ from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
 from models.tenancy.identity import IdentityNamespace
-from resolvers.campaigns.enums import RunStatus
+from resolvers.campaigns.enums import RunPauseReason, RunStatus
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.event_stream import typed_events
@@ -115,6 +115,9 @@ class CampaignRunProgress:
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
     eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
+    pause_reason: RunPauseReason | None = strawberry.field(
+        description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
+    )
 
 
 def _global_pk(value: Any, type_name: str) -> int:
@@ -147,6 +150,7 @@ def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
         last_error=last_error(event.get("lastErrorReason"), event.get("lastErrorCount", 0)),
         rate_per_second=event.get("ratePerSecond"),
         eta_seconds=event.get("etaSeconds"),
+        pause_reason=RunPauseReason[event["pauseReason"]] if event.get("pauseReason") else None,
     )
 
 
@@ -271,6 +275,7 @@ class ExecutionSubscription:
                     "retrying": latest.retrying,
                     "lastErrorReason": latest.last_error_reason,
                     "lastErrorCount": latest.last_error_count,
+                    "pauseReason": latest.pause_reason.value if latest.pause_reason else None,
                 }
             yield _progress(campaign_id, initial)
             finished: set[int] = set()

@@ -1,4 +1,4 @@
-"""`campaignReport` and `campaignRunResendFailed`."""
+"""`campaignReport`, `campaignRunResendFailed` and `campaignRunResume`."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
+from models.campaigns import pausing
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
 from models.ledger import reports
+from models.presets.rules import PresetStatus as MessagePresetStatusEnum
 from resolvers.campaigns.types import CampaignRun
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
 from resolvers.permissions import PUBLISHER, VIEWER
+from resolvers.presets.types import MessagePresetStatus
 from resolvers.reports.types import (
     CampaignReport,
     ReportPeriod,
@@ -51,6 +54,31 @@ class NothingToResendError(Error):
 CampaignRunResendFailedResult = Annotated[
     CampaignRunResendFailedSuccess | NotFoundError | InvalidStateError | NothingToResendError,
     strawberry.union("CampaignRunResendFailedResult", description="Result of `campaignRunResendFailed`."),
+]
+
+
+@strawberry.input(description="The paused run to take up again.")
+class CampaignRunResumeInput:
+    run_id: strawberry.ID = strawberry.field(description="Global id of a PAUSED run.")
+
+
+@strawberry.type(description="The run is RUNNING again and sends its deliveries still QUEUED.")
+class CampaignRunResumeSuccess:
+    run: CampaignRun = strawberry.field(description="The run, now RUNNING.")
+
+
+@strawberry.type(
+    description="The preset the run sends with is not fit to send yet: it must be fixed and pass "
+    "`messagePresetValidate` (ACTIVE, no change failing or being validated) before the run can resume."
+)
+class PresetNotReadyError(Error):
+    preset_id: strawberry.ID | None = strawberry.field(description="Global id of the preset; null when none.")
+    preset_status: MessagePresetStatus | None = strawberry.field(description="The preset's status now.")
+
+
+CampaignRunResumeResult = Annotated[
+    CampaignRunResumeSuccess | NotFoundError | InvalidStateError | PresetNotReadyError,
+    strawberry.union("CampaignRunResumeResult", description="Result of `campaignRunResume`."),
 ]
 
 
@@ -155,3 +183,38 @@ class ReportsMutation:
         if info.context.queue is not None:
             await info.context.queue.resend_run(run.id, str(int(now.timestamp() * 1000)))
         return CampaignRunResendFailedSuccess(run=CampaignRun.from_model(run), requeued=requeued)
+
+    @strawberry.mutation(
+        description=(
+            "Take up a PAUSED run again once its preset is fixed: a run pauses when the provider refuses the "
+            "preset (credentials, connection setup, the sender), keeping its unsent deliveries QUEUED. Refused "
+            "while the preset is not ACTIVE or has a change failing or being validated. The run goes back to "
+            "RUNNING and sends what is still QUEUED; nothing already sent is sent again."
+        ),
+        permission_classes=PUBLISHER,
+    )
+    async def campaign_run_resume(
+        self, info: Info, input: Annotated[CampaignRunResumeInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignRunResumeResult:
+        caller = info.context.require_caller()
+        run_pk = pk_of(input.run_id, "CampaignRun")
+        not_found = NotFoundError(message="No campaign run with that id in this sandbox.", id=str(input.run_id))
+        if run_pk is None:
+            return not_found
+        now = datetime.now(UTC)
+        try:
+            run = await pausing.resume_paused_run(caller.sandbox_id, run_pk, actor=caller.actor, now=now)
+        except pausing.RunNotFound:
+            return not_found
+        except pausing.RunNotPaused as exc:
+            return InvalidStateError(message=str(exc), current_status=exc.current_status, allowed_actions=[])
+        except pausing.PresetNotReady as exc:
+            return PresetNotReadyError(
+                message=str(exc),
+                preset_id=_gid("MessagePreset", exc.preset_id) if exc.preset_id is not None else None,
+                preset_status=MessagePresetStatusEnum(exc.preset_status) if exc.preset_status else None,
+            )
+        # After commit. Should this enqueue be lost, the dispatcher resumes the RUNNING run without a lease.
+        if info.context.queue is not None:
+            await info.context.queue.resume_paused_run(run.id, str(int(now.timestamp() * 1000)))
+        return CampaignRunResumeSuccess(run=CampaignRun.from_model(run))

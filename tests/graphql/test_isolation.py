@@ -241,6 +241,10 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
         key=key,
     )
     assert resend["campaignRunResendFailed"]["__typename"] == "NotFoundError"
+    resume = await gql(
+        "mutation($id: ID!) { campaignRunResume(input: {runId: $id}) { __typename } }", {"id": theirs["run"]}, key=key
+    )
+    assert resume["campaignRunResume"]["__typename"] == "NotFoundError"
     members = await gql(
         "mutation($id: ID!) { segmentMembersAdd(input: {segmentId: $id, identities: "
         '[{namespace: "Email", value: "owner@example.com"}]}) { __typename } }',

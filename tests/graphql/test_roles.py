@@ -257,6 +257,11 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         "mutation($id: ID!) { campaignRunResendFailed(input: {runId: $id}) { __typename } }",
         {"id": NOWHERE},
     ),
+    ("Mutation", "campaignRunResume"): Case(
+        Role.PUBLISHER,
+        "mutation($id: ID!) { campaignRunResume(input: {runId: $id}) { __typename } }",
+        {"id": NOWHERE},
+    ),
     # The subscription answers at once with the campaign's latest run (none here), so any trigger will do.
     ("Subscription", "campaignRunProgress"): Case(
         Role.VIEWER,

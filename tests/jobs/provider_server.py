@@ -47,6 +47,7 @@ class ProviderState:
     unregistered_tokens: set[str] = field(default_factory=set)
     token_lifetime: int = 3600
     sms: list[dict[str, str]] = field(default_factory=list)
+    sids: dict[str, str] = field(default_factory=dict)  # the SID given to each message, by its idempotency key
     push: list[dict[str, Any]] = field(default_factory=list)
     dry_runs: list[dict[str, Any]] = field(default_factory=list)
     token_requests: list[dict[str, Any]] = field(default_factory=list)
@@ -55,6 +56,9 @@ class ProviderState:
     peak_in_flight: int = 0
     in_flight: int = 0
     delay: float = 0.0
+    # Seconds to wait after a message is taken (recorded, SID given) before answering: a client timing out
+    # then does not know the provider has it.
+    answer_delay: float = 0.0
     _ids: itertools.count = field(default_factory=itertools.count)
 
     @property
@@ -116,6 +120,9 @@ def build_app(current: _Current, public_key: rsa.RSAPublicKey) -> Starlette:
             form["idempotency_key"] = request.headers.get("idempotency-key", "")
             state.sms.append(form)
             sid = f"SM{next(state._ids):032x}"
+            state.sids[form["idempotency_key"]] = sid
+            if state.answer_delay:
+                await asyncio.sleep(state.answer_delay)
             return JSONResponse({"sid": sid, "status": "queued", "to": form["To"]}, status_code=201)
         finally:
             state.in_flight -= 1
@@ -165,8 +172,20 @@ def build_app(current: _Current, public_key: rsa.RSAPublicKey) -> Starlette:
         state.push.append({"message": message, "bearer": bearer})
         return JSONResponse({"name": f"projects/{PROJECT}/messages/0:{next(state._ids)}"})
 
+    async def root(request: Request) -> Response:
+        return JSONResponse({})
+
+    async def twilio_account(request: Request) -> Response:
+        # What the SMS preset's validation reads: the account, with the preset's credentials.
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if request.path_params["sid"] != ACCOUNT_SID or request.headers.get("authorization") != expected:
+            return JSONResponse({"code": 20003, "message": "Authenticate", "status": 401}, status_code=401)
+        return JSONResponse({"sid": ACCOUNT_SID, "status": "active"})
+
     return Starlette(
         routes=[
+            Route("/", root, methods=["GET"]),
+            Route("/2010-04-01/Accounts/{sid}.json", twilio_account, methods=["GET"]),
             Route("/2010-04-01/Accounts/{sid}/Messages.json", twilio, methods=["POST"]),
             Route("/token", token, methods=["POST"]),
             Route("/v1/projects/{project}/messages:send", fcm_send, methods=["POST"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.channels.bounces import ENHANCED_CODES, SmtpVerdict, classify_smtp_reply, relay_id
+from models.campaigns.run_rules import pause_reason_of
 
 HARD, FULL, SENDER, AUTH, MESSAGE, REMOTE, RETRY = (
     SmtpVerdict.HARD_BOUNCE,
@@ -158,3 +159,26 @@ def test_reply_text_and_basic_codes(code: int, text: str, verdict: SmtpVerdict) 
 )
 def test_relay_id_from_the_250_reply(reply: str, expected: str | None) -> None:
     assert relay_id(reply) == expected
+
+
+# ---- which batches pause a run (models/campaigns/run_rules.pause_reason_of) ----------------------------------
+
+PAUSE_CASES = [
+    # (reasons of a batch's sends, None = sent; the pause reason or None)
+    (["AUTH_FAILED"], "CREDENTIALS_REFUSED"),
+    ([None] * 9 + ["AUTH_FAILED"], "CREDENTIALS_REFUSED"),  # credentials are the preset's, whoever meets them
+    (["CONFIGURATION", None], "PROVIDER_CONFIGURATION"),
+    (["SENDER_REJECTED"] * 3 + [None] * 3, "SENDER_REFUSED"),  # half the batch: the sender, not the recipients
+    (["SENDER_REJECTED"] * 2 + [None] * 3, None),  # a minority: one remote domain's blocklist
+    (["SENDER_REJECTED"] * 2 + [None] * 18, None),
+    (["SENDER_REJECTED"], "SENDER_REFUSED"),  # a batch of one refused for the sender
+    (["HARD_BOUNCE"] * 10, None),  # address problems are the recipients'
+    (["TEMPORARY"] * 10, None),
+    ([None] * 10, None),
+]
+
+
+@pytest.mark.parametrize(("reasons", "expected"), PAUSE_CASES)
+def test_which_batches_pause_a_run(reasons: list[str | None], expected: str | None) -> None:
+    reason = pause_reason_of(reasons)
+    assert (reason.value if reason else None) == expected
