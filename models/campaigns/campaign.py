@@ -66,6 +66,9 @@ class CampaignRun(Model):
     sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
     campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.RESTRICT, related_name=False)
     scheduled_for = fields.DatetimeField()
+    # A run delivering at each recipient's local time starts this early (the first zone reaching the wall time),
+    # null = at scheduled_for.
+    starts_at = fields.DatetimeField(null=True)
     status = fields.CharEnumField(RunStatus, max_length=16, default=RunStatus.PENDING)
     # Counters, as models.ledger.figures defines them (stored by models.ledger.counts.store_counters).
     targeted = fields.IntField(default=0)

@@ -15,7 +15,7 @@ from models.campaigns.rules import (
     Channel,
     InvalidTransition,
 )
-from models.campaigns.schedule import Schedule, validate_schedule
+from models.campaigns.schedule import DeliverAt, PassedTime, Schedule, validate_schedule
 
 OBJECT_TYPE = "Campaign"
 MAX_NAME = 200
@@ -168,7 +168,7 @@ def _schedule_problems(stored: Mapping[str, Any]) -> list[FieldProblem]:
             break
     if not problems:
         for problem in validate_schedule(schedule_from_stored(stored)):
-            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME"):
+            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME", "LOCAL_TIME_INVALID"):
                 problems.append(FieldProblem(f"input.schedule.{problem.field}", problem.code.value, problem.message))
     return problems
 
@@ -187,4 +187,6 @@ def schedule_from_stored(stored: Mapping[str, Any]) -> Schedule:
         days_of_week=tuple(stored.get("daysOfWeek") or ()),
         days_of_month=tuple(stored.get("daysOfMonth") or ()),
         timezone=stored.get("timeZone") or "UTC",
+        deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE),
+        on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW),
     )

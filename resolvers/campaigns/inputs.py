@@ -4,7 +4,7 @@ from datetime import datetime
 
 import strawberry
 
-from resolvers.campaigns.enums import CampaignType, Category, Channel, Frequency, Weekday
+from resolvers.campaigns.enums import CampaignType, Category, Channel, DeliverAt, Frequency, PassedTime, Weekday
 
 
 @strawberry.input(description="The channel and message preset the campaign sends with.")
@@ -87,6 +87,16 @@ class CampaignScheduleInput:
     days_of_week: list[Weekday] | None = strawberry.field(default=None, description="WEEKLY: which days.")
     days_of_month: list[int] | None = strawberry.field(default=None, description="MONTHLY: which days (1 to 31).")
     time_zone: str = strawberry.field(default="UTC", description="IANA time zone of `timeOfDay`.")
+    deliver_at: DeliverAt = strawberry.field(
+        default=DeliverAt.CAMPAIGN_TIME_ZONE,
+        description="PROFILE_TIME_ZONE: each recipient gets the message at the schedule's wall-clock time in their "
+        "own time zone (the run starts up to 26 h early and stays open until the last zone's time).",
+    )
+    on_passed_time: PassedTime = strawberry.field(
+        default=PassedTime.SEND_NOW,
+        description="With PROFILE_TIME_ZONE: recipients whose local time had passed when the run started get it "
+        "at once (SEND_NOW) or at that time the next day (NEXT_DAY).",
+    )
 
 
 @strawberry.input(description="A new DRAFT campaign. Everything but the name can be completed later.")

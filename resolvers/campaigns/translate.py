@@ -90,6 +90,8 @@ def schedule_value(schedule: CampaignScheduleInput | None) -> dict[str, Any]:
         "daysOfWeek": [int(d.value) for d in schedule.days_of_week or []],
         "daysOfMonth": list(schedule.days_of_month or []),
         "timeZone": schedule.time_zone,
+        "deliverAt": schedule.deliver_at.value,
+        "onPassedTime": schedule.on_passed_time.value,
     }
 
 

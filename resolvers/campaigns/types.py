@@ -28,7 +28,9 @@ from resolvers.campaigns.enums import (
     CampaignType,
     Category,
     Channel,
+    DeliverAt,
     Frequency,
+    PassedTime,
     RunOutcomeReason,
     RunStatus,
     Weekday,
@@ -128,6 +130,10 @@ class CampaignSchedule:
     days_of_week: list[Weekday] = strawberry.field(description="WEEKLY: the days.")
     days_of_month: list[int] = strawberry.field(description="MONTHLY: the days.")
     time_zone: str = strawberry.field(description="IANA time zone.")
+    deliver_at: DeliverAt = strawberry.field(description="Whose clock the schedule is read on.")
+    on_passed_time: PassedTime = strawberry.field(
+        description="With PROFILE_TIME_ZONE: recipients whose local time had passed when the run started."
+    )
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Self:
@@ -142,6 +148,8 @@ class CampaignSchedule:
             days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
             days_of_month=list(stored.get("daysOfMonth") or []),
             time_zone=stored.get("timeZone") or "UTC",
+            deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE.value),
+            on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW.value),
         )
 
 
