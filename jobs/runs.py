@@ -46,12 +46,14 @@ from models.campaigns.transitions import (
     record_snapshot_done,
 )
 from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
+from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.due_times import due_at_local_time
 from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
+from models.ledger.waves import assign_waves, open_next_wave
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
@@ -156,6 +158,9 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
                 await due_at_local_time(
                     run.id, run.scheduled_for, schedule.timezone, campaign.activated_at, schedule.on_passed_time, conn
                 )
+            waves = waves_from_stored(campaign.waves)
+            if waves is not None:
+                await assign_waves(run, waves, now, conn)
             await record_snapshot_done(conn, run, now)
     if reason is not None:
         final = Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)
@@ -218,6 +223,8 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
             batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             if not batch:
                 if after_id == 0:
+                    if run.wave is not None and await with_db_retry(open_next_wave, run.id):
+                        continue  # the previous wave is finished: the next one's rows may be claimed
                     break
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue

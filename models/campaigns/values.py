@@ -16,6 +16,7 @@ from models.campaigns.rules import (
     InvalidTransition,
 )
 from models.campaigns.schedule import DeliverAt, PassedTime, Schedule, validate_schedule
+from models.campaigns.waves import Waves, validate_waves, waves_from_stored
 
 OBJECT_TYPE = "Campaign"
 MAX_NAME = 200
@@ -125,6 +126,20 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
                 problems += _text_problems(value, f"input.content.{channel_key}.{part}")
     if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])
+    if values.get("waves"):
+        problems += _waves_problems(values["waves"], values.get("schedule") or {})
+    return problems
+
+
+def _waves_problems(stored: Mapping[str, Any], schedule: Mapping[str, Any]) -> list[FieldProblem]:
+    problems = [
+        FieldProblem(f"input.waves.{p.field}", p.code.value, p.message)
+        for p in validate_waves(waves_from_stored(stored) or Waves(0))
+    ]
+    if schedule.get("deliverAt") == DeliverAt.PROFILE_TIME_ZONE.value:
+        problems.append(
+            FieldProblem("input.waves", "INVALID", "waves cannot be combined with delivery at each profile's time zone")
+        )
     return problems
 
 

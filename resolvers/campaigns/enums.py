@@ -12,6 +12,7 @@ from models.campaigns.rules import Frequency as FrequencyEnum
 from models.campaigns.run_rules import RunOutcomeReason as RunOutcomeReasonEnum
 from models.campaigns.schedule import DeliverAt as DeliverAtEnum
 from models.campaigns.schedule import PassedTime as PassedTimeEnum
+from models.campaigns.waves import WaveSizing as WaveSizingEnum
 from resolvers.vocabulary import Category, Channel, described_enum  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = described_enum(
@@ -36,6 +37,15 @@ PassedTime = described_enum(
     values={
         PassedTimeEnum.SEND_NOW: "Send to them at once.",
         PassedTimeEnum.NEXT_DAY: "Send to them at that wall-clock time on the next day, in their time zone.",
+    },
+)
+WaveSizing = described_enum(
+    WaveSizingEnum,
+    description="How a run's recipients are split into waves (in profile order).",
+    values={
+        WaveSizingEnum.EQUAL: "Waves as equal as can be (the first waves take the remainder).",
+        WaveSizingEnum.PERCENT: "`sizes` gives each wave's share in whole percent, adding up to 100.",
+        WaveSizingEnum.COUNT: "`sizes` gives each wave's number of recipients; the last also takes the rest.",
     },
 )
 CampaignAction = described_enum(CampaignActionEnum, description="What may be done to a campaign.")

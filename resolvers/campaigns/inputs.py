@@ -4,7 +4,16 @@ from datetime import datetime
 
 import strawberry
 
-from resolvers.campaigns.enums import CampaignType, Category, Channel, DeliverAt, Frequency, PassedTime, Weekday
+from resolvers.campaigns.enums import (
+    CampaignType,
+    Category,
+    Channel,
+    DeliverAt,
+    Frequency,
+    PassedTime,
+    WaveSizing,
+    Weekday,
+)
 
 
 @strawberry.input(description="The channel and message preset the campaign sends with.")
@@ -99,6 +108,24 @@ class CampaignScheduleInput:
     )
 
 
+@strawberry.input(
+    description="Send each run in 2 to 10 waves; a wave starts at its time, and only once the previous one is "
+    "finished. Give either `intervalMinutes` or `startTimes`."
+)
+class CampaignWavesInput:
+    count: int = strawberry.field(description="Number of waves, 2 to 10.")
+    sizing: WaveSizing = strawberry.field(default=WaveSizing.EQUAL, description="How recipients are split.")
+    sizes: list[int] | None = strawberry.field(
+        default=None, description="PERCENT: each wave's percent (adding up to 100); COUNT: each wave's recipients."
+    )
+    interval_minutes: int | None = strawberry.field(
+        default=None, description="Minutes from one wave's start to the next's (at least 30)."
+    )
+    start_times: list[datetime] | None = strawberry.field(
+        default=None, description="One start per wave, ascending, with UTC offsets."
+    )
+
+
 @strawberry.input(description="A new DRAFT campaign. Everything but the name can be completed later.")
 class CampaignCreateInput:
     name: str = strawberry.field(description="Campaign name (required).")
@@ -112,6 +139,7 @@ class CampaignCreateInput:
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Segment and namespace.")
     schedule: CampaignScheduleInput | None = strawberry.field(default=None, description="When it runs.")
     throttle: int | None = strawberry.field(default=None, description="Messages per second (1 to 2000).")
+    waves: CampaignWavesInput | None = strawberry.field(default=None, description="Send each run in waves.")
 
 
 @strawberry.input(
@@ -138,6 +166,9 @@ class CampaignUpdateInput:
         default=None, description="New schedule."
     )
     throttle: strawberry.Maybe[int | None] = strawberry.field(default=None, description="New throttle.")
+    waves: strawberry.Maybe[CampaignWavesInput | None] = strawberry.field(
+        default=None, description="New waves; null = one wave."
+    )
 
 
 @strawberry.input(description="Identifies a campaign.")

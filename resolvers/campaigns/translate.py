@@ -14,6 +14,7 @@ from resolvers.campaigns.inputs import (
     CampaignScheduleInput,
     CampaignTrackingInput,
     CampaignUpdateInput,
+    CampaignWavesInput,
 )
 from resolvers.nodes import pk_of
 
@@ -95,6 +96,18 @@ def schedule_value(schedule: CampaignScheduleInput | None) -> dict[str, Any]:
     }
 
 
+def waves_value(waves: CampaignWavesInput | None) -> dict[str, Any] | None:
+    if waves is None:
+        return None
+    return {
+        "count": waves.count,
+        "sizing": waves.sizing.value,
+        "sizes": list(waves.sizes or []),
+        "intervalMinutes": waves.interval_minutes,
+        "startTimes": [_iso(t) for t in waves.start_times or []],
+    }
+
+
 def create_values(data: CampaignCreateInput) -> dict[str, Any]:
     return {
         "name": data.name,
@@ -108,6 +121,7 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         **audience_values(data.audience),
         "schedule": schedule_value(data.schedule),
         "throttle_per_second": data.throttle,
+        "waves": waves_value(data.waves),
     }
 
 
@@ -135,4 +149,6 @@ def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
         values.update(audience_values(data.audience.value))
     if data.schedule is not None:
         values["schedule"] = schedule_value(data.schedule.value)
+    if data.waves is not None:
+        values["waves"] = waves_value(data.waves.value)
     return values

@@ -17,6 +17,7 @@ from models.audience.entities import Segment as SegmentModel
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.rules import available_actions
+from models.ledger.waves import wave_figures
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.sql.reads import fetch, sql_params
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
@@ -33,6 +34,7 @@ from resolvers.campaigns.enums import (
     PassedTime,
     RunOutcomeReason,
     RunStatus,
+    WaveSizing,
     Weekday,
 )
 from resolvers.context import Info
@@ -151,6 +153,38 @@ class CampaignSchedule:
             deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE.value),
             on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW.value),
         )
+
+
+@strawberry.type(description="How each run of a campaign is sent in waves.")
+class CampaignWaves:
+    count: int = strawberry.field(description="Number of waves, 2 to 10.")
+    sizing: WaveSizing = strawberry.field(description="How recipients are split.")
+    sizes: list[int] = strawberry.field(description="PERCENT: each wave's percent; COUNT: each wave's recipients.")
+    interval_minutes: int | None = strawberry.field(description="Minutes from one wave's start to the next's.")
+    start_times: list[datetime] = strawberry.field(description="One start per wave (instead of an interval).")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any] | None) -> Self | None:
+        if not stored:
+            return None
+        return cls(
+            count=stored["count"],
+            sizing=WaveSizing(stored.get("sizing") or "EQUAL"),
+            sizes=list(stored.get("sizes") or []),
+            interval_minutes=stored.get("intervalMinutes"),
+            start_times=[datetime.fromisoformat(t) for t in stored.get("startTimes") or []],
+        )
+
+
+@strawberry.type(description="One wave of a run sent in waves: its counters, from the ledger.")
+class CampaignRunWave:
+    wave: int = strawberry.field(description="Wave number, from 1.")
+    audience: int = counter("audience")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
 
 
 @strawberry.type(
@@ -335,6 +369,10 @@ class Campaign(SandboxNode):
         description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
     )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
+    waves: CampaignWaves | None = strawberry.field(
+        description="How each run is sent in waves; null = at once.",
+        resolver=lambda self: CampaignWaves.from_stored(self.stored_waves),
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -348,6 +386,7 @@ class Campaign(SandboxNode):
     stored_content: strawberry.Private[dict[str, Any]]
     stored_tracking: strawberry.Private[dict[str, Any]]
     stored_schedule: strawberry.Private[dict[str, Any]]
+    stored_waves: strawberry.Private[dict[str, Any] | None]
 
     # Relations the list resolver loaded for the whole page (`prefetch_relations`): field name -> node or None.
     prefetched: strawberry.Private[dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -414,6 +453,7 @@ class Campaign(SandboxNode):
             stored_tracking=get("tracking") or {},
             stored_schedule=get("schedule") or {},
             throttle=get("throttle_per_second"),
+            stored_waves=get("waves"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -442,6 +482,7 @@ Campaign.projection = Projection(
         "tracking": ("tracking",),
         "schedule": ("schedule",),
         "throttle": ("throttle_per_second",),
+        "waves": ("waves",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),
@@ -480,6 +521,24 @@ class CampaignRun(SandboxNode):
         description="Why the run ended as it did when its counters alone would mislead (e.g. AUDIENCE_EMPTY: a "
         "SUCCEEDED run that sent nothing because nobody was in the segment); null otherwise."
     )
+    current_wave: int | None = strawberry.field(
+        description="A run sent in waves: the wave being sent (later waves wait for it); null without waves."
+    )
+
+    @strawberry.field(description="A run sent in waves: each wave's counters, from the ledger; empty without waves.")
+    async def waves(self) -> list[CampaignRunWave]:
+        return [
+            CampaignRunWave(
+                wave=w.wave,
+                audience=w.figures.audience,
+                sent=w.figures.sent,
+                delivered=w.figures.delivered,
+                failed=w.figures.failed,
+                pending=w.figures.pending,
+                retrying=w.figures.retrying,
+            )
+            for w in await wave_figures(self.pk)
+        ]
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -499,6 +558,7 @@ class CampaignRun(SandboxNode):
             started_at=row.started_at,
             finished_at=row.finished_at,
             outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
+            current_wave=row.wave,
         )
 
 
