@@ -106,6 +106,12 @@ async def test_waves_input_is_validated(gql: GraphQLClient, sandbox: SandboxKeys
       ... on InvalidInputError { fieldErrors { field code } } } }"""
     ok = await gql(mutation, {"input": {"name": "w", "waves": WAVES}}, key=sandbox.admin)
     assert ok["campaignCreate"]["campaign"]["waves"] == {**WAVES, "startTimes": []}
+    listed = await gql(
+        "{ campaigns(first: 5) { nodes { name waves { count sizes } schedule { deliverAt } } } }", key=sandbox.admin
+    )  # the list page reads the columns itself (models/sql/reads.py)
+    assert listed["campaigns"]["nodes"] == [
+        {"name": "w", "waves": {"count": 4, "sizes": [10, 20, 30, 40]}, "schedule": {"deliverAt": "CAMPAIGN_TIME_ZONE"}}
+    ]
     bad = {"count": 11, "sizing": "PERCENT", "sizes": [50, 40], "intervalMinutes": 10}
     refused = await gql(mutation, {"input": {"name": "w", "waves": bad}}, key=sandbox.admin)
     assert refused["campaignCreate"]["fieldErrors"] == [{"field": "input.waves.count", "code": "OUT_OF_RANGE"}]
