@@ -7,7 +7,9 @@ object. A job started without it fails loudly instead of reading settings from t
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from api.settings import Settings
@@ -24,6 +26,8 @@ class WorkerContext:
     settings: Settings
     # Runs this process sends for (jobs.runs): arq copies its ctx dict per job, this object is shared.
     serving_runs: Counter[int] = field(default_factory=Counter)
+    # The run executor's "now" (due rows, leases, sent_at): the wall clock, or one a test drives.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 def worker_context(ctx: dict[str, Any]) -> WorkerContext:

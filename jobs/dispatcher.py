@@ -19,9 +19,10 @@ from tortoise.expressions import Q
 from jobs.queue import JobQueue
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
 from models.campaigns.experiment_winner import choose_due_winners
+from models.campaigns.local_time import run_start
 from models.campaigns.rules import CampaignEvent, CampaignStatus, CampaignType
 from models.campaigns.run_rules import FINAL_RUN_STATUSES
-from models.campaigns.schedule import fire_times
+from models.campaigns.schedule import fire_times, zone
 from models.campaigns.transitions import DISPATCHER, system_transition
 from models.campaigns.values import schedule_from_stored
 from models.ledger.counts import ledger_counts, store_counters
@@ -36,6 +37,8 @@ RESUME_GRACE = timedelta(seconds=5)
 # A PENDING run still unclaimed this long after it was due has lost its job (see dispatch).
 PENDING_REQUEUE = timedelta(seconds=15)
 DISPATCH_SECONDS = set(range(0, 60, 3))
+# The longest a local-time run starts before its fire time: UTC+14 ahead of a campaign at UTC-12.
+LOCAL_TIME_LEAD = timedelta(hours=26)
 
 
 @dataclass
@@ -49,9 +52,11 @@ class DispatchReport:
     winners: list[int] = field(default_factory=list)  # campaigns whose experiment winner was chosen
 
 
-async def _create_run(campaign: Campaign, when: datetime) -> CampaignRun | None:
+async def _create_run(campaign: Campaign, when: datetime, starts_at: datetime | None = None) -> CampaignRun | None:
     try:
-        return await CampaignRun.create(sandbox_id=campaign.sandbox_id, campaign_id=campaign.id, scheduled_for=when)
+        return await CampaignRun.create(
+            sandbox_id=campaign.sandbox_id, campaign_id=campaign.id, scheduled_for=when, starts_at=starts_at
+        )
     except IntegrityError:  # already created (by activation or another dispatcher): unique per time
         return None
 
@@ -65,24 +70,34 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
             if await system_transition(campaign, CampaignEvent.START, actor=DISPATCHER, now=now):
                 report.started.append(campaign.id)
 
-    # Due runs of LIVE scheduled campaigns (one-off and recurring).
+    # Due runs of LIVE scheduled campaigns (one-off and recurring). A run delivering at each recipient's local
+    # time is due when the first zone reaches its wall time (models.campaigns.local_time), up to
+    # LOCAL_TIME_LEAD before its fire time: its campaign may still be SCHEDULED then.
     live = await Campaign.filter(status=CampaignStatus.LIVE, type=CampaignType.SCHEDULED)
+    scheduled = await Campaign.filter(status=CampaignStatus.SCHEDULED, type=CampaignType.SCHEDULED)
     # A campaign with a PAUSED run gets no new run: its preset was refused and would refuse the new one too.
     # Its fire times pass meanwhile like those of a dispatcher that is down: after campaignRunResume, those
     # within LOOKBACK still get their run, older ones are skipped (docs/operations.md, "Paused runs").
     paused = set(await CampaignRun.filter(status=RunStatus.PAUSED).values_list("campaign_id", flat=True))
-    for campaign in live:
+    for campaign in [*live, *scheduled]:
         if campaign.id in paused:
             continue
         schedule = schedule_from_stored(campaign.schedule or {})
+        if campaign.status is CampaignStatus.SCHEDULED and not schedule.local_time:
+            continue
+        lead = LOCAL_TIME_LEAD if schedule.local_time else timedelta(0)
         times = fire_times(
             schedule,
             window_start=now - LOOKBACK,
-            window_end=now + timedelta(microseconds=1),
+            window_end=now + lead + timedelta(microseconds=1),
             activated_at=campaign.activated_at,
         )
+        campaign_zone = zone(schedule.timezone)
         for when in times:
-            run = await _create_run(campaign, when)
+            starts_at = run_start(when, campaign_zone) if schedule.local_time and campaign_zone else None
+            if starts_at is not None and starts_at > now:
+                continue
+            run = await _create_run(campaign, when, starts_at)
             if run is not None:
                 report.created.append(run.id)
 
@@ -95,11 +110,12 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     # longer than PENDING_REQUEUE also goes in under an id of this window: a worker killed inside the claim leaves
     # arq's in-progress key on the fixed id for the job's whole timeout, and the claim (compare-and-set) makes an
     # extra job harmless.
-    for run in await CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now).order_by("id").limit(1000):
+    due = Q(scheduled_for__lte=now) | Q(starts_at__lte=now)
+    for run in await CampaignRun.filter(due, status=RunStatus.PENDING).order_by("id").limit(1000):
         if redis is not None:
             queue = JobQueue(redis)
             await queue.execute_run(run.id)
-            if run.scheduled_for <= now - PENDING_REQUEUE:
+            if (run.starts_at or run.scheduled_for) <= now - PENDING_REQUEUE:
                 await queue.requeue_run(run.id, int(now.timestamp() // PENDING_REQUEUE.total_seconds()))
         report.enqueued.append(run.id)
 

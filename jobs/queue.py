@@ -70,10 +70,11 @@ class JobQueue:
         """A RUNNING run whose worker stopped renewing its lease (the dispatcher): one job per lost lease."""
         return await self.enqueue(EXECUTE_RUN, run_id, job_id=f"{EXECUTE_RUN}:{run_id}:resume:{lease_epoch}")
 
-    async def retry_run_at(self, run_id: int, retry_at: datetime, defer_by: float) -> Job | None:
-        """The run again when its first delivery waiting for a retry is due."""
+    async def retry_run_at(self, run_id: int, retry_at: datetime) -> Job | None:
+        """The run again when its first delivery waiting for a retry (or its local time) is due. Deferred to that
+        instant, not by a delay: a test driving the run executor's clock makes it due with `drain_jobs(until=)`."""
         job_id = f"{EXECUTE_RUN}:{run_id}:at:{int(retry_at.timestamp())}"
-        return await self.enqueue(EXECUTE_RUN, run_id, job_id=job_id, _defer_by=defer_by)
+        return await self.enqueue(EXECUTE_RUN, run_id, job_id=job_id, _defer_until=retry_at)
 
     async def resend_run(self, run_id: int, token: str) -> Job | None:
         """Resumes a run after `campaignRunResendFailed`: its own job id, since the run's first job may still

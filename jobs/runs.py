@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from arq.worker import Retry
@@ -47,11 +47,13 @@ from models.campaigns.transitions import (
     finish_run,
     record_snapshot_done,
 )
-from models.campaigns.values import CONTACT_CHANNEL
+from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
+from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.due_times import due_at_local_time
 from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
 from models.ledger.outcomes import (
     cancel_unsent,
@@ -61,6 +63,7 @@ from models.ledger.outcomes import (
     write_outcomes,
 )
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
+from models.ledger.waves import assign_waves, open_next_wave
 from models.presets.preset import MessagePreset
 from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
@@ -74,8 +77,8 @@ PART_RETRY_SECONDS = 0.5
 DEFAULT_RETRY_MINUTES = 84 * 60
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(ctx: dict[str, Any]) -> datetime:
+    return worker_context(ctx).clock()
 
 
 def _lease(ctx: dict[str, Any]) -> float:
@@ -85,7 +88,7 @@ def _lease(ctx: dict[str, Any]) -> float:
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
-    lease, now = _lease(ctx), _now()
+    lease, now = _lease(ctx), _now(ctx)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
         return {"runId": run_id, "claimed": False}
@@ -170,6 +173,14 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
                     await assign_treatments(run.id, campaign.experiment, conn)
             if campaign.throttle_per_second:
                 await exclude_beyond_throttle(run, campaign.throttle_per_second, conn)
+            schedule = schedule_from_stored(campaign.schedule or {})
+            if schedule.local_time:
+                await due_at_local_time(
+                    run.id, run.scheduled_for, schedule.timezone, campaign.activated_at, schedule.on_passed_time, conn
+                )
+            waves = waves_from_stored(campaign.waves)
+            if waves is not None:
+                await assign_waves(run, waves, now, conn)
             await record_snapshot_done(conn, run, now, campaign_version=version_number)
     if reason is not None:
         final = Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)
@@ -209,7 +220,7 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int)
 
 
 async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
-    now = _now()
+    now = _now(ctx)
     progress = Progress(ctx.get("redis"), run)
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
@@ -238,25 +249,27 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
-            now = _now()
+            now = _now(ctx)
             if not await extend_run_lease(run, now + timedelta(seconds=lease)):
                 return await _stopped(run, progress, now)
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
                 await throttle.take(batch_size)
-                now = _now()
+                now = _now(ctx)
             batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             if not batch:
                 if after_id == 0:
+                    if run.wave is not None and await with_db_retry(open_next_wave, run.id):
+                        continue  # the previous wave is finished: the next one's rows may be claimed
                     break
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
             after_id = batch[-1].id
-            async with keep_leased(run, batch, lease):
+            async with keep_leased(run, batch, lease, worker_context(ctx).clock):
                 outcomes, to_suppress = await send_batch(
                     batch, renderer, adapter, now, retry_deadline, tracker, unconfirmed_window
                 )
-            now = _now()
+            now = _now(ctx)
             pause = batch_pause(outcomes)
             if pause is not None:
                 # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
@@ -320,7 +333,7 @@ async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[
 async def _finish_if_done(
     ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
 ) -> dict[str, Any]:
-    now = _now()
+    now = _now(ctx)
     if run.snapshot_done_at is None:
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
@@ -332,12 +345,11 @@ async def _finish_if_done(
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
     retry_at = await next_retry(run.id)
     if retry_at is not None:
-        delay = max((retry_at - now).total_seconds(), 0.0)
         # Nobody may claim the run before the deferred job runs; the dispatcher resumes it if that job is lost.
         await extend_run_lease(run, retry_at)
         redis = ctx.get("redis")
         if redis is not None:
-            await JobQueue(redis).retry_run_at(run.id, retry_at, delay)
+            await JobQueue(redis).retry_run_at(run.id, retry_at)
         await progress.publish(counts, RunStatus.RUNNING, force=True)
         return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
     sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)

@@ -83,7 +83,9 @@ def outcome_of(
 
 
 @contextlib.asynccontextmanager
-async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
+async def keep_leased(
+    run: CampaignRun, batch: Sequence[Claimed], lease: float, clock: Callable[[], datetime] = _now
+) -> AsyncIterator[None]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
     otherwise be claimed by another job and sent twice."""
 
@@ -91,7 +93,7 @@ async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) 
         ids = [c.id for c in batch]
         while True:
             await asyncio.sleep(lease / 3)
-            until = _now() + timedelta(seconds=lease)
+            until = clock() + timedelta(seconds=lease)
             try:
                 await renew_batch_lease(run.id, ids, until)
                 await extend_run_lease(run, until)

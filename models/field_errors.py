@@ -35,6 +35,7 @@ class FieldErrorCode(StrEnum):
     UNKNOWN_NAMESPACE = "UNKNOWN_NAMESPACE"
     UNKNOWN_TIME_ZONE = "UNKNOWN_TIME_ZONE"
     TIMEZONE_INVALID = "TIMEZONE_INVALID"
+    LOCAL_TIME_INVALID = "LOCAL_TIME_INVALID"
     NAIVE_DATETIME = "NAIVE_DATETIME"
     END_BEFORE_START = "END_BEFORE_START"
     BEFORE_START = "BEFORE_START"
@@ -107,6 +108,7 @@ FIELD_ERROR_CODE_DESCRIPTIONS: dict[FieldErrorCode, str] = {
     FieldErrorCode.UNKNOWN_NAMESPACE: "No identity namespace with that code in this sandbox.",
     FieldErrorCode.UNKNOWN_TIME_ZONE: "Not an IANA time zone.",
     FieldErrorCode.TIMEZONE_INVALID: "The schedule's time zone is not an IANA time zone.",
+    FieldErrorCode.LOCAL_TIME_INVALID: "A local-time option that does not apply (NEXT_DAY without PROFILE_TIME_ZONE).",
     FieldErrorCode.NAIVE_DATETIME: "A time without an offset; give one (e.g. Z or +02:00).",
     FieldErrorCode.END_BEFORE_START: "The end comes before the start.",
     FieldErrorCode.BEFORE_START: "The end of a range comes before its start.",

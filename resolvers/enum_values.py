@@ -167,6 +167,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "TEMPLATE_PATH_UNSEEN": "A template reads a profile field no profile of the segment has.",
         "RECURRING_WITHOUT_END": "A recurring campaign without an end.",
         "THROTTLE_TOO_SLOW": "At its throttle a run cannot reach its whole audience in 12 hours.",
+        "WAVES_INVALID": "The waves are invalid, or combined with delivery at each profile's time zone.",
+        "WAVE_START_IN_PAST": "A wave's start time has passed: it starts once the previous wave is finished.",
     },
     "ReportWindowKind": {
         "LAST_24_HOURS": "The 24 hours before the report.",

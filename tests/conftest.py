@@ -262,8 +262,10 @@ def drain_jobs(app: Starlette):
     """`await drain_jobs()` runs every queued job due now, and what those enqueue, to completion (tests/drain.py);
     `until=` makes deferred jobs due by then run now, `dispatch_at=` runs the dispatcher at that time first."""
 
-    async def drain(*, until: Any = None, dispatch_at: Any = None) -> Drained:
-        return await run_due_jobs(app.state.settings, app.state.redis, until=until, dispatch_at=dispatch_at)
+    async def drain(*, until: Any = None, dispatch_at: Any = None, clock: Any = None) -> Drained:
+        return await run_due_jobs(
+            app.state.settings, app.state.redis, until=until, dispatch_at=dispatch_at, clock=clock
+        )
 
     return drain
 
@@ -338,10 +340,12 @@ class GraphQLClient:
         self.url = url
         self.app = app
 
-    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None) -> Drained:
+    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None, clock: Any = None) -> Drained:
         """Runs the queued jobs to completion (see the `drain_jobs` fixture); for helpers that only get `gql`."""
         assert self.app is not None, "a GraphQLClient on the session app drains its jobs"
-        return await run_due_jobs(self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at)
+        return await run_due_jobs(
+            self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at, clock=clock
+        )
 
     async def raw(
         self, query: str, variables: dict[str, Any] | None = None, key: str | None = None, **kwargs: Any

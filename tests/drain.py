@@ -4,13 +4,15 @@
 and functions as `herald worker` starts exactly the jobs due at the round's start and waits for them; jobs those
 enqueue run in the next round. It returns when nothing is due. Deferred jobs (retries, a run's next attempt) stay
 deferred unless `until` says they are due: every job due by then is moved to now first. `dispatch_at` runs the
-dispatcher (jobs/dispatcher.py) at that time before each round, as its cron would.
+dispatcher (jobs/dispatcher.py) at that time before each round, as its cron would. `clock` is the run executor's
+"now" (WorkerContext.clock) for tests that drive time: rows due later are sent once the clock reaches them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -69,11 +71,12 @@ async def drain_jobs(
     *,
     until: datetime | None = None,
     dispatch_at: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Drained:
     drained = Drained()
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        ctx[CONTEXT_KEY] = WorkerContext(settings)
+        ctx[CONTEXT_KEY] = WorkerContext(settings) if clock is None else WorkerContext(settings, clock=clock)
 
     for _ in range(MAX_ROUNDS):
         if dispatch_at is not None:

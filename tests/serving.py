@@ -60,10 +60,12 @@ class RunningServer:
     def ws_url(self) -> str:
         return self.graphql_url.replace("http://", "ws://")
 
-    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None) -> Drained:
+    async def drain_jobs(self, *, until: Any = None, dispatch_at: Any = None, clock: Any = None) -> Drained:
         """The `drain_jobs` fixture, for helpers that get the session `server`."""
         assert self.app is not None, "the session `server` drains the session app's jobs"
-        return await run_due_jobs(self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at)
+        return await run_due_jobs(
+            self.app.state.settings, self.app.state.redis, until=until, dispatch_at=dispatch_at, clock=clock
+        )
 
 
 @contextlib.asynccontextmanager

@@ -271,6 +271,7 @@ COPIED_FIELDS = (
     "namespace_id",
     "schedule",
     "throttle_per_second",
+    "waves",
 )
 
 

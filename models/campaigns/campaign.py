@@ -43,6 +43,8 @@ class Campaign(SandboxModel):
     # {"startAt", "endAt", "frequency", "timeOfDay", "daysOfWeek", "daysOfMonth", "timeZone"}
     schedule = fields.JSONField(default=dict)
     throttle_per_second = fields.IntField(null=True)
+    # {"count", "sizing", "sizes", "intervalMinutes", "startTimes"} (models.campaigns.waves), null = one wave
+    waves = fields.JSONField(null=True)
     status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
     version = fields.IntField(default=1)
     activated_at = fields.DatetimeField(null=True)
@@ -71,6 +73,11 @@ class CampaignRun(Model):
     sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
     campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.RESTRICT, related_name=False)
     scheduled_for = fields.DatetimeField()
+    # A run delivering at each recipient's local time starts this early (the first zone reaching the wall time),
+    # null = at scheduled_for.
+    starts_at = fields.DatetimeField(null=True)
+    # With waves: the wave being sent (rows of later waves are not claimed), null = no waves.
+    wave = fields.IntField(null=True)
     status = fields.CharEnumField(RunStatus, max_length=16, default=RunStatus.PENDING)
     # Counters, as models.ledger.figures defines them (stored by models.ledger.counts.store_counters).
     targeted = fields.IntField(default=0)

@@ -39,6 +39,7 @@ from models.campaigns.review_snapshot import (
 from models.campaigns.rules import NOT_ACTIVATED, CampaignType, Category, Channel
 from models.campaigns.schedule import ScheduleCode, fire_times, validate_schedule
 from models.campaigns.templates import CompiledTemplate, parse_template, profile_paths, references, unknown_roots
+from models.campaigns.waves import validate_waves
 
 UNSUBSCRIBE_VARIABLE = "context.unsubscribeUrl"
 PRESET_ACTIVE = "ACTIVE"
@@ -80,6 +81,7 @@ class AlertCode(StrEnum):
     FREQUENCY_INVALID = "FREQUENCY_INVALID"
     THROTTLE_OUT_OF_RANGE = "THROTTLE_OUT_OF_RANGE"
     LINKS_TO_LOOPBACK = "LINKS_TO_LOOPBACK"
+    WAVES_INVALID = "WAVES_INVALID"
     # warnings
     AUDIENCE_EMPTY = "AUDIENCE_EMPTY"
     OPT_OUT_LINK_MISSING = "OPT_OUT_LINK_MISSING"
@@ -89,6 +91,7 @@ class AlertCode(StrEnum):
     TEMPLATE_PATH_UNSEEN = "TEMPLATE_PATH_UNSEEN"
     RECURRING_WITHOUT_END = "RECURRING_WITHOUT_END"
     THROTTLE_TOO_SLOW = "THROTTLE_TOO_SLOW"
+    WAVE_START_IN_PAST = "WAVE_START_IN_PAST"
 
 
 WARNINGS = frozenset(
@@ -101,6 +104,7 @@ WARNINGS = frozenset(
         AlertCode.TEMPLATE_PATH_UNSEEN,
         AlertCode.RECURRING_WITHOUT_END,
         AlertCode.THROTTLE_TOO_SLOW,
+        AlertCode.WAVE_START_IN_PAST,
     }
 )
 
@@ -411,6 +415,7 @@ def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
         *_check_schedule(snapshot, now),
         *_check_throttle(snapshot),
         *_check_links(snapshot),
+        *_check_waves(snapshot, now),
     ]
 
 
@@ -429,6 +434,21 @@ def _per_content(snapshot: CampaignSnapshot) -> Iterator[Alert]:
 def variant_key(snapshot: CampaignSnapshot, prefix: str) -> str:
     index = int(prefix.split("[", 1)[1].split("]", 1)[0]) if prefix else -1
     return snapshot.treatments[index][0] if prefix else ""
+
+
+def _check_waves(s: CampaignSnapshot, now: datetime) -> Iterator[Alert]:
+    if s.waves is None:
+        return
+    for problem in validate_waves(s.waves):
+        yield _alert(AlertCode.WAVES_INVALID, f"waves.{problem.field}", problem.message)
+    if s.schedule.local_time:
+        yield _alert(AlertCode.WAVES_INVALID, "waves", "Waves cannot be combined with PROFILE_TIME_ZONE delivery.")
+    if s.waves.start_times and s.waves.start_times[0] < now:
+        yield _alert(
+            AlertCode.WAVE_START_IN_PAST,
+            "waves.startTimes",
+            "Some wave start times have passed: those waves start as soon as the previous one is finished.",
+        )
 
 
 def can_activate(alerts: list[Alert]) -> bool:

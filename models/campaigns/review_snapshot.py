@@ -13,6 +13,7 @@ from typing import Any
 
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from models.campaigns.schedule import Schedule
+from models.campaigns.waves import Waves
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class CampaignSnapshot:
     audience: AudienceFacts = field(default_factory=AudienceFacts)
     schedule: Schedule = field(default_factory=Schedule)
     throttle: int | None = None  # messages per second; None = as fast as the channel goes
+    waves: Waves | None = None  # None: a run is sent at once
     activated_at: datetime | None = None
     tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
     links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped

@@ -32,6 +32,7 @@ from models.campaigns.rules import (
     Channel,
 )
 from models.campaigns.values import CampaignNotFoundError, schedule_from_stored
+from models.campaigns.waves import waves_from_stored
 from models.ledger.snapshot import estimate_exclusions
 from models.ledger.vocabulary import DeliveryReason
 from models.presets.preset import MessagePreset
@@ -157,6 +158,7 @@ async def build_snapshot(
         ),
         schedule=schedule_from_stored(row.schedule or {}),
         throttle=row.throttle_per_second,
+        waves=waves_from_stored(row.waves),
         activated_at=row.activated_at,
         tracking=_tracks_links(row),
         links=links,

@@ -12,6 +12,8 @@ Semantics (DESIGN §3, AJO "Schedule"):
 - Month ends: a day of month the month lacks is skipped, as cron does (the 31st fires in 7 months of
   the year; the 29th of February only in leap years). Clamping would fire the 30th and 31st on the same
   February day; skipping keeps one run per chosen date. Choose 28 or lower to fire every month.
+- `deliver_at` PROFILE_TIME_ZONE reads each fire time as a wall-clock time that every recipient gets on their
+  own clock: see models.campaigns.local_time. The fire times here stay those of the campaign's zone.
 All fire times are returned as aware UTC datetimes, ascending.
 """
 
@@ -33,6 +35,21 @@ class ScheduleCode(StrEnum):
     NAIVE_DATETIME = "NAIVE_DATETIME"
     END_BEFORE_START = "END_BEFORE_START"
     FREQUENCY_INVALID = "FREQUENCY_INVALID"
+    LOCAL_TIME_INVALID = "LOCAL_TIME_INVALID"
+
+
+class DeliverAt(StrEnum):
+    """Whose clock the schedule's wall-clock time is read on (models.campaigns.local_time)."""
+
+    CAMPAIGN_TIME_ZONE = "CAMPAIGN_TIME_ZONE"
+    PROFILE_TIME_ZONE = "PROFILE_TIME_ZONE"
+
+
+class PassedTime(StrEnum):
+    """A recipient whose local time had passed when the run started: at once, or the next day."""
+
+    SEND_NOW = "SEND_NOW"
+    NEXT_DAY = "NEXT_DAY"
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,13 @@ class Schedule:
     days_of_week: tuple[int, ...] = ()  # ISO weekdays, WEEKLY only
     days_of_month: tuple[int, ...] = ()  # 1-31, MONTHLY only
     timezone: str = "UTC"
+    deliver_at: DeliverAt = DeliverAt.CAMPAIGN_TIME_ZONE
+    on_passed_time: PassedTime = PassedTime.SEND_NOW
+
+    @property
+    def local_time(self) -> bool:
+        """Each recipient gets the message at the schedule's wall-clock time in their own zone."""
+        return DeliverAt(self.deliver_at) is DeliverAt.PROFILE_TIME_ZONE
 
     @property
     def recurring(self) -> bool:
@@ -117,6 +141,12 @@ def validate_schedule(schedule: Schedule) -> list[ScheduleProblem]:
             add("daysOfMonth", bad, "days of the month are distinct numbers from 1 to 31")
     elif schedule.days_of_month:
         add("daysOfMonth", bad, "days of the month only apply to a monthly schedule")
+    if PassedTime(schedule.on_passed_time) is PassedTime.NEXT_DAY and not schedule.local_time:
+        add(
+            "onPassedTime",
+            ScheduleCode.LOCAL_TIME_INVALID,
+            "NEXT_DAY only applies when delivering at each profile's time zone (deliverAt: PROFILE_TIME_ZONE)",
+        )
     return problems
 
 

@@ -48,6 +48,7 @@ def public_state(row: Campaign) -> dict[str, Any]:
         "namespaceId": row.namespace_id,
         "schedule": row.schedule,
         "throttle": row.throttle_per_second,
+        "waves": row.waves,
         "tags": row.tags,
     }
 

@@ -15,7 +15,8 @@ from models.campaigns.rules import (
     Channel,
     InvalidTransition,
 )
-from models.campaigns.schedule import Schedule, validate_schedule
+from models.campaigns.schedule import DeliverAt, PassedTime, Schedule, validate_schedule
+from models.campaigns.waves import Waves, validate_waves, waves_from_stored
 
 OBJECT_TYPE = "Campaign"
 MAX_NAME = 200
@@ -114,6 +115,8 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
     problems += content_problems(values.get("content"), "input.content")
     if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])
+    if values.get("waves"):
+        problems += _waves_problems(values["waves"], values.get("schedule") or {})
     return problems
 
 
@@ -132,6 +135,18 @@ def content_problems(content: Mapping[str, Any] | None, path: str) -> list[Field
                 problems += push_data_problems(value, f"{path}.push.customData")
             else:
                 problems += _text_problems(value, f"{path}.{channel_key}.{part}")
+    return problems
+
+
+def _waves_problems(stored: Mapping[str, Any], schedule: Mapping[str, Any]) -> list[FieldProblem]:
+    problems = [
+        FieldProblem(f"input.waves.{p.field}", p.code.value, p.message)
+        for p in validate_waves(waves_from_stored(stored) or Waves(0))
+    ]
+    if schedule.get("deliverAt") == DeliverAt.PROFILE_TIME_ZONE.value:
+        problems.append(
+            FieldProblem("input.waves", "INVALID", "waves cannot be combined with delivery at each profile's time zone")
+        )
     return problems
 
 
@@ -174,7 +189,7 @@ def _schedule_problems(stored: Mapping[str, Any]) -> list[FieldProblem]:
             break
     if not problems:
         for problem in validate_schedule(schedule_from_stored(stored)):
-            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME"):
+            if problem.code.value in ("TIMEZONE_INVALID", "NAIVE_DATETIME", "LOCAL_TIME_INVALID"):
                 problems.append(FieldProblem(f"input.schedule.{problem.field}", problem.code.value, problem.message))
     return problems
 
@@ -193,4 +208,6 @@ def schedule_from_stored(stored: Mapping[str, Any]) -> Schedule:
         days_of_week=tuple(stored.get("daysOfWeek") or ()),
         days_of_month=tuple(stored.get("daysOfMonth") or ()),
         timezone=stored.get("timeZone") or "UTC",
+        deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE),
+        on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW),
     )

@@ -46,6 +46,8 @@ class Delivery(Model):
     attempts = fields.IntField(default=0)
     lease_until = fields.DatetimeField(null=True)
     next_attempt_at = fields.DatetimeField(null=True)
+    # The wave of a run sent in waves (1-based, models.campaigns.waves), fixed at the snapshot, null = no waves.
+    wave = fields.SmallIntField(null=True)
     provider_message_id = fields.CharField(max_length=255, null=True)
     # The relay's own id from its SMTP 250 reply (SES, SendGrid, Postmark report feedback under it).
     relay_id = fields.CharField(max_length=255, null=True)

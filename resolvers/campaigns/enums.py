@@ -16,6 +16,9 @@ from models.campaigns.rules import CampaignType as CampaignTypeEnum
 from models.campaigns.rules import Frequency as FrequencyEnum
 from models.campaigns.run_rules import RunOutcomeReason as RunOutcomeReasonEnum
 from models.campaigns.run_rules import RunPauseReason as RunPauseReasonEnum
+from models.campaigns.schedule import DeliverAt as DeliverAtEnum
+from models.campaigns.schedule import PassedTime as PassedTimeEnum
+from models.campaigns.waves import WaveSizing as WaveSizingEnum
 from resolvers.vocabulary import Category, Channel, described_enum  # noqa: F401 - re-exported for the campaign types
 
 CampaignStatus = described_enum(
@@ -24,6 +27,33 @@ CampaignStatus = described_enum(
 )
 CampaignType = described_enum(CampaignTypeEnum, description="How a campaign is triggered.")
 Frequency = described_enum(FrequencyEnum, description="How often a campaign runs.")
+DeliverAt = described_enum(
+    DeliverAtEnum,
+    description="Whose clock a campaign's schedule is read on: the campaign's time zone, or each recipient's "
+    "(the profile's `timeZone`, the campaign's when it has none).",
+    values={
+        DeliverAtEnum.CAMPAIGN_TIME_ZONE: "Everyone at the fire time, read in the schedule's `timeZone`.",
+        DeliverAtEnum.PROFILE_TIME_ZONE: "Each recipient at the schedule's wall-clock time in their own time zone.",
+    },
+)
+PassedTime = described_enum(
+    PassedTimeEnum,
+    description="With PROFILE_TIME_ZONE: what happens to recipients whose local time had already passed when the "
+    "run started (e.g. activated at 10:00 in New York, 09:00 has passed in Paris).",
+    values={
+        PassedTimeEnum.SEND_NOW: "Send to them at once.",
+        PassedTimeEnum.NEXT_DAY: "Send to them at that wall-clock time on the next day, in their time zone.",
+    },
+)
+WaveSizing = described_enum(
+    WaveSizingEnum,
+    description="How a run's recipients are split into waves (in profile order).",
+    values={
+        WaveSizingEnum.EQUAL: "Waves as equal as can be (the first waves take the remainder).",
+        WaveSizingEnum.PERCENT: "`sizes` gives each wave's share in whole percent, adding up to 100.",
+        WaveSizingEnum.COUNT: "`sizes` gives each wave's number of recipients; the last also takes the rest.",
+    },
+)
 CampaignAction = described_enum(CampaignActionEnum, description="What may be done to a campaign.")
 AlertSeverity = described_enum(SeverityEnum, description="ERROR blocks activation; WARNING does not.")
 AlertCode = described_enum(AlertCodeEnum, description="Stable code of a review alert (see DESIGN §5).")

@@ -11,10 +11,13 @@ from resolvers.campaigns.enums import (
     CampaignType,
     Category,
     Channel,
+    DeliverAt,
     ExperimentFallback,
     ExperimentMetric,
     ExperimentMode,
     Frequency,
+    PassedTime,
+    WaveSizing,
     Weekday,
 )
 
@@ -99,6 +102,34 @@ class CampaignScheduleInput:
     days_of_week: list[Weekday] | None = strawberry.field(default=None, description="WEEKLY: which days.")
     days_of_month: list[int] | None = strawberry.field(default=None, description="MONTHLY: which days (1 to 31).")
     time_zone: str = strawberry.field(default="UTC", description="IANA time zone of `timeOfDay`.")
+    deliver_at: DeliverAt = strawberry.field(
+        default=DeliverAt.CAMPAIGN_TIME_ZONE,
+        description="PROFILE_TIME_ZONE: each recipient gets the message at the schedule's wall-clock time in their "
+        "own time zone (the run starts up to 26 h early and stays open until the last zone's time).",
+    )
+    on_passed_time: PassedTime = strawberry.field(
+        default=PassedTime.SEND_NOW,
+        description="With PROFILE_TIME_ZONE: recipients whose local time had passed when the run started get it "
+        "at once (SEND_NOW) or at that time the next day (NEXT_DAY).",
+    )
+
+
+@strawberry.input(
+    description="Send each run in 2 to 10 waves; a wave starts at its time, and only once the previous one is "
+    "finished. Give either `intervalMinutes` or `startTimes`."
+)
+class CampaignWavesInput:
+    count: int = strawberry.field(description="Number of waves, 2 to 10.")
+    sizing: WaveSizing = strawberry.field(default=WaveSizing.EQUAL, description="How recipients are split.")
+    sizes: list[int] | None = strawberry.field(
+        default=None, description="PERCENT: each wave's percent (adding up to 100); COUNT: each wave's recipients."
+    )
+    interval_minutes: int | None = strawberry.field(
+        default=None, description="Minutes from one wave's start to the next's (at least 30)."
+    )
+    start_times: list[datetime] | None = strawberry.field(
+        default=None, description="One start per wave, ascending, with UTC offsets."
+    )
 
 
 @strawberry.input(description="One treatment of an experiment: a whole message content of its own.")
@@ -151,6 +182,7 @@ class CampaignCreateInput:
     experiment: ExperimentInput | None = strawberry.field(
         default=None, description="A content experiment: treatments instead of one content."
     )
+    waves: CampaignWavesInput | None = strawberry.field(default=None, description="Send each run in waves.")
 
 
 @strawberry.input(
@@ -179,6 +211,9 @@ class CampaignUpdateInput:
     throttle: strawberry.Maybe[int | None] = strawberry.field(default=None, description="New throttle.")
     experiment: strawberry.Maybe[ExperimentInput | None] = strawberry.field(
         default=None, description="New experiment (replaces; its treatments keep their assignment); null removes it."
+    )
+    waves: strawberry.Maybe[CampaignWavesInput | None] = strawberry.field(
+        default=None, description="New waves; null = one wave."
     )
 
 

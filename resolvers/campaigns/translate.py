@@ -15,6 +15,7 @@ from resolvers.campaigns.inputs import (
     CampaignScheduleInput,
     CampaignTrackingInput,
     CampaignUpdateInput,
+    CampaignWavesInput,
     ExperimentInput,
 )
 from resolvers.nodes import pk_of
@@ -110,6 +111,20 @@ def schedule_value(schedule: CampaignScheduleInput | None) -> dict[str, Any]:
         "daysOfWeek": [int(d.value) for d in schedule.days_of_week or []],
         "daysOfMonth": list(schedule.days_of_month or []),
         "timeZone": schedule.time_zone,
+        "deliverAt": schedule.deliver_at.value,
+        "onPassedTime": schedule.on_passed_time.value,
+    }
+
+
+def waves_value(waves: CampaignWavesInput | None) -> dict[str, Any] | None:
+    if waves is None:
+        return None
+    return {
+        "count": waves.count,
+        "sizing": waves.sizing.value,
+        "sizes": list(waves.sizes or []),
+        "intervalMinutes": waves.interval_minutes,
+        "startTimes": [_iso(t) for t in waves.start_times or []],
     }
 
 
@@ -127,6 +142,7 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         "schedule": schedule_value(data.schedule),
         "throttle_per_second": data.throttle,
         "experiment": experiment_value(data.experiment),
+        "waves": waves_value(data.waves),
     }
 
 
@@ -156,4 +172,6 @@ def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
         values["schedule"] = schedule_value(data.schedule.value)
     if data.experiment is not None:
         values["experiment"] = experiment_value(data.experiment.value)
+    if data.waves is not None:
+        values["waves"] = waves_value(data.waves.value)
     return values

@@ -17,6 +17,7 @@ from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.campaign import CampaignVersion as CampaignVersionModel
 from models.campaigns.rules import available_actions
+from models.ledger.waves import wave_figures
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.sql.reads import fetch, sql_params
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
@@ -29,11 +30,14 @@ from resolvers.campaigns.enums import (
     CampaignType,
     Category,
     Channel,
+    DeliverAt,
     ExperimentArm,
     Frequency,
+    PassedTime,
     RunOutcomeReason,
     RunPauseReason,
     RunStatus,
+    WaveSizing,
     Weekday,
 )
 from resolvers.campaigns.version_types import CampaignVersion
@@ -68,6 +72,10 @@ class CampaignSchedule:
     days_of_week: list[Weekday] = strawberry.field(description="WEEKLY: the days.")
     days_of_month: list[int] = strawberry.field(description="MONTHLY: the days.")
     time_zone: str = strawberry.field(description="IANA time zone.")
+    deliver_at: DeliverAt = strawberry.field(description="Whose clock the schedule is read on.")
+    on_passed_time: PassedTime = strawberry.field(
+        description="With PROFILE_TIME_ZONE: recipients whose local time had passed when the run started."
+    )
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> Self:
@@ -82,7 +90,41 @@ class CampaignSchedule:
             days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
             days_of_month=list(stored.get("daysOfMonth") or []),
             time_zone=stored.get("timeZone") or "UTC",
+            deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE.value),
+            on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW.value),
         )
+
+
+@strawberry.type(description="How each run of a campaign is sent in waves.")
+class CampaignWaves:
+    count: int = strawberry.field(description="Number of waves, 2 to 10.")
+    sizing: WaveSizing = strawberry.field(description="How recipients are split.")
+    sizes: list[int] = strawberry.field(description="PERCENT: each wave's percent; COUNT: each wave's recipients.")
+    interval_minutes: int | None = strawberry.field(description="Minutes from one wave's start to the next's.")
+    start_times: list[datetime] = strawberry.field(description="One start per wave (instead of an interval).")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any] | None) -> Self | None:
+        if not stored:
+            return None
+        return cls(
+            count=stored["count"],
+            sizing=WaveSizing(stored.get("sizing") or "EQUAL"),
+            sizes=list(stored.get("sizes") or []),
+            interval_minutes=stored.get("intervalMinutes"),
+            start_times=[datetime.fromisoformat(t) for t in stored.get("startTimes") or []],
+        )
+
+
+@strawberry.type(description="One wave of a run sent in waves: its counters, from the ledger.")
+class CampaignRunWave:
+    wave: int = strawberry.field(description="Wave number, from 1.")
+    audience: int = counter("audience")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
 
 
 @strawberry.type(
@@ -265,6 +307,10 @@ class Campaign(SandboxNode):
         description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
     )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
+    waves: CampaignWaves | None = strawberry.field(
+        description="How each run is sent in waves; null = at once.",
+        resolver=lambda self: CampaignWaves.from_stored(self.stored_waves),
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -278,6 +324,7 @@ class Campaign(SandboxNode):
     stored_content: strawberry.Private[dict[str, Any]]
     stored_tracking: strawberry.Private[dict[str, Any]]
     stored_schedule: strawberry.Private[dict[str, Any]]
+    stored_waves: strawberry.Private[dict[str, Any] | None] = None
     stored_experiment: strawberry.Private[dict[str, Any] | None] = None
 
     # Relations the list resolver loaded for the whole page (`prefetch_relations`): field name -> node or None.
@@ -373,6 +420,7 @@ class Campaign(SandboxNode):
             stored_schedule=get("schedule") or {},
             stored_experiment=get("experiment"),
             throttle=get("throttle_per_second"),
+            stored_waves=get("waves"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -402,6 +450,7 @@ Campaign.projection = Projection(
         "schedule": ("schedule",),
         "experiment": ("experiment",),
         "throttle": ("throttle_per_second",),
+        "waves": ("waves",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),
@@ -452,6 +501,24 @@ class CampaignRun(SandboxNode):
         description="The provider's answer that paused the run, for a person; null when it is not paused."
     )
     paused_at: datetime | None = strawberry.field(description="When the run paused; null when it is not paused.")
+    current_wave: int | None = strawberry.field(
+        description="A run sent in waves: the wave being sent (later waves wait for it); null without waves."
+    )
+
+    @strawberry.field(description="A run sent in waves: each wave's counters, from the ledger; empty without waves.")
+    async def waves(self) -> list[CampaignRunWave]:
+        return [
+            CampaignRunWave(
+                wave=w.wave,
+                audience=w.figures.audience,
+                sent=w.figures.sent,
+                delivered=w.figures.delivered,
+                failed=w.figures.failed,
+                pending=w.figures.pending,
+                retrying=w.figures.retrying,
+            )
+            for w in await wave_figures(self.pk)
+        ]
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:
@@ -475,6 +542,7 @@ class CampaignRun(SandboxNode):
             pause_reason=RunPauseReason[row.pause_reason.value] if row.pause_reason else None,
             pause_detail=row.pause_detail,
             paused_at=row.paused_at,
+            current_wave=row.wave,
         )
 
 

@@ -101,7 +101,12 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "namespace_code": "Email",
         "schedule": {"startAt": start_at, "frequency": "ONCE"} if start_at else {},
         "throttle_per_second": spec.get("throttle"),
+        "waves": spec.get("waves"),
     }
+    if spec.get("wave_start_offsets") is not None:  # startTimes this many seconds from now
+        now = datetime.now(UTC)
+        offsets = spec["wave_start_offsets"]
+        values["waves"] = {**values["waves"], "startTimes": [(now + timedelta(seconds=s)).isoformat() for s in offsets]}
     campaign = await create_campaign(sandbox.id, values, actor="crash-test")
     activation = await activate_campaign(sandbox.id, campaign.id, actor="crash-test")
     run_id = activation.run.id if activation.run else None

@@ -30,7 +30,8 @@ from models.campaigns.review_snapshot import (
     SmsContent,
 )
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel, Frequency
-from models.campaigns.schedule import Schedule
+from models.campaigns.schedule import DeliverAt, Schedule
+from models.campaigns.waves import Waves
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TOMORROW = NOW + timedelta(days=1)
@@ -296,6 +297,28 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
     (C.LINKS_TO_LOOPBACK, "untracked transactional", replace(TRANSACTIONAL, links=LOOPBACK_PROD), False),
     (C.LINKS_TO_LOOPBACK, "untracked push", replace(PUSH, links=LOOPBACK_PROD), False),
     (C.LINKS_TO_LOOPBACK, "server unknown", replace(CLEAN, tracking=True), False),
+    (C.WAVES_INVALID, "one wave", replace(CLEAN, waves=Waves(1, interval_minutes=30)), True),
+    (C.WAVES_INVALID, "interval too short", replace(CLEAN, waves=Waves(3, interval_minutes=10)), True),
+    (
+        C.WAVES_INVALID,
+        "with local time",
+        replace(schedule(deliver_at=DeliverAt.PROFILE_TIME_ZONE), waves=Waves(3, interval_minutes=30)),
+        True,
+    ),
+    (C.WAVES_INVALID, "valid", replace(CLEAN, waves=Waves(3, interval_minutes=30)), False),
+    (C.WAVES_INVALID, "no waves", CLEAN, False),
+    (
+        C.WAVE_START_IN_PAST,
+        "first start passed",
+        replace(CLEAN, waves=Waves(2, start_times=(NOW - timedelta(hours=1), TOMORROW))),
+        True,
+    ),
+    (
+        C.WAVE_START_IN_PAST,
+        "starts ahead",
+        replace(CLEAN, waves=Waves(2, start_times=(TOMORROW, TOMORROW + timedelta(hours=1)))),
+        False,
+    ),
 ]
 
 

@@ -1,0 +1,126 @@
+"""Runs sent in waves, with the clock driven by the test: 10/20/30/40 % of the recipients in profile order, each
+wave at its time and only once the previous one is finished (a row another worker still sends holds the next
+wave back), per-wave figures through GraphQL, and input validation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from models.campaigns.actions import activate_campaign
+from models.campaigns.campaign import CampaignRun, RunStatus
+from models.ledger.claims import claim_batch
+from models.ledger.delivery import Delivery, DeliveryStatus
+from models.ledger.outcomes import Outcome, write_outcomes
+from models.tenancy.sandbox import Sandbox
+from tests.conftest import GraphQLClient, SandboxKeys
+from tests.graphql.test_campaigns import active_in_app_preset, create, ready_input
+from tests.graphql.test_profiles import email, upsert
+from tests.graphql.test_segments import CREATE as SEGMENT_CREATE
+from tests.graphql.test_segments import cond
+from tests.jobs.test_dispatcher import pk
+
+T0 = datetime(2027, 6, 1, 9, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+WAVES = {"count": 4, "sizing": "PERCENT", "sizes": [10, 20, 30, 40], "intervalMinutes": 30}
+
+RUN = """query($id: ID!) { campaignRuns(campaignId: $id, first: 1) { nodes {
+  status currentWave sent pending waves { wave audience sent pending } } } }"""
+
+
+async def wave_audience(gql: GraphQLClient, sandbox: SandboxKeys, size: int) -> str:
+    people = [
+        email(f"w{i:02}@example.com", attributes={"wave": "yes", "person": {"name": {"firstName": f"W{i}"}}})
+        for i in range(size)
+    ]
+    await upsert(gql, sandbox.admin, people)
+    created = await gql(
+        SEGMENT_CREATE, {"input": {"kind": "RULE", "name": "w", "rule": cond("wave", "EQ", "yes")}}, key=sandbox.admin
+    )
+    return created["segmentCreate"]["segment"]["id"]
+
+
+async def step(gql: GraphQLClient, now: datetime) -> None:
+    await gql.drain_jobs(dispatch_at=now, until=now, clock=lambda: now)
+
+
+async def sent_per_wave(run_id: int) -> dict[int, int]:
+    rows = await Delivery.filter(run_id=run_id, status=DeliveryStatus.SENT).values_list("wave", flat=True)
+    return {w: rows.count(w) for w in sorted(set(rows))}
+
+
+async def test_waves_of_10_20_30_40_percent_each_waits_for_the_previous(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await wave_audience(gql, sandbox, 20)
+    campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, waves=WAVES))
+    campaign_id = pk(campaign["id"])
+    sandbox_id = (await Sandbox.get(name=sandbox.name)).id
+    activation = await activate_campaign(sandbox_id, campaign_id, actor="test", now=T0)
+    assert activation.run is not None
+    run_id = activation.run.id
+
+    await step(gql, T0)
+    # Waves by profile order: the first 2 profiles, the next 4, 6, then 8.
+    rows = await Delivery.filter(run_id=run_id).order_by("profile_id").values_list("wave", flat=True)
+    assert rows == [1] * 2 + [2] * 4 + [3] * 6 + [4] * 8
+    assert await sent_per_wave(run_id) == {1: 2}
+    run = await CampaignRun.get(id=run_id)
+    assert run.status is RunStatus.RUNNING and run.wave == 2  # wave 1 finished: wave 2 open, due at T0 + 30 min
+
+    await step(gql, T0 + 29 * MINUTE)
+    assert await sent_per_wave(run_id) == {1: 2}
+    await step(gql, T0 + 30 * MINUTE)
+    assert await sent_per_wave(run_id) == {1: 2, 2: 4}
+
+    # Another worker claims two rows of wave 3 at its time and is still sending them when wave 4's time comes:
+    # wave 4 waits.
+    held = await claim_batch(run_id, T0 + 60 * MINUTE, lease=3600, size=2)
+    assert len(held) == 2
+    await step(gql, T0 + 61 * MINUTE)  # the rest of wave 3 goes; the held rows are leased
+    await step(gql, T0 + 95 * MINUTE)
+    assert await sent_per_wave(run_id) == {1: 2, 2: 4, 3: 4}
+    progress = (await gql(RUN, {"id": campaign["id"]}, key=sandbox.admin))["campaignRuns"]["nodes"][0]
+    assert progress["status"] == "RUNNING" and progress["currentWave"] == 3
+    assert progress["waves"] == [
+        {"wave": 1, "audience": 2, "sent": 2, "pending": 0},
+        {"wave": 2, "audience": 4, "sent": 4, "pending": 0},
+        {"wave": 3, "audience": 6, "sent": 4, "pending": 2},
+        {"wave": 4, "audience": 8, "sent": 0, "pending": 8},
+    ]
+
+    # That worker finishes: wave 4 starts (its time has long come).
+    await write_outcomes([Outcome(c.id, DeliveryStatus.SENT, sent=True) for c in held], T0 + 96 * MINUTE)
+    await step(gql, T0 + 97 * MINUTE + timedelta(hours=1))  # past the run's lease: the dispatcher resumes it
+    assert await sent_per_wave(run_id) == {1: 2, 2: 4, 3: 6, 4: 8}
+    progress = (await gql(RUN, {"id": campaign["id"]}, key=sandbox.admin))["campaignRuns"]["nodes"][0]
+    assert progress["status"] == "SUCCEEDED" and progress["sent"] == 20 and progress["currentWave"] == 4
+    assert [w["sent"] for w in progress["waves"]] == [2, 4, 6, 8]
+    # Each profile got one message.
+    assert await Delivery.filter(run_id=run_id, status=DeliveryStatus.SENT).count() == 20
+
+
+async def test_waves_input_is_validated(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    mutation = """mutation($input: CampaignCreateInput!) { campaignCreate(input: $input) { __typename
+      ... on CampaignSuccess { campaign { waves { count sizing sizes intervalMinutes startTimes } } }
+      ... on InvalidInputError { fieldErrors { field code } } } }"""
+    ok = await gql(mutation, {"input": {"name": "w", "waves": WAVES}}, key=sandbox.admin)
+    assert ok["campaignCreate"]["campaign"]["waves"] == {**WAVES, "startTimes": []}
+    listed = await gql(
+        "{ campaigns(first: 5) { nodes { name waves { count sizes } schedule { deliverAt } } } }", key=sandbox.admin
+    )  # the list page reads the columns itself (models/sql/reads.py)
+    assert listed["campaigns"]["nodes"] == [
+        {"name": "w", "waves": {"count": 4, "sizes": [10, 20, 30, 40]}, "schedule": {"deliverAt": "CAMPAIGN_TIME_ZONE"}}
+    ]
+    bad = {"count": 11, "sizing": "PERCENT", "sizes": [50, 40], "intervalMinutes": 10}
+    refused = await gql(mutation, {"input": {"name": "w", "waves": bad}}, key=sandbox.admin)
+    assert refused["campaignCreate"]["fieldErrors"] == [{"field": "input.waves.count", "code": "OUT_OF_RANGE"}]
+    bad = {"count": 4, "sizing": "PERCENT", "sizes": [10, 20, 30, 30], "intervalMinutes": 10}
+    refused = await gql(mutation, {"input": {"name": "w", "waves": bad}}, key=sandbox.admin)
+    assert refused["campaignCreate"]["fieldErrors"] == [
+        {"field": "input.waves.sizes", "code": "INVALID"},
+        {"field": "input.waves.intervalMinutes", "code": "OUT_OF_RANGE"},
+    ]
+    local = {"deliverAt": "PROFILE_TIME_ZONE"}
+    refused = await gql(mutation, {"input": {"name": "w", "waves": WAVES, "schedule": local}}, key=sandbox.admin)
+    assert refused["campaignCreate"]["fieldErrors"] == [{"field": "input.waves", "code": "INVALID"}]
