@@ -26,6 +26,7 @@ MODEL_MODULES = [
     "models.reporting.tracking",
     "models.outbox.model",
     "models.webhooks.model",
+    "models.business_rules.model",
 ]
 
 

@@ -32,6 +32,7 @@ from jobs.tracking import MessageTracker
 from models import outbox
 from models.audience.entities import Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
+from models.business_rules.enforcement import SendRules, candidates_of, judge_batch, send_rules_for
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
@@ -46,7 +47,7 @@ from models.campaigns.transitions import (
     record_snapshot_done,
 )
 from models.campaigns.values import CONTACT_CHANNEL
-from models.ledger.claims import BATCH_SIZE, claim_batch
+from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.outcomes import cancel_unsent, main_failure_reason, record_batch_failures, write_outcomes
@@ -199,6 +200,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     throttle = None
     if campaign.throttle_per_second and ctx.get("redis") is not None:
         throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
+    send_rules = await send_rules_for(campaign, run.id)
     after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
@@ -216,6 +218,10 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
             after_id = batch[-1].id
+            if send_rules is not None:
+                batch = await _cleared(send_rules, batch, now)
+                if not batch:
+                    continue
             async with keep_leased(run, batch, lease):
                 outcomes, to_suppress = await send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
             now = _now()
@@ -242,6 +248,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
+
+
+async def _cleared(send_rules: SendRules, batch: list[Claimed], now: datetime) -> list[Claimed]:
+    """The part of a claimed batch the business rules let go now (the rest is recorded in the ledger)."""
+    candidates = await with_db_retry(candidates_of, [(c.id, c.profile_id) for c in batch])
+    verdicts = await with_db_retry(judge_batch, send_rules, candidates, now)
+    cleared = set(verdicts.cleared)
+    return [c for c in batch if c.id in cleared]
 
 
 async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.business_rules.schema import BusinessRulesMutation, BusinessRulesQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
@@ -62,7 +63,15 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
 class Query(
-    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+    TenancyQuery,
+    AudienceQuery,
+    ImportsQuery,
+    PresetQuery,
+    CampaignQuery,
+    ExecutionQuery,
+    ReportsQuery,
+    WebhookQuery,
+    BusinessRulesQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -90,6 +99,7 @@ class Mutation(
     ReportsMutation,
     CampaignProofMutation,
     WebhookMutation,
+    BusinessRulesMutation,
 ):
     pass
 

@@ -41,6 +41,8 @@ def public_state(row: Campaign) -> dict[str, Any]:
         "namespaceId": row.namespace_id,
         "schedule": row.schedule,
         "throttle": row.throttle_per_second,
+        "businessRuleSetId": row.business_rule_set_id,
+        "priority": row.priority,
         "tags": row.tags,
     }
 

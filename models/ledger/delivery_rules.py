@@ -21,6 +21,7 @@ class DeliveryTransition(StrEnum):
     RECEIPT = "RECEIPT"  # the provider says it was delivered
     BOUNCE = "BOUNCE"  # the provider says it bounced (possibly after a receipt)
     RESEND = "RESEND"  # campaignRunResendFailed: a retryable failure goes back to the queue
+    BUSINESS_RULE = "BUSINESS_RULE"  # a claimed row is capped or skipped (EXCLUDED), or delayed by quiet hours
 
 
 _D = DeliveryStatus
@@ -36,6 +37,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryTransition, tuple[tuple[DeliveryStatus, ...],
     # A bounce can follow a delivery receipt (accepted by the next hop, refused later), never the reverse.
     _T.BOUNCE: ((_D.SENT, _D.DELIVERED), frozenset({_D.BOUNCED})),
     _T.RESEND: ((_D.FAILED,), frozenset({_D.QUEUED})),
+    # Checked after the claim, under a lock per profile (models/business_rules/enforcement.py).
+    _T.BUSINESS_RULE: ((_D.SENDING,), frozenset({_D.EXCLUDED, _D.QUEUED})),
 }
 SNAPSHOT_STATUSES = frozenset({_D.QUEUED, _D.EXCLUDED})
 

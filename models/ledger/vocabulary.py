@@ -43,6 +43,9 @@ class DeliveryReason(StrEnum):
     NO_CONSENT = "NO_CONSENT"
     SUPPRESSED = "SUPPRESSED"
     THROTTLE_CUTOFF = "THROTTLE_CUTOFF"
+    # Business rules, decided at send time (models/business_rules).
+    FREQUENCY_CAPPED = "FREQUENCY_CAPPED"
+    QUIET_HOURS = "QUIET_HOURS"
     # Failures of the run itself.
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
@@ -93,6 +96,10 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     DeliveryReason.NO_CONSENT: "A marketing message, and the profile said no to the channel.",
     DeliveryReason.SUPPRESSED: "The address is on the sandbox's suppression list for the channel.",
     DeliveryReason.THROTTLE_CUTOFF: "Beyond what the campaign's throttle can send in 12 hours.",
+    DeliveryReason.FREQUENCY_CAPPED: "A frequency cap of the campaign's business rules: the profile had its "
+    "quota of messages on the channel and category in the period.",
+    DeliveryReason.QUIET_HOURS: "Inside the quiet hours of the campaign's business rules in the profile's time "
+    "zone: skipped (EXCLUDED), or waiting for the hours to end (QUEUED).",
     DeliveryReason.TEMPLATE_ERROR: "The message could not be rendered for this profile.",
     DeliveryReason.RETRY_EXPIRED: "Temporary failures went on past the preset's retry period.",
     DeliveryReason.HARD_BOUNCE: "The recipient address does not exist or is refused for good.",

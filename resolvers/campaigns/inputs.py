@@ -102,6 +102,16 @@ class CampaignCreateInput:
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Segment and namespace.")
     schedule: CampaignScheduleInput | None = strawberry.field(default=None, description="When it runs.")
     throttle: int | None = strawberry.field(default=None, description="Messages per second (1 to 2000).")
+    business_rule_set_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The business rule set (caps, quiet hours) its sends follow; null = the sandbox's default "
+        "for MARKETING campaigns. TRANSACTIONAL campaigns are exempt.",
+    )
+    priority: int = strawberry.field(
+        default=50,
+        description="0 to 100: runs due at the same time start highest first, and the higher priority wins the "
+        "last slot of a frequency cap.",
+    )
 
 
 @strawberry.input(
@@ -128,6 +138,10 @@ class CampaignUpdateInput:
         default=None, description="New schedule."
     )
     throttle: strawberry.Maybe[int | None] = strawberry.field(default=None, description="New throttle.")
+    business_rule_set_id: strawberry.Maybe[strawberry.ID | None] = strawberry.field(
+        default=None, description="New business rule set; null = the sandbox's default."
+    )
+    priority: strawberry.Maybe[int] = strawberry.field(default=None, description="New priority (0 to 100).")
 
 
 @strawberry.input(description="Identifies a campaign.")

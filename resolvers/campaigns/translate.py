@@ -106,7 +106,13 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         **audience_values(data.audience),
         "schedule": schedule_value(data.schedule),
         "throttle_per_second": data.throttle,
+        "business_rule_set_id": _rule_set_pk(data.business_rule_set_id),
+        "priority": data.priority,
     }
+
+
+def _rule_set_pk(value: str | None) -> int | None:
+    return reference_pk(value, "BusinessRuleSet", "input.businessRuleSetId") if value is not None else None
 
 
 def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
@@ -133,4 +139,8 @@ def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
         values.update(audience_values(data.audience.value))
     if data.schedule is not None:
         values["schedule"] = schedule_value(data.schedule.value)
+    if data.business_rule_set_id is not None:
+        values["business_rule_set_id"] = _rule_set_pk(data.business_rule_set_id.value)
+    if data.priority is not None:
+        values["priority"] = data.priority.value
     return values

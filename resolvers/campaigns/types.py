@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
+from strawberry.relay.utils import to_base64
 from strawberry.scalars import JSON
 from tortoise.models import Model
 
@@ -327,6 +328,9 @@ class Campaign(SandboxNode):
         description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
     )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
+    priority: int = strawberry.field(
+        description="0 to 100: runs due at the same time start highest first; the higher wins a cap's last slot."
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -337,6 +341,7 @@ class Campaign(SandboxNode):
     preset_id: strawberry.Private[int | None]
     segment_id: strawberry.Private[int | None]
     namespace_id: strawberry.Private[int | None]
+    business_rule_set_pk: strawberry.Private[int | None]
     stored_content: strawberry.Private[dict[str, Any]]
     stored_tracking: strawberry.Private[dict[str, Any]]
     stored_schedule: strawberry.Private[dict[str, Any]]
@@ -375,6 +380,15 @@ class Campaign(SandboxNode):
 
         return load()
 
+    @strawberry.field(
+        description="Global id of the business rule set it names; null = the sandbox's default rule set applies "
+        "to MARKETING campaigns."
+    )
+    def business_rule_set_id(self) -> strawberry.ID | None:
+        if self.business_rule_set_pk is None:
+            return None
+        return strawberry.ID(to_base64("BusinessRuleSet", self.business_rule_set_pk))
+
     @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
     def available_actions(self, info: Info) -> list[CampaignAction]:
         return available_actions(self.status, info.context.require_caller().role)
@@ -406,6 +420,8 @@ class Campaign(SandboxNode):
             stored_tracking=get("tracking") or {},
             stored_schedule=get("schedule") or {},
             throttle=get("throttle_per_second"),
+            priority=get("priority"),
+            business_rule_set_pk=get("business_rule_set_id"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -434,6 +450,8 @@ Campaign.projection = Projection(
         "tracking": ("tracking",),
         "schedule": ("schedule",),
         "throttle": ("throttle_per_second",),
+        "priority": ("priority",),
+        "businessRuleSetId": ("business_rule_set_id",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),
