@@ -45,6 +45,8 @@ QUERIES_CHECKED = {
     # Checked in tests/graphql/test_webhooks.py (another sandbox's ADMIN reads them as empty).
     "webhookEndpoints",
     "webhookDeliveries",
+    # Checked in tests/graphql/test_business_rules.py (another sandbox's ADMIN sees none, cannot change them).
+    "businessRuleSets",
 }
 ALL_STATUSES = ["DRAFT", "SCHEDULED", "LIVE", "STOPPED", "COMPLETED", "FAILED", "ARCHIVED"]
 
