@@ -121,15 +121,18 @@ async def _sends_in_period(
             f"{params.typed(end, 'TIMESTAMPTZ')})"
         )
     sandbox, run = params.add(rules.sandbox_id), params.add(rules.run_id)
-    channel, category, priority = params.add(rules.channel), params.add(rules.category), params.add(rules.priority)
+    channel, category = params.add(rules.channel), params.add(rules.category)
+    # Placeholders in the order they appear (SQLite's are positional).
+    sent_since = "d.sent_at >= v.since AND d.sent_at < v.until"
+    higher_sending, higher_queued = params.add(rules.priority), params.add(rules.priority)
     sql = (
         f"WITH v(pid, since, until) AS (VALUES {', '.join(values)}) "
         "SELECT v.pid AS pid, COUNT(d.id) AS n FROM v "
         f"JOIN delivery d ON d.profile_id = v.pid AND d.sandbox_id = {sandbox} AND d.run_id <> {run} "
         f"JOIN campaign c ON c.id = d.campaign_id AND c.channel = {channel} AND c.category = {category} "
-        f"WHERE (d.status IN ({_SENT_STATUSES}) AND d.sent_at >= v.since AND d.sent_at < v.until) "
-        f"OR (d.status = '{_S}' AND (d.cleared_at IS NOT NULL OR c.priority > {priority})) "
-        f"OR (d.status = '{_Q}' AND c.priority > {priority} "
+        f"WHERE (d.status IN ({_SENT_STATUSES}) AND {sent_since}) "
+        f"OR (d.status = '{_S}' AND (d.cleared_at IS NOT NULL OR c.priority > {higher_sending})) "
+        f"OR (d.status = '{_Q}' AND c.priority > {higher_queued} "
         "AND (d.next_attempt_at IS NULL OR d.next_attempt_at < v.until)) "
         "GROUP BY v.pid"
     )
