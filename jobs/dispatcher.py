@@ -82,7 +82,10 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     # longer than PENDING_REQUEUE also goes in under an id of this window: a worker killed inside the claim leaves
     # arq's in-progress key on the fixed id for the job's whole timeout, and the claim (compare-and-set) makes an
     # extra job harmless.
-    for run in await CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now).order_by("id").limit(1000):
+    # Runs due at the same time start in their campaigns' priority order, highest first (arq runs jobs in the
+    # order they are due, and these are all due now).
+    pending = CampaignRun.filter(status=RunStatus.PENDING, scheduled_for__lte=now)
+    for run in await pending.order_by("scheduled_for", "-campaign__priority", "id").limit(1000):
         if redis is not None:
             queue = JobQueue(redis)
             await queue.execute_run(run.id)

@@ -32,7 +32,13 @@ from jobs.tracking import MessageTracker
 from models import outbox
 from models.audience.entities import Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
-from models.business_rules.enforcement import SendRules, candidates_of, judge_batch, send_rules_for
+from models.business_rules.enforcement import (
+    SendRules,
+    candidates_of,
+    judge_batch,
+    outranked_by_waiting_run,
+    send_rules_for,
+)
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
@@ -62,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
+# A run outranked by a higher-priority run not yet snapshotted (business rules) comes back after this.
+PRIORITY_RETRY_SECONDS = 0.5
 DEFAULT_RETRY_MINUTES = 84 * 60
 
 
@@ -77,6 +85,8 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
     lease, now = _lease(ctx), _now()
+    if await _outranked(run_id, now):
+        raise Retry(defer=PRIORITY_RETRY_SECONDS)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
         return {"runId": run_id, "claimed": False}
@@ -107,6 +117,16 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
         campaign = await Campaign.get(id=run.campaign_id)
         result = await _send_until_done(ctx, run, campaign, _lease(ctx))
     return {**result, "part": part}
+
+
+async def _outranked(run_id: int, now: datetime) -> bool:
+    """A PENDING run under caps waits for the higher-priority runs due with it to take their snapshots."""
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or run.status is not RunStatus.PENDING:
+        return False
+    campaign = await Campaign.get(id=run.campaign_id)
+    rules = await send_rules_for(campaign, run.id)
+    return rules is not None and bool(rules.caps) and await outranked_by_waiting_run(campaign, run, now)
 
 
 @contextlib.contextmanager

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from models.audience.entities import Profile
 from models.business_rules.actions import rule_set_for
 from models.business_rules.rules import FrequencyCap, QuietAction, RuleSet, period_bounds, quiet_window, zone_of
-from models.campaigns.campaign import Campaign
+from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.run_rules import RunStatus
 from models.ledger.delivery_rules import DeliveryStatus
 from models.ledger.verdicts import Verdicts, record_verdicts
 from models.sql.params import Dialect, SqlParams
@@ -161,3 +163,28 @@ async def candidates_of(batch: Sequence[tuple[int, int]]) -> list[Candidate]:
     """(delivery id, profile id) pairs with each profile's time zone."""
     zones = dict(await Profile.filter(id__in=sorted({p for _, p in batch})).values_list("id", "time_zone"))
     return [Candidate(i, p, zones.get(p)) for i, p in batch]
+
+
+# A run waits for the runs of a higher priority due with it at most this long after its own time.
+PRIORITY_WAIT = timedelta(seconds=120)
+
+
+async def outranked_by_waiting_run(campaign: Campaign, run: CampaignRun, now: datetime) -> bool:
+    """True while a run of a higher priority on the same channel, due at the same time or earlier (within the
+    hour before), has not taken its audience snapshot yet: its QUEUED rows are what lets a cap check give it the
+    last slot, so this run starts after. Bounded by PRIORITY_WAIT after this run's time."""
+    if now > run.scheduled_for + PRIORITY_WAIT or campaign.channel is None:
+        return False
+    not_snapshotted = Q(status=RunStatus.PENDING) | Q(status=RunStatus.RUNNING, snapshot_done_at__isnull=True)
+    return (
+        await CampaignRun.filter(
+            not_snapshotted,
+            sandbox_id=campaign.sandbox_id,
+            campaign__channel=campaign.channel,
+            campaign__priority__gt=campaign.priority,
+            scheduled_for__lte=now,
+            scheduled_for__gte=run.scheduled_for - timedelta(hours=1),
+        )
+        .exclude(id=run.id)
+        .exists()
+    )
