@@ -158,6 +158,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "TEMPLATE_PATH_UNSEEN": "A template reads a profile field no profile of the segment has.",
         "RECURRING_WITHOUT_END": "A recurring campaign without an end.",
         "THROTTLE_TOO_SLOW": "At its throttle a run cannot reach its whole audience in 12 hours.",
+        "BUSINESS_RULES_EXCLUDE_MOST": "The campaign's business rules (frequency caps, quiet hours) would exclude "
+        "more than half of the contactable audience now.",
     },
     "ReportWindowKind": {
         "LAST_24_HOURS": "The 24 hours before the report.",

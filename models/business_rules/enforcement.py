@@ -23,6 +23,7 @@ from tortoise.transactions import in_transaction
 
 from models.audience.entities import Profile
 from models.business_rules.actions import rule_set_for
+from models.business_rules.model import BusinessRuleSet
 from models.business_rules.rules import FrequencyCap, QuietAction, RuleSet, period_bounds, quiet_window, zone_of
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.run_rules import RunStatus
@@ -89,7 +90,7 @@ async def judge_batch(rules: SendRules, batch: Sequence[Candidate], now: datetim
             await _lock_profiles(conn, sorted({r.profile_id for r in open_rows}))
             capped: set[int] = set()
             for cap in caps:
-                counts = await _sends_in_period(conn, rules, cap, open_rows, now)
+                counts = await sends_in_period(conn, rules, cap, open_rows, now)
                 capped |= {r.id for r in open_rows if counts.get(r.profile_id, 0) >= cap.limit}
             verdicts.capped = sorted(capped)
         verdicts.cleared = [r.id for r in open_rows if r.id not in set(verdicts.capped)]
@@ -110,7 +111,7 @@ async def _lock_profiles(conn: BaseDBAsyncClient, profile_ids: list[int]) -> Non
     )
 
 
-async def _sends_in_period(
+async def sends_in_period(
     conn: BaseDBAsyncClient, rules: SendRules, cap: FrequencyCap, rows: Sequence[Candidate], now: datetime
 ) -> dict[int, int]:
     """Per profile: its sends counting against `cap` in the cap's period around `now` (see the module doc)."""
@@ -141,10 +142,12 @@ async def _sends_in_period(
     return {int(r["pid"]): int(r["n"]) for r in await conn.execute_query_dict(sql, params.values)}
 
 
-async def send_rules_for(campaign: Campaign, run_id: int) -> SendRules | None:
+async def send_rules_for(
+    campaign: Campaign, run_id: int, *, rule_set: BusinessRuleSet | None = None
+) -> SendRules | None:
     """The rules a run's sends are judged by; None when none apply (TRANSACTIONAL, no rule set, no rule on the
     campaign's channel)."""
-    rule_set = await rule_set_for(campaign)
+    rule_set = rule_set or await rule_set_for(campaign)
     if rule_set is None or campaign.channel is None:
         return None
     rules = SendRules(

@@ -87,6 +87,7 @@ class AlertCode(StrEnum):
     TEMPLATE_PATH_UNSEEN = "TEMPLATE_PATH_UNSEEN"
     RECURRING_WITHOUT_END = "RECURRING_WITHOUT_END"
     THROTTLE_TOO_SLOW = "THROTTLE_TOO_SLOW"
+    BUSINESS_RULES_EXCLUDE_MOST = "BUSINESS_RULES_EXCLUDE_MOST"
 
 
 WARNINGS = frozenset(
@@ -99,6 +100,7 @@ WARNINGS = frozenset(
         AlertCode.TEMPLATE_PATH_UNSEEN,
         AlertCode.RECURRING_WITHOUT_END,
         AlertCode.THROTTLE_TOO_SLOW,
+        AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
     }
 )
 
@@ -410,7 +412,23 @@ def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
         *_check_schedule(snapshot, now),
         *_check_throttle(snapshot),
         *_check_links(snapshot),
+        *_check_business_rules(snapshot),
     ]
+
+
+def _check_business_rules(s: CampaignSnapshot) -> Iterator[Alert]:
+    rules, estimate = s.business_rules, s.audience.estimate
+    if rules is None or estimate is None or estimate.contactable == 0:
+        return
+    excluded = rules.capped + rules.quiet_skipped
+    if excluded * 2 > estimate.contactable:
+        yield _alert(
+            AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
+            "businessRuleSetId",
+            f"The business rules of {rules.rule_set_name!r} would exclude about {excluded} of the "
+            f"{estimate.contactable} contactable profiles now (frequency caps: {rules.capped}, quiet hours: "
+            f"{rules.quiet_skipped}).",
+        )
 
 
 def can_activate(alerts: list[Alert]) -> bool:
@@ -429,6 +447,8 @@ class Plan:
     next_run_times: tuple[datetime, ...]
     estimated_duration: timedelta | None  # None: no throttle or no estimate
     reviewed_version: int
+    excluded_by_rules: tuple[tuple[str, int], ...] = ()  # FREQUENCY_CAPPED, QUIET_HOURS (estimated)
+    delayed_share: float | None = None  # of the contactable audience; None: no rule set or no estimate
 
 
 def estimated_duration(contactable: int, throttle: int | None) -> timedelta | None:
@@ -456,4 +476,14 @@ def plan(snapshot: CampaignSnapshot, now: datetime, *, runs: int = 5) -> Plan:
         next_run_times=tuple(next_run_times(snapshot, now, count=runs)),
         estimated_duration=estimated_duration(estimate.contactable, snapshot.throttle) if estimate else None,
         reviewed_version=snapshot.version,
+        **_rules_plan(snapshot),
     )
+
+
+def _rules_plan(snapshot: CampaignSnapshot) -> dict:
+    rules, estimate = snapshot.business_rules, snapshot.audience.estimate
+    if rules is None or estimate is None:
+        return {}
+    excluded = (("FREQUENCY_CAPPED", rules.capped), ("QUIET_HOURS", rules.quiet_skipped))
+    share = rules.delayed / estimate.contactable if estimate.contactable else 0.0
+    return {"excluded_by_rules": tuple((r, n) for r, n in excluded if n), "delayed_share": round(share, 4)}

@@ -275,6 +275,10 @@ class CampaignQuery:
                 next_run_times=list(p.next_run_times),
                 estimated_duration_seconds=seconds(p.estimated_duration),
                 reviewed_version=p.reviewed_version,
+                excluded_by_business_rules=[
+                    ExclusionCount(reason=DeliveryReason.of(r), count=n) for r, n in p.excluded_by_rules
+                ],
+                delayed_share=p.delayed_share,
             ),
         )
 

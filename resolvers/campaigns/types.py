@@ -539,6 +539,14 @@ class CampaignPlan:
         description="Time to send one run at the throttle; null without throttle."
     )
     reviewed_version: int = strawberry.field(description="The campaign version this review judged.")
+    excluded_by_business_rules: list[ExclusionCount] = strawberry.field(
+        description="Of the contactable, the sends the business rules would exclude now (FREQUENCY_CAPPED, "
+        "QUIET_HOURS), estimated from a sample of up to 2,000 profiles; empty without a rule set."
+    )
+    delayed_share: float | None = strawberry.field(
+        description="Of the contactable, the share quiet hours would delay now (0 to 1, estimated); null without "
+        "a rule set."
+    )
 
 
 @strawberry.type(description="The review of a campaign: alerts and the plan.")

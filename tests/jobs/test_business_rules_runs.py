@@ -91,3 +91,46 @@ async def test_runs_due_together_are_started_highest_priority_first(gql: GraphQL
     run_of = {r.id: r.campaign_id for r in await CampaignRun.filter(campaign_id__in=ids)}
     order = [run_of[r] for r in report.enqueued if r in run_of]
     assert order == [ids[1], ids[2], ids[0]]
+
+
+REVIEW = """query($id: ID!) { campaignReview(id: $id) { ... on CampaignReview {
+  alerts { severity code } plan { contactable delayedShare excludedByBusinessRules { reason count } } } } }"""
+
+
+async def test_the_review_estimates_caps_and_quiet_hours(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    # Quiet hours around the current UTC time (DELAY) for the profiles in UTC; Kathmandu's clock is 5:45 ahead.
+    now = datetime.now(UTC)
+    window = {
+        "channel": "EMAIL",
+        "weekdays": ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"],
+        "from": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "until": (now + timedelta(hours=2)).strftime("%H:%M"),
+        "action": "DELAY",
+    }
+    await create_rule_set(gql, sandbox, caps=[{**WEEKLY_TWO, "limit": 1}], quietHours=[window], isDefault=True)
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port)
+        zones = ["UTC", "Asia/Kathmandu", "Asia/Kathmandu", "Asia/Kathmandu"]
+        people = [
+            {**gold(f"q{i}@example.com", f"Q{i}", consent={"email": "Y"}), "timeZone": zone}
+            for i, zone in enumerate(zones)
+        ]
+        await upsert(gql, sandbox.admin, people)
+        segment_id = await gold_segment(gql, sandbox)
+        fields = {
+            "action": {"channel": "EMAIL", "presetId": preset_id},
+            "content": {"email": {"subject": "Hi", "html": "<p>Hi</p>", "text": "Hi"}},
+            "audience": {"segmentId": segment_id, "namespaceCode": "Email"},
+        }
+        first = await create(gql, sandbox, {"name": "First", **fields})
+        plan = (await gql(REVIEW, {"id": first["id"]}, key=sandbox.admin))["campaignReview"]
+        assert plan["plan"] == {"contactable": 4, "delayedShare": 0.25, "excludedByBusinessRules": []}
+        assert (await activate(gql, sandbox, first["id"]))["__typename"] == "CampaignActivateSuccess"
+        await gql.drain_jobs()
+        # The three in Kathmandu got the first campaign: a second one would be capped for them.
+        second = await create(gql, sandbox, {"name": "Second", **fields})
+        review = (await gql(REVIEW, {"id": second["id"]}, key=sandbox.admin))["campaignReview"]
+    assert review["plan"]["excludedByBusinessRules"] == [{"reason": "FREQUENCY_CAPPED", "count": 3}]
+    assert {"severity": "WARNING", "code": "BUSINESS_RULES_EXCLUDE_MOST"} in review["alerts"]
+    assert len(sink.handler.received) == 3

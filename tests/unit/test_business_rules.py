@@ -197,3 +197,30 @@ def test_stored_rules_read_back() -> None:
     assert rules.caps_for("EMAIL", "MARKETING") == rules.caps
     assert rules.caps_for("SMS", "MARKETING") == ()
     assert rules.quiet_for("EMAIL")[0].wraps
+
+
+def test_the_review_warns_when_the_rules_would_exclude_more_than_half() -> None:
+    from models.campaigns.review import AlertCode, Severity, plan, review
+    from models.campaigns.review_snapshot import AudienceEstimate, AudienceFacts, CampaignSnapshot, RuleEstimate
+
+    now = utc(2026, 1, 14, 12)
+    estimate = AudienceEstimate(qualified=12, with_identity=11, contactable=10)
+    cases = [
+        (RuleEstimate("standard", capped=4, quiet_skipped=2, delayed=1), True),
+        (RuleEstimate("standard", capped=5, quiet_skipped=0, delayed=5), False),  # half is not more than half
+        (None, False),
+    ]
+    for rules, warned in cases:
+        snapshot = CampaignSnapshot(audience=AudienceFacts(estimate=estimate), business_rules=rules)
+        alerts = [a for a in review(snapshot, now) if a.code is AlertCode.BUSINESS_RULES_EXCLUDE_MOST]
+        assert bool(alerts) == warned
+        assert all(a.severity is Severity.WARNING for a in alerts)
+        planned = plan(snapshot, now)
+        if rules is None:
+            assert (planned.excluded_by_rules, planned.delayed_share) == ((), None)
+        else:
+            expected = tuple(
+                (r, n) for r, n in (("FREQUENCY_CAPPED", rules.capped), ("QUIET_HOURS", rules.quiet_skipped)) if n
+            )
+            assert planned.excluded_by_rules == expected
+            assert planned.delayed_share == rules.delayed / 10
