@@ -11,6 +11,7 @@ Status changes go through models/campaigns/transitions (runs, campaigns) and mod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -68,8 +69,8 @@ logger = logging.getLogger(__name__)
 
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
-# A run outranked by a higher-priority run not yet snapshotted (business rules) comes back after this.
-PRIORITY_RETRY_SECONDS = 0.5
+# A run outranked by a higher-priority run not yet snapshotted (business rules) looks again after this.
+PRIORITY_POLL_SECONDS = 0.25
 DEFAULT_RETRY_MINUTES = 84 * 60
 
 
@@ -84,9 +85,10 @@ def _lease(ctx: dict[str, Any]) -> float:
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
+    # Under caps, the runs of a higher priority due with this one take their snapshots first (bounded wait).
+    while await _outranked(run_id, _now()):
+        await asyncio.sleep(PRIORITY_POLL_SECONDS)
     lease, now = _lease(ctx), _now()
-    if await _outranked(run_id, now):
-        raise Retry(defer=PRIORITY_RETRY_SECONDS)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
         return {"runId": run_id, "claimed": False}
