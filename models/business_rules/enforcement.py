@@ -93,7 +93,8 @@ async def judge_batch(rules: SendRules, batch: Sequence[Candidate], now: datetim
                 counts = await sends_in_period(conn, rules, cap, open_rows, now)
                 capped |= {r.id for r in open_rows if counts.get(r.profile_id, 0) >= cap.limit}
             verdicts.capped = sorted(capped)
-        verdicts.cleared = [r.id for r in open_rows if r.id not in set(verdicts.capped)]
+        capped_ids = set(verdicts.capped)
+        verdicts.cleared = [r.id for r in open_rows if r.id not in capped_ids]
         await record_verdicts(conn, rules.run_id, verdicts, now)
     return verdicts
 
