@@ -85,9 +85,7 @@ def _lease(ctx: dict[str, Any]) -> float:
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
-    # Under caps, the runs of a higher priority due with this one take their snapshots first (bounded wait).
-    while await _outranked(run_id, _now()):
-        await asyncio.sleep(PRIORITY_POLL_SECONDS)
+    await _wait_for_higher_priorities(run_id)
     lease, now = _lease(ctx), _now()
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
@@ -119,6 +117,15 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
         campaign = await Campaign.get(id=run.campaign_id)
         result = await _send_until_done(ctx, run, campaign, _lease(ctx))
     return {**result, "part": part}
+
+
+async def _wait_for_higher_priorities(run_id: int) -> None:
+    """Under caps, the runs of a higher priority due with this one take their snapshots first (a bounded wait,
+    polled: the state is in the database, shared by every worker process)."""
+    while True:
+        if not await _outranked(run_id, _now()):
+            return
+        await asyncio.sleep(PRIORITY_POLL_SECONDS)
 
 
 async def _outranked(run_id: int, now: datetime) -> bool:
