@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "models.webhooks.model",
     "models.people.user",
     "models.approvals.model",
+    "models.business_rules.model",
 ]
 
 

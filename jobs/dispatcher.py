@@ -110,8 +110,11 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
     # longer than PENDING_REQUEUE also goes in under an id of this window: a worker killed inside the claim leaves
     # arq's in-progress key on the fixed id for the job's whole timeout, and the claim (compare-and-set) makes an
     # extra job harmless.
+    # Runs due at the same time start in their campaigns' priority order, highest first (arq runs jobs in the
+    # order they are due, and these are all due now).
     due = Q(scheduled_for__lte=now) | Q(starts_at__lte=now)
-    for run in await CampaignRun.filter(due, status=RunStatus.PENDING).order_by("id").limit(1000):
+    pending = CampaignRun.filter(due, status=RunStatus.PENDING)
+    for run in await pending.order_by("scheduled_for", "-campaign__priority", "id").limit(1000):
         if redis is not None:
             queue = JobQueue(redis)
             await queue.execute_run(run.id)

@@ -11,6 +11,7 @@ Status changes go through models/campaigns/transitions (runs, campaigns) and mod
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -33,6 +34,13 @@ from jobs.tracking import MessageTracker
 from models import outbox
 from models.audience.entities import Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
+from models.business_rules.enforcement import (
+    SendRules,
+    candidates_of,
+    judge_batch,
+    outranked_by_waiting_run,
+    send_rules_for,
+)
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.experiment_rules import ExperimentMode
 from models.campaigns.review import can_activate, review
@@ -50,7 +58,7 @@ from models.campaigns.transitions import (
 from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
-from models.ledger.claims import BATCH_SIZE, claim_batch
+from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.due_times import due_at_local_time
@@ -74,6 +82,8 @@ logger = logging.getLogger(__name__)
 
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
+# A run outranked by a higher-priority run not yet snapshotted (business rules) looks again after this.
+PRIORITY_POLL_SECONDS = 0.25
 DEFAULT_RETRY_MINUTES = 84 * 60
 
 
@@ -88,6 +98,7 @@ def _lease(ctx: dict[str, Any]) -> float:
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
+    await _wait_for_higher_priorities(run_id)
     lease, now = _lease(ctx), _now(ctx)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
@@ -121,6 +132,25 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
         campaign = await campaign_for_run(run)
         result = await _send_until_done(ctx, run, campaign, _lease(ctx))
     return {**result, "part": part}
+
+
+async def _wait_for_higher_priorities(run_id: int) -> None:
+    """Under caps, the runs of a higher priority due with this one take their snapshots first (a bounded wait,
+    polled: the state is in the database, shared by every worker process)."""
+    while True:
+        if not await _outranked(run_id, _now()):
+            return
+        await asyncio.sleep(PRIORITY_POLL_SECONDS)
+
+
+async def _outranked(run_id: int, now: datetime) -> bool:
+    """A PENDING run under caps waits for the higher-priority runs due with it to take their snapshots."""
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or run.status is not RunStatus.PENDING:
+        return False
+    campaign = await Campaign.get(id=run.campaign_id)
+    rules = await send_rules_for(campaign, run.id)
+    return rules is not None and bool(rules.caps) and await outranked_by_waiting_run(campaign, run, now)
 
 
 @contextlib.contextmanager
@@ -246,6 +276,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     throttle = None
     if campaign.throttle_per_second and ctx.get("redis") is not None:
         throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
+    send_rules = await send_rules_for(campaign, run.id)
     after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
@@ -265,6 +296,10 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
             after_id = batch[-1].id
+            if send_rules is not None:
+                batch = await _cleared(send_rules, batch, now)
+                if not batch:
+                    continue
             async with keep_leased(run, batch, lease, worker_context(ctx).clock):
                 outcomes, to_suppress = await send_batch(
                     batch, renderer, adapter, now, retry_deadline, tracker, unconfirmed_window
@@ -314,6 +349,14 @@ async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime) -
 
 async def _settle(run_id: int, now: datetime, resend: bool) -> int:
     return await settle_unconfirmed(run_id, now, resend=resend)
+
+
+async def _cleared(send_rules: SendRules, batch: list[Claimed], now: datetime) -> list[Claimed]:
+    """The part of a claimed batch the business rules let go now (the rest is recorded in the ledger)."""
+    candidates = await with_db_retry(candidates_of, [(c.id, c.profile_id) for c in batch])
+    verdicts = await with_db_retry(judge_batch, send_rules, candidates, now)
+    cleared = set(verdicts.cleared)
+    return [c for c in batch if c.id in cleared]
 
 
 async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:

@@ -169,6 +169,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "THROTTLE_TOO_SLOW": "At its throttle a run cannot reach its whole audience in 12 hours.",
         "WAVES_INVALID": "The waves are invalid, or combined with delivery at each profile's time zone.",
         "WAVE_START_IN_PAST": "A wave's start time has passed: it starts once the previous wave is finished.",
+        "BUSINESS_RULES_EXCLUDE_MOST": "The campaign's business rules (frequency caps, quiet hours) would exclude "
+        "more than half of the contactable audience now.",
     },
     "ReportWindowKind": {
         "LAST_24_HOURS": "The 24 hours before the report.",

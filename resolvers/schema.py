@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 from resolvers.approvals.schema import ApprovalMutation, ApprovalQuery
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.business_rules.schema import BusinessRulesMutation, BusinessRulesQuery
 from resolvers.campaigns.calendar import CampaignCalendarQuery
 from resolvers.campaigns.experiment_schema import ExperimentMutation, ExperimentQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
@@ -80,6 +81,7 @@ class Query(
     WebhookQuery,
     PeopleQuery,
     ApprovalQuery,
+    BusinessRulesQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -111,6 +113,7 @@ class Mutation(
     WebhookMutation,
     PeopleMutation,
     ApprovalMutation,
+    BusinessRulesMutation,
 ):
     pass
 

@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 from models import outbox
 from models.approvals.policies import ApprovalRequiredError, campaign_facts, matching_policies
 from models.audience.entities import Segment
+from models.business_rules.model import BusinessRuleSet
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus, tags_search_text
 from models.campaigns.experiments import experiment_problems, with_key
 from models.campaigns.review import can_activate, review
@@ -67,6 +68,10 @@ async def resolve_references(
         segment_id = resolved["segment_id"]
         if not await Segment.filter(id=segment_id, sandbox_id=sandbox_id).using_db(conn).exists():
             raise CampaignNotFoundError("input.audience.segmentId", segment_id)
+    if resolved.get("business_rule_set_id") is not None:
+        rule_set_id = resolved["business_rule_set_id"]
+        if not await BusinessRuleSet.filter(id=rule_set_id, sandbox_id=sandbox_id).using_db(conn).exists():
+            raise CampaignNotFoundError("input.businessRuleSetId", rule_set_id)
     if "namespace_code" in resolved:
         code = resolved.pop("namespace_code")
         if code is None:
@@ -272,6 +277,8 @@ COPIED_FIELDS = (
     "schedule",
     "throttle_per_second",
     "waves",
+    "business_rule_set_id",
+    "priority",
 )
 
 

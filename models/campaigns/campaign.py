@@ -45,6 +45,12 @@ class Campaign(SandboxModel):
     throttle_per_second = fields.IntField(null=True)
     # {"count", "sizing", "sizes", "intervalMinutes", "startTimes"} (models.campaigns.waves), null = one wave
     waves = fields.JSONField(null=True)
+    # Business rules (caps, quiet hours): the campaign's own rule set, else the sandbox's MARKETING default.
+    business_rule_set = fields.ForeignKeyField(
+        "herald.BusinessRuleSet", null=True, on_delete=fields.RESTRICT, related_name=False
+    )
+    # 0 to 100: runs due at the same time start highest first, and the higher wins a frequency cap's last slot.
+    priority = fields.IntField(default=50, db_default=50)
     status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
     version = fields.IntField(default=1)
     activated_at = fields.DatetimeField(null=True)
@@ -57,6 +63,7 @@ class Campaign(SandboxModel):
     preset_id: int | None
     segment_id: int | None
     namespace_id: int | None
+    business_rule_set_id: int | None
 
     class Meta:
         table = "campaign"

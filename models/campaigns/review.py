@@ -92,6 +92,7 @@ class AlertCode(StrEnum):
     RECURRING_WITHOUT_END = "RECURRING_WITHOUT_END"
     THROTTLE_TOO_SLOW = "THROTTLE_TOO_SLOW"
     WAVE_START_IN_PAST = "WAVE_START_IN_PAST"
+    BUSINESS_RULES_EXCLUDE_MOST = "BUSINESS_RULES_EXCLUDE_MOST"
 
 
 WARNINGS = frozenset(
@@ -105,6 +106,7 @@ WARNINGS = frozenset(
         AlertCode.RECURRING_WITHOUT_END,
         AlertCode.THROTTLE_TOO_SLOW,
         AlertCode.WAVE_START_IN_PAST,
+        AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
     }
 )
 
@@ -416,6 +418,7 @@ def review(snapshot: CampaignSnapshot, now: datetime) -> list[Alert]:
         *_check_throttle(snapshot),
         *_check_links(snapshot),
         *_check_waves(snapshot, now),
+        *_check_business_rules(snapshot),
     ]
 
 
@@ -451,6 +454,21 @@ def _check_waves(s: CampaignSnapshot, now: datetime) -> Iterator[Alert]:
         )
 
 
+def _check_business_rules(s: CampaignSnapshot) -> Iterator[Alert]:
+    rules, estimate = s.business_rules, s.audience.estimate
+    if rules is None or estimate is None or estimate.contactable == 0:
+        return
+    excluded = rules.capped + rules.quiet_skipped
+    if excluded * 2 > estimate.contactable:
+        yield _alert(
+            AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
+            "businessRuleSetId",
+            f"The business rules of {rules.rule_set_name!r} would exclude about {excluded} of the "
+            f"{estimate.contactable} contactable profiles now (frequency caps: {rules.capped}, quiet hours: "
+            f"{rules.quiet_skipped}).",
+        )
+
+
 def can_activate(alerts: list[Alert]) -> bool:
     return not any(alert.severity is Severity.ERROR for alert in alerts)
 
@@ -470,6 +488,8 @@ class Plan:
     # A content experiment: the expected recipients of each treatment, of the holdout and (test then winner) of
     # the rest, out of the contactable profiles.
     arms: tuple[ArmSize, ...] = ()
+    excluded_by_rules: tuple[tuple[str, int], ...] = ()  # FREQUENCY_CAPPED, QUIET_HOURS (estimated)
+    delayed_share: float | None = None  # of the contactable audience; None: no rule set or no estimate
 
 
 def estimated_duration(contactable: int, throttle: int | None) -> timedelta | None:
@@ -500,4 +520,14 @@ def plan(snapshot: CampaignSnapshot, now: datetime, *, runs: int = 5) -> Plan:
         arms=tuple(expected_sizes(snapshot.experiment, estimate.contactable))
         if estimate and snapshot.experiment
         else (),
+        **_rules_plan(snapshot),
     )
+
+
+def _rules_plan(snapshot: CampaignSnapshot) -> dict:
+    rules, estimate = snapshot.business_rules, snapshot.audience.estimate
+    if rules is None or estimate is None:
+        return {}
+    excluded = (("FREQUENCY_CAPPED", rules.capped), ("QUIET_HOURS", rules.quiet_skipped))
+    share = rules.delayed / estimate.contactable if estimate.contactable else 0.0
+    return {"excluded_by_rules": tuple((r, n) for r, n in excluded if n), "delayed_share": round(share, 4)}

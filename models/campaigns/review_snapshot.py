@@ -89,6 +89,17 @@ class AudienceFacts:
 
 
 @dataclass(frozen=True)
+class RuleEstimate:
+    """What the campaign's business rules would do to its contactable audience if it sent now (from a sample of
+    it, scaled): sends capped, skipped by quiet hours, and delayed by them."""
+
+    rule_set_name: str
+    capped: int = 0
+    quiet_skipped: int = 0
+    delayed: int = 0
+
+
+@dataclass(frozen=True)
 class LinkFacts:
     """Where links in messages (tracking, unsubscribe) point: the server's PUBLIC_URL, and whether it runs in
     production, where recipients cannot reach a loopback origin."""
@@ -114,6 +125,7 @@ class CampaignSnapshot:
     activated_at: datetime | None = None
     tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
     links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped
+    business_rules: RuleEstimate | None = None  # None: no rule set applies (or no estimate)
     # A content experiment's treatments, (key, content) in order: each is checked instead of `content`.
     treatments: tuple[tuple[str, Content], ...] = ()
     # The stored experiment (models/campaigns/experiment_rules.py reads it for the plan's arm sizes).

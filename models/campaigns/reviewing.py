@@ -12,6 +12,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models.audience.entities import Segment
+from models.business_rules.actions import rule_set_for
+from models.business_rules.enforcement import send_rules_for
+from models.business_rules.estimate import SAMPLE, estimate_rules
 from models.campaigns.campaign import Campaign
 from models.campaigns.review import Alert, Plan, can_activate, plan, review
 from models.campaigns.review_snapshot import (
@@ -25,6 +28,7 @@ from models.campaigns.review_snapshot import (
     LinkFacts,
     PresetFacts,
     PushContent,
+    RuleEstimate,
     SmsContent,
 )
 from models.campaigns.rules import (
@@ -33,7 +37,7 @@ from models.campaigns.rules import (
 )
 from models.campaigns.values import CampaignNotFoundError, schedule_from_stored
 from models.campaigns.waves import waves_from_stored
-from models.ledger.snapshot import estimate_exclusions
+from models.ledger.snapshot import contactable_sample, estimate_exclusions
 from models.ledger.vocabulary import DeliveryReason
 from models.presets.preset import MessagePreset
 from models.tenancy.identity import IdentityNamespace
@@ -172,9 +176,11 @@ async def build_snapshot(
         return snapshot
     estimate = await _estimate(row, segment, namespace, preset, now, conn)
     seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)
+    rules = await _rules_estimate(row, segment, namespace, preset, estimate, now, conn)
     return CampaignSnapshot(
         **{
             **snapshot.__dict__,
+            "business_rules": rules,
             "audience": AudienceFacts(
                 **{**snapshot.audience.__dict__, "estimate": estimate, "profile_paths_seen": seen}
             ),
@@ -207,6 +213,25 @@ async def _estimate(
         contactable=qualified - unreachable,
         excluded_by_reason=tuple(sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))),
     )
+
+
+async def _rules_estimate(
+    row: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    estimate: AudienceEstimate,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> RuleEstimate | None:
+    rule_set = await rule_set_for(row, conn)
+    if rule_set is None:
+        return None
+    rules = await send_rules_for(row, 0, rule_set=rule_set)
+    if rules is None:
+        return RuleEstimate(rule_set.name)
+    sample = await contactable_sample(row, segment, namespace, preset, now, conn, SAMPLE)
+    return await estimate_rules(rules, rule_set.name, sample, estimate.contactable, now, conn)
 
 
 @dataclass(frozen=True)

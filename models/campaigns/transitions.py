@@ -49,6 +49,8 @@ def public_state(row: Campaign) -> dict[str, Any]:
         "schedule": row.schedule,
         "throttle": row.throttle_per_second,
         "waves": row.waves,
+        "businessRuleSetId": row.business_rule_set_id,
+        "priority": row.priority,
         "tags": row.tags,
     }
 

@@ -112,6 +112,8 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
     if "throttle_per_second" in values and values["throttle_per_second"] is not None:
         if not -(2**31) < values["throttle_per_second"] < 2**31:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
+    if "priority" in values and not (isinstance(values["priority"], int) and 0 <= values["priority"] <= 100):
+        problems.append(FieldProblem("input.priority", "OUT_OF_RANGE", "must be between 0 and 100"))
     problems += content_problems(values.get("content"), "input.content")
     if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])

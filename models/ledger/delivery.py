@@ -53,6 +53,9 @@ class Delivery(Model):
     relay_id = fields.CharField(max_length=255, null=True)
     last_error = fields.TextField(null=True)
     sent_at = fields.DatetimeField(null=True)
+    # Set when the business rules let this send go (models/business_rules/enforcement.py): a SENDING row with it
+    # counts against the profile's frequency caps until its outcome is written.
+    cleared_at = fields.DatetimeField(null=True)
     # Set by provider feedback: a delivery receipt, or a bounce (HARD or SOFT, see models.tracking.BounceType).
     delivered_at = fields.DatetimeField(null=True)
     bounce_type = fields.CharField(max_length=8, null=True)
@@ -66,7 +69,13 @@ class Delivery(Model):
     class Meta:
         table = "delivery"
         unique_together = (("run_id", "profile_id"),)
-        indexes = (("run_id", "status"), ("campaign_id", "status"), ("provider_message_id",), ("relay_id",))
+        indexes = (
+            ("run_id", "status"),
+            ("campaign_id", "status"),
+            ("provider_message_id",),
+            ("relay_id",),
+            ("profile_id", "status"),
+        )
 
 
 class InboxMessage(Model):

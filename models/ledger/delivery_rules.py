@@ -24,6 +24,7 @@ class DeliveryTransition(StrEnum):
     RESEND = "RESEND"  # campaignRunResendFailed: a retryable failure goes back to the queue
     CONFIRM = "CONFIRM"  # a status callback names an UNCONFIRMED send: the provider has it
     SETTLE = "SETTLE"  # the unconfirmed window ended without a callback: failed, or queued again (policy)
+    BUSINESS_RULE = "BUSINESS_RULE"  # a claimed row is capped or skipped (EXCLUDED), or delayed by quiet hours
 
 
 _D = DeliveryStatus
@@ -42,6 +43,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryTransition, tuple[tuple[DeliveryStatus, ...],
     _T.RESEND: ((_D.FAILED,), frozenset({_D.QUEUED})),
     _T.CONFIRM: ((_D.UNCONFIRMED,), frozenset({_D.SENT})),
     _T.SETTLE: ((_D.UNCONFIRMED,), frozenset({_D.FAILED, _D.QUEUED})),
+    # Checked after the claim, under a lock per profile (models/business_rules/enforcement.py).
+    _T.BUSINESS_RULE: ((_D.SENDING,), frozenset({_D.EXCLUDED, _D.QUEUED})),
 }
 SNAPSHOT_STATUSES = frozenset({_D.QUEUED, _D.EXCLUDED})
 

@@ -12,6 +12,7 @@ from models.ledger.vocabulary import DeliveryReason, DeliveryStatus
 
 HARD, SOFT = "HARD", "SOFT"
 HARD_BOUNCE_REASON = DeliveryReason.HARD_BOUNCE.value
+_QUIET = DeliveryReason.QUIET_HOURS.value
 _EX, _SENT, _DEL = DeliveryStatus.EXCLUDED.value, DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value
 _BOUNCED, _FAILED, _Q = DeliveryStatus.BOUNCED.value, DeliveryStatus.FAILED.value, DeliveryStatus.QUEUED.value
 
@@ -26,6 +27,7 @@ COUNTER_DESCRIPTIONS: dict[str, str] = {
     "pending": "Messages not sent yet: queued, being sent, waiting for a retry, or sent with no answer yet "
     "(UNCONFIRMED, until the provider's callback or the window settles it).",
     "retrying": "Messages waiting for another attempt after a temporary failure (counted in pending).",
+    "delayed": "Messages held back by quiet hours, waiting for them to end (counted in pending).",
 }
 
 
@@ -44,6 +46,7 @@ class DeliveryFigures:
     pending: int = 0
     retrying: int = 0
     retrying_by_reason: dict[str, int] = field(default_factory=dict)
+    delayed: int = 0
     cancelled: int = 0
     unconfirmed: int = 0  # counted in pending
 
@@ -78,14 +81,15 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
       SMTP 5xx refusal of the recipient during the send); sent: delivered + bounces
     - errors: the other FAILED rows (the message could not be sent), by reason; failed: bounces + errors
     - pending: TARGETED, QUEUED, SENDING or UNCONFIRMED; unconfirmed: UNCONFIRMED
-    - retrying: QUEUED rows with a reason (a temporary failure)
+    - retrying: QUEUED rows with a reason (a temporary failure), but delayed: QUEUED rows held back by quiet
+      hours (reason QUIET_HOURS)
     - cancelled: CANCELLED"""
     totals: dict[str, int] = {}
     excluded_by: dict[str, int] = {}
     bounces_by: dict[str, int] = {}
     errors_by: dict[str, int] = {}
     retrying_by: dict[str, int] = {}
-    hard = soft = 0
+    hard = soft = delayed = 0
     for row in groups:
         status, n = row["status"], int(row["n"])
         reason = row["reason"] or DeliveryReason.UNKNOWN.value
@@ -102,6 +106,8 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
             bounces_by[reason] = bounces_by.get(reason, 0) + n
         elif status == _FAILED:
             errors_by[reason] = errors_by.get(reason, 0) + n
+        elif status == _Q and row["reason"] == _QUIET:
+            delayed += n
         elif status == _Q and row["reason"]:
             retrying_by[reason] = retrying_by.get(reason, 0) + n
     delivered = totals.get(_SENT, 0) + totals.get(_DEL, 0)
@@ -123,6 +129,7 @@ def delivery_figures(groups: list[Mapping[str, Any]]) -> DeliveryFigures:
         pending=pending,
         retrying=sum(retrying_by.values()),
         retrying_by_reason=_sorted(retrying_by),
+        delayed=delayed,
         cancelled=totals.get(DeliveryStatus.CANCELLED.value, 0),
         unconfirmed=totals.get(DeliveryStatus.UNCONFIRMED.value, 0),
     )

@@ -147,6 +147,27 @@ async def estimate_exclusions(
     return total, by_reason
 
 
+async def contactable_sample(
+    campaign: Campaign,
+    segment: Segment,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+    limit: int,
+) -> list[tuple[int, str | None]]:
+    """(profile id, time zone) of up to `limit` members a snapshot taken now would queue, in profile order: the
+    sample the review estimates the business rules on."""
+    params = SqlParams(dialect_of())
+    audience, _ = await _audience_reasons(params, campaign, segment, namespace, preset, now, conn)
+    rows = await conn.execute_query_dict(
+        f"{audience} SELECT y.profile_id AS pid, pr.time_zone AS tz FROM y JOIN profile pr ON pr.id = y.profile_id "
+        f"WHERE y.reason IS NULL ORDER BY y.profile_id LIMIT {params.add(limit)}",
+        params.values,
+    )
+    return [(int(r["pid"]), r["tz"]) for r in rows]
+
+
 async def exclude_beyond_throttle(run: CampaignRun, throttle: int, conn: BaseDBAsyncClient) -> None:
     """A run must end within THROTTLE_WINDOW_SECONDS at its throttle: the deliveries beyond what that allows
     (in profile order, so a repeated snapshot cuts the same ones) are EXCLUDED with THROTTLE_CUTOFF."""

@@ -48,6 +48,9 @@ class DeliveryReason(StrEnum):
     THROTTLE_CUTOFF = "THROTTLE_CUTOFF"
     HOLDOUT = "HOLDOUT"
     AWAITING_WINNER = "AWAITING_WINNER"
+    # Business rules, decided at send time (models/business_rules).
+    FREQUENCY_CAPPED = "FREQUENCY_CAPPED"
+    QUIET_HOURS = "QUIET_HOURS"
     # Failures of the run itself.
     TEMPLATE_ERROR = "TEMPLATE_ERROR"
     RETRY_EXPIRED = "RETRY_EXPIRED"
@@ -105,6 +108,10 @@ DELIVERY_REASON_DESCRIPTIONS: dict[DeliveryReason, str] = {
     DeliveryReason.HOLDOUT: "In the holdout of the campaign's content experiment: kept from every treatment.",
     DeliveryReason.AWAITING_WINNER: "Outside the test share of a test-then-winner experiment: the winner goes to "
     "this profile in the campaign's next run.",
+    DeliveryReason.FREQUENCY_CAPPED: "A frequency cap of the campaign's business rules: the profile had its "
+    "quota of messages on the channel and category in the period.",
+    DeliveryReason.QUIET_HOURS: "Inside the quiet hours of the campaign's business rules in the profile's time "
+    "zone: skipped (EXCLUDED), or waiting for the hours to end (QUEUED).",
     DeliveryReason.TEMPLATE_ERROR: "The message could not be rendered for this profile.",
     DeliveryReason.RETRY_EXPIRED: "Temporary failures went on past the preset's retry period.",
     DeliveryReason.UNCONFIRMED_TIMEOUT: "Sent with no answer, and no status callback came within the window: not "

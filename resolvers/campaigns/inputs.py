@@ -183,6 +183,16 @@ class CampaignCreateInput:
         default=None, description="A content experiment: treatments instead of one content."
     )
     waves: CampaignWavesInput | None = strawberry.field(default=None, description="Send each run in waves.")
+    business_rule_set_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The business rule set (caps, quiet hours) its sends follow; null = the sandbox's default "
+        "for MARKETING campaigns. TRANSACTIONAL campaigns are exempt.",
+    )
+    priority: int = strawberry.field(
+        default=50,
+        description="0 to 100: runs due at the same time start highest first, and the higher priority wins the "
+        "last slot of a frequency cap.",
+    )
 
 
 @strawberry.input(
@@ -215,6 +225,10 @@ class CampaignUpdateInput:
     waves: strawberry.Maybe[CampaignWavesInput | None] = strawberry.field(
         default=None, description="New waves; null = one wave."
     )
+    business_rule_set_id: strawberry.Maybe[strawberry.ID | None] = strawberry.field(
+        default=None, description="New business rule set; null = the sandbox's default."
+    )
+    priority: strawberry.Maybe[int] = strawberry.field(default=None, description="New priority (0 to 100).")
 
 
 @strawberry.input(description="Identifies a campaign.")

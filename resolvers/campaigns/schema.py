@@ -311,6 +311,10 @@ class CampaignQuery:
                 experiment_arms=[
                     ExperimentArmEstimate(treatment=a.treatment, arm=a.arm, expected=a.expected) for a in p.arms
                 ],
+                excluded_by_business_rules=[
+                    ExclusionCount(reason=DeliveryReason.of(r), count=n) for r, n in p.excluded_by_rules
+                ],
+                delayed_share=p.delayed_share,
             ),
         )
 

@@ -143,7 +143,13 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         "throttle_per_second": data.throttle,
         "experiment": experiment_value(data.experiment),
         "waves": waves_value(data.waves),
+        "business_rule_set_id": _rule_set_pk(data.business_rule_set_id),
+        "priority": data.priority,
     }
+
+
+def _rule_set_pk(value: str | None) -> int | None:
+    return reference_pk(value, "BusinessRuleSet", "input.businessRuleSetId") if value is not None else None
 
 
 def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
@@ -174,4 +180,8 @@ def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
         values["experiment"] = experiment_value(data.experiment.value)
     if data.waves is not None:
         values["waves"] = waves_value(data.waves.value)
+    if data.business_rule_set_id is not None:
+        values["business_rule_set_id"] = _rule_set_pk(data.business_rule_set_id.value)
+    if data.priority is not None:
+        values["priority"] = data.priority.value
     return values

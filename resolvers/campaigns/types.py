@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
+from strawberry.relay.utils import to_base64
 from tortoise.models import Model
 
 from models.audience.entities import Segment as SegmentModel
@@ -311,6 +312,9 @@ class Campaign(SandboxNode):
         description="How each run is sent in waves; null = at once.",
         resolver=lambda self: CampaignWaves.from_stored(self.stored_waves),
     )
+    priority: int = strawberry.field(
+        description="0 to 100: runs due at the same time start highest first; the higher wins a cap's last slot."
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -321,6 +325,7 @@ class Campaign(SandboxNode):
     preset_id: strawberry.Private[int | None]
     segment_id: strawberry.Private[int | None]
     namespace_id: strawberry.Private[int | None]
+    business_rule_set_pk: strawberry.Private[int | None]
     stored_content: strawberry.Private[dict[str, Any]]
     stored_tracking: strawberry.Private[dict[str, Any]]
     stored_schedule: strawberry.Private[dict[str, Any]]
@@ -388,6 +393,15 @@ class Campaign(SandboxNode):
 
         return Experiment.from_stored(self.stored_experiment)
 
+    @strawberry.field(
+        description="Global id of the business rule set it names; null = the sandbox's default rule set applies "
+        "to MARKETING campaigns."
+    )
+    def business_rule_set_id(self) -> strawberry.ID | None:
+        if self.business_rule_set_pk is None:
+            return None
+        return strawberry.ID(to_base64("BusinessRuleSet", self.business_rule_set_pk))
+
     @strawberry.field(description="Actions the caller may take now, given the status and the caller's role.")
     def available_actions(self, info: Info) -> list[CampaignAction]:
         return available_actions(self.status, info.context.require_caller().role)
@@ -421,6 +435,8 @@ class Campaign(SandboxNode):
             stored_experiment=get("experiment"),
             throttle=get("throttle_per_second"),
             stored_waves=get("waves"),
+            priority=get("priority"),
+            business_rule_set_pk=get("business_rule_set_id"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -451,6 +467,8 @@ Campaign.projection = Projection(
         "experiment": ("experiment",),
         "throttle": ("throttle_per_second",),
         "waves": ("waves",),
+        "priority": ("priority",),
+        "businessRuleSetId": ("business_rule_set_id",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),
@@ -584,6 +602,14 @@ class CampaignPlan:
         default_factory=list,
         description="A content experiment: the expected recipients of each treatment, of the holdout and (test "
         "then winner) of the rest awaiting the winner; empty without an experiment.",
+    )
+    excluded_by_business_rules: list[ExclusionCount] = strawberry.field(
+        description="Of the contactable, the sends the business rules would exclude now (FREQUENCY_CAPPED, "
+        "QUIET_HOURS), estimated from a sample of up to 2,000 profiles; empty without a rule set."
+    )
+    delayed_share: float | None = strawberry.field(
+        description="Of the contactable, the share quiet hours would delay now (0 to 1, estimated); null without "
+        "a rule set."
     )
 
 

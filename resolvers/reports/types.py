@@ -119,6 +119,7 @@ class CampaignReport:
     pending: int = counter("pending")
     retrying: int = counter("retrying")
     retrying_by_reason: list[ReasonCount] = strawberry.field(description="Retries by reason, most first.")
+    delayed: int = counter("delayed")
     cancelled: int = strawberry.field(description="Messages cancelled by a stop before they were sent.")
     opens: int = strawberry.field(description="Times the messages were opened.")
     unique_opens: int = strawberry.field(description="Recipients (deliveries) who opened at least once.")
@@ -180,6 +181,7 @@ class CampaignReport:
             pending=deliveries.pending,
             retrying=deliveries.retrying,
             retrying_by_reason=reason_counts(deliveries.retrying_by_reason),
+            delayed=deliveries.delayed,
             cancelled=deliveries.cancelled,
             opens=events.opens,
             unique_opens=events.unique_opens,

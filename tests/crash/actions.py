@@ -128,6 +128,80 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# 24 zones, with the +05:45, +13:00 and -03:30 offsets; profile i lives in ZONES[i % 24].
+ZONES = [
+    "Pacific/Pago_Pago", "Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles", "America/Denver",
+    "America/Chicago", "America/New_York", "America/St_Johns", "America/Sao_Paulo", "Atlantic/Azores", "UTC",
+    "Europe/Paris", "Europe/Athens", "Europe/Moscow", "Asia/Tehran", "Asia/Dubai", "Asia/Kolkata",
+    "Asia/Kathmandu", "Asia/Dhaka", "Asia/Bangkok", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+    "Pacific/Tongatapu",
+]  # fmt: skip
+
+
+async def seed_rules(spec: dict[str, Any]) -> dict[str, Any]:
+    """Issue 18's scenario: profiles over 24 zones, a default rule set capping MARKETING email at `cap` per week,
+    and one LIVE campaign per priority, activated lowest first; their runs enqueued in that order."""
+    from models.audience.entities import SegmentKind
+    from models.audience.profiles import IdentityValue, ProfileChanges, upsert_profiles
+    from models.audience.segments import create_segment
+    from models.business_rules.actions import RuleSetChange, create_rule_set
+    from models.campaigns.actions import activate_campaign, create_campaign
+    from models.presets.preset import MessagePreset
+    from models.presets.rules import Channel, PresetCategory, PresetStatus
+    from models.presets.secret_box import SecretBox
+    from models.tenancy.actions import create_sandbox
+
+    settings = Settings()
+    sandbox = await create_sandbox(f"rules-{datetime.now(UTC).timestamp():.0f}", actor="t")
+    items = [
+        ProfileChanges(
+            identities=[IdentityValue("Email", address(i))],
+            attributes={"tier": "gold", "person": {"name": {"firstName": f"N{i}"}}},
+            time_zone=ZONES[i % len(ZONES)],
+        )
+        for i in range(spec["profiles"])
+    ]
+    for chunk in range(0, len(items), 1000):
+        await upsert_profiles(sandbox.id, items[chunk : chunk + 1000], actor="crash-test")
+    cap = {"channel": "EMAIL", "category": "MARKETING", "limit": spec["cap"], "period": "WEEK"}
+    await create_rule_set(
+        sandbox_id=sandbox.id,
+        actor="t",
+        change=RuleSetChange(name="weekly", caps=[cap], quiet_hours=[], is_default=True),
+    )
+    preset = await MessagePreset.create(
+        sandbox_id=sandbox.id, name="sink", channel=Channel.EMAIL, category=PresetCategory.MARKETING,
+        status=PresetStatus.ACTIVE,
+        settings={
+            "sender_name": "Rules", "sender_address": "news@example.com", "smtp_host": "127.0.0.1",
+            "smtp_port": spec["sink_port"], "tls_mode": "NONE", "list_unsubscribe": True, "max_connections": 5,
+            "retry_period_minutes": 60,
+        },
+        secrets=SecretBox(settings.secret_key.get_secret_value()).seal({}, sandbox_id=sandbox.id),
+    )  # fmt: skip
+    segment = await create_segment(
+        sandbox.id, name="gold", description="", kind=SegmentKind.RULE, rule=GOLD, actor="crash-test"
+    )
+    campaigns, runs = {}, []
+    for priority in sorted(spec["priorities"]):
+        values = {
+            "name": f"P{priority}", "description": "", "tags": [], "type": "SCHEDULED", "category": "MARKETING",
+            "channel": "EMAIL", "preset_id": preset.id, "priority": priority,
+            "content": {"email": {"subject": f"P{priority}", "preheader": None,
+                                  "html": '<p>News</p><a href="{{ context.unsubscribeUrl }}">unsubscribe</a>',
+                                  "text": "News"}},
+            "tracking": {"opens": False, "clicks": False}, "segment_id": segment.id, "namespace_code": "Email",
+            "schedule": {},
+        }  # fmt: skip
+        campaign = await create_campaign(sandbox.id, values, actor="crash-test")
+        activation = await activate_campaign(sandbox.id, campaign.id, actor="crash-test")
+        campaigns[str(priority)] = campaign.id
+        runs.append(activation.run.id)
+    for run_id in runs:
+        await enqueue(run_id)
+    return {"sandbox_id": sandbox.id, "campaigns": campaigns, "runs": runs}
+
+
 async def enqueue(run_id: int, job_id: str | None = None) -> None:
     from arq import create_pool
     from arq.connections import RedisSettings
@@ -184,6 +258,8 @@ async def main(command: str, spec: dict[str, Any]) -> dict[str, Any]:
     try:
         if command == "seed":
             return await seed(spec)
+        if command == "seed_rules":
+            return await seed_rules(spec)
         if command == "add_profiles":
             await add_profiles(spec["sandbox_id"], spec["start"], spec["count"])
             return {}

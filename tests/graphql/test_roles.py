@@ -116,6 +116,17 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         )
         for name in ("webhookEndpointRotateSecret", "webhookEndpointDelete", "webhookDeliveryReplay")
     },
+    # Business rule sets: ADMIN only, reads included.
+    ("Query", "businessRuleSets"): Case(Role.ADMIN, "{ businessRuleSets(first: 1) { totalCount } }"),
+    ("Mutation", "businessRuleSetCreate"): Case(
+        Role.ADMIN, 'mutation { businessRuleSetCreate(input: {name: " "}) { __typename } }'
+    ),
+    ("Mutation", "businessRuleSetUpdate"): Case(
+        Role.ADMIN, "mutation($id: ID!) { businessRuleSetUpdate(input: {id: $id}) { __typename } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "businessRuleSetDelete"): Case(
+        Role.ADMIN, "mutation($id: ID!) { businessRuleSetDelete(id: $id) { __typename } }", {"id": NOWHERE}
+    ),
     # Message presets.
     ("Query", "messagePreset"): Case(Role.VIEWER, "query($id: ID!) { messagePreset(id: $id) { id } }", {"id": NOWHERE}),
     ("Query", "messagePresets"): Case(Role.VIEWER, "{ messagePresets(first: 1) { totalCount } }"),

@@ -27,6 +27,7 @@ from models.campaigns.review_snapshot import (
     LinkFacts,
     PresetFacts,
     PushContent,
+    RuleEstimate,
     SmsContent,
 )
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel, Frequency
@@ -273,6 +274,25 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
         replace(audience(estimate=AudienceEstimate(10**7, 10**7, 10**7)), throttle=None),
         False,
     ),
+    (
+        C.BUSINESS_RULES_EXCLUDE_MOST,
+        "6 of 10 capped or skipped",
+        replace(
+            audience(estimate=AudienceEstimate(10, 10, 10)),
+            business_rules=RuleEstimate("standard", capped=4, quiet_skipped=2),
+        ),
+        True,
+    ),
+    (
+        C.BUSINESS_RULES_EXCLUDE_MOST,
+        "half, and delays",
+        replace(
+            audience(estimate=AudienceEstimate(10, 10, 10)),
+            business_rules=RuleEstimate("standard", capped=5, delayed=5),
+        ),
+        False,
+    ),
+    (C.BUSINESS_RULES_EXCLUDE_MOST, "no rule set", audience(estimate=AudienceEstimate(10, 10, 10)), False),
     (C.LINKS_TO_LOOPBACK, "tracked, loopback, prod", replace(CLEAN, tracking=True, links=LOOPBACK_PROD), True),
     (C.LINKS_TO_LOOPBACK, "unsubscribe link, prod", replace(CLEAN, links=LOOPBACK_PROD), True),
     (

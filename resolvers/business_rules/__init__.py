@@ -1,0 +1,1 @@
+"""Business rule sets over GraphQL."""
