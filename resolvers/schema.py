@@ -42,6 +42,7 @@ from resolvers.reports.schema import ReportsMutation, ReportsQuery
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
+from resolvers.triggers.schema import CampaignTrigger, TriggerMutation, TriggerQuery, TriggerSubscription
 from resolvers.webhooks.schema import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("herald.graphql")
@@ -54,6 +55,7 @@ NODE_TYPES = [
     *IMPORT_NODE_TYPES,
     Campaign,
     CampaignRun,
+    CampaignTrigger,
 ]
 
 
@@ -62,7 +64,15 @@ NODE_TYPES_BY_NAME = {cls.__name__: cls for cls in NODE_TYPES}
 
 @strawberry.type(description="Read access to everything in the caller's sandbox.")
 class Query(
-    TenancyQuery, AudienceQuery, ImportsQuery, PresetQuery, CampaignQuery, ExecutionQuery, ReportsQuery, WebhookQuery
+    TenancyQuery,
+    AudienceQuery,
+    ImportsQuery,
+    PresetQuery,
+    CampaignQuery,
+    ExecutionQuery,
+    ReportsQuery,
+    WebhookQuery,
+    TriggerQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -90,13 +100,19 @@ class Mutation(
     ReportsMutation,
     CampaignProofMutation,
     WebhookMutation,
+    TriggerMutation,
 ):
     pass
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
 class Subscription(
-    TenancySubscription, ImportsSubscription, PresetSubscription, CampaignSubscription, ExecutionSubscription
+    TenancySubscription,
+    ImportsSubscription,
+    PresetSubscription,
+    CampaignSubscription,
+    ExecutionSubscription,
+    TriggerSubscription,
 ):
     pass
 

@@ -244,6 +244,7 @@ COPIED_FIELDS = (
     "namespace_id",
     "schedule",
     "throttle_per_second",
+    "trigger_context_sample",
 )
 
 

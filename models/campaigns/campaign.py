@@ -38,6 +38,8 @@ class Campaign(SandboxModel):
     # {"startAt", "endAt", "frequency", "timeOfDay", "daysOfWeek", "daysOfMonth", "timeZone"}
     schedule = fields.JSONField(default=dict)
     throttle_per_second = fields.IntField(null=True)
+    # API-triggered: a sample {"trigger": {...}, "recipient": {...}} the review checks templates against.
+    trigger_context_sample = fields.JSONField(null=True)
     status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
     version = fields.IntField(default=1)
     activated_at = fields.DatetimeField(null=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from models.campaigns.rules import CampaignStatus, CampaignType, Category, Channel
 from models.campaigns.schedule import Schedule
@@ -110,3 +111,5 @@ class CampaignSnapshot:
     activated_at: datetime | None = None
     tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
     links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped
+    # API-triggered: {"trigger": {...}, "recipient": {...}}, what templates may read under context.
+    trigger_context_sample: dict[str, Any] | None = None

@@ -158,6 +158,7 @@ async def build_snapshot(
         activated_at=row.activated_at,
         tracking=_tracks_links(row),
         links=links,
+        trigger_context_sample=row.trigger_context_sample,
     )
     if segment is None or namespace is None or row.channel is None:
         return snapshot

@@ -3,6 +3,7 @@ campaign actions, and the stored schedule read back."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,18 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
     if "throttle_per_second" in values and values["throttle_per_second"] is not None:
         if not -(2**31) < values["throttle_per_second"] < 2**31:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
+    sample = values.get("trigger_context_sample")
+    if sample is not None:
+        if not isinstance(sample, dict) or any(
+            not isinstance(sample.get(k, {}), dict) for k in ("trigger", "recipient")
+        ):
+            problems.append(
+                FieldProblem(
+                    "input.triggerContextSample", "NOT_AN_OBJECT", 'give {"trigger": {...}, "recipient": {...}}'
+                )
+            )
+        elif len(json.dumps(sample)) > 64 * 1024:
+            problems.append(FieldProblem("input.triggerContextSample", "TOO_LARGE", "at most 64 KB"))
     for channel_key, parts in (values.get("content") or {}).items():
         for part, value in (parts or {}).items():
             if part == "buttons":

@@ -14,6 +14,7 @@ from models.campaigns.rules import CampaignStatus
 
 CAMPAIGN_STATUS_TOPIC = "campaign.status"
 CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
+TRIGGER_ACCEPTED_TOPIC = "trigger.accepted"
 
 RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"})
 
@@ -166,10 +167,50 @@ class RunProgress:
         )
 
 
-Payload = CampaignStatusChanged | RunProgress
-PAYLOADS: dict[str, type[CampaignStatusChanged] | type[RunProgress]] = {
+@dataclass(frozen=True)
+class TriggerAccepted:
+    """An API trigger was accepted (models.triggers): its recipients are in the ledger of run `run_id`."""
+
+    topic: ClassVar[str] = TRIGGER_ACCEPTED_TOPIC
+
+    campaign_id: int
+    trigger_id: int
+    run_id: int | None  # None when every recipient was rejected
+    status: str  # a TriggerStatus value
+    accepted: int
+    rejected: int
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "triggerId": self.trigger_id,
+            "runId": self.run_id,
+            "status": self.status,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TriggerAccepted:
+        t = cls.topic
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            trigger_id=_field(data, t, "triggerId", (int,)),
+            run_id=_field(data, t, "runId", (int,), optional=True),
+            status=_field(data, t, "status", (str,)),
+            accepted=_field(data, t, "accepted", (int,)),
+            rejected=_field(data, t, "rejected", (int,)),
+            at=_time(data, t, "at"),
+        )
+
+
+Payload = CampaignStatusChanged | RunProgress | TriggerAccepted
+PAYLOADS: dict[str, type[CampaignStatusChanged] | type[RunProgress] | type[TriggerAccepted]] = {
     CampaignStatusChanged.topic: CampaignStatusChanged,
     RunProgress.topic: RunProgress,
+    TriggerAccepted.topic: TriggerAccepted,
 }
 
 

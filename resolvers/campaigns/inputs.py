@@ -102,6 +102,11 @@ class CampaignCreateInput:
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Segment and namespace.")
     schedule: CampaignScheduleInput | None = strawberry.field(default=None, description="When it runs.")
     throttle: int | None = strawberry.field(default=None, description="Messages per second (1 to 2000).")
+    trigger_context_sample: strawberry.scalars.JSON | None = strawberry.field(
+        default=None,
+        description='API-triggered: a sample `{"trigger": {…}, "recipient": {…}}` of the contexts callers send; '
+        "the review refuses templates reading `context.trigger.*` or `context.recipient.*` keys it lacks.",
+    )
 
 
 @strawberry.input(
@@ -128,6 +133,9 @@ class CampaignUpdateInput:
         default=None, description="New schedule."
     )
     throttle: strawberry.Maybe[int | None] = strawberry.field(default=None, description="New throttle.")
+    trigger_context_sample: strawberry.Maybe[strawberry.scalars.JSON | None] = strawberry.field(
+        default=None, description="New trigger context sample (replaces)."
+    )
 
 
 @strawberry.input(description="Identifies a campaign.")

@@ -106,13 +106,19 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         **audience_values(data.audience),
         "schedule": schedule_value(data.schedule),
         "throttle_per_second": data.throttle,
+        "trigger_context_sample": data.trigger_context_sample,
     }
 
 
 def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
     """Only the fields present in the input (strawberry.Maybe: absent = unchanged, null = cleared)."""
     values: dict[str, Any] = {}
-    simple = {"name": "name", "description": "description", "throttle": "throttle_per_second"}
+    simple = {
+        "name": "name",
+        "description": "description",
+        "throttle": "throttle_per_second",
+        "trigger_context_sample": "trigger_context_sample",
+    }
     for attr, column in simple.items():
         given = getattr(data, attr)
         if given is not None:

@@ -327,6 +327,9 @@ class Campaign(SandboxNode):
         description="When it runs.", resolver=lambda self: CampaignSchedule.from_stored(self.stored_schedule)
     )
     throttle: int | None = strawberry.field(description="Messages per second; null = as fast as possible.")
+    trigger_context_sample: JSON | None = strawberry.field(
+        description="API-triggered: the sample `{trigger, recipient}` context the review checks templates against."
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -406,6 +409,7 @@ class Campaign(SandboxNode):
             stored_tracking=get("tracking") or {},
             stored_schedule=get("schedule") or {},
             throttle=get("throttle_per_second"),
+            trigger_context_sample=get("trigger_context_sample"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -434,6 +438,7 @@ Campaign.projection = Projection(
         "tracking": ("tracking",),
         "schedule": ("schedule",),
         "throttle": ("throttle_per_second",),
+        "triggerContextSample": ("trigger_context_sample",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),
