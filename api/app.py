@@ -32,6 +32,7 @@ from api.migrate import ensure_migrated
 from api.ratelimit import CostBudget
 from api.settings import Settings, tortoise_config
 from api.tracking import ROUTES as TRACKING_ROUTES
+from api.triggers import create_trigger
 from api.webhooks import ROUTES as WEBHOOK_ROUTES
 from api.webhooks import WEBHOOK_MAX_BODY_BYTES
 from jobs.events import EventBus
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/metrics", metrics),
             Route("/imports/profiles", upload_profiles, methods=["POST"]),
             Route("/exports/runs/{run_id}/deliveries.csv", export_run_deliveries, methods=["GET"]),
+            Route("/campaigns/{campaign_id}/triggers", create_trigger, methods=["POST"]),
             *WEBHOOK_ROUTES,
             *FEEDBACK_ROUTES,
         ],

@@ -338,6 +338,7 @@ class HeraldGraphQL(GraphQL):
             long_lived=isinstance(request, WebSocket),
             links=self.links,
             cost_budget=self.cost_budget,
+            trigger_idempotency_hours=self.settings.trigger_idempotency_hours,
         )
 
 

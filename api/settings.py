@@ -29,6 +29,7 @@ MODEL_MODULES = [
     "models.people.user",
     "models.approvals.model",
     "models.business_rules.model",
+    "models.triggers.trigger",
 ]
 
 
@@ -134,6 +135,9 @@ class Settings(BaseSettings):
     sms_unconfirmed_policy: Literal["FAIL", "RESEND"] = "FAIL"
     # Extra "send part" jobs a large run is split into, so several workers share it.
     run_send_parts: int = Field(4, ge=0, le=64)
+    # How long an API trigger's idempotency key holds (Stripe keeps keys 24 h): the same key then replays the
+    # stored answer; after it, the key is a new call.
+    trigger_idempotency_hours: float = Field(24.0, gt=0, le=24 * 30)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # Profile imports: uploads are kept under data_dir/imports until their job ends.
     import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)

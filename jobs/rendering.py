@@ -53,10 +53,16 @@ class Renderer:
             self._variants[treatment] = Renderer(self.campaign, treatment)
         return self._variants[treatment]
 
-    def render(self, attributes: dict[str, Any], unsubscribe_url: str | None) -> MessageContent:
+    def render(
+        self,
+        attributes: dict[str, Any],
+        unsubscribe_url: str | None,
+        trigger: dict[str, Any] | None = None,
+        recipient: dict[str, Any] | None = None,
+    ) -> MessageContent:
         if self.problem:
             raise RenderFailed(self.problem)
-        context = render_context(self.campaign, attributes, unsubscribe_url or "")
+        context = render_context(self.campaign, attributes, unsubscribe_url or "", trigger, recipient)
         out: dict[str, str] = {}
         for key, compiled in self.parts.items():
             try:

@@ -29,7 +29,7 @@ from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
 from jobs.sending import keep_leased, send_batch, with_db_retry
-from jobs.throttle import Throttle
+from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from models import outbox
 from models.audience.entities import Segment, SuppressionReason
@@ -77,6 +77,7 @@ from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
+from models.triggers.trigger import CampaignTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -273,9 +274,13 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     await _settle_unconfirmed(ctx, run.id, now)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
     batch_size = _batch_size(campaign)
+    trigger = await CampaignTrigger.get_or_none(run_id=run.id)
+    trigger_context = (trigger.context or {}) if trigger is not None else None
     throttle = None
     if campaign.throttle_per_second and ctx.get("redis") is not None:
-        throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second)
+        # An API campaign's triggers each have a run: its throttle is the campaign's, shared by all of them.
+        key = campaign_throttle_key(campaign.id) if trigger is not None else None
+        throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second, key=key)
     send_rules = await send_rules_for(campaign, run.id)
     after_id = 0  # keyset position of this pass over the ledger
     try:
@@ -302,7 +307,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     continue
             async with keep_leased(run, batch, lease, worker_context(ctx).clock):
                 outcomes, to_suppress = await send_batch(
-                    batch, renderer, adapter, now, retry_deadline, tracker, unconfirmed_window
+                    batch,
+                    renderer,
+                    adapter,
+                    now,
+                    retry_deadline,
+                    tracker,
+                    unconfirmed_window,
+                    trigger_context=trigger_context,
                 )
             now = _now(ctx)
             pause = batch_pause(outcomes)

@@ -20,7 +20,7 @@ from models.audience.entities import Profile
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, renew_batch_lease
-from models.ledger.delivery import DeliveryStatus, ExclusionReason
+from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome
 from models.reporting.tracking import BounceType
 
@@ -117,8 +117,13 @@ async def send_batch(
     retry_deadline: datetime,
     tracker: MessageTracker | None = None,
     unconfirmed_window: float = 1800.0,
+    trigger_context: dict[str, Any] | None = None,
 ) -> tuple[list[Outcome], list[str]]:
+    """`trigger_context`: the call's context when the run is an API trigger's (its rows carry their own)."""
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
+    recipients: dict[int, Any] = {}
+    if trigger_context is not None:
+        recipients = dict(await Delivery.filter(id__in=[c.id for c in batch]).values_list("id", "context"))
     outcomes: list[Outcome] = []
     contents: list[MessageContent] = []
     to_send: list[Claimed] = []
@@ -126,7 +131,10 @@ async def send_batch(
         unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
         try:
             content = renderer.variant(claimed.treatment).render(
-                attributes.get(claimed.profile_id) or {}, unsubscribe_url
+                attributes.get(claimed.profile_id) or {},
+                unsubscribe_url,
+                trigger_context,
+                (recipients.get(claimed.id) or {}) if trigger_context is not None else None,
             )
         except RenderFailed as exc:
             outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))

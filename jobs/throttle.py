@@ -45,12 +45,17 @@ def throttle_key(run_id: int) -> str:
     return f"herald:throttle:run:{run_id}"
 
 
+def campaign_throttle_key(campaign_id: int) -> str:
+    """The bucket of an API-triggered campaign: all its triggers' runs share the campaign's throttle."""
+    return f"herald:throttle:campaign:{campaign_id}"
+
+
 class Throttle:
     """`await take(n)` returns once n messages may go out under `rate` per second across all workers."""
 
-    def __init__(self, redis: Any, run_id: int, rate: float) -> None:
+    def __init__(self, redis: Any, run_id: int, rate: float, *, key: str | None = None) -> None:
         self.redis = redis
-        self.key = throttle_key(run_id)
+        self.key = key or throttle_key(run_id)
         self.rate = float(rate)
         # One second of burst: a batch never asks for more than the rate, so it never waits more than a second
         # beyond its share.

@@ -67,6 +67,8 @@ class Context:
     links: LinkFacts | None = None
     # The API keys' query-cost budget (api/ratelimit.py); None: no budget (tests, tools).
     cost_budget: Budget | None = None
+    # TRIGGER_IDEMPOTENCY_HOURS: how long a campaignTrigger idempotency key replays its answer.
+    trigger_idempotency_hours: float = 24.0
     _loaders: Loaders | None = None
 
     @property

@@ -165,6 +165,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "EMAIL_EMPTY_LINK": "The email has a link without a target.",
         "EMAIL_TOO_LARGE": "The email is larger than mailbox providers show in full.",
         "TEMPLATE_PATH_UNSEEN": "A template reads a profile field no profile of the segment has.",
+        "TRIGGER_CONTEXT_MISSING": "A template reads a context.trigger or context.recipient key the campaign's "
+        "triggerContextSample lacks (or the campaign is not API-triggered).",
         "RECURRING_WITHOUT_END": "A recurring campaign without an end.",
         "THROTTLE_TOO_SLOW": "At its throttle a run cannot reach its whole audience in 12 hours.",
         "WAVES_INVALID": "The waves are invalid, or combined with delivery at each profile's time zone.",

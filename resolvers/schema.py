@@ -48,6 +48,7 @@ from resolvers.reports.schema import ReportsMutation, ReportsQuery
 from resolvers.request_id import current_request_id
 from resolvers.tenancy.schema import TenancyMutation, TenancyQuery, TenancySubscription
 from resolvers.tenancy.types import AuditEvent, IdentityNamespace
+from resolvers.triggers.schema import CampaignTrigger, TriggerMutation, TriggerQuery, TriggerSubscription
 from resolvers.webhooks.schema import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("herald.graphql")
@@ -60,6 +61,7 @@ NODE_TYPES = [
     *IMPORT_NODE_TYPES,
     Campaign,
     CampaignRun,
+    CampaignTrigger,
 ]
 
 
@@ -82,6 +84,7 @@ class Query(
     PeopleQuery,
     ApprovalQuery,
     BusinessRulesQuery,
+    TriggerQuery,
 ):
     @strawberry.field(
         description="Any object by its global id. Unknown, malformed and other sandboxes' ids read as null.",
@@ -114,13 +117,19 @@ class Mutation(
     PeopleMutation,
     ApprovalMutation,
     BusinessRulesMutation,
+    TriggerMutation,
 ):
     pass
 
 
 @strawberry.type(description="Live updates over graphql-transport-ws (or legacy graphql-ws).")
 class Subscription(
-    TenancySubscription, ImportsSubscription, PresetSubscription, CampaignSubscription, ExecutionSubscription
+    TenancySubscription,
+    ImportsSubscription,
+    PresetSubscription,
+    CampaignSubscription,
+    ExecutionSubscription,
+    TriggerSubscription,
 ):
     pass
 

@@ -279,6 +279,7 @@ COPIED_FIELDS = (
     "waves",
     "business_rule_set_id",
     "priority",
+    "trigger_context_sample",
 )
 
 

@@ -51,6 +51,8 @@ class Campaign(SandboxModel):
     )
     # 0 to 100: runs due at the same time start highest first, and the higher wins a frequency cap's last slot.
     priority = fields.IntField(default=50, db_default=50)
+    # API-triggered: a sample {"trigger": {...}, "recipient": {...}} the review checks templates against.
+    trigger_context_sample = fields.JSONField(null=True)
     status = fields.CharEnumField(CampaignStatus, max_length=16, default=CampaignStatus.DRAFT)
     version = fields.IntField(default=1)
     activated_at = fields.DatetimeField(null=True)

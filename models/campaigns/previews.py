@@ -31,11 +31,23 @@ class PreviewError(Exception):
         super().__init__(message)
 
 
-def render_context(campaign: Campaign, profile_attributes: dict[str, Any], unsubscribe_url: str) -> dict[str, Any]:
+def render_context(
+    campaign: Campaign,
+    profile_attributes: dict[str, Any],
+    unsubscribe_url: str,
+    trigger: dict[str, Any] | None = None,
+    recipient: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What templates read. An API trigger's message also has `context.trigger` (the call's context) and
+    `context.recipient` (the recipient's)."""
+    context: dict[str, Any] = {"unsubscribeUrl": unsubscribe_url}
+    if trigger is not None or recipient is not None:
+        context["trigger"] = trigger or {}
+        context["recipient"] = recipient or {}
     return {
         "profile": profile_attributes,
         "campaign": {"name": campaign.name, "id": campaign.id},
-        "context": {"unsubscribeUrl": unsubscribe_url},
+        "context": context,
     }
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 from models.campaigns import email_html
@@ -82,6 +83,7 @@ class AlertCode(StrEnum):
     THROTTLE_OUT_OF_RANGE = "THROTTLE_OUT_OF_RANGE"
     LINKS_TO_LOOPBACK = "LINKS_TO_LOOPBACK"
     WAVES_INVALID = "WAVES_INVALID"
+    TRIGGER_CONTEXT_MISSING = "TRIGGER_CONTEXT_MISSING"
     # warnings
     AUDIENCE_EMPTY = "AUDIENCE_EMPTY"
     OPT_OUT_LINK_MISSING = "OPT_OUT_LINK_MISSING"
@@ -302,6 +304,7 @@ def _check_templates(s: CampaignSnapshot) -> Iterator[Alert]:
                     f"Line {path.line}, column {path.column}: {path.root!r} is not available; "
                     "use profile, campaign or context.",
                 )
+        yield from _check_trigger_context(s, field_path, compiled, reported)
         if seen is None:
             continue
         for path in profile_paths(compiled):
@@ -312,6 +315,59 @@ def _check_templates(s: CampaignSnapshot) -> Iterator[Alert]:
                     field_path,
                     f"Line {path.line}, column {path.column}: no profile of the audience has profile.{path.dotted}.",
                 )
+
+
+TRIGGER_CONTEXT_ROOTS = ("trigger", "recipient")
+
+
+def _check_trigger_context(
+    s: CampaignSnapshot, field_path: str, compiled: CompiledTemplate, reported: set[str]
+) -> Iterator[Alert]:
+    """`context.trigger.*` and `context.recipient.*` exist only in an API trigger's messages, and must be in the
+    campaign's `triggerContextSample` (what callers promise to send), or the message fails to render."""
+    sample = s.trigger_context_sample or {}
+    for path in compiled.paths:
+        if path.root != "context" or len(path.segments) < 2 or path.segments[1] not in TRIGGER_CONTEXT_ROOTS:
+            continue
+        dotted = path.dotted
+        if dotted in reported:
+            continue
+        if s.type is not CampaignType.API_TRIGGERED:
+            reported.add(dotted)
+            yield _alert(
+                AlertCode.TRIGGER_CONTEXT_MISSING,
+                field_path,
+                f"Line {path.line}, column {path.column}: context.{path.segments[1]} is only set for "
+                "API-triggered campaigns.",
+            )
+            continue
+        if len(path.segments) > 2 and not _sample_has(sample, path.segments[1:]):
+            reported.add(dotted)
+            yield _alert(
+                AlertCode.TRIGGER_CONTEXT_MISSING,
+                field_path,
+                f"Line {path.line}, column {path.column}: the trigger context sample has no {dotted}; "
+                "add it to triggerContextSample or give the template a default.",
+            )
+
+
+def _sample_has(sample: Any, segments: tuple[str | int, ...]) -> bool:
+    """Whether the sample has the path (array indexes and Liquid's size/first/last read the parent)."""
+    value = sample
+    for segment in segments:
+        if isinstance(segment, int):
+            continue
+        if isinstance(value, dict) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list | str | dict) and segment in ("size", "first", "last"):
+            return True
+        elif isinstance(value, list) and value:
+            value = value[0].get(segment) if isinstance(value[0], dict) and segment in value[0] else None
+            if value is None:
+                return False
+        else:
+            return False
+    return True
 
 
 def _check_audience(s: CampaignSnapshot) -> Iterator[Alert]:

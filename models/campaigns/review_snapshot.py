@@ -125,6 +125,8 @@ class CampaignSnapshot:
     activated_at: datetime | None = None
     tracking: bool = False  # opens or clicks tracked: messages carry links to PUBLIC_URL
     links: LinkFacts | None = None  # None: unknown, LINKS_TO_LOOPBACK is skipped
+    # API-triggered: {"trigger": {...}, "recipient": {...}}, what templates may read under context.
+    trigger_context_sample: dict[str, Any] | None = None
     business_rules: RuleEstimate | None = None  # None: no rule set applies (or no estimate)
     # A content experiment's treatments, (key, content) in order: each is checked instead of `content`.
     treatments: tuple[tuple[str, Content], ...] = ()

@@ -171,6 +171,7 @@ async def build_snapshot(
             for t in (row.experiment or {}).get("treatments", [])
         ),
         experiment=row.experiment,
+        trigger_context_sample=row.trigger_context_sample,
     )
     if segment is None or namespace is None or row.channel is None:
         return snapshot

@@ -3,6 +3,7 @@ campaign actions, and the stored schedule read back."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,18 @@ def validate_values(values: Mapping[str, Any]) -> list[FieldProblem]:
             problems.append(FieldProblem("input.throttle", "OUT_OF_RANGE", "must be between 1 and 2000"))
     if "priority" in values and not (isinstance(values["priority"], int) and 0 <= values["priority"] <= 100):
         problems.append(FieldProblem("input.priority", "OUT_OF_RANGE", "must be between 0 and 100"))
+    sample = values.get("trigger_context_sample")
+    if sample is not None:
+        if not isinstance(sample, dict) or any(
+            not isinstance(sample.get(k, {}), dict) for k in ("trigger", "recipient")
+        ):
+            problems.append(
+                FieldProblem(
+                    "input.triggerContextSample", "NOT_AN_OBJECT", 'give {"trigger": {...}, "recipient": {...}}'
+                )
+            )
+        elif len(json.dumps(sample)) > 64 * 1024:
+            problems.append(FieldProblem("input.triggerContextSample", "TOO_LARGE", "at most 64 KB"))
     problems += content_problems(values.get("content"), "input.content")
     if values.get("schedule"):
         problems += _schedule_problems(values["schedule"])

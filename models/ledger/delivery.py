@@ -34,6 +34,9 @@ class Delivery(Model):
     sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
     run = fields.ForeignKeyField("herald.CampaignRun", on_delete=fields.CASCADE, related_name=False)
     campaign_id = fields.BigIntField()
+    # Set on the rows of an API trigger (models.triggers), with the recipient's context (context.recipient).
+    trigger_id = fields.BigIntField(null=True)
+    context = fields.JSONField(null=True)
     profile = fields.ForeignKeyField("herald.Profile", on_delete=fields.CASCADE, related_name=False)
     status = fields.CharEnumField(DeliveryStatus, max_length=16)
     # A DeliveryReason value (read with DeliveryReason.of: old rows may hold others).

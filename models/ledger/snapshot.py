@@ -3,12 +3,15 @@ EXCLUDED with its reason), and the throttle cut-off."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
+import orjson
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Segment
+from models.audience.entities import CONSENT_COLUMNS, ContactChannel, Segment, SuppressionReason
 from models.audience.segment_sql import attribute_text
 from models.audience.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
 from models.campaigns.campaign import Campaign, CampaignRun
@@ -27,6 +30,8 @@ ANALYZE_AFTER_ROWS = 50_000
 # A run sends for at most this long at its throttle; the rest of its audience is cut at the snapshot.
 THROTTLE_WINDOW_SECONDS = 12 * 3600
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+# What keeps a TRANSACTIONAL message from an address: it does not bounce, and its owner did not complain.
+TRANSACTIONAL_SUPPRESSIONS = (SuppressionReason.HARD_BOUNCE, SuppressionReason.SPAM_COMPLAINT)
 
 
 async def _audience_reasons(
@@ -40,6 +45,24 @@ async def _audience_reasons(
 ) -> tuple[str, str]:
     """`WITH x …, y AS (…)`: every member of the segment with its address and its exclusion reason (NULL: to
     send), and the address column of x. Shared by the snapshot and the review plan, so both give the same reasons."""
+
+    async def members(params: SqlParams) -> str:
+        return await segment_predicate(segment, params, now=now, using_db=conn)
+
+    return await _reasons(params, campaign, segment.sandbox_id, namespace, preset, members)
+
+
+async def _reasons(
+    params: SqlParams,
+    campaign: Campaign,
+    sandbox_id: int,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    members: Callable[[SqlParams], Awaitable[str]],
+) -> tuple[str, str]:
+    """The CTE of `_audience_reasons` for the profiles `members(params)` selects (a WHERE on `p`): a segment's,
+    or an API trigger's recipients. TRANSACTIONAL skips marketing consent, and of the suppression list only
+    hard bounces and complaints apply to it."""
     channel = Channel(campaign.channel)
     contact = CONTACT_CHANNEL.get(channel)
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
@@ -59,8 +82,8 @@ async def _audience_reasons(
                 address_inner = f"lower({address_inner})"
         address = "attr_address"
     consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
-    sandbox = params.add(segment.sandbox_id)
-    predicate = await segment_predicate(segment, params, now=now, using_db=conn)
+    sandbox = params.add(sandbox_id)
+    predicate = await members(params)
     # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
     # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
     materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
@@ -80,10 +103,13 @@ async def _audience_reasons(
         checks.append(("x.consent = 'n'", ExclusionReason.NO_CONSENT))
     when_parts = [f"WHEN {condition} THEN '{reason.value}'" for condition, reason in checks]
     if contact is not None:
-        sb, ch = params.typed(segment.sandbox_id, "BIGINT"), params.typed(contact.value, "TEXT")
+        sb, ch = params.typed(sandbox_id, "BIGINT"), params.typed(contact.value, "TEXT")
+        which = ""
+        if Category(campaign.category) is Category.TRANSACTIONAL:
+            which = " AND s.reason IN (" + ", ".join(f"'{r.value}'" for r in TRANSACTIONAL_SUPPRESSIONS) + ")"
         when_parts.append(
             f"WHEN EXISTS (SELECT 1 FROM suppression_entry s WHERE s.sandbox_id = {sb} AND s.channel = {ch} "
-            f"AND s.address = x.{address}) THEN '{ExclusionReason.SUPPRESSED.value}'"
+            f"AND s.address = x.{address}{which}) THEN '{ExclusionReason.SUPPRESSED.value}'"
         )
     reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
     return f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x)", address
@@ -117,6 +143,52 @@ async def snapshot_audience(
         f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
         f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
+        f"ON CONFLICT (run_id, profile_id) DO NOTHING"
+    )
+    await conn.execute_query(sql, params.values)
+
+
+async def trigger_audience(
+    run: CampaignRun,
+    campaign: Campaign,
+    namespace: IdentityNamespace,
+    preset: MessagePreset | None,
+    trigger_id: int,
+    recipients: Sequence[tuple[int, dict[str, Any]]],
+    now: datetime,
+    conn: BaseDBAsyncClient,
+) -> None:
+    """An API trigger's recipients ((profile id, recipient context), distinct profiles) into the ledger of the
+    trigger's run, in the trigger's transaction: QUEUED, or EXCLUDED with the reason a snapshot would give. The
+    idempotency key (the Message-ID) is "t<trigger>-<profile>": one message per recipient per trigger."""
+    params = SqlParams(dialect_of())
+    pg = params.dialect is Dialect.POSTGRES
+
+    async def members(params: SqlParams) -> str:
+        return "p.id IN (" + ", ".join(params.add(profile_id) for profile_id, _ in recipients) + ")"
+
+    audience, _ = await _reasons(params, campaign, run.sandbox_id, namespace, preset, members)
+    rows = ", ".join(
+        f"({params.typed(profile_id, 'BIGINT')}, {params.typed(orjson.dumps(context).decode(), 'TEXT')})"
+        for profile_id, context in recipients
+    )
+    context_value = "CAST(c.context AS JSONB)" if pg else "c.context"
+    select_sandbox = params.typed(run.sandbox_id, "BIGINT")
+    select_run = params.typed(run.id, "BIGINT")
+    select_campaign = params.typed(campaign.id, "BIGINT")
+    select_trigger = params.typed(trigger_id, "BIGINT")
+    prefix = params.typed(f"t{trigger_id}-", "TEXT")
+    created = params.typed(now, "TIMESTAMPTZ")
+    updated = params.typed(now, "TIMESTAMPTZ")
+    sql = (
+        f"{audience}, c (profile_id, context) AS (VALUES {rows}) "
+        f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, reason, "
+        f"address, idempotency_key, attempts, created_at, updated_at) "
+        f"SELECT {select_sandbox}, {select_run}, {select_campaign}, {select_trigger}, {context_value}, y.profile_id, "
+        f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
+        f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
+        f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} "
+        f"FROM y JOIN c ON c.profile_id = y.profile_id WHERE 1 = 1 "
         f"ON CONFLICT (run_id, profile_id) DO NOTHING"
     )
     await conn.execute_query(sql, params.values)

@@ -15,6 +15,7 @@ from models.campaigns.rules import CampaignStatus
 CAMPAIGN_STATUS_TOPIC = "campaign.status"
 CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
 CAMPAIGN_VERSION_TOPIC = "campaign.version.published"
+TRIGGER_ACCEPTED_TOPIC = "trigger.accepted"
 # Per-recipient facts, written for webhook endpoints (models/webhooks): a batch's sends, a receipt, an open.
 DELIVERY_OUTCOMES_TOPIC = "delivery.outcomes"
 RECIPIENT_EVENT_TOPIC = "recipient.event"
@@ -212,6 +213,45 @@ class CampaignVersionPublished:
         )
 
 
+@dataclass(frozen=True)
+class TriggerAccepted:
+    """An API trigger was accepted (models.triggers): its recipients are in the ledger of run `run_id`."""
+
+    topic: ClassVar[str] = TRIGGER_ACCEPTED_TOPIC
+
+    campaign_id: int
+    trigger_id: int
+    run_id: int | None  # None when every recipient was rejected
+    status: str  # a TriggerStatus value
+    accepted: int
+    rejected: int
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "triggerId": self.trigger_id,
+            "runId": self.run_id,
+            "status": self.status,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "at": self.at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TriggerAccepted:
+        t = cls.topic
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            trigger_id=_field(data, t, "triggerId", (int,)),
+            run_id=_field(data, t, "runId", (int,), optional=True),
+            status=_field(data, t, "status", (str,)),
+            accepted=_field(data, t, "accepted", (int,)),
+            rejected=_field(data, t, "rejected", (int,)),
+            at=_time(data, t, "at"),
+        )
+
+
 # What became of deliveries (one kind per event): SENT, DELIVERED, BOUNCED or FAILED.
 DELIVERY_OUTCOMES = frozenset({"SENT", "DELIVERED", "BOUNCED", "FAILED"})
 # What a recipient did, or a provider reported of them.
@@ -321,13 +361,16 @@ class RecipientEvent:
         )
 
 
-Payload = CampaignStatusChanged | RunProgress | DeliveryOutcomes | RecipientEvent | CampaignVersionPublished
+Payload = (
+    CampaignStatusChanged | RunProgress | DeliveryOutcomes | RecipientEvent | CampaignVersionPublished | TriggerAccepted
+)
 PAYLOADS: dict[str, type[Payload]] = {
     CampaignStatusChanged.topic: CampaignStatusChanged,
     RunProgress.topic: RunProgress,
     DeliveryOutcomes.topic: DeliveryOutcomes,
     RecipientEvent.topic: RecipientEvent,
     CampaignVersionPublished.topic: CampaignVersionPublished,
+    TriggerAccepted.topic: TriggerAccepted,
 }
 
 

@@ -15,6 +15,7 @@ from models.outbox.payloads import (
     CAMPAIGN_VERSION_TOPIC,
     DELIVERY_OUTCOMES_TOPIC,
     RECIPIENT_EVENT_TOPIC,
+    TRIGGER_ACCEPTED_TOPIC,
 )
 
 # What an endpoint may subscribe to. Per-recipient events (deliveries, tracking) are written to the outbox only
@@ -71,6 +72,8 @@ def event_type(topic: str, payload: dict[str, Any]) -> str | None:
         return OUTCOME_EVENT_TYPES.get(payload.get("outcome"))  # type: ignore[arg-type]
     if topic == RECIPIENT_EVENT_TOPIC:
         return RECIPIENT_EVENT_TYPES.get(payload.get("kind"))  # type: ignore[arg-type]
+    if topic == TRIGGER_ACCEPTED_TOPIC:
+        return "trigger.accepted"
     return None
 
 

@@ -193,6 +193,11 @@ class CampaignCreateInput:
         description="0 to 100: runs due at the same time start highest first, and the higher priority wins the "
         "last slot of a frequency cap.",
     )
+    trigger_context_sample: strawberry.scalars.JSON | None = strawberry.field(
+        default=None,
+        description='API-triggered: a sample `{"trigger": {…}, "recipient": {…}}` of the contexts callers send; '
+        "the review refuses templates reading `context.trigger.*` or `context.recipient.*` keys it lacks.",
+    )
 
 
 @strawberry.input(
@@ -229,6 +234,9 @@ class CampaignUpdateInput:
         default=None, description="New business rule set; null = the sandbox's default."
     )
     priority: strawberry.Maybe[int] = strawberry.field(default=None, description="New priority (0 to 100).")
+    trigger_context_sample: strawberry.Maybe[strawberry.scalars.JSON | None] = strawberry.field(
+        default=None, description="New trigger context sample (replaces)."
+    )
 
 
 @strawberry.input(description="Identifies a campaign.")

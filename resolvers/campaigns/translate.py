@@ -145,6 +145,7 @@ def create_values(data: CampaignCreateInput) -> dict[str, Any]:
         "waves": waves_value(data.waves),
         "business_rule_set_id": _rule_set_pk(data.business_rule_set_id),
         "priority": data.priority,
+        "trigger_context_sample": data.trigger_context_sample,
     }
 
 
@@ -155,7 +156,12 @@ def _rule_set_pk(value: str | None) -> int | None:
 def update_values(data: CampaignUpdateInput) -> dict[str, Any]:
     """Only the fields present in the input (strawberry.Maybe: absent = unchanged, null = cleared)."""
     values: dict[str, Any] = {}
-    simple = {"name": "name", "description": "description", "throttle": "throttle_per_second"}
+    simple = {
+        "name": "name",
+        "description": "description",
+        "throttle": "throttle_per_second",
+        "trigger_context_sample": "trigger_context_sample",
+    }
     for attr, column in simple.items():
         given = getattr(data, attr)
         if given is not None:

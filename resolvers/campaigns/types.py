@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.dataloader import DataLoader
 from strawberry.relay.utils import to_base64
+from strawberry.scalars import JSON
 from tortoise.models import Model
 
 from models.audience.entities import Segment as SegmentModel
@@ -315,6 +316,9 @@ class Campaign(SandboxNode):
     priority: int = strawberry.field(
         description="0 to 100: runs due at the same time start highest first; the higher wins a cap's last slot."
     )
+    trigger_context_sample: JSON | None = strawberry.field(
+        description="API-triggered: the sample `{trigger, recipient}` context the review checks templates against."
+    )
     status: CampaignStatus = strawberry.field(description="Lifecycle status.")
     version: int = strawberry.field(description="Increments on every change; send it back with updates.")
     activated_at: datetime | None = strawberry.field(description="When it was activated.")
@@ -437,6 +441,7 @@ class Campaign(SandboxNode):
             stored_waves=get("waves"),
             priority=get("priority"),
             business_rule_set_pk=get("business_rule_set_id"),
+            trigger_context_sample=get("trigger_context_sample"),
             status=get("status"),
             version=get("version"),
             activated_at=get("activated_at"),
@@ -469,6 +474,7 @@ Campaign.projection = Projection(
         "waves": ("waves",),
         "priority": ("priority",),
         "businessRuleSetId": ("business_rule_set_id",),
+        "triggerContextSample": ("trigger_context_sample",),
         "status": (),
         "version": ("version",),
         "activatedAt": ("activated_at",),

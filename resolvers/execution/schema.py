@@ -18,6 +18,7 @@ from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
 from models.tenancy.identity import IdentityNamespace
+from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from resolvers.campaigns.enums import RunPauseReason, RunStatus
 from resolvers.context import Info
 from resolvers.errors import ClientError
@@ -68,6 +69,9 @@ class Delivery:
         "and for the holdout."
     )
     run_id: strawberry.ID = strawberry.field(description="Global id of the run.")
+    trigger_id: strawberry.ID | None = strawberry.field(
+        description="Global id of the API trigger whose recipient this is; null for a scheduled run's row."
+    )
     updated_at: datetime = strawberry.field(description="Last change.")
     run_pk: strawberry.Private[int]
 
@@ -94,6 +98,7 @@ class Delivery:
             bounce_type=row.bounce_type,
             treatment=row.treatment,
             run_id=_gid("CampaignRun", row.run_id),
+            trigger_id=_gid("CampaignTrigger", row.trigger_id) if row.trigger_id is not None else None,
             updated_at=row.updated_at,
             run_pk=row.run_id,
         )
@@ -193,8 +198,8 @@ class ExecutionQuery:
 
     @strawberry.field(
         description=(
-            "The delivery ledger of a run or of a campaign's runs: who got the message, who did not, and why. "
-            "Give `runId` or `campaignId` (or both); newest rows first."
+            "The delivery ledger of a run, of a campaign's runs or of an API trigger: who got the message, who did "
+            "not, and why. Give `runId`, `campaignId` or `triggerId` (or several); newest rows first."
         ),
         permission_classes=VIEWER,
     )
@@ -206,6 +211,9 @@ class ExecutionQuery:
         ] = None,
         campaign_id: Annotated[
             strawberry.ID | None, strawberry.argument(description="Global id of the campaign (all its runs).")
+        ] = None,
+        trigger_id: Annotated[
+            strawberry.ID | None, strawberry.argument(description="Global id of an API trigger (its recipients).")
         ] = None,
         status: Annotated[
             list[DeliveryStatus] | None, strawberry.argument(description="Only rows in these statuses.")
@@ -220,13 +228,19 @@ class ExecutionQuery:
         first: Annotated[int | None, strawberry.argument(description="Page size, 0 to 100 (default 20).")] = None,
         after: Annotated[str | None, strawberry.argument(description="Cursor to continue from.")] = None,
     ) -> Connection[Delivery]:
-        if run_id is None and campaign_id is None:
-            raise ClientError("Give `runId` or `campaignId`.", code="BAD_USER_INPUT")
+        if run_id is None and campaign_id is None and trigger_id is None:
+            raise ClientError("Give `runId`, `campaignId` or `triggerId`.", code="BAD_USER_INPUT")
         query = DeliveryModel.filter(sandbox_id=info.context.require_caller().sandbox_id)
         if run_id is not None:
             query = query.filter(run_id=_global_pk(run_id, "CampaignRun"))
         if campaign_id is not None:
             query = query.filter(campaign_id=_global_pk(campaign_id, "Campaign"))
+        if trigger_id is not None:
+            # A trigger's rows are those of its own run: the run's index finds them.
+            trigger = await CampaignTriggerModel.get_or_none(
+                id=_global_pk(trigger_id, "CampaignTrigger"), sandbox_id=info.context.require_caller().sandbox_id
+            )
+            query = query.filter(run_id=(trigger.run_id or 0) if trigger else 0)
         if status:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
         if reason:

@@ -202,6 +202,57 @@ async def seed_rules(spec: dict[str, Any]) -> dict[str, Any]:
     return {"sandbox_id": sandbox.id, "campaigns": campaigns, "runs": runs}
 
 
+async def seed_api(spec: dict[str, Any]) -> dict[str, Any]:
+    """A LIVE API_TRIGGERED TRANSACTIONAL email campaign, `profiles` profiles and a PUBLISHER key (issue 17)."""
+    from strawberry import relay
+
+    from models.campaigns.actions import activate_campaign, create_campaign
+    from models.presets.preset import MessagePreset
+    from models.presets.rules import Channel, PresetCategory, PresetStatus
+    from models.presets.secret_box import SecretBox
+    from models.tenancy.actions import create_api_key, create_sandbox
+    from models.tenancy.sandbox import Role
+
+    settings = Settings()
+    sandbox = await create_sandbox(f"trigger-{datetime.now(UTC).timestamp():.0f}", actor="t")
+    for start in range(0, spec["profiles"], 1000):
+        await add_profiles(sandbox.id, start, min(1000, spec["profiles"] - start))
+    preset = await MessagePreset.create(
+        sandbox_id=sandbox.id,
+        name="sink",
+        channel=Channel.EMAIL,
+        category=PresetCategory.TRANSACTIONAL,
+        status=PresetStatus.ACTIVE,
+        settings={
+            "sender_name": "Crash",
+            "sender_address": "orders@example.com",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": spec["sink_port"],
+            "tls_mode": "NONE",
+            "max_connections": spec.get("max_connections", 5),
+            "retry_period_minutes": 60,
+        },
+        secrets=SecretBox(settings.secret_key.get_secret_value()).seal({}, sandbox_id=sandbox.id),
+    )
+    values = {
+        "name": "Receipts",
+        "type": "API_TRIGGERED",
+        "category": "TRANSACTIONAL",
+        "channel": "EMAIL",
+        "preset_id": preset.id,
+        "content": {
+            "email": {"subject": "Order {{ context.trigger.order }}", "html": "<p>Thanks</p>", "text": "Thanks"}
+        },
+        "tracking": {"opens": False, "clicks": False},
+        "namespace_code": "Email",
+        "trigger_context_sample": {"trigger": {"order": "1"}, "recipient": {}},
+    }
+    campaign = await create_campaign(sandbox.id, values, actor="crash-test")
+    await activate_campaign(sandbox.id, campaign.id, actor="crash-test")
+    _, key = await create_api_key(sandbox.name, Role.PUBLISHER, name="partner", actor="crash-test")
+    return {"campaign_id": campaign.id, "campaign": str(relay.GlobalID("Campaign", str(campaign.id))), "key": key}
+
+
 async def enqueue(run_id: int, job_id: str | None = None) -> None:
     from arq import create_pool
     from arq.connections import RedisSettings
@@ -260,6 +311,8 @@ async def main(command: str, spec: dict[str, Any]) -> dict[str, Any]:
             return await seed(spec)
         if command == "seed_rules":
             return await seed_rules(spec)
+        if command == "seed_api":
+            return await seed_api(spec)
         if command == "add_profiles":
             await add_profiles(spec["sandbox_id"], spec["start"], spec["count"])
             return {}

@@ -36,6 +36,7 @@ QUERIES_CHECKED = {
     "campaign",
     "campaigns",
     "campaignRuns",
+    "campaignTriggers",
     "campaignReview",
     "campaignPreview",
     "campaignVersionDiff",
@@ -84,6 +85,16 @@ async def objects_of(server: RunningServer, gql: GraphQLClient, sandbox: Sandbox
     treatments = [{"key": k, "content": {"inApp": {"title": k, "body": k}}} for k in ("A", "B")]
     campaign = await create(gql, sandbox, ready_input(preset, segment, experiment={"treatments": treatments}))
     run = (await activate(gql, sandbox, campaign["id"]))["run"]["id"]
+    api = await create(gql, sandbox, {**ready_input(preset, segment), "name": "api", "type": "API_TRIGGERED"})
+    assert (await activate(gql, sandbox, api["id"]))["__typename"] == "CampaignActivateSuccess"
+    triggered = await gql(
+        'mutation($id: ID!) { campaignTrigger(input: {campaignId: $id, idempotencyKey: "iso", recipients: '
+        '[{identity: {namespace: "Email", value: "owner@example.com"}}]}) '
+        "{ ... on CampaignTriggerSuccess { trigger { id accepted } } } }",
+        {"id": api["id"]},
+        key=sandbox.keys[Role.PUBLISHER],
+    )
+    assert triggered["campaignTrigger"]["trigger"]["accepted"] == 1, triggered
     audit = (await gql("{ auditEvents(first: 1) { edges { node { id } } } }", key=sandbox.admin))["auditEvents"]
     uploaded = await upload(server, sandbox.admin, "identity.Email\nimported@example.com\n")
     assert uploaded.status_code == 202, uploaded.text
@@ -93,6 +104,8 @@ async def objects_of(server: RunningServer, gql: GraphQLClient, sandbox: Sandbox
         "profile": profile,
         "campaign": campaign["id"],
         "run": run,
+        "apiCampaign": api["id"],
+        "trigger": triggered["campaignTrigger"]["trigger"]["id"],
         "suppression": suppression["suppressionAdd"]["entry"]["id"],
         "namespace": namespace["identityNamespaceCreate"]["namespace"]["id"],
         "audit": audit["edges"][0]["node"]["id"],
@@ -162,6 +175,21 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "query($id: ID!) { deliveries(campaignId: $id) { totalCount } }", {"id": theirs["campaign"]}, key=key
     )
     assert by_campaign["deliveries"]["totalCount"] == 0
+    by_trigger = await gql(
+        "query($id: ID!) { deliveries(triggerId: $id) { totalCount } }", {"id": theirs["trigger"]}, key=key
+    )
+    assert by_trigger["deliveries"]["totalCount"] == 0
+    triggers = await gql(
+        "query($id: ID!) { campaignTriggers(campaignId: $id) { totalCount } }", {"id": theirs["apiCampaign"]}, key=key
+    )
+    assert triggers["campaignTriggers"]["totalCount"] == 0
+    retrigger = await gql(
+        'mutation($id: ID!) { campaignTrigger(input: {campaignId: $id, idempotencyKey: "iso", '
+        'recipients: [{identity: {namespace: "Email", value: "owner@example.com"}}]}) { __typename } }',
+        {"id": theirs["apiCampaign"]},
+        key=sandbox.keys[Role.PUBLISHER],
+    )
+    assert retrigger["campaignTrigger"]["__typename"] == "NotFoundError"
     for window in (None, {"runId": theirs["run"]}):
         report = await gql(
             "query($id: ID!, $w: ReportWindowInput) { campaignReport(id: $id, window: $w) { __typename } }",

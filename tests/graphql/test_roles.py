@@ -280,6 +280,21 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         {"id": NOWHERE},
         trigger='mutation { campaignCreate(input: {name: "role check"}) { __typename } }',
     ),
+    # API triggers: a campaign of nothing answers NotFoundError; a trigger of nothing completes at once.
+    ("Query", "campaignTriggers"): Case(
+        Role.VIEWER, "query($id: ID!) { campaignTriggers(campaignId: $id) { totalCount } }", {"id": NOWHERE}
+    ),
+    ("Mutation", "campaignTrigger"): Case(
+        Role.PUBLISHER,
+        'mutation($id: ID!) { campaignTrigger(input: {campaignId: $id, idempotencyKey: "roles", '
+        'recipients: [{profileId: "1"}]}) { __typename } }',
+        {"id": NOWHERE},
+    ),
+    ("Subscription", "campaignTriggerStatus"): Case(
+        Role.VIEWER,
+        "subscription($id: ID!) { campaignTriggerStatus(triggerId: $id) { triggerId } }",
+        {"id": NOWHERE},
+    ),
     ("Subscription", "campaignStatusChanged"): Case(
         Role.VIEWER,
         "subscription { campaignStatusChanged { status } }",

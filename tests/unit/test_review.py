@@ -101,6 +101,13 @@ def preset(**changes: object) -> CampaignSnapshot:
 LOOPBACK_PROD = LinkFacts("http://127.0.0.1:8000", production=True)
 TRANSACTIONAL = replace(preset(category=Category.TRANSACTIONAL), category=Category.TRANSACTIONAL)
 
+SAMPLE = {"trigger": {"order": {"id": "A1"}, "items": [{"sku": "x"}]}, "recipient": {"name": "Ada"}}
+
+
+def triggered(**changes: str) -> CampaignSnapshot:
+    return replace(email(**changes), type=CampaignType.API_TRIGGERED, schedule=Schedule())
+
+
 DAILY_9 = {"frequency": Frequency.DAILY, "time_of_day": time(9, 0)}
 
 # (code, case, snapshot, raised?) — every code needs at least one True and one False row.
@@ -339,6 +346,29 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
         replace(CLEAN, waves=Waves(2, start_times=(TOMORROW, TOMORROW + timedelta(hours=1)))),
         False,
     ),
+    (
+        C.TRIGGER_CONTEXT_MISSING,
+        "key the sample lacks",
+        replace(
+            triggered(text="{{ context.trigger.order.id }} {{ context.recipient.nme }}"), trigger_context_sample=SAMPLE
+        ),
+        True,
+    ),
+    (C.TRIGGER_CONTEXT_MISSING, "no sample", triggered(text="{{ context.trigger.order.id }}"), True),
+    (C.TRIGGER_CONTEXT_MISSING, "scheduled campaign", email(text="{{ context.trigger.order.id }}"), True),
+    (
+        C.TRIGGER_CONTEXT_MISSING,
+        "keys, array items and size in the sample",
+        replace(
+            triggered(
+                text="{{ context.trigger.order.id }}{{ context.trigger.items[0].sku }}{{ context.trigger.items.size }}"
+                "{{ context.recipient.name }}{{ context.unsubscribeUrl }}"
+            ),
+            trigger_context_sample=SAMPLE,
+        ),
+        False,
+    ),
+    (C.TRIGGER_CONTEXT_MISSING, "no context read", replace(triggered(), trigger_context_sample=None), False),
 ]
 
 

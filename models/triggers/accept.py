@@ -1,0 +1,257 @@
+"""`accept_trigger`: the one domain function behind `campaignTrigger` (GraphQL) and POST /campaigns/{id}/triggers.
+
+Idempotency follows Stripe's rules and is enforced by the database, not by Redis:
+- the trigger row is inserted first, under the unique (campaign_id, idempotency_key); a concurrent call with the
+  same key blocks on that index (PostgreSQL) or on the write lock (SQLite) until the first commits, then fails
+  with IntegrityError, and is tried again: it then reads the committed row and returns its stored answer;
+- the same key with the same body returns the stored answer and writes nothing; with another body it is
+  IdempotencyConflictError;
+- a key is live for TRIGGER_IDEMPOTENCY_HOURS: after that the old row releases it and the call is a new one.
+Refused input, an unknown campaign or a campaign in the wrong state store nothing (Stripe saves no result
+for a request that never started).
+
+One transaction: the trigger row, the profiles CREATE upserts, the trigger's run (PENDING, its ledger already
+written, so the run executor goes straight to sending), the recipients' ledger rows and the outbox event.
+The caller enqueues `execute_run(answer.run_id)` after commit; the dispatcher picks the run up if that is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from models import outbox
+from models.audience.entities import Profile, ProfileIdentity
+from models.audience.profile_writes import PreparedItem, write_batch
+from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_identities
+from models.campaigns.campaign import Campaign, CampaignRun
+from models.campaigns.rules import CampaignStatus, CampaignType
+from models.ledger.snapshot import trigger_audience
+from models.outbox.payloads import TriggerAccepted
+from models.presets.preset import MessagePreset
+from models.sql.reads import dialect_of
+from models.tenancy.identity import IdentityNamespace
+from models.triggers.trigger import CampaignTrigger, TriggerStatus
+from models.triggers.values import (
+    DEFAULT_IDEMPOTENCY_HOURS,
+    IdempotencyConflictError,
+    MissingProfile,
+    Problem,
+    Rejection,
+    RejectionReason,
+    TriggerAnswer,
+    TriggerInvalidInputError,
+    TriggerNotFoundError,
+    TriggerRequest,
+    TriggerStateError,
+    check_request,
+)
+
+# A call losing a race (same key, or the same run time of the campaign) is tried again this often.
+ATTEMPTS = 5
+
+
+async def accept_trigger(
+    sandbox_id: int,
+    request: TriggerRequest,
+    *,
+    idempotency_hours: float = DEFAULT_IDEMPOTENCY_HOURS,
+    now: datetime | None = None,
+    field_prefix: str = "input",
+) -> TriggerAnswer:
+    """Accept the call once per (campaign, key); see the module docstring. Raises the errors of values.py."""
+    problems = check_request(request, field_prefix)
+    if problems:
+        raise TriggerInvalidInputError(problems)
+    campaign = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id)
+    if campaign is None:
+        raise TriggerNotFoundError(f"{field_prefix}.campaignId", request.campaign_id)
+    request_hash = request.request_hash()
+    for attempt in range(ATTEMPTS):
+        at = now or datetime.now(UTC)
+        try:
+            async with in_transaction() as conn:
+                answer = await _accept_once(conn, campaign, request, request_hash, at, idempotency_hours, field_prefix)
+        except IntegrityError:
+            # Another call inserted the same key (or took the same run time) and committed first: read it now.
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue
+        if not answer.replayed:
+            outbox.committed()
+        return answer
+    raise AssertionError("unreachable")
+
+
+async def _accept_once(
+    conn: BaseDBAsyncClient,
+    campaign: Campaign,
+    request: TriggerRequest,
+    request_hash: str,
+    now: datetime,
+    idempotency_hours: float,
+    prefix: str,
+) -> TriggerAnswer:
+    key = request.idempotency_key
+    existing = await CampaignTrigger.filter(campaign_id=campaign.id, idempotency_key=key).using_db(conn).first()
+    if existing is not None:
+        if existing.expires_at > now:
+            if existing.request_hash != request_hash:
+                raise IdempotencyConflictError(key, existing.id)
+            return TriggerAnswer.from_json(existing.answer, replayed=True)
+        # Expired: the old trigger keeps its history under released_key and the key is free again.
+        await (
+            CampaignTrigger.filter(id=existing.id, idempotency_key=key)
+            .using_db(conn)
+            .update(idempotency_key=None, released_key=key)
+        )
+    fresh = await Campaign.get(id=campaign.id).using_db(conn)
+    if fresh.type is not CampaignType.API_TRIGGERED or fresh.status is not CampaignStatus.LIVE:
+        what = "not API-triggered" if fresh.type is not CampaignType.API_TRIGGERED else f"{fresh.status.value}"
+        raise TriggerStateError(
+            f"campaign {fresh.id} is {what}: only a LIVE API_TRIGGERED campaign accepts triggers",
+            fresh.status.value,
+        )
+    # The row first: the unique index is what makes a concurrent duplicate wait for this transaction.
+    trigger = await CampaignTrigger.create(
+        sandbox_id=fresh.sandbox_id,
+        campaign_id=fresh.id,
+        idempotency_key=key,
+        request_hash=request_hash,
+        status=TriggerStatus.REJECTED,
+        context=request.context,
+        answer={},
+        created_at=now,
+        expires_at=now + timedelta(hours=idempotency_hours),
+        using_db=conn,
+    )
+    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, prefix)
+    run: CampaignRun | None = None
+    if profiles:
+        # The trigger's own run, its ledger written here: the executor finds the snapshot done and sends.
+        run = await CampaignRun.create(
+            sandbox_id=fresh.sandbox_id,
+            campaign_id=fresh.id,
+            scheduled_for=now,
+            snapshot_done_at=now,
+            using_db=conn,
+        )
+        namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
+        preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn) if fresh.preset_id else None
+        await trigger_audience(run, fresh, namespace, preset, trigger.id, profiles, now, conn)
+    status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
+    answer = TriggerAnswer(trigger.id, status.value, len(profiles), tuple(rejected), run.id if run else None)
+    await (
+        CampaignTrigger.filter(id=trigger.id)
+        .using_db(conn)
+        .update(
+            run_id=answer.run_id,
+            status=status,
+            accepted=answer.accepted,
+            rejected=len(rejected),
+            answer=answer.to_json(),
+        )
+    )
+    event = TriggerAccepted(
+        campaign_id=fresh.id,
+        trigger_id=trigger.id,
+        run_id=answer.run_id,
+        status=status.value,
+        accepted=answer.accepted,
+        rejected=len(rejected),
+        at=now,
+    )
+    await outbox.emit(event, sandbox_id=fresh.sandbox_id, conn=conn)
+    return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    index: int
+    profile_id: int | None
+    identity: tuple[int, str] | None  # (namespace id, normalised value)
+
+
+async def _resolve(
+    conn: BaseDBAsyncClient, sandbox_id: int, request: TriggerRequest, prefix: str
+) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
+    """The recipients' profiles ((profile id, context), first occurrence wins) and the rejected ones."""
+    namespaces = await namespaces_by_code(sandbox_id) if any(r.namespace for r in request.recipients) else {}
+    wanted: list[_Wanted] = []
+    problems: list[Problem] = []
+    for index, recipient in enumerate(request.recipients):
+        if recipient.profile_id is not None:
+            wanted.append(_Wanted(index, recipient.profile_id, None))
+            continue
+        path = f"{prefix}.recipients[{index}].identity"
+        pairs, refused = prepare_identities(
+            [IdentityValue(str(recipient.namespace), str(recipient.value))], namespaces, path
+        )
+        for problem in refused:
+            problems.append(Problem(path, problem.code, problem.message))
+        if pairs:
+            wanted.append(_Wanted(index, None, pairs[0]))
+    if problems:
+        raise TriggerInvalidInputError(problems)
+
+    ids = [w.profile_id for w in wanted if w.profile_id is not None]
+    known = set(await Profile.filter(id__in=ids, sandbox_id=sandbox_id).using_db(conn).values_list("id", flat=True))
+    owners = await _owners(conn, sandbox_id, [w.identity for w in wanted if w.identity is not None])
+    if request.on_missing_profile is MissingProfile.CREATE:
+        missing = [w for w in wanted if w.identity is not None and w.identity not in owners]
+        owners.update(await _create_profiles(conn, sandbox_id, missing, request))
+
+    profiles: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[Rejection] = []
+    seen: set[int] = set()
+    for w in wanted:
+        profile_id = w.profile_id if w.profile_id in known else owners.get(w.identity) if w.identity else None
+        if profile_id is None:
+            rejected.append(Rejection(w.index, RejectionReason.PROFILE_NOT_FOUND))
+        elif profile_id in seen:
+            rejected.append(Rejection(w.index, RejectionReason.DUPLICATE_RECIPIENT))
+        else:
+            seen.add(profile_id)
+            profiles.append((profile_id, request.recipients[w.index].context))
+    return profiles, rejected
+
+
+async def _owners(conn: BaseDBAsyncClient, sandbox_id: int, pairs: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    if not pairs:
+        return {}
+    rows = (
+        await ProfileIdentity.filter(
+            sandbox_id=sandbox_id,
+            namespace_id__in=sorted({ns for ns, _ in pairs}),
+            value__in=sorted({value for _, value in pairs}),
+        )
+        .using_db(conn)
+        .values_list("namespace_id", "value", "profile_id")
+    )
+    wanted = set(pairs)
+    return {(ns, value): pid for ns, value, pid in rows if (ns, value) in wanted}
+
+
+async def _create_profiles(
+    conn: BaseDBAsyncClient, sandbox_id: int, missing: list[_Wanted], request: TriggerRequest
+) -> dict[tuple[int, str], int]:
+    """onMissingProfile CREATE: the missing identities upserted as profiles (the same writer as profileUpsert)."""
+    items: list[PreparedItem] = []
+    for w in missing:
+        assert w.identity is not None
+        recipient = request.recipients[w.index]
+        changes = ProfileChanges(identities=[IdentityValue(str(recipient.namespace), str(recipient.value))])
+        items.append(PreparedItem(w.index, f"input.recipients[{w.index}]", changes, [w.identity]))
+    if not items:
+        return {}
+    results = await write_batch(conn, dialect_of(), sandbox_id, items)
+    return {
+        result.item.identities[0]: result.state.id
+        for result in results
+        if result.state is not None and result.state.id is not None
+    }
