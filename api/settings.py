@@ -10,7 +10,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tortoise.backends.base.config_generator import expand_db_url
 
+from api.db_connection import NoResetConnection
 from models.egress_rules import DEV_DEFAULT_ALLOW, EgressPolicy, parse_allow
 
 PLACEHOLDER_SECRET = "change-me-in-production"
@@ -263,9 +265,22 @@ def database_url_with_options(url: str, pool_max: int, *, for_migrations: bool =
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def connection_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> str | dict[str, Any]:
+    """Tortoise's connection: the URL with Herald's options; on asyncpg, as a dict naming the connection class
+    that skips the reset statement on release (api/db_connection.py), except for migrations."""
+    url = database_url_with_options(database_url, pool_max, for_migrations=for_migrations)
+    if for_migrations:
+        return url
+    expanded = expand_db_url(url)
+    if expanded["engine"] != "tortoise.backends.asyncpg":
+        return url
+    expanded["credentials"]["connection_class"] = NoResetConnection
+    return expanded
+
+
 def tortoise_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url_with_options(database_url, pool_max, for_migrations=for_migrations)},
+        "connections": {"default": connection_config(database_url, pool_max, for_migrations=for_migrations)},
         "apps": {
             "herald": {
                 "models": MODEL_MODULES,
