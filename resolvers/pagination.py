@@ -356,28 +356,3 @@ def selected_node_tree(info: Info) -> dict[str, frozenset[str]]:
     for field in info.selected_fields:
         walk(field.selections, ())
     return {name: frozenset(under) for name, under in tree.items()}
-
-
-def selected_object_tree(info: Info, type_name: str) -> dict[str, frozenset[str]]:
-    """The fields the query selects on the object the current field returns, as an object of type `type_name`
-    (fragments on other types of an interface or union left out), each with the names of the fields selected
-    under it: what a single-object field may read in one statement."""
-    tree: dict[str, set[str]] = {}
-
-    def names_under(selections: Sequence[Selection], into: set[str]) -> None:
-        for selection in selections:
-            if isinstance(selection, SelectedField):
-                into.add(selection.name)
-            else:
-                names_under(selection.selections, into)
-
-    def walk(selections: Sequence[Selection]) -> None:
-        for selection in selections:
-            if isinstance(selection, SelectedField):
-                names_under(selection.selections, tree.setdefault(selection.name, set()))
-            elif getattr(selection, "type_condition", None) in (None, type_name, "Node"):
-                walk(selection.selections)
-
-    for field in info.selected_fields:
-        walk(field.selections)
-    return {name: frozenset(under) for name, under in tree.items()}

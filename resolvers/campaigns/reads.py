@@ -9,7 +9,8 @@ from models.campaigns.campaign import Campaign as CampaignModel
 from models.sql.reads import sql_params
 from resolvers.campaigns.types import Campaign, campaign_page
 from resolvers.context import Info
-from resolvers.pagination import SortKey, SqlListing, selected_object_tree
+from resolvers.pagination import SortKey, SqlListing
+from resolvers.selection import selected_object_tree
 
 
 def one_statement_reads(info: Info) -> bool:

@@ -17,6 +17,7 @@ from resolvers.campaigns.types import Campaign
 from resolvers.pagination import selected_node_fields
 from resolvers.presets.types import MessagePreset
 from resolvers.schema import HeraldSchema, build_schema
+from resolvers.selection import selected_object_tree
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import CAMPAIGN_FIELDS, active_in_app_preset, audience, create, ready_input
 from tests.sql_counter import count_sql
@@ -137,6 +138,7 @@ def test_plain_fields_complete_and_fail_as_graphql_core_does() -> None:
 
 
 SEEN_SELECTIONS: list[frozenset[str]] = []
+SEEN_TREES: list[dict[str, frozenset[str]]] = []
 
 
 @strawberry.type
@@ -151,6 +153,11 @@ class PageQuery:
         SEEN_SELECTIONS.append(selected_node_fields(info))
         return None
 
+    @strawberry.field
+    def one(self, info: strawberry.Info) -> Page | None:
+        SEEN_TREES.append(selected_object_tree(info, "X"))
+        return None
+
 
 def test_selected_node_fields_sees_through_fragments() -> None:
     # Only the selection is read: a raw document, executed without validation, is enough.
@@ -160,6 +167,19 @@ def test_selected_node_fields_sees_through_fragments() -> None:
     SEEN_SELECTIONS.clear()
     execute(strawberry.Schema(query=PageQuery)._schema, document)
     assert SEEN_SELECTIONS == [frozenset({"a", "b", "d"})]
+
+
+def test_selected_object_tree_sees_through_fragments_of_its_type() -> None:
+    document = parse(
+        "{ one { a ...F b: c { d ...G } ... on X { e { f } } ... on Y { no } ...H } } "
+        "fragment F on X { g { ... on Z { h } } } fragment G on W { i } fragment H on Y { nor }"
+    )
+    SEEN_TREES.clear()
+    schema = strawberry.Schema(query=PageQuery)._schema
+    execute(schema, document)
+    execute(schema, document)  # the second time from the cache, the same
+    expected = {"a": set(), "c": {"d", "i"}, "e": {"f"}, "g": {"h"}}
+    assert SEEN_TREES == [{k: frozenset(v) for k, v in expected.items()}] * 2
 
 
 async def test_subscription_messages_are_text_frames(server: RunningServer, sandbox: SandboxKeys) -> None:
