@@ -26,7 +26,7 @@ from jobs.context import worker_context
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
-from jobs.sending import keep_leased, send_batch, with_db_retry
+from jobs.sending import keep_leased, keep_run_leased, outcome_chunks, send_batch, with_db_retry
 from jobs.throttle import Throttle
 from jobs.tracking import MessageTracker
 from models import outbox
@@ -84,7 +84,10 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     with _serving(ctx, run.id):
         campaign = await Campaign.get(id=run.campaign_id)
         if run.snapshot_done_at is None:
-            outcome = await _snapshot(ctx, run, campaign, now)
+            # The lease is short (another worker resumes a killed one's run within seconds); a snapshot of a
+            # large audience takes longer, so it is renewed meanwhile.
+            async with keep_run_leased(run, lease):
+                outcome = await _snapshot(ctx, run, campaign, now)
             if outcome is not None:
                 return outcome
         await _enqueue_parts(ctx, run, _batch_size(campaign))
@@ -217,21 +220,12 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 continue
             after_id = batch[-1].id
             async with keep_leased(run, batch, lease):
-                outcomes, to_suppress = await send_batch(batch, renderer, adapter, now, retry_deadline, tracker)
-            now = _now()
-            await with_db_retry(write_outcomes, outcomes, now)
-            failures = await with_db_retry(record_batch_failures, run.id, outcomes)
-            if failures is not None and failures.all_failed:
-                # Once per batch, not per message: a run whose sends all fail must show in the logs.
-                logger.warning(
-                    "run %s: all %s sends of a batch failed, latest %s: %s",
-                    run.id, failures.total, failures.latest_reason, failures.latest_error,
-                    extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
-                )  # fmt: skip
-            if contact is not None:
-                await with_db_retry(
-                    insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
-                )
+                # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
+                # sends at most one chunk again (issue 22: the crash window).
+                for chunk in outcome_chunks(batch, Channel(campaign.channel)):
+                    outcomes, to_suppress = await send_batch(chunk, renderer, adapter, now, retry_deadline, tracker)
+                    now = _now()
+                    await _record(run, outcomes, to_suppress, contact, now)
             if progress.counting_due():
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
@@ -242,6 +236,23 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
+
+
+async def _record(run: CampaignRun, outcomes: list[Any], to_suppress: list[str], contact: Any, now: datetime) -> None:
+    """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
+    await with_db_retry(write_outcomes, outcomes, now)
+    failures = await with_db_retry(record_batch_failures, run.id, outcomes)
+    if failures is not None and failures.all_failed:
+        # Once per chunk, not per message: a run whose sends all fail must show in the logs.
+        logger.warning(
+            "run %s: all %s sends of a batch failed, latest %s: %s",
+            run.id, failures.total, failures.latest_reason, failures.latest_error,
+            extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
+        )  # fmt: skip
+    if contact is not None:
+        await with_db_retry(
+            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+        )
 
 
 async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from jobs.rendering import Renderer, RenderFailed
 from jobs.tracking import MessageTracker
 from models.audience.entities import Profile
 from models.campaigns.campaign import CampaignRun
+from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, renew_batch_lease
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
@@ -57,6 +58,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Messages sent between two writes of their outcomes: what a worker killed mid-batch sends again (the rows it had
+# claimed are claimed again once their lease expires, each sent with its own Message-ID). In-app messages are
+# inbox rows written with ON CONFLICT DO NOTHING, so sending one again duplicates nothing: whole batches there.
+OUTCOMES_EVERY = 20
+
+
+def outcome_chunks(batch: Sequence[Claimed], channel: Channel) -> list[list[Claimed]]:
+    """The claimed batch in the chunks whose outcomes are written one after the other."""
+    size = len(batch) if channel is Channel.IN_APP else OUTCOMES_EVERY
+    return [list(batch[i : i + size]) for i in range(0, len(batch), max(size, 1))]
+
+
 def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime) -> tuple[Outcome, bool]:
     """The ledger row a send result leads to, and whether the address goes on the suppression list."""
     error = f"{result.provider_code or ''} {result.message}".strip()[:2000] or None
@@ -91,6 +104,27 @@ async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) 
                 await extend_run_lease(run, until)
             except Exception:  # the batch is being sent: never let a renewal failure lose its results
                 logger.warning("could not renew a batch lease", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]:
+    """Renews the run's lease while a step other than sending (the audience snapshot) runs."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await extend_run_lease(run, _now() + timedelta(seconds=lease))
+            except Exception:
+                logger.warning("could not renew a run lease", exc_info=True)
 
     task = asyncio.create_task(renew())
     try:
