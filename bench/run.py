@@ -21,7 +21,17 @@ import sys
 import traceback
 from datetime import UTC, datetime
 
-from bench import execution, execution_workers, fanout, graphql_node, graphql_read, instructions, report, tracking
+from bench import (
+    crash_window,
+    execution,
+    execution_workers,
+    fanout,
+    graphql_node,
+    graphql_read,
+    instructions,
+    report,
+    tracking,
+)
 from bench.common import RESULTS_DIR, Result, create_database, drop_database, seed, write_result
 
 BENCHMARKS = {
@@ -36,6 +46,7 @@ BENCHMARKS = {
     "inapp_send": execution.inapp_send,
     "worker_rss": execution.worker_rss,
     "activation": execution.activation,
+    "crash_window": crash_window.run,
 }
 
 

@@ -218,7 +218,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     break
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
-            after_id = batch[-1].id
+            after_id = max(after_id, batch[-1].id)  # a killed worker's rows may lie behind
             async with keep_leased(run, batch, lease):
                 # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
                 # sends at most one chunk again (issue 22: the crash window).

@@ -30,6 +30,7 @@ BENCHMARKS = [
     "inapp_send",
     "worker_rss",
     "activation",
+    "crash_window",
 ]
 
 
@@ -49,6 +50,7 @@ def test_every_benchmark_completes_and_prints_its_line(tmp_path: Path) -> None:
         "BENCH_REPORT_EVENTS": "100",
         "BENCH_REPORT_ROUNDS": "1",
         "BENCH_RUN_PROFILES": "100",
+        "BENCH_CRASH_PROFILES": "300",
         "BENCH_SINK_DELAY_MS": "0",
         "BENCH_TRIALS": "1",
         "BENCH_INSTRUCTIONS_DURATION": "2",
