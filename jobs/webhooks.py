@@ -2,9 +2,9 @@
 redirects; retries with backoff over ~3 days; 410 or three days of failure disable the endpoint (audited).
 
 A pass (`webhook_pass`, a cron job every few seconds and callable directly) fans out new outbox events, then
-leases due deliveries and sends them: per endpoint at most `max_in_flight` at once and `rate_per_second` over
-a pass. A lease outlives a worker killed mid-send, so another worker sends the delivery again later with the
-same `webhook-id`: at least once, deduplicated by the receiver.
+leases due deliveries and sends them: per endpoint at most `max_in_flight` at once and `rate_per_second`,
+across all workers (models/webhooks/claims.py). A lease outlives a worker killed mid-send, so another worker
+sends the delivery again later with the same `webhook-id`: at least once, deduplicated by the receiver.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection
@@ -23,13 +22,13 @@ import httpx
 import orjson
 from arq import cron
 from standardwebhooks import Webhook
-from tortoise.expressions import Q
 
 from jobs.channels.egress import EgressRefused, egress_client
 from jobs.context import worker_context
 from models.egress_rules import EgressPolicy
 from models.presets.secret_box import SecretBox
 from models.tenancy.audit import record_audit
+from models.webhooks.claims import claim_due
 from models.webhooks.fanout import fan_out
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import EXCERPT_CHARS, disable_reason, next_attempt_after
@@ -69,23 +68,6 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     return await client.post(url, content=body, headers=headers)
 
 
-async def _claim(
-    now: datetime, limit: int, endpoint_ids: Collection[int] | None, lease: timedelta
-) -> list[WebhookDelivery]:
-    """Leases up to `limit` due deliveries in one UPDATE; the lease's end, unique per claim (random
-    microseconds), tells this claim's rows from another worker's."""
-    query = WebhookDelivery.filter(status="PENDING", next_attempt_at__lte=now, endpoint__enabled=True)
-    if endpoint_ids is not None:
-        query = query.filter(endpoint_id__in=list(endpoint_ids))
-    free = Q(leased_until__isnull=True) | Q(leased_until__lte=now)
-    ids = await query.filter(free).order_by("next_attempt_at", "id").limit(limit).values_list("id", flat=True)
-    if not ids:
-        return []
-    token = now + lease + timedelta(microseconds=secrets.randbelow(1_000_000))
-    await WebhookDelivery.filter(free, id__in=list(ids)).update(leased_until=token)
-    return await WebhookDelivery.filter(id__in=list(ids), leased_until=token).order_by("id")
-
-
 async def send_due(
     *,
     box: SecretBox,
@@ -102,7 +84,7 @@ async def send_due(
     `clock` stamps the signature (receivers check it against their own clock); `endpoint_ids` restricts the
     pass to those endpoints."""
     now = now or clock()
-    deliveries = await _claim(now, limit, endpoint_ids, lease)
+    deliveries = await claim_due(now, limit, endpoint_ids, lease)
     if not deliveries:
         return 0
     # A request must end before its lease does (or another worker may send it too): later ones wait for a
@@ -117,12 +99,10 @@ async def send_due(
     try:
         tasks = []
         for endpoint_id, batch in by_endpoint.items():
+            # The claim kept the batch within the endpoint's free slots and rate: all of it goes at once.
             endpoint = endpoints[endpoint_id]
-            allowed = max(1, int(endpoint.rate_per_second * PASS_SECONDS))
-            for delivery in batch[allowed:]:  # over the endpoint's rate: back to the queue, unleased
-                await WebhookDelivery.filter(id=delivery.id).update(leased_until=None)
             gate = asyncio.Semaphore(endpoint.max_in_flight)
-            tasks += [_attempt(gate, client, box, endpoint, d, now, clock, deadline) for d in batch[:allowed]]
+            tasks += [_attempt(gate, client, box, endpoint, d, now, clock, deadline) for d in batch]
         await asyncio.gather(*tasks)
     finally:
         if own_client:

@@ -3,17 +3,22 @@ retryable failures, and the provider's receipts and bounces: each a transition o
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
 
 from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
+from models.outbox.payloads import DeliveryOutcomes, DeliveryRef
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
+from models.webhooks.subscriptions import emit_subscribed
 
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -62,45 +67,70 @@ async def record_batch_failures(run_id: int, outcomes: Sequence[Outcome]) -> Bat
 
 
 async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
-    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING."""
+    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING; with them, in the same
+    transaction, the delivery events endpoints subscribed to (of the rows this write changed, none other)."""
     if not outcomes:
         return
-    conn = connections.get("default")
-    chunk_rows = 2000
-    for start in range(0, len(outcomes), chunk_rows):
-        params = SqlParams(dialect_of())
-        groups = []
-        for o in outcomes[start : start + chunk_rows]:
-            check_target(DeliveryTransition.OUTCOME, o.status)
-            groups.append(
-                "("
-                + ", ".join(
-                    (
-                        params.typed(o.id, "BIGINT"),
-                        params.typed(o.status.value, "TEXT"),
-                        params.typed(o.reason, "TEXT"),
-                        params.typed(o.error, "TEXT"),
-                        params.typed(o.provider_id, "TEXT"),
-                        params.typed(o.relay_id, "TEXT"),
-                        params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
-                        params.typed(1 if o.sent else 0, "INTEGER"),
-                        params.typed(o.bounce_type, "TEXT"),
-                    )
+    async with in_transaction() as conn:
+        changed: list[dict[str, Any]] = []
+        for start in range(0, len(outcomes), _CHUNK_ROWS):
+            changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now)
+        await _emit_outcome_events(conn, changed, now)
+
+
+_CHUNK_ROWS = 2000
+_EVENT_OUTCOMES = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
+
+
+async def _emit_outcome_events(conn: BaseDBAsyncClient, changed: Sequence[dict[str, Any]], now: datetime) -> None:
+    groups: dict[tuple[int, int, int, str], list[DeliveryRef]] = defaultdict(list)
+    for row in changed:
+        if row["status"] in _EVENT_OUTCOMES:
+            key = (int(row["sandbox_id"]), int(row["campaign_id"]), int(row["run_id"]), row["status"])
+            groups[key].append(DeliveryRef(int(row["id"]), int(row["profile_id"]), row["reason"]))
+    by_sandbox: dict[int, list[DeliveryOutcomes]] = defaultdict(list)
+    for (sandbox_id, campaign_id, run_id, status), refs in groups.items():
+        by_sandbox[sandbox_id].append(DeliveryOutcomes(status, campaign_id, run_id, now, tuple(refs)))
+    for sandbox_id, payloads in by_sandbox.items():
+        await emit_subscribed(payloads, sandbox_id=sandbox_id, conn=conn)
+
+
+async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
+    params = SqlParams(dialect_of())
+    groups = []
+    for o in outcomes:
+        check_target(DeliveryTransition.OUTCOME, o.status)
+        groups.append(
+            "("
+            + ", ".join(
+                (
+                    params.typed(o.id, "BIGINT"),
+                    params.typed(o.status.value, "TEXT"),
+                    params.typed(o.reason, "TEXT"),
+                    params.typed(o.error, "TEXT"),
+                    params.typed(o.provider_id, "TEXT"),
+                    params.typed(o.relay_id, "TEXT"),
+                    params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
+                    params.typed(1 if o.sent else 0, "INTEGER"),
+                    params.typed(o.bounce_type, "TEXT"),
                 )
-                + ")"
             )
-        updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
-        sql = (
-            f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
-            f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
-            f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
-            f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
-            f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
-            f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
-            f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-            f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')}"
+            + ")"
         )
-        await conn.execute_query(sql, params.values)
+    updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+    sql = (
+        f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce) AS (VALUES {', '.join(groups)}) "
+        f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
+        f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
+        f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
+        f"attempts = delivery.attempts + 1, lease_until = NULL, updated_at = {updated}, "
+        f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
+        f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
+        f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')} "
+        f"RETURNING delivery.id, delivery.status, delivery.reason, delivery.sandbox_id, delivery.campaign_id, "
+        f"delivery.run_id, delivery.profile_id"
+    )
+    return await conn.execute_query_dict(sql, params.values)
 
 
 async def cancel_unsent(run_id: int, now: datetime) -> int:

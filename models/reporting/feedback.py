@@ -25,10 +25,14 @@ from models.campaigns.rules import Channel
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryReason, DeliveryStatus
 from models.ledger.outcomes import mark_bounced, mark_delivered
+from models.outbox.payloads import RECIPIENT_EVENT_TOPIC, DeliveryOutcomes, RecipientEvent
+from models.outbox.payloads import DeliveryRef as OutcomeRef
 from models.reporting.tracking import BounceType, TrackingEventKind
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.audit import record_audit
+from models.webhooks.rules import RECIPIENT_EVENT_TYPES
+from models.webhooks.subscriptions import emit_subscribed, subscribed_sql
 
 USER_AGENT_MAX = 512
 _EVENT_COLUMNS = (
@@ -88,9 +92,54 @@ def _event_sql(dialect: Dialect, once: bool, *, returning: bool = True) -> str:
 
 async def record_open(delivery_id: int, user_agent: str | None, now: datetime) -> None:
     """Every open is kept (unique opens are COUNT(DISTINCT delivery_id)); nothing is written for a delivery
-    that is gone. The hottest write of all: one statement, prebuilt, no result rows."""
+    that is gone. The hottest write of all: on PostgreSQL one prebuilt statement that also writes the webhook
+    event when an endpoint takes `tracking.open`; on SQLite the same two writes in one transaction."""
     values = [TrackingEventKind.OPEN.value, None, _agent(user_agent), None, now, delivery_id]
-    await connections.get("default").execute_query(_event_sql(dialect_of(), False, returning=False), values)
+    dialect = dialect_of()
+    event = _recipient_event_values("OPEN", delivery_id, now)
+    if dialect is Dialect.POSTGRES:
+        await connections.get("default").execute_query(_open_with_event_sql(), [*values, *event])
+        return
+    async with in_transaction() as conn:
+        await conn.execute_query(_event_sql(dialect, False, returning=False), values)
+        await conn.execute_query(_recipient_event_sql(dialect, "OPEN"), event)
+
+
+@functools.cache
+def _recipient_event_sql(dialect: Dialect, kind: str, first_param: int = 1, *, link: bool = False) -> str:
+    """INSERT of a RecipientEvent outbox row built from the delivery row, only when an enabled endpoint of its
+    sandbox takes the event (models.webhooks.subscriptions). Its parameters: `_recipient_event_values`."""
+    params = SqlParams(dialect, [None] * (first_param - 1))
+    # Placeholders in the order they appear in the text (SQLite's `?` are positional).
+    at = params.typed(None, "TEXT")
+    link_value = params.typed(None, "BIGINT") if link else "NULL"
+    created, delivery = params.typed(None, "TIMESTAMPTZ"), params.typed(None, "BIGINT")
+    wanted = subscribed_sql(params, "d.sandbox_id", "")
+    build = "json_build_object" if dialect is Dialect.POSTGRES else "json_object"
+    payload = (
+        f"{build}('kind', '{kind}', 'campaignId', d.campaign_id, 'runId', d.run_id, 'deliveryId', d.id, "
+        f"'profileId', d.profile_id, 'at', {at}, 'linkId', {link_value})"
+    )
+    if dialect is Dialect.POSTGRES:
+        payload = f"CAST({payload} AS JSONB)"
+    return (
+        f"INSERT INTO outbox_event (sandbox_id, topic, payload, created_at) "
+        f"SELECT d.sandbox_id, '{RECIPIENT_EVENT_TOPIC}', {payload}, {created} FROM delivery d "
+        f"WHERE d.id = {delivery} AND {wanted}"
+    )
+
+
+def _recipient_event_values(kind: str, delivery_id: int, now: datetime, link_id: int | None = None) -> list[Any]:
+    link = [link_id] if kind == "CLICK" else []
+    return [now.isoformat(), *link, now, delivery_id, RECIPIENT_EVENT_TYPES[kind]]
+
+
+@functools.cache
+def _open_with_event_sql() -> str:
+    """PostgreSQL: the open's tracking row and its webhook event in one statement (two data-modifying CTEs)."""
+    tracking = _event_sql(Dialect.POSTGRES, False, returning=False)
+    event = _recipient_event_sql(Dialect.POSTGRES, "OPEN", 7)
+    return f"WITH tracked AS ({tracking} RETURNING 1) {event}"
 
 
 async def record_click(delivery_id: int, link_id: int, user_agent: str | None, now: datetime) -> str | None:
@@ -108,7 +157,10 @@ async def record_click(delivery_id: int, link_id: int, user_agent: str | None, n
     )
     if not rows:
         return None
-    await _insert_event(conn, TrackingEventKind.CLICK, delivery_id, now, link_id=link_id, user_agent=user_agent)
+    async with in_transaction() as tx:
+        await _insert_event(tx, TrackingEventKind.CLICK, delivery_id, now, link_id=link_id, user_agent=user_agent)
+        event = _recipient_event_values("CLICK", delivery_id, now, link_id)
+        await tx.execute_query(_recipient_event_sql(dialect_of(), "CLICK", link=True), event)
     return str(rows[0]["url"])
 
 
@@ -256,7 +308,13 @@ async def unsubscribe(delivery_id: int, now: datetime) -> bool | None:
                 using_db=conn,
             )
         await _suppress(conn, ref, SuppressionReason.UNSUBSCRIBE, now, "recipient:unsubscribe")
+        await _emit_recipient_event(conn, ref, "UNSUBSCRIBE", now)
     return True
+
+
+async def _emit_recipient_event(conn: BaseDBAsyncClient, ref: DeliveryRef, kind: str, now: datetime) -> None:
+    event = RecipientEvent(kind, ref.campaign_id, ref.run_id, ref.id, ref.profile_id, now)
+    await emit_subscribed([event], sandbox_id=ref.sandbox_id, conn=conn)
 
 
 # ---- provider feedback ----------------------------------------------------------------------------------------
@@ -282,15 +340,20 @@ class Feedback:
 
 
 async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *, actor: str) -> FeedbackOutcome:
-    """One provider report on one delivery, in one transaction (status, suppression, event together)."""
+    """One provider report on one delivery, in one transaction (status, suppression, events together)."""
     async with in_transaction() as conn:
         if feedback.kind is FeedbackKind.COMPLAINT:
             recorded = await _insert_event(conn, TrackingEventKind.COMPLAINT, ref.id, now, once=True)
             await _suppress(conn, ref, SuppressionReason.SPAM_COMPLAINT, now, actor)
+            if recorded:
+                await _emit_recipient_event(conn, ref, "COMPLAINT", now)
             return FeedbackOutcome.APPLIED if recorded else FeedbackOutcome.IGNORED
+        reason: str | None = None
         if feedback.kind is FeedbackKind.DELIVERED:
+            outcome = DeliveryStatus.DELIVERED
             applied = await mark_delivered(ref.id, now, conn)
         else:
+            outcome = DeliveryStatus.BOUNCED
             bounce = feedback.bounce_type or BounceType.HARD
             reason = (DeliveryReason.HARD_BOUNCE if bounce is BounceType.HARD else DeliveryReason.SOFT_BOUNCE).value
             error = (feedback.reason or "")[:2000] or None
@@ -299,4 +362,8 @@ async def apply_feedback(ref: DeliveryRef, feedback: Feedback, now: datetime, *,
             return FeedbackOutcome.IGNORED
         if feedback.kind is FeedbackKind.BOUNCE and (feedback.bounce_type or BounceType.HARD) is BounceType.HARD:
             await _suppress(conn, ref, SuppressionReason.HARD_BOUNCE, now, actor)
+        event = DeliveryOutcomes(
+            outcome.value, ref.campaign_id, ref.run_id, now, (OutcomeRef(ref.id, ref.profile_id, reason),)
+        )
+        await emit_subscribed([event], sandbox_id=ref.sandbox_id, conn=conn)
     return FeedbackOutcome.APPLIED

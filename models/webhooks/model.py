@@ -24,6 +24,9 @@ class WebhookEndpoint(Model):
     failing_since = fields.DatetimeField(null=True)
     max_in_flight = fields.IntField(default=4)
     rate_per_second = fields.FloatField(default=10.0)
+    # The rate's token bucket, shared by every worker (models/webhooks/claims.py): null is a full bucket.
+    rate_tokens = fields.FloatField(null=True)
+    rate_tokens_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

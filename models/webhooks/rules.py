@@ -9,10 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, CAMPAIGN_STATUS_TOPIC
+from models.outbox.payloads import (
+    CAMPAIGN_RUN_PROGRESS_TOPIC,
+    CAMPAIGN_STATUS_TOPIC,
+    DELIVERY_OUTCOMES_TOPIC,
+    RECIPIENT_EVENT_TOPIC,
+)
 
-# The issue's event list. Only the first two have outbox events on main today; the others are accepted on
-# endpoints and flow once their changes write outbox rows (the transition functions of issue 14).
+# What an endpoint may subscribe to. Per-recipient events (deliveries, tracking) are written to the outbox only
+# while an enabled endpoint of the sandbox takes them: a send nobody listens to costs no extra row.
 EVENT_TYPES = (
     "campaign.status_changed",
     "run.finished",
@@ -34,6 +39,22 @@ FAILING_DISABLES_AFTER = timedelta(days=3)
 SECRET_PREFIX = "whsec_"
 SECRET_OVERLAP = timedelta(hours=24)
 EXCERPT_CHARS = 500
+# An endpoint's bucket holds this many seconds of its rate (at least one request): the largest burst.
+RATE_BURST_SECONDS = 2.0
+
+
+OUTCOME_EVENT_TYPES = {
+    "SENT": "delivery.sent",
+    "DELIVERED": "delivery.delivered",
+    "BOUNCED": "delivery.bounced",
+    "FAILED": "delivery.failed",
+}
+RECIPIENT_EVENT_TYPES = {
+    "OPEN": "tracking.open",
+    "CLICK": "tracking.click",
+    "UNSUBSCRIBE": "profile.unsubscribed",
+    "COMPLAINT": "profile.complained",
+}
 
 
 def event_type(topic: str, payload: dict[str, Any]) -> str | None:
@@ -42,7 +63,21 @@ def event_type(topic: str, payload: dict[str, Any]) -> str | None:
         return "campaign.status_changed"
     if topic == CAMPAIGN_RUN_PROGRESS_TOPIC and payload.get("final") is True:
         return "run.finished"
+    if topic == DELIVERY_OUTCOMES_TOPIC:
+        return OUTCOME_EVENT_TYPES.get(payload.get("outcome"))  # type: ignore[arg-type]
+    if topic == RECIPIENT_EVENT_TOPIC:
+        return RECIPIENT_EVENT_TYPES.get(payload.get("kind"))  # type: ignore[arg-type]
     return None
+
+
+def rate_tokens(tokens: float | None, tokens_at: datetime | None, rate: float, now: datetime) -> float:
+    """The tokens in an endpoint's bucket at `now` (one per request): refilled at `rate` per second, up to
+    RATE_BURST_SECONDS of it. A clock that went back refills nothing."""
+    burst = max(1.0, rate * RATE_BURST_SECONDS)
+    if tokens is None or tokens_at is None:
+        return burst
+    elapsed = max(0.0, (now - tokens_at).total_seconds())
+    return min(burst, tokens + elapsed * rate)
 
 
 def new_secret() -> str:

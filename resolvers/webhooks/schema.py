@@ -38,8 +38,8 @@ class WebhookEndpoint:
     enabled: bool = strawberry.field(description="False: nothing is sent (disabled by an ADMIN, 410 or failure).")
     disabled_reason: str | None = strawberry.field(description="GONE, FAILING_FOR_3_DAYS, or null.")
     failing_since: datetime | None = strawberry.field(description="Start of the current run of failed attempts.")
-    max_in_flight: int = strawberry.field(description="Requests in flight to this endpoint at most, per worker.")
-    rate_per_second: float = strawberry.field(description="Requests per second to this endpoint at most.")
+    max_in_flight: int = strawberry.field(description="Requests in flight at most, all workers together.")
+    rate_per_second: float = strawberry.field(description="Requests per second at most, all workers together.")
     previous_secret_until: datetime | None = strawberry.field(
         description="Until then the previous secret signs too (a second signature), after a rotation."
     )

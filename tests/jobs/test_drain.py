@@ -5,8 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.jobs import Job, JobStatus
 from starlette.applications import Starlette
+
+from tests.drain import _held_elsewhere
 
 
 async def test_due_jobs_run_and_deferred_ones_wait_for_until(app: Starlette, drain_jobs) -> None:
@@ -24,3 +28,22 @@ async def test_due_jobs_run_and_deferred_ones_wait_for_until(app: Starlette, dra
     drained = await drain_jobs(until=datetime.now(UTC) + timedelta(minutes=6))
     assert await Job(later_id, redis).status() is JobStatus.complete
     assert later_id not in drained.deferred
+
+
+async def test_a_job_stuck_in_another_worker_is_an_error(app: Starlette) -> None:
+    redis = app.state.redis
+    job_id = f"worker_ping:held-{uuid.uuid4().hex}"
+    await redis.enqueue_job("worker_ping", 1, "held", "c", _job_id=job_id)
+    due = [job_id.encode()]
+    key = in_progress_key_prefix + job_id
+    await redis.set(key, b"1")
+    try:
+        # Another worker holds it and never lets go: an error, not a drain that never ends.
+        with pytest.raises(AssertionError, match="gone or stuck"):
+            await _held_elsewhere(redis, due, deadline=0.05)
+        # Let go: nothing is held (a running worker that finishes a job is waited for; the proofs tests do).
+        await redis.delete(key)
+        assert await _held_elsewhere(redis, due) is False
+    finally:
+        await redis.delete(key)
+        await redis.zrem(default_queue_name, job_id)
