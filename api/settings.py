@@ -108,8 +108,8 @@ class Settings(BaseSettings):
     smtp_sink_port: int = Field(2525, ge=0, le=65535)
 
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
-    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker. Renewed every
-    # third of it while the run works: short, so a killed worker's run goes on within seconds (issue 22).
+    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker. Renewed five times
+    # per lease while the run works: short, so a killed worker's run goes on within seconds (issue 22).
     run_lease_seconds: float = Field(5.0, gt=0, le=3600)
     # First retry delay of a temporary send failure without Retry-After (doubles per attempt).
     send_retry_base_seconds: float = Field(30.0, gt=0, le=3600)

@@ -58,6 +58,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Lease renewals per lease period: the lease is short (RUN_LEASE_SECONDS, 5 s), so a renewal delayed by a busy
+# machine or database must not let it lapse while the worker still sends (another would send the rows too).
+RENEWALS_PER_LEASE = 5
+
 # Messages sent between two writes of their outcomes: what a worker killed mid-batch sends again (the rows it had
 # claimed are claimed again once their lease expires, each sent with its own Message-ID). In-app messages are
 # inbox rows written with ON CONFLICT DO NOTHING, so sending one again duplicates nothing: whole batches there.
@@ -97,7 +101,7 @@ async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) 
     async def renew() -> None:
         ids = [c.id for c in batch]
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(lease / RENEWALS_PER_LEASE)
             until = _now() + timedelta(seconds=lease)
             try:
                 await renew_batch_lease(run.id, ids, until)
@@ -120,7 +124,7 @@ async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]
 
     async def renew() -> None:
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(lease / RENEWALS_PER_LEASE)
             try:
                 await extend_run_lease(run, _now() + timedelta(seconds=lease))
             except Exception:
