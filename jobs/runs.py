@@ -219,13 +219,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
             after_id = max(after_id, batch[-1].id)  # a killed worker's rows may lie behind
-            async with keep_leased(run, batch, lease):
+            async with keep_leased(run, batch, lease) as renewing:
                 # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
                 # sends at most one chunk again (issue 22: the crash window).
                 for chunk in outcome_chunks(batch, Channel(campaign.channel)):
                     outcomes, to_suppress = await send_batch(chunk, renderer, adapter, now, retry_deadline, tracker)
                     now = _now()
-                    await _record(run, outcomes, to_suppress, contact, now)
+                    async with renewing:  # not beside a renewal of the same rows
+                        await _record(run, outcomes, to_suppress, contact, now)
             if progress.counting_due():
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)

@@ -94,9 +94,11 @@ def outcome_of(claimed: Claimed, result: SendResult, now: datetime, retry_deadli
 
 
 @contextlib.asynccontextmanager
-async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[None]:
+async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) -> AsyncIterator[asyncio.Lock]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
-    otherwise be claimed by another job and sent twice."""
+    otherwise be claimed by another job and sent twice. Yields the lock each renewal holds: writes of the batch's
+    outcomes made meanwhile hold it too, else the two UPDATEs of the same rows may deadlock."""
+    lock = asyncio.Lock()
 
     async def renew() -> None:
         ids = [c.id for c in batch]
@@ -104,14 +106,15 @@ async def keep_leased(run: CampaignRun, batch: Sequence[Claimed], lease: float) 
             await asyncio.sleep(lease / RENEWALS_PER_LEASE)
             until = _now() + timedelta(seconds=lease)
             try:
-                await renew_batch_lease(run.id, ids, until)
+                async with lock:
+                    await renew_batch_lease(run.id, ids, until)
                 await extend_run_lease(run, until)
             except Exception:  # the batch is being sent: never let a renewal failure lose its results
                 logger.warning("could not renew a batch lease", exc_info=True)
 
     task = asyncio.create_task(renew())
     try:
-        yield
+        yield lock
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
