@@ -10,7 +10,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from tortoise.backends.base.config_generator import expand_db_url
 
+from api.db_connection import NoResetConnection
 from models.egress_rules import DEV_DEFAULT_ALLOW, EgressPolicy, parse_allow
 
 PLACEHOLDER_SECRET = "change-me-in-production"
@@ -123,8 +125,9 @@ class Settings(BaseSettings):
     smtp_sink_port: int = Field(2525, ge=0, le=65535)
 
     # Message presets: each provider check (connect, EHLO, HTTP request, ...) gives up after this.
-    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker.
-    run_lease_seconds: float = Field(30.0, gt=0, le=3600)
+    # A RUNNING campaign run whose worker stopped renewing this lease is resumed by another worker. Renewed five times
+    # per lease while the run works: short, so a killed worker's run goes on within seconds (issue 22).
+    run_lease_seconds: float = Field(5.0, gt=0, le=3600)
     # First retry delay of a temporary send failure without Retry-After (doubles per attempt).
     send_retry_base_seconds: float = Field(30.0, gt=0, le=3600)
     # HTTP providers (Twilio, FCM): a send with no answer after this many seconds is a timeout.
@@ -295,9 +298,22 @@ def database_url_with_options(url: str, pool_max: int, *, for_migrations: bool =
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def connection_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> str | dict[str, Any]:
+    """Tortoise's connection: the URL with Herald's options; on asyncpg, as a dict naming the connection class
+    that skips the reset statement on release (api/db_connection.py), except for migrations."""
+    url = database_url_with_options(database_url, pool_max, for_migrations=for_migrations)
+    if for_migrations:
+        return url
+    expanded = expand_db_url(url)
+    if expanded["engine"] != "tortoise.backends.asyncpg":
+        return url
+    expanded["credentials"]["connection_class"] = NoResetConnection
+    return expanded
+
+
 def tortoise_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url_with_options(database_url, pool_max, for_migrations=for_migrations)},
+        "connections": {"default": connection_config(database_url, pool_max, for_migrations=for_migrations)},
         "apps": {
             "herald": {
                 "models": MODEL_MODULES,

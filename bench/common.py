@@ -47,11 +47,13 @@ class Result:
     target: str
     holds: bool
     detail: str = ""
+    # The benchmark could not run here (e.g. its reference needs a tool this machine lacks): `detail` says why.
+    skipped: bool = False
 
     def line(self) -> str:
         ref = f"{self.reference:10.1f}" if self.reference is not None else f"{'—':>10}"
         ratio = f"{self.measured / self.reference:5.2f}" if self.reference else f"{'—':>5}"
-        verdict = "OK  " if self.holds else "MISS"
+        verdict = "SKIP" if self.skipped else "OK  " if self.holds else "MISS"
         return (
             f"{verdict} {self.name:<14} measured {self.measured:10.1f} {self.unit:<6} reference {ref}  "
             f"ratio {ratio}  target {self.target:<28} {self.detail}"

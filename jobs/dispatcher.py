@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 # Fire times missed by more than this (dispatcher down) are skipped rather than sent late.
 LOOKBACK = timedelta(hours=1)
 # A RUNNING run whose lease expired this long ago lost its worker (a deferred retry job starts at expiry).
-RESUME_GRACE = timedelta(seconds=5)
+RESUME_GRACE = timedelta(seconds=2)
 # A PENDING run still unclaimed this long after it was due has lost its job (see dispatch).
 PENDING_REQUEUE = timedelta(seconds=15)
 DISPATCH_SECONDS = set(range(0, 60, 3))

@@ -20,6 +20,7 @@ from jobs.progress import Progress
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.run_rules import RunPauseReason, RunStatus, pause_reason_of
 from models.campaigns.transitions import pause_run
+from models.ledger.claims import Claimed
 from models.ledger.counts import ledger_counts, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.outcomes import Outcome
@@ -55,6 +56,11 @@ def held_back(outcomes: Sequence[Outcome]) -> list[Outcome]:
         else Outcome(o.id, DeliveryStatus.QUEUED, None, o.error, counts_attempt=False)
         for o in outcomes
     ]
+
+
+def not_sent(claimed: Sequence[Claimed]) -> list[Outcome]:
+    """Claimed rows a pausing batch did not get to: back to QUEUED, no attempt counted."""
+    return [Outcome(c.id, DeliveryStatus.QUEUED, None, None, counts_attempt=False) for c in claimed]
 
 
 async def pause_sending(

@@ -24,11 +24,11 @@ from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
 from jobs.context import worker_context
-from jobs.pausing import batch_pause, held_back, pause_sending
+from jobs.pausing import batch_pause, held_back, not_sent, pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
-from jobs.sending import keep_leased, send_batch, with_db_retry
+from jobs.sending import keep_leased, keep_run_leased, outcome_chunks, send_batch, with_db_retry
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from models import outbox
@@ -99,7 +99,7 @@ def _lease(ctx: dict[str, Any]) -> float:
 async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
-    await _wait_for_higher_priorities(run_id)
+    await _wait_for_higher_priorities(ctx, run_id)
     lease, now = _lease(ctx), _now(ctx)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
@@ -109,7 +109,10 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     with _serving(ctx, run.id):
         campaign = await Campaign.get(id=run.campaign_id)
         if run.snapshot_done_at is None:
-            outcome = await _snapshot(ctx, run, campaign, now)
+            # The lease is short (another worker resumes a killed one's run within seconds); a snapshot of a
+            # large audience takes longer, so it is renewed meanwhile.
+            async with keep_run_leased(run, lease):
+                outcome = await _snapshot(ctx, run, campaign, now)
             if outcome is not None:
                 return outcome
         # The version the snapshot fixed, for the whole run: a version published meanwhile is the next run's.
@@ -135,11 +138,11 @@ async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str
     return {**result, "part": part}
 
 
-async def _wait_for_higher_priorities(run_id: int) -> None:
+async def _wait_for_higher_priorities(ctx: dict[str, Any], run_id: int) -> None:
     """Under caps, the runs of a higher priority due with this one take their snapshots first (a bounded wait,
     polled: the state is in the database, shared by every worker process)."""
     while True:
-        if not await _outranked(run_id, _now()):
+        if not await _outranked(run_id, _now(ctx)):
             return
         await asyncio.sleep(PRIORITY_POLL_SECONDS)
 
@@ -300,41 +303,40 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     break
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
-            after_id = batch[-1].id
+            after_id = max(after_id, batch[-1].id)  # a killed worker's rows may lie behind
             if send_rules is not None:
                 batch = await _cleared(send_rules, batch, now)
                 if not batch:
                     continue
-            async with keep_leased(run, batch, lease, worker_context(ctx).clock):
-                outcomes, to_suppress = await send_batch(
-                    batch,
-                    renderer,
-                    adapter,
-                    now,
-                    retry_deadline,
-                    tracker,
-                    unconfirmed_window,
-                    trigger_context=trigger_context,
-                )
-            now = _now(ctx)
-            pause = batch_pause(outcomes)
-            if pause is not None:
-                # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
-                await with_db_retry(write_outcomes, held_back(outcomes), now)
-                return await pause_sending(ctx, run, campaign.preset_id, *pause, progress, now)
-            await with_db_retry(write_outcomes, outcomes, now)
-            failures = await with_db_retry(record_batch_failures, run.id, outcomes)
-            if failures is not None and failures.all_failed:
-                # Once per batch, not per message: a run whose sends all fail must show in the logs.
-                logger.warning(
-                    "run %s: all %s sends of a batch failed, latest %s: %s",
-                    run.id, failures.total, failures.latest_reason, failures.latest_error,
-                    extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
-                )  # fmt: skip
-            if contact is not None:
-                await with_db_retry(
-                    insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
-                )
+            paused = None
+            async with keep_leased(run, batch, lease, worker_context(ctx).clock) as renewing:
+                # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
+                # sends at most one chunk again (issue 22: the crash window).
+                chunks = outcome_chunks(batch, Channel(campaign.channel))
+                for index, chunk in enumerate(chunks):
+                    outcomes, to_suppress = await send_batch(
+                        chunk,
+                        renderer,
+                        adapter,
+                        now,
+                        retry_deadline,
+                        tracker,
+                        unconfirmed_window,
+                        trigger_context=trigger_context,
+                    )
+                    now = _now(ctx)
+                    paused = batch_pause(outcomes)
+                    if paused is not None:
+                        # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
+                        # The chunks not sent go back to the queue with the chunk's unsent rows.
+                        unsent = [c for later in chunks[index + 1 :] for c in later]
+                        async with renewing:
+                            await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(unsent), now)
+                        break
+                    async with renewing:  # not beside a renewal of the same rows
+                        await _record(run, outcomes, to_suppress, contact, now)
+            if paused is not None:
+                return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if progress.counting_due():
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
@@ -345,6 +347,23 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
+
+
+async def _record(run: CampaignRun, outcomes: list[Any], to_suppress: list[str], contact: Any, now: datetime) -> None:
+    """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
+    await with_db_retry(write_outcomes, outcomes, now)
+    failures = await with_db_retry(record_batch_failures, run.id, outcomes)
+    if failures is not None and failures.all_failed:
+        # Once per chunk, not per message: a run whose sends all fail must show in the logs.
+        logger.warning(
+            "run %s: all %s sends of a batch failed, latest %s: %s",
+            run.id, failures.total, failures.latest_reason, failures.latest_error,
+            extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
+        )  # fmt: skip
+    if contact is not None:
+        await with_db_retry(
+            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+        )
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime) -> None:

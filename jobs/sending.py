@@ -18,6 +18,7 @@ from jobs.rendering import Renderer, RenderFailed
 from jobs.tracking import MessageTracker
 from models.audience.entities import Profile
 from models.campaigns.campaign import CampaignRun
+from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, renew_batch_lease
 from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
@@ -57,6 +58,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# Lease renewals per lease period: the lease is short (RUN_LEASE_SECONDS, 5 s), so a renewal delayed by a busy
+# machine or database must not let it lapse while the worker still sends (another would send the rows too).
+RENEWALS_PER_LEASE = 5
+
+# Messages sent between two writes of their outcomes: what a worker killed mid-batch sends again (the rows it had
+# claimed are claimed again once their lease expires, each sent with its own Message-ID). In-app messages are
+# inbox rows written with ON CONFLICT DO NOTHING, so sending one again duplicates nothing: whole batches there.
+OUTCOMES_EVERY = 20
+
+
+def outcome_chunks(batch: Sequence[Claimed], channel: Channel) -> list[list[Claimed]]:
+    """The claimed batch in the chunks whose outcomes are written one after the other."""
+    size = len(batch) if channel is Channel.IN_APP else OUTCOMES_EVERY
+    return [list(batch[i : i + size]) for i in range(0, len(batch), max(size, 1))]
+
+
 def outcome_of(
     claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime, unconfirmed_window: float = 1800.0
 ) -> tuple[Outcome, bool]:
@@ -85,20 +102,44 @@ def outcome_of(
 @contextlib.asynccontextmanager
 async def keep_leased(
     run: CampaignRun, batch: Sequence[Claimed], lease: float, clock: Callable[[], datetime] = _now
-) -> AsyncIterator[None]:
+) -> AsyncIterator[asyncio.Lock]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
-    otherwise be claimed by another job and sent twice."""
+    otherwise be claimed by another job and sent twice. Yields the lock each renewal holds: writes of the batch's
+    outcomes made meanwhile hold it too, else the two UPDATEs of the same rows may deadlock."""
+    lock = asyncio.Lock()
 
     async def renew() -> None:
         ids = [c.id for c in batch]
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(lease / RENEWALS_PER_LEASE)
             until = clock() + timedelta(seconds=lease)
             try:
-                await renew_batch_lease(run.id, ids, until)
+                async with lock:
+                    await renew_batch_lease(run.id, ids, until)
                 await extend_run_lease(run, until)
             except Exception:  # the batch is being sent: never let a renewal failure lose its results
                 logger.warning("could not renew a batch lease", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield lock
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]:
+    """Renews the run's lease while a step other than sending (the audience snapshot) runs."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / RENEWALS_PER_LEASE)
+            try:
+                await extend_run_lease(run, _now() + timedelta(seconds=lease))
+            except Exception:
+                logger.warning("could not renew a run lease", exc_info=True)
 
     task = asyncio.create_task(renew())
     try:

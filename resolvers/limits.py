@@ -187,6 +187,22 @@ def request_errors(
     return [], cost
 
 
+class _Identity:
+    """A document as a cache key by identity. The parser cache hands out the same document for the same text, and
+    the cache entry keeps it alive, so its id is not reused while the entry lives."""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+
+    def __hash__(self) -> int:
+        return id(self.document)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.document is self.document
+
+
 def make_request_limits(
     rules: tuple[type[ValidationRule], ...],
     *,
@@ -198,21 +214,30 @@ def make_request_limits(
     """A schema extension class doing validation and the request checks. The rules are fixed per schema, so
     validation results are cached by document alone."""
 
+    # Keyed by the document's identity: graphql-core hashes a node by hashing its whole tree, on every lookup.
     @lru_cache(maxsize=cache_size)
+    def _validate_by_identity(schema: GraphQLSchema, key: _Identity, all_rules: tuple) -> tuple[GraphQLError, ...]:
+        return tuple(validate(schema, key.document, all_rules, hide_suggestions=hide_suggestions))
+
     def _validate_cached(schema: GraphQLSchema, document: DocumentNode, all_rules: tuple) -> tuple[GraphQLError, ...]:
-        return tuple(validate(schema, document, all_rules, hide_suggestions=hide_suggestions))
+        return _validate_by_identity(schema, _Identity(document), all_rules)
 
     @lru_cache(maxsize=cache_size)
-    def _request_errors_cached(
-        schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    def _request_errors_by_identity(
+        schema: GraphQLSchema, key: _Identity, operation_name: str | None
     ) -> tuple[tuple[GraphQLError, ...], int | None]:
         errors, cost = request_errors(
-            schema, document, operation_name, None, max_page_size=max_page_size, max_complexity=max_complexity
+            schema, key.document, operation_name, None, max_page_size=max_page_size, max_complexity=max_complexity
         )
         return tuple(errors), cost
 
+    def _request_errors_cached(
+        schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    ) -> tuple[tuple[GraphQLError, ...], int | None]:
+        return _request_errors_by_identity(schema, _Identity(document), operation_name)
+
     class RequestLimits(SchemaExtension):
-        validate_cached = staticmethod(_validate_cached)
+        validate_cached = staticmethod(_validate_by_identity)  # its cache_info, for tests
 
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context

@@ -28,6 +28,7 @@ from resolvers.business_rules.schema import BusinessRulesMutation, BusinessRules
 from resolvers.campaigns.calendar import CampaignCalendarQuery
 from resolvers.campaigns.experiment_schema import ExperimentMutation, ExperimentQuery
 from resolvers.campaigns.proofs import CampaignProofMutation
+from resolvers.campaigns.reads import campaign_by_pk, one_statement_reads
 from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.campaigns.versions import CampaignVersionMutation, CampaignVersionQuery
@@ -40,6 +41,7 @@ from resolvers.execution_support import per_field_extensions, version_mismatch
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
 from resolvers.limits import NoNulStringsRule, make_request_limits
+from resolvers.nodes import parse_pk
 from resolvers.people.schema import PeopleMutation, PeopleQuery
 from resolvers.permissions import VIEWER
 from resolvers.presets.schema import PresetMutation, PresetQuery, PresetSubscription
@@ -100,6 +102,9 @@ class Query(
         node_type = NODE_TYPES_BY_NAME.get(global_id.type_name)
         if node_type is None:
             return None
+        if node_type is Campaign and one_statement_reads(info):
+            pk = parse_pk(global_id.node_id)
+            return await campaign_by_pk(info, pk) if pk is not None else None
         return (await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id]))[0]
 
 

@@ -31,22 +31,24 @@ async def claim_batch(
 ) -> list[Claimed]:
     """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
 
-    `after_id`: only rows after it (keyset), so a pass over a large run does not re-read the rows already sent.
+    `after_id`: only QUEUED rows after it (keyset), so a pass over a large run does not re-read the rows already
+    sent. Rows whose lease expired (a killed worker's) are taken wherever they are, first: they wait for no pass.
     A run sent in waves: only rows of its current wave or an earlier one (models.ledger.waves).
     """
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
     lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
-    run, after, wave_run = params.add(run_id), params.add(after_id), params.add(run_id)
+    # In the order the placeholders appear in the text (SQLite's `?` are positional).
+    run, wave_run, after = params.add(run_id), params.add(run_id), params.add(after_id)
     due, expired, limit = params.typed(now), params.typed(now), params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} AND id > {after} "
+        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} "
         f"AND {sources_sql(DeliveryTransition.CLAIM)} AND (wave IS NULL OR wave <= "
         f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND ("
-        f"(status = '{_Q}' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
+        f"(status = '{_Q}' AND id > {after} AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment"
     )

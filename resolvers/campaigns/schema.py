@@ -49,6 +49,7 @@ from resolvers.campaigns.inputs import (
     CampaignUpdateInput,
     CampaignUpdateTagsInput,
 )
+from resolvers.campaigns.reads import campaign_by_pk, one_statement_reads
 from resolvers.campaigns.translate import create_values, update_values
 from resolvers.campaigns.types import (
     Campaign,
@@ -231,6 +232,8 @@ class CampaignQuery:
         pk = _pk(id)
         if pk is None:
             return None
+        if one_statement_reads(info):
+            return await campaign_by_pk(info, pk)
         row = await CampaignModel.get_or_none(id=pk, sandbox_id=info.context.require_caller().sandbox_id)
         return Campaign.from_model(row) if row else None
 

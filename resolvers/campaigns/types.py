@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
@@ -197,8 +198,10 @@ def summary_loader(loaders: Loaders) -> DataLoader[int, CampaignSummary]:
     return loaders.custom("campaign_summary", summaries_by_campaign_id)
 
 
-def relations() -> dict[str, tuple[type[Model], str, type[SandboxNode]]]:
-    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, node type)."""
+@functools.cache
+def relations() -> Mapping[str, tuple[type[Model], str, type[SandboxNode]]]:
+    """Relation fields a page of campaigns can load at once: field name -> (model, foreign key, node type).
+    Built once (the imports are lazy, the types import this module)."""
     from resolvers.audience.types import Segment
     from resolvers.presets.types import MessagePreset
 

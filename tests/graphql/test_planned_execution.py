@@ -248,6 +248,10 @@ def test_the_common_fields_are_planned() -> None:
 
 # ---- Herald's schema, against its data -----------------------------------------------------------------------
 
+BENCH_PAGE_FIELDS = (
+    "id name status channel tags updatedAt preset { name } segment { name } "
+    "summary { profilesTargeted actionsDelivered actionsFailed excluded }"
+)
 BENCH_PAGE = (
     "query CampaignPage { campaigns(first: 20) { edges { node { id name status channel tags updatedAt "
     "preset { name } segment { name } "
@@ -264,6 +268,16 @@ NODE = (
     "query($id: ID!) { node(id: $id) { __typename id ... on Campaign { ...C } ... on MessagePreset { name } } "
     'missing: node(id: "bm90aGluZw==") { id } }' + CAMPAIGN_FIELDS
 )
+# One campaign by id: one statement with planned execution (resolvers/campaigns/reads.py), the whole row and a
+# loader per relation without it.
+ONE = (
+    "query($id: ID!, $other: ID!) { campaign(id: $id) { ...C createdAt description type category throttle "
+    "tracking { opens clicks } activatedAt stoppedAt } bench: campaign(id: $id) { "
+    + BENCH_PAGE_FIELDS
+    + " } named: node(id: $id) { ...C } inline: node(id: $id) { id ... on Campaign { name summary { audience } } "
+    '... on MessagePreset { name channel } } wrong: campaign(id: $other) { id } bad: campaign(id: "x") { id } '
+    'gone: campaign(id: "Q2FtcGFpZ246OTk5OTk5") { id } }' + CAMPAIGN_FIELDS
+)
 ARCHIVE_MISSING = (
     "mutation($input: CampaignIdInput!) { campaignArchive(input: $input) { __typename "
     "... on NotFoundError { message id } ... on Error { message } } }"
@@ -274,7 +288,7 @@ async def test_herald_schema_answers_as_plain_execution(gql: GraphQLClient, sand
     preset_id = await active_in_app_preset(gql, sandbox)
     segment_id = await audience(gql, sandbox, size=1)
     created = [await create(gql, sandbox, ready_input(preset_id, segment_id, name=f"Ready {i}")) for i in range(3)]
-    await create(gql, sandbox, {"name": "Bare", "tags": ["x", "y"]})
+    bare = await create(gql, sandbox, {"name": "Bare", "tags": ["x", "y"]})
     caller = await authenticate(sandbox.admin)
     assert caller is not None
     planned = build_schema()
@@ -285,6 +299,8 @@ async def test_herald_schema_answers_as_plain_execution(gql: GraphQLClient, sand
         (PAGE, {"first": 2, "withSummary": False}),
         (NODE, {"id": created[0]["id"]}),
         (NODE, {"id": preset_id}),
+        (ONE, {"id": created[0]["id"], "other": preset_id}),
+        (ONE, {"id": bare["id"], "other": created[1]["id"]}),
         (ARCHIVE_MISSING, {"input": {"id": preset_id}}),  # a preset's id where a campaign's is expected
     ]
     for query, variables in cases:

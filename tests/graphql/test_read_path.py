@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import strawberry
 import websockets
 from graphql import execute, get_named_type, is_leaf_type, is_non_null_type, is_object_type, parse
 
+from api.settings import Settings
 from resolvers.audience.types import Segment
 from resolvers.campaigns.types import Campaign
 from resolvers.pagination import selected_node_fields
 from resolvers.presets.types import MessagePreset
 from resolvers.schema import HeraldSchema, build_schema
+from resolvers.selection import selected_object_tree
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import CAMPAIGN_FIELDS, active_in_app_preset, audience, create, ready_input
+from tests.sql_counter import count_sql
 
 PAGE = "query { campaigns(first: 10) { edges { node { ...C } } nodes { ... on Campaign { ...C } } } }" + CAMPAIGN_FIELDS
 ONE = "query($id: ID!) { campaign(id: $id) { ...C } }" + CAMPAIGN_FIELDS
@@ -134,6 +138,7 @@ def test_plain_fields_complete_and_fail_as_graphql_core_does() -> None:
 
 
 SEEN_SELECTIONS: list[frozenset[str]] = []
+SEEN_TREES: list[dict[str, frozenset[str]]] = []
 
 
 @strawberry.type
@@ -148,6 +153,11 @@ class PageQuery:
         SEEN_SELECTIONS.append(selected_node_fields(info))
         return None
 
+    @strawberry.field
+    def one(self, info: strawberry.Info) -> Page | None:
+        SEEN_TREES.append(selected_object_tree(info, "X"))
+        return None
+
 
 def test_selected_node_fields_sees_through_fragments() -> None:
     # Only the selection is read: a raw document, executed without validation, is enough.
@@ -159,9 +169,51 @@ def test_selected_node_fields_sees_through_fragments() -> None:
     assert SEEN_SELECTIONS == [frozenset({"a", "b", "d"})]
 
 
+def test_selected_object_tree_sees_through_fragments_of_its_type() -> None:
+    document = parse(
+        "{ one { a ...F b: c { d ...G } ... on X { e { f } } ... on Y { no } ...H } } "
+        "fragment F on X { g { ... on Z { h } } } fragment G on W { i } fragment H on Y { nor }"
+    )
+    SEEN_TREES.clear()
+    schema = strawberry.Schema(query=PageQuery)._schema
+    execute(schema, document)
+    execute(schema, document)  # the second time from the cache, the same
+    expected = {"a": set(), "c": {"d", "i"}, "e": {"f"}, "g": {"h"}}
+    assert SEEN_TREES == [{k: frozenset(v) for k, v in expected.items()}] * 2
+
+
 async def test_subscription_messages_are_text_frames(server: RunningServer, sandbox: SandboxKeys) -> None:
     async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.admin}"}}))
         ack = await ws.recv()
         assert isinstance(ack, str), "graphql-ws clients in browsers cannot parse binary frames"
         assert json.loads(ack)["type"] == "connection_ack"
+
+
+BENCH_FIELDS = (
+    "id name status channel tags updatedAt preset { name } segment { name } "
+    "summary { profilesTargeted actionsDelivered actionsFailed excluded }"
+)
+
+
+@pytest.mark.skipif(
+    not Settings().graphql_planned_execution, reason="stock execution reads the whole row and each relation apart"
+)
+async def test_one_campaign_by_id_or_node_is_one_statement(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    """`campaign(id:)` and `node(id:)` with the bench page's fields (relations and summary included) read the
+    campaign in one statement, of only the columns the selection needs (resolvers/campaigns/reads.py)."""
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await audience(gql, sandbox, size=1)
+    created = await create(gql, sandbox, ready_input(preset_id, segment_id, name="Ready"))
+    queries = {
+        "campaign": f"query($id: ID!) {{ campaign(id: $id) {{ {BENCH_FIELDS} }} }}",
+        "node": f"query($id: ID!) {{ node(id: $id) {{ ... on Campaign {{ {BENCH_FIELDS} }} }} }}",
+    }
+    await gql(queries["campaign"], {"id": created["id"]}, key=sandbox.admin)  # the key's lookup, cached after
+    for name, query in queries.items():
+        with count_sql() as statements:
+            data = await gql(query, {"id": created["id"]}, key=sandbox.admin)
+        assert data[name]["preset"]["name"] == "inbox" and data[name]["segment"]["name"], data
+        assert set(data[name]["summary"].values()) == {0}  # no runs yet
+        assert len(statements) == 1, (name, statements)
+        assert '"content"' not in statements[0] and '"settings"' not in statements[0], statements[0]
