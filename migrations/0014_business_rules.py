@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0012_webhooks')]
+    dependencies = [('herald', '0013_triggers')]
 
     initial = False
 

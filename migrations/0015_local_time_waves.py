@@ -5,7 +5,7 @@ from tortoise.fields.data import JSON_DUMPS
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0012_webhooks')]
+    dependencies = [('herald', '0014_business_rules')]
 
     initial = False
 

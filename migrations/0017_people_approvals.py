@@ -22,7 +22,7 @@ class AlterFieldStateOnly(ops.AlterField):
 
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0012_webhooks')]
+    dependencies = [('herald', '0016_experiments')]
 
     initial = False
 

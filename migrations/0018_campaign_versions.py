@@ -8,7 +8,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0012_webhooks')]
+    dependencies = [('herald', '0017_people_approvals')]
 
     initial = False
 

@@ -17,7 +17,7 @@ class AlterEnumDescription(ops.AlterField):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("herald", "0012_webhooks")]
+    dependencies = [("herald", "0018_campaign_versions")]
 
     initial = False
 

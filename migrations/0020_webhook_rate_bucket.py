@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0012_webhooks')]
+    dependencies = [('herald', '0019_run_pause')]
 
     initial = False
 
