@@ -31,6 +31,7 @@ from bench import (
     instructions,
     report,
     tracking,
+    trigger,
 )
 from bench.common import RESULTS_DIR, Result, create_database, drop_database, seed, write_result
 
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "worker_rss": execution.worker_rss,
     "activation": execution.activation,
     "crash_window": crash_window.run,
+    "trigger": trigger.run,
 }
 
 

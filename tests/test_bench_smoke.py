@@ -31,6 +31,7 @@ BENCHMARKS = [
     "worker_rss",
     "activation",
     "crash_window",
+    "trigger",
 ]
 
 
@@ -54,6 +55,8 @@ def test_every_benchmark_completes_and_prints_its_line(tmp_path: Path) -> None:
         "BENCH_SINK_DELAY_MS": "0",
         "BENCH_TRIALS": "1",
         "BENCH_INSTRUCTIONS_DURATION": "2",
+        "BENCH_TRIGGER_RATE": "20",
+        "BENCH_TRIGGER_SECONDS": "1",
         # Not the checked-in history: a tiny run's figures mean nothing.
         "BENCH_RESULTS_DIR": str(tmp_path),
     }
