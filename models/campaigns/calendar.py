@@ -24,6 +24,7 @@ from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.schedule import zone
 from models.campaigns.values import schedule_from_stored
 from models.campaigns.version_rules import VersionState
+from models.campaigns.waves import waves_from_stored
 from models.sql.reads import fetch, sql_params
 
 # Segments compared in the overlap statement (one CASE column each).
@@ -97,6 +98,7 @@ async def campaign_calendar(
             segment_id=row.segment_id,
             schedule=schedule_from_stored(row.schedule or {}),
             activated_at=row.activated_at,
+            waves=waves_from_stored(row.waves),
         )
         for row in rows
     ]
@@ -117,7 +119,7 @@ async def campaign_calendar(
     }
     entries = []
     for i, occurrence in enumerate(occurrences):
-        run_id, run_version = runs.get((occurrence.campaign_id, occurrence.at), (None, None))
+        run_id, run_version = runs.get((occurrence.campaign_id, occurrence.run_time), (None, None))
         version = run_version if run_version is not None else published.get(occurrence.campaign_id)
         entries.append(CalendarEntry(occurrence, version, run_id, flags.get(i, [])))
     return entries, {row.id: row for row in rows}

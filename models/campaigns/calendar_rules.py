@@ -7,6 +7,9 @@ Decided here:
   and daylight saving as the runs get them) in [from, to). A SCHEDULED or LIVE campaign fires from its start (or
   its activation); a DRAFT is shown as if activated now, as the review's plan does. API-triggered campaigns have
   no schedule, hence no occurrence.
+- A campaign sent in waves has one occurrence per wave, at the wave's earliest start (models.campaigns.waves:
+  an interval counts from the run's fire time; a wave also waits for the previous one to finish), numbered from
+  1; `fire_at` is the run's fire time. Shown: the waves of runs firing in [from, to) that start in it too.
 - Bounded: at most MAX_RANGE_DAYS between from and to, at most MAX_OCCURRENCES occurrences; beyond either the
   calendar is refused with a typed error rather than cut silently.
 - Overlap: two occurrences of different campaigns, on the same day (in the calendar's time zone) and the same
@@ -27,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 from models.campaigns.rules import CampaignStatus, Channel
 from models.campaigns.schedule import MAX_FIRE_TIMES, Schedule, fire_times
+from models.campaigns.waves import Waves, wave_starts
 
 MAX_RANGE_DAYS = 92
 MAX_OCCURRENCES = 2_000
@@ -48,6 +52,7 @@ class CalendarCampaign:
     segment_id: int | None
     schedule: Schedule
     activated_at: datetime | None
+    waves: Waves | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ class Occurrence:
     day: date  # in the calendar's time zone
     channel: Channel | None
     segment_id: int | None
+    wave: int | None = None  # 1-based, for a campaign sent in waves
+    fire_at: datetime | None = None  # the run's fire time (`at` is the wave's start); None: the same as `at`
+
+    @property
+    def run_time(self) -> datetime:
+        return self.fire_at or self.at
 
 
 def check_range(start: datetime, end: datetime) -> None:
@@ -84,12 +95,18 @@ def expand(
             activated_at=activated_at,
             limit=min(room, MAX_FIRE_TIMES),
         ):
-            out.append(Occurrence(campaign.id, at, at.astimezone(tz).date(), campaign.channel, campaign.segment_id))
+            if campaign.waves is None:
+                out.append(Occurrence(campaign.id, at, at.astimezone(tz).date(), campaign.channel, campaign.segment_id))
+                continue
+            for number, starts in enumerate(wave_starts(campaign.waves, at), start=1):
+                if start <= starts < end:
+                    day = starts.astimezone(tz).date()
+                    out.append(Occurrence(campaign.id, starts, day, campaign.channel, campaign.segment_id, number, at))
         if len(out) > MAX_OCCURRENCES:
             raise CalendarLimitExceeded(
                 "OCCURRENCES", f"more than {MAX_OCCURRENCES} occurrences: ask for a shorter range or fewer campaigns"
             )
-    out.sort(key=lambda o: (o.at, o.campaign_id))
+    out.sort(key=lambda o: (o.at, o.campaign_id, o.wave or 0))
     return out
 
 

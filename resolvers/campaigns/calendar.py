@@ -58,6 +58,10 @@ class CalendarOccurrence:
     campaign: Campaign = strawberry.field(description="The campaign.")
     scheduled_for: datetime = strawberry.field(description="When it fires (UTC), as the dispatcher computes it.")
     day: date = strawberry.field(description="Its day in the calendar's time zone (overlaps are per day).")
+    wave: int | None = strawberry.field(
+        description="For a campaign sent in waves, which wave (from 1): `scheduledFor` is then the wave's earliest "
+        "start (it also waits for the previous wave to finish). Null otherwise."
+    )
     channel: Channel | None = strawberry.field(description="The campaign's channel.")
     version: int | None = strawberry.field(
         description="The campaign version it sends: the run's when it has run (or is running), else the version "
@@ -166,6 +170,7 @@ class CampaignCalendarQuery:
                 campaign=nodes[e.occurrence.campaign_id],
                 scheduled_for=e.occurrence.at,
                 day=e.occurrence.day,
+                wave=e.occurrence.wave,
                 channel=e.occurrence.channel,
                 version=e.version,
                 run_id=_gid("CampaignRun", e.run_id) if e.run_id is not None else None,

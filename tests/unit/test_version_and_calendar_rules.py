@@ -3,6 +3,7 @@ overlaps), as tables."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,7 @@ from models.campaigns.calendar_rules import (
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel, Frequency
 from models.campaigns.schedule import Schedule
 from models.campaigns.version_rules import FieldChange, diff_versions, refused_while_versioned, versions_apply
+from models.campaigns.waves import Waves
 
 S, T = CampaignStatus, CampaignType
 
@@ -96,6 +98,38 @@ def test_expansion_follows_the_wall_clock_across_dst() -> None:
     # Days are counted in the calendar's zone: 23:30 in Paris is the next day in Tokyo.
     late = expand([campaign(1, 10, at="23:30")], *WINDOW, ZoneInfo("Asia/Tokyo"), NOW)
     assert [o.day.isoformat() for o in late] == ["2099-03-29", "2099-03-30", "2099-03-31"]
+
+
+def test_each_wave_is_an_occurrence_at_its_start_and_keeps_its_runs_fire_time() -> None:
+    waved = replace(
+        campaign(
+            1,
+            10,
+            at="23:00",
+        ),
+        waves=Waves(3, interval_minutes=60),
+    )
+    found = expand([waved], WINDOW[0], WINDOW[0] + timedelta(days=1), ZoneInfo("Europe/Paris"), NOW)
+    # 23:00 Paris is 22:00 UTC on 28 March (before the switch): waves at 22:00, 23:00 and 00:00 UTC.
+    assert [(o.wave, o.at.isoformat(), o.day.isoformat()) for o in found] == [
+        (1, "2099-03-28T22:00:00+00:00", "2099-03-28"),
+        (2, "2099-03-28T23:00:00+00:00", "2099-03-29"),  # past midnight in Paris: the next day
+    ]  # the third wave starts at 00:00 UTC on the 29th, outside the window
+    assert {o.run_time for o in found} == {datetime(2099, 3, 28, 22, tzinfo=UTC)}
+    # A campaign on the same channel and segment firing only on the 29th meets the second wave (its day), not
+    # the first one of the same run (the 28th).
+    once = replace(
+        campaign(2, 10, at="08:00"),
+        schedule=replace(
+            daily("08:00"), start_at=datetime(2099, 3, 29, tzinfo=UTC), end_at=datetime(2099, 3, 29, 12, tzinfo=UTC)
+        ),
+    )
+    window = (WINDOW[0], WINDOW[0] + timedelta(days=1, hours=12))
+    other = [o for o in expand([waved, once], *window, ZoneInfo("Europe/Paris"), NOW) if o.at < window[1]]
+    flags = overlapping(other, lambda a, b: False)
+    by_key = {(o.campaign_id, o.wave, o.day.day): i for i, o in enumerate(other)}
+    assert by_key[1, 1, 28] not in flags
+    assert flags[by_key[1, 2, 29]] == [2]
 
 
 def test_a_draft_is_shown_as_if_activated_now() -> None:
