@@ -74,13 +74,18 @@ async def drain_jobs(
     clock: Callable[[], datetime] | None = None,
 ) -> Drained:
     drained = Drained()
+    if clock is None and dispatch_at is not None:
+        # The dispatcher and the executor see the same time: a run the dispatcher resumes at `dispatch_at` is
+        # sent as of then (its retries due, its lease counted from then), not by the wall clock, or it would be
+        # resumed again at every round (its lease, renewed by the wall clock, long expired at `dispatch_at`).
+        clock = lambda: dispatch_at  # noqa: E731
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx[CONTEXT_KEY] = WorkerContext(settings) if clock is None else WorkerContext(settings, clock=clock)
 
     for _ in range(MAX_ROUNDS):
         if dispatch_at is not None:
-            await dispatch(dispatch_at, redis)
+            last_report = await dispatch(dispatch_at, redis)
         if until is not None:
             await make_due(redis, until)
         due_ids = await redis.zrangebyscore(default_queue_name, "-inf", timestamp_ms())
@@ -109,4 +114,8 @@ async def drain_jobs(
         drained.complete += worker.jobs_complete
         drained.failed += worker.jobs_failed
         drained.retried += worker.jobs_retried
-    raise AssertionError(f"jobs still due after {MAX_ROUNDS} rounds: a job re-enqueues itself without end")
+    still = [j.decode() for j in await redis.zrangebyscore(default_queue_name, "-inf", timestamp_ms())]
+    raise AssertionError(
+        f"jobs still due after {MAX_ROUNDS} rounds (a job re-enqueues itself without end): {still}; "
+        f"the last dispatch: {locals().get('last_report')}"
+    )

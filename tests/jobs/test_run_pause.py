@@ -55,8 +55,9 @@ class RotatingHandler(SinkHandler):
 
     async def handle_DATA(self, server, session, envelope):
         reply = await super().handle_DATA(server, session, envelope)
-        if self.new_credentials is not None and len(self.received) == self.rotate_after:
-            self.credentials = self.new_credentials
+        # >=, once: sessions finish DATA concurrently, so the count may step past rotate_after between checks.
+        if self.new_credentials is not None and len(self.received) >= self.rotate_after:
+            self.credentials, self.new_credentials = self.new_credentials, None
             self.expire_all()
         return reply
 
