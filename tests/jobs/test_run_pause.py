@@ -4,8 +4,9 @@ validated again, and `campaignRunResume` finishes the run with nothing lost and 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry import relay
@@ -47,19 +48,34 @@ query($id: ID!) { node(id: $id) { ... on CampaignRun {
 
 @dataclass
 class RotatingHandler(SinkHandler):
-    """Accepts `rotate_after` messages with the first credentials, then only the new ones: its sessions end at
-    their next command (421, as a server restarting after a password change), and new logins need the new one."""
+    """Accepts `rotate_after` messages with the first credentials, then only the new ones: every session logged
+    in before the change answers its next MAIL with 421 and hangs up (as a server restarting after a password
+    change), and new logins need the new password."""
 
     rotate_after: int = 0
     new_credentials: tuple[str, str] | None = None
+    rotated: bool = False
+    # Sessions that logged in after the change (with the new password): they may go on.
+    fresh: set[int] = field(default_factory=set)
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        # Every MAIL after the change, not only the sessions open at that moment: DATA ends concurrently.
+        if self.rotated and id(server) not in self.fresh:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.4.2 Password changed, closing connection"
+        return await super().handle_MAIL(server, session, envelope, address, options)
 
     async def handle_DATA(self, server, session, envelope):
         reply = await super().handle_DATA(server, session, envelope)
-        # >=, once: sessions finish DATA concurrently, so the count may step past rotate_after between checks.
         if self.new_credentials is not None and len(self.received) >= self.rotate_after:
-            self.credentials, self.new_credentials = self.new_credentials, None
-            self.expire_all()
+            self.credentials, self.new_credentials, self.rotated = self.new_credentials, None, True
         return reply
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        result = super().authenticate(server, session, envelope, mechanism, auth_data)
+        if self.rotated and result.success:
+            self.fresh.add(id(server))
+        return result
 
 
 def run_gid(run: CampaignRun) -> str:
