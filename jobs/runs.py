@@ -331,7 +331,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                         # The chunks not sent go back to the queue with the chunk's unsent rows.
                         unsent = [c for later in chunks[index + 1 :] for c in later]
                         async with renewing:
-                            await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(unsent), now)
+                            await with_db_retry(
+                                write_outcomes, held_back(outcomes) + not_sent(unsent), now, run.sandbox_id
+                            )
                         break
                     async with renewing:  # not beside a renewal of the same rows
                         await _record(run, outcomes, to_suppress, contact, now)
@@ -351,7 +353,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
 
 async def _record(run: CampaignRun, outcomes: list[Any], to_suppress: list[str], contact: Any, now: datetime) -> None:
     """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
-    await with_db_retry(write_outcomes, outcomes, now)
+    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id)
     failures = await with_db_retry(record_batch_failures, run.id, outcomes)
     if failures is not None and failures.all_failed:
         # Once per chunk, not per message: a run whose sends all fail must show in the logs.

@@ -19,7 +19,7 @@ from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import DeliveryOutcomes, DeliveryRef
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
-from models.webhooks.subscriptions import emit_subscribed
+from models.webhooks.subscriptions import emit_subscribed, subscribed_event_types
 
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -69,11 +69,20 @@ async def record_batch_failures(run_id: int, outcomes: Sequence[Outcome]) -> Bat
     return failures
 
 
-async def write_outcomes(outcomes: Sequence[Outcome], now: datetime) -> None:
+async def write_outcomes(outcomes: Sequence[Outcome], now: datetime, sandbox_id: int | None = None) -> None:
     """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING; with them, in the same
-    transaction, the delivery events endpoints subscribed to (of the rows this write changed, none other)."""
+    transaction, the delivery events endpoints subscribed to (of the rows this write changed, none other).
+
+    `sandbox_id` known and no endpoint of it taking delivery events: the plain UPDATE, no transaction (the hot
+    path of a send nobody listens to stays one statement per chunk)."""
     if not outcomes:
         return
+    if sandbox_id is not None:
+        default = connections.get("default")
+        if not any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default)):
+            for start in range(0, len(outcomes), _CHUNK_ROWS):
+                await _write_chunk(default, outcomes[start : start + _CHUNK_ROWS], now)
+            return
     async with in_transaction() as conn:
         changed: list[dict[str, Any]] = []
         for start in range(0, len(outcomes), _CHUNK_ROWS):
