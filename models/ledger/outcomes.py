@@ -80,18 +80,22 @@ async def write_outcomes(outcomes: Sequence[Outcome], now: datetime, sandbox_id:
     if sandbox_id is not None:
         default = connections.get("default")
         if not any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default)):
-            for start in range(0, len(outcomes), _CHUNK_ROWS):
-                await _write_chunk(default, outcomes[start : start + _CHUNK_ROWS], now)
+            await _write_all(default, outcomes, now)
             return
     async with in_transaction() as conn:
-        changed: list[dict[str, Any]] = []
-        for start in range(0, len(outcomes), _CHUNK_ROWS):
-            changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now)
-        await _emit_outcome_events(conn, changed, now)
+        await _emit_outcome_events(conn, await _write_all(conn, outcomes, now), now)
 
 
 _CHUNK_ROWS = 2000
 _EVENT_OUTCOMES = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
+
+
+async def _write_all(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
+    """Every chunk of the outcomes written; the rows they changed."""
+    changed: list[dict[str, Any]] = []
+    for start in range(0, len(outcomes), _CHUNK_ROWS):
+        changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now)
+    return changed
 
 
 async def _emit_outcome_events(conn: BaseDBAsyncClient, changed: Sequence[dict[str, Any]], now: datetime) -> None:
