@@ -48,9 +48,7 @@ async def test_the_report_breaks_figures_down_by_treatment(
 
     held = sum(1 for r in rows if r.reason == "HOLDOUT")
     for window in (None, {"runId": str(relay.GlobalID("CampaignRun", str(run.id)))}):
-        got = (await gql(REPORT, {"id": campaign["id"], "w": window}, key=sandbox.keys[Role.VIEWER]))[
-            "campaignReport"
-        ]
+        got = (await gql(REPORT, {"id": campaign["id"], "w": window}, key=sandbox.keys[Role.VIEWER]))["campaignReport"]
         assert (got["audience"], got["excluded"], got["holdout"]) == (40, held, held) and 0 < held < 40
         assert got["uniqueOpens"] == 3
         assert [t["key"] for t in got["treatments"]] == ["A", "B", "C"]
