@@ -200,7 +200,7 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
             preset = await MessagePreset.get_or_none(id=campaign.preset_id).using_db(conn)
             rest = await _rest_of_test(run, campaign)
             if rest is not None:
-                await snapshot_rest(run.id, rest[0], rest[1], now, conn)
+                await snapshot_rest(run, campaign, namespace, preset, rest[0], rest[1], now, conn)
             else:
                 await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
                 if campaign.experiment:

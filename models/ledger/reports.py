@@ -267,3 +267,41 @@ async def domain_breakdown(
                       int(r["clicks"]))
         for r in await _rows(sql, params)
     ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TreatmentFigures:
+    """The report's figures restricted to the deliveries of one experiment treatment."""
+
+    key: str
+    deliveries: DeliveryFigures
+    events: EventFigures
+
+
+async def treatment_breakdown(sandbox_id: int, campaign_id: int, window: ReportWindow) -> list[TreatmentFigures]:
+    """Two statements, the report's own groups with the ledger's treatment added (rows without one — no
+    experiment, the holdout, the rest awaiting a winner — are left out); the same folds as `report_totals`."""
+    params = SqlParams(dialect_of())
+    deliveries = await _rows(
+        f"SELECT treatment, status, reason, bounce_type, COUNT(*) AS n FROM delivery "
+        f"WHERE {_where(params, sandbox_id, campaign_id, window)} AND treatment IS NOT NULL "
+        "GROUP BY treatment, status, reason, bounce_type",
+        params,
+    )
+    params = SqlParams(params.dialect)
+    events = await _rows(
+        "SELECT d.treatment AS treatment, e.kind AS kind, COUNT(*) AS n, COUNT(DISTINCT e.delivery_id) AS u "
+        f"FROM tracking_event e JOIN delivery d ON d.id = e.delivery_id "
+        f"WHERE {_where(params, sandbox_id, campaign_id, window, 'e')} AND d.treatment IS NOT NULL "
+        "GROUP BY d.treatment, e.kind",
+        params,
+    )
+    by_key: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+    for row in deliveries:
+        by_key.setdefault(row["treatment"], ([], []))[0].append(row)
+    for row in events:
+        by_key.setdefault(row["treatment"], ([], []))[1].append(row)
+    return [
+        TreatmentFigures(key, delivery_figures(groups), event_figures(kinds))
+        for key, (groups, kinds) in sorted(by_key.items())
+    ]

@@ -49,10 +49,10 @@ async def _audience_reasons(
     async def members(params: SqlParams) -> str:
         return await segment_predicate(segment, params, now=now, using_db=conn)
 
-    return await _reasons(params, campaign, segment.sandbox_id, namespace, preset, members)
+    return await member_reasons(params, campaign, segment.sandbox_id, namespace, preset, members)
 
 
-async def _reasons(
+async def member_reasons(
     params: SqlParams,
     campaign: Campaign,
     sandbox_id: int,
@@ -61,8 +61,8 @@ async def _reasons(
     members: Callable[[SqlParams], Awaitable[str]],
 ) -> tuple[str, str]:
     """The CTE of `_audience_reasons` for the profiles `members(params)` selects (a WHERE on `p`): a segment's,
-    or an API trigger's recipients. TRANSACTIONAL skips marketing consent, and of the suppression list only
-    hard bounces and complaints apply to it."""
+    an API trigger's recipients, or the profiles awaiting a test-then-winner experiment's winner. TRANSACTIONAL
+    skips marketing consent, and of the suppression list only hard bounces and complaints apply to it."""
     channel = Channel(campaign.channel)
     contact = CONTACT_CHANNEL.get(channel)
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
@@ -167,7 +167,7 @@ async def trigger_audience(
     async def members(params: SqlParams) -> str:
         return "p.id IN (" + ", ".join(params.add(profile_id) for profile_id, _ in recipients) + ")"
 
-    audience, _ = await _reasons(params, campaign, run.sandbox_id, namespace, preset, members)
+    audience, _ = await member_reasons(params, campaign, run.sandbox_id, namespace, preset, members)
     rows = ", ".join(
         f"({params.typed(profile_id, 'BIGINT')}, {params.typed(orjson.dumps(context).decode(), 'TEXT')})"
         for profile_id, context in recipients

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import strawberry
 
+from models.campaigns.campaign import Campaign as CampaignModel
 from models.ledger import reports
+from models.ledger.vocabulary import DeliveryReason
 from resolvers.context import Info
 from resolvers.vocabulary import ReasonCount, counter, described_enum, reason_counts
 
@@ -89,6 +91,51 @@ class ReportDomain:
 
 
 @strawberry.type(
+    description="The report's figures for the deliveries of one treatment of the campaign's content experiment."
+)
+class ReportTreatment:
+    key: str = strawberry.field(description="The treatment's key (as `Delivery.treatment`).")
+    name: str | None = strawberry.field(description="The treatment's name; null if the experiment no longer has it.")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    opens: int = strawberry.field(description="Times its messages were opened.")
+    unique_opens: int = strawberry.field(description="Its recipients (deliveries) who opened at least once.")
+    clicks: int = strawberry.field(description="Clicks on tracked links of its messages.")
+    unique_clicks: int = strawberry.field(description="Its recipients (deliveries) who clicked at least once.")
+    unsubscribes: int = strawberry.field(description="Unsubscriptions through its messages' unsubscribe link.")
+    open_rate: float | None = strawberry.field(description="uniqueOpens / delivered; null when delivered is 0.")
+    click_through_rate: float | None = strawberry.field(
+        description="uniqueClicks / delivered; null when delivered is 0."
+    )
+
+    @classmethod
+    def of(cls, figures: reports.TreatmentFigures, name: str | None) -> ReportTreatment:
+        d, e = figures.deliveries, figures.events
+        rates = reports.rates(d, e)
+        return cls(
+            key=figures.key,
+            name=name,
+            targeted=d.targeted,
+            excluded=d.excluded,
+            sent=d.sent,
+            delivered=d.delivered,
+            failed=d.failed,
+            pending=d.pending,
+            opens=e.opens,
+            unique_opens=e.unique_opens,
+            clicks=e.clicks,
+            unique_clicks=e.unique_clicks,
+            unsubscribes=e.unsubscribes,
+            open_rate=rates.open,
+            click_through_rate=rates.click_through,
+        )
+
+
+@strawberry.type(
     description=(
         "What a campaign's messages did in a window: sending statistics, tracking statistics and rates, as "
         "AJO's campaign report defines them. Rates are fractions between 0 and 1 (not percentages) and null "
@@ -103,6 +150,10 @@ class CampaignReport:
     targeted: int = counter("targeted")
     excluded: int = counter("excluded")
     excluded_by_reason: list[ReasonCount] = strawberry.field(description="Exclusions by reason, most first.")
+    holdout: int = strawberry.field(
+        description="Profiles in the holdout of the campaign's content experiment (EXCLUDED with HOLDOUT); 0 "
+        "without one."
+    )
     sent: int = counter("sent")
     delivered: int = counter("delivered")
     failed: int = counter("failed")
@@ -169,6 +220,7 @@ class CampaignReport:
             targeted=deliveries.targeted,
             excluded=deliveries.excluded,
             excluded_by_reason=reason_counts(deliveries.excluded_by_reason),
+            holdout=deliveries.excluded_by_reason.get(DeliveryReason.HOLDOUT.value, 0),
             sent=deliveries.sent,
             delivered=deliveries.delivered,
             failed=deliveries.failed,
@@ -199,6 +251,22 @@ class CampaignReport:
             campaign_pk=campaign_pk,
             scope=scope,
         )
+
+    @strawberry.field(
+        description="The figures per treatment of the campaign's content experiment, in the experiment's order "
+        "(a treatment with no delivery in the window shows zeros); empty without an experiment. The holdout and "
+        "the profiles awaiting a test-then-winner's winner get no treatment: see `holdout` and `excludedByReason`."
+    )
+    async def treatments(self, info: Info) -> list[ReportTreatment]:
+        stored = await CampaignModel.filter(id=self.campaign_pk, sandbox_id=self.sandbox_id).values_list(
+            "experiment", flat=True
+        )
+        experiment = (stored[0] if stored else None) or {}
+        names = {t["key"]: t.get("name") or None for t in experiment.get("treatments", [])}
+        found = {f.key: f for f in await reports.treatment_breakdown(self.sandbox_id, self.campaign_pk, self.scope)}
+        empty = reports.DeliveryFigures(), reports.EventFigures()
+        keys = [*names, *(k for k in found if k not in names)]
+        return [ReportTreatment.of(found.get(k) or reports.TreatmentFigures(k, *empty), names.get(k)) for k in keys]
 
     @strawberry.field(description="Sent, delivered, bounces, opens and clicks per UTC hour; quiet hours left out.")
     async def hourly(self, info: Info) -> list[ReportHour]:

@@ -180,3 +180,60 @@ async def test_proofs_send_the_chosen_treatment(
     assert refused["__typename"] == "InvalidInputError"
     assert [(e["field"], e["code"]) for e in refused["fieldErrors"]] == [("input.treatment", "NOT_FOUND")]
     assert sandbox.keys[Role.MANAGER]
+
+
+async def test_the_winner_run_judges_the_rest_again(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    """Profiles awaiting the winner who since refused consent, were suppressed (hard bounce, complaint) or were
+    deleted get no winner: EXCLUDED with the snapshot's reasons (no row for the deleted); the others get it."""
+    from models.audience.entities import Profile
+    from tests.graphql.test_experiments import SELECT
+    from tests.jobs.test_runs import SUPPRESS, gold_segment
+
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port)
+        await upsert(gql, sandbox.admin, [gold(f"w{i}@example.com", f"W{i}") for i in range(30)])
+        experiment = {
+            "treatments": treatments("A", "B", channel="email"),
+            "holdoutShare": 0.1,
+            "mode": "TEST_THEN_WINNER",
+            "testShare": 0.3,
+            "testDurationSeconds": 3600,
+        }
+        action = {"channel": "EMAIL", "presetId": preset_id}
+        segment_id = await gold_segment(gql, sandbox)
+        campaign = await create(
+            gql, sandbox, ready_input(preset_id, segment_id, action=action, content=None, experiment=experiment)
+        )
+        assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+        test_run = await finished_run(gql, campaign["id"])
+        waiting = await Delivery.filter(run_id=test_run.id, reason="AWAITING_WINNER").order_by("profile_id")
+        assert len(waiting) >= 5, len(waiting)
+        refused, bounced, complained, deleted = waiting[:4]
+        await upsert(gql, sandbox.admin, [gold(refused.address, "R", consent={"email": "N"})])
+        for row, reason in ((bounced, "HARD_BOUNCE"), (complained, "SPAM_COMPLAINT")):
+            added = await gql(
+                SUPPRESS, {"input": {"channel": "EMAIL", "address": row.address, "reason": reason}}, key=sandbox.admin
+            )
+            assert added["suppressionAdd"]["__typename"] == "SuppressionAddSuccess", added
+        await Profile.filter(id=deleted.profile_id).delete()
+        received_in_test = len(handler.received)
+
+        chosen = await gql(SELECT, {"input": {"id": campaign["id"], "treatment": "B"}}, key=sandbox.admin)
+        assert chosen["campaignExperimentSelectWinner"]["run"] is not None, chosen
+        rest_run = await finished_run(gql, campaign["id"])
+        assert rest_run.id != test_run.id and rest_run.status.value == "SUCCEEDED"
+        rest = {
+            d.profile_id: (d.status.value, d.reason, d.treatment) for d in await Delivery.filter(run_id=rest_run.id)
+        }
+        expected = {r.profile_id: ("SENT", None, "B") for r in waiting[4:]}
+        expected[refused.profile_id] = ("EXCLUDED", "NO_CONSENT", None)
+        expected[bounced.profile_id] = ("EXCLUDED", "SUPPRESSED", None)
+        expected[complained.profile_id] = ("EXCLUDED", "SUPPRESSED", None)
+        assert rest == expected
+        # The sink got the winner for the still eligible only.
+        later = handler.received[received_in_test:]
+        assert sorted(r.recipients[0] for r in later) == sorted(r.address for r in waiting[4:])
+        assert {r.parsed["Subject"] for r in later} == {"Subject B"}

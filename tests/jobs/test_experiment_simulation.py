@@ -1,15 +1,23 @@
-"""The content experiment's "done when" (issue 19), on PostgreSQL: 20,000 profiles, a test-then-winner in-app
-experiment (10 % holdout, 20 % test share, treatments A at a true unique-open rate of 20 % and B at 24 % or 20 %);
-the test opens messages through the real tracking endpoint (GET /t/o/<the delivery's open token>, a seeded RNG per
-treatment, one draw per recipient in identity order); in-app rather than email to the sink keeps 20,000 profiles
-within the suite's time; the dispatcher, after the test duration, chooses the
-winner or the fallback and a second run sends it to the rest. The reported figures are recomputed here with
-statistics.NormalDist from the inboxes' and the test's own counts (no call into Herald's statistics)."""
+"""The content experiment's "done when" (issue 19), on PostgreSQL: 20,000 profiles (EXPERIMENT_SIM_PROFILES), a
+test-then-winner in-app experiment (10 % holdout, 20 % test share, treatments A at a true unique-open rate of 20 % and
+B at 24 % or 20 %); the test opens messages through the real tracking endpoint (GET /t/o/<the delivery's open token>,
+a seeded RNG per treatment, one draw per recipient in identity order); in-app rather than email to the sink keeps the
+suite's time down; the dispatcher, after the test duration, chooses the winner or the fallback and a second run
+sends it to the rest. The reported figures are recomputed here with
+statistics.NormalDist from the inboxes' and the test's own counts (no call into Herald's statistics).
+
+Size: EXPERIMENT_SIM_PROFILES (default 3,000 for CI; the issue's 20,000 on demand). The opens of a treatment are its
+seeded RNG's first draws, one per recipient, so they depend only on how many recipients the treatment got; each
+size's seeds were chosen so that over every arm size within 4 standard deviations of the expected one (10 % of the
+profiles) the 20 %/24 % case is significant (p < 0.02 at worst; at 3,000 profiles a true 4-point difference is
+usually not, so the seed picks decisive draws) and the 20 %/20 % case is not (p > 0.3): the outcome does not
+depend on the random assignment key."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -33,7 +41,9 @@ from tests.graphql.test_campaigns import activate, active_in_app_preset, create
 from tests.jobs.test_dispatcher import pk
 from tests.jobs.test_runs import gold_segment
 
-PROFILES = 20_000
+PROFILES = int(os.environ.get("EXPERIMENT_SIM_PROFILES", "3000"))
+# Per size: (the seed of the 20 %/24 % case, the seed of the 20 %/20 % case); see the module docstring.
+SEEDS = {3_000: (652, 873), 20_000: (16, 5)}
 RESULTS = """query($id: ID!) { campaignExperimentResults(id: $id) { __typename ... on ExperimentResults {
   status winner chosen chosenReason winnerChosenBy heldOut confidence
   treatments { key control recipients count rate rateLow rateHigh difference differenceLow differenceHigh
@@ -41,7 +51,7 @@ RESULTS = """query($id: ID!) { campaignExperimentResults(id: $id) { __typename .
 
 
 async def insert_profiles(sandbox_name: str, count: int) -> None:
-    """20,000 gold profiles with an Email identity and consent, in two statements."""
+    """`count` gold profiles with an Email identity and consent, in two statements."""
     sandbox = await Sandbox.get(name=sandbox_name)
     namespace = await IdentityNamespace.get(sandbox_id=sandbox.id, code="Email")
     conn = connections.get("default")
@@ -89,21 +99,23 @@ def close(a: float | None, b: float) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("seed", "rate_b", "expected_status", "rest_gets"),
-    [(16, 0.24, "WINNER", "B"), (5, 0.20, "INCONCLUSIVE", "A")],
+    ("case", "rate_b", "expected_status", "rest_gets"),
+    [(0, 0.24, "WINNER", "B"), (1, 0.20, "INCONCLUSIVE", "A")],
     ids=["B-wins", "no-winner-fallback-control"],
 )
-async def test_test_then_winner_on_twenty_thousand_profiles(
+async def test_test_then_winner_simulation(
     gql: GraphQLClient,
     sandbox: SandboxKeys,
     server: RunningServer,
-    seed: int,
+    case: int,
     rate_b: float,
     expected_status: str,
     rest_gets: str,
 ) -> None:
     if dialect_of() is not Dialect.POSTGRES:
         pytest.skip("the done-when simulation runs on PostgreSQL (HERALD_TEST_DB=postgres)")
+    assert PROFILES in SEEDS, f"no seeds chosen for EXPERIMENT_SIM_PROFILES={PROFILES}: one of {sorted(SEEDS)}"
+    seed = SEEDS[PROFILES][case]
     started = time.perf_counter()
     rates = {"A": 0.20, "B": rate_b}
     preset_id = await active_in_app_preset(gql, sandbox)
@@ -177,12 +189,12 @@ async def test_test_then_winner_on_twenty_thousand_profiles(
     everything = await InboxMessage.filter(campaign_id=campaign_id).values("idempotency_key", "identity", "title")
     received = [m["identity"] for m in everything]
     # The holdout received nothing, nobody received two messages, everyone else received exactly one.
-    assert 0.08 * PROFILES < len(holdout) < 0.12 * PROFILES
+    assert abs(len(holdout) - 0.1 * PROFILES) < 5 * math.sqrt(PROFILES * 0.1 * 0.9)
     assert holdout.isdisjoint(received)
     assert len(received) == len(set(received)) == PROFILES - len(holdout)
     rest = [m for m in everything if m["idempotency_key"].startswith(f"{runs[1].id}-")]
     assert {m["title"] for m in rest} == {f"Title {rest_gets}"}
-    assert 0.65 * PROFILES < len(rest) < 0.75 * PROFILES
+    assert abs(len(rest) - 0.7 * PROFILES) < 5 * math.sqrt(PROFILES * 0.7 * 0.3)
     rest_rows = [r for r in ledger if r["run_id"] == runs[1].id]
     assert {r["treatment"] for r in rest_rows} == {rest_gets} and len(rest_rows) == len(rest)
 
