@@ -185,11 +185,11 @@ CampaignApproveResult = Annotated[
 ]
 
 
-def _person(caller: Caller) -> Person:
+def person_of(caller: Caller) -> Person:
     return Person(actor=caller.actor, role=caller.role.value, user_id=caller.user_id)
 
 
-def _approval_error(exc: CampaignError) -> Any:
+def approval_error(exc: CampaignError) -> Any:
     if isinstance(exc, Refused):
         return ApprovalRefusedError(message=str(exc), code=exc.code)
     return campaign_error(exc)
@@ -316,10 +316,10 @@ class ApprovalMutation:
             return _not_found(input.id)
         try:
             row = await request_approval(
-                caller.sandbox_id, pk, person=_person(caller), comment=input.comment, links=info.context.links
+                caller.sandbox_id, pk, person=person_of(caller), comment=input.comment, links=info.context.links
             )
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         return CampaignApprovalStepSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
@@ -342,9 +342,9 @@ class ApprovalMutation:
                 ],
             )
         try:
-            decision = await approve(caller.sandbox_id, pk, person=_person(caller), comment=input.comment)
+            decision = await approve(caller.sandbox_id, pk, person=person_of(caller), comment=input.comment)
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         campaign, run, activated = decision.campaign, None, False
         if input.activate and decision.approved:
             # A second transaction: the approval stands even if the activation is refused (then it says why).
@@ -357,7 +357,7 @@ class ApprovalMutation:
                     requester_role=caller.role.value,
                 )
             except CampaignError as exc:
-                return _approval_error(exc)
+                return approval_error(exc)
             campaign, run, activated = activation.campaign, activation.run, True
             if run is not None and info.context.queue is not None:
                 await info.context.queue.execute_run(run.id)
@@ -381,7 +381,7 @@ class ApprovalMutation:
         if pk is None:
             return _not_found(input.id)
         try:
-            row = await request_changes(caller.sandbox_id, pk, person=_person(caller), comment=input.comment)
+            row = await request_changes(caller.sandbox_id, pk, person=person_of(caller), comment=input.comment)
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         return CampaignApprovalStepSuccess(campaign=Campaign.from_model(row))
