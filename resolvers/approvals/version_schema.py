@@ -22,7 +22,14 @@ from resolvers.campaigns.schema import ReviewFailedErrorType
 from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.version_types import CampaignVersion
 from resolvers.context import Info
-from resolvers.errors import ConflictError, FieldError, InvalidInputError, InvalidStateError, NotFoundError
+from resolvers.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    not_found,
+    refused_field,
+)
 from resolvers.nodes import pk_of
 from resolvers.permissions import MANAGER
 from resolvers.vocabulary import INPUT_ARG
@@ -91,7 +98,7 @@ async def _step(info: Info, campaign_id: Any, action: Any, **options: Any) -> An
     caller = info.context.require_caller()
     pk = pk_of(campaign_id, "Campaign")
     if pk is None:
-        return NotFoundError(message="No campaign with that id in this sandbox.", id=str(campaign_id))
+        return not_found(campaign_id, "No campaign with that id in this sandbox.")
     try:
         return _success(await action(caller.sandbox_id, pk, person=person_of(caller), **options))
     except CampaignError as exc:
@@ -129,12 +136,7 @@ class CampaignVersionApprovalMutation:
     ) -> CampaignVersionApprovalResult:
         caller = info.context.require_caller()
         if input.publish and not caller.role.allows(RoleEnum.PUBLISHER):
-            return InvalidInputError(
-                message="The input was refused; nothing was changed.",
-                field_errors=[
-                    FieldError(field="input.publish", code="INVALID", message="Publishing needs the PUBLISHER role.")
-                ],
-            )
+            return refused_field("input.publish", "INVALID", "Publishing needs the PUBLISHER role.")
         answer = await _step(info, input.campaign_id, approve_version, number=input.number, comment=input.comment)
         if not (input.publish and isinstance(answer, CampaignVersionApprovalSuccess) and answer.approved):
             return answer
