@@ -1,4 +1,5 @@
-"""Proofs: a DRAFT campaign's message sent now to at most ten test recipients, outside any run.
+"""Proofs: a DRAFT campaign's message (or a version of an activated one's) sent now to at most ten test
+recipients, outside any run.
 
 Rendered with the run executor's Renderer and sent through the same adapter the runs use (jobs.adapters
 build_adapter), so a proof shows what a run would send; but no ledger row, no run counter, no suppression.
@@ -23,6 +24,7 @@ from models.audience.segments import ADDRESS_NAMESPACE_TYPE
 from models.campaigns.campaign import Campaign
 from models.campaigns.rules import CampaignStatus, Channel
 from models.campaigns.values import CONTACT_CHANNEL
+from models.campaigns.versions import version_campaign
 from models.presets.preset import MessagePreset
 from models.presets.rules import PresetStatus, execution_path
 from models.presets.secret_box import SecretsUnreadableError
@@ -69,12 +71,15 @@ async def send_proof(
     recipients: list[dict[str, Any]],
     actor: str,
     treatment: str | None = None,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """Returns {"outcomes": [...]} (one per recipient, in order) or {"error": "..."} when nothing was sent."""
-    campaign = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id)
+    """Returns {"outcomes": [...]} (one per recipient, in order) or {"error": "..."} when nothing was sent.
+    With `version`, the campaign as that version makes it (a draft version of an activated campaign)."""
+    row = await Campaign.get_or_none(id=campaign_id, sandbox_id=sandbox_id)
+    campaign = await version_campaign(row, version) if row is not None else None
     if campaign is None or campaign.channel is None:
-        return {"error": "the campaign has no channel"}
-    if campaign.status is not CampaignStatus.DRAFT:
+        return {"error": "the campaign has no channel (or no such version)"}
+    if version is None and campaign.status is not CampaignStatus.DRAFT:
         return {"error": f"proofs are for DRAFT campaigns; this one is {campaign.status.value}"}
     preset = (
         await MessagePreset.get_or_none(id=campaign.preset_id, sandbox_id=sandbox_id) if campaign.preset_id else None
@@ -145,7 +150,10 @@ async def send_proof(
         action="SEND_PROOF",
         object_type="Campaign",
         object_id=campaign.id,
-        after={"recipients": [{"recipient": r["recipient"], "status": r["status"]} for r in final]},
+        after={
+            "recipients": [{"recipient": r["recipient"], "status": r["status"]} for r in final],
+            **({"versionNumber": version} if version is not None else {}),
+        },
     )
     log_proof_outcomes(campaign.id, final)
     return {"outcomes": final}

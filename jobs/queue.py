@@ -97,10 +97,18 @@ class JobQueue:
         actor: str,
         proof_id: str,
         treatment: str | None = None,
+        version: int | None = None,
     ) -> Job | None:
         """Proofs are sent now by a worker; the caller waits for the job's result (jobs/proofs.py)."""
         return await self.enqueue(
-            SEND_PROOF, sandbox_id, campaign_id, recipients, actor, treatment, job_id=f"{SEND_PROOF}:{proof_id}"
+            SEND_PROOF,
+            sandbox_id,
+            campaign_id,
+            recipients,
+            actor,
+            treatment,
+            version,
+            job_id=f"{SEND_PROOF}:{proof_id}",
         )
 
     async def import_profiles(self, import_id: int) -> Job | None:

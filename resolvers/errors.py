@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import strawberry
 
@@ -52,6 +54,33 @@ class InvalidInputError(Error):
 @strawberry.type(description="No object with that id exists in this sandbox.")
 class NotFoundError(Error):
     id: strawberry.ID | None = strawberry.field(description="The id that was looked up.")
+
+
+REFUSED = "The input was refused; nothing was changed."
+
+
+class Problem(Protocol):
+    """A refused field as the models describe it (their validators' problems)."""
+
+    field: str
+    code: str
+    message: str
+
+
+def invalid_input(problems: Iterable[Problem], message: str = REFUSED) -> InvalidInputError:
+    """The union member for refused fields."""
+    return InvalidInputError(
+        message=message, field_errors=[FieldError(field=p.field, code=p.code, message=p.message) for p in problems]
+    )
+
+
+def refused_field(field: str, code: str, message: str, *, summary: str = REFUSED) -> InvalidInputError:
+    """The union member for one refused field."""
+    return InvalidInputError(message=summary, field_errors=[FieldError(field=field, code=code, message=message)])
+
+
+def not_found(given: Any, message: str = "No such object in this sandbox.") -> NotFoundError:
+    return NotFoundError(message=message, id=strawberry.ID(str(given)))
 
 
 class ClientError(Exception):

@@ -22,6 +22,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from resolvers.approvals.schema import ApprovalMutation, ApprovalQuery
+from resolvers.approvals.version_schema import CampaignVersionApprovalMutation
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
 from resolvers.audience.schema import AudienceMutation, AudienceQuery
 from resolvers.business_rules.schema import BusinessRulesMutation, BusinessRulesQuery
@@ -121,6 +122,7 @@ class Mutation(
     WebhookMutation,
     PeopleMutation,
     ApprovalMutation,
+    CampaignVersionApprovalMutation,
     BusinessRulesMutation,
     TriggerMutation,
 ):

@@ -68,13 +68,74 @@ async def _transition(
         raise CampaignConflictError(fresh.version)
 
 
-async def current_request(conn: BaseDBAsyncClient | None, campaign_id: int) -> CampaignApproval | None:
+async def current_request(
+    conn: BaseDBAsyncClient | None, campaign_id: int, version_number: int | None = None
+) -> CampaignApproval | None:
+    """The latest request on the campaign (activation) or, given `version_number`, on that draft version."""
     return (
-        await CampaignApproval.filter(campaign_id=campaign_id, kind=ApprovalDecisionKind.REQUESTED)
+        await CampaignApproval.filter(
+            campaign_id=campaign_id, kind=ApprovalDecisionKind.REQUESTED, version_number=version_number
+        )
         .order_by("-id")
         .using_db(conn)
         .first()
     )
+
+
+async def record_step(
+    conn: BaseDBAsyncClient,
+    row: Campaign,
+    kind: ApprovalDecisionKind,
+    person: Person,
+    comment: str,
+    *,
+    request: CampaignApproval | None = None,
+    policies: list[Policy] | None = None,
+    version_number: int | None = None,
+) -> CampaignApproval:
+    """One approval step: who, when, the campaign `version` they saw and, for a draft version, its number."""
+    return await CampaignApproval.create(
+        sandbox_id=row.sandbox_id,
+        campaign_id=row.id,
+        request_id=request.id if request is not None else None,
+        kind=kind,
+        actor=person.actor,
+        actor_role=person.role,
+        user_id=person.user_id,
+        version=row.version,
+        version_number=version_number,
+        comment=comment[:MAX_COMMENT],
+        policy_ids=[policy.id for policy in policies or []],
+        using_db=conn,
+    )
+
+
+async def check_approver(conn: BaseDBAsyncClient, request: CampaignApproval, person: Person) -> tuple[bool, int]:
+    """Refuses (ApprovalRefusedError) the requester, a caller no matched policy names, and a second approval by
+    the same caller. Whether this approval completes every policy the request matched, and the approvals then."""
+    if request.actor == person.actor or (person.user_id is not None and request.user_id == person.user_id):
+        raise ApprovalRefusedError(ApprovalRefusal.SELF_APPROVAL, "The requester cannot approve their own request.")
+    policies = await _request_policies(conn, request)
+    me = Approver(actor=person.actor, role=person.role, user_id=person.user_id)
+    if not any(may_approve(policy, me) for policy in policies):
+        raise ApprovalRefusedError(
+            ApprovalRefusal.NOT_AN_APPROVER, "No policy this campaign matched names you as an approver."
+        )
+    earlier = await CampaignApproval.filter(request_id=request.id, kind=ApprovalDecisionKind.APPROVED).using_db(conn)
+    if any(decision.actor == person.actor for decision in earlier):
+        raise ApprovalRefusedError(ApprovalRefusal.ALREADY_APPROVED, "You approved this request already.")
+    approvers = [Approver(actor=d.actor, role=d.actor_role, user_id=d.user_id) for d in earlier] + [me]
+    return approved(policies, approvers), len(approvers)
+
+
+async def check_sender_back(conn: BaseDBAsyncClient, request: CampaignApproval, person: Person) -> None:
+    """Changes are requested by an approver of a matched policy, or by the requester withdrawing."""
+    policies = await _request_policies(conn, request)
+    me = Approver(actor=person.actor, role=person.role, user_id=person.user_id)
+    if request.actor != person.actor and not any(may_approve(policy, me) for policy in policies):
+        raise ApprovalRefusedError(
+            ApprovalRefusal.NOT_AN_APPROVER, "Only an approver (or the requester) can send it back."
+        )
 
 
 async def _request_policies(conn: BaseDBAsyncClient, request: CampaignApproval) -> list[Policy]:
@@ -107,19 +168,7 @@ async def request_approval(
             raise ApprovalRefusedError(
                 ApprovalRefusal.NO_POLICY_MATCHES, "No approval policy matches this campaign: activate it."
             )
-        version = row.version
-        request = await CampaignApproval.create(
-            sandbox_id=sandbox_id,
-            campaign_id=row.id,
-            kind=ApprovalDecisionKind.REQUESTED,
-            actor=person.actor,
-            actor_role=person.role,
-            user_id=person.user_id,
-            version=version,
-            comment=comment[:MAX_COMMENT],
-            policy_ids=[policy.id for policy in policies],
-            using_db=conn,
-        )
+        request = await record_step(conn, row, ApprovalDecisionKind.REQUESTED, person, comment, policies=policies)
         extra = {"approvalRequestId": request.id, "policies": [policy.name for policy in policies]}
         await _transition(conn, row, CampaignAction.REQUEST_APPROVAL, person, now, audit_extra=extra)
     outbox.committed()
@@ -144,34 +193,9 @@ async def approve(
         request = await current_request(conn, row.id)
         if request is None:  # IN_REVIEW is only reached through a request
             raise CampaignConflictError(row.version)
-        if request.actor == person.actor or (person.user_id is not None and request.user_id == person.user_id):
-            raise ApprovalRefusedError(ApprovalRefusal.SELF_APPROVAL, "The requester cannot approve their own request.")
-        policies = await _request_policies(conn, request)
-        me = Approver(actor=person.actor, role=person.role, user_id=person.user_id)
-        if not any(may_approve(policy, me) for policy in policies):
-            raise ApprovalRefusedError(
-                ApprovalRefusal.NOT_AN_APPROVER, "No policy this campaign matched names you as an approver."
-            )
-        earlier = await CampaignApproval.filter(request_id=request.id, kind=ApprovalDecisionKind.APPROVED).using_db(
-            conn
-        )
-        if any(decision.actor == person.actor for decision in earlier):
-            raise ApprovalRefusedError(ApprovalRefusal.ALREADY_APPROVED, "You approved this request already.")
-        approvers = [Approver(actor=d.actor, role=d.actor_role, user_id=d.user_id) for d in earlier] + [me]
-        complete = approved(policies, approvers)
-        await CampaignApproval.create(
-            sandbox_id=sandbox_id,
-            campaign_id=row.id,
-            request_id=request.id,
-            kind=ApprovalDecisionKind.APPROVED,
-            actor=person.actor,
-            actor_role=person.role,
-            user_id=person.user_id,
-            version=row.version,
-            comment=comment[:MAX_COMMENT],
-            using_db=conn,
-        )
-        extra = {"approvalRequestId": request.id, "approvals": len(approvers), "complete": complete}
+        complete, approvals = await check_approver(conn, request, person)
+        await record_step(conn, row, ApprovalDecisionKind.APPROVED, person, comment, request=request)
+        extra = {"approvalRequestId": request.id, "approvals": approvals, "complete": complete}
         await _transition(conn, row, CampaignAction.APPROVE, person, now, approved=complete, audit_extra=extra)
     outbox.committed()
     return Decision(campaign=row, approved=complete)
@@ -189,24 +213,8 @@ async def request_changes(
         request = await current_request(conn, row.id)
         if request is None:
             raise CampaignConflictError(row.version)
-        policies = await _request_policies(conn, request)
-        me = Approver(actor=person.actor, role=person.role, user_id=person.user_id)
-        if request.actor != person.actor and not any(may_approve(policy, me) for policy in policies):
-            raise ApprovalRefusedError(
-                ApprovalRefusal.NOT_AN_APPROVER, "Only an approver (or the requester) can send it back."
-            )
-        await CampaignApproval.create(
-            sandbox_id=sandbox_id,
-            campaign_id=row.id,
-            request_id=request.id,
-            kind=ApprovalDecisionKind.CHANGES_REQUESTED,
-            actor=person.actor,
-            actor_role=person.role,
-            user_id=person.user_id,
-            version=row.version,
-            comment=comment[:MAX_COMMENT],
-            using_db=conn,
-        )
+        await check_sender_back(conn, request, person)
+        await record_step(conn, row, ApprovalDecisionKind.CHANGES_REQUESTED, person, comment, request=request)
         extra = {"approvalRequestId": request.id, "comment": comment[:MAX_COMMENT]}
         await _transition(conn, row, CampaignAction.REQUEST_CHANGES, person, now, audit_extra=extra)
     outbox.committed()

@@ -48,6 +48,8 @@ class CampaignApproval(Model):
     actor_role = fields.CharField(max_length=16)
     user_id = fields.BigIntField(null=True)
     version = fields.IntField()
+    # On the steps of a draft version's approval: its number (CampaignVersion.number); null for activation.
+    version_number = fields.IntField(null=True)
     comment = fields.TextField(default="")
     policy_ids = fields.JSONField(default=list)
     created_at = fields.DatetimeField(auto_now_add=True)

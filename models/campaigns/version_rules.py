@@ -42,10 +42,16 @@ FIELD_NAMES = {
 
 
 class VersionState(StrEnum):
-    DRAFT = "DRAFT"  # edited, not yet published: at most one per campaign
+    DRAFT = "DRAFT"  # edited, not yet published: at most one open (DRAFT, IN_REVIEW, APPROVED) per campaign
+    IN_REVIEW = "IN_REVIEW"  # approval requested (an approval policy matched): read-only
+    APPROVED = "APPROVED"  # every matched policy approved: read-only, ready to publish
     PUBLISHED = "PUBLISHED"  # the version the next run uses: exactly one per activated campaign
     SUPERSEDED = "SUPERSEDED"  # was published, replaced by a later one
-    DISCARDED = "DISCARDED"  # a draft a rollback replaced before it was published
+    DISCARDED = "DISCARDED"  # a draft discarded (or replaced by a rollback) before it was published
+
+
+# The states of the one version not yet published; only a DRAFT takes edits.
+OPEN_STATES = frozenset({VersionState.DRAFT, VersionState.IN_REVIEW, VersionState.APPROVED})
 
 
 def versions_apply(status: CampaignStatus, campaign_type: CampaignType, recurring: bool) -> bool:

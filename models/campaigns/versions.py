@@ -18,6 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import outbox
+from models.approvals.policies import ApprovalRequiredError, campaign_facts, matching_policies
 from models.campaigns.campaign import Campaign, CampaignRun, CampaignVersion
 from models.campaigns.review import can_activate, plan, review
 from models.campaigns.review_snapshot import LinkFacts
@@ -30,7 +31,13 @@ from models.campaigns.values import (
     ReviewFailedError,
     schedule_from_stored,
 )
-from models.campaigns.version_rules import VERSIONED_FIELDS, VersionState, diff_versions, versions_apply
+from models.campaigns.version_rules import (
+    OPEN_STATES,
+    VERSIONED_FIELDS,
+    VersionState,
+    diff_versions,
+    versions_apply,
+)
 from models.outbox.payloads import CampaignVersionPublished
 from models.tenancy.audit import record_audit
 
@@ -90,8 +97,9 @@ async def published_version(conn: BaseDBAsyncClient, row: Campaign, *, now: date
     )
 
 
-async def _draft(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignVersion | None:
-    return await CampaignVersion.filter(campaign_id=campaign_id, state=VersionState.DRAFT).using_db(conn).first()
+async def open_draft(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignVersion | None:
+    """The version not yet published (DRAFT, IN_REVIEW or APPROVED), if any: at most one per campaign."""
+    return await CampaignVersion.filter(campaign_id=campaign_id, state__in=list(OPEN_STATES)).using_db(conn).first()
 
 
 async def _next_number(conn: BaseDBAsyncClient, campaign_id: int) -> int:
@@ -104,7 +112,13 @@ async def edit_draft(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, 
     channels) go into the draft version, made from the published one if there is none. The campaign's
     `version` counter moves, so a stale edit is refused as for any other edit."""
     published = await published_version(conn, row)
-    draft = await _draft(conn, row.id)
+    draft = await open_draft(conn, row.id)
+    if draft is not None and draft.state is not VersionState.DRAFT:
+        raise CampaignVersionStateError(
+            row.status.value,
+            f"version {draft.number} is {draft.state.value}: read-only until changes are requested "
+            "(campaignVersionRequestChanges) or it is discarded",
+        )
     if draft is None:
         draft = await CampaignVersion.create(
             sandbox_id=row.sandbox_id,
@@ -143,6 +157,8 @@ async def edit_draft(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, 
 
 @dataclass(frozen=True)
 class Publication:
+    """A campaign and the version an action published (or discarded)."""
+
     campaign: Campaign
     version: CampaignVersion
 
@@ -156,13 +172,21 @@ async def _publish(
     now: datetime,
     links: LinkFacts | None,
     action: str,
+    requester_role: str | None = None,
 ) -> None:
     """Review the campaign as `version` would make it (any ERROR refuses, nothing written), then make it the
-    PUBLISHED version: the row takes its values, the previous one is SUPERSEDED; audit and outbox rows."""
+    PUBLISHED version: the row takes its values, the previous one is SUPERSEDED; audit and outbox rows.
+    A DRAFT that an approval policy matches for `requester_role` is refused (ApprovalRequiredError): it goes
+    through approval first (models/approvals/version_actions.py) and is published once APPROVED."""
     candidate = with_values(row, version.values)
-    alerts = review(await build_snapshot(candidate, now=now, conn=conn, links=links), now)
+    snapshot = await build_snapshot(candidate, now=now, conn=conn, links=links)
+    alerts = review(snapshot, now)
     if not can_activate(alerts):
         raise ReviewFailedError(alerts)
+    if requester_role is not None and version.state is VersionState.DRAFT:
+        policies = await matching_policies(row.sandbox_id, campaign_facts(candidate, snapshot, requester_role), conn)
+        if policies:
+            raise ApprovalRequiredError(policies)
     previous = await published_version(conn, row, now=now)
     await (
         CampaignVersion.filter(id=previous.id, state=VersionState.PUBLISHED)
@@ -205,7 +229,7 @@ async def _publish(
     await outbox.emit(event, sandbox_id=row.sandbox_id, conn=conn)
 
 
-def _require_versioned(row: Campaign) -> None:
+def require_versioned(row: Campaign) -> None:
     if not is_versioned(row):
         raise CampaignVersionStateError(
             row.status.value,
@@ -221,20 +245,32 @@ async def publish_version(
     actor: str,
     now: datetime | None = None,
     links: LinkFacts | None = None,
+    requester_role: str | None = None,
 ) -> Publication:
-    """The DRAFT version `number` → PUBLISHED, after the review passes under the campaign's lock."""
+    """The DRAFT (or APPROVED) version `number` → PUBLISHED, after the review passes under the campaign's lock. A
+    DRAFT that an approval policy matches for `requester_role` needs approval first (system callers pass none)."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await locked_campaign(conn, sandbox_id, campaign_id)
-        _require_versioned(row)
+        require_versioned(row)
         version = await CampaignVersion.get_or_none(campaign_id=row.id, number=number).using_db(conn)
         if version is None:
             raise CampaignNotFoundError("input.number", number)
-        if version.state is not VersionState.DRAFT:
+        if version.state not in (VersionState.DRAFT, VersionState.APPROVED):
             raise CampaignVersionStateError(
-                row.status.value, f"version {number} is {version.state.value}: only the DRAFT can be published"
+                row.status.value,
+                f"version {number} is {version.state.value}: a DRAFT or APPROVED version is published",
             )
-        await _publish(conn, row, version, actor=actor, now=now, links=links, action="VERSION_PUBLISH")
+        await _publish(
+            conn,
+            row,
+            version,
+            actor=actor,
+            now=now,
+            links=links,
+            action="VERSION_PUBLISH",
+            requester_role=requester_role,
+        )
     outbox.committed()
     return Publication(campaign=row, version=version)
 
@@ -249,11 +285,11 @@ async def rollback_version(
     links: LinkFacts | None = None,
 ) -> Publication:
     """A new version equal to the earlier published version `number`, reviewed and PUBLISHED. An open draft is
-    DISCARDED (the rollback's audit row names it)."""
+    DISCARDED (the rollback's audit row names it). No approval: it restores a message that was published."""
     now = now or datetime.now(UTC)
     async with in_transaction() as conn:
         row = await locked_campaign(conn, sandbox_id, campaign_id)
-        _require_versioned(row)
+        require_versioned(row)
         target = await CampaignVersion.get_or_none(campaign_id=row.id, number=number).using_db(conn)
         if target is None:
             raise CampaignNotFoundError("input.number", number)
@@ -264,7 +300,7 @@ async def rollback_version(
                 f"version {number} is {target.state.value}: a rollback restores an earlier published version "
                 f"(the published one is {current.number})",
             )
-        draft = await _draft(conn, row.id)
+        draft = await open_draft(conn, row.id)
         if draft is not None:
             await CampaignVersion.filter(id=draft.id).using_db(conn).update(state=VersionState.DISCARDED)
         version = await CampaignVersion.create(
@@ -286,12 +322,50 @@ async def rollback_version(
                 action="VERSION_DISCARD",
                 object_type=OBJECT_TYPE,
                 object_id=row.id,
-                before={"versionNumber": draft.number, "state": VersionState.DRAFT.value},
+                before={"versionNumber": draft.number, "state": draft.state.value},
                 after={"versionNumber": draft.number, "state": VersionState.DISCARDED.value, "by": "rollback"},
                 using_db=conn,
             )
     outbox.committed()
     return Publication(campaign=row, version=version)
+
+
+async def discard_version(sandbox_id: int, campaign_id: int, number: int, *, actor: str) -> Publication:
+    """The open version `number` (DRAFT, IN_REVIEW or APPROVED) → DISCARDED: the next edit starts a new draft
+    from the published version. The campaign's `version` counter moves, as for an edit."""
+    async with in_transaction() as conn:
+        row = await locked_campaign(conn, sandbox_id, campaign_id)
+        version = await CampaignVersion.get_or_none(campaign_id=row.id, number=number).using_db(conn)
+        if version is None:
+            raise CampaignNotFoundError("input.number", number)
+        if version.state not in OPEN_STATES:
+            raise CampaignVersionStateError(
+                row.status.value, f"version {number} is {version.state.value}: only an unpublished one is discarded"
+            )
+        before = version.state
+        version.state = VersionState.DISCARDED
+        await version.save(using_db=conn, update_fields=["state", "updated_at"])
+        await save_campaign(conn, row, {})
+        await record_audit(
+            sandbox_id=row.sandbox_id,
+            actor=actor,
+            action="VERSION_DISCARD",
+            object_type=OBJECT_TYPE,
+            object_id=row.id,
+            before={"versionNumber": number, "state": before.value},
+            after={"versionNumber": number, "state": VersionState.DISCARDED.value},
+            using_db=conn,
+        )
+    return Publication(campaign=row, version=version)
+
+
+async def version_campaign(row: Campaign, number: int | None) -> Campaign | None:
+    """The campaign as its version `number` makes it (previews and proofs of a draft); the row itself for None;
+    None when the campaign has no such version."""
+    if number is None:
+        return row
+    version = await CampaignVersion.get_or_none(campaign_id=row.id, number=number)
+    return with_values(row, version.values) if version is not None else None
 
 
 async def versions_by_number(sandbox_id: int, campaign_id: int, numbers: list[int]) -> dict[int, CampaignVersion]:

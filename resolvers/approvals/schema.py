@@ -27,7 +27,15 @@ from resolvers.approvals.types import ApprovalPolicy, ApprovalRefusedError, Camp
 from resolvers.campaigns.schema import ReviewFailedErrorType, campaign_error
 from resolvers.campaigns.types import Campaign, CampaignRun
 from resolvers.context import Caller, Info
-from resolvers.errors import ConflictError, FieldError, InvalidInputError, InvalidStateError, NotFoundError
+from resolvers.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidStateError,
+    NotFoundError,
+    invalid_input,
+    not_found,
+    refused_field,
+)
 from resolvers.nodes import pk_of
 from resolvers.permissions import ADMIN, MANAGER, VIEWER
 from resolvers.tenancy.types import Role
@@ -101,10 +109,7 @@ ApprovalPolicyDeleteResult = Annotated[
 def _user_ids(ids: list[strawberry.ID]) -> tuple[int, ...] | InvalidInputError:
     pks = [pk_of(value, "User") for value in ids]
     if any(pk is None for pk in pks):
-        return InvalidInputError(
-            message="The input was refused; nothing was changed.",
-            field_errors=[FieldError(field="input.approverUserIds", code="INVALID", message="Not user ids.")],
-        )
+        return refused_field("input.approverUserIds", "INVALID", "Not user ids.")
     return tuple(pk for pk in pks if pk is not None)
 
 
@@ -112,15 +117,8 @@ def _enum_values(values: list[Any] | None) -> tuple[str, ...] | None:
     return None if values is None else tuple(str(value.value) for value in values)
 
 
-def _policy_refused(exc: PolicyInputError) -> InvalidInputError:
-    return InvalidInputError(
-        message="The input was refused; nothing was changed.",
-        field_errors=[FieldError(field=p.field, code=p.code, message=p.message) for p in exc.problems],
-    )
-
-
 def _policy_not_found(given: Any) -> NotFoundError:
-    return NotFoundError(message="No approval policy with that id in this sandbox.", id=str(given))
+    return not_found(given, "No approval policy with that id in this sandbox.")
 
 
 # ---- approval steps -----------------------------------------------------------------------------------------
@@ -185,11 +183,11 @@ CampaignApproveResult = Annotated[
 ]
 
 
-def _person(caller: Caller) -> Person:
+def person_of(caller: Caller) -> Person:
     return Person(actor=caller.actor, role=caller.role.value, user_id=caller.user_id)
 
 
-def _approval_error(exc: CampaignError) -> Any:
+def approval_error(exc: CampaignError) -> Any:
     if isinstance(exc, Refused):
         return ApprovalRefusedError(message=str(exc), code=exc.code)
     return campaign_error(exc)
@@ -200,7 +198,7 @@ def _campaign_pk(value: Any) -> int | None:
 
 
 def _not_found(given: Any) -> NotFoundError:
-    return NotFoundError(message="No campaign with that id in this sandbox.", id=str(given))
+    return not_found(given, "No campaign with that id in this sandbox.")
 
 
 @strawberry.type
@@ -256,7 +254,7 @@ class ApprovalMutation:
         try:
             row = await create_policy(caller.sandbox_id, policy, actor=caller.actor)
         except PolicyInputError as exc:
-            return _policy_refused(exc)
+            return invalid_input(exc.problems)
         return ApprovalPolicySuccess(policy=ApprovalPolicy.from_row(row))
 
     @strawberry.mutation(description="Change an approval policy. Audited.", permission_classes=ADMIN)
@@ -285,7 +283,7 @@ class ApprovalMutation:
         except PolicyNotFoundError:
             return _policy_not_found(input.id)
         except PolicyInputError as exc:
-            return _policy_refused(exc)
+            return invalid_input(exc.problems)
         return ApprovalPolicySuccess(policy=ApprovalPolicy.from_row(row))
 
     @strawberry.mutation(description="Delete an approval policy. Audited.", permission_classes=ADMIN)
@@ -316,10 +314,10 @@ class ApprovalMutation:
             return _not_found(input.id)
         try:
             row = await request_approval(
-                caller.sandbox_id, pk, person=_person(caller), comment=input.comment, links=info.context.links
+                caller.sandbox_id, pk, person=person_of(caller), comment=input.comment, links=info.context.links
             )
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         return CampaignApprovalStepSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
@@ -335,16 +333,11 @@ class ApprovalMutation:
         if pk is None:
             return _not_found(input.id)
         if input.activate and not caller.role.allows(RoleEnum.PUBLISHER):
-            return InvalidInputError(
-                message="The input was refused; nothing was changed.",
-                field_errors=[
-                    FieldError(field="input.activate", code="INVALID", message="Activating needs the PUBLISHER role.")
-                ],
-            )
+            return refused_field("input.activate", "INVALID", "Activating needs the PUBLISHER role.")
         try:
-            decision = await approve(caller.sandbox_id, pk, person=_person(caller), comment=input.comment)
+            decision = await approve(caller.sandbox_id, pk, person=person_of(caller), comment=input.comment)
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         campaign, run, activated = decision.campaign, None, False
         if input.activate and decision.approved:
             # A second transaction: the approval stands even if the activation is refused (then it says why).
@@ -357,7 +350,7 @@ class ApprovalMutation:
                     requester_role=caller.role.value,
                 )
             except CampaignError as exc:
-                return _approval_error(exc)
+                return approval_error(exc)
             campaign, run, activated = activation.campaign, activation.run, True
             if run is not None and info.context.queue is not None:
                 await info.context.queue.execute_run(run.id)
@@ -381,7 +374,7 @@ class ApprovalMutation:
         if pk is None:
             return _not_found(input.id)
         try:
-            row = await request_changes(caller.sandbox_id, pk, person=_person(caller), comment=input.comment)
+            row = await request_changes(caller.sandbox_id, pk, person=person_of(caller), comment=input.comment)
         except CampaignError as exc:
-            return _approval_error(exc)
+            return approval_error(exc)
         return CampaignApprovalStepSuccess(campaign=Campaign.from_model(row))

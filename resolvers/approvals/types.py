@@ -87,6 +87,9 @@ class CampaignApprovalStep:
     actor: str = strawberry.field(description="Who: `user:<sub>` for a person, `apikey:<id>` for a key.")
     role: Role = strawberry.field(description="Their role in this sandbox then.")  # type: ignore[valid-type]
     version: int = strawberry.field(description="The campaign version they saw.")
+    version_number: int | None = strawberry.field(
+        description="On the approval of a draft version: its number (`CampaignVersion.number`); null for activation."
+    )
     comment: str = strawberry.field(description="Their comment (the changes asked for).")
     policies: list[str] = strawberry.field(description="On a request: the names of the policies it matched.")
     created_at: datetime = strawberry.field(description="When.")
@@ -98,6 +101,7 @@ class CampaignApprovalStep:
             actor=row.actor,
             role=RoleEnum(row.actor_role),
             version=row.version,
+            version_number=row.version_number,
             comment=row.comment,
             policies=[policy_names.get(pk, f"(deleted policy {pk})") for pk in row.policy_ids or []],
             created_at=row.created_at,

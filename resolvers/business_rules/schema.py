@@ -23,7 +23,7 @@ from models.business_rules.rules import CapPeriod as CapPeriodEnum
 from models.business_rules.rules import QuietAction as QuietActionEnum
 from resolvers.campaigns.enums import Weekday
 from resolvers.context import Info
-from resolvers.errors import ConflictError, FieldError, InvalidInputError, NotFoundError, field_error_code
+from resolvers.errors import ConflictError, FieldError, InvalidInputError, NotFoundError, field_error_code, not_found
 from resolvers.nodes import pk_of
 from resolvers.pagination import Connection, paginate
 from resolvers.permissions import ADMIN
@@ -220,10 +220,6 @@ def _invalid(error: RuleSetInputError) -> InvalidInputError:
     )
 
 
-def _not_found(id: str) -> NotFoundError:
-    return NotFoundError(message="No such object in this sandbox.", id=strawberry.ID(id))
-
-
 @strawberry.type
 class BusinessRulesQuery:
     @strawberry.field(description="This sandbox's business rule sets, newest first.", permission_classes=ADMIN)
@@ -270,7 +266,7 @@ class BusinessRulesMutation:
         caller = info.context.require_caller()
         pk = pk_of(input.id, "BusinessRuleSet")
         if pk is None:
-            return _not_found(input.id)
+            return not_found(input.id)
         change = RuleSetChange(
             name=input.name,
             description=input.description,
@@ -286,7 +282,7 @@ class BusinessRulesMutation:
         except RuleSetInputError as error:
             return _invalid(error)
         except RuleSetNotFoundError:
-            return _not_found(input.id)
+            return not_found(input.id)
         except RuleSetConflictError as error:
             return ConflictError(message=str(error), current_version=error.current_version)
         return BusinessRuleSetSuccess(business_rule_set=BusinessRuleSet.from_row(row))
@@ -306,5 +302,5 @@ class BusinessRulesMutation:
         except RuleSetInputError as error:
             return _invalid(error)
         except RuleSetNotFoundError:
-            return _not_found(id)
+            return not_found(id)
         return BusinessRuleSetDeleteSuccess(deleted_id=id)

@@ -1,4 +1,5 @@
-"""`campaignSendProof`: a DRAFT campaign's message sent now to at most ten test profiles or addresses.
+"""`campaignSendProof`: a DRAFT campaign's message (or any version of an activated one's) sent now to at most ten
+test profiles or addresses.
 
 The send runs as a job on a worker (jobs/proofs.py) and this mutation waits for its result, up to
 PROOF_DEADLINE_SECONDS. Why a job: resolvers reach `jobs` only through the queue (DESIGN §1), the workers own
@@ -19,6 +20,7 @@ from models.audience.entities import Profile as ProfileModel
 from models.audience.values import ValueProblem, normalize_identity
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.rules import CampaignStatus, Channel, available_actions
+from models.campaigns.versions import version_campaign
 from models.presets.preset import MessagePreset
 from models.presets.rules import PresetStatus
 from models.tenancy.identity import IdentityType
@@ -49,6 +51,11 @@ class CampaignSendProofInput:
         default=None,
         description="A campaign with a content experiment: the key of the treatment to send (default: the "
         "control, its first treatment).",
+    )
+    version: int | None = strawberry.field(
+        default=None,
+        description="Send this version of an activated campaign (`CampaignVersion.number`, e.g. its draft) "
+        "instead of a DRAFT campaign's message.",
     )
 
 
@@ -130,8 +137,8 @@ def _treatment(row: CampaignModel, given: str | None, problems: list[FieldError]
 class CampaignProofMutation:
     @strawberry.mutation(
         description="Send the campaign's message now to at most 10 test profiles or addresses, with a `[Proof] ` "
-        "subject prefix for email. Outside any run: no ledger row, no run counter. DRAFT campaigns with an "
-        "ACTIVE preset only.",
+        "subject prefix for email. Outside any run: no ledger row, no run counter. DRAFT campaigns, or a version "
+        "of an activated one (`version`), with an ACTIVE preset only.",
         permission_classes=MANAGER,
     )
     async def campaign_send_proof(
@@ -142,14 +149,19 @@ class CampaignProofMutation:
         if problems:
             return _invalid(*problems)
         pk = pk_of(input.id, "Campaign")
-        row = await CampaignModel.get_or_none(id=pk, sandbox_id=caller.sandbox_id) if pk else None
-        if row is None:
+        stored = await CampaignModel.get_or_none(id=pk, sandbox_id=caller.sandbox_id) if pk else None
+        if stored is None:
             return NotFoundError(message="No campaign with that id in this sandbox.", id=str(input.id))
-        actions = [a.value for a in available_actions(row.status, caller.role.value)]
-        if row.status is not CampaignStatus.DRAFT:
+        actions = [a.value for a in available_actions(stored.status, caller.role.value)]
+        if input.version is None and stored.status is not CampaignStatus.DRAFT:
             return InvalidStateError(
-                message="Proofs are sent for DRAFT campaigns.", current_status=row.status.value, allowed_actions=actions
+                message="Proofs are sent for DRAFT campaigns, or for a version of an activated one (input.version).",
+                current_status=stored.status.value,
+                allowed_actions=actions,
             )
+        row = await version_campaign(stored, input.version)
+        if row is None:
+            return _invalid(FieldError(field="input.version", code="NOT_FOUND", message="no such version here"))
         preset = (
             await MessagePreset.get_or_none(id=row.preset_id, sandbox_id=caller.sandbox_id) if row.preset_id else None
         )
@@ -187,7 +199,13 @@ class CampaignProofMutation:
         if queue is None:
             raise RuntimeError("no job queue configured")
         job = await queue.send_proof(
-            caller.sandbox_id, row.id, recipients, caller.actor, uuid.uuid4().hex, treatment=treatment
+            caller.sandbox_id,
+            row.id,
+            recipients,
+            caller.actor,
+            uuid.uuid4().hex,
+            treatment=treatment,
+            version=input.version,
         )
         try:
             result = await job.result(timeout=PROOF_DEADLINE_SECONDS, poll_delay=0.05)  # type: ignore[union-attr]
@@ -198,7 +216,7 @@ class CampaignProofMutation:
         if "error" in result:  # the campaign or preset changed between these checks and the job
             return InvalidStateError(message=result["error"], current_status=row.status.value, allowed_actions=actions)
         return CampaignSendProofSuccess(
-            campaign=Campaign.from_model(row),
+            campaign=Campaign.from_model(stored),
             outcomes=[
                 ProofOutcome(
                     recipient=o["recipient"],

@@ -35,7 +35,7 @@ from models.campaigns.values import (
     CampaignStateError,
     ReviewFailedError,
 )
-from models.campaigns.versions import review_version
+from models.campaigns.versions import CampaignVersionStateError, review_version, version_campaign
 from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import CAMPAIGN_STATUS_TOPIC, CampaignStatusChanged
 from models.sql.reads import sql_params
@@ -193,6 +193,8 @@ def _error(exc: CampaignError) -> Any:
         return InvalidStateError(
             message=str(exc), current_status=exc.current.value, allowed_actions=[a.value for a in exc.allowed_actions]
         )
+    if isinstance(exc, CampaignVersionStateError):  # e.g. an edit of a draft version IN_REVIEW
+        return InvalidStateError(message=str(exc), current_status=exc.current, allowed_actions=[])
     if isinstance(exc, ReviewFailedError):
         return ReviewFailedErrorType(message=str(exc), alerts=[_alert(a) for a in exc.alerts])
     if isinstance(exc, ApprovalRequired):
@@ -329,12 +331,19 @@ class CampaignQuery:
         profile_id: Annotated[
             strawberry.ID, strawberry.argument(description="Global id of the profile to render it for.")
         ],
+        version: Annotated[
+            int | None,
+            strawberry.argument(description="Render this version (`CampaignVersion.number`, e.g. the draft)."),
+        ] = None,
     ) -> CampaignPreviewResult:
         sandbox_id = info.context.require_caller().sandbox_id
         pk = _pk(id)
-        row = await CampaignModel.get_or_none(id=pk, sandbox_id=sandbox_id) if pk else None
-        if row is None:
+        found = await CampaignModel.get_or_none(id=pk, sandbox_id=sandbox_id) if pk else None
+        if found is None:
             return _not_found(id)
+        row = await version_campaign(found, version)
+        if row is None:
+            return NotFoundError(message="No version with that number on this campaign.", id=str(version))
         profile_pk = pk_of(profile_id, "Profile")
         profile = await ProfileModel.get_or_none(id=profile_pk, sandbox_id=sandbox_id) if profile_pk else None
         if profile is None:

@@ -375,7 +375,8 @@ class Campaign(SandboxNode):
 
     @strawberry.field(
         description="Versions of the message, newest first: number 1 is what it was activated with; editing an "
-        "activated recurring or API-triggered campaign makes a DRAFT, published by `campaignVersionPublish`. "
+        "activated recurring or API-triggered campaign makes a DRAFT, published by `campaignVersionPublish` "
+        "(after `campaignVersionRequestApproval` and approval when a policy matches). "
         "Empty for a draft campaign."
     )
     async def versions(

@@ -20,10 +20,13 @@ CampaignVersionState = described_enum(
     name="CampaignVersionState",
     description="Where a campaign version stands.",
     values={
-        VersionState.DRAFT: "Edited while the campaign is activated; not sent until published (at most one).",
+        VersionState.DRAFT: "Edited while the campaign is activated; not sent until published (at most one "
+        "unpublished version: DRAFT, IN_REVIEW or APPROVED).",
+        VersionState.IN_REVIEW: "Approval requested (`campaignVersionRequestApproval`): read-only.",
+        VersionState.APPROVED: "Every matched approval policy approved: read-only, ready to publish.",
         VersionState.PUBLISHED: "The version the next run (or trigger) sends: one per activated campaign.",
         VersionState.SUPERSEDED: "Was published; a later version replaced it. A rollback can restore it.",
-        VersionState.DISCARDED: "A draft a rollback replaced before it was published.",
+        VersionState.DISCARDED: "A draft discarded (`campaignVersionDiscard`, or by a rollback) before publication.",
     },
 )
 

@@ -1,5 +1,5 @@
-"""Campaign versions: publish a draft, roll back to an earlier version, compare two (models/campaigns/versions.py
-decides; this module translates)."""
+"""Campaign versions: publish a draft (after approval when a policy matches), discard it, roll back to an earlier
+version, compare two (models/campaigns/versions.py decides; this module translates)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ import strawberry
 from models.campaigns.values import CampaignError, CampaignNotFoundError
 from models.campaigns.version_rules import diff_versions
 from models.campaigns.versions import (
-    CampaignVersionStateError,
     Publication,
+    discard_version,
     publish_version,
     rollback_version,
     versions_by_number,
 )
+from resolvers.approvals.types import ApprovalRequiredError
 from resolvers.campaigns.schema import ReviewFailedErrorType, _error, _not_found, _pk
 from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.version_types import CampaignVersion, CampaignVersionChange, CampaignVersionDiff
 from resolvers.context import Info
 from resolvers.errors import ConflictError, InvalidStateError, NotFoundError
-from resolvers.permissions import PUBLISHER, VIEWER
+from resolvers.permissions import MANAGER, PUBLISHER, VIEWER
 from resolvers.vocabulary import INPUT_ARG
 
 
@@ -37,11 +38,28 @@ class CampaignVersionSuccess:
     version: CampaignVersion = strawberry.field(description="The version now PUBLISHED.")
 
 
+@strawberry.type(
+    description="The draft version is DISCARDED; the next edit starts a new one from the published version."
+)
+class CampaignVersionDiscardSuccess:
+    campaign: Campaign = strawberry.field(description="The campaign (its `version` counter moved).")
+    version: CampaignVersion = strawberry.field(description="The version now DISCARDED.")
+
+
 CampaignVersionResult = Annotated[
-    CampaignVersionSuccess | ReviewFailedErrorType | NotFoundError | InvalidStateError | ConflictError,
+    CampaignVersionSuccess
+    | ReviewFailedErrorType
+    | ApprovalRequiredError
+    | NotFoundError
+    | InvalidStateError
+    | ConflictError,
     strawberry.union(
         "CampaignVersionResult", description="Result of `campaignVersionPublish` and `campaignVersionRollback`."
     ),
+]
+CampaignVersionDiscardResult = Annotated[
+    CampaignVersionDiscardSuccess | NotFoundError | InvalidStateError | ConflictError,
+    strawberry.union("CampaignVersionDiscardResult", description="Result of `campaignVersionDiscard`."),
 ]
 CampaignVersionDiffResult = Annotated[
     CampaignVersionDiff | NotFoundError,
@@ -49,23 +67,17 @@ CampaignVersionDiffResult = Annotated[
 ]
 
 
-def _version_error(exc: CampaignError) -> Any:
-    if isinstance(exc, CampaignVersionStateError):
-        return InvalidStateError(message=str(exc), current_status=exc.current, allowed_actions=[])
-    return _error(exc)
-
-
-async def _publication(info: Info, data: CampaignVersionInput, action: Any) -> Any:
+async def _publication(info: Info, data: CampaignVersionInput, action: Any, **options: Any) -> Any:
     caller = info.context.require_caller()
     pk = _pk(data.campaign_id)
     if pk is None:
         return _not_found(data.campaign_id)
     try:
         done: Publication = await action(
-            caller.sandbox_id, pk, data.number, actor=caller.actor, links=info.context.links
+            caller.sandbox_id, pk, data.number, actor=caller.actor, links=info.context.links, **options
         )
     except CampaignError as exc:
-        return _version_error(exc)
+        return _error(exc)
     return CampaignVersionSuccess(
         campaign=Campaign.from_model(done.campaign), version=CampaignVersion.from_model(done.version)
     )
@@ -103,15 +115,36 @@ class CampaignVersionQuery:
 @strawberry.type
 class CampaignVersionMutation:
     @strawberry.mutation(
-        description="Publish the DRAFT version of a LIVE or SCHEDULED recurring (or API-triggered) campaign: the "
-        "review runs on the campaign as the draft makes it, under a lock; any ERROR refuses. The next run (or "
-        "trigger) sends it; a run already sending keeps its version.",
+        description="Publish the DRAFT (or APPROVED) version of a LIVE or SCHEDULED recurring (or API-triggered) "
+        "campaign: the review runs on the campaign as the draft makes it, under a lock; any ERROR refuses. A DRAFT "
+        "an approval policy matches answers ApprovalRequiredError: `campaignVersionRequestApproval` first. The next "
+        "run (or trigger) sends it; a run already sending keeps its version.",
         permission_classes=PUBLISHER,
     )
     async def campaign_version_publish(
         self, info: Info, input: Annotated[CampaignVersionInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignVersionResult:
-        return await _publication(info, input, publish_version)
+        role = info.context.require_caller().role.value
+        return await _publication(info, input, publish_version, requester_role=role)
+
+    @strawberry.mutation(
+        description="Discard the unpublished version (DRAFT, IN_REVIEW or APPROVED) of a campaign. Audited.",
+        permission_classes=MANAGER,
+    )
+    async def campaign_version_discard(
+        self, info: Info, input: Annotated[CampaignVersionInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> CampaignVersionDiscardResult:
+        caller = info.context.require_caller()
+        pk = _pk(input.campaign_id)
+        if pk is None:
+            return _not_found(input.campaign_id)
+        try:
+            done = await discard_version(caller.sandbox_id, pk, input.number, actor=caller.actor)
+        except CampaignError as exc:
+            return _error(exc)
+        return CampaignVersionDiscardSuccess(
+            campaign=Campaign.from_model(done.campaign), version=CampaignVersion.from_model(done.version)
+        )
 
     @strawberry.mutation(
         description="Roll back to an earlier published version: a new version equal to it, reviewed and published "

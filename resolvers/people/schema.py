@@ -15,7 +15,7 @@ from models.people.user import User as UserRow
 from models.people.user import user_actor
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.context import Info
-from resolvers.errors import FieldError, InvalidInputError, NotFoundError
+from resolvers.errors import InvalidInputError, NotFoundError, not_found, refused_field
 from resolvers.nodes import pk_of
 from resolvers.pagination import check_page_size
 from resolvers.permissions import ADMIN, VIEWER
@@ -130,10 +130,7 @@ class PeopleMutation:
                 actor=caller.actor,
             )
         except PeopleError as refusal:
-            return InvalidInputError(
-                message="The input was refused; nothing was changed.",
-                field_errors=[FieldError(field=refusal.field, code=refusal.code, message=str(refusal))],
-            )
+            return refused_field(refusal.field, refusal.code, str(refusal))
         return UserMembershipSetSuccess(user=User.from_row(user, membership.role))
 
     @strawberry.mutation(description="Remove a person's membership of this sandbox. Audited.", permission_classes=ADMIN)
@@ -142,11 +139,10 @@ class PeopleMutation:
     ) -> UserMembershipRemoveResult:
         caller = info.context.require_caller()
         pk = pk_of(input.id, "User")
-        not_found = NotFoundError(message="No member with that id in this sandbox.", id=input.id)
         if pk is None:
-            return not_found
+            return not_found(input.id, "No member with that id in this sandbox.")
         try:
             await remove_membership(caller.sandbox_id, pk, actor=caller.actor)
         except MembershipNotFoundError:
-            return not_found
+            return not_found(input.id, "No member with that id in this sandbox.")
         return UserMembershipRemoveSuccess(removed_id=input.id)

@@ -30,7 +30,7 @@ from models.triggers.values import IdempotencyConflictError as IdempotencyConfli
 from models.triggers.values import RejectionReason as RejectionReasonEnum
 from resolvers.campaigns.enums import RunStatus
 from resolvers.context import Info
-from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
+from resolvers.errors import Error, InvalidInputError, InvalidStateError, NotFoundError, invalid_input, not_found
 from resolvers.event_stream import typed_events
 from resolvers.nodes import SandboxNode, pk_of
 from resolvers.pagination import Connection, paginate
@@ -196,12 +196,9 @@ def _request(input: CampaignTriggerInput, campaign_pk: int) -> TriggerRequest:
 def trigger_error(exc: TriggerError) -> Any:
     """Domain refusals → union members."""
     if isinstance(exc, TriggerNotFoundError):
-        return NotFoundError(message=str(exc), id=str(exc.value))
+        return not_found(exc.value, str(exc))
     if isinstance(exc, TriggerInvalidInputError):
-        return InvalidInputError(
-            message="The input was refused; nothing was sent.",
-            field_errors=[FieldError(field=p.field, code=p.code, message=p.message) for p in exc.problems],
-        )
+        return invalid_input(exc.problems, "The input was refused; nothing was sent.")
     if isinstance(exc, IdempotencyConflict):
         return IdempotencyConflictError(
             message=str(exc), idempotency_key=exc.key, trigger_id=_gid("CampaignTrigger", exc.trigger_id)
@@ -248,7 +245,7 @@ class TriggerMutation:
         caller = info.context.require_caller()
         campaign_pk = pk_of(input.campaign_id, "Campaign")
         if campaign_pk is None:
-            return NotFoundError(message="No campaign with that id in this sandbox.", id=str(input.campaign_id))
+            return not_found(input.campaign_id, "No campaign with that id in this sandbox.")
         try:
             answer = await accept_trigger(
                 caller.sandbox_id,

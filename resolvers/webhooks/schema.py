@@ -23,7 +23,7 @@ from models.webhooks.actions import (
 from models.webhooks.model import WebhookDelivery as DeliveryRow
 from models.webhooks.model import WebhookEndpoint as EndpointRow
 from resolvers.context import Info
-from resolvers.errors import FieldError, InvalidInputError, NotFoundError
+from resolvers.errors import FieldError, InvalidInputError, NotFoundError, not_found
 from resolvers.nodes import pk_of
 from resolvers.pagination import check_page_size
 from resolvers.permissions import ADMIN
@@ -174,10 +174,6 @@ def _invalid(error: WebhookInputError) -> InvalidInputError:
     )
 
 
-def _not_found(id: str) -> NotFoundError:
-    return NotFoundError(message="No such object in this sandbox.", id=strawberry.ID(id))
-
-
 @strawberry.type
 class WebhookQuery:
     @strawberry.field(description="This sandbox's webhook endpoints, oldest first.", permission_classes=ADMIN)
@@ -235,7 +231,7 @@ class WebhookMutation:
         caller = info.context.require_caller()
         pk = pk_of(input.id, "WebhookEndpoint")
         if pk is None:
-            return _not_found(input.id)
+            return not_found(input.id)
         change = EndpointChange(
             url=input.url,
             events=input.events,
@@ -254,7 +250,7 @@ class WebhookMutation:
         except WebhookInputError as error:
             return _invalid(error)
         except WebhookNotFoundError:
-            return _not_found(input.id)
+            return not_found(input.id)
         return WebhookEndpointUpdateSuccess(endpoint=WebhookEndpoint.from_row(row))
 
     @strawberry.mutation(
@@ -271,7 +267,7 @@ class WebhookMutation:
         caller = info.context.require_caller()
         pk = pk_of(id, "WebhookEndpoint")
         if pk is None:
-            return _not_found(id)
+            return not_found(id)
         try:
             row, secret = await rotate_secret(
                 sandbox_id=caller.sandbox_id,
@@ -281,7 +277,7 @@ class WebhookMutation:
                 overlap=timedelta(hours=min(max(overlap_hours, 0.0), 168.0)),
             )
         except WebhookNotFoundError:
-            return _not_found(id)
+            return not_found(id)
         return WebhookEndpointSecretSuccess(endpoint=WebhookEndpoint.from_row(row), secret=secret)
 
     @strawberry.mutation(description="Delete a webhook endpoint and its deliveries.", permission_classes=ADMIN)
@@ -295,7 +291,7 @@ class WebhookMutation:
                 raise WebhookNotFoundError
             await delete_endpoint(sandbox_id=caller.sandbox_id, endpoint_id=pk, actor=caller.actor)
         except WebhookNotFoundError:
-            return _not_found(id)
+            return not_found(id)
         return WebhookEndpointDeleteSuccess(deleted_id=id)
 
     @strawberry.mutation(description="Send a delivery again soon, with the same webhook-id.", permission_classes=ADMIN)
@@ -309,5 +305,5 @@ class WebhookMutation:
                 raise WebhookNotFoundError
             row = await replay_delivery(sandbox_id=caller.sandbox_id, delivery_id=pk, actor=caller.actor)
         except WebhookNotFoundError:
-            return _not_found(id)
+            return not_found(id)
         return WebhookDeliveryReplaySuccess(delivery=WebhookDelivery.from_row(row))

@@ -163,12 +163,13 @@ async def test_nothing_of_a_sandbox_is_visible_from_another(
         "query($id: ID!) { campaignExperimentResults(id: $id) { __typename } }", {"id": theirs["campaign"]}, key=key
     )
     assert results["campaignExperimentResults"]["__typename"] == "NotFoundError"
-    preview = await gql(
-        "query($id: ID!, $p: ID!) { campaignPreview(id: $id, profileId: $p) { __typename } }",
-        {"id": theirs["campaign"], "p": theirs["profile"]},
-        key=key,
-    )
-    assert preview["campaignPreview"]["__typename"] == "NotFoundError"
+    for version in (None, 1):
+        preview = await gql(
+            "query($id: ID!, $p: ID!, $v: Int) { campaignPreview(id: $id, profileId: $p, version: $v) { __typename } }",
+            {"id": theirs["apiCampaign"], "p": theirs["profile"], "v": version},
+            key=key,
+        )
+        assert preview["campaignPreview"]["__typename"] == "NotFoundError", version
     deliveries = await gql("query($id: ID!) { deliveries(runId: $id) { totalCount } }", {"id": theirs["run"]}, key=key)
     assert deliveries["deliveries"]["totalCount"] == 0
     by_campaign = await gql(
@@ -262,9 +263,25 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
     ]:
         result = await gql(by_id(mutation, "", extra), {"id": theirs[kind]}, key=key)
         assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
-    for mutation in ("campaignVersionPublish", "campaignVersionRollback"):
-        result = await gql(by_id(mutation, "campaignId", ", number: 1"), {"id": theirs["campaign"]}, key=key)
+    # Their API campaign has versions (number 1 is published): the version steps cannot reach it.
+    for verb, extra in [
+        ("Publish", ""),
+        ("Rollback", ""),
+        ("Discard", ""),
+        ("RequestApproval", ""),
+        ("Approve", ""),
+        ("RequestChanges", ', comment: "mine"'),
+    ]:
+        mutation = f"campaignVersion{verb}"
+        result = await gql(by_id(mutation, "campaignId", ", number: 1" + extra), {"id": theirs["apiCampaign"]}, key=key)
         assert result[mutation]["__typename"] == "NotFoundError", (mutation, result)
+    proof = await gql(
+        'mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: ["x@example.com"], version: 1}) '
+        "{ __typename } }",
+        {"id": theirs["apiCampaign"]},
+        key=sandbox.keys[Role.MANAGER],
+    )
+    assert proof["campaignSendProof"]["__typename"] == "NotFoundError"
     resend = await gql(
         "mutation($id: ID!) { campaignRunResendFailed(input: {runId: $id}) { __typename } }",
         {"id": theirs["run"]},
@@ -293,6 +310,12 @@ async def test_another_sandbox_cannot_change_or_reference_anything(
         "query($id: ID!) { campaign(id: $id) { status tags } }", {"id": theirs["campaign"]}, key=other_sandbox.admin
     )
     assert mine["campaign"] == {"status": "LIVE", "tags": []}
+    versions = await gql(
+        "query($id: ID!) { campaign(id: $id) { versions(first: 5) { nodes { number state } } } }",
+        {"id": theirs["apiCampaign"]},
+        key=other_sandbox.admin,
+    )
+    assert versions["campaign"]["versions"]["nodes"] == [{"number": 1, "state": "PUBLISHED"}]
 
 
 async def test_subscriptions_only_carry_the_callers_sandbox(

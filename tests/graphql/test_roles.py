@@ -166,18 +166,27 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         Role.VIEWER,
         'query { campaignCalendar(from: "2099-01-01T00:00:00Z", to: "2099-01-02T00:00:00Z") { __typename } }',
     ),
-    ("Mutation", "campaignVersionPublish"): Case(
-        Role.PUBLISHER,
-        "mutation($id: ID!) { campaignVersionPublish(input: {campaignId: $id, number: 2}) { __typename } }",
-        {"id": NOWHERE},
-    ),
-    ("Mutation", "campaignVersionRollback"): Case(
-        Role.PUBLISHER,
-        "mutation($id: ID!) { campaignVersionRollback(input: {campaignId: $id, number: 1}) { __typename } }",
-        {"id": NOWHERE},
-    ),
+    # Versions: publishing (and rolling back) is a PUBLISHER's; the draft's steps are a MANAGER's, as edits are.
+    **{
+        ("Mutation", f"campaignVersion{verb}"): Case(
+            role,
+            f"mutation($id: ID!) {{ campaignVersion{verb}(input: {{campaignId: $id, number: 2{extra}}}) "
+            "{ __typename } }",
+            {"id": NOWHERE},
+        )
+        for verb, role, extra in (
+            ("Publish", Role.PUBLISHER, ""),
+            ("Rollback", Role.PUBLISHER, ""),
+            ("Discard", Role.MANAGER, ""),
+            ("RequestApproval", Role.MANAGER, ""),
+            ("Approve", Role.MANAGER, ", publish: true"),
+            ("RequestChanges", Role.MANAGER, ', comment: "x"'),
+        )
+    },
     ("Query", "campaignPreview"): Case(
-        Role.MANAGER, "query($id: ID!) { campaignPreview(id: $id, profileId: $id) { __typename } }", {"id": NOWHERE}
+        Role.MANAGER,
+        "query($id: ID!) { campaignPreview(id: $id, profileId: $id, version: 2) { __typename } }",
+        {"id": NOWHERE},
     ),
     ("Query", "campaignExperimentResults"): Case(
         Role.VIEWER, "query($id: ID!) { campaignExperimentResults(id: $id) { __typename } }", {"id": NOWHERE}
@@ -189,7 +198,7 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     ),
     ("Mutation", "campaignSendProof"): Case(
         Role.MANAGER,
-        "mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: []}) { __typename } }",
+        "mutation($id: ID!) { campaignSendProof(input: {id: $id, addresses: [], version: 2}) { __typename } }",
         {"id": NOWHERE},
     ),
     ("Mutation", "campaignCreate"): Case(Role.MANAGER, 'mutation { campaignCreate(input: {name: ""}) { __typename } }'),
