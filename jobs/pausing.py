@@ -15,8 +15,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from tortoise.transactions import in_transaction
+
 from jobs.events import publish
 from jobs.progress import Progress
+from models import outbox
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.run_rules import RunPauseReason, RunStatus, pause_reason_of
 from models.campaigns.transitions import pause_run
@@ -77,16 +80,21 @@ async def pause_sending(
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     event = replace(progress.event(counts, RunStatus.PAUSED, pause_reason=reason.value), final=False)
-    if await pause_run(run, reason, detail, now, event):
+    # One transaction: a worker dying between the two would leave a PAUSED run and a preset without its alert.
+    async with in_transaction() as conn:
+        paused = await pause_run(conn, run, reason, detail, now, event)
+        preset = None
+        if preset_id is not None:
+            preset = await record_sending_failure(
+                conn, preset_id=preset_id, code=PRESET_CHECK_CODES[reason], message=detail, run_id=run.id
+            )
+    outbox.committed()
+    if paused:
         logger.warning(
             "run %s paused: %s: %s", run.id, reason.value, detail,
             extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": reason.value},
         )  # fmt: skip
-    if preset_id is not None:
-        preset = await record_sending_failure(
-            preset_id=preset_id, code=PRESET_CHECK_CODES[reason], message=detail, run_id=run.id
-        )
-        redis = ctx.get("redis")
-        if preset is not None and redis is not None:
-            await publish(redis, preset.sandbox_id, PRESET_STATUS_TOPIC, preset.status_event())
+    redis = ctx.get("redis")
+    if preset is not None and redis is not None:
+        await publish(redis, preset.sandbox_id, PRESET_STATUS_TOPIC, preset.status_event())
     return {"runId": run.id, "status": RunStatus.PAUSED.value, "pauseReason": reason.value}

@@ -20,8 +20,10 @@ from typing import Any
 import aiosmtplib
 import httpx
 
+from jobs.channels.base import PushContent
 from jobs.channels.egress import EgressRefused, egress_client, open_socket
-from jobs.channels.push import AccessTokenError, ServiceAccountTokens
+from jobs.channels.http import json_or_empty
+from jobs.channels.push import AccessTokenError, ServiceAccountTokens, fcm_error, fcm_request_body
 from models.egress_rules import DEV_POLICY, EgressPolicy
 from models.presets.rules import Channel, CheckCode, TlsMode
 
@@ -231,7 +233,9 @@ async def push_checks(
     settings: dict[str, Any], secrets: dict[str, str], seconds: float, egress: EgressPolicy = DEV_POLICY
 ) -> list[CheckResult]:
     """The base URL answers; then the service account gets an access token and FCM accepts a dry run
-    (`validate_only`) for the project, so a preset never becomes ACTIVE on credentials nobody tried."""
+    (`validate_only`) for the project and each platform the preset lists (`push.dry_run.android`, `.ios`: the
+    campaign review warns of a listed platform without one), so a preset never becomes ACTIVE on credentials
+    nobody tried."""
     base = settings["provider_base_url"].rstrip("/")
     async with _http_client(seconds, egress) as http:
 
@@ -257,28 +261,47 @@ async def push_checks(
         if not results[-1].ok:
             return results
         project = settings.get("fcm_project_id", "")
-
-        async def dry_run() -> str:
-            response = await http.post(
-                f"{base}/v1/projects/{project}/messages:send",
-                json={"validate_only": True, "message": {"topic": "herald-preset-check", "data": {"check": "1"}}},
-                headers={"Authorization": f"Bearer {access[0]}"},
+        # One dry run per platform, with that platform's part of the message as sends carry it (the app id pinned).
+        for platform in settings.get("platforms") or ("ANDROID",):
+            results.append(
+                await run_check(
+                    f"push.dry_run.{platform.lower()}",
+                    _fcm_dry_run(http, base, project, access[0], platform, settings.get("app_id")),
+                    seconds,
+                )
             )
-            if response.status_code in (401, 403, 404):
-                raise CheckFailedError(
-                    CheckCode.AUTH_FAILED,
-                    f"FCM refused a dry run for project {project} with this service account "
-                    f"(HTTP {response.status_code}).",
-                )
-            if response.status_code >= 300:
-                _answered(response)
-                raise CheckFailedError(
-                    CheckCode.PROTOCOL_ERROR, f"Unexpected answer from FCM to a dry run (HTTP {response.status_code})."
-                )
-            return "FCM accepted a dry-run message (validate_only)."
-
-        results.append(await run_check("push.dry_run", dry_run, seconds))
         return results
+
+
+def _fcm_dry_run(
+    http: httpx.AsyncClient, base: str, project: str, access: str, platform: str, app_id: str | None
+) -> Callable[[], Awaitable[str]]:
+    async def dry_run() -> str:
+        body = fcm_request_body("", PushContent(title="Check", body="Check"), app_id=app_id, platforms=(platform,))
+        message = {k: v for k, v in body["message"].items() if k != "token"} | {"topic": "herald-preset-check"}
+        response = await http.post(
+            f"{base}/v1/projects/{project}/messages:send",
+            json={"validate_only": True, "message": message},
+            headers={"Authorization": f"Bearer {access}"},
+        )
+        if response.status_code in (401, 403, 404):
+            code, detail = fcm_error(json_or_empty(response))
+            # THIRD_PARTY_AUTH_ERROR: the project's APNs key or certificate, not the service account.
+            whose = "the project's APNs credentials" if code == "THIRD_PARTY_AUTH_ERROR" else "this service account"
+            raise CheckFailedError(
+                CheckCode.AUTH_FAILED,
+                f"FCM refused a {platform} dry run for project {project} with {whose} "
+                f"(HTTP {response.status_code}{f', {code}' if code else ''}): {detail}"[:MESSAGE_MAX],
+            )
+        if response.status_code >= 300:
+            _answered(response)
+            raise CheckFailedError(
+                CheckCode.PROTOCOL_ERROR,
+                f"Unexpected answer from FCM to a {platform} dry run (HTTP {response.status_code}).",
+            )
+        return f"FCM accepted a {platform} dry-run message (validate_only)."
+
+    return dry_run
 
 
 def _http_client(seconds: float, egress: EgressPolicy) -> httpx.AsyncClient:

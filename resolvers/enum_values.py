@@ -147,6 +147,10 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "SMS_TEXT_MISSING": "The SMS has no text.",
         "PUSH_CONTENT_MISSING": "The push message has no title or body.",
         "PUSH_PAYLOAD_TOO_LARGE": "The push payload is larger than the platforms accept.",
+        "PUSH_PLATFORM_NOT_IN_PRESET": "The audience's push tokens belong to a platform the preset does not list "
+        "(APNS tokens are IOS devices).",
+        "PUSH_PLATFORM_UNVERIFIED": "The push preset lists a platform its last validation did not send a dry run "
+        "for: validate it again.",
         "IN_APP_CONTENT_MISSING": "The in-app message has no title or body.",
         "TEMPLATE_SYNTAX": "A template does not parse.",
         "TEMPLATE_UNKNOWN_ROOT": "A template reads something other than profile or context.",

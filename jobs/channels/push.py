@@ -123,7 +123,7 @@ class ServiceAccountTokens:
         self._expires_at = time.monotonic() + max(lifetime - min(60.0, lifetime / 2), 0.0)
 
 
-def _fcm_error(body: dict) -> tuple[str | None, str]:
+def fcm_error(body: dict) -> tuple[str | None, str]:
     error = body.get("error") if isinstance(body.get("error"), dict) else {}
     code = None
     for detail in error.get("details") or ():
@@ -202,7 +202,7 @@ class PushAdapter(ConcurrentAdapter):
             except EgressRefused as exc:
                 return refused(exc)
             # FCM answers an APNs credential problem with 401 too: that is no reason to fetch a new token.
-            if response.status_code == 401 and _fcm_error(json_or_empty(response))[0] != "THIRD_PARTY_AUTH_ERROR":
+            if response.status_code == 401 and fcm_error(json_or_empty(response))[0] != "THIRD_PARTY_AUTH_ERROR":
                 # The token expired or was revoked early: fetch a new one and try once more.
                 self.tokens.invalidate(token)
                 continue
@@ -213,7 +213,7 @@ class PushAdapter(ConcurrentAdapter):
         body = json_or_empty(response)
         if response.is_success:
             return SendResult.sent(body.get("name"))
-        code, detail = _fcm_error(body)
+        code, detail = fcm_error(body)
         text = f"HTTP {response.status_code} {code}: {detail}"
         if is_retryable(response.status_code):
             return retry_response(response, self.backoff, attempt, text, code)

@@ -34,6 +34,7 @@ from models.campaigns.review_snapshot import (
     CampaignSnapshot,
     EmailContent,
     InAppContent,
+    PresetFacts,
     PushContent,
     content_variants,
 )
@@ -45,6 +46,9 @@ from models.campaigns.waves import validate_waves
 UNSUBSCRIBE_VARIABLE = "context.unsubscribeUrl"
 PRESET_ACTIVE = "ACTIVE"
 PUSH_PAYLOAD_LIMIT = 4 * 1024
+# Identity namespaces whose tokens belong to one platform (models/tenancy/identity.py defaults); FCM tokens
+# exist for every platform the preset lists.
+NAMESPACE_PLATFORM = {"APNS": "IOS"}
 EMAIL_SIZE_LIMIT = 100 * 1024
 THROTTLE_MIN, THROTTLE_MAX = 1, 2000
 THROTTLE_WINDOW = timedelta(hours=12)
@@ -70,6 +74,7 @@ class AlertCode(StrEnum):
     SMS_TEXT_MISSING = "SMS_TEXT_MISSING"
     PUSH_CONTENT_MISSING = "PUSH_CONTENT_MISSING"
     PUSH_PAYLOAD_TOO_LARGE = "PUSH_PAYLOAD_TOO_LARGE"
+    PUSH_PLATFORM_NOT_IN_PRESET = "PUSH_PLATFORM_NOT_IN_PRESET"
     IN_APP_CONTENT_MISSING = "IN_APP_CONTENT_MISSING"
     TEMPLATE_SYNTAX = "TEMPLATE_SYNTAX"
     TEMPLATE_UNKNOWN_ROOT = "TEMPLATE_UNKNOWN_ROOT"
@@ -95,6 +100,7 @@ class AlertCode(StrEnum):
     THROTTLE_TOO_SLOW = "THROTTLE_TOO_SLOW"
     WAVE_START_IN_PAST = "WAVE_START_IN_PAST"
     BUSINESS_RULES_EXCLUDE_MOST = "BUSINESS_RULES_EXCLUDE_MOST"
+    PUSH_PLATFORM_UNVERIFIED = "PUSH_PLATFORM_UNVERIFIED"
 
 
 WARNINGS = frozenset(
@@ -109,6 +115,7 @@ WARNINGS = frozenset(
         AlertCode.THROTTLE_TOO_SLOW,
         AlertCode.WAVE_START_IN_PAST,
         AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
+        AlertCode.PUSH_PLATFORM_UNVERIFIED,
     }
 )
 
@@ -168,6 +175,31 @@ def _check_action(s: CampaignSnapshot) -> Iterator[Alert]:
             "action.preset",
             f"The message preset is {preset.category}, the campaign is {s.category}.",
         )
+    if s.channel is Channel.PUSH and preset.channel is Channel.PUSH:
+        yield from _check_push_platforms(s, preset)
+
+
+def _check_push_platforms(s: CampaignSnapshot, preset: PresetFacts) -> Iterator[Alert]:
+    """The platform the audience's tokens belong to is one the preset sends to; each platform the preset lists
+    passed its dry run at the preset's last validation (jobs/preset_checks.push_checks)."""
+    target = NAMESPACE_PLATFORM.get(s.audience.namespace_code or "")
+    if target is not None and target not in preset.platforms:
+        yield _alert(
+            AlertCode.PUSH_PLATFORM_NOT_IN_PRESET,
+            "audience.namespace",
+            f"The {s.audience.namespace_code} tokens are {target} devices; the message preset's platforms are "
+            f"{', '.join(preset.platforms) or 'none'}.",
+        )
+    if preset.verified_platforms is None:
+        return
+    for platform in preset.platforms:
+        if platform not in preset.verified_platforms:
+            yield _alert(
+                AlertCode.PUSH_PLATFORM_UNVERIFIED,
+                "action.preset",
+                f"The message preset lists {platform}, but its last validation did not try a {platform} message: "
+                "run messagePresetValidate.",
+            )
 
 
 def template_fields(s: CampaignSnapshot) -> list[tuple[str, str]]:

@@ -24,6 +24,9 @@ class PresetFacts:
     status: str | None = None  # a preset status value; only "ACTIVE" passes
     channel: Channel | None = None
     category: Category | None = None
+    # A push preset's platforms, and those its last validation's dry run passed for (None: unknown, not checked).
+    platforms: tuple[str, ...] = ()
+    verified_platforms: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,16 @@ async def _paths_seen(segment: Segment, paths: list[str], now: datetime, conn: B
     return frozenset(p for i, p in enumerate(paths) if int(row[f"c{i}"]) > 0)
 
 
+def push_platform_facts(preset: MessagePreset) -> dict[str, Any]:
+    """A push preset's platforms and those its last validation's dry run passed for (`push.dry_run.<platform>`)."""
+    if preset.channel.value != Channel.PUSH.value:
+        return {}
+    platforms = tuple((preset.settings or {}).get("platforms") or ())
+    passed = {c.get("check") for c in preset.checks or [] if isinstance(c, dict) and c.get("ok")}
+    verified = frozenset(p for p in platforms if f"push.dry_run.{p.lower()}" in passed)
+    return {"platforms": platforms, "verified_platforms": verified}
+
+
 async def build_snapshot(
     row: Campaign, *, now: datetime, conn: BaseDBAsyncClient, links: LinkFacts | None = None
 ) -> CampaignSnapshot:
@@ -131,6 +141,7 @@ async def build_snapshot(
                 status=preset.status.value,
                 channel=Channel(preset.channel.value),
                 category=Category(preset.category.value),
+                **push_platform_facts(preset),
             )
             if preset
             else PresetFacts(exists=False)

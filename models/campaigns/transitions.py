@@ -226,18 +226,21 @@ async def reopen_run(conn: BaseDBAsyncClient, run: CampaignRun, *, actor: str, n
 
 
 async def pause_run(
-    run: CampaignRun, reason: RunPauseReason, detail: str | None, now: datetime, event: Payload | None = None
+    conn: BaseDBAsyncClient,
+    run: CampaignRun,
+    reason: RunPauseReason,
+    detail: str | None,
+    now: datetime,
+    event: Payload | None = None,
 ) -> bool:
-    """RUNNING → PAUSED with its reason: the provider refused the preset, so nothing more is sent until
-    `unpause_run`. No lease: the dispatcher resumes RUNNING runs only, and nothing claims a PAUSED one."""
+    """RUNNING → PAUSED with its reason, in the caller's transaction: the provider refused the preset, so nothing
+    more is sent until `unpause_run`. No lease: the dispatcher resumes RUNNING runs only, and nothing claims a
+    PAUSED one."""
     changes = {"pause_reason": reason, "pause_detail": detail, "paused_at": now, "lease_until": None}
-    async with in_transaction() as conn:
-        done = await transition_run(
-            conn, run, RunEvent.PAUSE, actor=WORKER, now=now, changes=changes,
-            audit_extra={"reason": reason.value, "detail": detail}, events=[event] if event else [],
-        )  # fmt: skip
-    outbox.committed()
-    return done
+    return await transition_run(
+        conn, run, RunEvent.PAUSE, actor=WORKER, now=now, changes=changes,
+        audit_extra={"reason": reason.value, "detail": detail}, events=[event] if event else [],
+    )  # fmt: skip
 
 
 async def unpause_run(

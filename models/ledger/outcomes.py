@@ -178,9 +178,13 @@ async def requeue_failed(run_id: int, reasons: Sequence[str], now: datetime, con
     return _rowcount(await conn.execute_query(sql, params.values))
 
 
+_RETURNING = "RETURNING id, status, reason, sandbox_id, campaign_id, run_id, profile_id"
+
+
 async def settle_unconfirmed(run_id: int, now: datetime, *, resend: bool) -> int:
     """UNCONFIRMED rows of the run whose window ended (next_attempt_at) without a status callback: FAILED with
-    UNCONFIRMED_TIMEOUT (at most once), or with `resend` QUEUED again, due now (at least once)."""
+    UNCONFIRMED_TIMEOUT (at most once), or with `resend` QUEUED again, due now (at least once). A FAILED row's
+    `delivery.failed` event is written with it, as for any send's outcome."""
     params = SqlParams(dialect_of())
     if resend:
         change = f"status = '{_Q}', reason = NULL, next_attempt_at = NULL"
@@ -190,25 +194,31 @@ async def settle_unconfirmed(run_id: int, now: datetime, *, resend: bool) -> int
     updated, run, due = params.typed(now, "TIMESTAMPTZ"), params.add(run_id), params.typed(now, "TIMESTAMPTZ")
     sql = (
         f"UPDATE delivery SET {change}, updated_at = {updated} "
-        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.SETTLE)} AND next_attempt_at <= {due}"
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.SETTLE)} AND next_attempt_at <= {due} {_RETURNING}"
     )
-    return _rowcount(await connections.get("default").execute_query(sql, params.values))
+    async with in_transaction() as conn:
+        changed = await conn.execute_query_dict(sql, params.values)
+        await _emit_outcome_events(conn, changed, now)
+    return len(changed)
 
 
 async def confirm_unconfirmed(
     delivery_id: int, provider_message_id: str, now: datetime, conn: BaseDBAsyncClient
 ) -> bool:
     """A status callback for an UNCONFIRMED send (found by the key in its callback URL): the provider has the
-    message, so it is SENT with the provider's id; the callback's own status then applies as for any SENT row."""
+    message, so it is SENT with the provider's id (and its `delivery.sent` event, in `conn`'s transaction); the
+    callback's own status then applies as for any SENT row."""
     params = SqlParams(dialect_of())
     pid, sent_at = params.typed(provider_message_id, "TEXT"), params.typed(now, "TIMESTAMPTZ")
     updated, delivery = params.typed(now, "TIMESTAMPTZ"), params.typed(delivery_id, "BIGINT")
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.SENT.value}', reason = NULL, next_attempt_at = NULL, "
         f"provider_message_id = COALESCE(provider_message_id, {pid}), sent_at = COALESCE(sent_at, {sent_at}), "
-        f"updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.CONFIRM)}"
+        f"updated_at = {updated} WHERE id = {delivery} AND {sources_sql(DeliveryTransition.CONFIRM)} {_RETURNING}"
     )
-    return _rowcount(await conn.execute_query(sql, params.values)) == 1
+    changed = await conn.execute_query_dict(sql, params.values)
+    await _emit_outcome_events(conn, changed, now)
+    return len(changed) == 1
 
 
 async def mark_delivered(delivery_id: int, now: datetime, conn: BaseDBAsyncClient) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models.campaigns.campaign import detach_drafts
@@ -117,41 +118,41 @@ SENDING_CHECK = "sending"
 
 
 async def record_sending_failure(
-    *, preset_id: int, code: CheckCode, message: str, run_id: int, actor: str = "system:worker"
+    conn: BaseDBAsyncClient, *, preset_id: int, code: CheckCode, message: str, run_id: int, actor: str = "system:worker"
 ) -> MessagePreset | None:
     """A run paused on this preset (credentials or configuration refused by the provider): ACTIVE → FAILED with
     the failure as its check, so the preset shows the alert and must pass `messagePresetValidate` again before
     a paused run can resume. An edit waiting for validation is dropped (it was checked against the old secrets
-    or is about to fail the same way). None when the preset is not ACTIVE (already flagged by another run)."""
-    async with in_transaction() as conn:
-        row = await MessagePreset.filter(id=preset_id).select_for_update().using_db(conn).first()
-        if row is None or row.status is not PresetStatus.ACTIVE:
-            return None
-        before = row.public_state()
-        check = {"check": SENDING_CHECK, "ok": False, "code": code.value, "message": message[:2000], "durationMs": 0}
-        changes: dict[str, Any] = {
-            "status": PresetStatus.FAILED,
-            "checks": [check],
-            "validated_at": datetime.now(UTC),
-            "pending_settings": None,
-            "pending_secrets": None,
-            "pending_secret_names": None,
-            "update_status": None,
-        }
-        try:
-            await _write(conn, row, changes)
-        except PresetConflictError:
-            return None
-        await record_audit(
-            sandbox_id=row.sandbox_id,
-            actor=actor,
-            action="SENDING_FAILED",
-            object_type=OBJECT_TYPE,
-            object_id=row.id,
-            before=before,
-            after={**row.public_state(), "failedChecks": [check], "runId": run_id},
-            using_db=conn,
-        )
+    or is about to fail the same way). In the caller's transaction: the run's pause and its alert commit together.
+    None when the preset is not ACTIVE (already flagged by another run)."""
+    row = await MessagePreset.filter(id=preset_id).select_for_update().using_db(conn).first()
+    if row is None or row.status is not PresetStatus.ACTIVE:
+        return None
+    before = row.public_state()
+    check = {"check": SENDING_CHECK, "ok": False, "code": code.value, "message": message[:2000], "durationMs": 0}
+    changes: dict[str, Any] = {
+        "status": PresetStatus.FAILED,
+        "checks": [check],
+        "validated_at": datetime.now(UTC),
+        "pending_settings": None,
+        "pending_secrets": None,
+        "pending_secret_names": None,
+        "update_status": None,
+    }
+    try:
+        await _write(conn, row, changes)
+    except PresetConflictError:
+        return None
+    await record_audit(
+        sandbox_id=row.sandbox_id,
+        actor=actor,
+        action="SENDING_FAILED",
+        object_type=OBJECT_TYPE,
+        object_id=row.id,
+        before=before,
+        after={**row.public_state(), "failedChecks": [check], "runId": run_id},
+        using_db=conn,
+    )
     return row
 
 

@@ -122,6 +122,7 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "sandbox_id": sandbox.id,
         "campaign_id": campaign.id,
         "run_id": run_id,
+        "preset_id": preset.id,
         "status": activation.campaign.status,
         "start_at": start_at,
         "api_key": key,
@@ -287,6 +288,32 @@ async def stop(spec: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
+async def validate_and_resume(spec: dict[str, Any]) -> dict[str, Any]:
+    """messagePresetValidate (its job run here, against the fixed relay) and, once the preset is ACTIVE,
+    campaignRunResume as its resolver does it: the transition committed, then the job enqueued (unless the test
+    plays an API process that died in between: `enqueue` false)."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from jobs.context import job_ctx
+    from jobs.presets import validate_preset
+    from jobs.queue import JobQueue
+    from models.campaigns.pausing import resume_paused_run
+    from models.presets.lifecycle import submit_validation
+
+    redis = await create_pool(RedisSettings.from_dsn(Settings().redis_url))
+    try:
+        preset = await submit_validation(sandbox_id=spec["sandbox_id"], preset_id=spec["preset_id"], actor="t")
+        validated = await validate_preset(job_ctx(Settings(), redis), preset.id, preset.version)
+        now = datetime.now(UTC)
+        run = await resume_paused_run(spec["sandbox_id"], spec["run_id"], actor="crash-test", now=now)
+        if spec.get("enqueue", True):
+            await JobQueue(redis).resume_paused_run(run.id, str(int(now.timestamp() * 1000)))
+    finally:
+        await redis.aclose()
+    return {"preset": validated.get("status"), "run": run.status.value}
+
+
 async def dispatch_twice(spec: dict[str, Any]) -> dict[str, Any]:
     """Two dispatchers firing at the same instant (as two worker processes' crons can)."""
     from arq import create_pool
@@ -318,6 +345,8 @@ async def main(command: str, spec: dict[str, Any]) -> dict[str, Any]:
             return {}
         if command == "stop":
             return await stop(spec)
+        if command == "validate_and_resume":
+            return await validate_and_resume(spec)
         if command == "dispatch_twice":
             return await dispatch_twice(spec)
         if command == "enqueue":

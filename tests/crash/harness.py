@@ -122,10 +122,20 @@ class SlowSink(SinkHandler):
     pause_after: int = -1
     paused: asyncio.Event = field(default_factory=asyncio.Event)
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    # Once `refuse_after` recipients were accepted, every RCPT gets `refusal` (a relay refusing the sender) until
+    # the test sets it back to -1. A whole outcome chunk is refused when it is a multiple of the chunk size.
+    refuse_after: int = -1
+    refusal: str = "550 5.7.1 Relaying denied: client host blocked using zen.spamhaus.org"
+    accepted: int = 0
+    refused_rcpt: int = 0
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options):
         if address.endswith("@gone.example.com"):
             return "550 5.1.1 No such user"
+        if 0 <= self.refuse_after <= self.accepted:
+            self.refused_rcpt += 1
+            return self.refusal
+        self.accepted += 1
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -45,6 +45,8 @@ class ProviderState:
     token_script: deque[Scripted] = field(default_factory=deque)
     twilio_errors: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # To → (status, code, message)
     unregistered_tokens: set[str] = field(default_factory=set)
+    # The Firebase project has no APNs key: messages for Apple devices (an `apns` part) get THIRD_PARTY_AUTH_ERROR.
+    no_apns_key: bool = False
     token_lifetime: int = 3600
     sms: list[dict[str, str]] = field(default_factory=list)
     sids: dict[str, str] = field(default_factory=dict)  # the SID given to each message, by its idempotency key
@@ -157,6 +159,13 @@ def build_app(current: _Current, public_key: rsa.RSAPublicKey) -> Starlette:
             return scripted
         body = await request.json()
         message = body["message"]
+        if state.no_apns_key and "apns" in message:
+            detail = {
+                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                "errorCode": "THIRD_PARTY_AUTH_ERROR",
+            }
+            error = {"code": 401, "message": "Auth error from APNS or Web Push Service", "status": "UNAUTHENTICATED"}
+            return JSONResponse({"error": {**error, "details": [detail]}}, status_code=401)
         if body.get("validate_only"):  # FCM's dry run: checked, never delivered
             state.dry_runs.append(message)
             return JSONResponse({"name": f"projects/{PROJECT}/messages/fake_message_id"})

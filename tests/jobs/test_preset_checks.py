@@ -157,7 +157,7 @@ async def test_in_app_has_no_provider_to_check() -> None:
     assert await provider_checks(Channel.IN_APP, {"app_id": "com.example.app"}, {}, TIMEOUT) == []
 
 
-async def test_push_checks_fetch_a_token_and_send_a_dry_run():
+async def test_push_checks_fetch_a_token_and_send_a_dry_run_per_platform():
     import json
 
     from tests.jobs.provider_server import PROJECT, Scripted, provider_server
@@ -165,19 +165,40 @@ async def test_push_checks_fetch_a_token_and_send_a_dry_run():
     async with provider_server() as providers:
         state = providers.fresh()
         secrets = {"service_account_json": json.dumps(providers.account)}
-        settings = {"provider_base_url": providers.base_url, "fcm_project_id": PROJECT}
+        settings = {
+            "provider_base_url": providers.base_url,
+            "fcm_project_id": PROJECT,
+            "platforms": ["ANDROID", "IOS"],
+            "app_id": "com.example.app",
+        }
         fine = await provider_checks(Channel.PUSH, settings, secrets, TIMEOUT)
         assert summary(fine) == [
             ("push.reachable", True, CheckCode.OK),
             ("push.credentials", True, CheckCode.OK),
-            ("push.dry_run", True, CheckCode.OK),
+            ("push.dry_run.android", True, CheckCode.OK),
+            ("push.dry_run.ios", True, CheckCode.OK),
         ]
-        assert [m["topic"] for m in state.dry_runs] == ["herald-preset-check"] and state.push == []
+        # Each platform's part of the message, as sends carry it (the app id pinned), never delivered.
+        assert [(m["topic"], m.get("android"), m.get("apns")) for m in state.dry_runs] == [
+            ("herald-preset-check", {"restricted_package_name": "com.example.app"}, None),
+            ("herald-preset-check", None, {"headers": {"apns-topic": "com.example.app"}}),
+        ]
+        assert state.push == []
+
+        # A project without an APNs key: the IOS dry run is refused, named as the APNs credentials.
+        state.no_apns_key = True
+        no_apns = await provider_checks(Channel.PUSH, settings, secrets, TIMEOUT)
+        assert summary(no_apns)[-2:] == [
+            ("push.dry_run.android", True, CheckCode.OK),
+            ("push.dry_run.ios", False, CheckCode.AUTH_FAILED),
+        ]
+        assert "APNs credentials" in no_apns[-1].message and "THIRD_PARTY_AUTH_ERROR" in no_apns[-1].message
+        state.no_apns_key = False
 
         other_project = await provider_checks(
             Channel.PUSH, {**settings, "fcm_project_id": "not-ours"}, secrets, TIMEOUT
         )
-        assert summary(other_project)[-1] == ("push.dry_run", False, CheckCode.AUTH_FAILED)
+        assert summary(other_project)[-1] == ("push.dry_run.ios", False, CheckCode.AUTH_FAILED)
 
         state.token_script.append(Scripted(400, {"error": "invalid_grant", "error_description": "Invalid JWT"}))
         refused = await provider_checks(Channel.PUSH, settings, secrets, TIMEOUT)

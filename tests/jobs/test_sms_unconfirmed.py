@@ -1,7 +1,8 @@
 """An SMS whose request went but whose answer never came is not resent blindly (issue 24): it is held
 UNCONFIRMED, settled by Twilio's status callback (found by the delivery key in the callback URL, signed with
 twilio's own RequestValidator), or when the window ends by the policy: FAILED UNCONFIRMED_TIMEOUT (at most once,
-the default) or sent again (SMS_UNCONFIRMED_POLICY=RESEND, at least once)."""
+the default) or sent again (SMS_UNCONFIRMED_POLICY=RESEND, at least once). Settled either way, the send has its
+`delivery.*` webhook events as any other outcome."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from jobs.channels.base import FailureCode, SendStatus
 from models.campaigns.campaign import CampaignRun, RunStatus
 from models.ledger.counts import ledger_counts
 from models.ledger.delivery import Delivery, DeliveryStatus
+from models.webhooks.rules import new_secret
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.drain import drain_jobs as run_due_jobs
 from tests.graphql.test_campaigns import activate, create
@@ -27,6 +29,7 @@ from tests.jobs.provider_server import ACCOUNT_SID, AUTH_TOKEN, provider_server
 from tests.jobs.test_channels_sms import adapter_for, sms
 from tests.jobs.test_run_pause import run_of
 from tests.jobs.test_runs import gold_segment
+from tests.jobs.test_webhook_events import _endpoint, _fanned_out
 
 NUMBERS = ["+14155550001", "+14155550002"]
 
@@ -116,6 +119,8 @@ async def _callback(url: str, form: dict[str, str], signature: str | None = None
 async def test_unconfirmed_sms_are_settled_by_the_status_callback_or_failed_once_the_window_ends(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, app: Starlette
 ) -> None:
+    endpoint = await _endpoint(sandbox, "http://127.0.0.1:9/hook", new_secret(), ("delivery.sent", "delivery.failed",
+                               "delivery.delivered", "delivery.bounced"))  # fmt: skip
     async with provider_server() as providers:
         state = providers.fresh()
         campaign_id = await _sms_campaign(gql, sandbox, providers.base_url)
@@ -126,6 +131,7 @@ async def test_unconfirmed_sms_are_settled_by_the_status_callback_or_failed_once
         assert [(d.status, d.provider_message_id, d.reason) for d in rows] == [
             (DeliveryStatus.UNCONFIRMED, None, "TIMEOUT")
         ] * 2
+        assert await _fanned_out(endpoint) == []  # not an outcome yet
         # Held, not resent: the run waits (counted pending) and each SMS reached the provider once.
         assert run.status is RunStatus.RUNNING and len(state.sms) == 2
         counts = await ledger_counts(run.id)
@@ -152,6 +158,18 @@ async def test_unconfirmed_sms_are_settled_by_the_status_callback_or_failed_once
         assert len(state.sms) == 2
     run = await CampaignRun.get(id=run.id)
     assert run.status is RunStatus.SUCCEEDED and (run.delivered, run.failed, run.pending) == (1, 1, 0)
+    # The callback made the first SENT then DELIVERED, the window the second FAILED: an event each, as for any send.
+    events = [(e["type"], e["data"]["runId"], e["data"]["deliveries"]) for e in await _fanned_out(endpoint)]
+    first, second = (rows[0].id, rows[0].profile_id), (rows[1].id, rows[1].profile_id)
+    assert events == [
+        ("delivery.sent", run.id, [{"deliveryId": first[0], "profileId": first[1], "reason": None}]),
+        ("delivery.delivered", run.id, [{"deliveryId": first[0], "profileId": first[1], "reason": None}]),
+        (
+            "delivery.failed",
+            run.id,
+            [{"deliveryId": second[0], "profileId": second[1], "reason": "UNCONFIRMED_TIMEOUT"}],
+        ),
+    ]
 
 
 async def test_the_resend_policy_sends_an_unconfirmed_sms_again_once_the_window_ends(

@@ -85,6 +85,14 @@ def push(**changes: object) -> CampaignSnapshot:
     return replace(PUSH, content=Content(push=replace(PUSH.content.push, **changes)))
 
 
+def push_preset(
+    platforms: tuple[str, ...], verified: frozenset[str] | None, namespace: str = "FCM"
+) -> CampaignSnapshot:
+    assert PUSH.preset is not None
+    facts = replace(PUSH.preset, platforms=platforms, verified_platforms=verified)
+    return replace(PUSH, preset=facts, audience=replace(PUSH.audience, namespace_code=namespace))
+
+
 def audience(**changes: object) -> CampaignSnapshot:
     return replace(CLEAN, audience=replace(CLEAN.audience, **changes))
 
@@ -139,6 +147,22 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
     (C.PUSH_CONTENT_MISSING, "title and body", PUSH, False),
     (C.PUSH_PAYLOAD_TOO_LARGE, "4 KB of custom data", push(data=(("blob", "x" * 4096),)), True),
     (C.PUSH_PAYLOAD_TOO_LARGE, "3.9 KB of custom data", push(data=(("blob", "x" * 3900),)), False),
+    (C.PUSH_PLATFORM_NOT_IN_PRESET, "APNS tokens, ANDROID preset", push_preset(("ANDROID",), None, "APNS"), True),
+    (C.PUSH_PLATFORM_NOT_IN_PRESET, "APNS tokens, IOS preset", push_preset(("IOS",), None, "APNS"), False),
+    (C.PUSH_PLATFORM_NOT_IN_PRESET, "FCM tokens, ANDROID preset", push_preset(("ANDROID",), None), False),
+    (
+        C.PUSH_PLATFORM_UNVERIFIED,
+        "IOS without a dry run",
+        push_preset(("ANDROID", "IOS"), frozenset({"ANDROID"})),
+        True,
+    ),
+    (
+        C.PUSH_PLATFORM_UNVERIFIED,
+        "each platform tried",
+        push_preset(("ANDROID", "IOS"), frozenset({"ANDROID", "IOS"})),
+        False,
+    ),
+    (C.PUSH_PLATFORM_UNVERIFIED, "checks unknown", push_preset(("IOS",), None), False),
     (C.IN_APP_CONTENT_MISSING, "empty in-app body", on(Channel.IN_APP, Content(in_app=InAppContent("T", ""))), True),
     (C.IN_APP_CONTENT_MISSING, "in-app with content", IN_APP, False),
     (C.TEMPLATE_SYNTAX, "unclosed output in subject", email(subject="Hi {{ profile.x"), True),
