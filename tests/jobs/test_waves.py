@@ -175,3 +175,24 @@ async def test_report_and_run_show_each_waves_plan_start_and_figures(gql: GraphQ
     # A campaign without waves reports none.
     other = await create(gql, sandbox, ready_input(preset_id, segment_id))
     assert (await gql(REPORT, {"id": other["id"]}, key=sandbox.admin))["campaignReport"]["waves"] == []
+
+
+async def test_an_update_may_not_combine_stored_waves_with_profile_time_zone(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    mutation = """mutation($input: CampaignUpdateInput!) { campaignUpdate(input: $input) { __typename
+      ... on CampaignSuccess { campaign { version } } ... on InvalidInputError { fieldErrors { field code } } } }"""
+    waved = await create(gql, sandbox, {"name": "w", "waves": WAVES})
+    local = {"startAt": "2027-06-01T09:00:00Z", "timeZone": "Europe/Paris", "deliverAt": "PROFILE_TIME_ZONE"}
+    update = {"id": waved["id"], "version": 1, "schedule": local}
+    refused = (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]
+    assert refused["fieldErrors"] == [{"field": "input.schedule.deliverAt", "code": "INVALID"}]
+    timed = await create(gql, sandbox, {"name": "t", "schedule": local})
+    update = {"id": timed["id"], "version": 1, "waves": WAVES}
+    refused = (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]
+    assert refused["fieldErrors"] == [{"field": "input.waves", "code": "INVALID"}]
+    # Without the other one, each is accepted.
+    update = {"id": timed["id"], "version": 1, "waves": None, "schedule": {**local, "deliverAt": "CAMPAIGN_TIME_ZONE"}}
+    assert (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]["__typename"] == (
+        "CampaignSuccess"
+    )
