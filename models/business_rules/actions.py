@@ -56,7 +56,7 @@ def _check(change: RuleSetChange) -> None:
         errors.append(("input.name", "REQUIRED", "The name must not be blank."))
     if change.name is not None and len(change.name) > MAX_NAME:
         errors.append(("input.name", "TOO_LONG", f"At most {MAX_NAME} characters."))
-    if change.default_time_zone is not None and change.default_time_zone not in available_timezones():
+    if change.default_time_zone and change.default_time_zone not in available_timezones():
         errors.append(("input.defaultTimeZone", "UNKNOWN_TIME_ZONE", "Give an IANA time zone, e.g. Europe/Paris."))
     errors += check_rule_set(
         change.caps or [], change.quiet_hours or [], [c.value for c in Channel], [c.value for c in Category]
@@ -135,7 +135,7 @@ async def create_rule_set(*, sandbox_id: int, actor: str, change: RuleSetChange)
             name=change.name,
             description=change.description or "",
             rules=_stored_rules(change, {}),
-            default_time_zone=change.default_time_zone or "UTC",
+            default_time_zone=change.default_time_zone or "",
             is_default=bool(change.is_default),
             using_db=conn,
         )

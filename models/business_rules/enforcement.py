@@ -31,6 +31,7 @@ from models.ledger.delivery_rules import DeliveryStatus
 from models.ledger.verdicts import Verdicts, record_verdicts
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
+from models.tenancy.sandbox import Sandbox
 
 # The first key of the advisory locks on profiles (the two-int form: its own key space).
 PROFILE_LOCK_CLASS = 1801
@@ -151,9 +152,13 @@ async def send_rules_for(
     rule_set = rule_set or await rule_set_for(campaign)
     if rule_set is None or campaign.channel is None:
         return None
+    # Profiles without a zone: the rule set's, else the sandbox's, else UTC.
+    zone = rule_set.default_time_zone or next(
+        iter(await Sandbox.filter(id=campaign.sandbox_id).values_list("time_zone", flat=True)), None
+    )
     rules = SendRules(
         rule_set=rule_set.rule_set(),
-        default_zone=rule_set.default_time_zone,
+        default_zone=zone or "UTC",
         sandbox_id=campaign.sandbox_id,
         run_id=run_id,
         channel=str(campaign.channel),

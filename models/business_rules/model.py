@@ -15,8 +15,8 @@ class BusinessRuleSet(SandboxModel):
     description = fields.TextField(default="")
     # {"caps": [{channel, category, limit, period, hours}], "quietHours": [{channel, weekdays, from, until, action}]}
     rules = fields.JSONField(default=dict)
-    # The zone of calendar periods and quiet hours for profiles without a time zone.
-    default_time_zone = fields.CharField(max_length=64, default="UTC")
+    # The zone of calendar periods and quiet hours for profiles without a time zone; "" = the sandbox's.
+    default_time_zone = fields.CharField(max_length=64, default="")
     is_default = fields.BooleanField(default=False)
     version = fields.IntField(default=1)
 

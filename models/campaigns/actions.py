@@ -42,6 +42,7 @@ from models.campaigns.values import (
     CampaignStateError,
     FieldProblem,
     ReviewFailedError,
+    merged_waves_problems,
     schedule_from_stored,
     validate_values,
 )
@@ -183,6 +184,8 @@ async def update_campaign(
         row = await locked_campaign(conn, sandbox_id, campaign_id)
         if row.version != version:
             raise CampaignConflictError(row.version)
+        if mixed := merged_waves_problems(values, row.waves, row.schedule):
+            raise CampaignInvalidInputError(mixed)
         if is_versioned(row) and not all(is_editable(row.status, name) for name in values):
             await _edit_versioned(conn, row, await resolve_references(sandbox_id, values, conn), actor=actor)
             return row

@@ -165,6 +165,19 @@ def _waves_problems(stored: Mapping[str, Any], schedule: Mapping[str, Any]) -> l
     return problems
 
 
+def merged_waves_problems(values: Mapping[str, Any], waves: Any, schedule: Any) -> list[FieldProblem]:
+    """An update giving waves or a schedule, but not both: the other one is the stored one (`waves`, `schedule`)
+    and the two together must not send in waves at each profile's time zone."""
+    if ("waves" in values) == ("schedule" in values):
+        return []  # both given: validate_values checked them; neither: nothing changes
+    waves = values.get("waves", waves)
+    schedule = values.get("schedule", schedule) or {}
+    if not waves or schedule.get("deliverAt") != DeliverAt.PROFILE_TIME_ZONE.value:
+        return []
+    field = "input.waves" if "waves" in values else "input.schedule.deliverAt"
+    return [FieldProblem(field, "INVALID", "waves cannot be combined with delivery at each profile's time zone")]
+
+
 # FCM refuses these data keys ("from", "message_type", and any starting with "google" or "gcm").
 PUSH_RESERVED_KEYS = frozenset({"from", "message_type"})
 PUSH_RESERVED_PREFIXES = ("google", "gcm")

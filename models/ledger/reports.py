@@ -154,6 +154,9 @@ def _where(params: SqlParams, sandbox_id: int, campaign_id: int, window: ReportW
     return " AND ".join(parts)
 
 
+window_condition = _where  # for the per-wave figures (models.ledger.waves)
+
+
 async def _rows(sql: str, params: SqlParams) -> list[dict[str, Any]]:
     return await connections.get("default").execute_query_dict(sql, params.values)
 

@@ -11,13 +11,16 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.campaigns.campaign import CampaignRun
-from models.campaigns.waves import Waves, wave_ends, wave_starts
+from models.campaigns.run_rules import RunStatus
+from models.campaigns.waves import Waves, wave_ends, wave_starts, waves_from_stored
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.figures import DeliveryFigures, delivery_figures
+from models.ledger.reports import ReportWindow, window_condition
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
 _Q, _S, _T = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value, DeliveryStatus.TARGETED.value
+_FINAL = (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.CANCELLED.value)
 
 
 async def assign_waves(run: CampaignRun, waves: Waves, first: datetime, conn: BaseDBAsyncClient) -> None:
@@ -71,19 +74,57 @@ async def open_next_wave(run_id: int) -> bool:
 @dataclass(frozen=True, slots=True)
 class WaveFigures:
     wave: int
-    starts_at: datetime | None  # the earliest start given at the snapshot (rows keep it until claimed)
-    figures: DeliveryFigures
+    starts_at: datetime | None  # the earliest start given at the snapshot; null when the campaign lost its waves
+    finished: bool  # opened, and no row of it queued or being sent (what the next wave waits for)
+    figures: DeliveryFigures  # figures.audience: the wave's planned size (its rows, fixed at the snapshot)
 
 
 async def wave_figures(run_id: int) -> list[WaveFigures]:
-    """Per wave: the counters of models.ledger.figures over its rows."""
+    """Per wave of one run: the counters of models.ledger.figures over its rows."""
     params = SqlParams(dialect_of())
+    return await _waves(f"run_id = {params.add(run_id)}", params)
+
+
+async def report_wave_figures(sandbox_id: int, campaign_id: int, window: ReportWindow) -> list[WaveFigures]:
+    """Per wave over a report's window, summed over its runs: a wave starts at its earliest start in any of them
+    and is finished when it is in all."""
+    params = SqlParams(dialect_of())
+    return await _waves(window_condition(params, sandbox_id, campaign_id, window), params)
+
+
+async def _waves(condition: str, params: SqlParams) -> list[WaveFigures]:
     rows = await connections.get("default").execute_query_dict(
-        f"SELECT wave, status, reason, bounce_type, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} "
-        "AND wave IS NOT NULL GROUP BY wave, status, reason, bounce_type ORDER BY wave",
+        f"SELECT run_id, wave, status, reason, bounce_type, COUNT(*) AS n FROM delivery WHERE {condition} "
+        "AND wave IS NOT NULL GROUP BY run_id, wave, status, reason, bounce_type",
         params.values,
     )
+    if not rows:
+        return []
+    runs = await CampaignRun.filter(id__in={int(r["run_id"]) for r in rows}).values(
+        "id", "wave", "status", "snapshot_done_at", "campaign__waves"
+    )
+    starts = {
+        run["id"]: wave_starts(waves, run["snapshot_done_at"])
+        if (waves := waves_from_stored(run["campaign__waves"])) and run["snapshot_done_at"]
+        else []
+        for run in runs
+    }
+    by_run = {run["id"]: run for run in runs}
     groups: dict[int, list[dict]] = {}
+    open_rows: set[tuple[int, int]] = set()  # (run, wave) with rows still to send
     for row in rows:
-        groups.setdefault(int(row["wave"]), []).append(row)
-    return [WaveFigures(wave, None, delivery_figures(group)) for wave, group in sorted(groups.items())]
+        wave, run_id = int(row["wave"]), int(row["run_id"])
+        groups.setdefault(wave, []).append(row)
+        if row["status"] in (_Q, _S, _T):
+            open_rows.add((run_id, wave))
+    result = []
+    for wave, group in sorted(groups.items()):
+        run_ids = {int(r["run_id"]) for r in group}
+        run_starts = [starts[r][wave - 1] for r in run_ids if len(starts[r]) >= wave]
+        finished = all(
+            (r, wave) not in open_rows
+            and (by_run[r]["status"] in _FINAL or (by_run[r]["wave"] is not None and wave <= by_run[r]["wave"]))
+            for r in run_ids
+        )
+        result.append(WaveFigures(wave, min(run_starts, default=None), finished, delivery_figures(group)))
+    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from zoneinfo import available_timezones
 
 from tortoise.transactions import in_transaction
 
@@ -110,3 +111,26 @@ async def authenticate_api_key(plaintext: str) -> ApiKey | None:
     return (
         await ApiKey.filter(key_hash=hash_api_key(plaintext), revoked_at__isnull=True).select_related("sandbox").first()
     )
+
+
+async def set_sandbox_time_zone(sandbox_id: int, time_zone: str | None, *, actor: str) -> Sandbox:
+    """The zone of profiles without one (None = UTC), audited. Raises TenancyError for an unknown zone."""
+    if time_zone is not None and time_zone not in available_timezones():
+        raise TenancyError("Give an IANA time zone, e.g. Europe/Paris.")
+    async with in_transaction() as conn:
+        sandbox = await Sandbox.select_for_update().using_db(conn).get(id=sandbox_id)
+        before = sandbox.time_zone
+        if before != time_zone:
+            sandbox.time_zone = time_zone
+            await sandbox.save(using_db=conn, update_fields=["time_zone"])
+            await record_audit(
+                sandbox_id=sandbox_id,
+                actor=actor,
+                action="UPDATE",
+                object_type="Sandbox",
+                object_id=sandbox_id,
+                before={"timeZone": before},
+                after={"timeZone": time_zone},
+                using_db=conn,
+            )
+    return sandbox

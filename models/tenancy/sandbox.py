@@ -33,6 +33,9 @@ class Sandbox(Model):
     id = fields.BigIntField(primary_key=True)
     name = fields.CharField(max_length=40, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # IANA zone of profiles without one, for caps' calendar periods and quiet hours (a rule set may name its
+    # own); null = UTC.
+    time_zone = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "sandbox"

@@ -79,7 +79,8 @@ class BusinessRuleSet:
     caps: list[FrequencyCap] = strawberry.field(description="Frequency caps.")
     quiet_hours: list[QuietHours] = strawberry.field(description="Quiet hours.")
     default_time_zone: str = strawberry.field(
-        description="IANA zone of calendar periods and quiet hours for profiles without a time zone."
+        description="IANA zone of calendar periods and quiet hours for profiles without a time zone; empty: the "
+        "sandbox's `timeZone`, else UTC."
     )
     is_default: bool = strawberry.field(
         description="The sandbox's default: MARKETING campaigns naming no rule set follow it (one at most)."
@@ -149,7 +150,10 @@ class BusinessRuleSetCreateInput:
     description: str = strawberry.field(default="", description="Free text.")
     caps: list[FrequencyCapInput] = strawberry.field(default_factory=list, description="Frequency caps.")
     quiet_hours: list[QuietHoursInput] = strawberry.field(default_factory=list, description="Quiet hours.")
-    default_time_zone: str = strawberry.field(default="UTC", description="IANA zone for profiles without a time zone.")
+    default_time_zone: str = strawberry.field(
+        default="",
+        description="IANA zone for profiles without a time zone; empty = the sandbox's `timeZone` (else UTC).",
+    )
     is_default: bool = strawberry.field(
         default=False, description="Make it the sandbox's default for MARKETING campaigns (unmarks the previous)."
     )
@@ -165,7 +169,9 @@ class BusinessRuleSetUpdateInput:
     description: str | None = strawberry.field(default=None, description="New description.")
     caps: list[FrequencyCapInput] | None = strawberry.field(default=None, description="New caps (replace).")
     quiet_hours: list[QuietHoursInput] | None = strawberry.field(default=None, description="New quiet hours (replace).")
-    default_time_zone: str | None = strawberry.field(default=None, description="New default time zone.")
+    default_time_zone: str | None = strawberry.field(
+        default=None, description="New default time zone; empty = follow the sandbox's `timeZone`."
+    )
     is_default: bool | None = strawberry.field(default=None, description="Mark or unmark as the default.")
 
 

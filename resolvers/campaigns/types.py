@@ -44,6 +44,7 @@ from resolvers.campaigns.enums import (
     Weekday,
 )
 from resolvers.campaigns.version_types import CampaignVersion
+from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
 from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
@@ -117,17 +118,6 @@ class CampaignWaves:
             interval_minutes=stored.get("intervalMinutes"),
             start_times=[datetime.fromisoformat(t) for t in stored.get("startTimes") or []],
         )
-
-
-@strawberry.type(description="One wave of a run sent in waves: its counters, from the ledger.")
-class CampaignRunWave:
-    wave: int = strawberry.field(description="Wave number, from 1.")
-    audience: int = counter("audience")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
 
 
 @strawberry.type(
@@ -535,18 +525,7 @@ class CampaignRun(SandboxNode):
 
     @strawberry.field(description="A run sent in waves: each wave's counters, from the ledger; empty without waves.")
     async def waves(self) -> list[CampaignRunWave]:
-        return [
-            CampaignRunWave(
-                wave=w.wave,
-                audience=w.figures.audience,
-                sent=w.figures.sent,
-                delivered=w.figures.delivered,
-                failed=w.figures.failed,
-                pending=w.figures.pending,
-                retrying=w.figures.retrying,
-            )
-            for w in await wave_figures(self.pk)
-        ]
+        return [CampaignRunWave.from_figures(w) for w in await wave_figures(self.pk)]
 
     @classmethod
     def from_model(cls, row: CampaignRunModel) -> Self:

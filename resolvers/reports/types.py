@@ -12,6 +12,8 @@ import strawberry
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.ledger import reports
 from models.ledger.vocabulary import DeliveryReason
+from models.ledger.waves import report_wave_figures
+from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
 from resolvers.vocabulary import ReasonCount, counter, described_enum, reason_counts
 
@@ -286,3 +288,11 @@ class CampaignReport:
     ) -> list[ReportDomain]:
         rows = await reports.domain_breakdown(self.sandbox_id, self.campaign_pk, self.scope, max(1, min(first, 100)))
         return [ReportDomain(**{k: getattr(r, k) for k in r.__slots__}) for r in rows]
+
+    @strawberry.field(
+        description="A campaign sent in waves: per wave, its planned size, start, counters and whether it is "
+        "finished, over the window's runs (a RUN window: that run's waves); empty without waves."
+    )
+    async def waves(self, info: Info) -> list[CampaignRunWave]:
+        rows = await report_wave_figures(self.sandbox_id, self.campaign_pk, self.scope)
+        return [CampaignRunWave.from_figures(w) for w in rows]

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from jobs.events import WORKER_PONG_TOPIC
+from models.tenancy.actions import TenancyError, set_sandbox_time_zone
 from models.tenancy.audit import AuditEvent as AuditEventModel
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.context import Info
@@ -79,8 +80,42 @@ WorkerPingResult = Annotated[
 ]
 
 
+@strawberry.input(description="Changes to the caller's sandbox; omitted fields stay.")
+class SandboxUpdateInput:
+    time_zone: strawberry.Maybe[str | None] = strawberry.field(
+        default=None,
+        description="IANA zone of profiles without a time zone (caps' calendar periods, quiet hours); null = UTC.",
+    )
+
+
+@strawberry.type(description="The sandbox, changed.")
+class SandboxUpdateSuccess:
+    sandbox: Sandbox = strawberry.field(description="The sandbox now.")
+
+
+SandboxUpdateResult = Annotated[
+    SandboxUpdateSuccess | InvalidInputError,
+    strawberry.union("SandboxUpdateResult", description="Result of `sandboxUpdate`."),
+]
+
+
 @strawberry.type
 class TenancyMutation:
+    @strawberry.mutation(description="Change the caller's sandbox settings (audited).", permission_classes=ADMIN)
+    async def sandbox_update(
+        self, info: Info, input: Annotated[SandboxUpdateInput, strawberry.argument(description=INPUT_ARG)]
+    ) -> SandboxUpdateResult:
+        caller = info.context.require_caller()
+        if input.time_zone is not None:
+            try:
+                await set_sandbox_time_zone(caller.sandbox_id, input.time_zone.value, actor=caller.actor)
+            except TenancyError as exc:
+                return InvalidInputError(
+                    message="The input was refused.",
+                    field_errors=[FieldError(field="input.timeZone", code="UNKNOWN_TIME_ZONE", message=str(exc))],
+                )
+        return SandboxUpdateSuccess(sandbox=Sandbox(name=caller.sandbox_name))
+
     @strawberry.mutation(
         description="Diagnostics: queue a job whose worker publishes a `workerPong` event. Proves that the "
         "queue, a worker and the event bus all work.",

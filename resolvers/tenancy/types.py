@@ -11,6 +11,7 @@ from models.tenancy.audit import AuditEvent as AuditEventModel
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from models.tenancy.identity import IdentityType as IdentityTypeEnum
 from models.tenancy.sandbox import Role as RoleEnum
+from models.tenancy.sandbox import Sandbox as SandboxModel
 from resolvers.nodes import SandboxNode
 from resolvers.vocabulary import described_enum
 
@@ -24,6 +25,14 @@ IdentityType = described_enum(IdentityTypeEnum, description="The kind of identif
 @strawberry.type(description="An isolated space (like AJO's `prod` or `dev`); nothing crosses sandboxes.")
 class Sandbox:
     name: str = strawberry.field(description="Unique sandbox name.")
+
+    @strawberry.field(
+        description="IANA zone of profiles without a time zone, for frequency caps' calendar periods and quiet "
+        "hours (a rule set may name its own `defaultTimeZone`); null = UTC."
+    )
+    async def time_zone(self) -> str | None:
+        zones = await SandboxModel.filter(name=self.name).values_list("time_zone", flat=True)
+        return zones[0] if zones else None
 
 
 @strawberry.type(description="Who is calling: the sandbox and role of the API key or signed-in person.")

@@ -35,7 +35,7 @@ async def test_caps_hold_across_workers_and_a_kill(herald: Herald, sink: tuple[S
     seeded_at = time.monotonic()
     first, _second = herald.worker(), herald.worker()
     # Mid-run: a quarter of the messages the cap allows are in.
-    await wait_until(lambda: len(handler.pairs) >= PROFILES * CAP // 4, timeout=120)
+    await wait_until(lambda: len(handler.pairs) >= PROFILES * CAP // 4, timeout=max(120, PROFILES / 40))
     first.kill9()
     at_kill = len(handler.pairs)
     herald.worker()
@@ -44,7 +44,7 @@ async def test_caps_hold_across_workers_and_a_kill(herald: Herald, sink: tuple[S
         rows = await herald.db.fetch("SELECT status FROM campaign_run WHERE id = ANY($1::bigint[])", seeded["runs"])
         return all(r["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") for r in rows)
 
-    await wait_until(all_final, timeout=max(300, PROFILES / 50), interval=0.5)
+    await wait_until(all_final, timeout=max(300, PROFILES / 20), interval=0.5)
     finished = time.monotonic()
     runs = await herald.db.fetch("SELECT * FROM campaign_run WHERE id = ANY($1::bigint[])", seeded["runs"])
     assert {r["status"] for r in runs} == {"SUCCEEDED"}, [dict(r) for r in runs]

@@ -142,3 +142,32 @@ async def test_another_sandbox_sees_and_names_none_of_them(
     foreign = (await gql(CAMPAIGN_CREATE, {"input": input}, key=other_sandbox.keys[Role.MANAGER]))["campaignCreate"]
     assert foreign["__typename"] == "NotFoundError", foreign
     assert (await gql(LIST, key=sandbox.admin))["businessRuleSets"]["nodes"][0]["name"] == "standard"
+
+
+SANDBOX_UPDATE = """mutation($input: SandboxUpdateInput!) { sandboxUpdate(input: $input) { __typename
+  ... on SandboxUpdateSuccess { sandbox { name timeZone } }
+  ... on InvalidInputError { fieldErrors { field code } } } }"""
+
+
+async def test_an_admin_sets_the_sandboxs_time_zone_audited(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    viewer = "{ viewer { sandbox { timeZone } } }"
+    assert (await gql(viewer, key=sandbox.admin))["viewer"]["sandbox"]["timeZone"] is None
+    done = await gql(SANDBOX_UPDATE, {"input": {"timeZone": "Europe/Paris"}}, key=sandbox.admin)
+    assert done["sandboxUpdate"]["sandbox"] == {"name": sandbox.name, "timeZone": "Europe/Paris"}
+    assert (await gql(viewer, key=sandbox.keys[Role.VIEWER]))["viewer"]["sandbox"]["timeZone"] == "Europe/Paris"
+    bad = await gql(SANDBOX_UPDATE, {"input": {"timeZone": "Mars/Olympus"}}, key=sandbox.admin)
+    assert bad["sandboxUpdate"]["fieldErrors"] == [{"field": "input.timeZone", "code": "UNKNOWN_TIME_ZONE"}]
+    unchanged = await gql(SANDBOX_UPDATE, {"input": {}}, key=sandbox.admin)
+    assert unchanged["sandboxUpdate"]["sandbox"]["timeZone"] == "Europe/Paris"
+    refused = (await gql.raw(SANDBOX_UPDATE, {"input": {"timeZone": None}}, sandbox.keys[Role.PUBLISHER])).json()
+    assert refused["data"] is None and refused["errors"]
+    cleared = await gql(SANDBOX_UPDATE, {"input": {"timeZone": None}}, key=sandbox.admin)
+    assert cleared["sandboxUpdate"]["sandbox"]["timeZone"] is None
+    audit = (await gql(AUDIT, {"type": "Sandbox"}, key=sandbox.admin))["auditEvents"]["nodes"]
+    changes = [(e["before"], e["after"]) for e in audit if e["action"] == "UPDATE"]
+    assert changes == [
+        ({"timeZone": "Europe/Paris"}, {"timeZone": None}),
+        ({"timeZone": None}, {"timeZone": "Europe/Paris"}),
+    ]
+    # A rule set naming no zone follows the sandbox's.
+    assert (await create_rule_set(gql, sandbox))["defaultTimeZone"] == ""

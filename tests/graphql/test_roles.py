@@ -118,6 +118,7 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
     },
     # Business rule sets: ADMIN only, reads included.
     ("Query", "businessRuleSets"): Case(Role.ADMIN, "{ businessRuleSets(first: 1) { totalCount } }"),
+    ("Mutation", "sandboxUpdate"): Case(Role.ADMIN, "mutation { sandboxUpdate(input: {}) { __typename } }"),
     ("Mutation", "businessRuleSetCreate"): Case(
         Role.ADMIN, 'mutation { businessRuleSetCreate(input: {name: " "}) { __typename } }'
     ),

@@ -19,6 +19,7 @@ from models.campaigns.run_rules import RunStatus
 from models.ledger.claims import claim_batch
 from models.ledger.counts import ledger_counts
 from models.ledger.delivery import Delivery, DeliveryStatus
+from models.tenancy.actions import set_sandbox_time_zone
 from models.tenancy.sandbox import Sandbox
 from tests.conftest import SandboxKeys
 
@@ -181,3 +182,34 @@ async def test_two_workers_judging_the_same_profiles_at_once_never_exceed_the_ca
     assert sorted(cleared) == sorted(p.id for p in profiles)  # each profile exactly once
     capped = await Delivery.filter(run_id__in=[r.id for r in runs], reason="FREQUENCY_CAPPED").count()
     assert capped == 2 * len(profiles)
+
+
+async def test_profiles_without_a_zone_follow_the_sandboxs_zone_unless_the_rule_set_names_one(
+    sandbox: SandboxKeys,
+) -> None:
+    # Two sends: Sunday 18:30 UTC (Monday 00:15 in Kathmandu: this week there, last week in UTC) and Tuesday.
+    # At 17:00 UTC on Wednesday it is 22:45 in Kathmandu: quiet there, not in UTC.
+    now = utc(2026, 1, 14, 17, 0)
+    row = await Sandbox.get(name=sandbox.name)
+    await set_sandbox_time_zone(row.id, "Asia/Kathmandu", actor="test")
+    verdicts = {}
+    for zone in ("", "UTC"):  # "": the sandbox's zone; the rule set's own wins
+        capped, quiet = (
+            await ledger_with(sandbox, [WEEKLY_TWO], [], zone),
+            await ledger_with(sandbox, [], [night("SKIP")], zone),
+        )
+        unknown = await capped.profile(None)
+        for at in (utc(2026, 1, 11, 18, 30), utc(2026, 1, 13, 9, 0)):
+            await capped.sent(unknown, at)
+        cap_run, quiet_run = await capped.run([unknown]), await quiet.run([await quiet.profile(None)])
+        verdicts[zone] = [*(await judge(cap_run, now)).values(), *(await judge(quiet_run, now)).values()]
+    assert verdicts == {
+        "": [("EXCLUDED", "FREQUENCY_CAPPED"), ("EXCLUDED", "QUIET_HOURS")],
+        "UTC": [("SENDING", None), ("SENDING", None)],
+    }
+    await set_sandbox_time_zone(row.id, None, actor="test")  # back to UTC: the first case now sends
+    capped = await ledger_with(sandbox, [WEEKLY_TWO], [], "")
+    unknown = await capped.profile(None)
+    for at in (utc(2026, 1, 11, 18, 30), utc(2026, 1, 13, 9, 0)):
+        await capped.sent(unknown, at)
+    assert list((await judge(await capped.run([unknown]), now)).values()) == [("SENDING", None)]

@@ -124,3 +124,75 @@ async def test_waves_input_is_validated(gql: GraphQLClient, sandbox: SandboxKeys
     local = {"deliverAt": "PROFILE_TIME_ZONE"}
     refused = await gql(mutation, {"input": {"name": "w", "waves": WAVES, "schedule": local}}, key=sandbox.admin)
     assert refused["campaignCreate"]["fieldErrors"] == [{"field": "input.waves", "code": "INVALID"}]
+
+
+REPORT = """query($id: ID!, $window: ReportWindowInput) { campaignReport(id: $id, window: $window) {
+  ... on CampaignReport { sent waves { wave plannedSize startsAt finished targeted sent delivered failed excluded
+  pending } } } }"""
+
+
+def wave_row(wave: int, starts: datetime, finished: bool, sent: int, pending: int = 0) -> dict:
+    return {
+        "wave": wave, "plannedSize": 2, "startsAt": starts.isoformat(), "finished": finished, "targeted": 2,
+        "sent": sent, "delivered": sent, "failed": 0, "excluded": 0, "pending": pending,
+    }  # fmt: skip
+
+
+async def test_report_and_run_show_each_waves_plan_start_and_figures(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await wave_audience(gql, sandbox, 6)
+    waves = {"count": 3, "sizing": "EQUAL", "intervalMinutes": 45}
+    campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, waves=waves))
+    sandbox_id = (await Sandbox.get(name=sandbox.name)).id
+    activation = await activate_campaign(sandbox_id, pk(campaign["id"]), actor="test", now=T0)
+    assert activation.run is not None
+    run_gid = (await gql(RUN.replace("status", "id status"), {"id": campaign["id"]}, key=sandbox.admin))[
+        "campaignRuns"
+    ]["nodes"][0]["id"]
+    starts = [T0, T0 + 45 * MINUTE, T0 + 90 * MINUTE]
+
+    async def report(window: dict | None = None) -> list[dict]:
+        got = await gql(REPORT, {"id": campaign["id"], "window": window}, key=sandbox.admin)
+        return got["campaignReport"]["waves"]
+
+    await step(gql, T0)
+    expected = [
+        wave_row(1, starts[0], True, 2),
+        wave_row(2, starts[1], False, 0, 2),
+        wave_row(3, starts[2], False, 0, 2),
+    ]
+    assert await report() == expected
+    await step(gql, T0 + 45 * MINUTE)
+    expected[1] = wave_row(2, starts[1], True, 2)
+    assert await report({"runId": run_gid}) == expected
+    await step(gql, T0 + 90 * MINUTE)
+    expected[2] = wave_row(3, starts[2], True, 2)
+    assert await report() == await report({"runId": run_gid}) == expected
+    run_waves = """query($id: ID!) { campaignRuns(campaignId: $id, first: 1) { nodes { waves { wave plannedSize
+      startsAt finished targeted sent delivered failed excluded pending } } } }"""
+    got = await gql(run_waves, {"id": campaign["id"]}, key=sandbox.admin)
+    assert got["campaignRuns"]["nodes"][0]["waves"] == expected
+    # A campaign without waves reports none.
+    other = await create(gql, sandbox, ready_input(preset_id, segment_id))
+    assert (await gql(REPORT, {"id": other["id"]}, key=sandbox.admin))["campaignReport"]["waves"] == []
+
+
+async def test_an_update_may_not_combine_stored_waves_with_profile_time_zone(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    mutation = """mutation($input: CampaignUpdateInput!) { campaignUpdate(input: $input) { __typename
+      ... on CampaignSuccess { campaign { version } } ... on InvalidInputError { fieldErrors { field code } } } }"""
+    waved = await create(gql, sandbox, {"name": "w", "waves": WAVES})
+    local = {"startAt": "2027-06-01T09:00:00Z", "timeZone": "Europe/Paris", "deliverAt": "PROFILE_TIME_ZONE"}
+    update = {"id": waved["id"], "version": 1, "schedule": local}
+    refused = (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]
+    assert refused["fieldErrors"] == [{"field": "input.schedule.deliverAt", "code": "INVALID"}]
+    timed = await create(gql, sandbox, {"name": "t", "schedule": local})
+    update = {"id": timed["id"], "version": 1, "waves": WAVES}
+    refused = (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]
+    assert refused["fieldErrors"] == [{"field": "input.waves", "code": "INVALID"}]
+    # Without the other one, each is accepted.
+    update = {"id": timed["id"], "version": 1, "waves": None, "schedule": {**local, "deliverAt": "CAMPAIGN_TIME_ZONE"}}
+    assert (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]["__typename"] == (
+        "CampaignSuccess"
+    )
