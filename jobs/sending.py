@@ -41,16 +41,26 @@ TRANSIENT_DB_ERRORS = (
 )
 
 
+# PostgreSQL rolled the whole transaction back to break a lock cycle or a serialization conflict: running it
+# again is what the server asks for. Tortoise wraps asyncpg's error, so the cause is looked at too.
+ROLLED_BACK_ERRORS = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
+
+
+def _rolled_back(exc: BaseException) -> bool:
+    return isinstance(exc, ROLLED_BACK_ERRORS) or isinstance(exc.__cause__, ROLLED_BACK_ERRORS)
+
+
 async def with_db_retry(action: Callable[..., Awaitable[Any]], *args: Any, attempts: int = 6) -> Any:
-    """Runs an idempotent write again on a transient connection failure: losing a batch's results after its
-    messages went out would send them all a second time once the lease expires."""
+    """Runs an idempotent write again on a transient connection failure or a transaction the server rolled back
+    (deadlock): losing a batch's results after its messages went out would send them all a second time once the
+    lease expires."""
     for attempt in range(attempts):
         try:
             return await action(*args)
-        except TRANSIENT_DB_ERRORS as exc:
-            if attempt == attempts - 1:
+        except Exception as exc:
+            if not (isinstance(exc, TRANSIENT_DB_ERRORS) or _rolled_back(exc)) or attempt == attempts - 1:
                 raise
-            logger.warning("database connection lost (%s), writing again", exc)
+            logger.warning("database write failed (%s), writing again", exc)
             await asyncio.sleep(0.1 * 2**attempt)
 
 
