@@ -159,8 +159,28 @@ async def _make_template(run_id: str) -> None:
 SLOW_FIRST = ("tests/e2e/", "tests/crash/", "tests/test_migrations.py", "tests/test_bench_smoke.py")
 
 
+# What these check does not depend on the database (browsers and CORS, protocol conformance, fuzzing the HTTP
+# surface for server errors, pure rules): CI runs them in the SQLite tier only, the PostgreSQL tier being the
+# longer (its crash tests need PostgreSQL).
+DATABASE_INDEPENDENT = (
+    "tests/unit/",
+    "tests/conformance/",
+    "tests/e2e/test_browser_cors.py",
+    "tests/e2e/test_browser_people.py",
+    "tests/e2e/test_fuzz_and_secrets.py",
+    "tests/test_schema_policy.py",
+    "tests/test_schema_snapshot.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
+    if TEST_DB == "postgres" and not os.environ.get("HERALD_TEST_EVERYTHING"):
+        why = "database-independent: run in the SQLite tier (HERALD_TEST_EVERYTHING=1 runs it here too)"
+        skip = pytest.mark.skip(reason=why)
+        for item in items:
+            if item.nodeid.startswith(DATABASE_INDEPENDENT):
+                item.add_marker(skip)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
