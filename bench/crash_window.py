@@ -97,8 +97,9 @@ async def _run(database: str) -> Result:
         holds=holds,
         detail=(
             f"{PROFILES} emails, two workers, one SIGKILLed at {at_kill} sent: {resends} same-Message-ID "
-            f"resends (run.resent {counted}), longest gap at the sink after the kill {stall:.2f} s, first resend {takeover} after the "
-            f"kill (RUN_LEASE_SECONDS {lease:g}); run {result['run']['status']}, {result['by_status']}"
+            f"resends (run.resent {counted}), longest gap at the sink after the kill {stall:.2f} s, first resend "
+            f"{takeover} after the kill (RUN_LEASE_SECONDS {lease:g}); run {result['run']['status']}, "
+            f"{result['by_status']}"
         ),
     )
 

@@ -35,7 +35,9 @@ CONTENT = {
     "email": {
         "subject": "{{ profile.person.name.firstName }}, your {{ profile.loyalty.points }} points",
         "preheader": None,
-        "html": "<html><body>" + PARAGRAPH * 12 + '<a href="{{ context.unsubscribeUrl }}">unsubscribe</a></body></html>',
+        "html": "<html><body>"
+        + PARAGRAPH * 12
+        + '<a href="{{ context.unsubscribeUrl }}">unsubscribe</a></body></html>',
         "text": "Hello {{ profile.person.name.firstName }}, this week's selection: https://shop.example/picks",
     }
 }
@@ -92,8 +94,10 @@ async def _reference(database: str, campaign_id: int, port: int, n: int) -> floa
     await Tortoise.init(config=tortoise_config(dsn_for(database), 2))
     try:
         campaign = await Campaign.get(id=campaign_id)
-        rows = await Delivery.filter(campaign_id=campaign_id, status="SENT").limit(n).values_list(
-            "id", "profile_id", "address", "idempotency_key"
+        rows = (
+            await Delivery.filter(campaign_id=campaign_id, status="SENT")
+            .limit(n)
+            .values_list("id", "profile_id", "address", "idempotency_key")
         )
         attributes = dict(await Profile.filter(id__in=[r[1] for r in rows]).values_list("id", "attributes"))
     finally:

@@ -29,11 +29,16 @@ MAX_RATIO = 2.0
 
 async def _sending(database: str, run_id: int, worker: subprocess.Popen) -> None:
     """Until the run's snapshot is taken (it is sending) or the worker is gone."""
+    from tests.e2e.polling import wait_until
+
     conn = await asyncpg.connect(dsn_for(database))
+    query = "SELECT snapshot_done_at IS NOT NULL FROM campaign_run WHERE id = $1"
+
+    async def sending() -> bool:
+        return worker.poll() is not None or bool(await conn.fetchval(query, run_id))
+
     try:
-        query = "SELECT snapshot_done_at IS NOT NULL FROM campaign_run WHERE id = $1"
-        while worker.poll() is None and not await conn.fetchval(query, run_id):
-            await asyncio.sleep(0.05)
+        await wait_until(sending, timeout=3600, interval=0.05)
     finally:
         await conn.close()
 
@@ -83,5 +88,5 @@ def run(database: str, seeded: dict) -> Result:
         f"at {rate:.0f} req/s (half the idle {saturated['rps']:.0f} req/s): p50 {busy['p50_ms']:.1f} ms during the "
         f"run vs {idle['p50_ms']:.1f} ms idle, {busy['rps']:.0f} vs {idle['rps']:.0f} req/s answered; server CPU "
         f"{busy['cpu_ms']:.2f} vs {idle['cpu_ms']:.2f} ms per request; run of {sent['sent']} in-app messages took "
-        f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside the run' if outlasted else 'outlasted the run'})",
+        f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside' if outlasted else 'outlasted'} the run)",
     )  # fmt: skip

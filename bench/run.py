@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profiles",
         type=int,
         default=None,
-        help="profiles for snapshot, inapp_send, worker_rss, email_run, read_under_send (default BENCH_PROFILES or 1000000)",
+        help="profiles of the execution benchmarks, email_run and read_under_send (default BENCH_PROFILES or 1000000)",
     )
     args = parser.parse_args(argv)
     if args.profiles is not None:

@@ -16,8 +16,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from arq.worker import Retry

@@ -60,9 +60,14 @@ async def claim_batch(
     rows = await conn.execute_query_dict(sql, params.values)
     claimed = [
         Claimed(
-            int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]),
-            r["treatment"], int(r["hand_offs"] or 0),
-        )  # fmt: skip
+            int(r["id"]),
+            int(r["profile_id"]),
+            r["address"],
+            r["idempotency_key"],
+            int(r["attempts"]),
+            r["treatment"],
+            int(r["hand_offs"] or 0),
+        )
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
