@@ -59,20 +59,24 @@ def run(database: str, seeded: dict) -> Result:
         rate = 0.5 * saturated["rps"]
         idle = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
         run_id = asyncio.run(_new_run_plain(database, ids["inapp_all"], ids["sandbox"]))
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "bench.execution_worker", str(run_id)],
-            env=server_env(database), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        # Output to files: a pipe nobody reads while the load runs would stall a worker that logs.
+        out_file, err_file = Path(tmp) / "worker.out", Path(tmp) / "worker.err"
+        with out_file.open("w") as stdout, err_file.open("w") as stderr:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.execution_worker", str(run_id)],
+                env=server_env(database), cwd=ROOT, stdout=stdout, stderr=stderr,
+            )  # fmt: skip
         try:
             asyncio.run(_sending(database, run_id, worker))
             started = time.monotonic()
             busy = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
             load_seconds = time.monotonic() - started
-            out, err = worker.communicate(timeout=7200)
+            worker.wait(timeout=7200)
         finally:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
+        out, err = out_file.read_text(), err_file.read_text()
     asyncio.run(_truncate(database))
     if worker.returncode != 0:
         raise RuntimeError(f"worker subprocess failed:\n{err[-3000:]}")
