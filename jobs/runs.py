@@ -315,7 +315,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 # sends at most one chunk again (issue 22: the crash window).
                 chunks = outcome_chunks(batch, Channel(campaign.channel))
                 # In-app sends are idempotent inserts (nothing is sent twice): no resend marks for them.
-                handing = None if Channel(campaign.channel) is Channel.IN_APP else partial(mark_handing, run.id)
+                handing = (
+                    None if Channel(campaign.channel) is Channel.IN_APP else partial(mark_handing, run.id, renewing)
+                )
                 for index, chunk in enumerate(chunks):
                     outcomes, to_suppress = await send_batch(
                         chunk,

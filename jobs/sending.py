@@ -99,9 +99,11 @@ def outcome_of(
     return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
 
 
-async def mark_handing(run_id: int, rows: list[Claimed]) -> None:
-    """`send_batch`'s `handing` for channels whose sends are not idempotent: the resend marks and count."""
-    again = await with_db_retry(mark_handed, run_id, rows)
+async def mark_handing(run_id: int, lock: asyncio.Lock, rows: list[Claimed]) -> None:
+    """`send_batch`'s `handing` for channels whose sends are not idempotent: the resend marks and count. Under
+    `keep_leased`'s lock: the mark and a lease renewal UPDATE the same rows."""
+    async with lock:
+        again = await with_db_retry(mark_handed, run_id, rows)
     if again:
         logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
                        extra={"run_id": run_id})  # fmt: skip
