@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -237,9 +238,11 @@ def process(
 ) -> Iterator[subprocess.Popen]:
     """A child process (its own process group), waited for until `ready_url` answers, stopped on exit (SIGTERM,
     then SIGKILL after `stop_timeout`)."""
-    proc = subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
+    # stderr to a file, not a pipe: nobody reads a pipe while the load runs, and a server logging errors then
+    # blocks on the full pipe (read_under_send hung so).
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    proc.log = log  # type: ignore[attr-defined]
     try:
         if ready_url:
             wait_http(ready_url, proc, ready_timeout)
@@ -254,13 +257,22 @@ def process(
             proc.wait()
 
 
+def process_log(proc: subprocess.Popen) -> str:
+    """What a child started by `process` wrote to stderr so far."""
+    log = getattr(proc, "log", None)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = process_log(proc)
             raise RuntimeError(f"{' '.join(proc.args)} exited with {proc.returncode}:\n{err[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=1):

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import ROOT, Result, dsn_for, free_port, process, server_env
+from bench.common import ROOT, Result, dsn_for, free_port, process, process_log, server_env
 from bench.graphql_read import full_body, persisted_body, post
 
 DURATION = float(os.environ.get("BENCH_INSTRUCTIONS_DURATION", "30"))
@@ -48,7 +48,7 @@ def _count(cmd: list[str], env: dict[str, str], port: int, load_args: list[str],
     figures = json.loads(out.stdout)
     if figures["errors"]:
         raise RuntimeError(f"{figures['errors']} failed requests, first: {figures.get('first_error')}")
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    stderr = process_log(proc)
     collected = re.findall(r"Collected : (\d+)", stderr)
     if not collected:
         raise RuntimeError(f"callgrind reported nothing:\n{stderr[-2000:]}")

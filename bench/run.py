@@ -6,7 +6,8 @@ their ratio, the target and whether it holds. Exit status 1 when a target is mis
 
 Environment: BENCH_PG_DSN (admin DSN, default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
 (default redis://127.0.0.1:6379/15), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
-BENCH_SUBSCRIBERS (fan-out), BENCH_PROFILES / --profiles and BENCH_TRIALS (execution benchmarks).
+BENCH_SUBSCRIBERS (fan-out), BENCH_PROFILES / --profiles and BENCH_TRIALS (execution benchmarks, email_run,
+read_under_send), BENCH_EMAIL_CONNECTIONS (email_run).
 Each completed benchmark also writes its result to bench/results/<UTC timestamp>-<name>.json (BENCH_RESULTS_DIR
 to put them elsewhere).
 """
@@ -23,12 +24,14 @@ from datetime import UTC, datetime
 
 from bench import (
     crash_window,
+    email_run,
     execution,
     execution_workers,
     fanout,
     graphql_node,
     graphql_read,
     instructions,
+    read_under_send,
     report,
     tracking,
     trigger,
@@ -46,6 +49,8 @@ BENCHMARKS = {
     "snapshot": execution.snapshot,
     "inapp_send": execution.inapp_send,
     "worker_rss": execution.worker_rss,
+    "email_run": email_run.run,
+    "read_under_send": read_under_send.run,
     "activation": execution.activation,
     "crash_window": crash_window.run,
     "trigger": trigger.run,
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profiles",
         type=int,
         default=None,
-        help="profiles for snapshot, inapp_send and worker_rss (default BENCH_PROFILES or 1000000)",
+        help="profiles of the execution benchmarks, email_run and read_under_send (default BENCH_PROFILES or 1000000)",
     )
     args = parser.parse_args(argv)
     if args.profiles is not None:

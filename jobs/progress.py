@@ -65,6 +65,7 @@ class Progress:
             **counter_values(counts.figures),
             last_error_reason=counts.last_error_reason,
             last_error_count=counts.last_error_count,
+            resent=counts.resent,
             rate_per_second=round(rate, 2),
             eta_seconds=round(counts.pending / rate, 1) if rate > 0 and counts.pending else None,
             at=_now(),

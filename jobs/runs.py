@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from arq.worker import Retry
@@ -28,7 +29,7 @@ from jobs.pausing import batch_pause, held_back, not_sent, pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
-from jobs.sending import keep_leased, keep_run_leased, outcome_chunks, send_batch, with_db_retry
+from jobs.sending import keep_leased, keep_run_leased, mark_handing, outcome_chunks, send_batch, with_db_retry
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from models import outbox
@@ -313,6 +314,10 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
                 # sends at most one chunk again (issue 22: the crash window).
                 chunks = outcome_chunks(batch, Channel(campaign.channel))
+                # In-app sends are idempotent inserts (nothing is sent twice): no resend marks for them.
+                handing = (
+                    None if Channel(campaign.channel) is Channel.IN_APP else partial(mark_handing, run.id, renewing)
+                )
                 for index, chunk in enumerate(chunks):
                     outcomes, to_suppress = await send_batch(
                         chunk,
@@ -323,6 +328,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                         tracker,
                         unconfirmed_window,
                         trigger_context=trigger_context,
+                        handing=handing,
                     )
                     now = _now(ctx)
                     paused = batch_pause(outcomes)

@@ -20,7 +20,7 @@ from models.audience.entities import Profile
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
-from models.ledger.claims import Claimed, renew_batch_lease
+from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
 from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome
 from models.reporting.tracking import BounceType
@@ -109,6 +109,16 @@ def outcome_of(
     return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
 
 
+async def mark_handing(run_id: int, lock: asyncio.Lock, rows: list[Claimed]) -> None:
+    """`send_batch`'s `handing` for channels whose sends are not idempotent: the resend marks and count. Under
+    `keep_leased`'s lock: the mark and a lease renewal UPDATE the same rows."""
+    async with lock:
+        again = await with_db_retry(mark_handed, run_id, rows)
+    if again:
+        logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
+                       extra={"run_id": run_id})  # fmt: skip
+
+
 @contextlib.asynccontextmanager
 async def keep_leased(
     run: CampaignRun, batch: Sequence[Claimed], lease: float, clock: Callable[[], datetime] = _now
@@ -169,8 +179,10 @@ async def send_batch(
     tracker: MessageTracker | None = None,
     unconfirmed_window: float = 1800.0,
     trigger_context: dict[str, Any] | None = None,
+    handing: Callable[[list[Claimed]], Awaitable[Any]] | None = None,
 ) -> tuple[list[Outcome], list[str]]:
-    """`trigger_context`: the call's context when the run is an API trigger's (its rows carry their own)."""
+    """`trigger_context`: the call's context when the run is an API trigger's (its rows carry their own).
+    `handing`: awaited with the rows about to go to the provider, right before they do (the resend marks)."""
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     recipients: dict[int, Any] = {}
     if trigger_context is not None:
@@ -206,6 +218,8 @@ async def send_batch(
             no_preset = SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, "the campaign has no preset")
             results = [no_preset] * len(messages)
         else:
+            if handing is not None:
+                await handing(to_send)
             results = await adapter.send_batch(messages)
         for claimed, result in zip(to_send, results, strict=True):
             outcome, bad_address = outcome_of(claimed, result, now, retry_deadline, unconfirmed_window)

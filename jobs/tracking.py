@@ -129,11 +129,17 @@ class MessageTracker:
             self.link_ids[hashes[row["url_hash"]]] = int(row["id"])
 
     def _click_url(self, delivery_id: int) -> Callable[[str], str | None]:
+        # One token per link of the message: a link repeated in the HTML (and the text part) is signed once.
+        signed: dict[str, str | None] = {}
+
         def tracked(url: str) -> str | None:
+            if url in signed:
+                return signed[url]
             link_id = self.link_ids.get(url)
-            if link_id is None:  # cannot happen after prepare(); better untracked than broken
-                return None
-            return self.base + click_path(self.signer.sign(TokenPurpose.CLICK, delivery_id, link_id))
+            # None cannot happen after prepare(); better untracked than broken
+            token = None if link_id is None else self.signer.sign(TokenPurpose.CLICK, delivery_id, link_id)
+            signed[url] = None if token is None else self.base + click_path(token)
+            return signed[url]
 
         return tracked
 

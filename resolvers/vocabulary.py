@@ -80,6 +80,11 @@ DeliveryReason = described_enum(
 
 
 LAST_ERROR_DESCRIPTION = "The reason of the latest failed or postponed send, with the deliveries that carry it now."
+RESENT_DESCRIPTION = (
+    "Messages handed to the provider again after a worker stopped between handing them over and recording the "
+    "outcome (the same Message-ID may have reached the recipient twice). An upper bound: the stopped worker may "
+    "not have sent them all. In-app messages are never counted (their delivery is idempotent)."
+)
 
 
 def counter(name: str) -> Any:

@@ -99,6 +99,9 @@ class CampaignRun(Model):
     # The reason of the latest failed or postponed send, and how many deliveries carry it now.
     last_error_reason = fields.CharField(max_length=32, null=True)
     last_error_count = fields.IntField(default=0, db_default=0)
+    # Messages handed to the provider again after a worker died between handing them over and recording the
+    # outcome (the same Message-ID sent twice, at most: the dead worker may not have sent them all).
+    resent = fields.IntField(default=0, db_default=0)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     failure_reason = fields.TextField(null=True)

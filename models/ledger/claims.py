@@ -24,6 +24,9 @@ class Claimed:
     key: str
     attempts: int
     treatment: str | None = None  # the experiment treatment whose content the profile gets
+    # Hand-offs to the provider by earlier holders of this claim (a killed worker's expired lease): > 0 means
+    # the message may already have gone out, so sending it now may be a resend.
+    hand_offs: int = 0
 
 
 async def claim_batch(
@@ -43,19 +46,27 @@ async def claim_batch(
     run, wave_run, after = params.add(run_id), params.add(run_id), params.add(after_id)
     due, expired, limit = params.typed(now), params.typed(now), params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    # hand_offs is kept only on an expired SENDING row (its holder died): a QUEUED row starts a new attempt.
     sql = (
-        f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated} "
+        f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated}, "
+        f"hand_offs = CASE WHEN status = '{_S}' THEN hand_offs ELSE 0 END "
         f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} "
         f"AND {sources_sql(DeliveryTransition.CLAIM)} AND (wave IS NULL OR wave <= "
         f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND ("
         f"(status = '{_Q}' AND id > {after} AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
         f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
-        f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment"
+        f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment, hand_offs"
     )
     rows = await conn.execute_query_dict(sql, params.values)
     claimed = [
         Claimed(
-            int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]), r["treatment"]
+            int(r["id"]),
+            int(r["profile_id"]),
+            r["address"],
+            r["idempotency_key"],
+            int(r["attempts"]),
+            r["treatment"],
+            int(r["hand_offs"] or 0),
         )
         for r in rows
     ]
@@ -71,3 +82,28 @@ async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) ->
         f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
         params.values,
     )
+
+
+async def mark_handed(run_id: int, batch: Sequence[Claimed]) -> int:
+    """Records that `batch` is about to be handed to the provider, before it is: a worker killed after the hand-off
+    leaves the mark, and whoever claims the rows again counts its send as a resend. Adds to the run's `resent`
+    the rows an earlier holder had marked; returns that number.
+
+    Counted when marked, not when sent: a worker killed in between sent nothing but is counted (an upper bound).
+    """
+    if not batch:
+        return 0
+    conn = connections.get("default")
+    params = SqlParams(dialect_of())
+    run = params.add(run_id)
+    in_list = ", ".join(params.add(c.id) for c in batch)
+    await conn.execute_query(
+        f"UPDATE delivery SET hand_offs = hand_offs + 1 WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+        params.values,
+    )
+    again = sum(1 for c in batch if c.hand_offs > 0)
+    if again:
+        params = SqlParams(dialect_of())
+        added, run = params.add(again), params.add(run_id)
+        await conn.execute_query(f"UPDATE campaign_run SET resent = resent + {added} WHERE id = {run}", params.values)
+    return again

@@ -24,6 +24,7 @@ class Counts:
     figures: DeliveryFigures = field(default_factory=DeliveryFigures)
     # The reason of the run's latest failed or postponed send (record_last_error), None before any.
     last_error_reason: str | None = None
+    resent: int = 0  # the run's `resent`: messages handed to the provider again after a worker died
 
     @property
     def last_error_count(self) -> int:
@@ -53,8 +54,10 @@ async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> C
     by_status: dict[str, int] = {}
     for row in rows:
         by_status[row["status"]] = by_status.get(row["status"], 0) + int(row["n"])
-    run = await CampaignRun.get_or_none(id=run_id).using_db(conn).only("id", "last_error_reason")
-    return Counts(by_status, delivery_figures(rows), run.last_error_reason if run else None)
+    run = await CampaignRun.get_or_none(id=run_id).using_db(conn).only("id", "last_error_reason", "resent")
+    if run is None:
+        return Counts(by_status, delivery_figures(rows))
+    return Counts(by_status, delivery_figures(rows), run.last_error_reason, run.resent)
 
 
 def counter_values(figures: DeliveryFigures) -> dict[str, int]:

@@ -47,6 +47,9 @@ class Delivery(Model):
     # "{run}-{profile}": the email Message-ID and the in-app inbox key, stable across attempts.
     idempotency_key = fields.CharField(max_length=64, unique=True)
     attempts = fields.IntField(default=0)
+    # Hand-offs to the provider under the current claim: kept when a killed worker's expired lease is claimed
+    # again, so the next hand-off is known to be a possible resend (models.ledger.claims.mark_handed).
+    hand_offs = fields.SmallIntField(default=0, db_default=0)
     lease_until = fields.DatetimeField(null=True)
     next_attempt_at = fields.DatetimeField(null=True)
     # The wave of a run sent in waves (1-based, models.campaigns.waves), fixed at the snapshot, null = no waves.

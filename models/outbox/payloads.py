@@ -118,6 +118,7 @@ class RunProgress:
     last_error_reason: str | None = None  # a DeliveryReason value
     last_error_count: int = 0
     pause_reason: str | None = None  # a RunPauseReason value, while PAUSED
+    resent: int = 0  # messages handed to the provider again after a worker died (CampaignRun.resent)
 
     @property
     def audience(self) -> int:
@@ -138,6 +139,7 @@ class RunProgress:
             "lastErrorReason": self.last_error_reason,
             "lastErrorCount": self.last_error_count,
             "pauseReason": self.pause_reason,
+            "resent": self.resent,
             "ratePerSecond": self.rate_per_second,
             "etaSeconds": self.eta_seconds,
             "at": self.at.isoformat(),
@@ -171,6 +173,7 @@ class RunProgress:
             last_error_reason=_field(data, t, "lastErrorReason", (str,), optional=True),
             last_error_count=_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
             pause_reason=_field(data, t, "pauseReason", (str,), optional=True),
+            resent=_field(data, t, "resent", (int,), optional=True) or 0,
         )
 
 

@@ -59,7 +59,14 @@ from resolvers.pagination import (
 )
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
-from resolvers.vocabulary import LAST_ERROR_DESCRIPTION, DeliveryReason, ReasonCount, counter, last_error
+from resolvers.vocabulary import (
+    LAST_ERROR_DESCRIPTION,
+    RESENT_DESCRIPTION,
+    DeliveryReason,
+    ReasonCount,
+    counter,
+    last_error,
+)
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
@@ -501,6 +508,7 @@ class CampaignRun(SandboxNode):
     failed: int = counter("failed")
     pending: int = counter("pending")
     retrying: int = counter("retrying")
+    resent: int = strawberry.field(description=RESENT_DESCRIPTION)
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     started_at: datetime | None = strawberry.field(description="When the run started.")
     finished_at: datetime | None = strawberry.field(description="When the run finished.")
@@ -541,6 +549,7 @@ class CampaignRun(SandboxNode):
             failed=row.failed,
             pending=row.pending,
             retrying=row.retrying,
+            resent=row.resent,
             last_error=last_error(row.last_error_reason, row.last_error_count),
             started_at=row.started_at,
             finished_at=row.finished_at,

@@ -28,6 +28,7 @@ from resolvers.pagination import Connection, paginate
 from resolvers.permissions import VIEWER
 from resolvers.vocabulary import (
     LAST_ERROR_DESCRIPTION,
+    RESENT_DESCRIPTION,
     DeliveryReason,
     DeliveryStatus,
     ReasonCount,
@@ -117,6 +118,7 @@ class CampaignRunProgress:
     failed: int = counter("failed")
     pending: int = counter("pending")
     retrying: int = counter("retrying")
+    resent: int = strawberry.field(description=RESENT_DESCRIPTION)
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
     eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
@@ -152,6 +154,7 @@ def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
         failed=event.get("failed", 0),
         pending=event.get("pending", 0),
         retrying=event.get("retrying", 0),
+        resent=event.get("resent", 0),
         last_error=last_error(event.get("lastErrorReason"), event.get("lastErrorCount", 0)),
         rate_per_second=event.get("ratePerSecond"),
         eta_seconds=event.get("etaSeconds"),
@@ -289,6 +292,7 @@ class ExecutionSubscription:
                     "retrying": latest.retrying,
                     "lastErrorReason": latest.last_error_reason,
                     "lastErrorCount": latest.last_error_count,
+                    "resent": latest.resent,
                     "pauseReason": latest.pause_reason.value if latest.pause_reason else None,
                 }
             yield _progress(campaign_id, initial)

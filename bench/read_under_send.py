@@ -1,0 +1,96 @@
+"""read_under_send (issue 22): graphql_read's page while an in-app run of BENCH_PROFILES profiles is being sent on
+the same machine, against the same page with nothing sending, in the same bench run.
+
+`herald serve` pinned to BENCH_SERVER_CPU, the load generator on BENCH_LOAD_CPU (as graphql_read). First the idle
+throughput (closed loop); then, open-loop at half of it, the idle p99 and the p99 while a worker subprocess
+(bench.execution_worker) executes the run. Target: the p99 during the run <= 2x the idle p99. The run starts
+first and the load begins once it is sending; the line says whether the run outlasted the load (at small sizes
+it does not, and the figure says little).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+
+from bench.common import ROOT, SERVER_CPU, Result, dsn_for, free_port, herald_serve, server_env
+from bench.execution import _new_run_plain, _setup, _truncate
+from bench.graphql_read import full_body, load, persisted_body, post
+
+MAX_RATIO = 2.0
+
+
+async def _sending(database: str, run_id: int, worker: subprocess.Popen) -> None:
+    """Until the run's snapshot is taken (it is sending) or the worker is gone."""
+    from tests.e2e.polling import wait_until
+
+    conn = await asyncpg.connect(dsn_for(database))
+    query = "SELECT snapshot_done_at IS NOT NULL FROM campaign_run WHERE id = $1"
+
+    async def sending() -> bool:
+        return worker.poll() is not None or bool(await conn.fetchval(query, run_id))
+
+    try:
+        await wait_until(sending, timeout=3600, interval=0.05)
+    finally:
+        await conn.close()
+
+
+def run(database: str, seeded: dict) -> Result:
+    key = str(seeded["key"])
+    ids = asyncio.run(_setup(database))
+    asyncio.run(_truncate(database))
+    port = free_port()
+    headers = [f"Authorization: Bearer {key}", "Content-Type: application/json", "Accept: application/json"]
+    with tempfile.TemporaryDirectory() as tmp, herald_serve(database, port, cpu=SERVER_CPU) as server:
+        url = f"http://127.0.0.1:{port}/graphql"
+        first = post(url, full_body(), key)  # registers the persisted document
+        assert post(url, persisted_body(), key) == first
+        body_file = str(Path(tmp) / "body.json")
+        Path(body_file).write_bytes(persisted_body())
+        saturated = load(port, "/graphql", "POST", body_file, headers, server.pid)
+        rate = 0.5 * saturated["rps"]
+        idle = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
+        run_id = asyncio.run(_new_run_plain(database, ids["inapp_all"], ids["sandbox"]))
+        # Output to files: a pipe nobody reads while the load runs would stall a worker that logs.
+        out_file, err_file = Path(tmp) / "worker.out", Path(tmp) / "worker.err"
+        with out_file.open("w") as stdout, err_file.open("w") as stderr:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.execution_worker", str(run_id)],
+                env=server_env(database), cwd=ROOT, stdout=stdout, stderr=stderr,
+            )  # fmt: skip
+        try:
+            asyncio.run(_sending(database, run_id, worker))
+            started = time.monotonic()
+            busy = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
+            load_seconds = time.monotonic() - started
+            worker.wait(timeout=7200)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        out, err = out_file.read_text(), err_file.read_text()
+    asyncio.run(_truncate(database))
+    if worker.returncode != 0:
+        raise RuntimeError(f"worker subprocess failed:\n{err[-3000:]}")
+    sent = json.loads(out.strip().splitlines()[-1])
+    for name, figures in (("idle", idle), ("during the run", busy)):
+        if figures["errors"]:
+            raise RuntimeError(f"{name}: {figures['errors']} failed requests, first: {figures.get('first_error')}")
+    ratio = busy["p99_ms"] / max(idle["p99_ms"], 1e-9)
+    outlasted = sent["seconds"] >= load_seconds
+    return Result(
+        "read_under_send", "p99 ms", busy["p99_ms"], idle["p99_ms"], f"<= {MAX_RATIO:g}x the idle p99",
+        ratio <= MAX_RATIO,
+        f"at {rate:.0f} req/s (half the idle {saturated['rps']:.0f} req/s): p50 {busy['p50_ms']:.1f} ms during the "
+        f"run vs {idle['p50_ms']:.1f} ms idle, {busy['rps']:.0f} vs {idle['rps']:.0f} req/s answered; server CPU "
+        f"{busy['cpu_ms']:.2f} vs {idle['cpu_ms']:.2f} ms per request; run of {sent['sent']} in-app messages took "
+        f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside' if outlasted else 'outlasted'} the run)",
+    )  # fmt: skip
