@@ -6,7 +6,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [("herald", "0020_webhook_rate_bucket")]
+    dependencies = [("herald", "0022_sandbox_time_zone")]
 
     initial = False
 
