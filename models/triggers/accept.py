@@ -19,19 +19,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import outbox
-from models.audience.entities import Profile, ProfileIdentity
+from models.audience.entities import ContactChannel, Profile, ProfileIdentity
 from models.audience.profile_writes import PreparedItem, write_batch
 from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_identities
+from models.audience.suppression import normalize_address
+from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
-from models.campaigns.rules import CampaignStatus, CampaignType
-from models.ledger.snapshot import trigger_audience
+from models.campaigns.rules import CampaignStatus, CampaignType, Channel
+from models.campaigns.values import CONTACT_CHANNEL
+from models.ledger.snapshot import Recipient, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
 from models.sql.reads import dialect_of
@@ -71,12 +73,15 @@ async def accept_trigger(
     campaign = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id)
     if campaign is None:
         raise TriggerNotFoundError(f"{field_prefix}.campaignId", request.campaign_id)
+    addresses = check_addresses(request, Channel(campaign.channel) if campaign.channel else None, field_prefix)
     request_hash = request.request_hash()
     for attempt in range(ATTEMPTS):
         at = now or datetime.now(UTC)
         try:
             async with in_transaction() as conn:
-                answer = await _accept_once(conn, campaign, request, request_hash, at, idempotency_hours, field_prefix)
+                answer = await _accept_once(
+                    conn, campaign, request, addresses, request_hash, at, idempotency_hours, field_prefix
+                )
         except IntegrityError:
             # Another call inserted the same key (or took the same run time) and committed first: read it now.
             if attempt == ATTEMPTS - 1:
@@ -92,6 +97,7 @@ async def _accept_once(
     conn: BaseDBAsyncClient,
     campaign: Campaign,
     request: TriggerRequest,
+    addresses: dict[int, str],
     request_hash: str,
     now: datetime,
     idempotency_hours: float,
@@ -130,7 +136,7 @@ async def _accept_once(
         expires_at=now + timedelta(hours=idempotency_hours),
         using_db=conn,
     )
-    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, prefix)
+    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, addresses, prefix)
     run: CampaignRun | None = None
     if profiles:
         # The trigger's own run, its ledger written here: the executor finds the snapshot done and sends.
@@ -177,10 +183,31 @@ class _Wanted:
     identity: tuple[int, str] | None  # (namespace id, normalised value)
 
 
+def check_addresses(request: TriggerRequest, channel: Channel | None, prefix: str) -> dict[int, str]:
+    """The recipients' `address` overrides in their stored form, by recipient index; refused ones named."""
+    contact = CONTACT_CHANNEL.get(channel) if channel is not None else None
+    addresses: dict[int, str] = {}
+    problems: list[Problem] = []
+    for index, recipient in enumerate(request.recipients):
+        if recipient.address is None:
+            continue
+        path = f"{prefix}.recipients[{index}].address"
+        if contact not in (ContactChannel.EMAIL, ContactChannel.SMS):
+            problems.append(Problem(path, "NOT_SUPPORTED", "an address is given only to EMAIL and SMS campaigns"))
+            continue
+        try:
+            addresses[index] = normalize_address(contact, recipient.address)
+        except ValueProblem as problem:
+            problems.append(Problem(path, problem.code, problem.message))
+    if problems:
+        raise TriggerInvalidInputError(problems)
+    return addresses
+
+
 async def _resolve(
-    conn: BaseDBAsyncClient, sandbox_id: int, request: TriggerRequest, prefix: str
-) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
-    """The recipients' profiles ((profile id, context), first occurrence wins) and the rejected ones."""
+    conn: BaseDBAsyncClient, sandbox_id: int, request: TriggerRequest, addresses: dict[int, str], prefix: str
+) -> tuple[list[Recipient], list[Rejection]]:
+    """The recipients' profiles (first occurrence wins) with their context and address, and the rejected ones."""
     namespaces = await namespaces_by_code(sandbox_id) if any(r.namespace for r in request.recipients) else {}
     wanted: list[_Wanted] = []
     problems: list[Problem] = []
@@ -206,7 +233,7 @@ async def _resolve(
         missing = [w for w in wanted if w.identity is not None and w.identity not in owners]
         owners.update(await _create_profiles(conn, sandbox_id, missing, request))
 
-    profiles: list[tuple[int, dict[str, Any]]] = []
+    profiles: list[Recipient] = []
     rejected: list[Rejection] = []
     seen: set[int] = set()
     for w in wanted:
@@ -217,7 +244,7 @@ async def _resolve(
             rejected.append(Rejection(w.index, RejectionReason.DUPLICATE_RECIPIENT))
         else:
             seen.add(profile_id)
-            profiles.append((profile_id, request.recipients[w.index].context))
+            profiles.append(Recipient(profile_id, request.recipients[w.index].context, addresses.get(w.index)))
     return profiles, rejected
 
 
