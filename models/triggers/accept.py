@@ -70,17 +70,13 @@ async def accept_trigger(
     problems = check_request(request, field_prefix)
     if problems:
         raise TriggerInvalidInputError(problems)
-    campaign = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id)
-    if campaign is None:
-        raise TriggerNotFoundError(f"{field_prefix}.campaignId", request.campaign_id)
-    addresses = check_addresses(request, Channel(campaign.channel) if campaign.channel else None, field_prefix)
     request_hash = request.request_hash()
     for attempt in range(ATTEMPTS):
         at = now or datetime.now(UTC)
         try:
             async with in_transaction() as conn:
                 answer = await _accept_once(
-                    conn, campaign, request, addresses, request_hash, at, idempotency_hours, field_prefix
+                    conn, sandbox_id, request, request_hash, at, idempotency_hours, field_prefix
                 )
         except IntegrityError:
             # Another call inserted the same key (or took the same run time) and committed first: read it now.
@@ -95,16 +91,20 @@ async def accept_trigger(
 
 async def _accept_once(
     conn: BaseDBAsyncClient,
-    campaign: Campaign,
+    sandbox_id: int,
     request: TriggerRequest,
-    addresses: dict[int, str],
     request_hash: str,
     now: datetime,
     idempotency_hours: float,
     prefix: str,
 ) -> TriggerAnswer:
     key = request.idempotency_key
-    existing = await CampaignTrigger.filter(campaign_id=campaign.id, idempotency_key=key).using_db(conn).first()
+    # The sandbox in the filter: a key of another sandbox's campaign is not replayed (it is NotFound below).
+    existing = (
+        await CampaignTrigger.filter(campaign_id=request.campaign_id, sandbox_id=sandbox_id, idempotency_key=key)
+        .using_db(conn)
+        .first()
+    )
     if existing is not None:
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
@@ -116,7 +116,10 @@ async def _accept_once(
             .using_db(conn)
             .update(idempotency_key=None, released_key=key)
         )
-    fresh = await Campaign.get(id=campaign.id).using_db(conn)
+    fresh = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id).using_db(conn)
+    if fresh is None:
+        raise TriggerNotFoundError(f"{prefix}.campaignId", request.campaign_id)
+    addresses = check_addresses(request, Channel(fresh.channel) if fresh.channel else None, prefix)
     if fresh.type is not CampaignType.API_TRIGGERED or fresh.status is not CampaignStatus.LIVE:
         what = "not API-triggered" if fresh.type is not CampaignType.API_TRIGGERED else f"{fresh.status.value}"
         raise TriggerStateError(
@@ -136,7 +139,8 @@ async def _accept_once(
         expires_at=now + timedelta(hours=idempotency_hours),
         using_db=conn,
     )
-    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, addresses, prefix)
+    namespaces = await namespaces_by_code(fresh.sandbox_id) if any(r.namespace for r in request.recipients) else {}
+    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, namespaces, addresses, prefix)
     run: CampaignRun | None = None
     if profiles:
         # The trigger's own run, its ledger written here: the executor finds the snapshot done and sends.
@@ -147,7 +151,9 @@ async def _accept_once(
             snapshot_done_at=now,
             using_db=conn,
         )
-        namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
+        namespace = next((ns for ns in namespaces.values() if ns.id == fresh.namespace_id), None)
+        if namespace is None:
+            namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
         preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn) if fresh.preset_id else None
         await trigger_audience(run, fresh, namespace, preset, trigger.id, profiles, now, conn)
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
@@ -205,10 +211,14 @@ def check_addresses(request: TriggerRequest, channel: Channel | None, prefix: st
 
 
 async def _resolve(
-    conn: BaseDBAsyncClient, sandbox_id: int, request: TriggerRequest, addresses: dict[int, str], prefix: str
+    conn: BaseDBAsyncClient,
+    sandbox_id: int,
+    request: TriggerRequest,
+    namespaces: dict[str, IdentityNamespace],
+    addresses: dict[int, str],
+    prefix: str,
 ) -> tuple[list[Recipient], list[Rejection]]:
     """The recipients' profiles (first occurrence wins) with their context and address, and the rejected ones."""
-    namespaces = await namespaces_by_code(sandbox_id) if any(r.namespace for r in request.recipients) else {}
     wanted: list[_Wanted] = []
     problems: list[Problem] = []
     for index, recipient in enumerate(request.recipients):
@@ -227,7 +237,9 @@ async def _resolve(
         raise TriggerInvalidInputError(problems)
 
     ids = [w.profile_id for w in wanted if w.profile_id is not None]
-    known = set(await Profile.filter(id__in=ids, sandbox_id=sandbox_id).using_db(conn).values_list("id", flat=True))
+    known: set[int] = set()
+    if ids:
+        known = set(await Profile.filter(id__in=ids, sandbox_id=sandbox_id).using_db(conn).values_list("id", flat=True))
     owners = await _owners(conn, sandbox_id, [w.identity for w in wanted if w.identity is not None])
     if request.on_missing_profile is MissingProfile.CREATE:
         missing = [w for w in wanted if w.identity is not None and w.identity not in owners]
