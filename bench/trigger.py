@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import Result, dsn_for
+from bench.common import Result, cpu_seconds, dsn_for
 
 RATE = float(os.environ.get("BENCH_TRIGGER_RATE", "200"))
 SECONDS = float(os.environ.get("BENCH_TRIGGER_SECONDS", "60"))
@@ -186,11 +186,15 @@ async def _run(database: str) -> Result:
                     await asyncio.sleep(0.2)
             workers = [herald.worker(), herald.worker()]
             path = f"/campaigns/{seeded['campaign']}/triggers"
+            pids = [serve.pid] + [w.process.pid for w in workers if w.process is not None]
+            cpu_before = [cpu_seconds(pid) for pid in pids]
             offered, offered_for = await offer(port, path, str(seeded["key"]), calls, RATE, address)
             for _ in range(600):  # up to 120 s for the last messages to reach the sink
                 if len(handler.arrived) >= len(offered.accepted_at):
                     break
                 await asyncio.sleep(0.2)
+            # CPU per trigger does not depend on the machine's load as the latencies do.
+            cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
     finally:
         if serve is not None:
             stop_serve(serve)
@@ -204,6 +208,8 @@ async def _run(database: str) -> Result:
     accept_p99 = p99(latencies) * 1000 if latencies else float("inf")
     sink_p99 = p99(to_sink) * 1000 if to_sink else float("inf")
     failures = offered.failures
+    serve_ms = cpu[0] * 1000 / max(1, len(latencies))
+    workers_ms = sum(cpu[1:]) * 1000 / max(1, len(to_sink))
     holds = accept_p99 < ACCEPT_P99_MS and sink_p99 < SINK_P99_MS and not failures and not missing
     return Result(
         name="trigger",
@@ -217,7 +223,8 @@ async def _run(database: str) -> Result:
             f"acceptance p50 {statistics.median(latencies) * 1000 if latencies else 0:.1f} ms p99 {accept_p99:.1f} ms; "
             f"acceptance to sink p50 {statistics.median(to_sink) * 1000 if to_sink else 0:.0f} ms "
             f"p99 {sink_p99:.0f} ms; {failures} failed calls {offered.first_failure[:200]}, "
-            f"{missing} accepted but not at the sink after 120 s"
+            f"{missing} accepted but not at the sink after 120 s; CPU per trigger: serve {serve_ms:.1f} ms, "
+            f"workers {workers_ms:.1f} ms; load average {os.getloadavg()[0]:.1f}"
         ),
     )
 
