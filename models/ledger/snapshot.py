@@ -52,6 +52,12 @@ async def _audience_reasons(
     return await _reasons(params, campaign, segment.sandbox_id, namespace, preset, members)
 
 
+def reads_preset(campaign: Campaign, namespace: IdentityNamespace) -> bool:
+    """Whether the address comes from a profile attribute the preset names (not from the identity itself)."""
+    contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    return contact is not None and ADDRESS_NAMESPACE_TYPE.get(contact) != namespace.type
+
+
 async def _reasons(
     params: SqlParams,
     campaign: Campaign,
@@ -71,7 +77,7 @@ async def _reasons(
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
     ns = params.add(namespace.id)
     ident = f"(SELECT MIN(i.value) FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
-    if contact is None or ADDRESS_NAMESPACE_TYPE.get(contact) == namespace.type:
+    if not reads_preset(campaign, namespace):
         # In-app messages go to the inbox of the identity; otherwise the identity itself is the address.
         address = "ident"
         address_inner = "NULL"

@@ -33,7 +33,7 @@ from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.values import CONTACT_CHANNEL
-from models.ledger.snapshot import Recipient, trigger_audience
+from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
 from models.sql.reads import dialect_of
@@ -154,7 +154,9 @@ async def _accept_once(
         namespace = next((ns for ns in namespaces.values() if ns.id == fresh.namespace_id), None)
         if namespace is None:
             namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
-        preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn) if fresh.preset_id else None
+        preset = None
+        if fresh.preset_id and reads_preset(fresh, namespace):
+            preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn)
         await trigger_audience(run, fresh, namespace, preset, trigger.id, profiles, now, conn)
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
     answer = TriggerAnswer(trigger.id, status.value, len(profiles), tuple(rejected), run.id if run else None)
