@@ -144,6 +144,19 @@ async def offer(port: int, path: str, api_key: str, calls: int, rate: float, add
     return result, time.monotonic() - t0
 
 
+async def _settled(workers: list[Any], timeout: float = 30.0) -> None:
+    """Until the workers' start-up (imports, pools) is over: their CPU time grows by < 10% of a core."""
+    deadline = time.monotonic() + timeout
+    pids = [w.process.pid for w in workers if w.process is not None]
+    last = [cpu_seconds(pid) for pid in pids]
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        now = [cpu_seconds(pid) for pid in pids]
+        if all(b - a < 0.05 for a, b in zip(last, now, strict=True)):
+            return
+        last = now
+
+
 async def _run(database: str) -> Result:
     # The crash suite's harness (worker processes, own redis-server, sink), imported only when this runs.
     from tests.crash.actions import address
@@ -176,6 +189,8 @@ async def _run(database: str) -> Result:
             seeded = await herald.action("seed_api", {"profiles": calls, "sink_port": sink.port})
             port = free_port()
             serve = start_serve(herald, port, directory / "serve.log")
+            # Started now, so that their start-up CPU is spent before the figures are taken.
+            workers = [herald.worker(), herald.worker()]
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as probe:
                 for _ in range(300):
                     try:
@@ -184,7 +199,7 @@ async def _run(database: str) -> Result:
                     except httpx.TransportError:
                         pass
                     await asyncio.sleep(0.2)
-            workers = [herald.worker(), herald.worker()]
+            await _settled(workers)
             path = f"/campaigns/{seeded['campaign']}/triggers"
             pids = [serve.pid] + [w.process.pid for w in workers if w.process is not None]
             cpu_before = [cpu_seconds(pid) for pid in pids]
