@@ -8,7 +8,8 @@ Idempotency follows Stripe's rules and is enforced by the database, not by Redis
   IdempotencyConflictError;
 - a key is live for TRIGGER_IDEMPOTENCY_HOURS: after that the old row releases it and the call is a new one.
 Refused input, an unknown campaign or a campaign in the wrong state store nothing (Stripe saves no result
-for a request that never started).
+for a request that never started). A recipient's `address` replaces its profile's for this call (an email
+address for EMAIL, E.164 for SMS), and the suppression list is checked against it.
 
 One transaction: the trigger row, the profiles CREATE upserts, the trigger's run (PENDING, its ledger already
 written, so the run executor goes straight to sending), the recipients' ledger rows and the outbox event.
