@@ -202,7 +202,7 @@ def check_addresses(request: TriggerRequest, channel: Channel | None, prefix: st
             continue
         path = f"{prefix}.recipients[{index}].address"
         if contact not in (ContactChannel.EMAIL, ContactChannel.SMS):
-            problems.append(Problem(path, "NOT_SUPPORTED", "an address is given only to EMAIL and SMS campaigns"))
+            problems.append(Problem(path, "CHANNEL_MISMATCH", "an address is given only to EMAIL and SMS campaigns"))
             continue
         try:
             addresses[index] = normalize_address(contact, recipient.address)

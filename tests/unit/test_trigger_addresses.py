@@ -31,7 +31,7 @@ def test_each_refused_address_is_named() -> None:
         ("input.recipients[2].address", "EMPTY"),
     ]
     assert refused(Channel.SMS, "0612345678") == [("input.recipients[0].address", "INVALID_PHONE")]
-    assert refused(Channel.IN_APP, "a@example.com") == [("input.recipients[0].address", "NOT_SUPPORTED")]
+    assert refused(Channel.IN_APP, "a@example.com") == [("input.recipients[0].address", "CHANNEL_MISMATCH")]
 
 
 def test_the_address_is_part_of_the_request_hash_only_when_given() -> None:
