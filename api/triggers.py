@@ -4,7 +4,7 @@
          -H 'Content-Type: application/json' \\
          -d '{"context": {"order": {"id": "1234"}},
               "recipients": [{"identity": {"namespace": "Email", "value": "ann@example.com"},
-                              "context": {"name": "Ann"}}]}' \\
+                              "context": {"name": "Ann"}, "address": "ann@work.example"}]}' \\
          http://host/campaigns/<campaign id>/triggers
 
 The same domain function as GraphQL (models/triggers/accept.py), so the same key replays the same stored
@@ -106,7 +106,10 @@ def parse_body(data: Any, campaign_pk: int, key: str) -> TriggerRequest:
             if not isinstance(namespace, str) or not isinstance(value, str):
                 raise BodyError(f"{path}.identity", "needs a namespace and a value, both strings")
         context = _object(item.get("context"), f"{path}.context")
-        recipients.append(TriggerRecipient(profile_pk, namespace, value, context))
+        address = item.get("address")
+        if address is not None and not isinstance(address, str):
+            raise BodyError(f"{path}.address", "must be a string")
+        recipients.append(TriggerRecipient(profile_pk, namespace, value, context, address))
     missing = data.get("onMissingProfile", MissingProfile.REJECT.value)
     if missing not in {m.value for m in MissingProfile}:
         raise BodyError("onMissingProfile", "REJECT or CREATE")

@@ -47,7 +47,7 @@ from models.campaigns.experiment_rules import ExperimentMode
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
-from models.campaigns.rules import CampaignStatus, Channel
+from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.run_rules import RunOutcomeReason, RunStatus
 from models.campaigns.transitions import (
     claim_run,
@@ -108,8 +108,8 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     run, _fresh = claimed
     # Marked as served here before its parts exist, so none of them starts a second sender in this process.
     with _serving(ctx, run.id):
-        campaign = await Campaign.get(id=run.campaign_id)
         if run.snapshot_done_at is None:
+            campaign = await Campaign.get(id=run.campaign_id)
             # The lease is short (another worker resumes a killed one's run within seconds); a snapshot of a
             # large audience takes longer, so it is renewed meanwhile.
             async with keep_run_leased(run, lease):
@@ -118,7 +118,7 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
                 return outcome
         # The version the snapshot fixed, for the whole run: a version published meanwhile is the next run's.
         campaign = await campaign_for_run(run)
-        await _enqueue_parts(ctx, run, _batch_size(campaign))
+        await _enqueue_parts(ctx, run, campaign)
         return await _send_until_done(ctx, run, campaign, lease)
 
 
@@ -240,14 +240,17 @@ async def _rest_of_test(run: CampaignRun, campaign: Campaign) -> tuple[int, str]
     return first.id, winner
 
 
-async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, batch_size: int) -> None:
+async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign) -> None:
     redis = ctx.get("redis")
     wanted = worker_context(ctx).settings.run_send_parts
-    # SQLite is the embedded single-process mode: nobody else to share the run with.
+    # SQLite is the embedded single-process mode: nobody else to share the run with. A trigger's run has at most
+    # 1,000 rows (two batches): not worth counting them to split.
     if redis is None or wanted <= 0 or dialect_of() is not Dialect.POSTGRES:
         return
+    if campaign.type == CampaignType.API_TRIGGERED:
+        return
     counts = await ledger_counts(run.id)
-    parts = min(wanted, counts.pending // batch_size)
+    parts = min(wanted, counts.pending // _batch_size(campaign))
     # Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own.
     claim_tag = int(run.lease_until.timestamp() * 1000) if run.lease_until else 0
     for part in range(1, parts + 1):
@@ -275,7 +278,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
     settings = worker_context(ctx).settings
     unconfirmed_window = settings.sms_unconfirmed_window_seconds
-    await _settle_unconfirmed(ctx, run.id, now)
+    await _settle_unconfirmed(ctx, run.id, now, campaign)
     contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
     batch_size = _batch_size(campaign)
     trigger = await CampaignTrigger.get_or_none(run_id=run.id)
@@ -297,6 +300,8 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 await throttle.take(batch_size)
                 now = _now(ctx)
             batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
+            # A short batch of a pass from the start took every row due: no other pass (a trigger's run is one).
+            last_pass = after_id == 0 and len(batch) < batch_size and run.wave is None
             if not batch:
                 if after_id == 0:
                     if run.wave is not None and await with_db_retry(open_next_wave, run.id):
@@ -345,6 +350,8 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                         await _record(run, outcomes, to_suppress, contact, now)
             if paused is not None:
                 return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
+            if last_pass:
+                break  # counted and published by _finish_if_done right after
             if progress.counting_due():
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
@@ -374,9 +381,11 @@ async def _record(run: CampaignRun, outcomes: list[Any], to_suppress: list[str],
         )
 
 
-async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime) -> None:
+async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:
     """Sends held UNCONFIRMED whose window ended without a status callback: the policy settles them (FAILED
-    UNCONFIRMED_TIMEOUT by default; QUEUED again with SMS_UNCONFIRMED_POLICY=RESEND)."""
+    UNCONFIRMED_TIMEOUT by default; QUEUED again with SMS_UNCONFIRMED_POLICY=RESEND). Only SMS holds sends."""
+    if Channel(campaign.channel) is not Channel.SMS:
+        return
     resend = worker_context(ctx).settings.sms_unconfirmed_policy == "RESEND"
     settled = await with_db_retry(_settle, run_id, now, resend)
     if settled:
@@ -419,7 +428,7 @@ async def _finish_if_done(
     if run.snapshot_done_at is None:
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
-    await _settle_unconfirmed(ctx, run.id, now)
+    await _settle_unconfirmed(ctx, run.id, now, campaign)
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     if counts.of(DeliveryStatus.SENDING):

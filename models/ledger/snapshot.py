@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from tortoise import connections
@@ -52,6 +52,12 @@ async def _audience_reasons(
     return await member_reasons(params, campaign, segment.sandbox_id, namespace, preset, members)
 
 
+def reads_preset(campaign: Campaign, namespace: IdentityNamespace) -> bool:
+    """Whether the address comes from a profile attribute the preset names (not from the identity itself)."""
+    contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
+    return contact is not None and ADDRESS_NAMESPACE_TYPE.get(contact) != namespace.type
+
+
 async def member_reasons(
     params: SqlParams,
     campaign: Campaign,
@@ -59,16 +65,20 @@ async def member_reasons(
     namespace: IdentityNamespace,
     preset: MessagePreset | None,
     members: Callable[[SqlParams], Awaitable[str]],
+    prelude: str = "",
+    override: str | None = None,
 ) -> tuple[str, str]:
     """The CTE of `_audience_reasons` for the profiles `members(params)` selects (a WHERE on `p`): a segment's,
     an API trigger's recipients, or the profiles awaiting a test-then-winner experiment's winner. TRANSACTIONAL
-    skips marketing consent, and of the suppression list only hard bounces and complaints apply to it."""
+    skips marketing consent, and of the suppression list only hard bounces and complaints apply to it. `prelude`
+    (CTEs put first) and `override` (an expression on `p` without placeholders: an address that replaces the
+    profile's) serve a trigger's recipient addresses."""
     channel = Channel(campaign.channel)
     contact = CONTACT_CHANNEL.get(channel)
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
     ns = params.add(namespace.id)
     ident = f"(SELECT MIN(i.value) FROM profile_identity i WHERE i.profile_id = p.id AND i.namespace_id = {ns})"
-    if contact is None or ADDRESS_NAMESPACE_TYPE.get(contact) == namespace.type:
+    if not reads_preset(campaign, namespace):
         # In-app messages go to the inbox of the identity; otherwise the identity itself is the address.
         address = "ident"
         address_inner = "NULL"
@@ -87,18 +97,23 @@ async def member_reasons(
     # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
     # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
     materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
+    lead = f"WITH {prelude}, " if prelude else "WITH "
+    extra = f", {override} AS override" if override is not None else ""
     cte = (
-        f"WITH x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
-        f"{consent} AS consent FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
+        f"{lead}x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
+        f"{consent} AS consent{extra} FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
     )
+    # A recipient's own address replaces the profile's, and needs no identity in the campaign's namespace.
+    to = f"COALESCE(x.override, x.{address})" if override is not None else f"x.{address}"
+    no_identity = "x.ident IS NULL AND x.override IS NULL" if override is not None else "x.ident IS NULL"
     checks: list[tuple[str, str]] = [
-        ("x.ident IS NULL", ExclusionReason.NO_IDENTITY),
-        (f"x.{address} IS NULL OR x.{address} = ''", ExclusionReason.NO_ADDRESS),
+        (no_identity, ExclusionReason.NO_IDENTITY),
+        (f"{to} IS NULL OR {to} = ''", ExclusionReason.NO_ADDRESS),
     ]
     if contact is ContactChannel.EMAIL:
-        checks.append((f"x.{address} NOT LIKE '%_@_%.%' OR x.{address} LIKE '% %'", ExclusionReason.MALFORMED_ADDRESS))
+        checks.append((f"{to} NOT LIKE '%_@_%.%' OR {to} LIKE '% %'", ExclusionReason.MALFORMED_ADDRESS))
     elif contact is ContactChannel.SMS:
-        checks.append((f"x.{address} NOT LIKE '+%'", ExclusionReason.MALFORMED_ADDRESS))
+        checks.append((f"{to} NOT LIKE '+%'", ExclusionReason.MALFORMED_ADDRESS))
     if contact is not None and Category(campaign.category) is Category.MARKETING:
         checks.append(("x.consent = 'n'", ExclusionReason.NO_CONSENT))
     when_parts = [f"WHEN {condition} THEN '{reason.value}'" for condition, reason in checks]
@@ -109,10 +124,10 @@ async def member_reasons(
             which = " AND s.reason IN (" + ", ".join(f"'{r.value}'" for r in TRANSACTIONAL_SUPPRESSIONS) + ")"
         when_parts.append(
             f"WHEN EXISTS (SELECT 1 FROM suppression_entry s WHERE s.sandbox_id = {sb} AND s.channel = {ch} "
-            f"AND s.address = x.{address}{which}) THEN '{ExclusionReason.SUPPRESSED.value}'"
+            f"AND s.address = {to}{which}) THEN '{ExclusionReason.SUPPRESSED.value}'"
         )
     reason_case = "CASE " + " ".join(when_parts) + " ELSE NULL END"
-    return f"{cte}, y AS (SELECT x.profile_id, x.{address} AS address, {reason_case} AS reason FROM x)", address
+    return f"{cte}, y AS (SELECT x.profile_id, {to} AS address, {reason_case} AS reason FROM x)", address
 
 
 async def snapshot_audience(
@@ -148,30 +163,44 @@ async def snapshot_audience(
     await conn.execute_query(sql, params.values)
 
 
+class Recipient(NamedTuple):
+    """An accepted recipient of an API trigger: its profile, its context and the address it gave (or None)."""
+
+    profile_id: int
+    context: dict[str, Any]
+    address: str | None = None
+
+
 async def trigger_audience(
     run: CampaignRun,
     campaign: Campaign,
     namespace: IdentityNamespace,
     preset: MessagePreset | None,
     trigger_id: int,
-    recipients: Sequence[tuple[int, dict[str, Any]]],
+    recipients: Sequence[Recipient],
     now: datetime,
     conn: BaseDBAsyncClient,
 ) -> None:
-    """An API trigger's recipients ((profile id, recipient context), distinct profiles) into the ledger of the
-    trigger's run, in the trigger's transaction: QUEUED, or EXCLUDED with the reason a snapshot would give. The
-    idempotency key (the Message-ID) is "t<trigger>-<profile>": one message per recipient per trigger."""
+    """An API trigger's recipients (distinct profiles) into the ledger of the trigger's run, in the trigger's
+    transaction: QUEUED, or EXCLUDED with the reason a snapshot would give (to the recipient's own address when
+    it gave one). The idempotency key (the Message-ID) is "t<trigger>-<profile>": one message per recipient."""
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
+    # The VALUES first: their placeholders come first in the text (SQLite's `?` are positional).
+    rows = ", ".join(
+        f"({params.typed(r.profile_id, 'BIGINT')}, {params.typed(orjson.dumps(r.context).decode(), 'TEXT')}, "
+        f"{params.typed(r.address, 'TEXT')})"
+        for r in recipients
+    )
+    prelude = f"c (profile_id, context, address) AS (VALUES {rows})"
+    override = None
+    if any(r.address is not None for r in recipients):
+        override = "(SELECT c.address FROM c WHERE c.profile_id = p.id)"
 
     async def members(params: SqlParams) -> str:
-        return "p.id IN (" + ", ".join(params.add(profile_id) for profile_id, _ in recipients) + ")"
+        return "p.id IN (SELECT c.profile_id FROM c)"
 
-    audience, _ = await member_reasons(params, campaign, run.sandbox_id, namespace, preset, members)
-    rows = ", ".join(
-        f"({params.typed(profile_id, 'BIGINT')}, {params.typed(orjson.dumps(context).decode(), 'TEXT')})"
-        for profile_id, context in recipients
-    )
+    audience, _ = await member_reasons(params, campaign, run.sandbox_id, namespace, preset, members, prelude, override)
     context_value = "CAST(c.context AS JSONB)" if pg else "c.context"
     select_sandbox = params.typed(run.sandbox_id, "BIGINT")
     select_run = params.typed(run.id, "BIGINT")
@@ -181,7 +210,7 @@ async def trigger_audience(
     created = params.typed(now, "TIMESTAMPTZ")
     updated = params.typed(now, "TIMESTAMPTZ")
     sql = (
-        f"{audience}, c (profile_id, context) AS (VALUES {rows}) "
+        f"{audience} "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, reason, "
         f"address, idempotency_key, attempts, created_at, updated_at) "
         f"SELECT {select_sandbox}, {select_run}, {select_campaign}, {select_trigger}, {context_value}, y.profile_id, "

@@ -8,7 +8,8 @@ Idempotency follows Stripe's rules and is enforced by the database, not by Redis
   IdempotencyConflictError;
 - a key is live for TRIGGER_IDEMPOTENCY_HOURS: after that the old row releases it and the call is a new one.
 Refused input, an unknown campaign or a campaign in the wrong state store nothing (Stripe saves no result
-for a request that never started).
+for a request that never started). A recipient's `address` replaces its profile's for this call (an email
+address for EMAIL, E.164 for SMS), and the suppression list is checked against it.
 
 One transaction: the trigger row, the profiles CREATE upserts, the trigger's run (PENDING, its ledger already
 written, so the run executor goes straight to sending), the recipients' ledger rows and the outbox event.
@@ -19,19 +20,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import outbox
-from models.audience.entities import Profile, ProfileIdentity
+from models.audience.entities import ContactChannel, Profile, ProfileIdentity
 from models.audience.profile_writes import PreparedItem, write_batch
 from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_identities
+from models.audience.suppression import normalize_address
+from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
-from models.campaigns.rules import CampaignStatus, CampaignType
-from models.ledger.snapshot import trigger_audience
+from models.campaigns.rules import CampaignStatus, CampaignType, Channel
+from models.campaigns.values import CONTACT_CHANNEL
+from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
 from models.sql.reads import dialect_of
@@ -68,15 +71,14 @@ async def accept_trigger(
     problems = check_request(request, field_prefix)
     if problems:
         raise TriggerInvalidInputError(problems)
-    campaign = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id)
-    if campaign is None:
-        raise TriggerNotFoundError(f"{field_prefix}.campaignId", request.campaign_id)
     request_hash = request.request_hash()
     for attempt in range(ATTEMPTS):
         at = now or datetime.now(UTC)
         try:
             async with in_transaction() as conn:
-                answer = await _accept_once(conn, campaign, request, request_hash, at, idempotency_hours, field_prefix)
+                answer = await _accept_once(
+                    conn, sandbox_id, request, request_hash, at, idempotency_hours, field_prefix
+                )
         except IntegrityError:
             # Another call inserted the same key (or took the same run time) and committed first: read it now.
             if attempt == ATTEMPTS - 1:
@@ -90,7 +92,7 @@ async def accept_trigger(
 
 async def _accept_once(
     conn: BaseDBAsyncClient,
-    campaign: Campaign,
+    sandbox_id: int,
     request: TriggerRequest,
     request_hash: str,
     now: datetime,
@@ -98,7 +100,12 @@ async def _accept_once(
     prefix: str,
 ) -> TriggerAnswer:
     key = request.idempotency_key
-    existing = await CampaignTrigger.filter(campaign_id=campaign.id, idempotency_key=key).using_db(conn).first()
+    # The sandbox in the filter: a key of another sandbox's campaign is not replayed (it is NotFound below).
+    existing = (
+        await CampaignTrigger.filter(campaign_id=request.campaign_id, sandbox_id=sandbox_id, idempotency_key=key)
+        .using_db(conn)
+        .first()
+    )
     if existing is not None:
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
@@ -110,7 +117,10 @@ async def _accept_once(
             .using_db(conn)
             .update(idempotency_key=None, released_key=key)
         )
-    fresh = await Campaign.get(id=campaign.id).using_db(conn)
+    fresh = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id).using_db(conn)
+    if fresh is None:
+        raise TriggerNotFoundError(f"{prefix}.campaignId", request.campaign_id)
+    addresses = check_addresses(request, Channel(fresh.channel) if fresh.channel else None, prefix)
     if fresh.type is not CampaignType.API_TRIGGERED or fresh.status is not CampaignStatus.LIVE:
         what = "not API-triggered" if fresh.type is not CampaignType.API_TRIGGERED else f"{fresh.status.value}"
         raise TriggerStateError(
@@ -130,7 +140,8 @@ async def _accept_once(
         expires_at=now + timedelta(hours=idempotency_hours),
         using_db=conn,
     )
-    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, prefix)
+    namespaces = await namespaces_by_code(fresh.sandbox_id) if any(r.namespace for r in request.recipients) else {}
+    profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, namespaces, addresses, prefix)
     run: CampaignRun | None = None
     if profiles:
         # The trigger's own run, its ledger written here: the executor finds the snapshot done and sends.
@@ -141,8 +152,12 @@ async def _accept_once(
             snapshot_done_at=now,
             using_db=conn,
         )
-        namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
-        preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn) if fresh.preset_id else None
+        namespace = next((ns for ns in namespaces.values() if ns.id == fresh.namespace_id), None)
+        if namespace is None:
+            namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
+        preset = None
+        if fresh.preset_id and reads_preset(fresh, namespace):
+            preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn)
         await trigger_audience(run, fresh, namespace, preset, trigger.id, profiles, now, conn)
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
     answer = TriggerAnswer(trigger.id, status.value, len(profiles), tuple(rejected), run.id if run else None)
@@ -177,11 +192,36 @@ class _Wanted:
     identity: tuple[int, str] | None  # (namespace id, normalised value)
 
 
+def check_addresses(request: TriggerRequest, channel: Channel | None, prefix: str) -> dict[int, str]:
+    """The recipients' `address` overrides in their stored form, by recipient index; refused ones named."""
+    contact = CONTACT_CHANNEL.get(channel) if channel is not None else None
+    addresses: dict[int, str] = {}
+    problems: list[Problem] = []
+    for index, recipient in enumerate(request.recipients):
+        if recipient.address is None:
+            continue
+        path = f"{prefix}.recipients[{index}].address"
+        if contact not in (ContactChannel.EMAIL, ContactChannel.SMS):
+            problems.append(Problem(path, "CHANNEL_MISMATCH", "an address is given only to EMAIL and SMS campaigns"))
+            continue
+        try:
+            addresses[index] = normalize_address(contact, recipient.address)
+        except ValueProblem as problem:
+            problems.append(Problem(path, problem.code, problem.message))
+    if problems:
+        raise TriggerInvalidInputError(problems)
+    return addresses
+
+
 async def _resolve(
-    conn: BaseDBAsyncClient, sandbox_id: int, request: TriggerRequest, prefix: str
-) -> tuple[list[tuple[int, dict[str, Any]]], list[Rejection]]:
-    """The recipients' profiles ((profile id, context), first occurrence wins) and the rejected ones."""
-    namespaces = await namespaces_by_code(sandbox_id) if any(r.namespace for r in request.recipients) else {}
+    conn: BaseDBAsyncClient,
+    sandbox_id: int,
+    request: TriggerRequest,
+    namespaces: dict[str, IdentityNamespace],
+    addresses: dict[int, str],
+    prefix: str,
+) -> tuple[list[Recipient], list[Rejection]]:
+    """The recipients' profiles (first occurrence wins) with their context and address, and the rejected ones."""
     wanted: list[_Wanted] = []
     problems: list[Problem] = []
     for index, recipient in enumerate(request.recipients):
@@ -200,13 +240,15 @@ async def _resolve(
         raise TriggerInvalidInputError(problems)
 
     ids = [w.profile_id for w in wanted if w.profile_id is not None]
-    known = set(await Profile.filter(id__in=ids, sandbox_id=sandbox_id).using_db(conn).values_list("id", flat=True))
+    known: set[int] = set()
+    if ids:
+        known = set(await Profile.filter(id__in=ids, sandbox_id=sandbox_id).using_db(conn).values_list("id", flat=True))
     owners = await _owners(conn, sandbox_id, [w.identity for w in wanted if w.identity is not None])
     if request.on_missing_profile is MissingProfile.CREATE:
         missing = [w for w in wanted if w.identity is not None and w.identity not in owners]
         owners.update(await _create_profiles(conn, sandbox_id, missing, request))
 
-    profiles: list[tuple[int, dict[str, Any]]] = []
+    profiles: list[Recipient] = []
     rejected: list[Rejection] = []
     seen: set[int] = set()
     for w in wanted:
@@ -217,7 +259,7 @@ async def _resolve(
             rejected.append(Rejection(w.index, RejectionReason.DUPLICATE_RECIPIENT))
         else:
             seen.add(profile_id)
-            profiles.append((profile_id, request.recipients[w.index].context))
+            profiles.append(Recipient(profile_id, request.recipients[w.index].context, addresses.get(w.index)))
     return profiles, rejected
 
 

@@ -39,6 +39,8 @@ class TriggerRecipient:
     namespace: str | None = None  # identity namespace code
     value: str | None = None  # identity value
     context: dict[str, Any] = field(default_factory=dict)
+    # Sends to this address instead of the profile's, for this call only (checked against the channel).
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class TriggerRequest:
                     "profileId": r.profile_id,
                     "identity": {"namespace": r.namespace, "value": r.value} if r.namespace is not None else None,
                     "context": r.context,
+                    # Only when given: the hashes of calls without one stay what they were.
+                    **({"address": r.address} if r.address is not None else {}),
                 }
                 for r in self.recipients
             ],

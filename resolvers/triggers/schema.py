@@ -76,6 +76,11 @@ class TriggerRecipientInput:
     context: strawberry.scalars.JSON | None = strawberry.field(
         default=None, description="Templates read it as `context.recipient.*` (a JSON object, at most 64 KB)."
     )
+    address: str | None = strawberry.field(
+        default=None,
+        description="Send to this address instead of the profile's, for this call only: an email address (EMAIL "
+        "campaigns) or an E.164 number (SMS). The suppression list still applies to it.",
+    )
 
 
 @strawberry.input(description="Send an API-triggered campaign to up to 1,000 recipients, once per idempotency key.")
@@ -182,6 +187,7 @@ def _request(input: CampaignTriggerInput, campaign_pk: int) -> TriggerRequest:
                 namespace=recipient.identity.namespace if recipient.identity else None,
                 value=recipient.identity.value if recipient.identity else None,
                 context=recipient.context if recipient.context is not None else {},
+                address=recipient.address,
             )
         )
     return TriggerRequest(

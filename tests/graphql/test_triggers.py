@@ -18,6 +18,7 @@ from models.triggers.trigger import CampaignTrigger
 from models.triggers.values import TriggerRecipient, TriggerRequest
 from tests.conftest import GraphQLClient, SandboxKeys
 from tests.graphql.test_campaigns import activate, create
+from tests.graphql.test_campaigns import review as review_of
 from tests.graphql.test_presets import CREATE as PRESET_CREATE
 from tests.graphql.test_presets import email_input, validated
 from tests.graphql.test_profiles import email, upsert
@@ -355,3 +356,72 @@ async def test_an_expired_key_is_a_new_call(gql: GraphQLClient, sandbox: Sandbox
     old = await CampaignTrigger.get(id=first.trigger_id)
     assert (old.idempotency_key, old.released_key) == (None, "daily")
     assert await Delivery.filter(campaign_id=campaign).count() == 2
+
+
+async def test_a_recipient_address_overrides_the_profile_s_and_is_still_suppressed(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        base = {"campaignId": campaign_id, "context": {"order": {"id": "O"}}}
+        bad = await trigger(
+            gql,
+            sandbox,
+            {**base, "idempotencyKey": "bad", "recipients": [{**recipient("yes@example.com"), "address": "nope"}]},
+        )
+        assert bad["__typename"] == "InvalidInputError", bad
+        assert [e["field"] for e in bad["fieldErrors"]] == ["input.recipients[0].address"]
+        result = await trigger(
+            gql,
+            sandbox,
+            {
+                **base,
+                "idempotencyKey": "moved",
+                "recipients": [
+                    {**recipient("yes@example.com", name="Y"), "address": "Yan.Work@Example.com"},
+                    {**recipient("no@example.com", name="N"), "address": "bounced@example.com"},
+                    {**recipient("complained@example.com", name="C"), "address": "fresh@example.com"},
+                ],
+            },
+        )
+        assert result["__typename"] == "CampaignTriggerSuccess", result
+        await gql.drain_jobs()
+    assert await outcomes(result["trigger"]["id"]) == {
+        "yan.work@example.com": ("SENT", None),
+        "bounced@example.com": ("EXCLUDED", "SUPPRESSED"),  # the given address is hard-bounced
+        "fresh@example.com": ("SENT", None),  # the profile's own address complained, this one did not
+    }
+    assert sorted(r.recipients[0] for r in handler.received) == ["fresh@example.com", "yan.work@example.com"]
+
+
+async def test_review_refuses_a_template_reading_a_context_key_the_sample_lacks(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
+        preset_id = await email_preset(gql, sandbox, sink.port, "TRANSACTIONAL")
+    text = "{{ context.trigger.order.id }} {{ context.recipient.coupon }} {{ context.trigger.order.total }}"
+    campaign = await create(
+        gql,
+        sandbox,
+        {
+            "name": "Receipt with a typo",
+            "type": "API_TRIGGERED",
+            "category": "TRANSACTIONAL",
+            "action": {"channel": "EMAIL", "presetId": preset_id},
+            "content": {"email": {"subject": "Order", "html": f"<p>{text}</p>", "text": text}},
+            "audience": {"namespaceCode": "Email"},
+            "tracking": {"opens": False, "clicks": False},
+            "triggerContextSample": SAMPLE,
+        },
+    )
+    reviewed = await review_of(gql, sandbox, campaign["id"])
+    missing = [a for a in reviewed["alerts"] if a["code"] == "TRIGGER_CONTEXT_MISSING"]
+    assert {a["severity"] for a in missing} == {"ERROR"} and not reviewed["canActivate"], reviewed
+    assert {m for a in missing for m in ("recipient.coupon", "trigger.order.total") if m in a["message"]} == {
+        "recipient.coupon",
+        "trigger.order.total",
+    }
+    refused = await activate(gql, sandbox, campaign["id"])
+    assert refused["__typename"] == "ReviewFailedError", refused
