@@ -300,11 +300,15 @@ def database_url_with_options(url: str, pool_max: int, *, for_migrations: bool =
 
 def connection_config(database_url: str, pool_max: int = 20, *, for_migrations: bool = False) -> str | dict[str, Any]:
     """Tortoise's connection: the URL with Herald's options; on asyncpg, as a dict naming the connection class
-    that skips the reset statement on release (api/db_connection.py), except for migrations."""
+    that skips the reset statement on release (api/db_connection.py), on SQLite the client whose transactions
+    begin IMMEDIATE (api/sqlite_engine.py); migrations keep the stock clients."""
     url = database_url_with_options(database_url, pool_max, for_migrations=for_migrations)
     if for_migrations:
         return url
     expanded = expand_db_url(url)
+    if expanded["engine"] == "tortoise.backends.sqlite":
+        expanded["engine"] = "api.sqlite_engine"  # write transactions begin IMMEDIATE (api/sqlite_engine.py)
+        return expanded
     if expanded["engine"] != "tortoise.backends.asyncpg":
         return url
     expanded["credentials"]["connection_class"] = NoResetConnection
