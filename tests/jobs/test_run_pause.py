@@ -50,26 +50,24 @@ query($id: ID!) { node(id: $id) { ... on CampaignRun {
 class RotatingHandler(SinkHandler):
     """Accepts `rotate_after` messages with the first credentials, then only the new ones: every session logged
     in before the change answers its next MAIL with 421 and hangs up (as a server restarting after a password
-    change), and new logins need the new password."""
+    change), and new logins need the new password. The change comes at a MAIL, not at the end of a DATA: the
+    pool's sessions send concurrently, and all their MAILs could be accepted before any DATA ends."""
 
     rotate_after: int = 0
     new_credentials: tuple[str, str] | None = None
     rotated: bool = False
+    mails: int = 0
     # Sessions that logged in after the change (with the new password): they may go on.
     fresh: set[int] = field(default_factory=set)
 
     async def handle_MAIL(self, server, session, envelope, address, options):
-        # Every MAIL after the change, not only the sessions open at that moment: DATA ends concurrently.
+        if self.new_credentials is not None and self.mails >= self.rotate_after:
+            self.credentials, self.new_credentials, self.rotated = self.new_credentials, None, True
         if self.rotated and id(server) not in self.fresh:
             asyncio.get_running_loop().call_soon(server.transport.close)
             return "421 4.4.2 Password changed, closing connection"
+        self.mails += 1
         return await super().handle_MAIL(server, session, envelope, address, options)
-
-    async def handle_DATA(self, server, session, envelope):
-        reply = await super().handle_DATA(server, session, envelope)
-        if self.new_credentials is not None and len(self.received) >= self.rotate_after:
-            self.credentials, self.new_credentials, self.rotated = self.new_credentials, None, True
-        return reply
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
         result = super().authenticate(server, session, envelope, mechanism, auth_data)

@@ -79,6 +79,6 @@ def test_the_pools_use_the_connection_without_reset_statement() -> None:
     config = tortoise_config("postgres://herald@127.0.0.1:5432/herald")["connections"]["default"]
     assert config["credentials"]["connection_class"] is NoResetConnection
     assert config["credentials"]["maxsize"] == "20"
-    # Migrations keep asyncpg's own reset; SQLite has no pool of this kind.
+    # Migrations keep asyncpg's own reset; SQLite has no pool of this kind (its client begins IMMEDIATE instead).
     assert isinstance(tortoise_config("postgres://h@127.0.0.1/h", for_migrations=True)["connections"]["default"], str)
-    assert isinstance(tortoise_config("sqlite://:memory:")["connections"]["default"], str)
+    assert tortoise_config("sqlite://:memory:")["connections"]["default"]["engine"] == "api.sqlite_engine"
