@@ -1,10 +1,11 @@
-"""Webhooks survive a worker killed with SIGKILL during a burst of 10,000 outbox events: every event reaches
-the receiver (by webhook-id), each delivery ends SUCCEEDED, none is lost. Real `herald worker` processes,
+"""Webhooks survive a worker killed with SIGKILL during a burst of outbox events (10,000 for the issue): every
+event reaches the receiver (by webhook-id), each delivery ends SUCCEEDED, none is lost. Real `herald worker` processes,
 PostgreSQL (leases taken over across processes)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 
@@ -23,7 +24,9 @@ from tests.conftest import TEST_DB, TEST_SECRET
 from tests.crash.harness import Herald
 from tests.e2e.polling import wait_until
 
-EVENTS = 10_000
+# 10,000 for the issue's figure (WEBHOOK_CRASH_EVENTS=10000: ~5 min here); CI runs a burst big enough to be
+# killed in the middle of.
+EVENTS = int(os.environ.get("WEBHOOK_CRASH_EVENTS", "2000"))
 
 pytestmark = pytest.mark.skipif(TEST_DB != "postgres", reason="needs PostgreSQL (worker processes sharing leases)")
 
@@ -64,7 +67,7 @@ async def receiver_url() -> AsyncIterator[tuple[Receiver, str, str]]:
         sock.close()
 
 
-async def test_a_worker_killed_during_a_burst_of_10000_events_loses_none(
+async def test_a_worker_killed_during_a_burst_of_events_loses_none(
     herald: Herald,
     receiver_url: tuple[Receiver, str, str],
 ) -> None:
@@ -81,7 +84,7 @@ async def test_a_worker_killed_during_a_burst_of_10000_events_loses_none(
         url,
         seal_secret(SecretBox(TEST_SECRET), secret, sandbox_id=sandbox_id),
     )
-    # The burst: 10,000 committed events at once, as if from 10,000 campaign changes.
+    # The burst: EVENTS committed events at once, as if from as many campaign changes.
     await db.execute(
         "INSERT INTO outbox_event (sandbox_id, topic, payload, created_at) SELECT $1, 'campaign.status', "
         "jsonb_build_object('campaignId', n, 'status', 'LIVE', 'previousStatus', 'DRAFT', 'version', 2, "
@@ -91,7 +94,7 @@ async def test_a_worker_killed_during_a_burst_of_10000_events_loses_none(
     )
     env = {"WEBHOOK_LEASE_SECONDS": "15", "WEBHOOK_TIMEOUT_SECONDS": "5"}
     first = herald.worker(**env)
-    await wait_until(lambda: len(receiver.ids) >= 2_000, timeout=180)
+    await wait_until(lambda: len(receiver.ids) >= EVENTS // 5, timeout=180)
     first.kill9()
     at_kill = len(receiver.ids)
     herald.worker(**env)

@@ -193,7 +193,7 @@ async def test_edit_of_a_live_campaign_is_sent_only_once_published_and_rolls_bac
     assert [(n, s.value) for n, s in states] == [(1, "SUPERSEDED"), (2, "SUPERSEDED"), (3, "PUBLISHED")]
     events = await OutboxEvent.filter(
         topic=CAMPAIGN_VERSION_TOPIC, sandbox_id=_sandbox_of(await Campaign.get(id=pk(cid)))
-    )
+    ).order_by("id")
     mine = [e.payload for e in events if e.payload["campaignId"] == pk(cid)]
     assert [(e["number"], e["previousNumber"], e["restores"]) for e in mine] == [(2, 1, None), (3, 2, 1)]
     actions = (

@@ -36,10 +36,11 @@ from models.webhooks.fanout import fan_out
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import RETRY_DELAYS, new_secret
 from tests.conftest import TEST_SECRET, RunningServer, free_port
+from tests.e2e.polling import wait_until
 
 BOX = SecretBox(TEST_SECRET)
 LOOPBACK = parse_allow("127.0.0.0/8")
-TIMEOUT = 0.5
+TIMEOUT = 3.0  # generous for a loaded machine; the "slow" step never answers in time anyway
 
 
 @dataclass
@@ -80,6 +81,8 @@ async def receiver(secret: str, script: list[Any]) -> AsyncIterator[Receiver]:
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
+        # The backlog holds connections, but a slow start under load outlasts the sender's timeout: wait for it.
+        await wait_until(lambda: server.started, timeout=30)
         yield state
     finally:
         state.released.set()
