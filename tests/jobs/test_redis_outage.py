@@ -149,10 +149,14 @@ async def test_worker_outlives_a_cut_inside_watch_and_redis_killed_twice(own_red
             running = asyncio.create_task(worker.async_run())
             try:
                 # 1. The connection drops inside WATCH/MULTI: WatchError, then the same job starts on a later poll.
+                cut_over = logs.expect("Redis is back")
                 proxy.armed = True
                 await pool.enqueue_job("noted", "after-watch-cut", _job_id="after-watch-cut")
                 assert await within(ran.get()) == "after-watch-cut"
                 assert proxy.cuts == 1
+                # The job can start in a poll that then fails on the cut connection: the outage ends at the next
+                # poll that succeeds, and the kills below must each start an outage of their own.
+                await within(cut_over.wait())
                 # 2. Redis killed and started again, twice (an empty server comes back each time).
                 for outage in (1, 2):
                     back = logs.expect("Redis is back")
