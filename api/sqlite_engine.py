@@ -3,8 +3,8 @@
 The embedded default runs `serve` and `worker` as separate processes on one database file. A transaction begun
 DEFERRED reads first and asks for the write lock at its first write; if another process holds it then, SQLite
 answers "database is locked" at once, without waiting out the busy timeout (waiting could deadlock two such
-upgrades). Taking the write lock at BEGIN makes every transaction wait its turn within `busy_timeout` instead, as
-Rails 8 and Django 5.1 (`transaction_mode`) do for the same reason. Statements outside a transaction are as before.
+upgrades). Taking the write lock at BEGIN makes every transaction wait its turn within `busy_timeout` instead (the
+remedy Rails and Django 5.1, with `transaction_mode`, offer for this). Statements outside a transaction are as before.
 """
 
 from __future__ import annotations
