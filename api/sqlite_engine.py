@@ -1,4 +1,4 @@
-"""Herald's SQLite client: write transactions begin IMMEDIATE.
+"""Herald's SQLite client: transactions begin IMMEDIATE.
 
 The embedded default runs `serve` and `worker` as separate processes on one database file. A transaction begun
 DEFERRED reads first and asks for the write lock at its first write; if another process holds it then, SQLite
