@@ -41,18 +41,6 @@ class Drained:
     deferred: list[str] = field(default_factory=list)
 
 
-class RoundWorker(Worker):
-    """A burst worker for one round that also stops once no due job is left for it. arq's burst mode polls until
-    it has started `max_burst_jobs` or the queue is empty, deferred jobs included: a due job that another worker
-    took first (the `worker` fixture), with a retry deferred in the queue, kept a round polling forever."""
-
-    async def _poll_iteration(self) -> None:
-        await super()._poll_iteration()
-        due = await self.pool.zrangebyscore(self.queue_name, "-inf", timestamp_ms())
-        if not [j for j in due if not await self.pool.exists(in_progress_key_prefix + j.decode())]:
-            self.max_burst_jobs = self._jobs_started()  # ends the round once its own jobs finish
-
-
 async def make_due(redis: ArqRedis, until: datetime) -> int:
     """Moves the jobs deferred to at most `until` to now; returns how many."""
     now = timestamp_ms()
@@ -110,7 +98,7 @@ async def drain_jobs(
             return drained
         # max_burst_jobs=due: the worker stops once it has started (and finished) this round's jobs, rather
         # than waiting for deferred ones as arq's burst mode does while the queue holds any.
-        worker = RoundWorker(
+        worker = Worker(
             functions=FUNCTIONS,
             redis_pool=redis,
             burst=True,
