@@ -31,7 +31,6 @@ import asyncpg
 import httpx
 import pytest
 from arq.connections import RedisSettings
-from arq.worker import Worker
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
@@ -43,7 +42,7 @@ from jobs.context import CONTEXT_KEY, WorkerContext
 from jobs.worker import FUNCTIONS
 from models.tenancy.actions import create_api_key, create_sandbox
 from models.tenancy.sandbox import Role
-from tests.drain import Drained
+from tests.drain import RUNNING_TEST_WORKERS, Drained, TestWorker
 from tests.drain import drain_jobs as run_due_jobs
 from tests.serving import RunningServer, free_port, running_server, subscribe  # noqa: F401 - fixtures' API
 
@@ -303,7 +302,7 @@ async def worker(app: Starlette) -> AsyncIterator[None]:
     # worker would pick it up and could leave it half-run when the test ends.
     await run_due_jobs(settings, app.state.redis)
     # No cron: the dispatcher would pick up other tests' pending runs.
-    running = Worker(
+    running = TestWorker(
         functions=FUNCTIONS,
         redis_settings=RedisSettings.from_dsn(settings.redis_url),
         on_startup=on_startup,
@@ -311,9 +310,11 @@ async def worker(app: Starlette) -> AsyncIterator[None]:
         poll_delay=settings.worker_poll_delay_seconds,
     )
     task = asyncio.create_task(running.async_run(), name="test-worker")
+    RUNNING_TEST_WORKERS.add(running)
     try:
         yield
     finally:
+        RUNNING_TEST_WORKERS.discard(running)
         # It may have picked up a job an earlier test left queued: let the jobs in flight finish (close() would
         # cancel them, leaving arq's in-progress key, which keeps their job from ever running again).
         running.allow_pick_jobs = False

@@ -11,8 +11,9 @@ dispatcher (jobs/dispatcher.py) at that time before each round, as its cron woul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,39 @@ from jobs.worker import FUNCTIONS
 
 HELD_DEADLINE = 30.0
 MAX_ROUNDS = 200
+
+
+class TestWorker(Worker):
+    """A worker running beside the test (the `worker` fixture, for requests that wait on a job's result) that
+    drain_jobs can pause: while a drain runs, only the drain's round workers take jobs. Otherwise this worker could
+    take a due job a round counted on, and arq's burst mode would poll for it forever while a retry sat deferred in
+    the queue."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.polling = asyncio.Lock()
+
+    async def _poll_iteration(self) -> None:
+        async with self.polling:
+            await super()._poll_iteration()
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Takes no new job inside the block; the jobs it had started have finished when the block begins."""
+        self.allow_pick_jobs = False
+        try:
+            async with self.polling:  # a poll that read job ids before the flag changed has started them
+                pass
+            await asyncio.gather(*self.tasks.values())
+            yield
+        finally:
+            self.allow_pick_jobs = True
+
+
+# The test's own running workers, paused by every drain.
+RUNNING_TEST_WORKERS: set[TestWorker] = set()
 
 
 @dataclass
@@ -66,6 +100,20 @@ async def _held_elsewhere(redis: ArqRedis, due_ids: list[bytes], deadline: float
 
 
 async def drain_jobs(
+    settings: Settings,
+    redis: ArqRedis,
+    *,
+    until: datetime | None = None,
+    dispatch_at: datetime | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Drained:
+    async with contextlib.AsyncExitStack() as paused:
+        for running in list(RUNNING_TEST_WORKERS):
+            await paused.enter_async_context(running.paused())
+        return await _drain(settings, redis, until=until, dispatch_at=dispatch_at, clock=clock)
+
+
+async def _drain(
     settings: Settings,
     redis: ArqRedis,
     *,

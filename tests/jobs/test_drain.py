@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -47,3 +48,23 @@ async def test_a_job_stuck_in_another_worker_is_an_error(app: Starlette) -> None
     finally:
         await redis.delete(key)
         await redis.zrem(default_queue_name, job_id)
+
+
+async def test_a_drain_ends_while_the_test_worker_runs_and_a_job_waits_deferred(
+    app: Starlette, worker, drain_jobs
+) -> None:
+    """The test's own worker (the `worker` fixture) used to take due jobs a drain round counted on; with a job
+    deferred in the queue, arq's burst mode then polled for them forever. A drain now pauses that worker."""
+    redis = app.state.redis
+    later_id = f"worker_ping:later-{uuid.uuid4().hex}"
+    await redis.enqueue_job("worker_ping", 1, "later", "l", _job_id=later_id, _defer_by=timedelta(minutes=5))
+    try:
+        for attempt in range(20):
+            due_ids = [f"worker_ping:due-{attempt}-{i}-{uuid.uuid4().hex}" for i in range(10)]
+            for job_id in due_ids:
+                await redis.enqueue_job("worker_ping", 1, "due", job_id, _job_id=job_id)
+            drained = await asyncio.wait_for(drain_jobs(), timeout=60)
+            assert drained.deferred == [later_id]
+            assert [await Job(j, redis).status() for j in due_ids] == [JobStatus.complete] * len(due_ids)
+    finally:
+        await redis.zrem(default_queue_name, later_id)
