@@ -92,6 +92,21 @@ def counter(name: str) -> Any:
     return strawberry.field(description=COUNTER_DESCRIPTIONS[name])
 
 
+@strawberry.type
+class RunCounters:
+    """The counters `CampaignRun`, `CampaignRunProgress` and `CampaignRunWave` share, declared once. Not a GraphQL
+    type of its own (no type names it); its fields come first in the types that inherit it."""
+
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
+
+
 @strawberry.type(description="A count of deliveries for one reason.")
 class ReasonCount:
     reason: DeliveryReason = strawberry.field(description="The reason.")  # type: ignore[valid-type]

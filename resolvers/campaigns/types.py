@@ -64,6 +64,7 @@ from resolvers.vocabulary import (
     RESENT_DESCRIPTION,
     DeliveryReason,
     ReasonCount,
+    RunCounters,
     counter,
     last_error,
 )
@@ -494,20 +495,12 @@ Campaign.projection = Projection(
 
 
 @strawberry.type(description="One execution of a campaign at one scheduled time.")
-class CampaignRun(SandboxNode):
+class CampaignRun(SandboxNode, RunCounters):
     model = CampaignRunModel
 
     pk: relay.NodeID[int]
     scheduled_for: datetime = strawberry.field(description="The scheduled time of this run.")
     status: RunStatus = strawberry.field(description="Run status.")
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
     resent: int = strawberry.field(description=RESENT_DESCRIPTION)
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     started_at: datetime | None = strawberry.field(description="When the run started.")
