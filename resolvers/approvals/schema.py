@@ -24,8 +24,10 @@ from models.campaigns.actions import activate_campaign
 from models.campaigns.values import CampaignError
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.approvals.types import ApprovalPolicy, ApprovalRefusedError, CampaignApprovalStep
-from resolvers.campaigns.schema import ReviewFailedErrorType, campaign_error
-from resolvers.campaigns.types import Campaign, CampaignRun
+from resolvers.campaigns.refusals import campaign_error
+from resolvers.campaigns.review_types import ReviewFailedErrorType
+from resolvers.campaigns.run_types import CampaignRun
+from resolvers.campaigns.types import Campaign
 from resolvers.context import Caller, Info
 from resolvers.errors import (
     ConflictError,

@@ -18,7 +18,7 @@ from models.campaigns.versions import publish_version
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.approvals.schema import approval_error, person_of
 from resolvers.approvals.types import ApprovalRefusedError
-from resolvers.campaigns.schema import ReviewFailedErrorType
+from resolvers.campaigns.review_types import ReviewFailedErrorType
 from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.version_types import CampaignVersion
 from resolvers.context import Info

@@ -14,7 +14,7 @@ from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
 from models.ledger import reports
 from models.presets.rules import PresetStatus as MessagePresetStatusEnum
-from resolvers.campaigns.types import CampaignRun
+from resolvers.campaigns.run_types import CampaignRun
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
