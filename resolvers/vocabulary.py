@@ -93,9 +93,9 @@ def counter(name: str) -> Any:
 
 
 @strawberry.type
-class RunCounters:
-    """The counters `CampaignRun`, `CampaignRunProgress` and `CampaignRunWave` share, declared once. Not a GraphQL
-    type of its own (no type names it); its fields come first in the types that inherit it."""
+class SummaryCounters:
+    """The counters `CampaignSummary` shows and `RunCounters` starts with, declared once. Like RunCounters, not a
+    GraphQL type of its own (no type names it); its fields come first in the types that inherit it."""
 
     audience: int = counter("audience")
     targeted: int = counter("targeted")
@@ -103,6 +103,13 @@ class RunCounters:
     sent: int = counter("sent")
     delivered: int = counter("delivered")
     failed: int = counter("failed")
+
+
+@strawberry.type
+class RunCounters(SummaryCounters):
+    """The counters `CampaignRun`, `CampaignRunProgress` and `CampaignRunWave` share: the summary's and those of
+    the messages still in flight."""
+
     pending: int = counter("pending")
     retrying: int = counter("retrying")
 

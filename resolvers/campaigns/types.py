@@ -34,7 +34,7 @@ from resolvers.nodes import SandboxNode
 from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate, paginate_sql
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
-from resolvers.vocabulary import counter
+from resolvers.vocabulary import SummaryCounters
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
@@ -48,13 +48,7 @@ if TYPE_CHECKING:
         "statement per page of campaigns. Counted per run and profile, as `campaignReport(ALL_TIME)`."
     )
 )
-class CampaignSummary:
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
+class CampaignSummary(SummaryCounters):
     profiles_targeted: int = strawberry.field(
         description="The same as `audience`.", deprecation_reason="Use `audience`: the one name for it."
     )
