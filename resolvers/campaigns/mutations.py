@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import strawberry
 
@@ -16,6 +17,7 @@ from models.campaigns.actions import (
     update_campaign,
     update_tags,
 )
+from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.values import CampaignError
 from resolvers.approvals.types import ApprovalRequiredError
 from resolvers.campaigns.inputs import (
@@ -72,6 +74,14 @@ CampaignActivateResult = Annotated[
 ]
 
 
+async def _changed(info: Info, node_id: Any, action: Callable[[int, int, str], Awaitable[CampaignModel]]) -> Any:
+    """`on_campaign` for the mutations that answer the changed campaign (CampaignResult)."""
+    row = await on_campaign(info, node_id, action)
+    if isinstance(row, Error):
+        return row
+    return CampaignSuccess(campaign=Campaign.from_model(row))
+
+
 @strawberry.type
 class CampaignMutation:
     @strawberry.mutation(description="Create a DRAFT campaign.", permission_classes=MANAGER)
@@ -92,31 +102,25 @@ class CampaignMutation:
     async def campaign_update(
         self, info: Info, input: Annotated[CampaignUpdateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignResult:
-        row = await on_campaign(
+        return await _changed(
             info,
             input.id,
             lambda sandbox_id, pk, actor: update_campaign(
                 sandbox_id, pk, input.version, update_values(input), actor=actor
             ),
         )
-        if isinstance(row, Error):
-            return row
-        return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Change tags and description, in any status.", permission_classes=MANAGER)
     async def campaign_update_tags(
         self, info: Info, input: Annotated[CampaignUpdateTagsInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignResult:
-        row = await on_campaign(
+        return await _changed(
             info,
             input.id,
             lambda sandbox_id, pk, actor: update_tags(
                 sandbox_id, pk, tags=input.tags, description=input.description, actor=actor
             ),
         )
-        if isinstance(row, Error):
-            return row
-        return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Delete a DRAFT campaign.", permission_classes=MANAGER)
     async def campaign_delete(
@@ -133,14 +137,11 @@ class CampaignMutation:
     async def campaign_duplicate(
         self, info: Info, input: Annotated[CampaignDuplicateInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignResult:
-        row = await on_campaign(
+        return await _changed(
             info,
             input.id,
             lambda sandbox_id, pk, actor: duplicate_campaign(sandbox_id, pk, name=input.name, actor=actor),
         )
-        if isinstance(row, Error):
-            return row
-        return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(
         description="Activate a DRAFT (or an APPROVED campaign): the review runs again under a lock; any ERROR "
@@ -176,22 +177,16 @@ class CampaignMutation:
     async def campaign_stop(
         self, info: Info, input: Annotated[CampaignStopInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignResult:
-        row = await on_campaign(
+        return await _changed(
             info,
             input.id,
             lambda sandbox_id, pk, actor: stop_campaign(sandbox_id, pk, abort_running=input.abort_running, actor=actor),
         )
-        if isinstance(row, Error):
-            return row
-        return CampaignSuccess(campaign=Campaign.from_model(row))
 
     @strawberry.mutation(description="Archive a STOPPED, COMPLETED or FAILED campaign.", permission_classes=PUBLISHER)
     async def campaign_archive(
         self, info: Info, input: Annotated[CampaignIdInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignResult:
-        row = await on_campaign(
+        return await _changed(
             info, input.id, lambda sandbox_id, pk, actor: archive_campaign(sandbox_id, pk, actor=actor)
         )
-        if isinstance(row, Error):
-            return row
-        return CampaignSuccess(campaign=Campaign.from_model(row))
