@@ -17,7 +17,8 @@ from models.campaigns.versions import (
     versions_by_number,
 )
 from resolvers.approvals.types import ApprovalRequiredError
-from resolvers.campaigns.schema import ReviewFailedErrorType, _error, _not_found, _pk
+from resolvers.campaigns.refusals import campaign_error, campaign_not_found, campaign_pk
+from resolvers.campaigns.review_types import ReviewFailedErrorType
 from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.version_types import CampaignVersion, CampaignVersionChange, CampaignVersionDiff
 from resolvers.context import Info
@@ -69,15 +70,15 @@ CampaignVersionDiffResult = Annotated[
 
 async def _publication(info: Info, data: CampaignVersionInput, action: Any, **options: Any) -> Any:
     caller = info.context.require_caller()
-    pk = _pk(data.campaign_id)
+    pk = campaign_pk(data.campaign_id)
     if pk is None:
-        return _not_found(data.campaign_id)
+        return campaign_not_found(data.campaign_id)
     try:
         done: Publication = await action(
             caller.sandbox_id, pk, data.number, actor=caller.actor, links=info.context.links, **options
         )
     except CampaignError as exc:
-        return _error(exc)
+        return campaign_error(exc)
     return CampaignVersionSuccess(
         campaign=Campaign.from_model(done.campaign), version=CampaignVersion.from_model(done.version)
     )
@@ -97,13 +98,13 @@ class CampaignVersionQuery:
         from_: Annotated[int, strawberry.argument(name="from", description="Number of the version compared from.")],
         to: Annotated[int, strawberry.argument(description="Number of the version compared to.")],
     ) -> CampaignVersionDiffResult:
-        pk = _pk(campaign_id)
+        pk = campaign_pk(campaign_id)
         if pk is None:
-            return _not_found(campaign_id)
+            return campaign_not_found(campaign_id)
         found = await versions_by_number(info.context.require_caller().sandbox_id, pk, [from_, to])
         for number in (from_, to):
             if number not in found:
-                return _error(CampaignNotFoundError("number", f"{campaign_id} version {number}"))
+                return campaign_error(CampaignNotFoundError("number", f"{campaign_id} version {number}"))
         before, after = found[from_], found[to]
         return CampaignVersionDiff(
             from_version=CampaignVersion.from_model(before),
@@ -135,13 +136,13 @@ class CampaignVersionMutation:
         self, info: Info, input: Annotated[CampaignVersionInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignVersionDiscardResult:
         caller = info.context.require_caller()
-        pk = _pk(input.campaign_id)
+        pk = campaign_pk(input.campaign_id)
         if pk is None:
-            return _not_found(input.campaign_id)
+            return campaign_not_found(input.campaign_id)
         try:
             done = await discard_version(caller.sandbox_id, pk, input.number, actor=caller.actor)
         except CampaignError as exc:
-            return _error(exc)
+            return campaign_error(exc)
         return CampaignVersionDiscardSuccess(
             campaign=Campaign.from_model(done.campaign), version=CampaignVersion.from_model(done.version)
         )

@@ -32,7 +32,7 @@ from resolvers.vocabulary import (
     DeliveryReason,
     DeliveryStatus,
     ReasonCount,
-    counter,
+    RunCounters,
     last_error,
 )
 
@@ -106,18 +106,10 @@ class Delivery:
 
 
 @strawberry.type(description="Counts, rate and ETA of one campaign run, as it sends.")
-class CampaignRunProgress:
+class CampaignRunProgress(RunCounters):
     campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
     run_id: strawberry.ID | None = strawberry.field(description="Global id of the run; null while it has none.")
     status: RunStatus | None = strawberry.field(description="Run status; null while the campaign has no run.")
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
     resent: int = strawberry.field(description=RESENT_DESCRIPTION)
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
