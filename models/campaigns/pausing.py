@@ -78,7 +78,7 @@ async def resume_paused_run(sandbox_id: int, run_id: int, *, actor: str, now: da
             excluded=run.excluded, sent=run.sent, failed=run.failed, pending=run.pending, rate_per_second=None,
             eta_seconds=None, at=now, final=False, delivered=run.delivered, retrying=run.retrying,
             last_error_reason=run.last_error_reason, last_error_count=run.last_error_count,
-            waves=progress_waves(await wave_figures(run.id, conn)),
+            waves=progress_waves(await wave_figures(run.id, conn)) if run.wave is not None else (),
         )  # fmt: skip
         if not await unpause_run(conn, run, actor=actor, now=now, event=event):
             raise RunNotPaused("the run changed meanwhile; read it again", run.status.value)

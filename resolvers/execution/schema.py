@@ -294,7 +294,10 @@ class ExecutionSubscription:
                     "lastErrorCount": latest.last_error_count,
                     "resent": latest.resent,
                     "pauseReason": latest.pause_reason.value if latest.pause_reason else None,
-                    "waves": [w.to_json() for w in progress_waves(await wave_figures(latest.id))],
+                    # Only a run sent in waves has a current wave (from its snapshot): no ledger read for others.
+                    "waves": [w.to_json() for w in progress_waves(await wave_figures(latest.id))]
+                    if latest.wave is not None
+                    else [],
                 }
             yield _progress(campaign_id, initial)
             finished: set[int] = set()

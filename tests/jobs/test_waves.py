@@ -256,6 +256,9 @@ async def test_progress_events_carry_each_wave(gql: GraphQLClient, sandbox: Sand
             (3, 6, T0 + 60 * MINUTE, False, 0, 6),
             (4, 8, T0 + 90 * MINUTE, False, 0, 8),
         ]
+        # A subscriber arriving now gets them in its first event (read from the ledger).
+        async with progress_events(server, sandbox.admin, campaign["id"]) as late:
+            assert (await late())["waves"] == event["waves"]
 
         for minutes in (30, 60, 90):
             await step(gql, T0 + minutes * MINUTE)
