@@ -8,6 +8,7 @@ from typing import Self
 import strawberry
 
 from models.ledger.waves import WaveFigures
+from models.outbox.payloads import WaveProgress
 from resolvers.vocabulary import RunCounters, counter
 
 
@@ -43,4 +44,23 @@ class CampaignRunWave(RunCounters):
             pending=f.pending,
             retrying=f.retrying,
             delayed=f.delayed,
+        )
+
+    @classmethod
+    def from_progress(cls, w: WaveProgress) -> Self:
+        audience = w.targeted + w.excluded
+        return cls(
+            wave=w.wave,
+            planned_size=audience,
+            starts_at=w.starts_at,
+            finished=w.finished,
+            audience=audience,
+            targeted=w.targeted,
+            excluded=w.excluded,
+            sent=w.sent,
+            delivered=w.delivered,
+            failed=w.failed,
+            pending=w.pending,
+            retrying=w.retrying,
+            delayed=w.delayed,
         )

@@ -16,10 +16,12 @@ from models.ledger.delivery import Delivery as DeliveryModel
 from models.ledger.delivery import DeliveryReason as DeliveryReasonEnum
 from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
-from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
+from models.ledger.waves import progress_waves, wave_figures
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress, WaveProgress
 from models.tenancy.identity import IdentityNamespace
 from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from resolvers.campaigns.enums import RunPauseReason, RunStatus
+from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.event_stream import typed_events
@@ -117,6 +119,10 @@ class CampaignRunProgress(RunCounters):
     pause_reason: RunPauseReason | None = strawberry.field(
         description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
     )
+    waves: list[CampaignRunWave] = strawberry.field(
+        description="A run sent in waves: each wave's plan and counters at this event (as `CampaignRun.waves`); "
+        "empty without waves."
+    )
 
 
 def _global_pk(value: Any, type_name: str) -> int:
@@ -134,6 +140,7 @@ def _gid(type_name: str, pk: Any) -> strawberry.ID:
 
 
 def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
+    waves = event.get("waves") or []
     return CampaignRunProgress(
         campaign_id=campaign_id,
         run_id=_gid("CampaignRun", event["runId"]) if event.get("runId") is not None else None,
@@ -151,6 +158,7 @@ def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
         rate_per_second=event.get("ratePerSecond"),
         eta_seconds=event.get("etaSeconds"),
         pause_reason=RunPauseReason[event["pauseReason"]] if event.get("pauseReason") else None,
+        waves=[CampaignRunWave.from_progress(WaveProgress.from_json(w, CAMPAIGN_RUN_PROGRESS_TOPIC)) for w in waves],
     )
 
 
@@ -286,6 +294,10 @@ class ExecutionSubscription:
                     "lastErrorCount": latest.last_error_count,
                     "resent": latest.resent,
                     "pauseReason": latest.pause_reason.value if latest.pause_reason else None,
+                    # Only a run sent in waves has a current wave (from its snapshot): no ledger read for others.
+                    "waves": [w.to_json() for w in progress_waves(await wave_figures(latest.id))]
+                    if latest.wave is not None
+                    else [],
                 }
             yield _progress(campaign_id, initial)
             finished: set[int] = set()
