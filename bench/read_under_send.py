@@ -87,7 +87,14 @@ def run(database: str, seeded: dict) -> Result:
 
 
 def _during_a_send(
-    database: str, ids: dict, port: int, body_file: str, headers: list[str], server_pid: int, rate: float, tmp: str,
+    database: str,
+    ids: dict,
+    port: int,
+    body_file: str,
+    headers: list[str],
+    server_pid: int,
+    rate: float,
+    tmp: str,
     **worker_env: str,
 ) -> tuple[dict, dict, float]:
     """The page's load while a worker subprocess sends an in-app run: the load's figures, the worker's report
