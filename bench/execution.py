@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.common import REDIS_URL, ROOT, Result, dsn_for, free_port, process, server_env
+from bench.common import ROOT, Result, dsn_for, free_port, process, redis_url, server_env
 
 PROFILES_ENV = "BENCH_PROFILES"
 TRIALS = int(os.environ.get("BENCH_TRIALS", "9"))
@@ -447,7 +447,7 @@ async def _flush_bench_redis() -> None:
     by an earlier bench run would make activation's enqueue a no-op until the dispatcher's sweep."""
     from redis.asyncio import Redis
 
-    redis = Redis.from_url(REDIS_URL)
+    redis = Redis.from_url(redis_url())
     try:
         await redis.flushdb()
     finally:

@@ -28,9 +28,11 @@ def peak_rss_mb() -> float:
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
     from jobs.context import job_ctx
+    from jobs.worker import lower_priority
     from models.campaigns.campaign import CampaignRun
 
     settings = Settings()
+    lower_priority(settings)  # as `herald worker` does
     await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))
     snapshot_done: list[float] = []
     original_snapshot = runs.snapshot_audience
