@@ -216,8 +216,7 @@ async def prepare_batch(
         rows.append(claimed)
     if tracker is not None and tracker.active:
         # Link ids for the whole batch first, so rewriting each message needs no database round trip.
-        await tracker.prepare(contents, now)
-        contents = [tracker.apply(content, claimed.id) for content, claimed in zip(contents, rows, strict=True)]
+        contents = await tracker.track(contents, [claimed.id for claimed in rows], now)
     messages = [
         OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
         for content, claimed in zip(contents, rows, strict=True)
