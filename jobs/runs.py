@@ -23,6 +23,7 @@ from arq.worker import Retry
 from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
+from jobs.channels.base import ConcurrentAdapter
 from jobs.context import worker_context
 from jobs.pausing import pause_sending
 from jobs.progress import Progress
@@ -35,6 +36,7 @@ from jobs.sending import (
     send_chunks,
     with_db_retry,
 )
+from jobs.streaming import stream_batch
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from models import outbox
@@ -60,7 +62,7 @@ from models.campaigns.transitions import (
     finish_run,
     record_snapshot_done,
 )
-from models.campaigns.values import schedule_from_stored
+from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch
@@ -316,15 +318,16 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
             paused = None
             async with keep_leased(run, batch, lease, worker_context(ctx).clock) as renewing:
                 prepared = await prepare_batch(batch, renderer, now, tracker, trigger_context)
-                paused = await send_chunks(
+                send = stream_batch if _streams(adapter, campaign) else send_chunks
+                paused = await send(
                     run,
-                    Channel(campaign.channel),
                     prepared,
                     adapter,
                     renewing,
                     retry_deadline,
                     worker_context(ctx).clock,
                     worker_context(ctx).settings.sms_unconfirmed_window_seconds,
+                    CONTACT_CHANNEL.get(Channel(campaign.channel)),
                 )
             if paused is not None:
                 return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
@@ -340,6 +343,12 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
+
+
+def _streams(adapter: Any, campaign: Campaign) -> bool:
+    """Messages sent one by one through a pool of connections go as a stream (jobs/streaming.py); in-app inbox
+    rows are written a whole batch per statement."""
+    return isinstance(adapter, ConcurrentAdapter) and Channel(campaign.channel) is not Channel.IN_APP
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:

@@ -23,13 +23,14 @@ from models.audience.suppression import insert_suppressions
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
-from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
 from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
 
 logger = logging.getLogger(__name__)
+# A run's own warnings keep the run executor's logger name, wherever in the sending path they are raised.
+run_logger = logging.getLogger("jobs.runs")
 
 
 # A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
@@ -174,13 +175,14 @@ class PreparedBatch:
     """A claimed batch rendered and tracked ahead of sending: the rows that could not be rendered (their outcomes,
     written with the first chunk) and the messages of the others, in the batch's order."""
 
+    channel: Channel
     failed: list[Outcome]
     rows: list[Claimed]
     messages: list[OutgoingMessage]
 
-    def chunks(self, channel: Channel) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
-        """The messages in the chunks whose outcomes are written one after the other (`outcome_chunks`)."""
-        size = max(len(self.rows), 1) if channel is Channel.IN_APP else OUTCOMES_EVERY
+    def chunks(self) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
+        """The messages in the chunks whose outcomes are written one after the other."""
+        size = max(len(self.rows), 1) if self.channel is Channel.IN_APP else OUTCOMES_EVERY
         return [(self.rows[i : i + size], self.messages[i : i + size]) for i in range(0, len(self.rows), size)]
 
 
@@ -221,7 +223,7 @@ async def prepare_batch(
         OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
         for content, claimed in zip(contents, rows, strict=True)
     ]
-    return PreparedBatch(failed, rows, messages)
+    return PreparedBatch(renderer.channel, failed, rows, messages)
 
 
 async def send_prepared(
@@ -252,22 +254,21 @@ async def send_prepared(
 
 async def send_chunks(
     run: CampaignRun,
-    channel: Channel,
     prepared: PreparedBatch,
     adapter: ChannelAdapter | None,
     renewing: asyncio.Lock,
     retry_deadline: datetime,
     clock: Callable[[], datetime],
     unconfirmed_window: float,
+    contact: Any,
 ) -> tuple[Any, ...] | None:
     """Sends a prepared batch chunk by chunk, each chunk's outcomes written before the next chunk goes out: a worker
     killed mid-batch sends at most one chunk again (issue 22: the crash window). A chunk's outcomes and the next
     chunk's resend marks are written side by side, one wait instead of two. Returns the pause (jobs/pausing.py)
     when the provider refused the preset."""
-    contact = CONTACT_CHANNEL.get(channel)
     # In-app sends are idempotent inserts (nothing is sent twice): no resend marks for them.
-    marks = channel is not Channel.IN_APP and adapter is not None
-    chunks = prepared.chunks(channel)
+    marks = prepared.channel is not Channel.IN_APP and adapter is not None
+    chunks = prepared.chunks()
     now = clock()
     async with renewing:  # not beside a renewal of the same rows
         await asyncio.gather(
@@ -301,7 +302,7 @@ async def record_chunk(
     failures = await with_db_retry(record_batch_failures, run.id, outcomes)
     if failures is not None and failures.all_failed:
         # Once per chunk, not per message: a run whose sends all fail must show in the logs.
-        logger.warning(
+        run_logger.warning(
             "run %s: all %s sends of a batch failed, latest %s: %s",
             run.id, failures.total, failures.latest_reason, failures.latest_error,
             extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
