@@ -7,15 +7,15 @@ has finished each time its previous write is done, while the senders go on.
 
 The crash window stays bounded: a message goes to the provider only once its resend mark is written, and at
 most OUTCOMES_EVERY messages are marked and not yet recorded, so a worker killed at any moment sends at most that
-many again (each with its own Message-ID), and `resent` counts them. A pause is decided on the last
-OUTCOMES_EVERY outcomes, as it was on a chunk of that size.
+many again (each with its own Message-ID), and `resent` counts them. A send that did not go is recorded only once
+OUTCOMES_EVERY outcomes since it are in without a pause (decided on them, as on a chunk of that size): a pause
+puts it back in the queue instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ from jobs.pausing import batch_pause, held_back, not_sent
 from jobs.sending import OUTCOMES_EVERY, PreparedBatch, mark_handing, outcome_of, record_chunk, with_db_retry
 from models.campaigns.campaign import CampaignRun
 from models.ledger.claims import Claimed
+from models.ledger.delivery import DeliveryStatus
 from models.ledger.outcomes import Outcome, write_outcomes
 
 
@@ -99,35 +100,41 @@ async def stream_batch(
         return group
 
     senders = [asyncio.create_task(sender()) for _ in range(min(adapter.max_concurrency, total))]
-    recent: deque[Outcome] = deque(maxlen=window)
-    pending: list[tuple[Claimed, Outcome, bool]] = []
+    # Sends that did not go wait for a verdict (a pause puts them back in the queue, not FAILED) until a window of
+    # outcomes since the first of them is in, as a chunk of that size waited; sent ones are recorded at once.
+    undecided: list[tuple[Claimed, Outcome, bool]] = []
+    since: list[Outcome] = []
     try:
         while recorded < total:
             group = await take_finished()
-            pending += group
-            recent.extend(outcome for _, outcome, _ in group)
-            if len(recent) < min(window, total):
-                continue  # the first decision is on a whole window, as it was on a whole chunk
-            outcomes = [outcome for _, outcome, _ in pending]
-            paused = batch_pause(recent)
+            if undecided or any(outcome.status is not DeliveryStatus.SENT for _, outcome, _ in group):
+                since += [outcome for _, outcome, _ in group]
+            undecided += [item for item in group if item[1].status is not DeliveryStatus.SENT]
+            ready = [item for item in group if item[1].status is DeliveryStatus.SENT]
+            stalled = in_flight == 0 and not finished and (handed >= total or handed >= marked)
+            decided = bool(undecided) and (len(since) >= window or stalled)
+            paused = batch_pause(since) if decided else None
             if paused is not None:
                 stopping = True
                 more_marked.set()
                 await asyncio.gather(*senders)  # the messages in flight finish
-                outcomes += [outcome for _, outcome, _ in finished]
+                outcomes = [outcome for _, outcome, _ in ready + undecided + finished]
                 async with renewing:
                     await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(rows[handed:]), clock(),
                                         run.sandbox_id)  # fmt: skip
                 return paused
-            suppressed = [claimed.address for claimed, _, bad_address in pending if bad_address]
-            more = min(total, recorded + len(pending) + window)
+            if decided:
+                ready += undecided  # a whole window without a pause: they are what they are
+                undecided, since = [], []
+            outcomes = [outcome for _, outcome, _ in ready]
+            suppressed = [claimed.address for claimed, _, bad_address in ready if bad_address]
+            more = min(total, recorded + len(ready) + window)
             async with renewing:
                 await asyncio.gather(
                     record_chunk(run, outcomes, suppressed, contact, clock()),
                     mark_handing(run.id, rows[marked:more]),
                 )
-            recorded += len(pending)
-            pending = []
+            recorded += len(ready)
             marked = more
             more_marked.set()
         await asyncio.gather(*senders)
