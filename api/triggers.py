@@ -178,8 +178,8 @@ async def create_trigger(request: Request) -> Response:
     except TriggerStateError as exc:
         return json_error(409, "INVALID_STATE", str(exc), currentStatus=exc.current_status)
     queue = getattr(request.app.state, "queue", None)
-    if answer.run_id is not None and queue is not None:
-        await queue.execute_run(answer.run_id)
+    if answer.run_id is not None and queue is not None and not answer.replayed:
+        await queue.wake_triggers(answer.run_id, settings.trigger_wake_seconds, f"t{answer.trigger_id}")
     response = JSONResponse(answer_json(answer), status_code=200 if answer.replayed else 201)
     if answer.replayed:
         response.headers["Idempotent-Replayed"] = "true"

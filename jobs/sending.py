@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
+from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 
 from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
@@ -21,9 +23,11 @@ from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
-from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
+from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome
 from models.reporting.tracking import BounceType
+from models.sql.params import SqlParams
+from models.sql.reads import dialect_of
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +174,25 @@ async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]
             await task
 
 
+async def trigger_contexts(delivery_ids: Sequence[int]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """(the trigger call's context, the recipient's) of each row: the rows of one batch come from many triggers."""
+    params = SqlParams(dialect_of())
+    in_list = ", ".join(params.add(i) for i in delivery_ids)
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT d.id, t.context AS call, d.context AS recipient FROM delivery d "
+        f"LEFT JOIN campaign_trigger t ON t.id = d.trigger_id WHERE d.id IN ({in_list})",
+        params.values,
+    )
+    return {int(r["id"]): (_json(r["call"]), _json(r["recipient"])) for r in rows}
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column read by raw SQL: a dict from asyncpg's JSONB codec, text from SQLite."""
+    if value is None:
+        return {}
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else dict(value)
+
+
 async def send_batch(
     batch: list[Claimed],
     renderer: Renderer,
@@ -178,15 +201,15 @@ async def send_batch(
     retry_deadline: datetime,
     tracker: MessageTracker | None = None,
     unconfirmed_window: float = 1800.0,
-    trigger_context: dict[str, Any] | None = None,
+    triggered: bool = False,
     handing: Callable[[list[Claimed]], Awaitable[Any]] | None = None,
 ) -> tuple[list[Outcome], list[str]]:
-    """`trigger_context`: the call's context when the run is an API trigger's (its rows carry their own).
+    """`triggered`: an API campaign's rows, each rendered with its trigger's context and its own.
     `handing`: awaited with the rows about to go to the provider, right before they do (the resend marks)."""
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
-    recipients: dict[int, Any] = {}
-    if trigger_context is not None:
-        recipients = dict(await Delivery.filter(id__in=[c.id for c in batch]).values_list("id", "context"))
+    contexts: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    if triggered:
+        contexts = await trigger_contexts([c.id for c in batch])
     outcomes: list[Outcome] = []
     contents: list[MessageContent] = []
     to_send: list[Claimed] = []
@@ -196,8 +219,7 @@ async def send_batch(
             content = renderer.variant(claimed.treatment).render(
                 attributes.get(claimed.profile_id) or {},
                 unsubscribe_url,
-                trigger_context,
-                (recipients.get(claimed.id) or {}) if trigger_context is not None else None,
+                *(contexts.get(claimed.id, ({}, {})) if triggered else (None, None)),
             )
         except RenderFailed as exc:
             outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))

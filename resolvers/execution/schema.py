@@ -18,7 +18,6 @@ from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
 from models.tenancy.identity import IdentityNamespace
-from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from resolvers.campaigns.enums import RunPauseReason, RunStatus
 from resolvers.context import Info
 from resolvers.errors import ClientError
@@ -239,11 +238,8 @@ class ExecutionQuery:
         if campaign_id is not None:
             query = query.filter(campaign_id=_global_pk(campaign_id, "Campaign"))
         if trigger_id is not None:
-            # A trigger's rows are those of its own run: the run's index finds them.
-            trigger = await CampaignTriggerModel.get_or_none(
-                id=_global_pk(trigger_id, "CampaignTrigger"), sandbox_id=info.context.require_caller().sandbox_id
-            )
-            query = query.filter(run_id=(trigger.run_id or 0) if trigger else 0)
+            # The campaign's triggers share its run: a trigger's rows are found by their trigger_id (indexed).
+            query = query.filter(trigger_id=_global_pk(trigger_id, "CampaignTrigger"))
         if status:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
         if reason:
