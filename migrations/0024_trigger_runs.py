@@ -12,11 +12,15 @@ from tortoise.migrations import operations as ops
 
 class _DropRunProfileUnique(ops.RemoveConstraint):
     """SQLite made the constraint part of CREATE TABLE (an index that cannot be dropped): the table is rebuilt
-    from the new state there, with its other indexes. PostgreSQL drops the constraint."""
+    from the new state there, and the rebuild drops the table's indexes (STACK-NOTES), so they are made again.
+    PostgreSQL drops the constraint."""
 
     async def database_forward(self, app_label, old_state, new_state, state_editor=None) -> None:  # type: ignore[no-untyped-def]
         if state_editor is not None and state_editor.DIALECT == "sqlite":
-            await state_editor._remake_table(new_state.apps.get_model(f"{app_label}.{self.model_name}"))
+            model = new_state.apps.get_model(f"{app_label}.{self.model_name}")
+            await state_editor._remake_table(model)
+            for index in model._meta.indexes:
+                await state_editor.add_index(model, index)
             return
         await super().database_forward(app_label, old_state, new_state, state_editor)
 
