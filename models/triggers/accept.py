@@ -37,6 +37,7 @@ from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.run_rules import RunStatus
+from models.campaigns.transitions import open_trigger_run
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
@@ -203,17 +204,7 @@ async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -
         if RunStatus(status) is not RunStatus.RUNNING:
             raise TriggerStateError(f"campaign {campaign.id}'s trigger run is {status}", campaign.status.value)
         return int(run_id)
-    run = await CampaignRun.create(
-        sandbox_id=campaign.sandbox_id,
-        campaign_id=campaign.id,
-        scheduled_for=scheduled_for,
-        status=RunStatus.RUNNING,
-        started_at=now,
-        snapshot_done_at=now,
-        open_for_triggers=True,
-        using_db=conn,
-    )
-    return run.id
+    return await open_trigger_run(conn, campaign, scheduled_for, now)
 
 
 @dataclass(frozen=True, slots=True)
