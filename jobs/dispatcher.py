@@ -27,7 +27,7 @@ from models.campaigns.transitions import DISPATCHER, system_transition
 from models.campaigns.values import schedule_from_stored
 from models.ledger.counts import ledger_counts, store_counters
 from models.ledger.outcomes import cancel_unsent
-from models.triggers.progress import has_pending
+from models.triggers.progress import has_claimable
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
             )
         )
         for run in open_runs:
-            if run.campaign_id in live_ids and not await has_pending(run.id):
+            if run.campaign_id in live_ids and not await has_claimable(run.id, now):
                 continue
             if redis is not None:
                 await JobQueue(redis).wake_triggers(run.id, 0, f"d{int(now.timestamp() // 3)}")

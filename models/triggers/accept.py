@@ -21,7 +21,7 @@ delays the send.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -115,7 +115,13 @@ async def _accept_once(
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
                 raise IdempotencyConflictError(key, existing.id)
-            return TriggerAnswer.from_json(existing.answer, replayed=True)
+            return replace(
+                TriggerAnswer.from_json(existing.answer, replayed=True),
+                idempotency_key=existing.idempotency_key,
+                context=existing.context or {},
+                created_at=existing.created_at,
+                expires_at=existing.expires_at,
+            )
         # Expired: the old trigger keeps its history under released_key and the key is free again.
         await (
             CampaignTrigger.filter(id=existing.id, idempotency_key=key)
@@ -157,9 +163,24 @@ async def _accept_once(
         preset = None
         if fresh.preset_id and reads_preset(fresh, namespace):
             preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn)
-        queued, excluded = await trigger_audience(run_id, fresh, namespace, preset, trigger.id, profiles, now, conn)
+        written = await trigger_audience(run_id, fresh, namespace, preset, trigger.id, profiles, now, conn)
+        if written is None:
+            # The run ended since it was remembered (the campaign stopped meanwhile): nothing of this call stays.
+            forget_run(run_id)
+            raise TriggerStateError(f"campaign {fresh.id}'s trigger run has ended", fresh.status.value)
+        queued, excluded = written
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
-    answer = TriggerAnswer(trigger.id, status.value, len(profiles), tuple(rejected), run_id)
+    answer = TriggerAnswer(
+        trigger.id,
+        status.value,
+        len(profiles),
+        tuple(rejected),
+        run_id,
+        idempotency_key=key,
+        context=trigger.context or {},
+        created_at=trigger.created_at,
+        expires_at=trigger.expires_at,
+    )
     await (
         CampaignTrigger.filter(id=trigger.id)
         .using_db(conn)
@@ -194,6 +215,9 @@ async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -
     its audience is what the triggers write. A run no longer RUNNING (the campaign was stopped meanwhile) takes
     no more rows."""
     scheduled_for = campaign.activated_at or campaign.created_at
+    known = _OPEN_RUNS.get((campaign.id, scheduled_for))
+    if known is not None:
+        return known  # the ledger insert checks it is still RUNNING (trigger_audience)
     row = await (
         CampaignRun.filter(campaign_id=campaign.id, scheduled_for=scheduled_for)
         .using_db(conn)
@@ -203,8 +227,27 @@ async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -
         run_id, status = row[0]
         if RunStatus(status) is not RunStatus.RUNNING:
             raise TriggerStateError(f"campaign {campaign.id}'s trigger run is {status}", campaign.status.value)
+        _remember(campaign.id, scheduled_for, int(run_id))
         return int(run_id)
+    # Not remembered before commit: a rolled-back creation must not leave an id behind.
     return await open_trigger_run(conn, campaign, scheduled_for, now)
+
+
+# (campaign, activated_at) -> its trigger run, per process: one read less per acceptance. Never stale in effect:
+# the ledger insert writes only into a RUNNING run, and a run found ended is forgotten (`forget_run`).
+_OPEN_RUNS: dict[tuple[int, datetime], int] = {}
+_OPEN_RUNS_MAX = 10_000
+
+
+def _remember(campaign_id: int, scheduled_for: datetime, run_id: int) -> None:
+    if len(_OPEN_RUNS) >= _OPEN_RUNS_MAX:
+        _OPEN_RUNS.clear()
+    _OPEN_RUNS[(campaign_id, scheduled_for)] = run_id
+
+
+def forget_run(run_id: int) -> None:
+    for key in [k for k, v in _OPEN_RUNS.items() if v == run_id]:
+        del _OPEN_RUNS[key]
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,12 +65,15 @@ async def recount_triggers(
     return counts
 
 
-async def has_pending(run_id: int) -> bool:
-    """Whether the run holds rows a sender should still claim (a wake-up of the dispatcher finds them)."""
+async def has_claimable(run_id: int, now: datetime) -> bool:
+    """Whether the run holds rows a sender could claim now: QUEUED and due, or SENDING under an expired lease (a
+    killed worker's). Rows waiting for a retry are not: their wake-up is deferred to their time."""
     params = SqlParams(dialect_of())
-    run = params.add(run_id)
+    run, due, expired = params.add(run_id), params.typed(now), params.typed(now)
     rows = await connections.get("default").execute_query_dict(
-        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND status IN ('QUEUED', 'SENDING') LIMIT 1",
+        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND ("
+        f"(status = 'QUEUED' AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
+        f"OR (status = 'SENDING' AND lease_until < {expired})) LIMIT 1",
         params.values,
     )
     return bool(rows)

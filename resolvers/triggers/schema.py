@@ -123,6 +123,22 @@ class CampaignTrigger(SandboxNode):
     expires_at: datetime = strawberry.field(description="Until when its key replays this answer.")
 
     @classmethod
+    def from_answer(cls, answer: TriggerAnswer) -> Self:
+        """The trigger as its call answered it (no second read of the row)."""
+        assert answer.created_at is not None and answer.expires_at is not None
+        return cls(
+            pk=answer.trigger_id,
+            status=TriggerStatusEnum(answer.status),
+            accepted=answer.accepted,
+            rejected=[TriggerRejection(index=r.index, reason=r.reason) for r in answer.rejected],
+            idempotency_key=answer.idempotency_key,
+            context=answer.context,
+            run_id=_gid("CampaignRun", answer.run_id) if answer.run_id is not None else None,
+            created_at=answer.created_at,
+            expires_at=answer.expires_at,
+        )
+
+    @classmethod
     def from_model(cls, row: CampaignTriggerModel) -> Self:
         answer = TriggerAnswer.from_json(row.answer, replayed=False) if row.answer else None
         return cls(
@@ -266,8 +282,7 @@ class TriggerMutation:
             await info.context.queue.wake_triggers(
                 answer.run_id, info.context.trigger_wake_seconds, f"t{answer.trigger_id}"
             )
-        row = await CampaignTriggerModel.get(id=answer.trigger_id)
-        return CampaignTriggerSuccess(trigger=CampaignTrigger.from_model(row), replayed=answer.replayed)
+        return CampaignTriggerSuccess(trigger=CampaignTrigger.from_answer(answer), replayed=answer.replayed)
 
 
 @strawberry.type

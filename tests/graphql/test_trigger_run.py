@@ -53,9 +53,9 @@ async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
     assert len(runs) == 1 and runs[0].open_for_triggers and runs[0].status is RunStatus.RUNNING
     # yes@ was named by the three triggers: three rows, three messages, each with its own Message-ID and context.
     rows = await Delivery.filter(campaign_id=pk(campaign_id)).order_by("id")
-    assert [(r.address, r.status.value) for r in rows] == [
-        ("yes@example.com", "SENT"),
+    assert sorted((r.address, r.status.value) for r in rows) == [
         ("no@example.com", "SENT"),
+        ("yes@example.com", "SENT"),
         ("yes@example.com", "SENT"),
         ("yes@example.com", "SENT"),
     ]
