@@ -7,8 +7,10 @@ Real parts: the SMTP sink (aiosmtpd), the suite's database and Redis, queued job
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
+import websockets
 from arq.constants import default_queue_name
 
 from jobs.queue import SEND_TRIGGERS, JobQueue
@@ -18,11 +20,15 @@ from models.tenancy.sandbox import Role
 from models.triggers.accept import accept_trigger
 from models.triggers.trigger import CampaignTrigger
 from models.triggers.values import TriggerRecipient, TriggerRequest
-from tests.conftest import GraphQLClient, SandboxKeys
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import STOP
 from tests.graphql.test_triggers import DELIVERIES, api_campaign, people, pk, recipient, trigger
 from tests.jobs.smtp_sink import SinkHandler, smtp_sink
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
+from tests.serving import subscribe
+
+STATUS = """subscription($id: ID!) { campaignTriggerStatus(triggerId: $id) {
+  triggerId status accepted sent failed excluded pending final } }"""
 
 
 async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
@@ -133,3 +139,50 @@ async def test_a_stop_ends_the_trigger_run_once_its_rows_are_sent(gql: GraphQLCl
         assert run.status is RunStatus.SUCCEEDED and run.sent == 1
         refused = await trigger(gql, sandbox, {**body, "idempotencyKey": "s-2", "context": {"order": {"id": "T"}}})
         assert refused["__typename"] == "InvalidStateError", refused
+
+
+async def test_the_status_subscription_follows_the_trigger_s_own_rows(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        # Another trigger in the same run, sent in the same batch: its counts are not this one's.
+        other = [recipient("yes@example.com", name="O"), recipient("unsubscribed@example.com", name="U")]
+        mine = [recipient("no@example.com", name="N"), recipient("bounced@example.com", name="B")]
+        order = {"order": {"id": "O-1"}}
+        results = [
+            await trigger(
+                gql, sandbox, {"campaignId": campaign_id, "idempotencyKey": key, "recipients": rows, "context": order}
+            )
+            for key, rows in (("other", other), ("mine", mine))
+        ]
+        trigger_id = results[1]["trigger"]["id"]
+        async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.keys[Role.VIEWER]}"}}
+            await ws.send(json.dumps(init))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            message = {"id": "1", "type": "subscribe", "payload": {"query": STATUS, "variables": {"id": trigger_id}}}
+            answer = await subscribe(server, ws, message)
+            events = [answer] if answer is not None else []
+            async with asyncio.timeout(30):
+                if not events:
+                    events.append(json.loads(await ws.recv()))
+                await gql.drain_jobs()
+                while (
+                    events[-1]["type"] == "next" and not events[-1]["payload"]["data"]["campaignTriggerStatus"]["final"]
+                ):
+                    events.append(json.loads(await ws.recv()))
+    states = [e["payload"]["data"]["campaignTriggerStatus"] for e in events]
+    # Accepted: one queued, one excluded (suppressed); then its own row sent, whatever the other trigger did.
+    assert (states[0]["accepted"], states[0]["pending"], states[0]["excluded"], states[0]["final"]) == (2, 1, 1, False)
+    last = states[-1]
+    assert (last["triggerId"], last["sent"], last["failed"], last["excluded"], last["pending"]) == (
+        trigger_id,
+        1,
+        0,
+        1,
+        0,
+    )
+    assert last["final"] is True
