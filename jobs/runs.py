@@ -32,6 +32,7 @@ from jobs.rendering import Renderer
 from jobs.sending import keep_leased, keep_run_leased, mark_handing, outcome_chunks, send_batch, with_db_retry
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
+from jobs.trigger_runs import progress_of, rest_open, still_open
 from models import outbox
 from models.audience.entities import Segment, SuppressionReason
 from models.audience.suppression import insert_suppressions
@@ -273,7 +274,7 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campai
 
 async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
     now = _now(ctx)
-    progress = Progress(ctx.get("redis"), run)
+    progress = progress_of(ctx, run)
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
@@ -447,8 +448,8 @@ async def _finish_if_done(
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
     await _settle_unconfirmed(ctx, run.id, now, campaign)
-    if run.open_for_triggers and await _still_open(run):
-        return await _rest_open(ctx, run, progress)
+    if run.open_for_triggers and await still_open(run):
+        return await rest_open(ctx, run, progress)
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     if counts.of(DeliveryStatus.SENDING):
@@ -482,26 +483,3 @@ async def _finish_if_done(
         if not await finish_run(run, RunStatus.SUCCEEDED, None, now, final, outcome=empty):
             return {"runId": run.id, "status": (await CampaignRun.get(id=run.id)).status.value}
     return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
-
-
-async def _still_open(run: CampaignRun) -> bool:
-    """An API campaign's trigger run ends once its campaign is no longer LIVE (stopped: it finishes what it holds)."""
-    status = await Campaign.filter(id=run.campaign_id).values_list("status", flat=True)
-    return bool(status) and CampaignStatus(status[0]) is CampaignStatus.LIVE
-
-
-async def _rest_open(ctx: dict[str, Any], run: CampaignRun, progress: Progress) -> dict[str, Any]:
-    """A wake-up of a trigger run found nothing more to send: it stays RUNNING for the next triggers. Its counters
-    scan all its rows, so they are stored at most as often as a long run's (Progress.counting_due), not per job;
-    a retry deferred in its ledger gets a wake-up at its time."""
-    if progress.counting_due():
-        counting = time.monotonic()
-        counts = await with_db_retry(ledger_counts, run.id)
-        await with_db_retry(store_counters, run.id, counts)
-        progress.counted(counting)
-        await progress.publish(counts, RunStatus.RUNNING, force=True)
-    retry_at = await next_retry(run.id)
-    redis = ctx.get("redis")
-    if retry_at is not None and redis is not None:
-        await JobQueue(redis).retry_run_at(run.id, retry_at)
-    return {"runId": run.id, "status": RunStatus.RUNNING.value}
