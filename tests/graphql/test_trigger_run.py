@@ -27,6 +27,8 @@ from tests.jobs.smtp_sink import SinkHandler, smtp_sink
 from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
 from tests.serving import subscribe
 
+REPORT = """query($id: ID!, $window: ReportWindowInput) { campaignReport(id: $id, window: $window) {
+  ... on CampaignReport { window { kind triggerId } audience sent } } }"""
 STATUS = """subscription($id: ID!) { campaignTriggerStatus(triggerId: $id) {
   triggerId status accepted sent failed excluded pending final } }"""
 
@@ -75,6 +77,12 @@ async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
     assert (row.accepted, row.sent, row.failed, row.excluded, row.pending) == (2, 2, 0, 0, 0)
     listed = await gql(DELIVERIES, {"id": first}, key=sandbox.keys[Role.VIEWER])
     assert sorted(e["node"]["address"] for e in listed["deliveries"]["edges"]) == ["no@example.com", "yes@example.com"]
+    # The report by trigger covers that trigger's rows, not the whole shared run's.
+    by_trigger = await gql(REPORT, {"id": campaign_id, "window": {"triggerId": first}}, key=sandbox.keys[Role.VIEWER])
+    assert by_trigger["campaignReport"]["window"] == {"kind": "TRIGGER", "triggerId": first}
+    assert (by_trigger["campaignReport"]["audience"], by_trigger["campaignReport"]["sent"]) == (2, 2)
+    by_run = await gql(REPORT, {"id": campaign_id, "window": {"runId": run_ids.pop()}}, key=sandbox.keys[Role.VIEWER])
+    assert (by_run["campaignReport"]["audience"], by_run["campaignReport"]["sent"]) == (4, 4)
 
 
 async def test_a_lost_wake_up_is_sent_by_the_dispatcher_and_wake_ups_coalesce(
