@@ -10,6 +10,24 @@ from tortoise.migrations import operations as ops
 # recounted per sent batch; its rows are found by trigger_id.
 
 
+def _count(where: str) -> str:
+    return f"(SELECT COUNT(*) FROM delivery d WHERE d.trigger_id = campaign_trigger.id AND ({where}))"
+
+
+# Existing triggers' counts from their rows (as models/triggers/progress.py recounts them), so that
+# campaignTriggerStatus reads the same figures for them as for new ones.
+_RECOUNT = (
+    "UPDATE campaign_trigger SET "
+    "sent = "
+    + _count("d.status IN ('SENT', 'DELIVERED', 'BOUNCED') OR (d.status = 'FAILED' AND d.reason = 'HARD_BOUNCE')")
+    + ", "
+    "failed = " + _count("d.status IN ('FAILED', 'BOUNCED')") + ", "
+    "excluded = " + _count("d.status = 'EXCLUDED'") + ", "
+    "pending = " + _count("d.status IN ('TARGETED', 'QUEUED', 'SENDING', 'UNCONFIRMED')") + " "
+    "WHERE run_id IS NOT NULL"
+)
+
+
 class _DropRunProfileUnique(ops.RemoveConstraint):
     """SQLite made the constraint part of CREATE TABLE (an index that cannot be dropped): the table is rebuilt
     from the new state there, and the rebuild drops the table's indexes (STACK-NOTES), so they are made again.
@@ -32,7 +50,9 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.AddField(
-            model_name="CampaignRun", name="open_for_triggers", field=fields.BooleanField(default=False, db_default=False)
+            model_name="CampaignRun",
+            name="open_for_triggers",
+            field=fields.BooleanField(default=False, db_default=False),
         ),
         ops.AddField(model_name="CampaignTrigger", name="sent", field=fields.IntField(default=0, db_default=0)),
         ops.AddField(model_name="CampaignTrigger", name="failed", field=fields.IntField(default=0, db_default=0)),
@@ -41,4 +61,5 @@ class Migration(migrations.Migration):
         _DropRunProfileUnique(model_name="Delivery", fields=["run_id", "profile_id"]),
         ops.AddIndex(model_name="Delivery", index=Index(fields=["run_id", "profile_id"])),
         ops.AddIndex(model_name="Delivery", index=Index(fields=["trigger_id"])),
+        ops.RunSQL(_RECOUNT, reverse_sql=ops.RunSQL.noop),
     ]
