@@ -3,6 +3,7 @@ OpenID Connect bearer tokens (people, api/oidc.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -27,9 +28,13 @@ SANDBOX_HEADER = "x-herald-sandbox"
 # another uvicorn worker) takes effect when the entry expires, i.e. within AUTH_CACHE_SECONDS.
 _CACHE: dict[str, tuple[float, Caller]] = {}
 _CACHE_MAX = 10_000
+# Key hash -> the lookup under way: requests arriving with the same key before it ends wait for it instead of
+# each sending their own (32 connections of one key sent 32 lookups whenever the entry expired).
+_LOOKUPS: dict[str, asyncio.Task[Caller | None]] = {}
 
 
 def _forget(key_id: int) -> None:
+    _LOOKUPS.clear()  # a request after the revocation must not join a lookup that began before it
     for digest, (_, caller) in list(_CACHE.items()):
         if caller.api_key_id is not None and caller.api_key_id == key_id:
             _CACHE.pop(digest, None)
@@ -110,10 +115,21 @@ async def authenticate(
     if people is not None and not token.startswith(API_KEY_PREFIX) and looks_like_jwt(token):
         return await _authenticate_person(token, cache_seconds, people, sandbox)
     digest = hash_api_key(token) if cache_seconds > 0 else ""
-    if digest:
-        hit = _CACHE.get(digest)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
+    if not digest:
+        return await _look_up_key(token, "", cache_seconds)
+    hit = _CACHE.get(digest)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    lookup = _LOOKUPS.get(digest)
+    if lookup is None or lookup.get_loop() is not asyncio.get_running_loop():
+        lookup = asyncio.ensure_future(_look_up_key(token, digest, cache_seconds))
+        _LOOKUPS[digest] = lookup
+        lookup.add_done_callback(lambda done: _LOOKUPS.pop(digest) if _LOOKUPS.get(digest) is done else None)
+    # Shielded: a caller that goes away (client disconnect) does not cancel the lookup the others wait for.
+    return await asyncio.shield(lookup)
+
+
+async def _look_up_key(token: str, digest: str, cache_seconds: float) -> Caller | None:
     key = await authenticate_api_key(token)
     if key is None:
         if digest:

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobs.worker import build_worker
+    from jobs.worker import build_worker, lower_priority
 
     settings = _settings()
     if settings.redis_url is None:
@@ -70,6 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return 2
     settings.check_secure()
     settings.check_production()
+    lower_priority(settings)
 
     async def run() -> None:
         await Tortoise.init(config=tortoise_config(settings.resolved_database_url, settings.db_pool_max))

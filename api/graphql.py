@@ -253,7 +253,11 @@ class HeraldGraphQL(GraphQL):
         return orjson.loads(data)
 
     async def get_sub_response(self, request: Request) -> Response:
-        sub_response = await super().get_sub_response(request)
+        # strawberry's, without its `del headers["content-length"]` (a header scan per request): the empty
+        # Response's only header is that one.
+        sub_response = Response()
+        sub_response.status_code = None  # type: ignore[assignment]
+        sub_response.raw_headers = []
         request.state.sub_response = sub_response
         sub_response.herald_media_type = _response_media_type(request.headers.get("accept"))  # type: ignore[attr-defined]
         return sub_response
@@ -311,8 +315,15 @@ class HeraldGraphQL(GraphQL):
         return response_data
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
-        response = super().create_response(response_data, sub_response)
-        response.headers["content-type"] = f"{sub_response.herald_media_type}; charset=utf-8"  # type: ignore[attr-defined]
+        # strawberry's, with the negotiated media type given at once rather than replaced in the headers after.
+        response = Response(
+            self.encode_json(response_data),
+            status_code=sub_response.status_code or 200,
+            media_type=f"{sub_response.herald_media_type}; charset=utf-8",  # type: ignore[attr-defined]
+        )
+        response.raw_headers.extend(sub_response.raw_headers)
+        if sub_response.background:
+            response.background = sub_response.background
         return response
 
     def _is_ide_page(self, scope) -> bool:

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # default: on when Redis is embedded
     worker_max_jobs: int = Field(50, ge=1)
     worker_poll_delay_seconds: float = Field(0.05, gt=0)
+    # `herald worker` lowers its CPU priority by this much (os.nice) so that sending yields to web processes on
+    # the same machine; 0 leaves it as started. Not applied to `herald serve`'s in-process worker.
+    worker_nice: int = Field(10, ge=0, le=19)
     # Outbound webhooks (jobs/webhooks.py): false, this process's worker neither fans out nor sends them.
     webhook_delivery: bool = True
     # A receiver answering later than this counts as a failed attempt (retried later).

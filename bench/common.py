@@ -22,8 +22,6 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_DSN", "postgres://postgres@127.0.0.1:5432/postgres")
-# DB 15: the tests use 9-14 (TEST_REDIS_URL and the conftest's own), so a bench run never disturbs them.
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Each run's results land here as JSON (write_result); the history of the figures is these files, not prose.
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR", ROOT / "bench" / "results"))
 CAMPAIGNS = 200
@@ -32,6 +30,34 @@ PAGE = 20
 # whole core, as the target says, and the client never competes with it. Empty: no pinning.
 SERVER_CPU = os.environ.get("BENCH_SERVER_CPU", "0" if (os.cpu_count() or 1) >= 2 else "")
 LOAD_CPU = os.environ.get("BENCH_LOAD_CPU", "1" if (os.cpu_count() or 1) >= 2 else "")
+
+
+def redis_url() -> str:
+    """The bench's Redis: BENCH_REDIS_URL, which `own_redis` sets for the run when it was not given."""
+    url = os.environ.get("BENCH_REDIS_URL")
+    if not url:
+        raise RuntimeError("no bench Redis: run inside bench.common.own_redis() or set BENCH_REDIS_URL")
+    return url
+
+
+@contextlib.contextmanager
+def own_redis() -> Iterator[str]:
+    """BENCH_REDIS_URL if given; otherwise a redis-server of the run's own (api/embedded_redis.py), stopped at the
+    end. Never a shared Redis by default: benchmarks flush theirs."""
+    given = os.environ.get("BENCH_REDIS_URL")
+    if given:
+        yield given
+        return
+    from api.embedded_redis import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix="herald-bench-redis-") as directory:
+        server = EmbeddedRedis(Path(directory))
+        os.environ["BENCH_REDIS_URL"] = server.start()
+        try:
+            yield os.environ["BENCH_REDIS_URL"]
+        finally:
+            del os.environ["BENCH_REDIS_URL"]
+            server.stop()
 
 
 def pinned(args: list[str], cpu: str) -> list[str]:
@@ -145,7 +171,7 @@ def server_env(database: str, **extra: str) -> dict[str, str]:
         ENV="prod",
         SECRET_KEY=secrets.token_urlsafe(48),
         DATABASE_URL=dsn_for(database),
-        REDIS_URL=REDIS_URL,
+        REDIS_URL=redis_url(),
         # Production requires one; messages' links point there (nothing follows them in a benchmark).
         PUBLIC_URL="https://herald.bench.example",
         LOG_LEVEL="WARNING",
@@ -170,7 +196,7 @@ async def seed(database: str) -> dict[str, object]:
     from models.tenancy.actions import create_api_key, create_sandbox
     from models.tenancy.sandbox import Role
 
-    settings = Settings(database_url=dsn_for(database), redis_url=REDIS_URL)
+    settings = Settings(database_url=dsn_for(database), redis_url=redis_url())
     await migrate_database(settings)
     await Tortoise.init(config=tortoise_config(settings.resolved_database_url, 5))
     try:

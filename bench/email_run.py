@@ -19,6 +19,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from typing import Any
 
 from bench.common import ROOT, Result, dsn_for, server_env
@@ -78,8 +79,9 @@ async def _campaign(database: str, ids: dict[str, Any], port: int, secret: str) 
         await Tortoise.close_connections()
 
 
-async def _reference(database: str, campaign_id: int, port: int, n: int) -> float:
-    """The run's messages pre-rendered, then sent through a pool of the same size: messages/s of the sending."""
+async def _reference(database: str, campaign_id: int, port: int, n: int) -> tuple[float, float]:
+    """The run's messages pre-rendered, then sent through a pool of the same size: messages/s of the sending, and
+    this process's CPU seconds per message while sending."""
     from tortoise import Tortoise
 
     from api.settings import tortoise_config
@@ -111,7 +113,9 @@ async def _reference(database: str, campaign_id: int, port: int, n: int) -> floa
     transport = SmtpTransport("127.0.0.1", port, max_connections=CONNECTIONS)
     pool = SmtpPool(transport)
     try:
-        return await reference(pool, prebuilt)
+        cpu_started = time.process_time()
+        rate = await reference(pool, prebuilt)
+        return rate, (time.process_time() - cpu_started) / max(len(prebuilt), 1)
     finally:
         await pool.close()
 
@@ -134,7 +138,7 @@ def run(database: str, seeded: dict[str, object]) -> Result:
         if output.returncode != 0:
             raise RuntimeError(f"worker subprocess failed:\n{output.stderr[-3000:]}")
         worker = json.loads(output.stdout.strip().splitlines()[-1])
-        reference_rate = asyncio.run(_reference(database, campaign_id, port, worker["sent"]))
+        reference_rate, reference_cpu = asyncio.run(_reference(database, campaign_id, port, worker["sent"]))
     finally:
         sink.terminate()
         sink.wait(5)
@@ -143,10 +147,12 @@ def run(database: str, seeded: dict[str, object]) -> Result:
     measured = worker["sent"] / worker["seconds"]
     ratio = measured / reference_rate
     rss = worker["peak_rss_mb"]
+    worker_cpu = worker["cpu_seconds"] / max(worker["sent"], 1)
     return Result(
         "email_run", "msgs/s", measured, reference_rate, ">= 0.8 of pre-rendered, RSS < 300 MB",
         ratio >= 0.8 and rss < 300,
         f"{worker['sent']} emails in {worker['seconds']:.1f} s (snapshot {worker['snapshot_seconds']:.1f} s, "
         f"sending alone {worker['sent'] / max(sending, 1e-9):.0f}/s), {CONNECTIONS} connections, worker peak RSS "
-        f"{rss:.0f} MB, status {worker['status']}",
+        f"{rss:.0f} MB, status {worker['status']}; CPU per message: worker {worker_cpu * 1000:.2f} ms (snapshot "
+        f"included), reference {reference_cpu * 1000:.2f} ms",
     )  # fmt: skip

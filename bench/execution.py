@@ -3,7 +3,8 @@
 - snapshot:   snapshot_audience (models.ledger) of BENCH_PROFILES profiles vs a hand-written INSERT … SELECT of the
               same ledger rows (same exclusion rules, written as joins), rows/s, target ≥ 0.8.
 - inapp_send: a whole in-app run (execute_run: snapshot, render with two variables, inbox writes, ledger
-              results) in a worker subprocess vs asyncpg COPY of as many ledger rows, rows/s, target ≥ 0.05.
+              results) in a worker subprocess vs asyncpg COPY of the same ledger and inbox rows, rows/s, target
+              ≥ 0.5 (issue 22).
 - worker_rss: that subprocess's peak RSS (VmHWM) at BENCH_PROFILES vs a tenth of them: within 1.2x, < 300 MB.
 - activation: `campaignActivate` over HTTP against `herald serve` + `herald worker` processes, until the
               first inbox row exists (polled every 2 ms); p50 of BENCH_TRIALS trials under 250 ms.
@@ -24,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
-from bench.common import REDIS_URL, ROOT, Result, dsn_for, free_port, process, server_env
+from bench.common import ROOT, Result, dsn_for, free_port, process, redis_url, server_env
 
 PROFILES_ENV = "BENCH_PROFILES"
 TRIALS = int(os.environ.get("BENCH_TRIALS", "9"))
@@ -273,17 +275,32 @@ def _run_worker(database: str, run_id: int) -> dict[str, Any]:
 
 
 async def _copy_reference(database: str, ids: dict[str, Any], n: int) -> float:
+    """Rows/s of an asyncpg COPY of what the run writes per message: its ledger row and its inbox row (issue 22).
+    The inbox rows carry the message as rendered; rendering them is not timed."""
+    from jobs.channels.inapp import INBOX_COLUMNS
+
     run_id = await _new_run_plain(database, ids["inapp_all"], ids["sandbox"])
     now = datetime.now(UTC)
     conn = await asyncpg.connect(dsn_for(database))
     try:
-        rows = await conn.fetch("SELECT id FROM profile WHERE sandbox_id = $1 ORDER BY id", ids["sandbox"])
-        profile_ids = [r["id"] for r in rows]
+        rows = await conn.fetch(
+            "SELECT id, attributes FROM profile WHERE sandbox_id = $1 ORDER BY id LIMIT $2", ids["sandbox"], n
+        )
         records = [
-            (ids["sandbox"], run_id, ids["inapp_all"], pid, "SENT", None, f"p{pid}@example.com", f"{run_id}-{pid}",
-             1, now, now)
-            for pid in profile_ids[:n]
+            (ids["sandbox"], run_id, ids["inapp_all"], r["id"], "SENT", None, f"p{r['id']}@example.com",
+             f"{run_id}-{r['id']}", 1, now, now)
+            for r in rows
         ]  # fmt: skip
+        inbox = []
+        for r in rows:
+            attributes = orjson.loads(r["attributes"])
+            title = f"{attributes['person']['name']['firstName']}, your points are waiting"
+            points = str(attributes["loyalty"]["points"])
+            body = IN_APP_CONTENT["inApp"]["body"].replace("{{ profile.loyalty.points }}", points)
+            inbox.append(
+                (ids["sandbox"], f"{run_id}-{r['id']}", "Email", f"p{r['id']}@example.com", ids["inapp_all"], title,
+                 body, '{"buttons": []}', now)
+            )  # fmt: skip
         started = time.perf_counter()
         await conn.copy_records_to_table(
             "delivery",
@@ -291,6 +308,7 @@ async def _copy_reference(database: str, ids: dict[str, Any], n: int) -> float:
             columns=["sandbox_id", "run_id", "campaign_id", "profile_id", "status", "reason", "address",
                      "idempotency_key", "attempts", "created_at", "updated_at"],
         )  # fmt: skip
+        await conn.copy_records_to_table("inbox_message", records=inbox, columns=list(INBOX_COLUMNS))
         rate = len(records) / (time.perf_counter() - started)
     finally:
         await conn.close()
@@ -333,7 +351,7 @@ def inapp_send(database: str, seeded: dict[str, object]) -> Result:
     measured = large["sent"] / large["seconds"]
     ratio = measured / figures["reference"]
     return Result(
-        "inapp_send", "rows/s", measured, figures["reference"], "≥ 0.05 of COPY", ratio >= 0.05,
+        "inapp_send", "rows/s", measured, figures["reference"], "≥ 0.5 of COPY", ratio >= 0.5,
         f"{large['sent']} sent in {large['seconds']:.1f} s (snapshot {large['snapshot_seconds']:.1f} s), "
         f"status {large['status']}",
     )  # fmt: skip
@@ -447,7 +465,7 @@ async def _flush_bench_redis() -> None:
     by an earlier bench run would make activation's enqueue a no-op until the dispatcher's sweep."""
     from redis.asyncio import Redis
 
-    redis = Redis.from_url(REDIS_URL)
+    redis = Redis.from_url(redis_url())
     try:
         await redis.flushdb()
     finally:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from bench.common import REDIS_URL, ROOT, Result, free_port, herald_serve
+from bench.common import ROOT, Result, free_port, herald_serve, redis_url
 
 SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "1000"))
 LIMIT_MS = 1000.0
@@ -41,7 +41,7 @@ def run(database: str, seeded: dict) -> Result:
                 "--campaign",
                 str(campaign),
                 "--redis-url",
-                REDIS_URL,
+                redis_url(),
                 "--n",
                 str(SUBSCRIBERS),
             ],

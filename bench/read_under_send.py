@@ -5,13 +5,15 @@ the same machine, against the same page with nothing sending, in the same bench 
 throughput (closed loop); then, open-loop at half of it, the idle p99 and the p99 while a worker subprocess
 (bench.execution_worker) executes the run. Target: the p99 during the run <= 2x the idle p99. The run starts
 first and the load begins once it is sending; the line says whether the run outlasted the load (at small sizes
-it does not, and the figure says little).
+it does not, and the figure says little). The worker lowers its priority as `herald worker` does (WORKER_NICE,
+default 10); BENCH_COMPARE_NICE=1 adds the same load during a second send by a worker with WORKER_NICE=0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -58,30 +60,15 @@ def run(database: str, seeded: dict) -> Result:
         saturated = load(port, "/graphql", "POST", body_file, headers, server.pid)
         rate = 0.5 * saturated["rps"]
         idle = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
-        run_id = asyncio.run(_new_run_plain(database, ids["inapp_all"], ids["sandbox"]))
-        # Output to files: a pipe nobody reads while the load runs would stall a worker that logs.
-        out_file, err_file = Path(tmp) / "worker.out", Path(tmp) / "worker.err"
-        with out_file.open("w") as stdout, err_file.open("w") as stderr:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "bench.execution_worker", str(run_id)],
-                env=server_env(database), cwd=ROOT, stdout=stdout, stderr=stderr,
-            )  # fmt: skip
-        try:
-            asyncio.run(_sending(database, run_id, worker))
-            started = time.monotonic()
-            busy = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
-            load_seconds = time.monotonic() - started
-            worker.wait(timeout=7200)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-        out, err = out_file.read_text(), err_file.read_text()
+        busy, sent, load_seconds = _during_a_send(database, ids, port, body_file, headers, server.pid, rate, tmp)
+        # The same load during a second send whose worker keeps its priority (WORKER_NICE=0): what the setting buys,
+        # measured in this run (BENCH_COMPARE_NICE=1; it doubles the benchmark's time).
+        unniced = None
+        if os.environ.get("BENCH_COMPARE_NICE") == "1":
+            asyncio.run(_truncate(database))
+            unniced = _during_a_send(database, ids, port, body_file, headers, server.pid, rate, tmp, WORKER_NICE="0")[0]
     asyncio.run(_truncate(database))
-    if worker.returncode != 0:
-        raise RuntimeError(f"worker subprocess failed:\n{err[-3000:]}")
-    sent = json.loads(out.strip().splitlines()[-1])
-    for name, figures in (("idle", idle), ("during the run", busy)):
+    for name, figures in (("idle", idle), ("during the run", busy), *((("unniced", unniced),) if unniced else ())):
         if figures["errors"]:
             raise RuntimeError(f"{name}: {figures['errors']} failed requests, first: {figures.get('first_error')}")
     ratio = busy["p99_ms"] / max(idle["p99_ms"], 1e-9)
@@ -92,5 +79,44 @@ def run(database: str, seeded: dict) -> Result:
         f"at {rate:.0f} req/s (half the idle {saturated['rps']:.0f} req/s): p50 {busy['p50_ms']:.1f} ms during the "
         f"run vs {idle['p50_ms']:.1f} ms idle, {busy['rps']:.0f} vs {idle['rps']:.0f} req/s answered; server CPU "
         f"{busy['cpu_ms']:.2f} vs {idle['cpu_ms']:.2f} ms per request; run of {sent['sent']} in-app messages took "
-        f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside' if outlasted else 'outlasted'} the run)",
+        f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside' if outlasted else 'outlasted'} the run); "
+        f"worker WORKER_NICE {os.environ.get('WORKER_NICE', '10')}"
+        + (f"; with WORKER_NICE=0 p99 {unniced['p99_ms']:.1f} ms, p50 {unniced['p50_ms']:.1f} ms "
+           f"({unniced['p99_ms'] / max(idle['p99_ms'], 1e-9):.2f}x idle)" if unniced else ""),
     )  # fmt: skip
+
+
+def _during_a_send(
+    database: str,
+    ids: dict,
+    port: int,
+    body_file: str,
+    headers: list[str],
+    server_pid: int,
+    rate: float,
+    tmp: str,
+    **worker_env: str,
+) -> tuple[dict, dict, float]:
+    """The page's load while a worker subprocess sends an in-app run: the load's figures, the worker's report
+    and how long the load took."""
+    run_id = asyncio.run(_new_run_plain(database, ids["inapp_all"], ids["sandbox"]))
+    # Output to files: a pipe nobody reads while the load runs would stall a worker that logs.
+    out_file, err_file = Path(tmp) / "worker.out", Path(tmp) / "worker.err"
+    with out_file.open("w") as stdout, err_file.open("w") as stderr:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "bench.execution_worker", str(run_id)],
+            env=server_env(database, **worker_env), cwd=ROOT, stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    try:
+        asyncio.run(_sending(database, run_id, worker))
+        started = time.monotonic()
+        busy = load(port, "/graphql", "POST", body_file, headers, server_pid, rate)
+        load_seconds = time.monotonic() - started
+        worker.wait(timeout=7200)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    if worker.returncode != 0:
+        raise RuntimeError(f"worker subprocess failed:\n{err_file.read_text()[-3000:]}")
+    return busy, json.loads(out_file.read_text().strip().splitlines()[-1]), load_seconds

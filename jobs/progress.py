@@ -12,6 +12,7 @@ from jobs.redis_retry import REDIS_ERRORS, Outage
 from models.campaigns.campaign import CampaignRun, RunStatus
 from models.ledger.counts import Counts, counter_values
 from models.ledger.delivery import DeliveryStatus
+from models.ledger.waves import progress_waves
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress, envelope
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Progress:
             at=_now(),
             final=final,
             pause_reason=pause_reason,
+            waves=progress_waves(counts.waves),
         )
 
     async def publish(self, counts: Counts, status: RunStatus, *, force: bool = False) -> None:

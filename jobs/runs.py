@@ -17,25 +17,31 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from arq.worker import Retry
 from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
+from jobs.channels.base import ConcurrentAdapter
 from jobs.context import worker_context
-from jobs.pausing import batch_pause, held_back, not_sent, pause_sending
+from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
-from jobs.sending import keep_leased, keep_run_leased, mark_handing, outcome_chunks, send_batch, with_db_retry
+from jobs.sending import (
+    keep_leased,
+    keep_run_leased,
+    prepare_batch,
+    send_chunks,
+    with_db_retry,
+)
+from jobs.streaming import stream_batch
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from jobs.trigger_runs import progress_of, rest_open, still_open
 from models import outbox
-from models.audience.entities import Segment, SuppressionReason
-from models.audience.suppression import insert_suppressions
+from models.audience.entities import Segment
 from models.business_rules.enforcement import (
     SendRules,
     candidates_of,
@@ -68,9 +74,7 @@ from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
 from models.ledger.outcomes import (
     cancel_unsent,
     main_failure_reason,
-    record_batch_failures,
     settle_unconfirmed,
-    write_outcomes,
 )
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.ledger.waves import assign_waves, open_next_wave
@@ -292,10 +296,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     )
     # A trigger run lives as long as its campaign: its retry period counts from this job (a row's first attempt).
     retry_deadline = (now if run.open_for_triggers else run.started_at or now) + timedelta(minutes=retry_minutes)
-    settings = worker_context(ctx).settings
-    unconfirmed_window = settings.sms_unconfirmed_window_seconds
     await _settle_unconfirmed(ctx, run.id, now, campaign)
-    contact = CONTACT_CHANNEL.get(Channel(campaign.channel))
     batch_size = _batch_size(campaign)
     triggered = campaign.type == CampaignType.API_TRIGGERED
     throttle = None
@@ -331,38 +332,18 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     continue
             paused = None
             async with keep_leased(run, batch, lease, worker_context(ctx).clock) as renewing:
-                # Outcomes written every few messages, not once per claimed batch: a worker killed mid-batch
-                # sends at most one chunk again (issue 22: the crash window).
-                chunks = outcome_chunks(batch, Channel(campaign.channel))
-                # In-app sends are idempotent inserts (nothing is sent twice): no resend marks for them.
-                handing = (
-                    None if Channel(campaign.channel) is Channel.IN_APP else partial(mark_handing, run.id, renewing)
+                prepared = await prepare_batch(batch, renderer, now, tracker, triggered=triggered)
+                send = stream_batch if _streams(adapter, campaign) else send_chunks
+                paused = await send(
+                    run,
+                    prepared,
+                    adapter,
+                    renewing,
+                    retry_deadline,
+                    worker_context(ctx).clock,
+                    worker_context(ctx).settings.sms_unconfirmed_window_seconds,
+                    CONTACT_CHANNEL.get(Channel(campaign.channel)),
                 )
-                for index, chunk in enumerate(chunks):
-                    outcomes, to_suppress = await send_batch(
-                        chunk,
-                        renderer,
-                        adapter,
-                        now,
-                        retry_deadline,
-                        tracker,
-                        unconfirmed_window,
-                        triggered=triggered,
-                        handing=handing,
-                    )
-                    now = _now(ctx)
-                    paused = batch_pause(outcomes)
-                    if paused is not None:
-                        # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
-                        # The chunks not sent go back to the queue with the chunk's unsent rows.
-                        unsent = [c for later in chunks[index + 1 :] for c in later]
-                        async with renewing:
-                            await with_db_retry(
-                                write_outcomes, held_back(outcomes) + not_sent(unsent), now, run.sandbox_id
-                            )
-                        break
-                    async with renewing:  # not beside a renewal of the same rows
-                        await _record(run, outcomes, to_suppress, contact, now)
             if triggered:
                 # The batch's triggers recounted in one statement (their status and subscription events).
                 ids = [c.id for c in batch]
@@ -383,21 +364,10 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     return await _finish_if_done(ctx, run, campaign, progress)
 
 
-async def _record(run: CampaignRun, outcomes: list[Any], to_suppress: list[str], contact: Any, now: datetime) -> None:
-    """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
-    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id)
-    failures = await with_db_retry(record_batch_failures, run.id, outcomes)
-    if failures is not None and failures.all_failed:
-        # Once per chunk, not per message: a run whose sends all fail must show in the logs.
-        logger.warning(
-            "run %s: all %s sends of a batch failed, latest %s: %s",
-            run.id, failures.total, failures.latest_reason, failures.latest_error,
-            extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
-        )  # fmt: skip
-    if contact is not None:
-        await with_db_retry(
-            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
-        )
+def _streams(adapter: Any, campaign: Campaign) -> bool:
+    """Messages sent one by one through a pool of connections go as a stream (jobs/streaming.py); in-app inbox
+    rows are written a whole batch per statement."""
+    return isinstance(adapter, ConcurrentAdapter) and Channel(campaign.channel) is not Channel.IN_APP
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,20 +17,24 @@ from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 
 from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
+from jobs.pausing import batch_pause, held_back, not_sent
 from jobs.rendering import Renderer, RenderFailed
 from jobs.tracking import MessageTracker
-from models.audience.entities import Profile
+from models.audience.entities import Profile, SuppressionReason
+from models.audience.suppression import insert_suppressions
 from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
-from models.ledger.outcomes import Outcome
+from models.ledger.outcomes import Outcome, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
 logger = logging.getLogger(__name__)
+# A run's own warnings keep the run executor's logger name, wherever in the sending path they are raised.
+run_logger = logging.getLogger("jobs.runs")
 
 
 # A connection cut under a statement (PostgreSQL restarted, pg_terminate_backend, a network blip).
@@ -82,12 +87,6 @@ RENEWALS_PER_LEASE = 5
 OUTCOMES_EVERY = 20
 
 
-def outcome_chunks(batch: Sequence[Claimed], channel: Channel) -> list[list[Claimed]]:
-    """The claimed batch in the chunks whose outcomes are written one after the other."""
-    size = len(batch) if channel is Channel.IN_APP else OUTCOMES_EVERY
-    return [list(batch[i : i + size]) for i in range(0, len(batch), max(size, 1))]
-
-
 def outcome_of(
     claimed: Claimed, result: SendResult, now: datetime, retry_deadline: datetime, unconfirmed_window: float = 1800.0
 ) -> tuple[Outcome, bool]:
@@ -113,11 +112,12 @@ def outcome_of(
     return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
 
 
-async def mark_handing(run_id: int, lock: asyncio.Lock, rows: list[Claimed]) -> None:
-    """`send_batch`'s `handing` for channels whose sends are not idempotent: the resend marks and count. Under
-    `keep_leased`'s lock: the mark and a lease renewal UPDATE the same rows."""
-    async with lock:
-        again = await with_db_retry(mark_handed, run_id, rows)
+async def mark_handing(run_id: int, rows: list[Claimed]) -> None:
+    """The resend marks and count of rows about to go to the provider, for channels whose sends are not
+    idempotent. Call it under `keep_leased`'s lock: the mark and a lease renewal UPDATE the same rows."""
+    if not rows:
+        return
+    again = await with_db_retry(mark_handed, run_id, rows)
     if again:
         logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
                        extra={"run_id": run_id})  # fmt: skip
@@ -193,26 +193,38 @@ def _json(value: Any) -> dict[str, Any]:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else dict(value)
 
 
-async def send_batch(
+@dataclasses.dataclass(slots=True)
+class PreparedBatch:
+    """A claimed batch rendered and tracked ahead of sending: the rows that could not be rendered (their outcomes,
+    written with the first chunk) and the messages of the others, in the batch's order."""
+
+    channel: Channel
+    failed: list[Outcome]
+    rows: list[Claimed]
+    messages: list[OutgoingMessage]
+
+    def chunks(self) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
+        """The messages in the chunks whose outcomes are written one after the other."""
+        size = max(len(self.rows), 1) if self.channel is Channel.IN_APP else OUTCOMES_EVERY
+        return [(self.rows[i : i + size], self.messages[i : i + size]) for i in range(0, len(self.rows), size)]
+
+
+async def prepare_batch(
     batch: list[Claimed],
     renderer: Renderer,
-    adapter: ChannelAdapter | None,
     now: datetime,
-    retry_deadline: datetime,
     tracker: MessageTracker | None = None,
-    unconfirmed_window: float = 1800.0,
     triggered: bool = False,
-    handing: Callable[[list[Claimed]], Awaitable[Any]] | None = None,
-) -> tuple[list[Outcome], list[str]]:
-    """`triggered`: an API campaign's rows, each rendered with its trigger's context and its own.
-    `handing`: awaited with the rows about to go to the provider, right before they do (the resend marks)."""
+) -> PreparedBatch:
+    """Renders and tracks a whole claimed batch: one profile read and one link lookup per batch, not per chunk.
+    `triggered`: an API campaign's rows, each rendered with its trigger's context and its own."""
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     contexts: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     if triggered:
         contexts = await trigger_contexts([c.id for c in batch])
-    outcomes: list[Outcome] = []
+    failed: list[Outcome] = []
     contents: list[MessageContent] = []
-    to_send: list[Claimed] = []
+    rows: list[Claimed] = []
     for claimed in batch:
         unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
         try:
@@ -222,30 +234,102 @@ async def send_batch(
                 *(contexts.get(claimed.id, ({}, {})) if triggered else (None, None)),
             )
         except RenderFailed as exc:
-            outcomes.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
+            failed.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))
             continue
         contents.append(content)
-        to_send.append(claimed)
+        rows.append(claimed)
     if tracker is not None and tracker.active:
         # Link ids for the whole batch first, so rewriting each message needs no database round trip.
-        await tracker.prepare(contents, now)
-        contents = [tracker.apply(content, claimed.id) for content, claimed in zip(contents, to_send, strict=True)]
+        contents = await tracker.track(contents, [claimed.id for claimed in rows], now)
     messages = [
         OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
-        for content, claimed in zip(contents, to_send, strict=True)
+        for content, claimed in zip(contents, rows, strict=True)
     ]
+    return PreparedBatch(renderer.channel, failed, rows, messages)
+
+
+async def send_prepared(
+    rows: list[Claimed],
+    messages: list[OutgoingMessage],
+    adapter: ChannelAdapter | None,
+    now: datetime,
+    retry_deadline: datetime,
+    unconfirmed_window: float = 1800.0,
+) -> tuple[list[Outcome], list[str]]:
+    """Sends prepared messages (their resend marks already made): their outcomes and the addresses to suppress."""
+    outcomes: list[Outcome] = []
     suppressed: list[str] = []
-    if messages:
-        if adapter is None:
-            no_preset = SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, "the campaign has no preset")
-            results = [no_preset] * len(messages)
-        else:
-            if handing is not None:
-                await handing(to_send)
-            results = await adapter.send_batch(messages)
-        for claimed, result in zip(to_send, results, strict=True):
-            outcome, bad_address = outcome_of(claimed, result, now, retry_deadline, unconfirmed_window)
-            outcomes.append(outcome)
-            if bad_address:
-                suppressed.append(claimed.address)
+    if not messages:
+        return outcomes, suppressed
+    if adapter is None:
+        no_preset = SendResult.hard_fail(FailureCode.PROVIDER_REJECTED, "the campaign has no preset")
+        results = [no_preset] * len(messages)
+    else:
+        results = await adapter.send_batch(messages)
+    for claimed, result in zip(rows, results, strict=True):
+        outcome, bad_address = outcome_of(claimed, result, now, retry_deadline, unconfirmed_window)
+        outcomes.append(outcome)
+        if bad_address:
+            suppressed.append(claimed.address)
     return outcomes, suppressed
+
+
+async def send_chunks(
+    run: CampaignRun,
+    prepared: PreparedBatch,
+    adapter: ChannelAdapter | None,
+    renewing: asyncio.Lock,
+    retry_deadline: datetime,
+    clock: Callable[[], datetime],
+    unconfirmed_window: float,
+    contact: Any,
+) -> tuple[Any, ...] | None:
+    """Sends a prepared batch chunk by chunk, each chunk's outcomes written before the next chunk goes out: a worker
+    killed mid-batch sends at most one chunk again (issue 22: the crash window). A chunk's outcomes and the next
+    chunk's resend marks are written side by side, one wait instead of two. Returns the pause (jobs/pausing.py)
+    when the provider refused the preset."""
+    # In-app sends are idempotent inserts (nothing is sent twice): no resend marks for them.
+    marks = prepared.channel is not Channel.IN_APP and adapter is not None
+    chunks = prepared.chunks()
+    now = clock()
+    async with renewing:  # not beside a renewal of the same rows
+        await asyncio.gather(
+            record_chunk(run, prepared.failed, [], contact, now),
+            mark_handing(run.id, chunks[0][0] if marks and chunks else []),
+        )
+    for index, (rows, messages) in enumerate(chunks):
+        outcomes, to_suppress = await send_prepared(rows, messages, adapter, now, retry_deadline, unconfirmed_window)
+        now = clock()
+        paused = batch_pause(outcomes)
+        if paused is not None:
+            # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
+            # The chunks not sent go back to the queue with the chunk's unsent rows.
+            unsent = [c for later, _ in chunks[index + 1 :] for c in later]
+            async with renewing:
+                await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(unsent), now, run.sandbox_id)
+            return paused
+        following = chunks[index + 1][0] if marks and index + 1 < len(chunks) else []
+        async with renewing:
+            await asyncio.gather(
+                record_chunk(run, outcomes, to_suppress, contact, now), mark_handing(run.id, following)
+            )
+    return None
+
+
+async def record_chunk(
+    run: CampaignRun, outcomes: list[Outcome], to_suppress: list[str], contact: Any, now: datetime
+) -> None:
+    """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
+    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id)
+    failures = await with_db_retry(record_batch_failures, run.id, outcomes)
+    if failures is not None and failures.all_failed:
+        # Once per chunk, not per message: a run whose sends all fail must show in the logs.
+        run_logger.warning(
+            "run %s: all %s sends of a batch failed, latest %s: %s",
+            run.id, failures.total, failures.latest_reason, failures.latest_error,
+            extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
+        )  # fmt: skip
+    if contact is not None:
+        await with_db_retry(
+            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+        )

@@ -1,8 +1,9 @@
 """Tracking at render time (DESIGN §6): the open pixel, click rewriting and the unsubscribe URL of a message.
 
-One `MessageTracker` per run. Per batch, `prepare` stores the links of every rendered message as
-`TrackedLink` rows with one multi-row `INSERT … ON CONFLICT DO NOTHING` and one SELECT (only for URLs this
-run has not met yet); `apply` then rewrites each message from memory, with no database round trip.
+One `MessageTracker` per run. Per batch, `track` finds the links of every rendered message (one scan of each
+part), stores them as `TrackedLink` rows with one multi-row `INSERT … ON CONFLICT DO NOTHING` and one SELECT
+(only for URLs this run has not met yet), then rewrites each message from memory, with no database round trip
+(`prepare` and `apply` are the two halves).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from api.settings import Settings
 from jobs.channels.base import EmailContent, MessageContent, SmsContent
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import Category, Channel
-from models.reporting.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.reporting.link_tracking import FoundLinks, add_open_pixel, find_html_links, find_text_links
 from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
@@ -72,21 +73,42 @@ class MessageTracker:
             return None
         return self.base + unsubscribe_path(self.signer.sign(TokenPurpose.UNSUBSCRIBE, delivery_id))
 
-    def _links_of(self, content: MessageContent) -> list[str]:
+    def _scan(self, content: MessageContent) -> tuple[FoundLinks | None, FoundLinks | None]:
+        """The trackable links of a message's parts: (HTML, text) of an email, (None, body) of an SMS."""
+        if not self.clicks:
+            return None, None
         if isinstance(content, EmailContent):
-            found = html_links(content.html, self.own_prefix) if content.html else []
-            if content.text:
-                found += text_links(content.text, self.own_prefix)
-            return found
+            html_part = find_html_links(content.html, self.own_prefix) if content.html else None
+            text_part = find_text_links(content.text, self.own_prefix) if content.text else None
+            return html_part, text_part
         if isinstance(content, SmsContent):
-            return text_links(content.body, self.own_prefix)
-        return []
+            return None, find_text_links(content.body, self.own_prefix)
+        return None, None
+
+    def _links_of(self, content: MessageContent) -> list[str]:
+        return [url for found in self._scan(content) if found is not None for url in found.urls]
+
+    async def track(
+        self, contents: Sequence[MessageContent], delivery_ids: Sequence[int], now: datetime
+    ) -> list[MessageContent]:
+        """`prepare` then `apply` for a batch, each message's links found in one scan."""
+        scans = [self._scan(content) for content in contents]
+        await self._prepare_urls(
+            [url for scan in scans for found in scan if found is not None for url in found.urls], now
+        )
+        return [
+            self._apply(content, delivery_id, scan)
+            for content, delivery_id, scan in zip(contents, delivery_ids, scans, strict=True)
+        ]
 
     async def prepare(self, contents: Sequence[MessageContent], now: datetime) -> None:
         """Makes sure every trackable URL of `contents` has a link id (two statements per batch at most)."""
+        await self._prepare_urls([url for content in contents for url in self._links_of(content)], now)
+
+    async def _prepare_urls(self, found: list[str], now: datetime) -> None:
         if not self.clicks:
             return
-        batch = dict.fromkeys(url for content in contents for url in self._links_of(content))
+        batch = dict.fromkeys(found)
         urls = [url for url in batch if url not in self.link_ids]
         if not urls:
             return
@@ -145,14 +167,20 @@ class MessageTracker:
 
     def apply(self, content: MessageContent, delivery_id: int) -> MessageContent:
         """The message as sent: links rewritten, pixel added, unsubscribe URL attached (marketing email)."""
+        return self._apply(content, delivery_id, self._scan(content))
+
+    def _apply(
+        self, content: MessageContent, delivery_id: int, scan: tuple[FoundLinks | None, FoundLinks | None]
+    ) -> MessageContent:
+        html_links, text_links = scan
         if isinstance(content, EmailContent):
             html_part, text_part = content.html, content.text
             if self.clicks:
                 tracked = self._click_url(delivery_id)
-                if html_part:
-                    html_part = rewrite_html(html_part, self.own_prefix, tracked)
-                if text_part:
-                    text_part = rewrite_text(text_part, self.own_prefix, tracked)
+                if html_part and html_links is not None:
+                    html_part = html_links.rewrite(tracked)
+                if text_part and text_links is not None:
+                    text_part = text_links.rewrite(tracked)
             if self.opens and html_part is not None:
                 pixel = self.base + open_path(self.signer.sign(TokenPurpose.OPEN, delivery_id))
                 html_part = add_open_pixel(html_part, pixel)
@@ -162,6 +190,6 @@ class MessageTracker:
                 text=text_part,
                 unsubscribe_url=content.unsubscribe_url if self.list_unsubscribe else None,
             )
-        if isinstance(content, SmsContent) and self.clicks:
-            return SmsContent(body=rewrite_text(content.body, self.own_prefix, self._click_url(delivery_id)))
+        if isinstance(content, SmsContent) and self.clicks and text_links is not None:
+            return SmsContent(body=text_links.rewrite(self._click_url(delivery_id)))
         return content

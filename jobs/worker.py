@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +101,14 @@ class ResilientWorker(Worker):
                 self.job_counter -= 1
                 self.sem.release()
                 raise
+
+
+def lower_priority(settings: Settings) -> None:
+    """For a worker process of its own: a run's sending loops then give way to web processes sharing the cores
+    (a read during a send waited behind them), and still take every cycle nobody else wants. Never inside
+    `herald serve`: that would slow the web process itself."""
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)
 
 
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:

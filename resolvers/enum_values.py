@@ -149,6 +149,8 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "PUSH_PAYLOAD_TOO_LARGE": "The push payload is larger than the platforms accept.",
         "PUSH_PLATFORM_NOT_IN_PRESET": "The audience's push tokens belong to a platform the preset does not list "
         "(APNS tokens are IOS devices).",
+        "PUSH_NAMESPACE_NOT_FCM": "The audience's namespace holds tokens FCM does not accept (APNS: APNs device "
+        "tokens); push is sent through FCM only.",
         "PUSH_PLATFORM_UNVERIFIED": "The push preset lists a platform its last validation did not send a dry run "
         "for: validate it again.",
         "IN_APP_CONTENT_MISSING": "The in-app message has no title or body.",

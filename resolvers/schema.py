@@ -23,15 +23,19 @@ from strawberry.types import ExecutionContext
 
 from resolvers.approvals.schema import ApprovalMutation, ApprovalQuery
 from resolvers.approvals.version_schema import CampaignVersionApprovalMutation
+from resolvers.audience.mutations import AudienceMutation
 from resolvers.audience.schema import NODE_TYPES as AUDIENCE_NODE_TYPES
-from resolvers.audience.schema import AudienceMutation, AudienceQuery
+from resolvers.audience.schema import AudienceQuery
 from resolvers.business_rules.schema import BusinessRulesMutation, BusinessRulesQuery
 from resolvers.campaigns.calendar import CampaignCalendarQuery
 from resolvers.campaigns.experiment_schema import ExperimentMutation, ExperimentQuery
+from resolvers.campaigns.mutations import CampaignMutation
 from resolvers.campaigns.proofs import CampaignProofMutation
 from resolvers.campaigns.reads import campaign_by_pk, one_statement_reads
-from resolvers.campaigns.schema import CampaignMutation, CampaignQuery, CampaignSubscription
-from resolvers.campaigns.types import Campaign, CampaignRun
+from resolvers.campaigns.run_types import CampaignRun
+from resolvers.campaigns.schema import CampaignQuery
+from resolvers.campaigns.subscriptions import CampaignSubscription
+from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.versions import CampaignVersionMutation, CampaignVersionQuery
 from resolvers.context import Info
 from resolvers.cost import QueryCost, without_async_cost

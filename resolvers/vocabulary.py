@@ -92,6 +92,28 @@ def counter(name: str) -> Any:
     return strawberry.field(description=COUNTER_DESCRIPTIONS[name])
 
 
+@strawberry.type
+class SummaryCounters:
+    """The counters `CampaignSummary` shows and `RunCounters` starts with, declared once. Like RunCounters, not a
+    GraphQL type of its own (no type names it); its fields come first in the types that inherit it."""
+
+    audience: int = counter("audience")
+    targeted: int = counter("targeted")
+    excluded: int = counter("excluded")
+    sent: int = counter("sent")
+    delivered: int = counter("delivered")
+    failed: int = counter("failed")
+
+
+@strawberry.type
+class RunCounters(SummaryCounters):
+    """The counters `CampaignRun`, `CampaignRunProgress` and `CampaignRunWave` share: the summary's and those of
+    the messages still in flight."""
+
+    pending: int = counter("pending")
+    retrying: int = counter("retrying")
+
+
 @strawberry.type(description="A count of deliveries for one reason.")
 class ReasonCount:
     reason: DeliveryReason = strawberry.field(description="The reason.")  # type: ignore[valid-type]

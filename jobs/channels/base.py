@@ -207,6 +207,16 @@ class ConcurrentAdapter:
     async def send_one(self, message: OutgoingMessage) -> SendResult:
         raise NotImplementedError
 
+    async def send_guarded(self, message: OutgoingMessage) -> SendResult:
+        """`send_one`, an unexpected exception turned into a RETRY (logged in full)."""
+        try:
+            return await self.send_one(message)
+        except Exception as exc:
+            logger.exception("channel adapter failed on %s", message.idempotency_key)
+            return SendResult.retry(
+                self.backoff.delay(message.attempt), FailureCode.TEMPORARY, f"internal error: {exc!r}"
+            )
+
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(messages)
         queue = iter(enumerate(messages))
@@ -214,13 +224,7 @@ class ConcurrentAdapter:
         # A fixed set of workers pulling from one iterator: no task per message, bounded in-flight work.
         async def worker() -> None:
             for index, message in queue:
-                try:
-                    results[index] = await self.send_one(message)
-                except Exception as exc:
-                    logger.exception("channel adapter failed on %s", message.idempotency_key)
-                    results[index] = SendResult.retry(
-                        self.backoff.delay(message.attempt), FailureCode.TEMPORARY, f"internal error: {exc!r}"
-                    )
+                results[index] = await self.send_guarded(message)
 
         workers = min(self.max_concurrency, len(messages))
         if workers == 1:

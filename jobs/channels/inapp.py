@@ -34,8 +34,8 @@ class InboxRow:
 
 INBOX_COLUMNS = tuple(InboxRow.__dataclass_fields__)
 _row_values = operator.attrgetter(*INBOX_COLUMNS)  # dataclasses.astuple deep-copies: ~10x slower
-# PostgreSQL's bind limit is 65535; SQLite's is 32766 since 3.32 (999 before).
-_MAX_PARAMS = {"postgres": 65535, "sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999}
+# SQLite's bind limit is 32766 since 3.32 (999 before).
+_MAX_PARAMS = {"sqlite": 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999}
 
 
 def inbox_rows(
@@ -68,19 +68,31 @@ def inbox_rows(
     return rows
 
 
+# PostgreSQL types of INBOX_COLUMNS, for the arrays `unnest` reads. `data` as JSON: assignable to a TEXT column
+# (Herald's) and to a JSONB one (an integrator's), which TEXT is not.
+_PG_TYPES = ("BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "JSON", "TIMESTAMPTZ")
+
+
 def insert_statements(rows: Sequence[InboxRow], dialect: str, table: str = INBOX_TABLE) -> list[tuple[str, list]]:
-    """Multi-row `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`, split to stay under the bind limit."""
+    """`INSERT … ON CONFLICT (idempotency_key) DO NOTHING` of the rows: on PostgreSQL one statement reading one
+    array per column through `unnest` (cheap to bind whatever the count); on SQLite multi-row VALUES, split to
+    stay under the bind limit."""
+    columns = ", ".join(INBOX_COLUMNS)
+    conflict = "ON CONFLICT (idempotency_key) DO NOTHING"
+    if dialect == "postgres":
+        if not rows:
+            return []
+        values = [_row_values(row) for row in rows]
+        arrays = [list(column) for column in zip(*values, strict=True)]
+        unnest = ", ".join(f"${i + 1}::{pg_type}[]" for i, pg_type in enumerate(_PG_TYPES))
+        return [(f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({unnest}) {conflict}", arrays)]
     width = len(INBOX_COLUMNS)
     per_statement = _MAX_PARAMS[dialect] // width
-    columns = ", ".join(INBOX_COLUMNS)
     statements = []
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        if dialect == "postgres":
-            groups = ("(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(chunk)))
-        else:
-            groups = ("(" + ", ".join("?" * width) + ")" for _ in chunk)
-        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)} ON CONFLICT (idempotency_key) DO NOTHING"
+        groups = ("(" + ", ".join("?" * width) + ")" for _ in chunk)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join(groups)} {conflict}"
         statements.append((sql, [value for row in chunk for value in _row_values(row)]))
     return statements
 

@@ -14,6 +14,7 @@ from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus
 from models.campaigns.run_rules import RunStatus
 from models.campaigns.transitions import unpause_run
+from models.ledger.waves import progress_waves, wave_figures
 from models.outbox.payloads import RunProgress
 from models.presets.preset import MessagePreset
 from models.presets.rules import PresetStatus
@@ -77,6 +78,7 @@ async def resume_paused_run(sandbox_id: int, run_id: int, *, actor: str, now: da
             excluded=run.excluded, sent=run.sent, failed=run.failed, pending=run.pending, rate_per_second=None,
             eta_seconds=None, at=now, final=False, delivered=run.delivered, retrying=run.retrying,
             last_error_reason=run.last_error_reason, last_error_count=run.last_error_count,
+            waves=progress_waves(await wave_figures(run.id, conn)) if run.wave is not None else (),
         )  # fmt: skip
         if not await unpause_run(conn, run, actor=actor, now=now, event=event):
             raise RunNotPaused("the run changed meanwhile; read it again", run.status.value)

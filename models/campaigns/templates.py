@@ -34,6 +34,8 @@ from liquid.static_analysis import Variable
 from liquid.token import Token
 from liquid.undefined import FalsyStrictUndefined
 
+from models.campaigns.plain_templates import PlainPieces, plain_pieces, render_plain
+
 ALLOWED_ROOTS = frozenset({"profile", "campaign", "context"})
 MAX_TEMPLATE_CHARS = 262_144  # above EMAIL_TOO_LARGE's 100 KB so that warning can fire
 MAX_RANGE_SIZE = 1_000
@@ -184,6 +186,8 @@ class CompiledTemplate:
     field: str
     template: BoundTemplate
     paths: tuple[TemplatePath, ...]
+    # Text and unfiltered outputs only: rendered without Liquid when the values allow (plain_templates).
+    plain: PlainPieces | None = None
 
 
 def _line_col(source: str, index: int) -> tuple[int, int]:
@@ -263,7 +267,7 @@ def parse_template(source: str, field: str = "") -> CompiledTemplate | TemplateP
         return _problem_at(source, exc)
     except RecursionError:
         return TemplateProblem(1, 1, "template is nested too deeply")
-    return CompiledTemplate(source, field, template, paths)
+    return CompiledTemplate(source, field, template, paths, plain_pieces(template))
 
 
 def unknown_roots(compiled: CompiledTemplate) -> list[TemplatePath]:
@@ -293,6 +297,10 @@ def render(
 ) -> str:
     """Render with `context` ({"profile": …, "campaign": …, "context": …}); TemplateRenderError on failure."""
     template = compiled.template
+    if compiled.plain is not None:
+        text = render_plain(compiled.plain, context, ENVIRONMENT.output_stream_limit)
+        if text is not None:
+            return text
     render_context = _GuardedContext(template, globals=template.make_globals(dict(context)))
     render_context.deadline = time.monotonic() + max_seconds
     buffer = template._get_buffer()

@@ -1,5 +1,6 @@
-"""Versions of activated campaigns (issue 20): the draft an edit makes, its publication after review, rollback,
-and the version a run sends. The rules (which fields, which campaigns, the diff) are in version_rules.py.
+"""Versions of activated campaigns (issue 20): the draft an edit makes, its publication after review, and the
+version a run sends (rollbacks: version_restores.py). The rules (which fields, which campaigns, the diff) are in
+version_rules.py.
 
 The campaign row always holds the PUBLISHED version's values, so everything that reads a campaign (the API, the
 review, the calendar) sees what the next run sends. A run fixes the number of the published version in the
@@ -102,7 +103,7 @@ async def open_draft(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignVersi
     return await CampaignVersion.filter(campaign_id=campaign_id, state__in=list(OPEN_STATES)).using_db(conn).first()
 
 
-async def _next_number(conn: BaseDBAsyncClient, campaign_id: int) -> int:
+async def next_number(conn: BaseDBAsyncClient, campaign_id: int) -> int:
     last = await CampaignVersion.filter(campaign_id=campaign_id).using_db(conn).order_by("-number").first()
     return (last.number if last else 0) + 1
 
@@ -123,7 +124,7 @@ async def edit_draft(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, 
         draft = await CampaignVersion.create(
             sandbox_id=row.sandbox_id,
             campaign_id=row.id,
-            number=await _next_number(conn, row.id),
+            number=await next_number(conn, row.id),
             state=VersionState.DRAFT,
             values=dict(published.values),
             based_on=published.number,
@@ -139,7 +140,9 @@ async def edit_draft(conn: BaseDBAsyncClient, row: Campaign, changes: dict[str, 
         else:
             values[field] = value
     draft.values = values
-    await draft.save(using_db=conn, update_fields=["values", "updated_at"])
+    # An edited restore no longer copies the version it restored: it is a new message.
+    draft.restores = None
+    await draft.save(using_db=conn, update_fields=["values", "restores", "updated_at"])
     await save_campaign(conn, row, {})
     await record_audit(
         sandbox_id=row.sandbox_id,
@@ -163,7 +166,7 @@ class Publication:
     version: CampaignVersion
 
 
-async def _publish(
+async def publish_reviewed(
     conn: BaseDBAsyncClient,
     row: Campaign,
     version: CampaignVersion,
@@ -261,71 +264,17 @@ async def publish_version(
                 row.status.value,
                 f"version {number} is {version.state.value}: a DRAFT or APPROVED version is published",
             )
-        await _publish(
+        await publish_reviewed(
             conn,
             row,
             version,
             actor=actor,
             now=now,
             links=links,
-            action="VERSION_PUBLISH",
+            # A restoring draft (version_restores.restore_version), published once approved, is a rollback.
+            action="VERSION_ROLLBACK" if version.restores is not None else "VERSION_PUBLISH",
             requester_role=requester_role,
         )
-    outbox.committed()
-    return Publication(campaign=row, version=version)
-
-
-async def rollback_version(
-    sandbox_id: int,
-    campaign_id: int,
-    number: int,
-    *,
-    actor: str,
-    now: datetime | None = None,
-    links: LinkFacts | None = None,
-) -> Publication:
-    """A new version equal to the earlier published version `number`, reviewed and PUBLISHED. An open draft is
-    DISCARDED (the rollback's audit row names it). No approval: it restores a message that was published."""
-    now = now or datetime.now(UTC)
-    async with in_transaction() as conn:
-        row = await locked_campaign(conn, sandbox_id, campaign_id)
-        require_versioned(row)
-        target = await CampaignVersion.get_or_none(campaign_id=row.id, number=number).using_db(conn)
-        if target is None:
-            raise CampaignNotFoundError("input.number", number)
-        current = await published_version(conn, row, now=now)
-        if target.state is not VersionState.SUPERSEDED:
-            raise CampaignVersionStateError(
-                row.status.value,
-                f"version {number} is {target.state.value}: a rollback restores an earlier published version "
-                f"(the published one is {current.number})",
-            )
-        draft = await open_draft(conn, row.id)
-        if draft is not None:
-            await CampaignVersion.filter(id=draft.id).using_db(conn).update(state=VersionState.DISCARDED)
-        version = await CampaignVersion.create(
-            sandbox_id=row.sandbox_id,
-            campaign_id=row.id,
-            number=await _next_number(conn, row.id),
-            state=VersionState.DRAFT,
-            values=dict(target.values),
-            based_on=current.number,
-            restores=target.number,
-            created_by=actor,
-            using_db=conn,
-        )
-        await _publish(conn, row, version, actor=actor, now=now, links=links, action="VERSION_ROLLBACK")
-        if draft is not None:
-            await record_audit(
-                sandbox_id=row.sandbox_id,
-                actor=actor,
-                action="VERSION_DISCARD",
-                object_type=OBJECT_TYPE,
-                object_id=row.id,
-                before={"versionNumber": draft.number, "state": draft.state.value},
-                after={"versionNumber": draft.number, "state": VersionState.DISCARDED.value, "by": "rollback"},
-                using_db=conn,
-            )
     outbox.committed()
     return Publication(campaign=row, version=version)
 

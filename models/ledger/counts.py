@@ -12,6 +12,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from models.campaigns.campaign import CampaignRun
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.figures import DeliveryFigures, delivery_figures
+from models.ledger.waves import WaveFigures, counted_wave_figures
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
@@ -25,6 +26,7 @@ class Counts:
     # The reason of the run's latest failed or postponed send (record_last_error), None before any.
     last_error_reason: str | None = None
     resent: int = 0  # the run's `resent`: messages handed to the provider again after a worker died
+    waves: list[WaveFigures] = field(default_factory=list)  # a run sent in waves: per wave; empty without
 
     @property
     def last_error_count(self) -> int:
@@ -47,8 +49,8 @@ async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> C
     params = SqlParams(dialect_of())
     # The same groups and the same fold as campaignReport's: one definition of every counter.
     rows = await conn.execute_query_dict(
-        f"SELECT status, reason, bounce_type, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} "
-        "GROUP BY status, reason, bounce_type",
+        f"SELECT wave, status, reason, bounce_type, COUNT(*) AS n FROM delivery WHERE run_id = {params.add(run_id)} "
+        "GROUP BY wave, status, reason, bounce_type",
         params.values,
     )
     by_status: dict[str, int] = {}
@@ -57,7 +59,8 @@ async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> C
     run = await CampaignRun.get_or_none(id=run_id).using_db(conn).only("id", "last_error_reason", "resent")
     if run is None:
         return Counts(by_status, delivery_figures(rows))
-    return Counts(by_status, delivery_figures(rows), run.last_error_reason, run.resent)
+    waves = await counted_wave_figures(run_id, rows, conn)
+    return Counts(by_status, delivery_figures(rows), run.last_error_reason, run.resent, waves)
 
 
 def counter_values(figures: DeliveryFigures) -> dict[str, int]:

@@ -17,7 +17,7 @@ from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
 from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import DeliveryOutcomes, DeliveryRef
-from models.sql.params import SqlParams
+from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 from models.webhooks.subscriptions import emit_subscribed, subscribed_event_types
 
@@ -111,33 +111,36 @@ async def _emit_outcome_events(conn: BaseDBAsyncClient, changed: Sequence[dict[s
         await emit_subscribed(payloads, sandbox_id=sandbox_id, conn=conn)
 
 
+_COLUMNS = "id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried"
+_ARRAY_TYPES = ("BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TIMESTAMPTZ", "INTEGER", "TEXT", "INTEGER")
+
+
+def _fields(o: Outcome) -> tuple[Any, ...]:
+    check_target(DeliveryTransition.OUTCOME, o.status)
+    return (o.id, o.status.value, o.reason, o.error, o.provider_id, o.relay_id, o.next_attempt_at,
+            1 if o.sent else 0, o.bounce_type, 1 if o.counts_attempt else 0)  # fmt: skip
+
+
+def _values_source(params: SqlParams, outcomes: Sequence[Outcome]) -> str:
+    """The outcomes as the rows of `v`: on PostgreSQL one array per column through `unnest` (ten parameters
+    whatever the count, cheap to bind); on SQLite a VALUES list."""
+    rows = [_fields(o) for o in outcomes]
+    if params.dialect is Dialect.POSTGRES:
+        arrays = ", ".join(
+            f"{params.add(list(column))}::{pg_type}[]"
+            for column, pg_type in zip(zip(*rows, strict=True), _ARRAY_TYPES, strict=True)
+        )
+        return f"SELECT * FROM unnest({arrays})"
+    groups = ("(" + ", ".join(params.add(value) for value in row) + ")" for row in rows)
+    return f"VALUES {', '.join(groups)}"
+
+
 async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
     params = SqlParams(dialect_of())
-    groups = []
-    for o in outcomes:
-        check_target(DeliveryTransition.OUTCOME, o.status)
-        groups.append(
-            "("
-            + ", ".join(
-                (
-                    params.typed(o.id, "BIGINT"),
-                    params.typed(o.status.value, "TEXT"),
-                    params.typed(o.reason, "TEXT"),
-                    params.typed(o.error, "TEXT"),
-                    params.typed(o.provider_id, "TEXT"),
-                    params.typed(o.relay_id, "TEXT"),
-                    params.typed(o.next_attempt_at, "TIMESTAMPTZ"),
-                    params.typed(1 if o.sent else 0, "INTEGER"),
-                    params.typed(o.bounce_type, "TEXT"),
-                    params.typed(1 if o.counts_attempt else 0, "INTEGER"),
-                )
-            )
-            + ")"
-        )
+    source = _values_source(params, outcomes)
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
     sql = (
-        f"WITH v(id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried) "
-        f"AS (VALUES {', '.join(groups)}) "
+        f"WITH v({_COLUMNS}) AS ({source}) "
         f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
         f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
         f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "

@@ -4,8 +4,10 @@ later wave; the next wave opens, by compare-and-set, once no row of the current 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -16,6 +18,7 @@ from models.campaigns.waves import Waves, wave_ends, wave_starts, waves_from_sto
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.figures import DeliveryFigures, delivery_figures
 from models.ledger.reports import ReportWindow, window_condition
+from models.outbox.payloads import WaveProgress
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 
@@ -79,10 +82,39 @@ class WaveFigures:
     figures: DeliveryFigures  # figures.audience: the wave's planned size (its rows, fixed at the snapshot)
 
 
-async def wave_figures(run_id: int) -> list[WaveFigures]:
+async def wave_figures(run_id: int, conn: BaseDBAsyncClient | None = None) -> list[WaveFigures]:
     """Per wave of one run: the counters of models.ledger.figures over its rows."""
     params = SqlParams(dialect_of())
-    return await _waves(f"run_id = {params.add(run_id)}", params)
+    return await _waves(f"run_id = {params.add(run_id)}", params, conn)
+
+
+async def counted_wave_figures(
+    run_id: int, groups: list[Mapping[str, Any]], conn: BaseDBAsyncClient | None = None
+) -> list[WaveFigures]:
+    """Per wave of one run from ledger_counts' groups (by wave, status, reason, bounce_type): no second scan of the
+    ledger. Empty for a run without waves, without a query."""
+    waved = [{**group, "run_id": run_id} for group in groups if group["wave"] is not None]
+    return await _fold(waved, conn or connections.get("default")) if waved else []
+
+
+def progress_waves(waves: list[WaveFigures]) -> tuple[WaveProgress, ...]:
+    """The waves as a run's progress event carries them."""
+    return tuple(
+        WaveProgress(
+            wave=w.wave,
+            starts_at=w.starts_at,
+            finished=w.finished,
+            targeted=w.figures.targeted,
+            excluded=w.figures.excluded,
+            sent=w.figures.sent,
+            delivered=w.figures.delivered,
+            failed=w.figures.failed,
+            pending=w.figures.pending,
+            retrying=w.figures.retrying,
+            delayed=w.figures.delayed,
+        )
+        for w in waves
+    )
 
 
 async def report_wave_figures(sandbox_id: int, campaign_id: int, window: ReportWindow) -> list[WaveFigures]:
@@ -92,16 +124,22 @@ async def report_wave_figures(sandbox_id: int, campaign_id: int, window: ReportW
     return await _waves(window_condition(params, sandbox_id, campaign_id, window), params)
 
 
-async def _waves(condition: str, params: SqlParams) -> list[WaveFigures]:
-    rows = await connections.get("default").execute_query_dict(
+async def _waves(condition: str, params: SqlParams, conn: BaseDBAsyncClient | None = None) -> list[WaveFigures]:
+    conn = conn or connections.get("default")
+    rows = await conn.execute_query_dict(
         f"SELECT run_id, wave, status, reason, bounce_type, COUNT(*) AS n FROM delivery WHERE {condition} "
         "AND wave IS NOT NULL GROUP BY run_id, wave, status, reason, bounce_type",
         params.values,
     )
-    if not rows:
-        return []
-    runs = await CampaignRun.filter(id__in={int(r["run_id"]) for r in rows}).values(
-        "id", "wave", "status", "snapshot_done_at", "campaign__waves"
+    return await _fold(rows, conn) if rows else []
+
+
+async def _fold(rows: list[Mapping[str, Any]], conn: BaseDBAsyncClient) -> list[WaveFigures]:
+    """(run_id, wave, status, reason, bounce_type, n) groups → the figures per wave, over their runs."""
+    runs = (
+        await CampaignRun.filter(id__in={int(r["run_id"]) for r in rows})
+        .using_db(conn)
+        .values("id", "wave", "status", "snapshot_done_at", "campaign__waves")
     )
     starts = {
         run["id"]: wave_starts(waves, run["snapshot_done_at"])
@@ -110,7 +148,7 @@ async def _waves(condition: str, params: SqlParams) -> list[WaveFigures]:
         for run in runs
     }
     by_run = {run["id"]: run for run in runs}
-    groups: dict[int, list[dict]] = {}
+    groups: dict[int, list[Mapping[str, Any]]] = {}
     open_rows: set[tuple[int, int]] = set()  # (run, wave) with rows still to send
     for row in rows:
         wave, run_id = int(row["wave"]), int(row["run_id"])

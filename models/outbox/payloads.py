@@ -97,6 +97,42 @@ class CampaignStatusChanged:
         )
 
 
+_WAVE_COUNTERS = ("targeted", "excluded", "sent", "delivered", "failed", "pending", "retrying", "delayed")
+
+
+@dataclass(frozen=True)
+class WaveProgress:
+    """One wave of a run sent in waves, in its progress events (models.ledger.waves.WaveFigures)."""
+
+    wave: int
+    starts_at: datetime | None  # the wave's earliest start; None when the campaign lost its waves
+    finished: bool  # opened, and none of its messages queued or being sent
+    targeted: int = 0
+    excluded: int = 0
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    pending: int = 0
+    retrying: int = 0
+    delayed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        counters = {name: getattr(self, name) for name in _WAVE_COUNTERS}
+        starts_at = self.starts_at.isoformat() if self.starts_at else None
+        return {"wave": self.wave, "startsAt": starts_at, "finished": self.finished, **counters}
+
+    @classmethod
+    def from_json(cls, data: Any, topic: str) -> WaveProgress:
+        if not isinstance(data, dict):
+            raise PayloadError(f"{topic}: a wave is {type(data).__name__}, not an object")
+        return cls(
+            wave=_field(data, topic, "wave", (int,)),
+            starts_at=_time(data, topic, "startsAt") if data.get("startsAt") is not None else None,
+            finished=_field(data, topic, "finished", (bool,)),
+            **{name: _field(data, topic, name, (int,)) for name in _WAVE_COUNTERS},
+        )
+
+
 @dataclass(frozen=True)
 class RunProgress:
     topic: ClassVar[str] = CAMPAIGN_RUN_PROGRESS_TOPIC
@@ -120,6 +156,7 @@ class RunProgress:
     last_error_count: int = 0
     pause_reason: str | None = None  # a RunPauseReason value, while PAUSED
     resent: int = 0  # messages handed to the provider again after a worker died (CampaignRun.resent)
+    waves: tuple[WaveProgress, ...] = ()  # a run sent in waves: each wave's counters; empty without waves
 
     @property
     def audience(self) -> int:
@@ -145,6 +182,7 @@ class RunProgress:
             "etaSeconds": self.eta_seconds,
             "at": self.at.isoformat(),
             "final": self.final,
+            "waves": [wave.to_json() for wave in self.waves],
         }
 
     @classmethod
@@ -175,6 +213,7 @@ class RunProgress:
             last_error_count=_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
             pause_reason=_field(data, t, "pauseReason", (str,), optional=True),
             resent=_field(data, t, "resent", (int,), optional=True) or 0,
+            waves=tuple(WaveProgress.from_json(w, t) for w in _field(data, t, "waves", (list,), optional=True) or ()),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # Group 1: everything up to the value; group 2/3: the value in double/single quotes.
 _HREF = re.compile(r"""(<(?:a|area)\b[^>]*?\shref\s*=\s*)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
@@ -32,9 +33,60 @@ def _href_value(match: re.Match[str]) -> str:
     return html.unescape(raw).strip() if "&" in raw else raw.strip()
 
 
+@dataclass(frozen=True, slots=True)
+class FoundLinks:
+    """A part's trackable links, found in one scan: listing their URLs and rewriting them need no other.
+
+    Each span is (start, end, head, url): `part[start:end]` is replaced by `head` + the tracked URL (quoted in
+    HTML, where `head` is the tag up to the attribute value; as is in text, where `head` is empty)."""
+
+    part: str
+    spans: tuple[tuple[int, int, str, str], ...]
+    quoted: bool
+
+    @property
+    def urls(self) -> list[str]:
+        return [span[3] for span in self.spans]
+
+    def rewrite(self, tracked_url: Callable[[str], str | None]) -> str:
+        """The part with each link replaced by `tracked_url(url)` (left alone when it returns None)."""
+        out: list[str] = []
+        at = 0
+        for start, end, head, url in self.spans:
+            target = tracked_url(url)
+            if target is None:
+                continue
+            out += (self.part[at:start], head, f'"{target}"' if self.quoted else target)
+            at = end
+        if not out:
+            return self.part
+        out.append(self.part[at:])
+        return "".join(out)
+
+
+def find_html_links(body: str, own_prefix: str) -> FoundLinks:
+    """The trackable link elements of `body`, in document order (repeats kept)."""
+    spans = []
+    for match in _HREF.finditer(body):
+        url = _href_value(match)
+        if is_trackable(url, own_prefix):
+            spans.append((match.start(), match.end(), match.group(1), url))
+    return FoundLinks(body, tuple(spans), quoted=True)
+
+
+def find_text_links(text: str, own_prefix: str) -> FoundLinks:
+    """The trackable URLs of plain text; the sentence punctuation after one stays outside its span."""
+    spans = []
+    for match in _TEXT_URL.finditer(text):
+        url, _tail = _split_text_url(match.group(0))
+        if is_trackable(url, own_prefix):
+            spans.append((match.start(), match.start() + len(url), "", url))
+    return FoundLinks(text, tuple(spans), quoted=False)
+
+
 def html_links(body: str, own_prefix: str) -> list[str]:
     """The trackable URLs of `body`'s link elements, in document order (repeats kept)."""
-    return [url for url in map(_href_value, _HREF.finditer(body)) if is_trackable(url, own_prefix)]
+    return find_html_links(body, own_prefix).urls
 
 
 def rewrite_html(body: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
@@ -42,15 +94,7 @@ def rewrite_html(body: str, own_prefix: str, tracked_url: Callable[[str], str | 
 
     `tracked_url` must return a URL needing no HTML escaping (ours are base64url tokens under PUBLIC_URL).
     """
-
-    def replace(match: re.Match[str]) -> str:
-        url = _href_value(match)
-        if not is_trackable(url, own_prefix):
-            return match.group(0)
-        target = tracked_url(url)
-        return match.group(0) if target is None else f'{match.group(1)}"{target}"'
-
-    return _HREF.sub(replace, body)
+    return find_html_links(body, own_prefix).rewrite(tracked_url)
 
 
 def _split_text_url(found: str) -> tuple[str, str]:
@@ -62,19 +106,11 @@ def _split_text_url(found: str) -> tuple[str, str]:
 
 
 def text_links(text: str, own_prefix: str) -> list[str]:
-    urls = (_split_text_url(m.group(0))[0] for m in _TEXT_URL.finditer(text))
-    return [url for url in urls if is_trackable(url, own_prefix)]
+    return find_text_links(text, own_prefix).urls
 
 
 def rewrite_text(text: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        url, tail = _split_text_url(match.group(0))
-        if not is_trackable(url, own_prefix):
-            return match.group(0)
-        target = tracked_url(url)
-        return match.group(0) if target is None else target + tail
-
-    return _TEXT_URL.sub(replace, text)
+    return find_text_links(text, own_prefix).rewrite(tracked_url)
 
 
 def add_open_pixel(body: str, pixel_url: str) -> str:

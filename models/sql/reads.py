@@ -104,6 +104,20 @@ class RowReader:
             values[attribute] = convert(value) if convert is not None and value is not None else value
         return values
 
+    def converter_for(self, columns: Iterable[tuple[int, str]]) -> Callable[[Any], dict[str, Any]]:
+        """`convert` for rows holding these columns at these indexes, planned once for a whole result: a page's
+        rows all have the same columns, so the per-column lookups need not be repeated per row."""
+        plan = [(index, *self._converters[column]) for index, column in columns]
+
+        def convert(row: Any) -> dict[str, Any]:
+            values: dict[str, Any] = {}
+            for index, attribute, converter in plan:
+                value = row[index]
+                values[attribute] = converter(value) if converter is not None and value is not None else value
+            return values
+
+        return convert
+
     def values(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
         return [self.convert(zip(row.keys(), row, strict=True)) for row in rows]
 

@@ -24,8 +24,10 @@ from models.campaigns.actions import activate_campaign
 from models.campaigns.values import CampaignError
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.approvals.types import ApprovalPolicy, ApprovalRefusedError, CampaignApprovalStep
-from resolvers.campaigns.schema import ReviewFailedErrorType, campaign_error
-from resolvers.campaigns.types import Campaign, CampaignRun
+from resolvers.campaigns.refusals import campaign_error, campaign_not_found, campaign_pk
+from resolvers.campaigns.review_types import ReviewFailedErrorType
+from resolvers.campaigns.run_types import CampaignRun
+from resolvers.campaigns.types import Campaign
 from resolvers.context import Caller, Info
 from resolvers.errors import (
     ConflictError,
@@ -193,14 +195,6 @@ def approval_error(exc: CampaignError) -> Any:
     return campaign_error(exc)
 
 
-def _campaign_pk(value: Any) -> int | None:
-    return pk_of(value, "Campaign")
-
-
-def _not_found(given: Any) -> NotFoundError:
-    return not_found(given, "No campaign with that id in this sandbox.")
-
-
 @strawberry.type
 class ApprovalQuery:
     @strawberry.field(description="Approval policies of this sandbox, oldest first.", permission_classes=VIEWER)
@@ -215,7 +209,7 @@ class ApprovalQuery:
     async def campaign_approvals(
         self, info: Info, campaign_id: Annotated[strawberry.ID, strawberry.argument(description="The campaign.")]
     ) -> list[CampaignApprovalStep]:
-        pk = _campaign_pk(campaign_id)
+        pk = campaign_pk(campaign_id)
         if pk is None:
             return []
         sandbox_id = info.context.require_caller().sandbox_id
@@ -309,9 +303,9 @@ class ApprovalMutation:
         self, info: Info, input: Annotated[CampaignRequestApprovalInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignApprovalStepResult:
         caller = info.context.require_caller()
-        pk = _campaign_pk(input.id)
+        pk = campaign_pk(input.id)
         if pk is None:
-            return _not_found(input.id)
+            return campaign_not_found(input.id)
         try:
             row = await request_approval(
                 caller.sandbox_id, pk, person=person_of(caller), comment=input.comment, links=info.context.links
@@ -329,9 +323,9 @@ class ApprovalMutation:
         self, info: Info, input: Annotated[CampaignApproveInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignApproveResult:
         caller = info.context.require_caller()
-        pk = _campaign_pk(input.id)
+        pk = campaign_pk(input.id)
         if pk is None:
-            return _not_found(input.id)
+            return campaign_not_found(input.id)
         if input.activate and not caller.role.allows(RoleEnum.PUBLISHER):
             return refused_field("input.activate", "INVALID", "Activating needs the PUBLISHER role.")
         try:
@@ -370,9 +364,9 @@ class ApprovalMutation:
         self, info: Info, input: Annotated[CampaignRequestChangesInput, strawberry.argument(description=INPUT_ARG)]
     ) -> CampaignApprovalStepResult:
         caller = info.context.require_caller()
-        pk = _campaign_pk(input.id)
+        pk = campaign_pk(input.id)
         if pk is None:
-            return _not_found(input.id)
+            return campaign_not_found(input.id)
         try:
             row = await request_changes(caller.sandbox_id, pk, person=person_of(caller), comment=input.comment)
         except CampaignError as exc:

@@ -18,7 +18,8 @@ from models.campaigns.versions import publish_version
 from models.tenancy.sandbox import Role as RoleEnum
 from resolvers.approvals.schema import approval_error, person_of
 from resolvers.approvals.types import ApprovalRefusedError
-from resolvers.campaigns.schema import ReviewFailedErrorType
+from resolvers.campaigns.refusals import campaign_not_found, campaign_pk
+from resolvers.campaigns.review_types import ReviewFailedErrorType
 from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.version_types import CampaignVersion
 from resolvers.context import Info
@@ -27,10 +28,8 @@ from resolvers.errors import (
     InvalidInputError,
     InvalidStateError,
     NotFoundError,
-    not_found,
     refused_field,
 )
-from resolvers.nodes import pk_of
 from resolvers.permissions import MANAGER
 from resolvers.vocabulary import INPUT_ARG
 
@@ -96,9 +95,9 @@ def _success(step: VersionStep, published: bool = False) -> CampaignVersionAppro
 async def _step(info: Info, campaign_id: Any, action: Any, **options: Any) -> Any:
     """Decode the id, take the step as the caller; refusals → an Error member."""
     caller = info.context.require_caller()
-    pk = pk_of(campaign_id, "Campaign")
+    pk = campaign_pk(campaign_id)
     if pk is None:
-        return not_found(campaign_id, "No campaign with that id in this sandbox.")
+        return campaign_not_found(campaign_id)
     try:
         return _success(await action(caller.sandbox_id, pk, person=person_of(caller), **options))
     except CampaignError as exc:
@@ -144,7 +143,7 @@ class CampaignVersionApprovalMutation:
         try:
             done = await publish_version(
                 caller.sandbox_id,
-                pk_of(input.campaign_id, "Campaign") or 0,
+                campaign_pk(input.campaign_id) or 0,
                 input.number,
                 actor=caller.actor,
                 links=info.context.links,

@@ -17,8 +17,9 @@ from models.campaigns.experiment_winner import ChoiceReason as ChoiceReasonEnum
 from models.campaigns.experiment_winner import ExperimentStateError, select_winner
 from models.campaigns.values import CampaignError
 from resolvers.campaigns.enums import ExperimentMetric
-from resolvers.campaigns.schema import _error, _not_found, _pk
-from resolvers.campaigns.types import Campaign, CampaignRun
+from resolvers.campaigns.refusals import campaign_error, campaign_not_found, campaign_pk
+from resolvers.campaigns.run_types import CampaignRun
+from resolvers.campaigns.types import Campaign
 from resolvers.context import Info
 from resolvers.errors import InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.permissions import PUBLISHER, VIEWER
@@ -170,13 +171,13 @@ class ExperimentQuery:
     async def campaign_experiment_results(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Global id of the campaign.")]
     ) -> CampaignExperimentResultsResult:
-        pk = _pk(id)
+        pk = campaign_pk(id)
         if pk is None:
-            return _not_found(id)
+            return campaign_not_found(id)
         try:
             value = await experiment_results(info.context.require_caller().sandbox_id, pk)
         except CampaignError as exc:
-            return _error(exc)
+            return campaign_error(exc)
         return ExperimentResults.from_value(value)
 
 
@@ -193,15 +194,15 @@ class ExperimentMutation:
         input: Annotated[CampaignExperimentSelectWinnerInput, strawberry.argument(description=INPUT_ARG)],
     ) -> CampaignExperimentSelectWinnerResult:
         caller = info.context.require_caller()
-        pk = _pk(input.id)
+        pk = campaign_pk(input.id)
         if pk is None:
-            return _not_found(input.id)
+            return campaign_not_found(input.id)
         try:
             choice = await select_winner(caller.sandbox_id, pk, input.treatment, actor=caller.actor)
         except ExperimentStateError as exc:
             return InvalidStateError(message=str(exc), current_status=exc.current.value, allowed_actions=[])
         except CampaignError as exc:
-            return _error(exc)
+            return campaign_error(exc)
         if choice.run is not None and info.context.queue is not None:
             await info.context.queue.execute_run(choice.run.id)
         return CampaignExperimentSelectWinnerSuccess(

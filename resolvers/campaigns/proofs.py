@@ -24,6 +24,7 @@ from models.campaigns.versions import version_campaign
 from models.presets.preset import MessagePreset
 from models.presets.rules import PresetStatus
 from models.tenancy.identity import IdentityType
+from resolvers.campaigns.refusals import campaign_not_found, campaign_pk
 from resolvers.campaigns.types import Campaign
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
@@ -148,10 +149,10 @@ class CampaignProofMutation:
         problems = _check_shape(input)
         if problems:
             return _invalid(*problems)
-        pk = pk_of(input.id, "Campaign")
+        pk = campaign_pk(input.id)
         stored = await CampaignModel.get_or_none(id=pk, sandbox_id=caller.sandbox_id) if pk else None
         if stored is None:
-            return NotFoundError(message="No campaign with that id in this sandbox.", id=str(input.id))
+            return campaign_not_found(input.id)
         actions = [a.value for a in available_actions(stored.status, caller.role.value)]
         if input.version is None and stored.status is not CampaignStatus.DRAFT:
             return InvalidStateError(

@@ -1,3 +1,5 @@
+"""A campaign in GraphQL: the node, its summary of run figures, and the list page read in one statement."""
+
 from __future__ import annotations
 
 import asyncio
@@ -5,7 +7,7 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 import strawberry
@@ -17,114 +19,27 @@ from tortoise.models import Model
 
 from models.audience.entities import Segment as SegmentModel
 from models.campaigns.campaign import Campaign as CampaignModel
-from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.campaign import CampaignVersion as CampaignVersionModel
 from models.campaigns.rules import available_actions
-from models.ledger.waves import wave_figures
 from models.presets.preset import MessagePreset as MessagePresetModel
 from models.sql.reads import fetch, sql_params
 from models.tenancy.identity import IdentityNamespace as IdentityNamespaceModel
 from resolvers.campaigns.content_types import CampaignContent, CampaignTracking, tracking_from_stored
-from resolvers.campaigns.enums import (
-    AlertCode,
-    AlertSeverity,
-    CampaignAction,
-    CampaignStatus,
-    CampaignType,
-    Category,
-    Channel,
-    DeliverAt,
-    ExperimentArm,
-    Frequency,
-    PassedTime,
-    RunOutcomeReason,
-    RunPauseReason,
-    RunStatus,
-    WaveSizing,
-    Weekday,
-)
+from resolvers.campaigns.enums import CampaignAction, CampaignStatus, CampaignType, Category, Channel
+from resolvers.campaigns.schedule_types import CampaignSchedule, CampaignWaves
 from resolvers.campaigns.version_types import CampaignVersion
-from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
 from resolvers.loaders import Loaders
 from resolvers.nodes import SandboxNode
-from resolvers.pagination import (
-    Connection,
-    JoinedFigures,
-    JoinedRelation,
-    SortKey,
-    SqlListing,
-    paginate,
-    paginate_sql,
-)
+from resolvers.pagination import Connection, JoinedFigures, JoinedRelation, SortKey, SqlListing, paginate, paginate_sql
 from resolvers.projection import Projection
 from resolvers.tenancy.types import IdentityNamespace
-from resolvers.vocabulary import (
-    LAST_ERROR_DESCRIPTION,
-    RESENT_DESCRIPTION,
-    DeliveryReason,
-    ReasonCount,
-    counter,
-    last_error,
-)
+from resolvers.vocabulary import SummaryCounters
 
 if TYPE_CHECKING:
     from resolvers.audience.types import Segment
     from resolvers.campaigns.experiments import Experiment
     from resolvers.presets.types import MessagePreset
-
-
-@strawberry.type(description="When a campaign runs.")
-class CampaignSchedule:
-    start_at: datetime | None = strawberry.field(description="First run; null = at activation.")
-    end_at: datetime | None = strawberry.field(description="No run after this; null = after one run.")
-    frequency: Frequency = strawberry.field(description="How often.")
-    time_of_day: str | None = strawberry.field(description="Local `HH:MM` of recurring runs.")
-    days_of_week: list[Weekday] = strawberry.field(description="WEEKLY: the days.")
-    days_of_month: list[int] = strawberry.field(description="MONTHLY: the days.")
-    time_zone: str = strawberry.field(description="IANA time zone.")
-    deliver_at: DeliverAt = strawberry.field(description="Whose clock the schedule is read on.")
-    on_passed_time: PassedTime = strawberry.field(
-        description="With PROFILE_TIME_ZONE: recipients whose local time had passed when the run started."
-    )
-
-    @classmethod
-    def from_stored(cls, stored: dict[str, Any]) -> Self:
-        def when(key: str) -> datetime | None:
-            return datetime.fromisoformat(stored[key]) if stored.get(key) else None
-
-        return cls(
-            start_at=when("startAt"),
-            end_at=when("endAt"),
-            frequency=stored.get("frequency") or "ONCE",
-            time_of_day=stored.get("timeOfDay"),
-            days_of_week=[Weekday(d) for d in stored.get("daysOfWeek") or []],
-            days_of_month=list(stored.get("daysOfMonth") or []),
-            time_zone=stored.get("timeZone") or "UTC",
-            deliver_at=DeliverAt(stored.get("deliverAt") or DeliverAt.CAMPAIGN_TIME_ZONE.value),
-            on_passed_time=PassedTime(stored.get("onPassedTime") or PassedTime.SEND_NOW.value),
-        )
-
-
-@strawberry.type(description="How each run of a campaign is sent in waves.")
-class CampaignWaves:
-    count: int = strawberry.field(description="Number of waves, 2 to 10.")
-    sizing: WaveSizing = strawberry.field(description="How recipients are split.")
-    sizes: list[int] = strawberry.field(description="PERCENT: each wave's percent; COUNT: each wave's recipients.")
-    interval_minutes: int | None = strawberry.field(description="Minutes from one wave's start to the next's.")
-    start_times: list[datetime] = strawberry.field(description="One start per wave (instead of an interval).")
-
-    @classmethod
-    def from_stored(cls, stored: dict[str, Any] | None) -> Self | None:
-        if not stored:
-            return None
-        return cls(
-            count=stored["count"],
-            sizing=WaveSizing(stored.get("sizing") or "EQUAL"),
-            sizes=list(stored.get("sizes") or []),
-            interval_minutes=stored.get("intervalMinutes"),
-            start_times=[datetime.fromisoformat(t) for t in stored.get("startTimes") or []],
-        )
 
 
 @strawberry.type(
@@ -133,13 +48,7 @@ class CampaignWaves:
         "statement per page of campaigns. Counted per run and profile, as `campaignReport(ALL_TIME)`."
     )
 )
-class CampaignSummary:
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
+class CampaignSummary(SummaryCounters):
     profiles_targeted: int = strawberry.field(
         description="The same as `audience`.", deprecation_reason="Use `audience`: the one name for it."
     )
@@ -491,132 +400,3 @@ Campaign.projection = Projection(
         "versions": (),
     },
 )
-
-
-@strawberry.type(description="One execution of a campaign at one scheduled time.")
-class CampaignRun(SandboxNode):
-    model = CampaignRunModel
-
-    pk: relay.NodeID[int]
-    scheduled_for: datetime = strawberry.field(description="The scheduled time of this run.")
-    status: RunStatus = strawberry.field(description="Run status.")
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
-    resent: int = strawberry.field(description=RESENT_DESCRIPTION)
-    last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
-    started_at: datetime | None = strawberry.field(description="When the run started.")
-    finished_at: datetime | None = strawberry.field(description="When the run finished.")
-    outcome_reason: RunOutcomeReason | None = strawberry.field(
-        description="Why the run ended as it did when its counters alone would mislead (e.g. AUDIENCE_EMPTY: a "
-        "SUCCEEDED run that sent nothing because nobody was in the segment); null otherwise."
-    )
-    campaign_version: int | None = strawberry.field(
-        description="The campaign version (`CampaignVersion.number`) this run sends, fixed when it took its "
-        "audience; its deliveries carry that message. Null before the run started (or for runs older than versions)."
-    )
-    pause_reason: RunPauseReason | None = strawberry.field(
-        description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
-    )
-    pause_detail: str | None = strawberry.field(
-        description="The provider's answer that paused the run, for a person; null when it is not paused."
-    )
-    paused_at: datetime | None = strawberry.field(description="When the run paused; null when it is not paused.")
-    current_wave: int | None = strawberry.field(
-        description="A run sent in waves: the wave being sent (later waves wait for it); null without waves."
-    )
-
-    @strawberry.field(description="A run sent in waves: each wave's counters, from the ledger; empty without waves.")
-    async def waves(self) -> list[CampaignRunWave]:
-        return [CampaignRunWave.from_figures(w) for w in await wave_figures(self.pk)]
-
-    @classmethod
-    def from_model(cls, row: CampaignRunModel) -> Self:
-        return cls(
-            pk=row.id,
-            scheduled_for=row.scheduled_for,
-            status=row.status,
-            audience=row.targeted + row.excluded,
-            targeted=row.targeted,
-            excluded=row.excluded,
-            sent=row.sent,
-            delivered=row.delivered,
-            failed=row.failed,
-            pending=row.pending,
-            retrying=row.retrying,
-            resent=row.resent,
-            last_error=last_error(row.last_error_reason, row.last_error_count),
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            outcome_reason=RunOutcomeReason[row.outcome_reason.value] if row.outcome_reason else None,
-            campaign_version=row.campaign_version,
-            pause_reason=RunPauseReason[row.pause_reason.value] if row.pause_reason else None,
-            pause_detail=row.pause_detail,
-            paused_at=row.paused_at,
-            current_wave=row.wave,
-        )
-
-
-@strawberry.type(description="A finding of the review: errors block activation, warnings do not.")
-class ReviewAlert:
-    severity: AlertSeverity = strawberry.field(description="ERROR or WARNING.")
-    code: AlertCode = strawberry.field(description="Stable code.")
-    field: str = strawberry.field(description="Path of the campaign field concerned, e.g. `content.email.subject`.")
-    message: str = strawberry.field(description="What is wrong, for a person.")
-
-
-@strawberry.type(description="A count of excluded profiles for one reason.")
-class ExclusionCount:
-    reason: DeliveryReason = strawberry.field(  # type: ignore[valid-type]
-        description="The reason, as the run's audience snapshot will write it."
-    )
-    count: int = strawberry.field(description="Profiles excluded for it.")
-
-
-@strawberry.type(description="The expected size of one arm of a content experiment.")
-class ExperimentArmEstimate:
-    treatment: str | None = strawberry.field(description="The treatment's key; null for the holdout and the rest.")
-    arm: ExperimentArm = strawberry.field(description="TEST (sent the treatment), HOLDOUT or REST.")
-    expected: float = strawberry.field(description="Expected recipients (a share of the contactable profiles).")
-
-
-@strawberry.type(description="What activating now would do.")
-class CampaignPlan:
-    qualified: int | None = strawberry.field(description="Profiles in the segment now.")
-    with_identity: int | None = strawberry.field(description="Of those, with an identity in the namespace.")
-    contactable: int | None = strawberry.field(description="Of those, reachable (address, consent, not suppressed).")
-    excluded_by_reason: list[ExclusionCount] = strawberry.field(description="Why the others are excluded.")
-    next_run_times: list[datetime] = strawberry.field(description="The next scheduled runs (UTC).")
-    estimated_duration_seconds: int | None = strawberry.field(
-        description="Time to send one run at the throttle; null without throttle."
-    )
-    reviewed_version: int = strawberry.field(description="The campaign version this review judged.")
-    experiment_arms: list[ExperimentArmEstimate] = strawberry.field(
-        default_factory=list,
-        description="A content experiment: the expected recipients of each treatment, of the holdout and (test "
-        "then winner) of the rest awaiting the winner; empty without an experiment.",
-    )
-    excluded_by_business_rules: list[ExclusionCount] = strawberry.field(
-        description="Of the contactable, the sends the business rules would exclude now (FREQUENCY_CAPPED, "
-        "QUIET_HOURS), estimated from a sample of up to 2,000 profiles; empty without a rule set."
-    )
-    delayed_share: float | None = strawberry.field(
-        description="Of the contactable, the share quiet hours would delay now (0 to 1, estimated); null without "
-        "a rule set."
-    )
-
-
-@strawberry.type(description="The review of a campaign: alerts and the plan.")
-class CampaignReview:
-    can_activate: bool = strawberry.field(description="True when no alert is an ERROR.")
-    alerts: list[ReviewAlert] = strawberry.field(description="Errors and warnings.")
-    plan: CampaignPlan = strawberry.field(description="Audience estimate and next runs.")
-
-
-def seconds(value: timedelta | None) -> int | None:
-    return int(value.total_seconds()) if value is not None else None

@@ -8,11 +8,12 @@ from typing import Self
 import strawberry
 
 from models.ledger.waves import WaveFigures
-from resolvers.vocabulary import counter
+from models.outbox.payloads import WaveProgress
+from resolvers.vocabulary import RunCounters, counter
 
 
 @strawberry.type(description="One wave of a run sent in waves: its plan and its counters, from the ledger.")
-class CampaignRunWave:
+class CampaignRunWave(RunCounters):
     wave: int = strawberry.field(description="Wave number, from 1.")
     planned_size: int = strawberry.field(
         description="Recipients the snapshot put in this wave (its rows in the ledger; fixed when the run started)."
@@ -24,14 +25,6 @@ class CampaignRunWave:
     finished: bool = strawberry.field(
         description="True once the wave was opened and none of its messages is queued or being sent."
     )
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
     delayed: int = counter("delayed")
 
     @classmethod
@@ -51,4 +44,23 @@ class CampaignRunWave:
             pending=f.pending,
             retrying=f.retrying,
             delayed=f.delayed,
+        )
+
+    @classmethod
+    def from_progress(cls, w: WaveProgress) -> Self:
+        audience = w.targeted + w.excluded
+        return cls(
+            wave=w.wave,
+            planned_size=audience,
+            starts_at=w.starts_at,
+            finished=w.finished,
+            audience=audience,
+            targeted=w.targeted,
+            excluded=w.excluded,
+            sent=w.sent,
+            delivered=w.delivered,
+            failed=w.failed,
+            pending=w.pending,
+            retrying=w.retrying,
+            delayed=w.delayed,
         )

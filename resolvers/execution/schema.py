@@ -16,9 +16,11 @@ from models.ledger.delivery import Delivery as DeliveryModel
 from models.ledger.delivery import DeliveryReason as DeliveryReasonEnum
 from models.ledger.delivery import DeliveryStatus as DeliveryStatusEnum
 from models.ledger.delivery import InboxMessage as InboxMessageModel
-from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
+from models.ledger.waves import progress_waves, wave_figures
+from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress, WaveProgress
 from models.tenancy.identity import IdentityNamespace
 from resolvers.campaigns.enums import RunPauseReason, RunStatus
+from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.event_stream import typed_events
@@ -31,7 +33,7 @@ from resolvers.vocabulary import (
     DeliveryReason,
     DeliveryStatus,
     ReasonCount,
-    counter,
+    RunCounters,
     last_error,
 )
 
@@ -105,24 +107,20 @@ class Delivery:
 
 
 @strawberry.type(description="Counts, rate and ETA of one campaign run, as it sends.")
-class CampaignRunProgress:
+class CampaignRunProgress(RunCounters):
     campaign_id: strawberry.ID = strawberry.field(description="Global id of the campaign.")
     run_id: strawberry.ID | None = strawberry.field(description="Global id of the run; null while it has none.")
     status: RunStatus | None = strawberry.field(description="Run status; null while the campaign has no run.")
-    audience: int = counter("audience")
-    targeted: int = counter("targeted")
-    excluded: int = counter("excluded")
-    sent: int = counter("sent")
-    delivered: int = counter("delivered")
-    failed: int = counter("failed")
-    pending: int = counter("pending")
-    retrying: int = counter("retrying")
     resent: int = strawberry.field(description=RESENT_DESCRIPTION)
     last_error: ReasonCount | None = strawberry.field(description=LAST_ERROR_DESCRIPTION)
     rate_per_second: float | None = strawberry.field(description="Messages finished per second in this job.")
     eta_seconds: float | None = strawberry.field(description="Estimated seconds to finish, when a rate is known.")
     pause_reason: RunPauseReason | None = strawberry.field(
         description="Why the run is PAUSED (the provider refused the preset); null when it is not paused."
+    )
+    waves: list[CampaignRunWave] = strawberry.field(
+        description="A run sent in waves: each wave's plan and counters at this event (as `CampaignRun.waves`); "
+        "empty without waves."
     )
 
 
@@ -141,6 +139,7 @@ def _gid(type_name: str, pk: Any) -> strawberry.ID:
 
 
 def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
+    waves = event.get("waves") or []
     return CampaignRunProgress(
         campaign_id=campaign_id,
         run_id=_gid("CampaignRun", event["runId"]) if event.get("runId") is not None else None,
@@ -158,6 +157,7 @@ def _progress(campaign_id: Any, event: dict[str, Any]) -> CampaignRunProgress:
         rate_per_second=event.get("ratePerSecond"),
         eta_seconds=event.get("etaSeconds"),
         pause_reason=RunPauseReason[event["pauseReason"]] if event.get("pauseReason") else None,
+        waves=[CampaignRunWave.from_progress(WaveProgress.from_json(w, CAMPAIGN_RUN_PROGRESS_TOPIC)) for w in waves],
     )
 
 
@@ -290,6 +290,10 @@ class ExecutionSubscription:
                     "lastErrorCount": latest.last_error_count,
                     "resent": latest.resent,
                     "pauseReason": latest.pause_reason.value if latest.pause_reason else None,
+                    # Only a run sent in waves has a current wave (from its snapshot): no ledger read for others.
+                    "waves": [w.to_json() for w in progress_waves(await wave_figures(latest.id))]
+                    if latest.wave is not None
+                    else [],
                 }
             yield _progress(campaign_id, initial)
             finished: set[int] = set()

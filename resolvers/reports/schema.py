@@ -15,7 +15,8 @@ from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendab
 from models.ledger import reports
 from models.presets.rules import PresetStatus as MessagePresetStatusEnum
 from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
-from resolvers.campaigns.types import CampaignRun
+from resolvers.campaigns.refusals import campaign_not_found, campaign_pk
+from resolvers.campaigns.run_types import CampaignRun
 from resolvers.context import Info
 from resolvers.errors import Error, FieldError, InvalidInputError, InvalidStateError, NotFoundError
 from resolvers.nodes import pk_of
@@ -112,9 +113,9 @@ class ReportsQuery:
         ] = None,
     ) -> CampaignReportResult:
         sandbox_id = info.context.require_caller().sandbox_id
-        pk = pk_of(id, "Campaign")
+        pk = campaign_pk(id)
         if pk is None or not await CampaignModel.filter(id=pk, sandbox_id=sandbox_id).exists():
-            return NotFoundError(message="No campaign with that id in this sandbox.", id=str(id))
+            return campaign_not_found(id)
         now = datetime.now(UTC)
         kind, scope = ReportWindowKind.ALL_TIME, reports.ReportWindow()
         run_gid: strawberry.ID | None = None

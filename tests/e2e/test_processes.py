@@ -145,6 +145,9 @@ async def test_cli_keys_and_a_worker_event_reaching_another_server_process(e2e_e
                 pong = await wait_until(ping_and_receive, timeout=30)
         assert pong["message"] == "across"
         assert pong["worker"].endswith(f":{worker.pid}")  # answered by the worker process, not the server
+        # WORKER_NICE (default 10): the worker process gives way to the server, which keeps its priority.
+        assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, os.nice(0) + 10)
+        assert os.getpriority(os.PRIO_PROCESS, server.pid) == os.nice(0)
 
         revoke_id = herald("apikey", "list", "--sandbox", "acme", env=e2e_env).stdout.split()[0]
         assert herald("apikey", "revoke", revoke_id, env=e2e_env).returncode == 0

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 import websockets
 
+from api import auth
 from models.tenancy.actions import revoke_api_key
 from models.tenancy.sandbox import ApiKey, hash_api_key
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.sql_counter import count_sql
 
 VIEWER_QUERY = "query { viewer { sandbox { name } role } }"
 
@@ -46,6 +49,21 @@ async def test_revoked_key_is_refused(gql: GraphQLClient, sandbox: SandboxKeys) 
 
     assert response.status_code == 401
     assert "data" not in response.json()
+
+
+async def test_requests_arriving_together_with_one_key_share_its_lookup(sandbox: SandboxKeys) -> None:
+    """With the key cache on, a key not cached yet is looked up once for all the requests waiting on it (a
+    server's 32 connections of one key sent 32 lookups each time its entry expired)."""
+    digest = hash_api_key(sandbox.admin)
+    auth._CACHE.pop(digest, None)
+    with count_sql() as alone:
+        expected = await auth.authenticate(sandbox.admin, cache_seconds=5)
+    auth._CACHE.pop(digest, None)
+    with count_sql() as together:
+        callers = await asyncio.gather(*(auth.authenticate(sandbox.admin, cache_seconds=5) for _ in range(8)))
+    assert expected is not None and callers == [expected] * 8
+    assert len(together) == len(alone) >= 1
+    assert not auth._LOOKUPS  # nothing left behind once the lookup is over
 
 
 async def test_key_is_stored_hashed_only(sandbox: SandboxKeys) -> None:

@@ -167,7 +167,8 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
         Role.VIEWER,
         'query { campaignCalendar(from: "2099-01-01T00:00:00Z", to: "2099-01-02T00:00:00Z") { __typename } }',
     ),
-    # Versions: publishing (and rolling back) is a PUBLISHER's; the draft's steps are a MANAGER's, as edits are.
+    # Versions: publishing (and rolling back) is a PUBLISHER's; the draft's steps (a restoring draft too) are a
+    # MANAGER's, as edits are.
     **{
         ("Mutation", f"campaignVersion{verb}"): Case(
             role,
@@ -179,6 +180,7 @@ ROLE_TABLE: dict[tuple[str, str], Case] = {
             ("Publish", Role.PUBLISHER, ""),
             ("Rollback", Role.PUBLISHER, ""),
             ("Discard", Role.MANAGER, ""),
+            ("Restore", Role.MANAGER, ""),
             ("RequestApproval", Role.MANAGER, ""),
             ("Approve", Role.MANAGER, ", publish: true"),
             ("RequestChanges", Role.MANAGER, ', comment: "x"'),

@@ -8,7 +8,7 @@ from typing import Any
 from models.ledger.delivery import InboxMessage
 from models.tenancy.sandbox import Role
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
-from tests.graphql.test_approvals import AUDIT, policy
+from tests.graphql.test_approvals import AUDIT, POLICY_UPDATE, policy
 from tests.graphql.test_campaign_proofs import proof
 from tests.graphql.test_campaigns import UPDATE, activate, active_in_app_preset, audience, create, ready_input
 from tests.graphql.test_profiles import upsert
@@ -182,3 +182,89 @@ async def test_a_draft_version_is_previewed_and_proofed_before_publication(
     assert sent["campaign"]["status"] == "LIVE"
     titles = await InboxMessage.filter(identity="tess@example.com").values_list("title", flat=True)
     assert titles == ["Draft for Tess"]
+
+
+RESTORED = "version { number state restores content { inApp { title } } }"
+ROLLBACK = (
+    "mutation($id: ID!, $n: Int!) { campaignVersionRollback(input: {campaignId: $id, number: $n}) { __typename "
+    "... on CampaignVersionSuccess { " + RESTORED + " }" + PUBLISH_ERRORS + " } }"
+)
+RESTORE = (
+    "mutation($id: ID!, $n: Int!) { campaignVersionRestore(input: {campaignId: $id, number: $n}) { __typename "
+    "... on CampaignVersionRestoreSuccess { " + RESTORED + " }" + STATE_ERRORS + " } }"
+)
+FIRST_TITLE = "Hi {{ profile.person.name.firstName }}"
+
+
+async def test_a_rollback_needs_the_approval_a_publication_needs(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    cid = await live_api_campaign(gql, sandbox)
+    manager, publisher = sandbox.keys[Role.MANAGER], sandbox.keys[Role.PUBLISHER]
+    await edit_title(gql, sandbox, cid, "Version two")
+    assert (await step(gql, PUBLISH, publisher, id=cid, n=2))["__typename"] == "CampaignVersionSuccess"
+    rule = await policy(gql, sandbox)  # from now on, in-app messages are published once a PUBLISHER approved them
+    await edit_title(gql, sandbox, cid, "Work in progress")
+
+    # Rolling back to version 1 publishes it: refused as its publication would be, and nothing changed.
+    refused = await step(gql, ROLLBACK, publisher, id=cid, n=1)
+    assert refused == {"__typename": "ApprovalRequiredError", "policies": ["In-app needs a publisher"]}
+    versions = (await step(gql, VERSIONS, manager, id=cid))["versions"]["nodes"]
+    assert [(v["number"], v["state"]) for v in versions] == [(3, "DRAFT"), (2, "PUBLISHED"), (1, "SUPERSEDED")]
+
+    # The rollback drafted instead (the open draft gives way), then approved by someone else and published.
+    restored = await step(gql, RESTORE, manager, id=cid, n=1)
+    assert restored["__typename"] == "CampaignVersionRestoreSuccess", restored
+    assert restored["version"] == {
+        "number": 4,
+        "state": "DRAFT",
+        "restores": 1,
+        "content": {"inApp": {"title": FIRST_TITLE}},
+    }
+    assert (await step(gql, PUBLISH, publisher, id=cid, n=4))["__typename"] == "ApprovalRequiredError"
+    assert (await step(gql, REQUEST, manager, id=cid, n=4))["version"]["state"] == "IN_REVIEW"
+    # Another restore would drop the version in review: refused, as an edit is.
+    in_review = await step(gql, RESTORE, manager, id=cid, n=1)
+    assert (in_review["__typename"], in_review["currentStatus"]) == ("InvalidStateError", "LIVE"), in_review
+    published = await step(gql, APPROVE, publisher, id=cid, n=4, publish=True)
+    assert published["published"] is True, published
+    assert (published["version"]["state"], published["version"]["content"]["inApp"]["title"]) == (
+        "PUBLISHED",
+        FIRST_TITLE,
+    )
+    versions = (await step(gql, VERSIONS, manager, id=cid))["versions"]["nodes"]
+    assert [(v["number"], v["state"]) for v in versions] == [
+        (4, "PUBLISHED"),
+        (3, "DISCARDED"),
+        (2, "SUPERSEDED"),
+        (1, "SUPERSEDED"),
+    ]
+    audit = await gql(AUDIT, {"type": "Campaign"}, key=sandbox.admin)
+    assert [e["node"]["action"] for e in audit["auditEvents"]["edges"]][:5] == [
+        "VERSION_ROLLBACK",
+        "VERSION_APPROVE",
+        "VERSION_REQUEST_APPROVAL",
+        "VERSION_DRAFT",
+        "VERSION_DISCARD",
+    ]
+
+    # Only an earlier published version is restored.
+    assert (await step(gql, RESTORE, manager, id=cid, n=4))["__typename"] == "InvalidStateError"  # the published one
+    assert (await step(gql, RESTORE, manager, id=cid, n=3))["__typename"] == "InvalidStateError"  # never published
+    assert (await step(gql, RESTORE, manager, id=cid, n=9))["__typename"] == "NotFoundError"
+
+    # The policy as a publication reads it: once it asks only for MANAGERs' versions, a PUBLISHER rolls back at once.
+    narrowed = {"id": rule["id"], "requesterRoles": ["MANAGER"]}
+    assert (await gql(POLICY_UPDATE, {"input": narrowed}, key=sandbox.admin))["approvalPolicyUpdate"]["policy"]
+    rolled = await step(gql, ROLLBACK, publisher, id=cid, n=2)
+    assert rolled["__typename"] == "CampaignVersionSuccess", rolled
+    assert (rolled["version"]["number"], rolled["version"]["state"], rolled["version"]["restores"]) == (
+        5,
+        "PUBLISHED",
+        2,
+    )
+
+    # A restoring draft edited is a new message: it no longer says it restores anything.
+    assert (await step(gql, RESTORE, manager, id=cid, n=1))["version"]["restores"] == 1
+    assert (await edit_title(gql, sandbox, cid, "Version one, fixed"))["__typename"] == "CampaignSuccess"
+    read = "query($id: ID!) { campaign(id: $id) { versions(first: 1) { nodes { number state restores } } } }"
+    latest = (await step(gql, read, manager, id=cid))["versions"]["nodes"]
+    assert latest == [{"number": 6, "state": "DRAFT", "restores": None}]

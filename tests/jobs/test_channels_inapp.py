@@ -85,12 +85,14 @@ async def test_database_failure_is_a_retry_for_the_whole_batch(database):
 def test_statements_split_under_the_bind_limit():
     now = datetime(2026, 1, 1, tzinfo=UTC)
     rows = inbox_rows(messages(range(10_000)), sandbox_id=1, namespace="crm", campaign_id=None, now=now)
-    for dialect in ("postgres", "sqlite"):
-        statements = insert_statements(rows, dialect)
-        assert sum(len(params) for _, params in statements) == 10_000 * len(INBOX_COLUMNS)
-        assert all(len(params) <= 65535 for _, params in statements)
-    [(sql, params)] = insert_statements(rows[:2], "postgres")
-    assert "($1, $2, $3, $4, $5, $6, $7, $8, $9), ($10," in sql and sql.endswith("DO NOTHING")
-    assert params[:2] == [1, "run1-0"] and params[-1] == now
+    statements = insert_statements(rows, "sqlite")
+    assert sum(len(params) for _, params in statements) == 10_000 * len(INBOX_COLUMNS)
+    assert all(len(params) <= 32766 for _, params in statements)
+    # PostgreSQL: one statement, one array per column, whatever the number of rows.
+    [(sql, params)] = insert_statements(rows, "postgres")
+    assert "unnest($1::BIGINT[], $2::TEXT[]" in sql and sql.endswith("DO NOTHING")
+    assert len(params) == len(INBOX_COLUMNS) and all(len(column) == 10_000 for column in params)
+    assert params[0][0] == 1 and params[1][:2] == ["run1-0", "run1-1"] and params[-1][-1] == now
+    assert insert_statements([], "postgres") == []
     with pytest.raises(TypeError):
         inbox_rows([OutgoingMessage("k", "a", content=None)], sandbox_id=1, namespace="n", campaign_id=None)  # type: ignore[arg-type]

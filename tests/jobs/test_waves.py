@@ -1,10 +1,17 @@
 """Runs sent in waves, with the clock driven by the test: 10/20/30/40 % of the recipients in profile order, each
 wave at its time and only once the previous one is finished (a row another worker still sends holds the next
-wave back), per-wave figures through GraphQL, and input validation."""
+wave back), per-wave figures through GraphQL (the run's and its progress events'), and input validation."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import websockets
 
 from models.campaigns.actions import activate_campaign
 from models.campaigns.campaign import CampaignRun, RunStatus
@@ -12,7 +19,7 @@ from models.ledger.claims import claim_batch
 from models.ledger.delivery import Delivery, DeliveryStatus
 from models.ledger.outcomes import Outcome, write_outcomes
 from models.tenancy.sandbox import Sandbox
-from tests.conftest import GraphQLClient, SandboxKeys
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.graphql.test_campaigns import active_in_app_preset, create, ready_input
 from tests.graphql.test_profiles import email, upsert
 from tests.graphql.test_segments import CREATE as SEGMENT_CREATE
@@ -196,3 +203,72 @@ async def test_an_update_may_not_combine_stored_waves_with_profile_time_zone(
     assert (await gql(mutation, {"input": update}, key=sandbox.admin))["campaignUpdate"]["__typename"] == (
         "CampaignSuccess"
     )
+
+
+PROGRESS = """subscription($id: ID!) { campaignRunProgress(campaignId: $id) { status sent
+  waves { wave plannedSize startsAt finished sent pending } } }"""
+
+
+@contextlib.asynccontextmanager
+async def progress_events(server: RunningServer, key: str, campaign_id: str) -> AsyncIterator[Any]:
+    """The campaign's progress subscription over a websocket: a function awaiting its next event."""
+    async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {key}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": PROGRESS, "variables": {"id": campaign_id}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+
+        async def next_event() -> dict[str, Any]:
+            async with asyncio.timeout(30):
+                message = json.loads(await ws.recv())
+            assert message["type"] == "next", message
+            return message["payload"]["data"]["campaignRunProgress"]
+
+        yield next_event
+
+
+def wave_view(waves: list[dict[str, Any]]) -> list[tuple[int, int, datetime, bool, int, int]]:
+    return [
+        (w["wave"], w["plannedSize"], datetime.fromisoformat(w["startsAt"]), w["finished"], w["sent"], w["pending"])
+        for w in waves
+    ]
+
+
+async def test_progress_events_carry_each_wave(gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer) -> None:
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await wave_audience(gql, sandbox, 20)
+    campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, waves=WAVES))
+    sandbox_id = (await Sandbox.get(name=sandbox.name)).id
+    assert (await activate_campaign(sandbox_id, pk(campaign["id"]), actor="test", now=T0)).run is not None
+
+    async with progress_events(server, sandbox.admin, campaign["id"]) as next_event:
+        first = await next_event()
+        assert (first["status"], first["waves"]) == ("PENDING", [])  # no audience taken yet: no wave
+
+        # Wave 1 sent; the run waits for wave 2's time: its events say so, wave by wave.
+        await step(gql, T0)
+        while not (event := await next_event())["waves"] or not event["waves"][0]["finished"]:
+            assert event["status"] == "RUNNING", event
+        assert event["status"] == "RUNNING" and event["sent"] == 2
+        assert wave_view(event["waves"]) == [
+            (1, 2, T0, True, 2, 0),
+            (2, 4, T0 + 30 * MINUTE, False, 0, 4),
+            (3, 6, T0 + 60 * MINUTE, False, 0, 6),
+            (4, 8, T0 + 90 * MINUTE, False, 0, 8),
+        ]
+        # A subscriber arriving now gets them in its first event (read from the ledger).
+        async with progress_events(server, sandbox.admin, campaign["id"]) as late:
+            assert (await late())["waves"] == event["waves"]
+
+        for minutes in (30, 60, 90):
+            await step(gql, T0 + minutes * MINUTE)
+        while (event := await next_event())["status"] != "SUCCEEDED":
+            assert event["status"] == "RUNNING", event
+    # The final event (through the outbox, never lost): every wave finished.
+    assert event["sent"] == 20
+    assert wave_view(event["waves"]) == [
+        (1, 2, T0, True, 2, 0),
+        (2, 4, T0 + 30 * MINUTE, True, 4, 0),
+        (3, 6, T0 + 60 * MINUTE, True, 6, 0),
+        (4, 8, T0 + 90 * MINUTE, True, 8, 0),
+    ]

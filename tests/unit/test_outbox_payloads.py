@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -13,6 +14,7 @@ from models.outbox.payloads import (
     CampaignStatusChanged,
     PayloadError,
     RunProgress,
+    WaveProgress,
     envelope,
     open_envelope,
     parse,
@@ -27,12 +29,25 @@ PROGRESS = RunProgress(
     campaign_id=4, run_id=9, status="SUCCEEDED", targeted=10, excluded=2, sent=9, failed=1, pending=0,
     rate_per_second=12.5, eta_seconds=None, at=AT, final=True,
 )  # fmt: skip
+WAVED = replace(
+    PROGRESS,
+    waves=(
+        WaveProgress(wave=1, starts_at=AT, finished=True, targeted=4, excluded=1, sent=4, delivered=4),
+        WaveProgress(wave=2, starts_at=None, finished=False, targeted=6, excluded=1, sent=5, failed=1, pending=0),
+    ),
+)
+WAVE = WAVED.to_json()["waves"][0]
 
 
-@pytest.mark.parametrize("payload", [STATUS, PROGRESS])
+@pytest.mark.parametrize("payload", [STATUS, PROGRESS, WAVED])
 def test_round_trip(payload: CampaignStatusChanged | RunProgress) -> None:
     assert parse(payload.topic, payload.to_json()) == payload
     assert open_envelope(payload.topic, envelope(12, payload.to_json())) == (12, payload)
+
+
+def test_progress_written_before_waves_reads_as_without_waves() -> None:
+    older = {key: value for key, value in PROGRESS.to_json().items() if key != "waves"}
+    assert parse(CAMPAIGN_RUN_PROGRESS_TOPIC, older) == PROGRESS
 
 
 @pytest.mark.parametrize(
@@ -47,6 +62,10 @@ def test_round_trip(payload: CampaignStatusChanged | RunProgress) -> None:
         (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "final": 1}, "'final' is int"),
         (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "status": "DONE"}, "'status' is not a run status"),
         (CAMPAIGN_RUN_PROGRESS_TOPIC, [], "not an object"),
+        (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "waves": {}}, "'waves' is dict"),
+        (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "waves": [3]}, "a wave is int"),
+        (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "waves": [{**WAVE, "sent": "4"}]}, "'sent' is str"),
+        (CAMPAIGN_RUN_PROGRESS_TOPIC, {**PROGRESS.to_json(), "waves": [{**WAVE, "startsAt": "9am"}]}, "'startsAt'"),
         ("campaign.unknown", {}, "unknown topic"),
     ],
 )

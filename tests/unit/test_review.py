@@ -150,6 +150,8 @@ CASES: list[tuple[AlertCode, str, CampaignSnapshot, bool]] = [
     (C.PUSH_PLATFORM_NOT_IN_PRESET, "APNS tokens, ANDROID preset", push_preset(("ANDROID",), None, "APNS"), True),
     (C.PUSH_PLATFORM_NOT_IN_PRESET, "APNS tokens, IOS preset", push_preset(("IOS",), None, "APNS"), False),
     (C.PUSH_PLATFORM_NOT_IN_PRESET, "FCM tokens, ANDROID preset", push_preset(("ANDROID",), None), False),
+    (C.PUSH_NAMESPACE_NOT_FCM, "APNS tokens, IOS preset", push_preset(("IOS",), None, "APNS"), True),
+    (C.PUSH_NAMESPACE_NOT_FCM, "FCM tokens, IOS preset", push_preset(("IOS",), None), False),
     (
         C.PUSH_PLATFORM_UNVERIFIED,
         "IOS without a dry run",

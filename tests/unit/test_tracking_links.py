@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.webhooks import twilio_signature
-from models.reporting.link_tracking import add_open_pixel, html_links, rewrite_html, rewrite_text, text_links
+from models.reporting.link_tracking import (
+    _HREF,
+    _TEXT_URL,
+    _href_value,
+    _split_text_url,
+    add_open_pixel,
+    html_links,
+    is_trackable,
+    rewrite_html,
+    rewrite_text,
+    text_links,
+)
 from models.reporting.tracking_tokens import TokenPurpose, TokenSigner
 
 OWN = "https://herald.example/t/"
@@ -104,3 +120,46 @@ def test_public_url_is_an_http_origin_without_trailing_slash() -> None:
     for bad in ("ftp://example.com", "example.com", "https://example.com/?x=1", "https://example.com/#f"):
         with pytest.raises(ValidationError):
             Settings(public_url=bad)
+
+
+# The rewriting as it was before links were found in one scan (re.sub with a callback per match): the single-scan
+# rewriting must give the same text for any input.
+def _sub_html(body: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        url = _href_value(match)
+        if not is_trackable(url, own_prefix):
+            return match.group(0)
+        target = tracked_url(url)
+        return match.group(0) if target is None else f'{match.group(1)}"{target}"'
+
+    return _HREF.sub(replace, body)
+
+
+def _sub_text(text: str, own_prefix: str, tracked_url: Callable[[str], str | None]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        url, tail = _split_text_url(match.group(0))
+        if not is_trackable(url, own_prefix):
+            return match.group(0)
+        target = tracked_url(url)
+        return match.group(0) if target is None else target + tail
+
+    return _TEXT_URL.sub(replace, text)
+
+
+FRAGMENTS = [
+    '<a href="https://a.example/x">', "<a href='http://b.example/(y)'>", '<area shape="rect" href="https://c.example/?a=1&amp;b=2">',
+    f'<a href="{OWN}u/1">', '<a href="mailto:x@example.com">', "</a>", " https://d.example/z.", " (https://e.example/w_(v))",
+    "text ", "é ", "\n", '<A HREF = "https://f.example/">', "<a title=x href=\"https://a.example/x\">", "<p>",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.sampled_from(FRAGMENTS), max_size=12), skip=st.sets(st.sampled_from(["a", "x", "y", "z"])))
+def test_single_scan_rewriting_equals_the_substitution(parts: list[str], skip: set[str]) -> None:
+    body = "".join(parts)
+
+    def tracked(url: str) -> str | None:
+        return None if url[-1] in skip else f"{OWN}c/{len(url)}"
+
+    assert rewrite_html(body, OWN, tracked) == _sub_html(body, OWN, tracked)
+    assert rewrite_text(body, OWN, tracked) == _sub_text(body, OWN, tracked)

@@ -1,0 +1,92 @@
+"""The review's alerts: codes, their severity, and the helpers every check builds them with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+
+
+class AlertCode(StrEnum):
+    # errors
+    NAME_MISSING = "NAME_MISSING"
+    ACTION_MISSING = "ACTION_MISSING"
+    PRESET_MISSING = "PRESET_MISSING"
+    PRESET_NOT_FOUND = "PRESET_NOT_FOUND"
+    PRESET_NOT_ACTIVE = "PRESET_NOT_ACTIVE"
+    PRESET_CHANNEL_MISMATCH = "PRESET_CHANNEL_MISMATCH"
+    PRESET_CATEGORY_MISMATCH = "PRESET_CATEGORY_MISMATCH"
+    EMAIL_SUBJECT_MISSING = "EMAIL_SUBJECT_MISSING"
+    EMAIL_BODY_MISSING = "EMAIL_BODY_MISSING"
+    SMS_TEXT_MISSING = "SMS_TEXT_MISSING"
+    PUSH_CONTENT_MISSING = "PUSH_CONTENT_MISSING"
+    PUSH_PAYLOAD_TOO_LARGE = "PUSH_PAYLOAD_TOO_LARGE"
+    PUSH_PLATFORM_NOT_IN_PRESET = "PUSH_PLATFORM_NOT_IN_PRESET"
+    PUSH_NAMESPACE_NOT_FCM = "PUSH_NAMESPACE_NOT_FCM"
+    IN_APP_CONTENT_MISSING = "IN_APP_CONTENT_MISSING"
+    TEMPLATE_SYNTAX = "TEMPLATE_SYNTAX"
+    TEMPLATE_UNKNOWN_ROOT = "TEMPLATE_UNKNOWN_ROOT"
+    AUDIENCE_MISSING = "AUDIENCE_MISSING"
+    SEGMENT_NOT_FOUND = "SEGMENT_NOT_FOUND"
+    NAMESPACE_MISSING = "NAMESPACE_MISSING"
+    NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
+    START_IN_PAST = "START_IN_PAST"
+    END_BEFORE_START = "END_BEFORE_START"
+    FREQUENCY_INVALID = "FREQUENCY_INVALID"
+    THROTTLE_OUT_OF_RANGE = "THROTTLE_OUT_OF_RANGE"
+    LINKS_TO_LOOPBACK = "LINKS_TO_LOOPBACK"
+    WAVES_INVALID = "WAVES_INVALID"
+    TRIGGER_CONTEXT_MISSING = "TRIGGER_CONTEXT_MISSING"
+    # warnings
+    AUDIENCE_EMPTY = "AUDIENCE_EMPTY"
+    OPT_OUT_LINK_MISSING = "OPT_OUT_LINK_MISSING"
+    EMAIL_TEXT_MISSING = "EMAIL_TEXT_MISSING"
+    EMAIL_EMPTY_LINK = "EMAIL_EMPTY_LINK"
+    EMAIL_TOO_LARGE = "EMAIL_TOO_LARGE"
+    TEMPLATE_PATH_UNSEEN = "TEMPLATE_PATH_UNSEEN"
+    RECURRING_WITHOUT_END = "RECURRING_WITHOUT_END"
+    THROTTLE_TOO_SLOW = "THROTTLE_TOO_SLOW"
+    WAVE_START_IN_PAST = "WAVE_START_IN_PAST"
+    BUSINESS_RULES_EXCLUDE_MOST = "BUSINESS_RULES_EXCLUDE_MOST"
+    PUSH_PLATFORM_UNVERIFIED = "PUSH_PLATFORM_UNVERIFIED"
+
+
+WARNINGS = frozenset(
+    {
+        AlertCode.AUDIENCE_EMPTY,
+        AlertCode.OPT_OUT_LINK_MISSING,
+        AlertCode.EMAIL_TEXT_MISSING,
+        AlertCode.EMAIL_EMPTY_LINK,
+        AlertCode.EMAIL_TOO_LARGE,
+        AlertCode.TEMPLATE_PATH_UNSEEN,
+        AlertCode.RECURRING_WITHOUT_END,
+        AlertCode.THROTTLE_TOO_SLOW,
+        AlertCode.WAVE_START_IN_PAST,
+        AlertCode.BUSINESS_RULES_EXCLUDE_MOST,
+        AlertCode.PUSH_PLATFORM_UNVERIFIED,
+    }
+)
+
+
+def severity_of(code: AlertCode) -> Severity:
+    return Severity.WARNING if code in WARNINGS else Severity.ERROR
+
+
+@dataclass(frozen=True)
+class Alert:
+    severity: Severity
+    code: AlertCode
+    field: str
+    message: str
+
+
+def alert(code: AlertCode, field_path: str, message: str) -> Alert:
+    return Alert(severity_of(code), code, field_path, message)
+
+
+def blank(value: str | None) -> bool:
+    return not value or not value.strip()
