@@ -350,6 +350,7 @@ class HeraldGraphQL(GraphQL):
             links=self.links,
             cost_budget=self.cost_budget,
             trigger_idempotency_hours=self.settings.trigger_idempotency_hours,
+            trigger_wake_seconds=self.settings.trigger_wake_seconds,
         )
 
 

@@ -27,6 +27,7 @@ from models.campaigns.transitions import DISPATCHER, system_transition
 from models.campaigns.values import schedule_from_stored
 from models.ledger.counts import ledger_counts, store_counters
 from models.ledger.outcomes import cancel_unsent
+from models.triggers.progress import has_claimable
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class DispatchReport:
     resumed: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
+    woken: list[int] = field(default_factory=list)  # API campaigns' trigger runs given a wake-up
     winners: list[int] = field(default_factory=list)  # campaigns whose experiment winner was chosen
 
 
@@ -122,13 +124,30 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
                 await queue.requeue_run(run.id, int(now.timestamp() // PENDING_REQUEUE.total_seconds()))
         report.enqueued.append(run.id)
 
-    # RUNNING runs whose worker stopped renewing the lease: resume under a job id of that lease.
+    # RUNNING runs whose worker stopped renewing the lease: resume under a job id of that lease. An API campaign's
+    # trigger run holds no lease between wake-ups: it is woken below instead.
     stale = Q(status=RunStatus.RUNNING) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now - RESUME_GRACE))
-    for run in await CampaignRun.filter(stale).order_by("id").limit(1000):
+    for run in await CampaignRun.filter(stale, open_for_triggers=False).order_by("id").limit(1000):
         if redis is not None:
             epoch = int(run.lease_until.timestamp()) if run.lease_until else 0
             await JobQueue(redis).resume_run(run.id, epoch)
         report.resumed.append(run.id)
+
+    # Trigger runs with rows to claim (a wake-up lost with Redis or a killed worker's expired leases), or whose
+    # campaign was stopped (the run finishes): woken once per dispatch window.
+    open_runs = await CampaignRun.filter(status=RunStatus.RUNNING, open_for_triggers=True).order_by("id").limit(1000)
+    if open_runs:
+        live_ids = {c.id for c in live} | set(
+            await Campaign.filter(id__in=[r.campaign_id for r in open_runs], status=CampaignStatus.LIVE).values_list(
+                "id", flat=True
+            )
+        )
+        for run in open_runs:
+            if run.campaign_id in live_ids and not await has_claimable(run.id, now):
+                continue
+            if redis is not None:
+                await JobQueue(redis).wake_triggers(run.id, 0, f"d{int(now.timestamp() // 3)}")
+            report.woken.append(run.id)
 
     # Runs aborted by a stop: deliveries nobody is sending any more → CANCELLED (their job may be gone).
     for run in await CampaignRun.filter(status=RunStatus.CANCELLED, finished_at__gte=now - LOOKBACK).limit(1000):

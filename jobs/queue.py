@@ -8,7 +8,8 @@ the job modules so that resolvers can enqueue without importing the jobs (and th
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -22,9 +23,10 @@ WORKER_PING = "worker_ping"
 VALIDATE_PRESET = "validate_preset"
 EXECUTE_RUN = "execute_run"
 SEND_RUN_PART = "send_run_part"
+SEND_TRIGGERS = "send_triggers"
 SEND_PROOF = "send_proof"
 IMPORT_PROFILES = "import_profiles"
-JOB_NAMES = (WORKER_PING, VALIDATE_PRESET, EXECUTE_RUN, SEND_RUN_PART, SEND_PROOF, IMPORT_PROFILES)
+JOB_NAMES = (WORKER_PING, VALIDATE_PRESET, EXECUTE_RUN, SEND_RUN_PART, SEND_TRIGGERS, SEND_PROOF, IMPORT_PROFILES)
 
 # How long an enqueue waits for Redis before raising: a worker outlives the outage either way (its poll is
 # retried, the dispatcher re-enqueues runs), and a request should not hang for longer than this.
@@ -88,6 +90,18 @@ class JobQueue:
     async def send_run_part(self, run_id: int, part: int, claim_tag: int) -> Job | None:
         """Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own."""
         return await self.enqueue(SEND_RUN_PART, run_id, part, job_id=f"{SEND_RUN_PART}:{run_id}:{part}:{claim_tag}")
+
+    async def wake_triggers(self, run_id: int, window_seconds: float, tag: str = "") -> Job | None:
+        """Wakes the sender of an API campaign's trigger run after an acceptance committed. Coalesced: one job per
+        run per window of `window_seconds`, deferred to the window's end, so it sees every acceptance committed
+        in the window and 200 calls a second make a few jobs, not 200. `window_seconds` 0: a job per `tag`, now
+        (the dispatcher's safety net, and tests that run due jobs only)."""
+        if window_seconds <= 0:
+            return await self.enqueue(SEND_TRIGGERS, run_id, job_id=f"{SEND_TRIGGERS}:{run_id}:{tag}")
+        window = int(time.time() // window_seconds)
+        ends = datetime.fromtimestamp((window + 1) * window_seconds, UTC)
+        job_id = f"{SEND_TRIGGERS}:{run_id}:w{window}"
+        return await self.enqueue(SEND_TRIGGERS, run_id, job_id=job_id, _defer_until=ends)
 
     async def send_proof(
         self,

@@ -39,6 +39,7 @@ from jobs.sending import (
 from jobs.streaming import stream_batch
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
+from jobs.trigger_runs import progress_of, rest_open, still_open
 from models import outbox
 from models.audience.entities import Segment
 from models.business_rules.enforcement import (
@@ -82,7 +83,7 @@ from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
-from models.triggers.trigger import CampaignTrigger
+from models.triggers.progress import recount_triggers
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     """The run's main job: claim it, snapshot the audience unless recorded, hand extra "send part" jobs to the
     other workers, then send until nothing is left."""
     await _wait_for_higher_priorities(ctx, run_id)
+    if await CampaignRun.filter(id=run_id, open_for_triggers=True).exists():
+        return await send_triggers(ctx, run_id)  # a retry due in an API campaign's run (retry_run_at)
     lease, now = _lease(ctx), _now(ctx)
     claimed = await claim_run(run_id, now, now + timedelta(seconds=lease))
     if claimed is None:
@@ -124,6 +127,18 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         campaign = await campaign_for_run(run)
         await _enqueue_parts(ctx, run, campaign)
         return await _send_until_done(ctx, run, campaign, lease)
+
+
+async def send_triggers(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
+    """A wake-up of an API campaign's long-lived run (JobQueue.wake_triggers after acceptances, coalesced; the
+    dispatcher as the safety net): sends every row due, across triggers, through the same claim/lease/outcome path
+    as a run, several jobs and workers at once if need be (each batch is claimed atomically). The run is not
+    claimed (it stays RUNNING while its campaign is LIVE): its lease is only renewed while a batch is sent."""
+    run = await CampaignRun.get_or_none(id=run_id)
+    if run is None or not run.open_for_triggers or run.status is not RunStatus.RUNNING:
+        return {"runId": run_id, "status": run.status.value if run else None}
+    campaign = await campaign_for_run(run)
+    return await _send_until_done(ctx, run, campaign, _lease(ctx))
 
 
 async def send_run_part(ctx: dict[str, Any], run_id: int, part: int) -> dict[str, Any]:
@@ -263,7 +278,7 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campai
 
 async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
     now = _now(ctx)
-    progress = Progress(ctx.get("redis"), run)
+    progress = progress_of(ctx, run)
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)
@@ -279,15 +294,15 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     retry_minutes = int(
         ((preset.settings or {}) if preset else {}).get("retry_period_minutes") or DEFAULT_RETRY_MINUTES
     )
-    retry_deadline = (run.started_at or now) + timedelta(minutes=retry_minutes)
+    # A trigger run lives as long as its campaign: its retry period counts from this job (a row's first attempt).
+    retry_deadline = (now if run.open_for_triggers else run.started_at or now) + timedelta(minutes=retry_minutes)
     await _settle_unconfirmed(ctx, run.id, now, campaign)
     batch_size = _batch_size(campaign)
-    trigger = await CampaignTrigger.get_or_none(run_id=run.id)
-    trigger_context = (trigger.context or {}) if trigger is not None else None
+    triggered = campaign.type == CampaignType.API_TRIGGERED
     throttle = None
     if campaign.throttle_per_second and ctx.get("redis") is not None:
-        # An API campaign's triggers each have a run: its throttle is the campaign's, shared by all of them.
-        key = campaign_throttle_key(campaign.id) if trigger is not None else None
+        # An API campaign's throttle is the campaign's, shared by its runs (older triggers had a run each).
+        key = campaign_throttle_key(campaign.id) if triggered else None
         throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second, key=key)
     send_rules = await send_rules_for(campaign, run.id)
     after_id = 0  # keyset position of this pass over the ledger
@@ -317,7 +332,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     continue
             paused = None
             async with keep_leased(run, batch, lease, worker_context(ctx).clock) as renewing:
-                prepared = await prepare_batch(batch, renderer, now, tracker, trigger_context)
+                prepared = await prepare_batch(batch, renderer, now, tracker, triggered=triggered)
                 send = stream_batch if _streams(adapter, campaign) else send_chunks
                 paused = await send(
                     run,
@@ -329,6 +344,10 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     worker_context(ctx).settings.sms_unconfirmed_window_seconds,
                     CONTACT_CHANNEL.get(Channel(campaign.channel)),
                 )
+            if triggered:
+                # The batch's triggers recounted in one statement (their status and subscription events).
+                ids = [c.id for c in batch]
+                await with_db_retry(recount_triggers, run.sandbox_id, run.campaign_id, run.id, ids, _now(ctx))
             if paused is not None:
                 return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
@@ -399,12 +418,19 @@ async def _finish_if_done(
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
     await _settle_unconfirmed(ctx, run.id, now, campaign)
+    if run.open_for_triggers and await still_open(run):
+        return await rest_open(ctx, run, progress)
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     if counts.of(DeliveryStatus.SENDING):
         # Another job holds a live lease on some rows: it finishes the run.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}
     retry_at = await next_retry(run.id)
+    if retry_at is not None and run.open_for_triggers:
+        redis = ctx.get("redis")
+        if redis is not None:
+            await JobQueue(redis).retry_run_at(run.id, retry_at)
+        return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
     if retry_at is not None:
         # Nobody may claim the run before the deferred job runs; the dispatcher resumes it if that job is lost.
         await extend_run_lease(run, retry_at)

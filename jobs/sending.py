@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
+from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 
 from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
@@ -24,9 +26,11 @@ from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
-from models.ledger.delivery import Delivery, DeliveryStatus, ExclusionReason
+from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
+from models.sql.params import SqlParams
+from models.sql.reads import dialect_of
 
 logger = logging.getLogger(__name__)
 # A run's own warnings keep the run executor's logger name, wherever in the sending path they are raised.
@@ -170,6 +174,25 @@ async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]
             await task
 
 
+async def trigger_contexts(delivery_ids: Sequence[int]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """(the trigger call's context, the recipient's) of each row: the rows of one batch come from many triggers."""
+    params = SqlParams(dialect_of())
+    in_list = ", ".join(params.add(i) for i in delivery_ids)
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT d.id, t.context AS call, d.context AS recipient FROM delivery d "
+        f"LEFT JOIN campaign_trigger t ON t.id = d.trigger_id WHERE d.id IN ({in_list})",
+        params.values,
+    )
+    return {int(r["id"]): (_json(r["call"]), _json(r["recipient"])) for r in rows}
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column read by raw SQL: a dict from asyncpg's JSONB codec, text from SQLite."""
+    if value is None:
+        return {}
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else dict(value)
+
+
 @dataclasses.dataclass(slots=True)
 class PreparedBatch:
     """A claimed batch rendered and tracked ahead of sending: the rows that could not be rendered (their outcomes,
@@ -191,14 +214,14 @@ async def prepare_batch(
     renderer: Renderer,
     now: datetime,
     tracker: MessageTracker | None = None,
-    trigger_context: dict[str, Any] | None = None,
+    triggered: bool = False,
 ) -> PreparedBatch:
     """Renders and tracks a whole claimed batch: one profile read and one link lookup per batch, not per chunk.
-    `trigger_context`: the call's context when the run is an API trigger's (its rows carry their own)."""
+    `triggered`: an API campaign's rows, each rendered with its trigger's context and its own."""
     attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
-    recipients: dict[int, Any] = {}
-    if trigger_context is not None:
-        recipients = dict(await Delivery.filter(id__in=[c.id for c in batch]).values_list("id", "context"))
+    contexts: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    if triggered:
+        contexts = await trigger_contexts([c.id for c in batch])
     failed: list[Outcome] = []
     contents: list[MessageContent] = []
     rows: list[Claimed] = []
@@ -208,8 +231,7 @@ async def prepare_batch(
             content = renderer.variant(claimed.treatment).render(
                 attributes.get(claimed.profile_id) or {},
                 unsubscribe_url,
-                trigger_context,
-                (recipients.get(claimed.id) or {}) if trigger_context is not None else None,
+                *(contexts.get(claimed.id, ({}, {})) if triggered else (None, None)),
             )
         except RenderFailed as exc:
             failed.append(Outcome(claimed.id, DeliveryStatus.FAILED, ExclusionReason.TEMPLATE_ERROR.value, str(exc)))

@@ -22,7 +22,7 @@ from jobs.outbox_relay import OutboxRelay
 from jobs.presets import validate_preset
 from jobs.proofs import send_proof
 from jobs.redis_retry import REDIS_ERRORS, Outage, retry_redis
-from jobs.runs import execute_run, send_run_part
+from jobs.runs import execute_run, send_run_part, send_triggers
 from jobs.webhooks import WEBHOOK_CRON
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ FUNCTIONS = [
     func(execute_run, timeout=RUN_JOB_TIMEOUT, keep_result=0),
     # A part comes back (Retry) while its worker process already sends for the run, until the run is over.
     func(send_run_part, timeout=RUN_JOB_TIMEOUT, max_tries=1_000_000),
+    func(send_triggers, timeout=RUN_JOB_TIMEOUT, keep_result=0),
     send_proof,
 ]
 CRON_JOBS = [DISPATCH_CRON, WEBHOOK_CRON]

@@ -185,6 +185,7 @@ ENUM_VALUE_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "ALL_TIME": "Every run of the campaign.",
         "RUN": "One run.",
         "RANGE": "A time range.",
+        "TRIGGER": "One API trigger: its deliveries and their events.",
     },
     "ReportPeriod": {"LAST_24_HOURS": "The 24 hours before the report.", "ALL_TIME": "Every run of the campaign."},
     "UpsertStatus": {

@@ -229,6 +229,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # Webhook tests drive deliveries themselves (jobs/webhooks.py) with their own clock.
         "webhook_delivery": False,
         "data_dir": TEST_DATA_DIR,
+        # A wake-up per accepted trigger, due at once: drain_jobs runs due jobs only.
+        "trigger_wake_seconds": 0,
     }
     values.update(overrides)
     if "redis_url" not in values:

@@ -118,6 +118,9 @@ class CampaignRun(Model):
     lease_until = fields.DatetimeField(null=True)
     # The CampaignVersion.number this run sends, fixed with its audience snapshot (null: ran before versions).
     campaign_version = fields.IntField(null=True)
+    # The long-lived run of an API campaign (models.triggers.accept): every trigger's ledger rows go into it, it
+    # stays RUNNING while the campaign is LIVE and is sent by coalesced wake-up jobs (jobs/triggered.py).
+    open_for_triggers = fields.BooleanField(default=False, db_default=False)
 
     sandbox_id: int
     campaign_id: int

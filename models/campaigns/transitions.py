@@ -185,6 +185,22 @@ async def claim_run(run_id: int, now: datetime, until: datetime) -> tuple[Campai
     return run, fresh
 
 
+async def open_trigger_run(conn: BaseDBAsyncClient, campaign: Campaign, scheduled_for: datetime, now: datetime) -> int:
+    """An API campaign's long-lived trigger run, in the first trigger's transaction: created and claimed at once
+    (audited), its snapshot step done (its audience is what the triggers write), no lease (it is woken, never
+    resumed). The caller's unique (campaign_id, scheduled_for) insert decides between concurrent first triggers."""
+    run = await CampaignRun.create(
+        sandbox_id=campaign.sandbox_id,
+        campaign_id=campaign.id,
+        scheduled_for=scheduled_for,
+        snapshot_done_at=now,
+        open_for_triggers=True,
+        using_db=conn,
+    )
+    await transition_run(conn, run, RunEvent.CLAIM, actor=WORKER, now=now, changes={"started_at": now})
+    return run.id
+
+
 async def finish_run(
     run: CampaignRun,
     status: RunStatus,

@@ -74,13 +74,16 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
-        unique_together = (("run_id", "profile_id"),)
+        # No unique (run_id, profile_id): an API campaign's run holds a row per trigger naming a profile. One row
+        # per (run, profile) of a snapshot is its unique idempotency key "<run>-<profile>".
         indexes = (
+            ("run_id", "profile_id"),
             ("run_id", "status"),
             ("campaign_id", "status"),
             ("provider_message_id",),
             ("relay_id",),
             ("profile_id", "status"),
+            ("trigger_id",),
         )
 
 

@@ -111,6 +111,6 @@ async def snapshot_rest(
         f"CASE WHEN y.reason IS NULL THEN '{_Q}' ELSE '{_EX}' END, y.reason, y.address, "
         f"CASE WHEN y.reason IS NULL THEN {treatment} END, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
-        f"ON CONFLICT (run_id, profile_id) DO NOTHING",
+        f"ON CONFLICT (idempotency_key) DO NOTHING",
         params.values,
     )

@@ -41,6 +41,8 @@ class ReportWindow:
     """Which part of a campaign's history a report covers; see the module docstring."""
 
     run_id: int | None = None
+    # One API trigger's rows (its campaign's triggers share one run), and the events of those rows.
+    trigger_id: int | None = None
     start: datetime | None = None
     end: datetime | None = None
 
@@ -141,12 +143,21 @@ def domain_of(column: str, dialect: Dialect) -> str:
     return f"lower(substr({column}, {position} + 1))"
 
 
-def _where(params: SqlParams, sandbox_id: int, campaign_id: int, window: ReportWindow, alias: str = "") -> str:
-    """Scope and window of one table (`delivery` or `tracking_event`: both carry these columns)."""
+def _where(
+    params: SqlParams, sandbox_id: int, campaign_id: int, window: ReportWindow, alias: str = "", events: bool = False
+) -> str:
+    """Scope and window of one table (`delivery`, or `tracking_event` with `events`: both carry these columns;
+    a trigger's rows are found by `trigger_id` in the ledger, its events by their delivery)."""
     p = f"{alias}." if alias else ""
     parts = [f"{p}sandbox_id = {params.add(sandbox_id)}", f"{p}campaign_id = {params.add(campaign_id)}"]
     if window.run_id is not None:
         parts.append(f"{p}run_id = {params.add(window.run_id)}")
+    if window.trigger_id is not None:
+        trigger = params.add(window.trigger_id)
+        if events:
+            parts.append(f"{p}delivery_id IN (SELECT t.id FROM delivery t WHERE t.trigger_id = {trigger})")
+        else:
+            parts.append(f"{p}trigger_id = {trigger}")
     if window.start is not None:
         parts.append(f"{p}created_at >= {params.add(window.start.astimezone(UTC))}")
     if window.end is not None:
@@ -174,7 +185,7 @@ async def report_totals(
     params = SqlParams(params.dialect)
     events = await _rows(
         f"SELECT kind, COUNT(*) AS n, COUNT(DISTINCT delivery_id) AS u FROM tracking_event "
-        f"WHERE {_where(params, sandbox_id, campaign_id, window)} GROUP BY kind",
+        f"WHERE {_where(params, sandbox_id, campaign_id, window, events=True)} GROUP BY kind",
         params,
     )
     return delivery_figures(deliveries), event_figures(events)
@@ -205,7 +216,7 @@ async def hourly_series(sandbox_id: int, campaign_id: int, window: ReportWindow)
     parts.append(
         f"SELECT {hour_of('created_at', d)}, 0, 0, 0, "
         f"SUM(CASE WHEN kind = '{_OPEN}' THEN 1 ELSE 0 END), SUM(CASE WHEN kind = '{_CLICK}' THEN 1 ELSE 0 END) "
-        f"FROM tracking_event WHERE {_where(params, sandbox_id, campaign_id, window)} "
+        f"FROM tracking_event WHERE {_where(params, sandbox_id, campaign_id, window, events=True)} "
         f"AND kind IN ('{_OPEN}', '{_CLICK}') GROUP BY {hour_of('created_at', d)}"
     )
     sql = (
@@ -233,7 +244,7 @@ async def top_links(sandbox_id: int, campaign_id: int, window: ReportWindow, lim
     sql = (
         "SELECT l.url AS url, COUNT(*) AS clicks, COUNT(DISTINCT e.delivery_id) AS uniq "
         "FROM tracking_event e JOIN tracked_link l ON l.id = e.link_id "
-        f"WHERE {_where(params, sandbox_id, campaign_id, window, 'e')} AND e.kind = '{_CLICK}' "
+        f"WHERE {_where(params, sandbox_id, campaign_id, window, 'e', events=True)} AND e.kind = '{_CLICK}' "
         f"GROUP BY l.url ORDER BY clicks DESC, l.url LIMIT {params.add(limit)}"
     )
     return [LinkFigures(r["url"], int(r["clicks"]), int(r["uniq"])) for r in await _rows(sql, params)]
@@ -249,7 +260,7 @@ async def domain_breakdown(
     events = (
         f"SELECT delivery_id, SUM(CASE WHEN kind = '{_OPEN}' THEN 1 ELSE 0 END) AS opens, "
         f"SUM(CASE WHEN kind = '{_CLICK}' THEN 1 ELSE 0 END) AS clicks FROM tracking_event "
-        f"WHERE {_where(params, sandbox_id, campaign_id, window)} AND kind IN ('{_OPEN}', '{_CLICK}') "
+        f"WHERE {_where(params, sandbox_id, campaign_id, window, events=True)} AND kind IN ('{_OPEN}', '{_CLICK}') "
         "GROUP BY delivery_id"
     )
     flag = "CASE WHEN {} THEN 1 ELSE 0 END"
@@ -295,7 +306,7 @@ async def treatment_breakdown(sandbox_id: int, campaign_id: int, window: ReportW
     events = await _rows(
         "SELECT d.treatment AS treatment, e.kind AS kind, COUNT(*) AS n, COUNT(DISTINCT e.delivery_id) AS u "
         f"FROM tracking_event e JOIN delivery d ON d.id = e.delivery_id "
-        f"WHERE {_where(params, sandbox_id, campaign_id, window, 'e')} AND d.treatment IS NOT NULL "
+        f"WHERE {_where(params, sandbox_id, campaign_id, window, 'e', events=True)} AND d.treatment IS NOT NULL "
         "GROUP BY d.treatment, e.kind",
         params,
     )

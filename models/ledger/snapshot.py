@@ -16,6 +16,7 @@ from models.audience.segment_sql import attribute_text
 from models.audience.segments import ADDRESS_NAMESPACE_TYPE, segment_predicate
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import Category, Channel
+from models.campaigns.run_rules import RunStatus
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.delivery_rules import DeliveryTransition, sources_sql
@@ -158,7 +159,7 @@ async def snapshot_audience(
         f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
         f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
-        f"ON CONFLICT (run_id, profile_id) DO NOTHING"
+        f"ON CONFLICT (idempotency_key) DO NOTHING"
     )
     await conn.execute_query(sql, params.values)
 
@@ -172,7 +173,7 @@ class Recipient(NamedTuple):
 
 
 async def trigger_audience(
-    run: CampaignRun,
+    run_id: int,
     campaign: Campaign,
     namespace: IdentityNamespace,
     preset: MessagePreset | None,
@@ -180,10 +181,11 @@ async def trigger_audience(
     recipients: Sequence[Recipient],
     now: datetime,
     conn: BaseDBAsyncClient,
-) -> None:
-    """An API trigger's recipients (distinct profiles) into the ledger of the trigger's run, in the trigger's
-    transaction: QUEUED, or EXCLUDED with the reason a snapshot would give (to the recipient's own address when
-    it gave one). The idempotency key (the Message-ID) is "t<trigger>-<profile>": one message per recipient."""
+) -> tuple[int, int] | None:
+    """An API trigger's recipients (distinct profiles) into the ledger of the campaign's trigger run, in the
+    trigger's transaction: QUEUED, or EXCLUDED with the reason a snapshot would give (to the recipient's own address
+    when it gave one). The idempotency key (the Message-ID) is "t<trigger>-<profile>": one message per recipient.
+    Returns (queued, excluded); None when the run is no longer RUNNING (nothing written)."""
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
     # The VALUES first: their placeholders come first in the text (SQLite's `?` are positional).
@@ -200,15 +202,18 @@ async def trigger_audience(
     async def members(params: SqlParams) -> str:
         return "p.id IN (SELECT c.profile_id FROM c)"
 
-    audience, _ = await member_reasons(params, campaign, run.sandbox_id, namespace, preset, members, prelude, override)
+    audience, _ = await member_reasons(
+        params, campaign, campaign.sandbox_id, namespace, preset, members, prelude, override
+    )
     context_value = "CAST(c.context AS JSONB)" if pg else "c.context"
-    select_sandbox = params.typed(run.sandbox_id, "BIGINT")
-    select_run = params.typed(run.id, "BIGINT")
+    select_sandbox = params.typed(campaign.sandbox_id, "BIGINT")
+    select_run = params.typed(run_id, "BIGINT")
     select_campaign = params.typed(campaign.id, "BIGINT")
     select_trigger = params.typed(trigger_id, "BIGINT")
     prefix = params.typed(f"t{trigger_id}-", "TEXT")
     created = params.typed(now, "TIMESTAMPTZ")
     updated = params.typed(now, "TIMESTAMPTZ")
+    select_run_again = params.typed(run_id, "BIGINT")  # placeholders in text order (SQLite's `?`)
     sql = (
         f"{audience} "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, reason, "
@@ -217,10 +222,15 @@ async def trigger_audience(
         f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' "
         f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} "
-        f"FROM y JOIN c ON c.profile_id = y.profile_id WHERE 1 = 1 "
-        f"ON CONFLICT (run_id, profile_id) DO NOTHING"
+        f"FROM y JOIN c ON c.profile_id = y.profile_id WHERE EXISTS (SELECT 1 FROM campaign_run r "
+        f"WHERE r.id = {select_run_again} AND r.status = '{RunStatus.RUNNING.value}') "
+        f"ON CONFLICT (idempotency_key) DO NOTHING RETURNING status"
     )
-    await conn.execute_query(sql, params.values)
+    rows = await conn.execute_query_dict(sql, params.values)
+    if not rows:
+        return None  # a new trigger's keys are new: no row means the run is not RUNNING
+    queued = sum(1 for r in rows if r["status"] == DeliveryStatus.QUEUED.value)
+    return queued, len(rows) - queued
 
 
 async def estimate_exclusions(

@@ -16,6 +16,7 @@ CAMPAIGN_STATUS_TOPIC = "campaign.status"
 CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
 CAMPAIGN_VERSION_TOPIC = "campaign.version.published"
 TRIGGER_ACCEPTED_TOPIC = "trigger.accepted"
+TRIGGER_PROGRESS_TOPIC = "trigger.progress"
 # Per-recipient facts, written for webhook endpoints (models/webhooks): a batch's sends, a receipt, an open.
 DELIVERY_OUTCOMES_TOPIC = "delivery.outcomes"
 RECIPIENT_EVENT_TOPIC = "recipient.event"
@@ -294,6 +295,66 @@ class TriggerAccepted:
         )
 
 
+@dataclass(frozen=True)
+class TriggerCounts:
+    """One trigger's ledger rows by outcome (models/triggers/progress.py); done once none is pending."""
+
+    trigger_id: int
+    sent: int
+    failed: int
+    excluded: int
+    pending: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "triggerId": self.trigger_id,
+            "sent": self.sent,
+            "failed": self.failed,
+            "excluded": self.excluded,
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True)
+class TriggerProgress:
+    """The triggers a sent batch touched, recounted in the transaction after its outcomes: one event per batch
+    (not per message), read by `campaignTriggerStatus`."""
+
+    topic: ClassVar[str] = TRIGGER_PROGRESS_TOPIC
+
+    campaign_id: int
+    run_id: int
+    at: datetime
+    triggers: tuple[TriggerCounts, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "campaignId": self.campaign_id,
+            "runId": self.run_id,
+            "at": self.at.isoformat(),
+            "triggers": [t.to_json() for t in self.triggers],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TriggerProgress:
+        t = cls.topic
+        triggers = []
+        for item in _field(data, t, "triggers", (list,)):
+            if not isinstance(item, dict):
+                raise PayloadError(f"{t}: 'triggers' holds a {type(item).__name__}, not an object")
+            triggers.append(
+                TriggerCounts(
+                    *(_field(item, t, k, (int,)) for k in ("triggerId", "sent", "failed", "excluded", "pending"))
+                )
+            )
+        return cls(
+            campaign_id=_field(data, t, "campaignId", (int,)),
+            run_id=_field(data, t, "runId", (int,)),
+            at=_time(data, t, "at"),
+            triggers=tuple(triggers),
+        )
+
+
 # What became of deliveries (one kind per event): SENT, DELIVERED, BOUNCED or FAILED.
 DELIVERY_OUTCOMES = frozenset({"SENT", "DELIVERED", "BOUNCED", "FAILED"})
 # What a recipient did, or a provider reported of them.
@@ -404,7 +465,13 @@ class RecipientEvent:
 
 
 Payload = (
-    CampaignStatusChanged | RunProgress | DeliveryOutcomes | RecipientEvent | CampaignVersionPublished | TriggerAccepted
+    CampaignStatusChanged
+    | RunProgress
+    | DeliveryOutcomes
+    | RecipientEvent
+    | CampaignVersionPublished
+    | TriggerAccepted
+    | TriggerProgress
 )
 PAYLOADS: dict[str, type[Payload]] = {
     CampaignStatusChanged.topic: CampaignStatusChanged,
@@ -413,6 +480,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     RecipientEvent.topic: RecipientEvent,
     CampaignVersionPublished.topic: CampaignVersionPublished,
     TriggerAccepted.topic: TriggerAccepted,
+    TriggerProgress.topic: TriggerProgress,
 }
 
 

@@ -11,14 +11,17 @@ Refused input, an unknown campaign or a campaign in the wrong state store nothin
 for a request that never started). A recipient's `address` replaces its profile's for this call (an email
 address for EMAIL, E.164 for SMS), and the suppression list is checked against it.
 
-One transaction: the trigger row, the profiles CREATE upserts, the trigger's run (PENDING, its ledger already
-written, so the run executor goes straight to sending), the recipients' ledger rows and the outbox event.
-The caller enqueues `execute_run(answer.run_id)` after commit; the dispatcher picks the run up if that is lost.
+One transaction: the trigger row, the profiles CREATE upserts, the recipients' ledger rows and the outbox event.
+The ledger rows go into the campaign's long-lived run (`open_run`: one per activation, RUNNING while the campaign
+is LIVE, created by the first trigger), and nothing per trigger is written on the run row: 200 acceptances a
+second would queue on its row lock. The caller wakes the sender after commit (`JobQueue.wake_triggers`, one job
+per run per short window whatever the number of calls); the dispatcher wakes it too, so a lost wake-up only
+delays the send.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -33,6 +36,8 @@ from models.audience.suppression import normalize_address
 from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel
+from models.campaigns.run_rules import RunStatus
+from models.campaigns.transitions import open_trigger_run
 from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
@@ -110,7 +115,13 @@ async def _accept_once(
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
                 raise IdempotencyConflictError(key, existing.id)
-            return TriggerAnswer.from_json(existing.answer, replayed=True)
+            return replace(
+                TriggerAnswer.from_json(existing.answer, replayed=True),
+                idempotency_key=existing.idempotency_key,
+                context=existing.context or {},
+                created_at=existing.created_at,
+                expires_at=existing.expires_at,
+            )
         # Expired: the old trigger keeps its history under released_key and the key is free again.
         await (
             CampaignTrigger.filter(id=existing.id, idempotency_key=key)
@@ -142,25 +153,34 @@ async def _accept_once(
     )
     namespaces = await namespaces_by_code(fresh.sandbox_id) if any(r.namespace for r in request.recipients) else {}
     profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, namespaces, addresses, prefix)
-    run: CampaignRun | None = None
+    run_id: int | None = None
+    queued = excluded = 0
     if profiles:
-        # The trigger's own run, its ledger written here: the executor finds the snapshot done and sends.
-        run = await CampaignRun.create(
-            sandbox_id=fresh.sandbox_id,
-            campaign_id=fresh.id,
-            scheduled_for=now,
-            snapshot_done_at=now,
-            using_db=conn,
-        )
+        run_id = await open_run(conn, fresh, now)
         namespace = next((ns for ns in namespaces.values() if ns.id == fresh.namespace_id), None)
         if namespace is None:
             namespace = await IdentityNamespace.get(id=fresh.namespace_id).using_db(conn)
         preset = None
         if fresh.preset_id and reads_preset(fresh, namespace):
             preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn)
-        await trigger_audience(run, fresh, namespace, preset, trigger.id, profiles, now, conn)
+        written = await trigger_audience(run_id, fresh, namespace, preset, trigger.id, profiles, now, conn)
+        if written is None:
+            # The run ended since it was remembered (the campaign stopped meanwhile): nothing of this call stays.
+            forget_run(run_id)
+            raise TriggerStateError(f"campaign {fresh.id}'s trigger run has ended", fresh.status.value)
+        queued, excluded = written
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
-    answer = TriggerAnswer(trigger.id, status.value, len(profiles), tuple(rejected), run.id if run else None)
+    answer = TriggerAnswer(
+        trigger.id,
+        status.value,
+        len(profiles),
+        tuple(rejected),
+        run_id,
+        idempotency_key=key,
+        context=trigger.context or {},
+        created_at=trigger.created_at,
+        expires_at=trigger.expires_at,
+    )
     await (
         CampaignTrigger.filter(id=trigger.id)
         .using_db(conn)
@@ -170,6 +190,8 @@ async def _accept_once(
             accepted=answer.accepted,
             rejected=len(rejected),
             answer=answer.to_json(),
+            pending=queued,
+            excluded=excluded,
         )
     )
     event = TriggerAccepted(
@@ -183,6 +205,49 @@ async def _accept_once(
     )
     await outbox.emit(event, sandbox_id=fresh.sandbox_id, conn=conn)
     return answer
+
+
+async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -> int:
+    """The id of the campaign's long-lived trigger run, created by the first trigger of an activation.
+
+    Unique per (campaign, scheduled_for) with scheduled_for = activated_at: concurrent first triggers agree (the
+    loser's insert fails, its call is tried again and finds the row). Created RUNNING with its snapshot step done:
+    its audience is what the triggers write. A run no longer RUNNING (the campaign was stopped meanwhile) takes
+    no more rows."""
+    scheduled_for = campaign.activated_at or campaign.created_at
+    known = _OPEN_RUNS.get((campaign.id, scheduled_for))
+    if known is not None:
+        return known  # the ledger insert checks it is still RUNNING (trigger_audience)
+    row = await (
+        CampaignRun.filter(campaign_id=campaign.id, scheduled_for=scheduled_for)
+        .using_db(conn)
+        .values_list("id", "status")
+    )
+    if row:
+        run_id, status = row[0]
+        if RunStatus(status) is not RunStatus.RUNNING:
+            raise TriggerStateError(f"campaign {campaign.id}'s trigger run is {status}", campaign.status.value)
+        _remember(campaign.id, scheduled_for, int(run_id))
+        return int(run_id)
+    # Not remembered before commit: a rolled-back creation must not leave an id behind.
+    return await open_trigger_run(conn, campaign, scheduled_for, now)
+
+
+# (campaign, activated_at) -> its trigger run, per process: one read less per acceptance. Never stale in effect:
+# the ledger insert writes only into a RUNNING run, and a run found ended is forgotten (`forget_run`).
+_OPEN_RUNS: dict[tuple[int, datetime], int] = {}
+_OPEN_RUNS_MAX = 10_000
+
+
+def _remember(campaign_id: int, scheduled_for: datetime, run_id: int) -> None:
+    if len(_OPEN_RUNS) >= _OPEN_RUNS_MAX:
+        _OPEN_RUNS.clear()
+    _OPEN_RUNS[(campaign_id, scheduled_for)] = run_id
+
+
+def forget_run(run_id: int) -> None:
+    for key in [k for k, v in _OPEN_RUNS.items() if v == run_id]:
+        del _OPEN_RUNS[key]
 
 
 @dataclass(frozen=True, slots=True)

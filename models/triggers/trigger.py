@@ -24,7 +24,8 @@ class CampaignTrigger(Model):
     id = fields.BigIntField(primary_key=True)
     sandbox = fields.ForeignKeyField("herald.Sandbox", on_delete=fields.RESTRICT, related_name=False)
     campaign = fields.ForeignKeyField("herald.Campaign", on_delete=fields.RESTRICT, related_name=False)
-    # The run holding this trigger's ledger rows (None when every recipient was rejected).
+    # The run holding this trigger's ledger rows (None when every recipient was rejected): the campaign's
+    # long-lived run, shared by its triggers (older triggers had a run each).
     run = fields.ForeignKeyField("herald.CampaignRun", null=True, on_delete=fields.RESTRICT, related_name=False)
     idempotency_key = fields.CharField(max_length=255, null=True)
     released_key = fields.CharField(max_length=255, null=True)
@@ -33,6 +34,12 @@ class CampaignTrigger(Model):
     status = fields.CharEnumField(TriggerStatus, max_length=16)
     accepted = fields.IntField(default=0)
     rejected = fields.IntField(default=0)
+    # Its ledger rows by outcome, recounted for the triggers of each sent batch (models/triggers/progress.py):
+    # sent and failed as the run's counters define them, pending = QUEUED or SENDING.
+    sent = fields.IntField(default=0, db_default=0)
+    failed = fields.IntField(default=0, db_default=0)
+    excluded = fields.IntField(default=0, db_default=0)
+    pending = fields.IntField(default=0, db_default=0)
     # The call's context, read by templates as context.trigger.
     context = fields.JSONField(default=dict)
     answer = fields.JSONField(default=dict)

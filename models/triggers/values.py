@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -131,6 +132,11 @@ class TriggerAnswer:
     rejected: tuple[Rejection, ...]
     run_id: int | None
     replayed: bool = False  # True when this answer is the stored one of an earlier call
+    # The trigger row's other fields, so that the caller answers without reading it again (not stored).
+    idempotency_key: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

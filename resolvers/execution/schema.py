@@ -19,7 +19,6 @@ from models.ledger.delivery import InboxMessage as InboxMessageModel
 from models.ledger.waves import progress_waves, wave_figures
 from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress, WaveProgress
 from models.tenancy.identity import IdentityNamespace
-from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from resolvers.campaigns.enums import RunPauseReason, RunStatus
 from resolvers.campaigns.wave_types import CampaignRunWave
 from resolvers.context import Info
@@ -239,11 +238,8 @@ class ExecutionQuery:
         if campaign_id is not None:
             query = query.filter(campaign_id=_global_pk(campaign_id, "Campaign"))
         if trigger_id is not None:
-            # A trigger's rows are those of its own run: the run's index finds them.
-            trigger = await CampaignTriggerModel.get_or_none(
-                id=_global_pk(trigger_id, "CampaignTrigger"), sandbox_id=info.context.require_caller().sandbox_id
-            )
-            query = query.filter(run_id=(trigger.run_id or 0) if trigger else 0)
+            # The campaign's triggers share its run: a trigger's rows are found by their trigger_id (indexed).
+            query = query.filter(trigger_id=_global_pk(trigger_id, "CampaignTrigger"))
         if status:
             query = query.filter(status__in=[DeliveryStatusEnum(s) for s in status])
         if reason:

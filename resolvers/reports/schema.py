@@ -14,6 +14,7 @@ from models.campaigns.campaign import CampaignRun as CampaignRunModel
 from models.campaigns.resend import NothingToResend, RunNotFound, RunNotResendable, resend_failed
 from models.ledger import reports
 from models.presets.rules import PresetStatus as MessagePresetStatusEnum
+from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from resolvers.campaigns.refusals import campaign_not_found, campaign_pk
 from resolvers.campaigns.run_types import CampaignRun
 from resolvers.context import Info
@@ -118,6 +119,7 @@ class ReportsQuery:
         now = datetime.now(UTC)
         kind, scope = ReportWindowKind.ALL_TIME, reports.ReportWindow()
         run_gid: strawberry.ID | None = None
+        trigger_gid: strawberry.ID | None = None
         if window is not None and window.period is ReportPeriod.LAST_24_HOURS:
             kind, scope = ReportWindowKind.LAST_24_HOURS, reports.ReportWindow(start=now - timedelta(hours=24), end=now)
         elif window is not None and window.run_id:
@@ -133,6 +135,16 @@ class ReportsQuery:
                 reports.ReportWindow(run_id=run_pk),
                 _gid("CampaignRun", run_pk),
             )
+        elif window is not None and window.trigger_id:
+            trigger_pk = pk_of(window.trigger_id, "CampaignTrigger")
+            exists = (
+                trigger_pk is not None
+                and await CampaignTriggerModel.filter(id=trigger_pk, campaign_id=pk, sandbox_id=sandbox_id).exists()
+            )
+            if not exists:
+                return NotFoundError(message="No trigger of this campaign with that id.", id=str(window.trigger_id))
+            kind, scope = ReportWindowKind.TRIGGER, reports.ReportWindow(trigger_id=trigger_pk)
+            trigger_gid = _gid("CampaignTrigger", trigger_pk)
         elif window is not None and window.range:
             start, end = (
                 value if value.tzinfo else value.replace(tzinfo=UTC) for value in (window.range.from_, window.range.to)
@@ -145,7 +157,7 @@ class ReportsQuery:
             sandbox_id=sandbox_id,
             campaign_pk=pk,
             campaign_id=_gid("Campaign", pk),
-            window=ReportWindow(kind=kind, run_id=run_gid, from_=scope.start, to=scope.end),
+            window=ReportWindow(kind=kind, run_id=run_gid, trigger_id=trigger_gid, from_=scope.start, to=scope.end),
             scope=scope,
             generated_at=now,
             deliveries=deliveries,

@@ -46,6 +46,11 @@ class ReportWindowInput:
     run_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Global id of one run of the campaign."
     )
+    trigger_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Global id of one API trigger of the campaign: its deliveries (an API campaign's triggers share "
+        "one run) and their events.",
+    )
     range: ReportRangeInput | None = strawberry.field(default=strawberry.UNSET, description="A time range.")
 
 
@@ -55,12 +60,14 @@ class ReportWindowKind(Enum):
     ALL_TIME = "ALL_TIME"
     RUN = "RUN"
     RANGE = "RANGE"
+    TRIGGER = "TRIGGER"
 
 
 @strawberry.type(description="The window a report covers, resolved (LAST_24_HOURS gets its bounds).")
 class ReportWindow:
     kind: ReportWindowKind = strawberry.field(description="Period, run or range.")
     run_id: strawberry.ID | None = strawberry.field(description="The run, for RUN.")
+    trigger_id: strawberry.ID | None = strawberry.field(default=None, description="The API trigger, for TRIGGER.")
     from_: datetime | None = strawberry.field(name="from", description="Start (included), for time windows.")
     to: datetime | None = strawberry.field(description="End (excluded), for time windows.")
 

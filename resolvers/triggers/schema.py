@@ -11,7 +11,8 @@ import strawberry
 from strawberry import relay
 
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
-from models.outbox.payloads import CAMPAIGN_RUN_PROGRESS_TOPIC, RunProgress
+from models.campaigns.run_rules import RunStatus as RunStatusEnum
+from models.outbox.payloads import TRIGGER_PROGRESS_TOPIC, TriggerProgress
 from models.triggers.accept import accept_trigger
 from models.triggers.trigger import CampaignTrigger as CampaignTriggerModel
 from models.triggers.trigger import TriggerStatus as TriggerStatusEnum
@@ -120,6 +121,22 @@ class CampaignTrigger(SandboxNode):
     )
     created_at: datetime = strawberry.field(description="When it was accepted.")
     expires_at: datetime = strawberry.field(description="Until when its key replays this answer.")
+
+    @classmethod
+    def from_answer(cls, answer: TriggerAnswer) -> Self:
+        """The trigger as its call answered it (no second read of the row)."""
+        assert answer.created_at is not None and answer.expires_at is not None
+        return cls(
+            pk=answer.trigger_id,
+            status=TriggerStatusEnum(answer.status),
+            accepted=answer.accepted,
+            rejected=[TriggerRejection(index=r.index, reason=r.reason) for r in answer.rejected],
+            idempotency_key=answer.idempotency_key,
+            context=answer.context,
+            run_id=_gid("CampaignRun", answer.run_id) if answer.run_id is not None else None,
+            created_at=answer.created_at,
+            expires_at=answer.expires_at,
+        )
 
     @classmethod
     def from_model(cls, row: CampaignTriggerModel) -> Self:
@@ -260,11 +277,12 @@ class TriggerMutation:
             )
         except TriggerError as exc:
             return trigger_error(exc)
-        # After commit: hand the run to the workers (a replay enqueues again: the job id makes it a no-op).
-        if answer.run_id is not None and info.context.queue is not None:
-            await info.context.queue.execute_run(answer.run_id)
-        row = await CampaignTriggerModel.get(id=answer.trigger_id)
-        return CampaignTriggerSuccess(trigger=CampaignTrigger.from_model(row), replayed=answer.replayed)
+        # After commit: wake the campaign's sender (coalesced per short window; the dispatcher wakes it too).
+        if answer.run_id is not None and info.context.queue is not None and not answer.replayed:
+            await info.context.queue.wake_triggers(
+                answer.run_id, info.context.trigger_wake_seconds, f"t{answer.trigger_id}"
+            )
+        return CampaignTriggerSuccess(trigger=CampaignTrigger.from_answer(answer), replayed=answer.replayed)
 
 
 @strawberry.type
@@ -282,7 +300,7 @@ class TriggerSubscription:
         if info.context.events is None:
             raise RuntimeError("no event bus configured")
         pk = pk_of(trigger_id, "CampaignTrigger") or 0
-        async with info.context.events.subscribe(caller.sandbox_id, CAMPAIGN_RUN_PROGRESS_TOPIC) as events:
+        async with info.context.events.subscribe(caller.sandbox_id, TRIGGER_PROGRESS_TOPIC) as events:
             row = await CampaignTriggerModel.get_or_none(id=pk, sandbox_id=caller.sandbox_id)
             if row is None:
                 return
@@ -291,22 +309,25 @@ class TriggerSubscription:
             yield first
             if first.final:
                 return
-            async for progress in typed_events(events, CAMPAIGN_RUN_PROGRESS_TOPIC):
-                assert isinstance(progress, RunProgress)
-                if progress.run_id != row.run_id:
+            # The campaign's triggers share its run: each sent batch's event carries the counts of its triggers.
+            async for progress in typed_events(events, TRIGGER_PROGRESS_TOPIC):
+                assert isinstance(progress, TriggerProgress)
+                counts = next((t for t in progress.triggers if t.trigger_id == row.id), None)
+                if counts is None:
                     continue
-                yield CampaignTriggerStatusEvent(
+                event = CampaignTriggerStatusEvent(
                     trigger_id=_gid("CampaignTrigger", row.id),
                     status=row.status,
-                    run_status=progress.status,  # type: ignore[arg-type]
+                    run_status=RunStatusEnum.RUNNING,  # type: ignore[arg-type]
                     accepted=row.accepted,
-                    sent=progress.sent,
-                    failed=progress.failed,
-                    excluded=progress.excluded,
-                    pending=progress.pending,
-                    final=progress.final,
+                    sent=counts.sent,
+                    failed=counts.failed,
+                    excluded=counts.excluded,
+                    pending=counts.pending,
+                    final=counts.pending == 0,
                 )
-                if progress.final:
+                yield event
+                if event.final:
                     return
 
 
@@ -314,14 +335,16 @@ FINAL_RUN_STATUSES = {"SUCCEEDED", "FAILED", "CANCELLED"}
 
 
 def _status_event(row: CampaignTriggerModel, run: CampaignRunModel | None) -> CampaignTriggerStatusEvent:
+    """From the trigger's own counts (its run is shared by the campaign's triggers). Final once nothing of it is
+    pending, or its run ended (cancelled by a stop: its unsent rows will never be)."""
     return CampaignTriggerStatusEvent(
         trigger_id=_gid("CampaignTrigger", row.id),
         status=row.status,
         run_status=run.status if run else None,  # type: ignore[arg-type]
         accepted=row.accepted,
-        sent=run.sent if run else 0,
-        failed=run.failed if run else 0,
-        excluded=run.excluded if run else 0,
-        pending=run.pending if run else 0,
-        final=run is None or run.status.value in FINAL_RUN_STATUSES,
+        sent=row.sent,
+        failed=row.failed,
+        excluded=row.excluded,
+        pending=row.pending,
+        final=run is None or row.pending == 0 or run.status.value in FINAL_RUN_STATUSES,
     )

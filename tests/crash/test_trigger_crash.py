@@ -152,6 +152,13 @@ async def test_each_key_sends_once_through_concurrent_copies_and_a_killed_worker
     rows = await herald.db.fetch("SELECT status, idempotency_key FROM delivery WHERE campaign_id = $1", campaign_id)
     assert len(rows) == KEYS
     assert Counter(r["status"] for r in rows) == {"SENT": KEYS}, Counter(r["status"] for r in rows)
+    # Every trigger's row went into the campaign's one long-lived run, sent across triggers by the wake-ups.
+    runs = await herald.db.fetch("SELECT DISTINCT run_id FROM delivery WHERE campaign_id = $1", campaign_id)
+    assert len(runs) == 1, runs
+    pending = await herald.db.fetchval(
+        "SELECT COUNT(*) FROM campaign_trigger WHERE campaign_id = $1 AND (sent <> 1 OR pending <> 0)", campaign_id
+    )
+    assert pending == 0  # each trigger's own counts were recounted after its batch
 
     by_recipient: dict[str, set[str]] = defaultdict(set)
     for message_id, recipient in handler.pairs:

@@ -1,0 +1,196 @@
+"""An API campaign's triggers share its one long-lived run (issue 17, throughput): acceptance only adds ledger rows
+to it, a coalesced job (or the dispatcher, when that job is lost) sends them across triggers, and each trigger's
+own counts stay right.
+
+Real parts: the SMTP sink (aiosmtpd), the suite's database and Redis, queued jobs run by `drain_jobs()`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import websockets
+from arq.constants import default_queue_name
+
+from jobs.queue import SEND_TRIGGERS, JobQueue
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.ledger.delivery import Delivery
+from models.tenancy.sandbox import Role
+from models.triggers.accept import accept_trigger
+from models.triggers.trigger import CampaignTrigger
+from models.triggers.values import TriggerRecipient, TriggerRequest
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.graphql.test_campaigns import STOP
+from tests.graphql.test_triggers import DELIVERIES, api_campaign, people, pk, recipient, trigger
+from tests.jobs.smtp_sink import SinkHandler, smtp_sink
+from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
+from tests.serving import subscribe
+
+REPORT = """query($id: ID!, $window: ReportWindowInput) { campaignReport(id: $id, window: $window) {
+  ... on CampaignReport { window { kind triggerId } audience sent } } }"""
+STATUS = """subscription($id: ID!) { campaignTriggerStatus(triggerId: $id) {
+  triggerId status accepted sent failed excluded pending final } }"""
+
+
+async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        # The first triggers arrive together: they agree on one run (the unique index makes the losers retry).
+        bodies = [
+            {
+                "campaignId": campaign_id,
+                "idempotencyKey": f"order-{n}",
+                "context": {"order": {"id": f"A-{n}"}},
+                "recipients": [recipient("yes@example.com", name=f"Y{n}")]
+                + ([recipient("no@example.com", name="N")] if n == 0 else []),
+            }
+            for n in range(3)
+        ]
+        results = await asyncio.gather(*(trigger(gql, sandbox, body) for body in bodies))
+        assert {r["__typename"] for r in results} == {"CampaignTriggerSuccess"}, results
+        run_ids = {r["trigger"]["runId"] for r in results}
+        assert len(run_ids) == 1, run_ids
+        await gql.drain_jobs()
+
+    runs = await CampaignRun.filter(campaign_id=pk(campaign_id))
+    assert len(runs) == 1 and runs[0].open_for_triggers and runs[0].status is RunStatus.RUNNING
+    # yes@ was named by the three triggers: three rows, three messages, each with its own Message-ID and context.
+    rows = await Delivery.filter(campaign_id=pk(campaign_id)).order_by("id")
+    assert sorted((r.address, r.status.value) for r in rows) == [
+        ("no@example.com", "SENT"),
+        ("yes@example.com", "SENT"),
+        ("yes@example.com", "SENT"),
+        ("yes@example.com", "SENT"),
+    ]
+    assert len({r.idempotency_key for r in rows}) == 4
+    subjects = sorted(m.parsed["Subject"] for m in handler.received if m.recipients == ["yes@example.com"])
+    assert subjects == ["Order A-0", "Order A-1", "Order A-2"]
+    assert len({m.message_id for m in handler.received}) == 4
+
+    first = results[0]["trigger"]["id"]
+    row = await CampaignTrigger.get(id=pk(first))
+    assert (row.accepted, row.sent, row.failed, row.excluded, row.pending) == (2, 2, 0, 0, 0)
+    listed = await gql(DELIVERIES, {"id": first}, key=sandbox.keys[Role.VIEWER])
+    assert sorted(e["node"]["address"] for e in listed["deliveries"]["edges"]) == ["no@example.com", "yes@example.com"]
+    # The report by trigger covers that trigger's rows, not the whole shared run's.
+    by_trigger = await gql(REPORT, {"id": campaign_id, "window": {"triggerId": first}}, key=sandbox.keys[Role.VIEWER])
+    assert by_trigger["campaignReport"]["window"] == {"kind": "TRIGGER", "triggerId": first}
+    assert (by_trigger["campaignReport"]["audience"], by_trigger["campaignReport"]["sent"]) == (2, 2)
+    by_run = await gql(REPORT, {"id": campaign_id, "window": {"runId": run_ids.pop()}}, key=sandbox.keys[Role.VIEWER])
+    assert (by_run["campaignReport"]["audience"], by_run["campaignReport"]["sent"]) == (4, 4)
+
+
+async def test_a_lost_wake_up_is_sent_by_the_dispatcher_and_wake_ups_coalesce(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        campaign = pk(campaign_id)
+
+        def request(n: int) -> TriggerRequest:
+            one = TriggerRecipient(None, "Email", "yes@example.com", {"name": "Y"})
+            return TriggerRequest(campaign, f"lost-{n}", (one,), {"order": {"id": f"L-{n}"}})
+
+        sandbox_pk = (await Campaign.get(id=campaign)).sandbox_id
+        # Accepted by the domain function alone: committed, but nobody woke the sender (Redis lost the job).
+        answers = [await accept_trigger(sandbox_pk, request(n)) for n in range(3)]
+        await gql.drain_jobs()
+        assert handler.received == []
+        assert await Delivery.filter(campaign_id=campaign, status="QUEUED").count() == 3
+
+        # The dispatcher's pass finds the run's rows to claim and wakes it.
+        now = datetime.now(UTC)
+        await gql.drain_jobs(dispatch_at=now)
+        assert len(handler.received) == 3
+        assert await Delivery.filter(campaign_id=campaign, status="SENT").count() == 3
+        assert {t.pending for t in await CampaignTrigger.filter(campaign_id=campaign)} == {0}
+
+        # Fifty acceptances in one window make one wake-up (two if the window ended meanwhile), due at its end.
+        run_id = answers[0].run_id
+        assert run_id is not None
+        later = [await accept_trigger(sandbox_pk, request(n)) for n in range(3, 53)]
+        redis = gql.app.state.redis
+        queue = JobQueue(redis)
+        for answer in later:
+            await queue.wake_triggers(run_id, 5.0, f"t{answer.trigger_id}")
+        prefix = f"{SEND_TRIGGERS}:{run_id}:w".encode()
+        jobs = [j for j in await redis.zrange(default_queue_name, 0, -1) if j.startswith(prefix)]
+        assert 1 <= len(jobs) <= 2, jobs
+        await gql.drain_jobs(until=datetime.now(UTC) + timedelta(seconds=11))
+    assert len(handler.received) == 53
+    assert len({m.message_id for m in handler.received}) == 53
+
+
+async def test_a_stop_ends_the_trigger_run_once_its_rows_are_sent(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        yes = recipient("yes@example.com", name="Y")
+        body = {"campaignId": campaign_id, "idempotencyKey": "s-1", "recipients": [yes]}
+        accepted = await trigger(gql, sandbox, {**body, "context": {"order": {"id": "S"}}})
+        assert accepted["__typename"] == "CampaignTriggerSuccess", accepted
+        stopped = await gql(STOP, {"input": {"id": campaign_id}}, key=sandbox.keys[Role.PUBLISHER])
+        assert stopped["campaignStop"]["__typename"] == "CampaignSuccess", stopped
+        # Accepted before the stop: still sent; then the run ends (the dispatcher wakes it once nothing is left).
+        await gql.drain_jobs()
+        await gql.drain_jobs(dispatch_at=datetime.now(UTC))
+        assert len(handler.received) == 1
+        run = await CampaignRun.get(id=pk(accepted["trigger"]["runId"]))
+        assert run.status is RunStatus.SUCCEEDED and run.sent == 1
+        refused = await trigger(gql, sandbox, {**body, "idempotencyKey": "s-2", "context": {"order": {"id": "T"}}})
+        assert refused["__typename"] == "InvalidStateError", refused
+
+
+async def test_the_status_subscription_follows_the_trigger_s_own_rows(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        # Another trigger in the same run, sent in the same batch: its counts are not this one's.
+        other = [recipient("yes@example.com", name="O"), recipient("unsubscribed@example.com", name="U")]
+        mine = [recipient("no@example.com", name="N"), recipient("bounced@example.com", name="B")]
+        order = {"order": {"id": "O-1"}}
+        results = [
+            await trigger(
+                gql, sandbox, {"campaignId": campaign_id, "idempotencyKey": key, "recipients": rows, "context": order}
+            )
+            for key, rows in (("other", other), ("mine", mine))
+        ]
+        trigger_id = results[1]["trigger"]["id"]
+        async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:
+            init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {sandbox.keys[Role.VIEWER]}"}}
+            await ws.send(json.dumps(init))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            message = {"id": "1", "type": "subscribe", "payload": {"query": STATUS, "variables": {"id": trigger_id}}}
+            answer = await subscribe(server, ws, message)
+            events = [answer] if answer is not None else []
+            async with asyncio.timeout(30):
+                if not events:
+                    events.append(json.loads(await ws.recv()))
+                await gql.drain_jobs()
+                while (
+                    events[-1]["type"] == "next" and not events[-1]["payload"]["data"]["campaignTriggerStatus"]["final"]
+                ):
+                    events.append(json.loads(await ws.recv()))
+    states = [e["payload"]["data"]["campaignTriggerStatus"] for e in events]
+    # Accepted: one queued, one excluded (suppressed); then its own row sent, whatever the other trigger did.
+    assert (states[0]["accepted"], states[0]["pending"], states[0]["excluded"], states[0]["final"]) == (2, 1, 1, False)
+    last = states[-1]
+    assert (last["triggerId"], last["sent"], last["failed"], last["excluded"], last["pending"]) == (
+        trigger_id,
+        1,
+        0,
+        1,
+        0,
+    )
+    assert last["final"] is True

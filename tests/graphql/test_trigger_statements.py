@@ -1,0 +1,46 @@
+"""What one accepted trigger costs in SQL statements, REST and GraphQL (issue 17: 200 triggers/s on two cores).
+Counted with tests/sql_counter.py on the request path (authentication included; BEGIN and COMMIT are not
+statements here), once earlier calls made the campaign's run and the process remembers it: a new statement per
+call on this path must be a choice, not an accident.
+
+Before the shared run, 10 each: the API key lookup (REST only), the trigger read, the campaign, the trigger
+insert, the namespaces, the identities, the run insert, the ledger insert, the trigger update, the outbox event,
+and GraphQL read the trigger again for its answer. Now 8 each: no run write (the run is remembered), the REST key
+lookup cached like GraphQL's (AUTH_CACHE_SECONDS), and GraphQL answers from what the call wrote."""
+
+from __future__ import annotations
+
+from models.tenancy.sandbox import Role
+from tests.conftest import GraphQLClient, SandboxKeys
+from tests.graphql.test_trigger_rest import post
+from tests.graphql.test_triggers import api_campaign, people, recipient, trigger
+from tests.jobs.smtp_sink import SinkHandler, smtp_sink
+from tests.provider_servers import SMTP_PASSWORD, SMTP_USER
+from tests.sql_counter import count_sql
+
+REST_STATEMENTS = 8
+GRAPHQL_STATEMENTS = 8
+
+
+async def test_an_acceptance_costs_a_fixed_number_of_statements(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+    await people(gql, sandbox)
+    publisher = sandbox.keys[Role.PUBLISHER]
+
+    def body(n: int) -> dict:
+        return {"context": {"order": {"id": f"C-{n}"}}, "recipients": [recipient("yes@example.com", name="Y")]}
+
+    for n in (0, 10):  # the first makes the run, the second finds it and remembers it
+        earlier = await post(gql, campaign_id, body(n), key=publisher, idempotency_key=f"count-{n}")
+        assert earlier.status_code == 201, earlier.text
+    with count_sql() as rest:
+        created = await post(gql, campaign_id, body(1), key=publisher, idempotency_key="count-1")
+    assert created.status_code == 201, created.text
+    with count_sql() as graphql:
+        result = await trigger(gql, sandbox, {"campaignId": campaign_id, "idempotencyKey": "count-2", **body(2)})
+    assert result["__typename"] == "CampaignTriggerSuccess", result
+    print(f"\nREST {len(rest)}:\n  " + "\n  ".join(s[:150] for s in rest))
+    print(f"GraphQL {len(graphql)}:\n  " + "\n  ".join(s[:150] for s in graphql))
+    assert len(rest) <= REST_STATEMENTS, rest
+    assert len(graphql) <= GRAPHQL_STATEMENTS, graphql
