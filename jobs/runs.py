@@ -451,5 +451,9 @@ async def _finish_if_done(
         empty = RunOutcomeReason.AUDIENCE_EMPTY if counts.total == 0 else None
         final = progress.event(counts, RunStatus.SUCCEEDED, final=True)
         if not await finish_run(run, RunStatus.SUCCEEDED, None, now, final, outcome=empty):
-            return {"runId": run.id, "status": (await CampaignRun.get(id=run.id)).status.value}
+            status = (await CampaignRun.get(id=run.id)).status
+            if run.open_for_triggers and status is RunStatus.RUNNING and ctx.get("redis") is not None:
+                # Rows an acceptance committed as the run was finishing: sent by the next wake-up.
+                await JobQueue(ctx["redis"]).wake_triggers(run.id, 0, f"late{int(now.timestamp())}")
+            return {"runId": run.id, "status": status.value}
     return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}

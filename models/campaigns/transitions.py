@@ -27,7 +27,10 @@ from models.campaigns.run_rules import (
     run_target,
 )
 from models.campaigns.values import OBJECT_TYPE
+from models.ledger.vocabulary import DeliveryStatus
 from models.outbox.payloads import CampaignStatusChanged, Payload
+from models.sql.params import Dialect, SqlParams
+from models.sql.reads import dialect_of
 from models.tenancy.audit import record_audit
 
 # Actors of the changes the system makes on its own (an API key's changes name the key).
@@ -214,11 +217,28 @@ async def finish_run(
     changes = {"finished_at": now, "failure_reason": reason, "lease_until": None, "outcome_reason": outcome}
     extra = {"reason": reason, "outcome": outcome.value if outcome else None}
     async with in_transaction() as conn:
+        if run.open_for_triggers and status is not RunStatus.CANCELLED and await _rows_queued(conn, run.id):
+            return False  # an acceptance committed rows after the caller counted: they are sent first
         done = await transition_run(
             conn, run, event, actor=WORKER, now=now, changes=changes, audit_extra=extra, events=[final] if final else []
         )
     outbox.committed()
     return done
+
+
+async def _rows_queued(conn: BaseDBAsyncClient, run_id: int) -> bool:
+    """Whether a trigger run still has rows to send, read under its row lock: on PostgreSQL the lock waits for the
+    acceptances holding the row shared (models/ledger/snapshot.trigger_audience), so none commits rows into a run
+    finished meanwhile; SQLite's transactions are serial already."""
+    params = SqlParams(dialect_of())
+    run = params.add(run_id)
+    if params.dialect is Dialect.POSTGRES:
+        await conn.execute_query(f"SELECT id FROM campaign_run WHERE id = {run} FOR UPDATE", params.values)
+    queued = params.add(DeliveryStatus.QUEUED.value)
+    rows = await conn.execute_query_dict(
+        f"SELECT 1 AS queued FROM delivery WHERE run_id = {run} AND status = {queued} LIMIT 1", params.values
+    )
+    return bool(rows)
 
 
 async def cancel_campaign_runs(

@@ -214,6 +214,9 @@ async def trigger_audience(
     created = params.typed(now, "TIMESTAMPTZ")
     updated = params.typed(now, "TIMESTAMPTZ")
     select_run_again = params.typed(run_id, "BIGINT")  # placeholders in text order (SQLite's `?`)
+    # PostgreSQL: the run's row held shared until commit, so a finish (transitions.finish_run locks it) waits for
+    # this acceptance and then sees its rows, or this one sees the run ended. SQLite's transactions are serial.
+    share = " FOR SHARE" if pg else ""
     sql = (
         f"{audience} "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, reason, "
@@ -223,7 +226,7 @@ async def trigger_audience(
         f"ELSE '{DeliveryStatus.EXCLUDED.value}' END, y.reason, y.address, "
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} "
         f"FROM y JOIN c ON c.profile_id = y.profile_id WHERE EXISTS (SELECT 1 FROM campaign_run r "
-        f"WHERE r.id = {select_run_again} AND r.status = '{RunStatus.RUNNING.value}') "
+        f"WHERE r.id = {select_run_again} AND r.status = '{RunStatus.RUNNING.value}'{share}) "
         f"ON CONFLICT (idempotency_key) DO NOTHING RETURNING status"
     )
     rows = await conn.execute_query_dict(sql, params.values)

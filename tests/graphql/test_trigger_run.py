@@ -10,17 +10,22 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import websockets
 from arq.constants import default_queue_name
+from tortoise import Tortoise
+from tortoise.transactions import in_transaction
 
 from jobs.queue import SEND_TRIGGERS, JobQueue
 from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.transitions import finish_run
 from models.ledger.delivery import Delivery
 from models.tenancy.sandbox import Role
 from models.triggers.accept import accept_trigger
 from models.triggers.trigger import CampaignTrigger
 from models.triggers.values import TriggerRecipient, TriggerRequest
-from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys
+from tests.e2e.polling import wait_until
 from tests.graphql.test_campaigns import STOP
 from tests.graphql.test_triggers import DELIVERIES, api_campaign, people, pk, recipient, trigger
 from tests.jobs.smtp_sink import SinkHandler, smtp_sink
@@ -194,3 +199,92 @@ async def test_the_status_subscription_follows_the_trigger_s_own_rows(
         0,
     )
     assert last["final"] is True
+
+
+async def test_a_finish_leaves_a_trigger_run_open_while_rows_wait(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    """Rows committed after the finisher counted (an acceptance that read the campaign LIVE before its stop) are
+    sent, not left QUEUED in an ended run: the finish checks for them in its own transaction."""
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        yes = recipient("yes@example.com", name="Y")
+        body = {
+            "campaignId": campaign_id,
+            "idempotencyKey": "f-1",
+            "recipients": [yes],
+            "context": {"order": {"id": "F"}},
+        }
+        accepted = await trigger(gql, sandbox, body)
+        assert accepted["__typename"] == "CampaignTriggerSuccess", accepted
+        stopped = await gql(STOP, {"input": {"id": campaign_id}}, key=sandbox.keys[Role.PUBLISHER])
+        assert stopped["campaignStop"]["__typename"] == "CampaignSuccess", stopped
+        run = await CampaignRun.get(id=pk(accepted["trigger"]["runId"]))
+        # A finisher that counted before the row was there: the finish refuses, the row is sent, then it ends.
+        assert await finish_run(run, RunStatus.SUCCEEDED, None, datetime.now(UTC)) is False
+        assert (await CampaignRun.get(id=run.id)).status is RunStatus.RUNNING
+        await gql.drain_jobs(dispatch_at=datetime.now(UTC))
+        await gql.drain_jobs(dispatch_at=datetime.now(UTC))
+    assert len(handler.received) == 1
+    assert (await CampaignRun.get(id=run.id)).status is RunStatus.SUCCEEDED
+
+
+@pytest.mark.skipif(TEST_DB != "postgres", reason="row locks are PostgreSQL's (SQLite's transactions are serial)")
+async def test_a_finish_waits_for_an_acceptance_in_flight(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    """An acceptance holds the run's row shared until it commits (trigger_audience); a finish takes it exclusively,
+    so it sees the acceptance's rows once it gets the lock, instead of ending the run under them."""
+    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
+    async with smtp_sink(handler) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        yes = recipient("yes@example.com", name="Y")
+        body = {
+            "campaignId": campaign_id,
+            "idempotencyKey": "w-1",
+            "recipients": [yes],
+            "context": {"order": {"id": "W"}},
+        }
+        accepted = await trigger(gql, sandbox, body)
+        await gql.drain_jobs()
+        sent = await Delivery.get(trigger_id=pk(accepted["trigger"]["id"]))
+        run = await CampaignRun.get(id=sent.run_id)
+        stopped = await gql(STOP, {"input": {"id": campaign_id}}, key=sandbox.keys[Role.PUBLISHER])
+        assert stopped["campaignStop"]["__typename"] == "CampaignSuccess", stopped
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def acceptance_in_flight() -> None:
+            # What trigger_audience does: the run's row shared, a QUEUED row written, the commit later.
+            async with in_transaction() as conn:
+                await conn.execute_query(
+                    "SELECT id FROM campaign_run WHERE id = $1 AND status = 'RUNNING' FOR SHARE", [run.id]
+                )
+                await conn.execute_query(
+                    "INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, "
+                    "address, idempotency_key, attempts, created_at, updated_at) SELECT sandbox_id, run_id, "
+                    "campaign_id, trigger_id, context, profile_id, 'QUEUED', address, idempotency_key || '-late', 0, "
+                    "created_at, updated_at FROM delivery WHERE id = $1",
+                    [sent.id],
+                )
+                holding.set()
+                await release.wait()
+
+        accepting = asyncio.create_task(acceptance_in_flight())
+        await holding.wait()
+        finishing = asyncio.create_task(finish_run(run, RunStatus.SUCCEEDED, None, datetime.now(UTC)))
+
+        async def finisher_waits_on_a_lock() -> bool:
+            conn = Tortoise.get_connection("default")
+            rows = await conn.execute_query_dict(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            return rows[0]["n"] > 0
+
+        await wait_until(finisher_waits_on_a_lock)
+        release.set()
+        await accepting
+        assert await finishing is False
+        await gql.drain_jobs(dispatch_at=datetime.now(UTC))
+        await gql.drain_jobs(dispatch_at=datetime.now(UTC))
+    assert len(handler.received) == 2
+    assert (await CampaignRun.get(id=run.id)).status is RunStatus.SUCCEEDED
