@@ -344,8 +344,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     worker_context(ctx).settings.sms_unconfirmed_window_seconds,
                     CONTACT_CHANNEL.get(Channel(campaign.channel)),
                 )
-            if triggered:
-                # The batch's triggers recounted in one statement (their status and subscription events).
+            if triggered and not run.open_for_triggers:
+                # A run of one trigger (before the shared trigger runs): its trigger recounted after the batch. A
+                # shared run's triggers are recounted in each outcome write's transaction (sending.trigger_recount).
                 ids = [c.id for c in batch]
                 await with_db_retry(recount_triggers, run.sandbox_id, run.campaign_id, run.id, ids, _now(ctx))
             if paused is not None:

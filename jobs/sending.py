@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
 
 from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
@@ -27,10 +28,11 @@ from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
-from models.ledger.outcomes import Outcome, record_batch_failures, write_outcomes
+from models.ledger.outcomes import Outcome, Recount, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
+from models.triggers.progress import recount_in
 
 logger = logging.getLogger(__name__)
 # A run's own warnings keep the run executor's logger name, wherever in the sending path they are raised.
@@ -306,7 +308,13 @@ async def send_chunks(
             # The chunks not sent go back to the queue with the chunk's unsent rows.
             unsent = [c for later, _ in chunks[index + 1 :] for c in later]
             async with renewing:
-                await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(unsent), now, run.sandbox_id)
+                await with_db_retry(
+                    write_outcomes,
+                    held_back(outcomes) + not_sent(unsent),
+                    now,
+                    run.sandbox_id,
+                    trigger_recount(run, now),
+                )
             return paused
         following = chunks[index + 1][0] if marks and index + 1 < len(chunks) else []
         async with renewing:
@@ -320,7 +328,7 @@ async def record_chunk(
     run: CampaignRun, outcomes: list[Outcome], to_suppress: list[str], contact: Any, now: datetime
 ) -> None:
     """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
-    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id)
+    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id, trigger_recount(run, now))
     failures = await with_db_retry(record_batch_failures, run.id, outcomes)
     if failures is not None and failures.all_failed:
         # Once per chunk, not per message: a run whose sends all fail must show in the logs.
@@ -333,3 +341,14 @@ async def record_chunk(
         await with_db_retry(
             insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
         )
+
+
+def trigger_recount(run: CampaignRun, now: datetime) -> Recount | None:
+    """For an API campaign's trigger run: its triggers' counts, recounted in each outcome write's transaction."""
+    if not run.open_for_triggers:
+        return None
+
+    async def recount(conn: BaseDBAsyncClient, delivery_ids: list[int]) -> None:
+        await recount_in(conn, run.sandbox_id, run.campaign_id, run.id, delivery_ids, now)
+
+    return recount

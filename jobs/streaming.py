@@ -22,7 +22,15 @@ from typing import Any
 
 from jobs.channels.base import ConcurrentAdapter
 from jobs.pausing import batch_pause, held_back, not_sent
-from jobs.sending import OUTCOMES_EVERY, PreparedBatch, mark_handing, outcome_of, record_chunk, with_db_retry
+from jobs.sending import (
+    OUTCOMES_EVERY,
+    PreparedBatch,
+    mark_handing,
+    outcome_of,
+    record_chunk,
+    trigger_recount,
+    with_db_retry,
+)
 from models.campaigns.campaign import CampaignRun
 from models.ledger.claims import Claimed
 from models.ledger.delivery import DeliveryStatus
@@ -120,8 +128,9 @@ async def stream_batch(
                 await asyncio.gather(*senders)  # the messages in flight finish
                 outcomes = [outcome for _, outcome, _ in ready + undecided + finished]
                 async with renewing:
-                    await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(rows[handed:]), clock(),
-                                        run.sandbox_id)  # fmt: skip
+                    now = clock()
+                    await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(rows[handed:]), now,
+                                        run.sandbox_id, trigger_recount(run, now))  # fmt: skip
                 return paused
             if decided:
                 ready += undecided  # a whole window without a pause: they are what they are

@@ -4,7 +4,7 @@ retryable failures, and the provider's receipts and bounces: each a transition o
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from models import outbox
 from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
 from models.ledger.vocabulary import DeliveryReason
@@ -69,21 +70,36 @@ async def record_batch_failures(run_id: int, outcomes: Sequence[Outcome]) -> Bat
     return failures
 
 
-async def write_outcomes(outcomes: Sequence[Outcome], now: datetime, sandbox_id: int | None = None) -> None:
-    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING; with them, in the same
-    transaction, the delivery events endpoints subscribed to (of the rows this write changed, none other).
+# What else an outcome write does in its transaction: an API campaign's trigger counts (models/triggers/progress).
+Recount = Callable[[BaseDBAsyncClient, list[int]], Awaitable[Any]]
 
-    `sandbox_id` known and no endpoint of it taking delivery events: the plain UPDATE, no transaction (the hot
-    path of a send nobody listens to stays one statement per chunk)."""
+
+async def write_outcomes(
+    outcomes: Sequence[Outcome], now: datetime, sandbox_id: int | None = None, recount: Recount | None = None
+) -> None:
+    """All results of a batch in one UPDATE … FROM (VALUES …), only on rows still SENDING; with them, in the same
+    transaction, the delivery events endpoints subscribed to (of the rows this write changed, none other), and
+    `recount` of the rows' ids: a worker killed after the commit leaves nothing of it undone.
+
+    `sandbox_id` known, no endpoint of it taking delivery events and no `recount`: the plain UPDATE, no
+    transaction (the hot path of a send nobody listens to stays one statement per chunk)."""
     if not outcomes:
         return
+    listened = True
     if sandbox_id is not None:
         default = connections.get("default")
-        if not any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default)):
+        listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default))
+        if not listened and recount is None:
             await _write_all(default, outcomes, now)
             return
     async with in_transaction() as conn:
-        await _emit_outcome_events(conn, await _write_all(conn, outcomes, now), now)
+        changed = await _write_all(conn, outcomes, now)
+        if listened:
+            await _emit_outcome_events(conn, changed, now)
+        if recount is not None:
+            await recount(conn, [o.id for o in outcomes])
+    if recount is not None:
+        outbox.committed()
 
 
 _CHUNK_ROWS = 2000

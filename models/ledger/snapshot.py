@@ -215,8 +215,9 @@ async def trigger_audience(
     updated = params.typed(now, "TIMESTAMPTZ")
     select_run_again = params.typed(run_id, "BIGINT")  # placeholders in text order (SQLite's `?`)
     # PostgreSQL: the run's row held shared until commit, so a finish (transitions.finish_run locks it) waits for
-    # this acceptance and then sees its rows, or this one sees the run ended. SQLite's transactions are serial.
-    share = " FOR SHARE" if pg else ""
+    # this acceptance and then sees its rows, or this one sees the run ended. KEY SHARE: the lock delivery's
+    # foreign key takes on the row anyway, so concurrent acceptances add none. SQLite's transactions are serial.
+    share = " FOR KEY SHARE" if pg else ""
     sql = (
         f"{audience} "
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, reason, "

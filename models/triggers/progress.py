@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import outbox
@@ -43,6 +44,25 @@ async def recount_triggers(
     """The triggers of these ledger rows recounted, and their TriggerProgress event, in one transaction."""
     if not delivery_ids:
         return []
+    async with in_transaction() as conn:
+        counts = await recount_in(conn, sandbox_id, campaign_id, run_id, delivery_ids, now)
+    if counts:
+        outbox.committed()
+    return counts
+
+
+async def recount_in(
+    conn: BaseDBAsyncClient,
+    sandbox_id: int,
+    campaign_id: int,
+    run_id: int,
+    delivery_ids: Sequence[int],
+    now: datetime,
+) -> list[TriggerCounts]:
+    """recount_triggers in the caller's transaction: the outcome write's own (models/ledger/outcomes), so a worker
+    killed after its outcomes committed leaves no trigger counted as pending (the caller wakes the relay)."""
+    if not delivery_ids:
+        return []
     params = SqlParams(dialect_of())
     in_list = ", ".join(params.add(i) for i in delivery_ids)
     sql = (
@@ -50,18 +70,15 @@ async def recount_triggers(
         f"(SELECT DISTINCT trigger_id FROM delivery WHERE id IN ({in_list}) AND trigger_id IS NOT NULL) "
         f"RETURNING id, sent, failed, excluded, pending"
     )
-    async with in_transaction() as conn:
-        rows = await conn.execute_query_dict(sql, params.values)
-        counts = sorted(
-            (TriggerCounts(int(r["id"]), int(r["sent"]), int(r["failed"]), int(r["excluded"]), int(r["pending"]))
-             for r in rows),
-            key=lambda c: c.trigger_id,
-        )  # fmt: skip
-        if counts:
-            event = TriggerProgress(campaign_id=campaign_id, run_id=run_id, at=now, triggers=tuple(counts))
-            await outbox.emit(event, sandbox_id=sandbox_id, conn=conn)
+    rows = await conn.execute_query_dict(sql, params.values)
+    counts = sorted(
+        (TriggerCounts(int(r["id"]), int(r["sent"]), int(r["failed"]), int(r["excluded"]), int(r["pending"]))
+         for r in rows),
+        key=lambda c: c.trigger_id,
+    )  # fmt: skip
     if counts:
-        outbox.committed()
+        event = TriggerProgress(campaign_id=campaign_id, run_id=run_id, at=now, triggers=tuple(counts))
+        await outbox.emit(event, sandbox_id=sandbox_id, conn=conn)
     return counts
 
 

@@ -256,7 +256,7 @@ async def test_a_finish_waits_for_an_acceptance_in_flight(gql: GraphQLClient, sa
             # What trigger_audience does: the run's row shared, a QUEUED row written, the commit later.
             async with in_transaction() as conn:
                 await conn.execute_query(
-                    "SELECT id FROM campaign_run WHERE id = $1 AND status = 'RUNNING' FOR SHARE", [run.id]
+                    "SELECT id FROM campaign_run WHERE id = $1 AND status = 'RUNNING' FOR KEY SHARE", [run.id]
                 )
                 await conn.execute_query(
                     "INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, "
