@@ -277,10 +277,11 @@ class EmailAdapter(ConcurrentAdapter):
             try:
                 return await self._transact(conn, composed, attempt)
             except _Stale as exc:
-                if not reused:
+                if fresh:
                     return self._retry(attempt, FailureCode.CONNECTION, str(exc))
-                # A pooled session the server had dropped: nothing was accepted, so send on a fresh one now.
-                logger.info("SMTP connection dropped by the server; reconnecting")
+                # A session the server dropped or closed (421) before accepting anything: send on a fresh one now,
+                # once. A server closing its sessions after a password change then answers the login itself.
+                logger.info("SMTP connection dropped by the server; reconnecting (%s)", "pooled" if reused else "new")
             finally:
                 self.pool.release(conn)
         raise AssertionError("unreachable: a fresh connection is never reused")

@@ -309,3 +309,31 @@ async def test_the_relays_id_from_its_250_reply_is_kept_beside_the_message_id():
         finally:
             await adapter.close()
     assert (result.provider_message_id, result.relay_id) == ("<run1-0@shop.example>", "14c5d75ce93dfd64b469")
+
+
+class ClosingFirstSession(SinkHandler):
+    """Closes the first session at its first MAIL with 421, as a server does to sessions opened before a password
+    change or a restart: nothing was accepted on it."""
+
+    closed_one: bool = False
+
+    async def handle_MAIL(self, server, session, envelope, address, options):
+        if not self.closed_one:
+            self.closed_one = True
+            asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.4.2 Closing connection"
+        return await super().handle_MAIL(server, session, envelope, address, options)
+
+
+async def test_a_new_session_closed_at_its_first_mail_is_sent_again_on_a_fresh_one_at_once():
+    # Before, only a reused session was: a new one closed so made the message a retry an hour of backoff away, and
+    # a password change mid-run could end a batch with retries instead of the pause its next login would show.
+    handler = ClosingFirstSession()
+    async with smtp_sink(handler) as sink:
+        adapter = adapter_for(sink, max_connections=1)
+        try:
+            results = await adapter.send_batch(outgoing(1))
+        finally:
+            await adapter.close()
+    assert [r.status for r in results] == [SendStatus.SENT]
+    assert handler.closed_one and handler.connections == 2
