@@ -7,7 +7,9 @@ Real parts: the SMTP sink (aiosmtpd), the suite's database and Redis, queued job
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,13 +40,20 @@ STATUS = """subscription($id: ID!) { campaignTriggerStatus(triggerId: $id) {
   triggerId status accepted sent failed excluded pending final } }"""
 
 
-async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
-    gql: GraphQLClient, sandbox: SandboxKeys
-) -> None:
+@contextlib.asynccontextmanager
+async def transactional_campaign(gql: GraphQLClient, sandbox: SandboxKeys) -> AsyncIterator[tuple[SinkHandler, str]]:
+    """A LIVE transactional API campaign sending to an SMTP sink, and the people the tests name."""
     handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
     async with smtp_sink(handler) as sink:
         campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
         await people(gql, sandbox)
+        yield handler, campaign_id
+
+
+async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
+    gql: GraphQLClient, sandbox: SandboxKeys
+) -> None:
+    async with transactional_campaign(gql, sandbox) as (handler, campaign_id):
         # The first triggers arrive together: they agree on one run (the unique index makes the losers retry).
         bodies = [
             {
@@ -93,10 +102,7 @@ async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
 async def test_a_lost_wake_up_is_sent_by_the_dispatcher_and_wake_ups_coalesce(
     gql: GraphQLClient, sandbox: SandboxKeys
 ) -> None:
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
-    async with smtp_sink(handler) as sink:
-        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
-        await people(gql, sandbox)
+    async with transactional_campaign(gql, sandbox) as (handler, campaign_id):
         campaign = pk(campaign_id)
 
         def request(n: int) -> TriggerRequest:
@@ -134,10 +140,7 @@ async def test_a_lost_wake_up_is_sent_by_the_dispatcher_and_wake_ups_coalesce(
 
 
 async def test_a_stop_ends_the_trigger_run_once_its_rows_are_sent(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
-    async with smtp_sink(handler) as sink:
-        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
-        await people(gql, sandbox)
+    async with transactional_campaign(gql, sandbox) as (handler, campaign_id):
         yes = recipient("yes@example.com", name="Y")
         body = {"campaignId": campaign_id, "idempotencyKey": "s-1", "recipients": [yes]}
         accepted = await trigger(gql, sandbox, {**body, "context": {"order": {"id": "S"}}})
@@ -157,10 +160,7 @@ async def test_a_stop_ends_the_trigger_run_once_its_rows_are_sent(gql: GraphQLCl
 async def test_the_status_subscription_follows_the_trigger_s_own_rows(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
 ) -> None:
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
-    async with smtp_sink(handler) as sink:
-        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
-        await people(gql, sandbox)
+    async with transactional_campaign(gql, sandbox) as (_handler, campaign_id):
         # Another trigger in the same run, sent in the same batch: its counts are not this one's.
         other = [recipient("yes@example.com", name="O"), recipient("unsubscribed@example.com", name="U")]
         mine = [recipient("no@example.com", name="N"), recipient("bounced@example.com", name="B")]
@@ -204,10 +204,7 @@ async def test_the_status_subscription_follows_the_trigger_s_own_rows(
 async def test_a_finish_leaves_a_trigger_run_open_while_rows_wait(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     """Rows committed after the finisher counted (an acceptance that read the campaign LIVE before its stop) are
     sent, not left QUEUED in an ended run: the finish checks for them in its own transaction."""
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
-    async with smtp_sink(handler) as sink:
-        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
-        await people(gql, sandbox)
+    async with transactional_campaign(gql, sandbox) as (handler, campaign_id):
         yes = recipient("yes@example.com", name="Y")
         body = {
             "campaignId": campaign_id,
@@ -233,10 +230,7 @@ async def test_a_finish_leaves_a_trigger_run_open_while_rows_wait(gql: GraphQLCl
 async def test_a_finish_waits_for_an_acceptance_in_flight(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
     """An acceptance holds the run's row shared until it commits (trigger_audience); a finish takes it exclusively,
     so it sees the acceptance's rows once it gets the lock, instead of ending the run under them."""
-    handler = SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))
-    async with smtp_sink(handler) as sink:
-        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
-        await people(gql, sandbox)
+    async with transactional_campaign(gql, sandbox) as (handler, campaign_id):
         yes = recipient("yes@example.com", name="Y")
         body = {
             "campaignId": campaign_id,
