@@ -42,6 +42,7 @@ from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
+from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
 from models.triggers.trigger import CampaignTrigger, TriggerStatus
@@ -105,12 +106,7 @@ async def _accept_once(
     prefix: str,
 ) -> TriggerAnswer:
     key = request.idempotency_key
-    # The sandbox in the filter: a key of another sandbox's campaign is not replayed (it is NotFound below).
-    existing = (
-        await CampaignTrigger.filter(campaign_id=request.campaign_id, sandbox_id=sandbox_id, idempotency_key=key)
-        .using_db(conn)
-        .first()
-    )
+    fresh, existing = await _campaign_and_key(conn, sandbox_id, request.campaign_id, key)
     if existing is not None:
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
@@ -128,7 +124,6 @@ async def _accept_once(
             .using_db(conn)
             .update(idempotency_key=None, released_key=key)
         )
-    fresh = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id).using_db(conn)
     if fresh is None:
         raise TriggerNotFoundError(f"{prefix}.campaignId", request.campaign_id)
     addresses = check_addresses(request, Channel(fresh.channel) if fresh.channel else None, prefix)
@@ -205,6 +200,34 @@ async def _accept_once(
     )
     await outbox.emit(event, sandbox_id=fresh.sandbox_id, conn=conn)
     return answer
+
+
+_TRIGGER_COLUMNS = ("id", "idempotency_key", "request_hash", "answer", "context", "created_at", "expires_at")
+_JOINED = ", ".join(f"t.{column} AS t_{column}" for column in _TRIGGER_COLUMNS)
+
+
+async def _campaign_and_key(
+    conn: BaseDBAsyncClient, sandbox_id: int, campaign_id: int, key: str
+) -> tuple[Campaign | None, CampaignTrigger | None]:
+    """The campaign (in this sandbox, read inside the transaction) and its trigger holding `key`, in one statement:
+    a round trip less per call than two reads. A key of another sandbox's campaign is not found (NotFound)."""
+    params = SqlParams(dialect_of())
+    placeholder_key = params.add(key)  # placeholders in text order (SQLite's `?`)
+    sql = (
+        f"SELECT c.*, {_JOINED} FROM campaign c LEFT JOIN campaign_trigger t ON t.campaign_id = c.id "
+        f"AND t.sandbox_id = c.sandbox_id AND t.idempotency_key = {placeholder_key} "
+        f"WHERE c.id = {params.add(campaign_id)} AND c.sandbox_id = {params.add(sandbox_id)}"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    if not rows:
+        return None, None
+    row = dict(rows[0])
+    joined = {column: row.pop(f"t_{column}") for column in _TRIGGER_COLUMNS}
+    campaign = Campaign._init_from_db(**row)
+    if joined["id"] is None:
+        return campaign, None
+    # Only these columns: a partial instance, read and never saved.
+    return campaign, CampaignTrigger._init_from_db(**joined)
 
 
 async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -> int:
