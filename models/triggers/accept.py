@@ -167,18 +167,15 @@ async def _accept_once(
         created_at=now,
         expires_at=expires_at,
     )
-    await (
-        CampaignTrigger.filter(id=trigger_id)
-        .using_db(conn)
-        .update(
-            run_id=answer.run_id,
-            status=status,
-            accepted=answer.accepted,
-            rejected=len(rejected),
-            answer=answer.to_json(),
-            pending=queued,
-            excluded=excluded,
-        )
+    # By hand, as the insert: tortoise's UpdateQuery was a tenth of an acceptance's CPU.
+    params = SqlParams(dialect_of())
+    stored = orjson.dumps(answer.to_json()).decode()
+    await conn.execute_query(
+        f"UPDATE campaign_trigger SET run_id = {params.typed(answer.run_id, 'BIGINT')}, "
+        f"status = {params.add(status.value)}, accepted = {params.add(answer.accepted)}, "
+        f"rejected = {params.add(len(rejected))}, answer = {params.typed(stored, 'JSONB')}, "
+        f"pending = {params.add(queued)}, excluded = {params.add(excluded)} WHERE id = {params.add(trigger_id)}",
+        params.values,
     )
     event = TriggerAccepted(
         campaign_id=fresh.id,
