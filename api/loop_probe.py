@@ -19,8 +19,7 @@ def start_probe() -> asyncio.Task[None] | None:
     if not path:
         return None
     threshold_ms = float(os.environ.get("LOOP_PROBE_MS", "20"))
-    out = open(path, "a", buffering=1)
-    gc.callbacks.append(_gc_timer(out, threshold_ms))
+    out = open(path, "a", buffering=1)  # closed when the probe is cancelled
     return asyncio.get_running_loop().create_task(_watch(out, threshold_ms), name="loop-probe")
 
 
@@ -39,9 +38,15 @@ def _gc_timer(out: TextIO, threshold_ms: float) -> Any:
 
 
 async def _watch(out: TextIO, threshold_ms: float) -> None:
-    while True:
-        before = time.perf_counter()
-        await asyncio.sleep(TICK_SECONDS)
-        lag = (time.perf_counter() - before - TICK_SECONDS) * 1000
-        if lag >= threshold_ms:
-            out.write(f"{time.time():.3f} lag {lag:.1f}\n")
+    on_gc = _gc_timer(out, threshold_ms)
+    gc.callbacks.append(on_gc)
+    try:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(TICK_SECONDS)
+            lag = (time.perf_counter() - before - TICK_SECONDS) * 1000
+            if lag >= threshold_ms:
+                out.write(f"{time.time():.3f} lag {lag:.1f}\n")
+    finally:
+        gc.callbacks.remove(on_gc)
+        out.close()
