@@ -21,6 +21,7 @@ from api.graphiql import ASSETS_ROUTE, serve_asset
 from api.graphql import HeraldGraphQL
 from api.health import healthz, metrics, readyz
 from api.imports import upload_profiles
+from api.loop_probe import start_probe
 from api.middleware import (
     BodySizeLimitMiddleware,
     HeraldCORSMiddleware,
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
             relay = OutboxRelay(redis, retention=timedelta(hours=settings.outbox_retention_hours))
             relay.start()
             app.state.events = events
+            probe = start_probe()
             worker_task = None
             worker = None
             if settings.worker_in_process:
@@ -95,6 +97,8 @@ def create_app(settings: Settings) -> Starlette:
                     worker_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker_task
+                if probe is not None:
+                    probe.cancel()
                 await relay.stop()
                 await events.close()
                 await redis.aclose()

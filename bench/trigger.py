@@ -16,6 +16,7 @@ measured the bench, not Herald.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -33,6 +34,9 @@ from bench.common import Result, cpu_seconds, dsn_for
 RATE = float(os.environ.get("BENCH_TRIGGER_RATE", "200"))
 SECONDS = float(os.environ.get("BENCH_TRIGGER_SECONDS", "60"))
 CONNECTIONS = int(os.environ.get("BENCH_TRIGGER_CONNECTIONS", "64"))
+# Set: the run's calls (when due, latency), the server's loop stalls and GC pauses (api/loop_probe.py) and
+# PostgreSQL's wait events sampled every 50 ms are written to trace.json in the run's temporary directory.
+TRACE = bool(os.environ.get("BENCH_TRIGGER_TRACE"))
 ACCEPT_P99_MS = 50.0
 SINK_P99_MS = 1000.0
 
@@ -76,6 +80,7 @@ class SinkThread:
 @dataclass
 class Calls:
     latencies: list[float] = field(default_factory=list)  # from when each call was due to its answer
+    due: list[float] = field(default_factory=list)  # when each call of `latencies` was due, in unix time
     accepted_at: dict[str, float] = field(default_factory=dict)  # recipient -> monotonic time of the answer
     failures: int = 0
     first_failure: str = ""
@@ -136,6 +141,7 @@ async def offer(port: int, path: str, api_key: str, calls: int, rate: float, add
                     result.first_failure = result.first_failure or f"{status} {body[:300]!r}"
                     continue
                 result.latencies.append(done - at)
+                result.due.append(time.time() - (done - at))
                 result.accepted_at[address(index)] = done
         finally:
             writer.close()
@@ -155,6 +161,27 @@ async def _settled(workers: list[Any], timeout: float = 30.0) -> None:
         if all(b - a < 0.05 for a, b in zip(last, now, strict=True)):
             return
         last = now
+
+
+async def sample_waits(database: str, into: list[list[Any]], stop: asyncio.Event) -> None:
+    """PostgreSQL's non-idle backends of the bench database every 50 ms: [unix time, state, wait type, wait event,
+    the statement's start]."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn_for("postgres"))
+    try:
+        while not stop.is_set():
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event, left(query, 60) AS query FROM pg_stat_activity "
+                "WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()",
+                database,
+            )
+            at = time.time()
+            into.extend([at, r["state"], r["wait_event_type"], r["wait_event"], r["query"]] for r in rows)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.05)
+    finally:
+        await conn.close()
 
 
 async def _run(database: str) -> Result:
@@ -188,6 +215,8 @@ async def _run(database: str) -> Result:
         with SinkThread(handler) as sink:
             seeded = await herald.action("seed_api", {"profiles": calls, "sink_port": sink.port})
             port = free_port()
+            if TRACE:
+                os.environ["LOOP_PROBE_FILE"] = str(directory / "serve-probe.txt")
             serve = start_serve(herald, port, directory / "serve.log")
             # Started now, so that their start-up CPU is spent before the figures are taken.
             workers = [herald.worker(), herald.worker()]
@@ -203,7 +232,13 @@ async def _run(database: str) -> Result:
             path = f"/campaigns/{seeded['campaign']}/triggers"
             pids = [serve.pid] + [w.process.pid for w in workers if w.process is not None]
             cpu_before = [cpu_seconds(pid) for pid in pids]
+            waits: list[list[Any]] = []
+            stop_sampling = asyncio.Event()
+            sampler = asyncio.create_task(sample_waits(database, waits, stop_sampling)) if TRACE else None
             offered, offered_for = await offer(port, path, str(seeded["key"]), calls, RATE, address)
+            stop_sampling.set()
+            if sampler is not None:
+                await sampler
             for _ in range(600):  # up to 120 s for the last messages to reach the sink
                 if len(handler.arrived) >= len(offered.accepted_at):
                     break
@@ -218,6 +253,15 @@ async def _run(database: str) -> Result:
         await herald.close()
         redis.stop()
     latencies, accepted_at = offered.latencies, offered.accepted_at
+    if TRACE:
+        probe = directory / "serve-probe.txt"
+        trace = {
+            "calls": [[due, latency] for due, latency in zip(offered.due, latencies, strict=True)],
+            "probe": probe.read_text().splitlines() if probe.exists() else [],
+            "waits": waits,
+        }
+        (directory / "trace.json").write_bytes(orjson.dumps(trace))
+        print(f"trace: {directory / 'trace.json'}", flush=True)
     to_sink = [handler.arrived[r] - at for r, at in accepted_at.items() if r in handler.arrived]
     missing = len(accepted_at) - len(to_sink)
     accept_p99 = p99(latencies) * 1000 if latencies else float("inf")

@@ -151,7 +151,7 @@ async def dispatch(now: datetime, redis: Any = None) -> DispatchReport:
 
     # Runs aborted by a stop: deliveries nobody is sending any more → CANCELLED (their job may be gone).
     for run in await CampaignRun.filter(status=RunStatus.CANCELLED, finished_at__gte=now - LOOKBACK).limit(1000):
-        if await cancel_unsent(run.id, now):
+        if await cancel_unsent(run, now):
             await store_counters(run.id, await ledger_counts(run.id))
             report.cancelled.append(run.id)
 

@@ -83,7 +83,6 @@ from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
-from models.triggers.progress import recount_triggers
 
 logger = logging.getLogger(__name__)
 
@@ -344,11 +343,6 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     worker_context(ctx).settings.sms_unconfirmed_window_seconds,
                     CONTACT_CHANNEL.get(Channel(campaign.channel)),
                 )
-            if triggered and not run.open_for_triggers:
-                # A run of one trigger (before the shared trigger runs): its trigger recounted after the batch. A
-                # shared run's triggers are recounted in each outcome write's transaction (sending.trigger_recount).
-                ids = [c.id for c in batch]
-                await with_db_retry(recount_triggers, run.sandbox_id, run.campaign_id, run.id, ids, _now(ctx))
             if paused is not None:
                 return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
@@ -401,7 +395,7 @@ async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[
     """The lease could not be extended: aborted by a stop (or finished elsewhere). What was not sent never will be."""
     fresh_run = await CampaignRun.get(id=run.id)
     if fresh_run.status is RunStatus.CANCELLED:
-        await cancel_unsent(run.id, now)
+        await cancel_unsent(run, now)
         counts = await ledger_counts(run.id)
         async with in_transaction() as conn:
             await store_counters(run.id, counts, conn)

@@ -204,6 +204,7 @@ class PreparedBatch:
     failed: list[Outcome]
     rows: list[Claimed]
     messages: list[OutgoingMessage]
+    triggered: bool = False  # an API campaign's rows: their triggers are recounted with the outcomes
 
     def chunks(self) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
         """The messages in the chunks whose outcomes are written one after the other."""
@@ -247,7 +248,7 @@ async def prepare_batch(
         OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
         for content, claimed in zip(contents, rows, strict=True)
     ]
-    return PreparedBatch(renderer.channel, failed, rows, messages)
+    return PreparedBatch(renderer.channel, failed, rows, messages, triggered)
 
 
 async def send_prepared(
@@ -296,7 +297,7 @@ async def send_chunks(
     now = clock()
     async with renewing:  # not beside a renewal of the same rows
         await asyncio.gather(
-            record_chunk(run, prepared.failed, [], contact, now),
+            record_chunk(run, prepared.failed, [], contact, now, prepared.triggered),
             mark_handing(run.id, chunks[0][0] if marks and chunks else []),
         )
     for index, (rows, messages) in enumerate(chunks):
@@ -313,22 +314,28 @@ async def send_chunks(
                     held_back(outcomes) + not_sent(unsent),
                     now,
                     run.sandbox_id,
-                    trigger_recount(run, now),
+                    trigger_recount(run, now, prepared.triggered),
                 )
             return paused
         following = chunks[index + 1][0] if marks and index + 1 < len(chunks) else []
         async with renewing:
             await asyncio.gather(
-                record_chunk(run, outcomes, to_suppress, contact, now), mark_handing(run.id, following)
+                record_chunk(run, outcomes, to_suppress, contact, now, prepared.triggered),
+                mark_handing(run.id, following),
             )
     return None
 
 
 async def record_chunk(
-    run: CampaignRun, outcomes: list[Outcome], to_suppress: list[str], contact: Any, now: datetime
+    run: CampaignRun,
+    outcomes: list[Outcome],
+    to_suppress: list[str],
+    contact: Any,
+    now: datetime,
+    triggered: bool = False,
 ) -> None:
     """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
-    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id, trigger_recount(run, now))
+    await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id, trigger_recount(run, now, triggered))
     failures = await with_db_retry(record_batch_failures, run.id, outcomes)
     if failures is not None and failures.all_failed:
         # Once per chunk, not per message: a run whose sends all fail must show in the logs.
@@ -343,9 +350,10 @@ async def record_chunk(
         )
 
 
-def trigger_recount(run: CampaignRun, now: datetime) -> Recount | None:
-    """For an API campaign's trigger run: its triggers' counts, recounted in each outcome write's transaction."""
-    if not run.open_for_triggers:
+def trigger_recount(run: CampaignRun, now: datetime, triggered: bool = False) -> Recount | None:
+    """For an API campaign's run (`triggered`; a shared trigger run is one): its triggers' counts, recounted in
+    each outcome write's transaction, so a worker killed after the write leaves no trigger counted pending."""
+    if not (run.open_for_triggers or triggered):
         return None
 
     async def recount(conn: BaseDBAsyncClient, delivery_ids: list[int]) -> None:

@@ -54,7 +54,8 @@ async def stream_batch(
     window = OUTCOMES_EVERY
     async with renewing:  # not beside a renewal of the same rows
         await asyncio.gather(
-            record_chunk(run, prepared.failed, [], contact, clock()), mark_handing(run.id, rows[:window])
+            record_chunk(run, prepared.failed, [], contact, clock(), prepared.triggered),
+            mark_handing(run.id, rows[:window]),
         )
     if not total:
         return None
@@ -130,7 +131,7 @@ async def stream_batch(
                 async with renewing:
                     now = clock()
                     await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(rows[handed:]), now,
-                                        run.sandbox_id, trigger_recount(run, now))  # fmt: skip
+                                        run.sandbox_id, trigger_recount(run, now, prepared.triggered))  # fmt: skip
                 return paused
             if decided:
                 ready += undecided  # a whole window without a pause: they are what they are
@@ -140,7 +141,7 @@ async def stream_batch(
             more = min(total, recorded + len(ready) + window)
             async with renewing:
                 await asyncio.gather(
-                    record_chunk(run, outcomes, suppressed, contact, clock()),
+                    record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
                     mark_handing(run.id, rows[marked:more]),
                 )
             recorded += len(ready)

@@ -1,5 +1,4 @@
 from tortoise import fields, migrations
-from tortoise.indexes import Index
 from tortoise.migrations import operations as ops
 
 # Issue 17, throughput: an API campaign's triggers share one long-lived run (one per activation, unique by the
@@ -59,7 +58,6 @@ class Migration(migrations.Migration):
         ops.AddField(model_name="CampaignTrigger", name="excluded", field=fields.IntField(default=0, db_default=0)),
         ops.AddField(model_name="CampaignTrigger", name="pending", field=fields.IntField(default=0, db_default=0)),
         _DropRunProfileUnique(model_name="Delivery", fields=["run_id", "profile_id"]),
-        ops.AddIndex(model_name="Delivery", index=Index(fields=["run_id", "profile_id"])),
-        ops.AddIndex(model_name="Delivery", index=Index(fields=["trigger_id"])),
+        # Its two `delivery` indexes are built by 0025, outside a transaction (CONCURRENTLY on PostgreSQL).
         ops.RunSQL(_RECOUNT, reverse_sql=ops.RunSQL.noop),
     ]

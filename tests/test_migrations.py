@@ -214,7 +214,7 @@ class Inspector:
                              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                              ORDER BY k.n) AS columns
                 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
-                WHERE t.relname = $1 AND NOT i.indisprimary
+                WHERE t.relname = $1 AND NOT i.indisprimary AND i.indisvalid
                 """,
                 table,
             )

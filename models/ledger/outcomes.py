@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -20,7 +20,11 @@ from models.ledger.vocabulary import DeliveryReason
 from models.outbox.payloads import DeliveryOutcomes, DeliveryRef
 from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
+from models.triggers.progress import recount_run_in
 from models.webhooks.subscriptions import emit_subscribed, subscribed_event_types
+
+if TYPE_CHECKING:
+    from models.campaigns.campaign import CampaignRun
 
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -170,18 +174,25 @@ async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now
     return await conn.execute_query_dict(sql, params.values)
 
 
-async def cancel_unsent(run_id: int, now: datetime) -> int:
+async def cancel_unsent(run: CampaignRun, now: datetime) -> int:
     """Unsent deliveries of an aborted run → CANCELLED. Rows of a batch still in flight (live lease) are left to
-    the job sending them, which writes what it sent; the dispatcher cancels them if that job died."""
+    the job sending them, which writes what it sent; the dispatcher cancels them if that job died. In the same
+    transaction, the run's triggers still counting pending rows are recounted (with their trigger.progress
+    event): a `campaignTriggerStatus` subscriber gets the final figures of an aborting stop."""
     params = SqlParams(dialect_of())
-    updated, run, expired = params.typed(now), params.add(run_id), params.typed(now)
+    updated, run_id, expired = params.typed(now), params.add(run.id), params.typed(now)
     sql = (
         f"UPDATE delivery SET status = '{DeliveryStatus.CANCELLED.value}', lease_until = NULL, updated_at = {updated} "
-        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.CANCEL)} "
+        f"WHERE run_id = {run_id} AND {sources_sql(DeliveryTransition.CANCEL)} "
         f"AND (status IN ('{_Q}', '{DeliveryStatus.TARGETED.value}') "
         f"OR (status = '{_S}' AND (lease_until IS NULL OR lease_until < {expired})))"
     )
-    return _rowcount(await connections.get("default").execute_query(sql, params.values))
+    async with in_transaction() as conn:
+        cancelled = _rowcount(await conn.execute_query(sql, params.values))
+        recounted = await recount_run_in(conn, run.sandbox_id, run.campaign_id, run.id, now) if cancelled else []
+    if recounted:
+        outbox.committed()
+    return cancelled
 
 
 async def requeue_failed(run_id: int, reasons: Sequence[str], now: datetime, conn: BaseDBAsyncClient) -> int:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -42,6 +43,7 @@ from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
+from models.sql.params import SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
 from models.triggers.trigger import CampaignTrigger, TriggerStatus
@@ -105,12 +107,7 @@ async def _accept_once(
     prefix: str,
 ) -> TriggerAnswer:
     key = request.idempotency_key
-    # The sandbox in the filter: a key of another sandbox's campaign is not replayed (it is NotFound below).
-    existing = (
-        await CampaignTrigger.filter(campaign_id=request.campaign_id, sandbox_id=sandbox_id, idempotency_key=key)
-        .using_db(conn)
-        .first()
-    )
+    fresh, existing = await _campaign_and_key(conn, sandbox_id, request.campaign_id, key)
     if existing is not None:
         if existing.expires_at > now:
             if existing.request_hash != request_hash:
@@ -128,7 +125,6 @@ async def _accept_once(
             .using_db(conn)
             .update(idempotency_key=None, released_key=key)
         )
-    fresh = await Campaign.get_or_none(id=request.campaign_id, sandbox_id=sandbox_id).using_db(conn)
     if fresh is None:
         raise TriggerNotFoundError(f"{prefix}.campaignId", request.campaign_id)
     addresses = check_addresses(request, Channel(fresh.channel) if fresh.channel else None, prefix)
@@ -139,18 +135,8 @@ async def _accept_once(
             fresh.status.value,
         )
     # The row first: the unique index is what makes a concurrent duplicate wait for this transaction.
-    trigger = await CampaignTrigger.create(
-        sandbox_id=fresh.sandbox_id,
-        campaign_id=fresh.id,
-        idempotency_key=key,
-        request_hash=request_hash,
-        status=TriggerStatus.REJECTED,
-        context=request.context,
-        answer={},
-        created_at=now,
-        expires_at=now + timedelta(hours=idempotency_hours),
-        using_db=conn,
-    )
+    expires_at = now + timedelta(hours=idempotency_hours)
+    trigger_id = await _insert_trigger(conn, fresh, key, request_hash, request.context, now, expires_at)
     namespaces = await namespaces_by_code(fresh.sandbox_id) if any(r.namespace for r in request.recipients) else {}
     profiles, rejected = await _resolve(conn, fresh.sandbox_id, request, namespaces, addresses, prefix)
     run_id: int | None = None
@@ -163,7 +149,7 @@ async def _accept_once(
         preset = None
         if fresh.preset_id and reads_preset(fresh, namespace):
             preset = await MessagePreset.get_or_none(id=fresh.preset_id).using_db(conn)
-        written = await trigger_audience(run_id, fresh, namespace, preset, trigger.id, profiles, now, conn)
+        written = await trigger_audience(run_id, fresh, namespace, preset, trigger_id, profiles, now, conn)
         if written is None:
             # The run ended since it was remembered (the campaign stopped meanwhile): nothing of this call stays.
             forget_run(run_id)
@@ -171,32 +157,29 @@ async def _accept_once(
         queued, excluded = written
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
     answer = TriggerAnswer(
-        trigger.id,
+        trigger_id,
         status.value,
         len(profiles),
         tuple(rejected),
         run_id,
         idempotency_key=key,
-        context=trigger.context or {},
-        created_at=trigger.created_at,
-        expires_at=trigger.expires_at,
+        context=request.context or {},
+        created_at=now,
+        expires_at=expires_at,
     )
-    await (
-        CampaignTrigger.filter(id=trigger.id)
-        .using_db(conn)
-        .update(
-            run_id=answer.run_id,
-            status=status,
-            accepted=answer.accepted,
-            rejected=len(rejected),
-            answer=answer.to_json(),
-            pending=queued,
-            excluded=excluded,
-        )
+    # By hand, as the insert: tortoise's UpdateQuery was a tenth of an acceptance's CPU.
+    params = SqlParams(dialect_of())
+    stored = orjson.dumps(answer.to_json()).decode()
+    await conn.execute_query(
+        f"UPDATE campaign_trigger SET run_id = {params.typed(answer.run_id, 'BIGINT')}, "
+        f"status = {params.add(status.value)}, accepted = {params.add(answer.accepted)}, "
+        f"rejected = {params.add(len(rejected))}, answer = {params.typed(stored, 'JSONB')}, "
+        f"pending = {params.add(queued)}, excluded = {params.add(excluded)} WHERE id = {params.add(trigger_id)}",
+        params.values,
     )
     event = TriggerAccepted(
         campaign_id=fresh.id,
-        trigger_id=trigger.id,
+        trigger_id=trigger_id,
         run_id=answer.run_id,
         status=status.value,
         accepted=answer.accepted,
@@ -205,6 +188,61 @@ async def _accept_once(
     )
     await outbox.emit(event, sandbox_id=fresh.sandbox_id, conn=conn)
     return answer
+
+
+_TRIGGER_COLUMNS = ("id", "idempotency_key", "request_hash", "answer", "context", "created_at", "expires_at")
+_JOINED = ", ".join(f"t.{column} AS t_{column}" for column in _TRIGGER_COLUMNS)
+
+
+async def _campaign_and_key(
+    conn: BaseDBAsyncClient, sandbox_id: int, campaign_id: int, key: str
+) -> tuple[Campaign | None, CampaignTrigger | None]:
+    """The campaign (in this sandbox, read inside the transaction) and its trigger holding `key`, in one statement:
+    a round trip less per call than two reads. A key of another sandbox's campaign is not found (NotFound)."""
+    params = SqlParams(dialect_of())
+    placeholder_key = params.add(key)  # placeholders in text order (SQLite's `?`)
+    sql = (
+        f"SELECT c.*, {_JOINED} FROM campaign c LEFT JOIN campaign_trigger t ON t.campaign_id = c.id "
+        f"AND t.sandbox_id = c.sandbox_id AND t.idempotency_key = {placeholder_key} "
+        f"WHERE c.id = {params.add(campaign_id)} AND c.sandbox_id = {params.add(sandbox_id)}"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    if not rows:
+        return None, None
+    row = dict(rows[0])
+    joined = {column: row.pop(f"t_{column}") for column in _TRIGGER_COLUMNS}
+    campaign = Campaign._init_from_db(**row)
+    if joined["id"] is None:
+        return campaign, None
+    # Only these columns: a partial instance, read and never saved.
+    return campaign, CampaignTrigger._init_from_db(**joined)
+
+
+async def _insert_trigger(
+    conn: BaseDBAsyncClient,
+    campaign: Campaign,
+    key: str,
+    request_hash: str,
+    context: dict,
+    now: datetime,
+    expires_at: datetime,
+) -> int:
+    """The trigger row (REJECTED until its answer is written), by hand: tortoise's Model.create was a sixth of an
+    acceptance's CPU in py-spy. A duplicate key raises IntegrityError (the caller reads the first call's answer)."""
+    params = SqlParams(dialect_of())
+    values = (
+        f"{params.add(campaign.sandbox_id)}, {params.add(campaign.id)}, {params.add(key)}, "
+        f"{params.add(request_hash)}, '{TriggerStatus.REJECTED.value}', "
+        f"{params.typed(orjson.dumps(context).decode(), 'JSONB')}, {params.typed('{}', 'JSONB')}, "
+        f"{params.typed(now, 'TIMESTAMPTZ')}, {params.typed(expires_at, 'TIMESTAMPTZ')}, 0, 0, 0, 0, 0, 0"
+    )
+    rows = await conn.execute_query_dict(
+        "INSERT INTO campaign_trigger (sandbox_id, campaign_id, idempotency_key, request_hash, status, context, "
+        f"answer, created_at, expires_at, accepted, rejected, sent, failed, excluded, pending) VALUES ({values}) "
+        "RETURNING id",
+        params.values,
+    )
+    return int(rows[0]["id"])
 
 
 async def open_run(conn: BaseDBAsyncClient, campaign: Campaign, now: datetime) -> int:

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.transactions import in_transaction
 
 from models import outbox
 from models.ledger.delivery_rules import DeliveryStatus
@@ -38,19 +37,6 @@ _RECOUNT = (
 )
 
 
-async def recount_triggers(
-    sandbox_id: int, campaign_id: int, run_id: int, delivery_ids: Sequence[int], now: datetime
-) -> list[TriggerCounts]:
-    """The triggers of these ledger rows recounted, and their TriggerProgress event, in one transaction."""
-    if not delivery_ids:
-        return []
-    async with in_transaction() as conn:
-        counts = await recount_in(conn, sandbox_id, campaign_id, run_id, delivery_ids, now)
-    if counts:
-        outbox.committed()
-    return counts
-
-
 async def recount_in(
     conn: BaseDBAsyncClient,
     sandbox_id: int,
@@ -59,17 +45,37 @@ async def recount_in(
     delivery_ids: Sequence[int],
     now: datetime,
 ) -> list[TriggerCounts]:
-    """recount_triggers in the caller's transaction: the outcome write's own (models/ledger/outcomes), so a worker
-    killed after its outcomes committed leaves no trigger counted as pending (the caller wakes the relay)."""
+    """The triggers of these ledger rows recounted, and their TriggerProgress event, in the caller's transaction:
+    the outcome write's own (models/ledger/outcomes), so a worker killed after its outcomes committed leaves no
+    trigger counted as pending (the caller wakes the relay)."""
     if not delivery_ids:
         return []
     params = SqlParams(dialect_of())
     in_list = ", ".join(params.add(i) for i in delivery_ids)
-    sql = (
-        f"UPDATE campaign_trigger SET {_RECOUNT} WHERE id IN "
-        f"(SELECT DISTINCT trigger_id FROM delivery WHERE id IN ({in_list}) AND trigger_id IS NOT NULL) "
-        f"RETURNING id, sent, failed, excluded, pending"
-    )
+    where = f"id IN (SELECT DISTINCT trigger_id FROM delivery WHERE id IN ({in_list}) AND trigger_id IS NOT NULL)"
+    return await _recount(conn, sandbox_id, campaign_id, run_id, now, params, where)
+
+
+async def recount_run_in(
+    conn: BaseDBAsyncClient, sandbox_id: int, campaign_id: int, run_id: int, now: datetime
+) -> list[TriggerCounts]:
+    """The run's triggers still counting pending rows, recounted in the caller's transaction (an aborted run's
+    cancel: its cancelled rows were pending). One indexed statement that finds nothing for a scheduled run."""
+    params = SqlParams(dialect_of())
+    where = f"run_id = {params.add(run_id)} AND pending > 0"
+    return await _recount(conn, sandbox_id, campaign_id, run_id, now, params, where)
+
+
+async def _recount(
+    conn: BaseDBAsyncClient,
+    sandbox_id: int,
+    campaign_id: int,
+    run_id: int,
+    now: datetime,
+    params: SqlParams,
+    where: str,
+) -> list[TriggerCounts]:
+    sql = f"UPDATE campaign_trigger SET {_RECOUNT} WHERE {where} RETURNING id, sent, failed, excluded, pending"
     rows = await conn.execute_query_dict(sql, params.values)
     counts = sorted(
         (TriggerCounts(int(r["id"]), int(r["sent"]), int(r["failed"]), int(r["excluded"]), int(r["pending"]))
