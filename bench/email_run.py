@@ -154,5 +154,6 @@ def run(database: str, seeded: dict[str, object]) -> Result:
         f"{worker['sent']} emails in {worker['seconds']:.1f} s (snapshot {worker['snapshot_seconds']:.1f} s, "
         f"sending alone {worker['sent'] / max(sending, 1e-9):.0f}/s), {CONNECTIONS} connections, worker peak RSS "
         f"{rss:.0f} MB, status {worker['status']}; CPU per message: worker {worker_cpu * 1000:.2f} ms (snapshot "
-        f"included), reference {reference_cpu * 1000:.2f} ms",
+        f"included), reference {reference_cpu * 1000:.2f} ms; worker's garbage collector "
+        f"{sum(worker.get('gc_seconds', [0.0])):.2f} s (by generation {worker.get('gc_seconds')})",
     )  # fmt: skip

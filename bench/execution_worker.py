@@ -7,6 +7,7 @@ sent, the run's final status and this process's peak RSS (VmHWM), which is what 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -23,6 +24,20 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+class GcClock:
+    """Seconds spent in the cyclic garbage collector, per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
 
 
 async def main(run_id: int) -> dict[str, Any]:
@@ -44,6 +59,8 @@ async def main(run_id: int) -> dict[str, Any]:
     runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
     try:
         ctx = job_ctx(settings)
+        gc_clock = GcClock()
+        gc.callbacks.append(gc_clock)
         started, cpu_started = time.perf_counter(), time.process_time()
         outcome = await runs.execute_run(ctx, run_id)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -58,6 +75,7 @@ async def main(run_id: int) -> dict[str, Any]:
         "sent": run.sent,
         "status": outcome.get("status"),
         "peak_rss_mb": peak_rss_mb(),
+        "gc_seconds": [round(s, 3) for s in gc_clock.seconds],
     }
 
 
