@@ -43,7 +43,7 @@ class GcClock:
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
     from jobs.context import job_ctx
-    from jobs.worker import lower_priority
+    from jobs.worker import freeze_startup_heap, lower_priority
     from models.campaigns.campaign import CampaignRun
 
     settings = Settings()
@@ -59,6 +59,7 @@ async def main(run_id: int) -> dict[str, Any]:
     runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
     try:
         ctx = job_ctx(settings)
+        freeze_startup_heap()  # as `herald worker` does once started
         gc_clock = GcClock()
         gc.callbacks.append(gc_clock)
         started, cpu_started = time.perf_counter(), time.process_time()
