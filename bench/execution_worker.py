@@ -7,6 +7,7 @@ sent, the run's final status and this process's peak RSS (VmHWM), which is what 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
@@ -25,10 +26,24 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
+class GcClock:
+    """Seconds spent in the cyclic garbage collector, per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
     from jobs.context import job_ctx
-    from jobs.worker import lower_priority
+    from jobs.worker import freeze_startup_heap, lower_priority
     from models.campaigns.campaign import CampaignRun
 
     settings = Settings()
@@ -44,6 +59,9 @@ async def main(run_id: int) -> dict[str, Any]:
     runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
     try:
         ctx = job_ctx(settings)
+        freeze_startup_heap()  # as `herald worker` does once started
+        gc_clock = GcClock()
+        gc.callbacks.append(gc_clock)
         started, cpu_started = time.perf_counter(), time.process_time()
         outcome = await runs.execute_run(ctx, run_id)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -58,6 +76,7 @@ async def main(run_id: int) -> dict[str, Any]:
         "sent": run.sent,
         "status": outcome.get("status"),
         "peak_rss_mb": peak_rss_mb(),
+        "gc_seconds": [round(s, 3) for s in gc_clock.seconds],
     }
 
 

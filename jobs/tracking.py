@@ -63,6 +63,7 @@ class MessageTracker:
         # List-Unsubscribe headers are for marketing mail; the template variable works in any email.
         self.list_unsubscribe = self.email and Category(campaign.category) is Category.MARKETING
         self.link_ids: dict[str, int] = {}
+        self._hrefs: dict[str, str | None] = {}  # find_html_links' memo for the run
 
     @property
     def active(self) -> bool:
@@ -78,7 +79,7 @@ class MessageTracker:
         if not self.clicks:
             return None, None
         if isinstance(content, EmailContent):
-            html_part = find_html_links(content.html, self.own_prefix) if content.html else None
+            html_part = find_html_links(content.html, self.own_prefix, self._hrefs) if content.html else None
             text_part = find_text_links(content.text, self.own_prefix) if content.text else None
             return html_part, text_part
         if isinstance(content, SmsContent):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from datetime import timedelta
@@ -111,6 +112,14 @@ def lower_priority(settings: Settings) -> None:
         os.nice(settings.worker_nice)
 
 
+def freeze_startup_heap() -> None:
+    """Takes what start-up allocated (modules, ORM metadata) out of the cyclic collector's view: its full
+    collections walked that whole heap again and again while a run sent (4-6% of the email_run worker's CPU).
+    Only for a worker process of its own, once it is initialised."""
+    gc.collect()
+    gc.freeze()
+
+
 def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = False) -> Worker:
     """`in_process=True` inside the web app: Tortoise is already initialised and signals belong to uvicorn."""
     orm_config = None if in_process else tortoise_config(settings.resolved_database_url, settings.db_pool_max)
@@ -123,6 +132,7 @@ def build_worker(settings: Settings, *, in_process: bool = False, burst: bool = 
         if not in_process:  # in `herald serve` the app's lifespan runs the process's relay
             ctx["outbox_relay"] = OutboxRelay(ctx["redis"], retention=timedelta(hours=settings.outbox_retention_hours))
             ctx["outbox_relay"].start()
+            freeze_startup_heap()
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         if ctx.get("outbox_relay") is not None:

@@ -338,7 +338,7 @@ class EmailAdapter(ConcurrentAdapter):
             return self._retry(attempt, _transport_reason(exc), f"RCPT TO: {exc!r}")
 
         try:
-            accepted = await smtp.data(composed.data)
+            accepted = await _data(smtp, composed) if composed.canonical else await smtp.data(composed.data)
         except aiosmtplib.SMTPDataError as exc:
             await _reset(smtp, exc.code)
             detail = f"DATA refused: {exc.code} {exc.message}"
@@ -357,6 +357,35 @@ class EmailAdapter(ConcurrentAdapter):
     async def close(self) -> None:
         if self._owns_pool:
             await self.pool.close()
+
+
+# A line starting with "." (RFC 5321 4.5.2: the client doubles it).
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+async def _data(smtp: aiosmtplib.SMTP, composed: ComposedEmail) -> aiosmtplib.SMTPResponse:
+    """DATA with the composer's bytes as they are: every line of them already ends in CRLF, so aiosmtplib's own
+    pass over the whole message (two regular expressions, ~50 us for 4 KB, a tenth of a message's CPU) is
+    skipped. Lines starting with a dot are still doubled. Raises as `SMTP.data` does."""
+    data = composed.data
+    if data[:1] == b"." or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    start = await smtp.execute_command(b"DATA")  # closes the session itself on a lost connection or timeout
+    if start.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(start.code, start.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    try:
+        # One write, then the reply: nothing runs in between, so the reply cannot arrive unawaited.
+        protocol.write(data + b".\r\n")
+        response = await protocol.read_response(timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()
+        raise
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    return response
 
 
 _STARTTLS_REQUIRED = re.compile(r"starttls|\btls\b.*\brequired|encryption required", re.IGNORECASE)

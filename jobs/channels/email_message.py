@@ -130,6 +130,8 @@ class ComposedEmail:
     recipients: tuple[str, ...]  # the addressee first, then BCC
     message_id: str
     data: bytes
+    # Every line ends in CRLF, none alone (EmailComposer's output): sent as is, without a pass to normalise it.
+    canonical: bool = False
 
 
 class EmailComposer:
@@ -200,4 +202,4 @@ class EmailComposer:
             parts += [b"MIME-Version: 1.0\r\n", *_encode_part(*single), CRLF]  # type: ignore[arg-type]
         else:
             raise ValueError("an email needs an HTML or a text part")
-        return ComposedEmail(self.envelope_from, (to, *self.bcc), mid, b"".join(parts))
+        return ComposedEmail(self.envelope_from, (to, *self.bcc), mid, b"".join(parts), canonical=True)

@@ -92,6 +92,8 @@ async def write_outcomes(
     listened = True
     if sandbox_id is not None:
         default = connections.get("default")
+        if recount is None and await _write_all(default, outcomes, now, unless_listened_in=sandbox_id):
+            return  # one statement: its own check found no endpoint taking delivery events
         listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default))
         if not listened and recount is None:
             await _write_all(default, outcomes, now)
@@ -110,11 +112,18 @@ _CHUNK_ROWS = 2000
 _EVENT_OUTCOMES = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
 
 
-async def _write_all(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
-    """Every chunk of the outcomes written; the rows they changed."""
+async def _write_all(
+    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, unless_listened_in: int | None = None
+) -> list[dict[str, Any]]:
+    """Every chunk of the outcomes written; the rows they changed. `unless_listened_in`: a sandbox whose enabled
+    endpoints taking delivery events, if any, leave the rows unchanged (checked in each statement itself, which
+    spares a round trip before it): nothing changed means someone listens, or no row was still SENDING."""
     changed: list[dict[str, Any]] = []
     for start in range(0, len(outcomes), _CHUNK_ROWS):
-        changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now)
+        written = await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now, unless_listened_in)
+        if not written and unless_listened_in is not None:
+            return changed
+        changed += written
     return changed
 
 
@@ -155,10 +164,26 @@ def _values_source(params: SqlParams, outcomes: Sequence[Outcome]) -> str:
     return f"VALUES {', '.join(groups)}"
 
 
-async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
+def _nobody_listens(params: SqlParams, sandbox_id: int) -> str:
+    """True when no enabled endpoint of the sandbox takes a `delivery.*` event (subscribed_event_types' test)."""
+    sandbox = params.typed(sandbox_id, "BIGINT")
+    if params.dialect is Dialect.POSTGRES:
+        events = "jsonb_array_elements_text(w.events) AS e(value)"
+    else:
+        events = "json_each(w.events) AS e"
+    return (
+        f"NOT EXISTS (SELECT 1 FROM webhook_endpoint w, {events} WHERE w.sandbox_id = {sandbox} AND w.enabled "
+        f"AND substr(e.value, 1, 9) = 'delivery.')"
+    )
+
+
+async def _write_chunk(
+    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, unless_listened_in: int | None = None
+) -> list[dict[str, Any]]:
     params = SqlParams(dialect_of())
     source = _values_source(params, outcomes)
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+    unheard = "" if unless_listened_in is None else f" AND {_nobody_listens(params, unless_listened_in)}"
     sql = (
         f"WITH v({_COLUMNS}) AS ({source}) "
         f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
@@ -167,7 +192,7 @@ async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now
         f"attempts = delivery.attempts + v.tried, lease_until = NULL, updated_at = {updated}, "
         f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
         f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-        f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')} "
+        f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')}{unheard} "
         f"RETURNING delivery.id, delivery.status, delivery.reason, delivery.sandbox_id, delivery.campaign_id, "
         f"delivery.run_id, delivery.profile_id"
     )

@@ -30,6 +30,10 @@ def is_trackable(url: str, own_prefix: str) -> bool:
 
 def _href_value(match: re.Match[str]) -> str:
     raw = match.group(2) if match.group(2) is not None else match.group(3)
+    return _unquoted(raw)
+
+
+def _unquoted(raw: str) -> str:
     return html.unescape(raw).strip() if "&" in raw else raw.strip()
 
 
@@ -49,28 +53,55 @@ class FoundLinks:
         return [span[3] for span in self.spans]
 
     def rewrite(self, tracked_url: Callable[[str], str | None]) -> str:
-        """The part with each link replaced by `tracked_url(url)` (left alone when it returns None)."""
-        out: list[str] = []
-        at = 0
+        """The part with each link replaced by `tracked_url(url)` (left alone when it returns None), called once
+        per distinct URL."""
+        part, out, at = self.part, [], 0
+        append = out.append
+        replacements: dict[str, str | None] = {}
         for start, end, head, url in self.spans:
-            target = tracked_url(url)
+            if url in replacements:
+                target = replacements[url]
+            else:
+                target = tracked_url(url)
+                if target is not None and self.quoted:
+                    target = f'"{target}"'
+                replacements[url] = target
             if target is None:
                 continue
-            out += (self.part[at:start], head, f'"{target}"' if self.quoted else target)
+            append(part[at:start])
+            append(head)
+            append(target)
             at = end
         if not out:
-            return self.part
-        out.append(self.part[at:])
+            return part
+        append(part[at:])
         return "".join(out)
 
 
-def find_html_links(body: str, own_prefix: str) -> FoundLinks:
-    """The trackable link elements of `body`, in document order (repeats kept)."""
+# Past this many attribute values remembered (personalised links), `find_html_links`' memo starts again.
+_MEMO_MAX = 10_000
+
+
+def find_html_links(body: str, own_prefix: str, memo: dict[str, str | None] | None = None) -> FoundLinks:
+    """The trackable link elements of `body`, in document order (repeats kept). `memo` (raw attribute value →
+    its URL, None when not trackable) spares a run's messages deciding each repeated link again: pass one per
+    `own_prefix`."""
+    memo = {} if memo is None else memo
+    if len(memo) > _MEMO_MAX:
+        memo.clear()
     spans = []
+    append = spans.append
     for match in _HREF.finditer(body):
-        url = _href_value(match)
-        if is_trackable(url, own_prefix):
-            spans.append((match.start(), match.end(), match.group(1), url))
+        head, double, single = match.groups()
+        raw = double if double is not None else single
+        if raw in memo:
+            url = memo[raw]
+        else:
+            value = _unquoted(raw)
+            url = memo[raw] = value if is_trackable(value, own_prefix) else None
+        if url is not None:
+            start, end = match.span()
+            append((start, end, head, url))
     return FoundLinks(body, tuple(spans), quoted=True)
 
 

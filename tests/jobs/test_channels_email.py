@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,33 @@ async def test_a_new_session_closed_at_its_first_mail_is_sent_again_on_a_fresh_o
             await adapter.close()
     assert [r.status for r in results] == [SendStatus.SENT]
     assert handler.closed_one and handler.connections == 2
+
+
+async def test_the_server_gets_the_composed_bytes_as_they_are_with_leading_dots_doubled_on_the_wire():
+    # The composer's bytes go out without aiosmtplib's normalising pass (email._data): lines starting with a dot
+    # must still be doubled on the wire, else the server reads "." alone as the end of the message.
+    text = ".\n.hidden\n..two\nplain . line\n"
+    html = "<p>a</p>\n.<p>b</p>"
+    message = OutgoingMessage("dots-1", "user1@example.com", EmailContent("Dots", html, text))
+    adapter = None
+    async with smtp_sink() as sink:
+        adapter = adapter_for(sink, max_connections=1)
+        try:
+            [result] = await adapter.send_batch([message])
+            [again] = await adapter.send_batch([dataclasses.replace(message, idempotency_key="dots-2")])
+        finally:
+            await adapter.close()
+    assert (result.status, again.status) == (SendStatus.SENT, SendStatus.SENT)
+    [first, second] = sink.handler.received
+    composed = adapter.composer.compose(message.content, message.address, "dots-1")  # type: ignore[arg-type]
+    assert composed.canonical
+    # The Date header may differ by a second: everything else byte for byte.
+    assert _without_date(first.data) == _without_date(composed.data)
+    parsed = first.parsed
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+    assert second.message_id == "<dots-2@shop.example>"
+
+
+def _without_date(data: bytes) -> bytes:
+    return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"Date: "))

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 
 from jobs.webhooks import seal_secret
+from models.ledger.delivery import Delivery, DeliveryStatus
+from models.ledger.outcomes import Outcome, write_outcomes
 from models.outbox.model import OutboxEvent
 from models.outbox.payloads import DELIVERY_OUTCOMES_TOPIC, RECIPIENT_EVENT_TOPIC, parse
 from models.reporting.feedback import Feedback, FeedbackKind, apply_feedback, delivery_ref
@@ -22,6 +24,7 @@ from models.webhooks.rules import EVENT_TYPES, new_secret
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.jobs.test_tracking import hrefs, parts, send_marketing_email
 from tests.jobs.test_webhooks import BOX, LOOPBACK, _send, receiver
+from tests.sql_counter import count_sql
 
 PER_RECIPIENT = tuple(t for t in EVENT_TYPES if t.split(".")[0] in ("delivery", "tracking", "profile"))
 
@@ -150,3 +153,34 @@ async def test_a_batch_event_is_signed_and_delivered_to_the_partner(
     assert sorted(d["deliveryId"] for d in payload["data"]["deliveries"]) == sorted(
         d.id for d in sent.deliveries.values()
     )
+
+
+async def test_an_outcome_write_nobody_listens_to_is_one_statement_and_a_listener_still_gets_its_events(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
+) -> None:
+    # The UPDATE checks for endpoints taking delivery events itself (no SELECT before it); when one does, nothing
+    # is changed by it and the write goes through the transaction that writes the events with the rows.
+    opens = await _endpoint(sandbox, "http://127.0.0.1:9/hook", new_secret(), ("tracking.open",))
+    sent = await send_marketing_email(gql, sandbox, ["Eve", "Fay"])
+    ids = [d.id for d in sent.deliveries.values()]
+    sandbox_id = opens.sandbox_id
+
+    async def write_again() -> list[str]:
+        await Delivery.filter(id__in=ids).update(status=DeliveryStatus.SENDING)
+        with count_sql() as statements:
+            await write_outcomes(
+                [Outcome(i, DeliveryStatus.SENT, provider_id=f"<{i}@x>", sent=True) for i in ids],
+                datetime.now(UTC),
+                sandbox_id,
+            )
+        assert await Delivery.filter(id__in=ids, status=DeliveryStatus.SENT).count() == 2
+        return statements
+
+    def delivery_events() -> Any:
+        return OutboxEvent.filter(sandbox_id=sandbox_id, topic=DELIVERY_OUTCOMES_TOPIC).count()
+
+    assert len(await write_again()) == 1
+    assert await delivery_events() == 0
+    await _endpoint(sandbox, "http://127.0.0.1:9/sent", new_secret(), ("delivery.sent",))
+    assert len(await write_again()) > 1
+    assert await delivery_events() == 1
