@@ -71,26 +71,35 @@ def run(database: str, seeded: dict) -> Result:
             bodies["postgraphile", name] = str(Path(tmp) / f"pg-{name}.json")
             Path(bodies["postgraphile", name]).write_bytes(json.dumps({"query": pg_queries[name]}).encode())
         runs: dict[tuple[str, str], list[dict]] = {k: [] for k in bodies}
+        db = {"database": database}
         for round_no in range(ROUNDS):
             order = ["herald", "postgraphile"] if round_no % 2 == 0 else ["postgraphile", "herald"]
             for name in ("campaign", "node"):
                 for server in order:
                     if server == "herald":
-                        figures = load(gql_port, "/graphql", "POST", bodies[server, name], gql_headers, gql_server.pid)
+                        figures = load(
+                            gql_port, "/graphql", "POST", bodies[server, name], gql_headers, gql_server.pid, **db
+                        )
                     else:
-                        figures = load(pg_port, "/graphql", "POST", bodies[server, name], pg_headers, pg_server.pid)
+                        figures = load(
+                            pg_port, "/graphql", "POST", bodies[server, name], pg_headers, pg_server.pid, **db
+                        )
                     if figures["errors"]:
                         raise RuntimeError(f"{server} {name}: {figures['errors']} failed: {figures.get('first_error')}")
                     runs[server, name].append(figures)
     cpu = {k: statistics.median(r["cpu_ms"] for r in v) for k, v in runs.items()}
     rps = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
+    db_cpu = {k: statistics.median(r["db_cpu_ms"] for r in v) for k, v in runs.items()}
+    total = {k: cpu[k] + db_cpu[k] for k in runs}
     ratios = {name: cpu["postgraphile", name] / cpu["herald", name] for name in ("campaign", "node")}
     holds = all(r >= 1.0 for r in ratios.values())
     detail = "; ".join(
         f"{name}: Herald {cpu['herald', name]:.2f} ms CPU, {rps['herald', name]:.0f} req/s vs PostGraphile "
         f"{cpu['postgraphile', name]:.2f} ms, {rps['postgraphile', name]:.0f} req/s (CPU ratio "
         f"{cpu['herald', name] / cpu['postgraphile', name]:.2f}x, req/s ratio "
-        f"{rps['herald', name] / rps['postgraphile', name]:.2f})"
+        f"{rps['herald', name] / rps['postgraphile', name]:.2f}; database CPU {db_cpu['herald', name]:.2f} vs "
+        f"{db_cpu['postgraphile', name]:.2f} ms, server and database "
+        f"{total['herald', name] / total['postgraphile', name]:.2f}x)"
         for name in ("campaign", "node")
     )
     return Result(
