@@ -151,8 +151,7 @@ class CompiledReadFront:
         app = self.graphql_app
         assert app.compiled_reads is not None
         plan = app.compiled_reads.plans.get(digest)
-        stored = app.persisted_queries._documents.get(digest)
-        if plan is None or stored != plan.document:
+        if plan is None or app.persisted_queries.stored(digest) != plan.document:
             return None
         operation_name = request.get("operationName")
         if operation_name is not None and operation_name != plan.operation_name:
@@ -181,7 +180,6 @@ class CompiledReadFront:
                 "available": None if available is None else int(available),
                 "restoreRate": budget.restore_rate,
             }
-        app.persisted_queries._documents.move_to_end(digest)
         app.compiled_reads.answered += 1
         cost = {
             "requested": plan.requested_cost,

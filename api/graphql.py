@@ -110,6 +110,13 @@ class PersistedQueries:
         self.maxsize = maxsize
         self._documents: OrderedDict[str, str] = OrderedDict()
 
+    def stored(self, digest: str) -> str | None:
+        """The document stored under the (lower-case) hash, now the most recently used; None if none is."""
+        document = self._documents.get(digest)
+        if document is not None:
+            self._documents.move_to_end(digest)
+        return document
+
     def resolve(self, query: str | None, persisted: Any) -> str | None:
         if not isinstance(persisted, dict) or persisted.get("version") != 1:
             raise HTTPException(400, "Unsupported persisted query version (only version 1 is).")
@@ -118,10 +125,7 @@ class PersistedQueries:
             raise HTTPException(400, "persistedQuery.sha256Hash must be a SHA-256 hex digest.")
         digest = digest.lower()
         if query is None:
-            document = self._documents.get(digest)
-            if document is not None:
-                self._documents.move_to_end(digest)
-            return document
+            return self.stored(digest)
         if not isinstance(query, str) or hashlib.sha256(query.encode()).hexdigest() != digest:
             raise HTTPException(400, "provided sha does not match query")
         if self.maxsize:

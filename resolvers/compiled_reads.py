@@ -243,7 +243,6 @@ class _Compiler:
                     f"(jsonb_typeof({tags}) = 'array' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements({tags}) AS t "
                     "WHERE jsonb_typeof(t) <> 'string'))"
                 )
-                target.cost.append("0")
             elif name in _CAMPAIGN_COLUMNS:
                 attribute, kind = _CAMPAIGN_COLUMNS[name]
                 sql = f'c."{column[attribute]}"'

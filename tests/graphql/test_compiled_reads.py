@@ -15,9 +15,10 @@ import orjson
 import pytest
 from tortoise import connections
 
+from api.app import create_app
 from models.campaigns.campaign import Campaign as CampaignModel
 from models.campaigns.campaign import CampaignRun as CampaignRunModel
-from tests.conftest import TEST_DB, GraphQLClient, SandboxKeys, new_sandbox
+from tests.conftest import TEST_DB, GraphQLClient, RunningServer, SandboxKeys, make_settings, new_sandbox
 from tests.graphql.test_campaigns import active_in_app_preset, audience, create, ready_input
 from tests.graphql.test_planned_execution import BENCH_PAGE, BENCH_PAGE_FIELDS
 
@@ -200,3 +201,41 @@ async def test_values_stock_execution_refuses_are_answered_by_it(
     await client.execute_query(f'UPDATE "campaign" SET "channel" = \'PIGEON\' WHERE "id" = {bare_pk}')
     odd = await _compare(gql, document, sandbox.admin, compiled=False)
     assert odd["errors"]
+
+
+async def test_the_cost_budget_is_charged_and_refuses_as_stock_execution(server: RunningServer) -> None:
+    """The compiled path pays the requested cost and settles the actual one on the key's budget; a request over
+    budget gets stock execution's 429."""
+    settings = make_settings(
+        server.settings.database_url, graphql_max_complexity=450, cost_budget_maximum=450, cost_restore_rate=10.0
+    )
+    app = create_app(settings)
+    app.state.graphql_app.cost_budget.clock = lambda: 1_000_000.0  # no restoring between requests
+    key = (await new_sandbox("budget")).admin
+    headers = {"Authorization": f"Bearer {key}"}
+    reads = app.state.graphql_app.compiled_reads
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://herald") as http:
+        stock = await http.post("/graphql", json={"query": BENCH_PAGE, "extensions": _ext(BENCH_PAGE)}, headers=headers)
+        cost = stock.json()["extensions"]["cost"]
+        assert cost == {
+            "requested": 401,
+            "actual": 5,  # data, campaigns, edges (empty), pageInfo and its two fields
+            "budget": {"maximum": 450, "available": 445, "restoreRate": 10.0},
+        }
+        answers = []
+        while True:
+            before = reads.answered if reads is not None else 0
+            answer = await http.post("/graphql", json={"extensions": _ext(BENCH_PAGE)}, headers=headers)
+            answers.append(answer)
+            if answer.status_code != 200:
+                break
+            assert reads is None or reads.answered == before + (1 if COMPILED else 0)
+        # 445 after the first, 5 less per page, until 400 (< 401 requested) is refused.
+        available = [a.json()["extensions"]["cost"]["budget"]["available"] for a in answers[:-1]]
+        assert available == list(range(440, 399, -5))
+        refused = answers[-1]
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        again = await http.post("/graphql", json={"query": BENCH_PAGE, "extensions": _ext(BENCH_PAGE)}, headers=headers)
+        assert _shape(again) == _shape(refused)
+    await app.state.graphql_app.cost_budget.aclose()
