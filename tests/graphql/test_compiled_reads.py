@@ -169,6 +169,15 @@ async def test_refusals_and_what_is_not_compiled_go_to_stock_execution(
 ) -> None:
     document = f'query A {{ campaign(id: "{campaigns[2]["id"]}") {{ id name }} }}'
     await _compare(gql, document, sandbox.admin)
+    # Every role may read (VIEWER is what the root fields declare), and the client's request id is echoed.
+    for role_key in sandbox.keys.values():
+        await _compare(gql, document, role_key)
+    echoed = await gql.http.post(
+        gql.url,
+        json={"extensions": _ext(document)},
+        headers={"Authorization": f"Bearer {sandbox.admin}", "X-Request-Id": "client-chosen-id-1"},
+    )
+    assert echoed.headers["x-request-id"] == "client-chosen-id-1"
     # No key, a wrong key: 401 from the app, whatever the hash.
     assert (await gql.http.post(gql.url, json={"extensions": _ext(document)})).status_code == 401
     wrong = {"Authorization": "Bearer hk_not_a_key"}
