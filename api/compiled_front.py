@@ -25,7 +25,8 @@ from tortoise import connections
 from api.graphql import ACCEPTED_POST_MEDIA_TYPES, HeraldGraphQL, _media_type, _response_media_type
 from api.middleware import _VALID_REQUEST_ID, HTTP_LATENCY, HTTP_REQUESTS, REQUEST_ID_HEADER
 from models.tenancy.sandbox import Role
-from resolvers.compiled_reads import CompiledRead, Unsupported, compile_read
+from resolvers.compiled_reads import CompiledRead, compile_read
+from resolvers.compiled_sql import Unsupported
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,7 @@ resolvers read them. tests/graphql/test_compiled_reads.py compares each compiled
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -48,6 +47,7 @@ from models.sql.params import Dialect, SqlParams
 from models.sql.reads import row_reader
 from resolvers.campaigns.schema import DEFAULT_LIST_STATUSES
 from resolvers.campaigns.types import summary_sql
+from resolvers.compiled_sql import JsonObject, Unsupported, columns, cursor, datetime_text, global_id, literal
 from resolvers.nodes import parse_pk
 from resolvers.pagination import check_page_size
 
@@ -91,10 +91,6 @@ _RELATIONS = {
 SANDBOX = object()  # a parameter holding the caller's sandbox id
 
 
-class Unsupported(Exception):
-    """The document holds something the compiler does not answer: stock execution does."""
-
-
 @dataclass(frozen=True, slots=True)
 class CompiledRead:
     """One persisted document as a statement; `statement(sandbox_id)` gives its SQL and parameters."""
@@ -108,60 +104,6 @@ class CompiledRead:
 
     def params(self, sandbox_id: int) -> list[Any]:
         return [sandbox_id if value is SANDBOX else value for value in self.fixed_params]
-
-
-@dataclass
-class _Object:
-    """A JSON object being built: SQL of its pairs, of its cost, and of the checks its values must pass."""
-
-    pairs: list[str] = field(default_factory=list)
-    cost: list[str] = field(default_factory=list)
-    checks: list[str] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
-
-    def add(self, key: str, value_sql: str) -> None:
-        if key in self.keys:
-            raise Unsupported(f"response key {key} twice")  # merging fields is stock execution's business
-        self.keys.add(key)
-        self.pairs.append(f"{_literal(key)}, {value_sql}")
-
-    def json(self) -> str:
-        if len(self.pairs) > 50:  # json_build_object takes at most 100 arguments
-            raise Unsupported("too many fields")
-        return f"json_build_object({', '.join(self.pairs)})"
-
-    def cost_sql(self) -> str:
-        return " + ".join([str(len(self.pairs)), *self.cost])
-
-    def check_sql(self) -> str:
-        return " AND ".join(self.checks) if self.checks else "TRUE"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _columns(names: set[str]) -> str:
-    return ", ".join(f'"{name}"' for name in sorted(names))
-
-
-def _global_id(type_name: str, pk_sql: str) -> str:
-    return f"encode(convert_to({_literal(type_name + ':')} || {pk_sql}::text, 'UTF8'), 'base64')"
-
-
-def _cursor(pk_sql: str) -> str:
-    """pagination._encode_cursor([id]): urlsafe base64 of `[id]`."""
-    return f"translate(encode(convert_to('[' || {pk_sql}::text || ']', 'UTF8'), 'base64'), '+/', '-_')"
-
-
-def _datetime(column_sql: str) -> str:
-    """datetime.isoformat() of the UTC value Tortoise hands stock execution."""
-    utc = f"({column_sql} AT TIME ZONE 'UTC')"
-    return (
-        f"CASE WHEN {column_sql} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-        f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END"
-        " || '+00:00' END"
-    )
 
 
 class _Compiler:
@@ -208,13 +150,13 @@ class _Compiler:
             found += self.fields(under, type_names)
         return found
 
-    def enum_sql(self, field_name: str, column_sql: str, target: _Object) -> str:
+    def enum_sql(self, field_name: str, column_sql: str, target: JsonObject) -> str:
         field_type = self.schema.type_map["Campaign"].fields[field_name].type  # type: ignore[union-attr]
         non_null = isinstance(field_type, GraphQLNonNull)
         enum_type = field_type.of_type if non_null else field_type
         assert isinstance(enum_type, GraphQLEnumType)
         cases = " ".join(
-            f"WHEN {_literal(str(getattr(v.value, 'value', v.value)))} THEN {_literal(name)}"
+            f"WHEN {literal(str(getattr(v.value, 'value', v.value)))} THEN {literal(name)}"
             for name, v in enum_type.values.items()
         )
         value = f"(CASE {column_sql} {cases} END)"
@@ -222,10 +164,12 @@ class _Compiler:
         target.checks.append(f"({value} IS NOT NULL{'' if non_null else f' OR {column_sql} IS NULL'})")
         return value
 
-    def campaign(self, selection_set: SelectionSetNode | None, type_names: frozenset[str]) -> tuple[_Object, set[str]]:
+    def campaign(
+        self, selection_set: SelectionSetNode | None, type_names: frozenset[str]
+    ) -> tuple[JsonObject, set[str]]:
         """A campaign object over the row alias "c" (relations "rel_preset", "rel_segment", summary "s"), and the
         joins it needs."""
-        target, joins = _Object(), set()
+        target, joins = JsonObject(), set()
         column = row_reader(CampaignModel).column_of
         for node in self.fields(selection_set, type_names):
             name, key = node.name.value, (node.alias or node.name).value
@@ -234,7 +178,7 @@ class _Compiler:
             if name == "__typename":
                 target.add(key, "'Campaign'")
             elif name == "id":
-                target.add(key, _global_id("Campaign", 'c."id"'))
+                target.add(key, global_id("Campaign", 'c."id"'))
             elif name == "tags":
                 tags = f"COALESCE(c.\"{column['tags']}\"::jsonb, '[]'::jsonb)"
                 self.columns.add(column["tags"])
@@ -250,7 +194,7 @@ class _Compiler:
                 if kind == _ENUM:
                     sql = self.enum_sql(name, sql, target)
                 elif kind == _DATETIME:
-                    sql = _datetime(sql)
+                    sql = datetime_text(sql)
                 elif kind == _INT:
                     target.checks.append(f"({sql} IS NULL OR {sql} BETWEEN {-_INT_MAX - 1} AND {_INT_MAX})")
                 target.add(key, sql)
@@ -263,7 +207,7 @@ class _Compiler:
                 joins.add(name)
                 self.columns.add(column[_RELATIONS[name][1]])
             elif name == "summary":
-                summary = _Object()
+                summary = JsonObject()
                 for figure in self.fields(node.selection_set, frozenset({"CampaignSummary"})):
                     figure_name, figure_key = figure.name.value, (figure.alias or figure.name).value
                     if figure.arguments or figure.selection_set is not None:
@@ -283,16 +227,16 @@ class _Compiler:
                 raise Unsupported(f"campaign field {name}")
         return target, joins
 
-    def related(self, selection_set: SelectionSetNode | None, type_name: str, alias: str) -> _Object:
-        target = _Object()
+    def related(self, selection_set: SelectionSetNode | None, type_name: str, alias: str) -> JsonObject:
+        target = JsonObject()
         for node in self.fields(selection_set, frozenset({type_name, "Node"})):
             name, key = node.name.value, (node.alias or node.name).value
             if node.arguments or node.selection_set is not None:
                 raise Unsupported(f"{type_name}.{name}")
             if name == "__typename":
-                target.add(key, _literal(type_name))
+                target.add(key, literal(type_name))
             elif name == "id":
-                target.add(key, _global_id(type_name, f'{alias}."id"'))
+                target.add(key, global_id(type_name, f'{alias}."id"'))
             elif name == "name":
                 target.add(key, f'{alias}."name"')
             else:
@@ -323,7 +267,7 @@ class _Compiler:
         self.columns = {"id"}
         target, joins = self.campaign(node.selection_set, type_names)
         self.ctes.append(
-            f"{rows} AS (SELECT {_columns(self.columns)} FROM {row_reader(CampaignModel).table} "
+            f"{rows} AS (SELECT {columns(self.columns)} FROM {row_reader(CampaignModel).table} "
             f'WHERE "sandbox_id" = {self.sandbox} AND "id" = {self.params.add(pk)})'
         )
         self.ctes.append(
@@ -345,7 +289,7 @@ class _Compiler:
         rows = f"rows{index}"
         self.columns = {"id"}
         in_page = f"c.rn <= {size}"
-        connection, joins = _Object(), set()
+        connection, joins = JsonObject(), set()
         node_checks: list[str] = []
         for part in self.fields(node.selection_set, frozenset({"CampaignConnection"})):
             name, key = part.name.value, (part.alias or part.name).value
@@ -367,7 +311,7 @@ class _Compiler:
                 )
                 connection.cost.append(f"COALESCE(SUM({item.cost_sql()}) FILTER (WHERE {in_page}), 0)")
             elif name == "pageInfo":
-                info = _Object()
+                info = JsonObject()
                 for field_node in self.fields(part.selection_set, frozenset({"PageInfo"})):
                     info_name, info_key = field_node.name.value, (field_node.alias or field_node.name).value
                     if info_name == "__typename":
@@ -378,7 +322,7 @@ class _Compiler:
                         info.add(info_key, "FALSE")
                     elif info_name in ("startCursor", "endCursor"):
                         pk = f'{"MAX" if info_name == "startCursor" else "MIN"}(c."id") FILTER (WHERE {in_page})'
-                        info.add(info_key, f"CASE WHEN {pk} IS NULL THEN NULL ELSE {_cursor(pk)} END")
+                        info.add(info_key, f"CASE WHEN {pk} IS NULL THEN NULL ELSE {cursor(pk)} END")
                     else:
                         raise Unsupported(f"pageInfo.{info_name}")
                 connection.add(key, info.json())
@@ -387,7 +331,7 @@ class _Compiler:
                 raise Unsupported(f"connection field {name}")
         checks = " AND ".join(node_checks) or "TRUE"
         self.ctes.append(
-            f'{rows} AS (SELECT {_columns(self.columns)}, row_number() OVER (ORDER BY "id" DESC) AS rn FROM '
+            f'{rows} AS (SELECT {columns(self.columns)}, row_number() OVER (ORDER BY "id" DESC) AS rn FROM '
             f'{row_reader(CampaignModel).table} WHERE {where} ORDER BY "id" DESC LIMIT {self.params.add(size + 1)})'
         )
         self.ctes.append(
@@ -397,8 +341,8 @@ class _Compiler:
         )
         return f"root{index}"
 
-    def edge(self, selection_set: SelectionSetNode | None) -> tuple[_Object, set[str], list[str]]:
-        edge, joins, checks = _Object(), set(), []
+    def edge(self, selection_set: SelectionSetNode | None) -> tuple[JsonObject, set[str], list[str]]:
+        edge, joins, checks = JsonObject(), set(), []
         for part in self.fields(selection_set, frozenset({"CampaignEdge"})):
             name, key = part.name.value, (part.alias or part.name).value
             if part.arguments:
@@ -406,7 +350,7 @@ class _Compiler:
             if name == "__typename":
                 edge.add(key, "'CampaignEdge'")
             elif name == "cursor":
-                edge.add(key, _cursor('c."id"'))
+                edge.add(key, cursor('c."id"'))
             elif name == "node":
                 item, joins = self.campaign(part.selection_set, frozenset({"Campaign", "Node"}))
                 edge.add(key, item.json())
@@ -468,7 +412,7 @@ def compile_read(schema: GraphQLSchema, document: str, requested_cost: int | Non
             roots.append((key, compiler.one_campaign(index, node, pk, frozenset({"Campaign", "Node"}))))
         else:
             raise Unsupported(f"root field {name}")
-    data = ", ".join(f"{_literal(key)}, (SELECT j FROM {root})" for key, root in roots)
+    data = ", ".join(f"{literal(key)}, (SELECT j FROM {root})" for key, root in roots)
     cost = " + ".join([str(len(roots)), *(f"COALESCE((SELECT cost FROM {root}), 0)" for _, root in roots)])
     ok = " AND ".join(f"COALESCE((SELECT ok FROM {root}), TRUE)" for _, root in roots)
     sql = f"WITH {', '.join(compiler.ctes)} SELECT json_build_object({data})::text, {cost}, {ok}"
@@ -479,6 +423,3 @@ def compile_read(schema: GraphQLSchema, document: str, requested_cost: int | Non
         sql=sql,
         fixed_params=tuple(compiler.params.values),
     )
-
-
-Compile = Callable[[str, int | None], CompiledRead]
