@@ -135,9 +135,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def database_cpu_seconds(database: str) -> dict[int, float]:
+def database_cpu_seconds(database: str) -> dict[int, float] | None:
     """CPU time so far of each PostgreSQL backend connected to `database` (a local server's, from /proc): what
-    a server's statements cost the database, which its own CPU figure leaves out."""
+    a server's statements cost the database, which its own CPU figure leaves out. None when PostgreSQL takes no
+    more connections (a shared server): the figure is then missing, the run goes on."""
 
     async def pids() -> list[int]:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
@@ -149,7 +150,11 @@ def database_cpu_seconds(database: str) -> dict[int, float]:
             await conn.close()
         return [row["pid"] for row in rows]
 
-    return {pid: cpu_seconds(pid) for pid in asyncio.run(pids())}
+    try:
+        backends = asyncio.run(pids())
+    except (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError, OSError):
+        return None
+    return {pid: cpu_seconds(pid) for pid in backends}
 
 
 def free_port() -> int:

@@ -114,18 +114,34 @@ def load(
         args += ["--body-file", body_file]
     for header in headers:
         args += ["--header", header]
-    db_before = database_cpu_seconds(database) if database else {}
+    db_before = database_cpu_seconds(database) if database else None
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
         pinned(args, LOAD_CPU), check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent
     )
     figures = json.loads(out.stdout)
     figures["cpu_ms"] = (cpu_seconds(server_pid) - cpu_before) * 1000 / max(figures["sent"], 1)
-    if database:
-        db_after = database_cpu_seconds(database)
+    figures["db_cpu_ms"] = None
+    db_after = database_cpu_seconds(database) if database else None
+    if db_before is not None and db_after is not None:
         db_seconds = sum(after - db_before.get(pid, 0.0) for pid, after in db_after.items())
         figures["db_cpu_ms"] = db_seconds * 1000 / max(figures["sent"], 1)
     return figures
+
+
+def database_ms(runs: list[dict]) -> float | None:
+    """The median database CPU per request of these rounds; None if a round could not measure it."""
+    figures = [r.get("db_cpu_ms") for r in runs]
+    return None if not figures or None in figures else statistics.median(figures)
+
+
+def database_vs(cpu: float, db: float | None, their_cpu: float, their_db: float | None) -> str:
+    if db is None or their_db is None:
+        return "the database's CPU per request not measured (PostgreSQL took no more connections)"
+    return (
+        f"the database's CPU per request {db:.2f} ms vs {their_db:.2f} ms; server and database "
+        f"{cpu + db:.2f} ms vs {their_cpu + their_db:.2f} ms ({(cpu + db) / (their_cpu + their_db):.2f}x)"
+    )
 
 
 def run(database: str, seeded: dict) -> Result:
@@ -206,10 +222,9 @@ def run(database: str, seeded: dict) -> Result:
     ref_saturated_p99 = statistics.median(r["p99_ms"] for r in ref_runs)
     gql_cpu = statistics.median(r["cpu_ms"] for r in gql_runs)
     ref_cpu = statistics.median(r["cpu_ms"] for r in ref_runs)
-    gql_db = statistics.median(r["db_cpu_ms"] for r in gql_runs)
-    ref_db = statistics.median(r["db_cpu_ms"] for r in ref_runs)
+    gql_db, ref_db = database_ms(gql_runs), database_ms(ref_runs)
     starlette = (
-        f"Starlette reference {ref_rps:.0f} req/s, {ref_cpu:.2f} ms CPU per request + {ref_db:.2f} ms of the "
+        f"Starlette reference {ref_rps:.0f} req/s, {ref_cpu:.2f} ms CPU per request + {ref_db or 0:.2f} ms of the "
         f"database's (Herald {gql_rps / ref_rps:.2f} "
         f"of its req/s, {gql_cpu / ref_cpu:.2f}x its CPU); at {rate:.0f} req/s open-loop p50 "
         f"{gql_paced['p50_ms']:.1f} ms, p99 {p99:.1f} ms (reference p99 {ref_paced['p99_ms']:.1f} ms); saturated p99 "
@@ -229,7 +244,7 @@ def run(database: str, seeded: dict) -> Result:
         )
     pg_rps = statistics.median(r["rps"] for r in pg_runs)
     pg_cpu = statistics.median(r["cpu_ms"] for r in pg_runs)
-    pg_db = statistics.median(r["db_cpu_ms"] for r in pg_runs)
+    pg_db = database_ms(pg_runs)
     return Result(
         "graphql_read",
         "req/s",
@@ -238,7 +253,6 @@ def run(database: str, seeded: dict) -> Result:
         ">= 1.0 of PostGraphile, CPU <= 1.0x",
         gql_rps >= pg_rps and gql_cpu <= pg_cpu,
         f"server CPU per request {gql_cpu:.2f} ms vs PostGraphile {pg_cpu:.2f} ms ({gql_cpu / pg_cpu:.2f}x); "
-        f"the database's CPU per request {gql_db:.2f} ms vs {pg_db:.2f} ms; server and database "
-        f"{gql_cpu + gql_db:.2f} ms vs {pg_cpu + pg_db:.2f} ms ({(gql_cpu + gql_db) / (pg_cpu + pg_db):.2f}x); "
+        f"{database_vs(gql_cpu, gql_db, pg_cpu, pg_db)}; "
         f"PostGraphile rounds {[round(r['rps']) for r in pg_runs]}; {starlette}",
     )
