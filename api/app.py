@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
+from api.compiled_front import CompiledReadFront, CompiledReads
 from api.exports import export_run_deliveries
 from api.feedback import ROUTES as FEEDBACK_ROUTES
 from api.graphiql import ASSETS_ROUTE, serve_asset
@@ -62,6 +63,8 @@ def create_app(settings: Settings) -> Starlette:
         )
     )
     graphql_app = HeraldGraphQL(schema, settings)
+    if settings.graphql_compiled_reads and schema.planned_execution:
+        graphql_app.compiled_reads = CompiledReads(graphql_app, settings.persisted_query_cache_size)
     # Its own client (connecting on first use), so the limit holds even for an app served without lifespan.
     graphql_app.cost_budget = CostBudget(
         Redis.from_url(settings.redis_url), settings.cost_budget_maximum, settings.cost_restore_rate
@@ -132,6 +135,9 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if graphql_app.compiled_reads is not None:
+        # In front of the middleware stack and the router: it does their share for the requests it answers.
+        app.add_middleware(CompiledReadFront, graphql_app=graphql_app)
     if settings.allowed_origins:
         # Outermost: every answer, a 401 or a 413 included, carries the CORS headers a browser needs to read it.
         app.add_middleware(HeraldCORSMiddleware, **cors_middleware(settings.allowed_origins))

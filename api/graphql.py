@@ -110,6 +110,13 @@ class PersistedQueries:
         self.maxsize = maxsize
         self._documents: OrderedDict[str, str] = OrderedDict()
 
+    def stored(self, digest: str) -> str | None:
+        """The document stored under the (lower-case) hash, now the most recently used; None if none is."""
+        document = self._documents.get(digest)
+        if document is not None:
+            self._documents.move_to_end(digest)
+        return document
+
     def resolve(self, query: str | None, persisted: Any) -> str | None:
         if not isinstance(persisted, dict) or persisted.get("version") != 1:
             raise HTTPException(400, "Unsupported persisted query version (only version 1 is).")
@@ -118,10 +125,7 @@ class PersistedQueries:
             raise HTTPException(400, "persistedQuery.sha256Hash must be a SHA-256 hex digest.")
         digest = digest.lower()
         if query is None:
-            document = self._documents.get(digest)
-            if document is not None:
-                self._documents.move_to_end(digest)
-            return document
+            return self.stored(digest)
         if not isinstance(query, str) or hashlib.sha256(query.encode()).hexdigest() != digest:
             raise HTTPException(400, "provided sha does not match query")
         if self.maxsize:
@@ -164,6 +168,8 @@ class HeraldGraphQL(GraphQL):
         self.events: EventBus | None = None
         self.cost_budget: CostBudget | None = None
         self.persisted_queries = PersistedQueries(settings.persisted_query_cache_size)
+        # api/compiled_front.py: persisted reads answered from one statement (set by create_app when enabled).
+        self.compiled_reads: Any = None
         self._sdl: str | None = None
         self.links = LinkFacts(public_url=settings.public_url, production=settings.is_prod)
         self.people = PeopleAuth.from_settings(settings)
@@ -282,7 +288,7 @@ class HeraldGraphQL(GraphQL):
             if query is None:
                 return PERSISTED_QUERY_NOT_FOUND
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -300,6 +306,11 @@ class HeraldGraphQL(GraphQL):
             raise HTTPException(405, error.as_http_error_reason(method)) from error
         except MissingQueryError as error:
             raise HTTPException(400, "No GraphQL query found in the request") from error
+        if persisted is not None and self.compiled_reads is not None and not request_data.variables:
+            if not result.errors and result.data is not None:
+                cost = (result.extensions or {}).get("cost") or {}
+                self.compiled_reads.learn(persisted["sha256Hash"].lower(), query, cost.get("requested"))
+        return result
 
     async def process_result(self, request: Request, result: Any) -> Any:
         response_data = await super().process_result(request, result)

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Planned execution (resolvers/execution_context.py): off, graphql-core's own execution answers. It turns
     # itself off, with a warning, on strawberry/graphql-core versions other than the pinned ones.
     graphql_planned_execution: bool = True
+    # Compiled reads (api/compiled_front.py): persisted campaign reads answered from one PostgreSQL statement's
+    # JSON. On only with planned execution (so GRAPHQL_PLANNED_EXECUTION=false is stock execution throughout).
+    graphql_compiled_reads: bool = True
     # Query-cost budget per API key (resolvers/cost.py): up to this many points, regained at this rate per
     # second; an operation needs its requested cost available. 0 turns the budget off. At least
     # GRAPHQL_MAX_COMPLEXITY, so every operation allowed at all can run on a full budget.

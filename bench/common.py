@@ -135,6 +135,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds(database: str) -> dict[int, float] | None:
+    """CPU time so far of each PostgreSQL backend connected to `database` (a local server's, from /proc): what
+    a server's statements cost the database, which its own CPU figure leaves out. None when PostgreSQL takes no
+    more connections (a shared server): the figure is then missing, the run goes on."""
+
+    async def pids() -> list[int]:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+        finally:
+            await conn.close()
+        return [row["pid"] for row in rows]
+
+    try:
+        backends = asyncio.run(pids())
+    except (asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError, OSError):
+        return None
+    return {pid: cpu_seconds(pid) for pid in backends}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import postgraphile
 from bench.common import PAGE, SERVER_CPU, Result, free_port, herald_serve
-from bench.graphql_read import CONNECTIONS, ROUNDS, apq_bodies, load, post
+from bench.graphql_read import CONNECTIONS, ROUNDS, apq_bodies, database_ms, database_vs, load, post
 
 FIELDS = (
     "id name status channel tags updatedAt preset { name } segment { name } "
@@ -71,26 +71,38 @@ def run(database: str, seeded: dict) -> Result:
             bodies["postgraphile", name] = str(Path(tmp) / f"pg-{name}.json")
             Path(bodies["postgraphile", name]).write_bytes(json.dumps({"query": pg_queries[name]}).encode())
         runs: dict[tuple[str, str], list[dict]] = {k: [] for k in bodies}
+        db = {"database": database}
         for round_no in range(ROUNDS):
             order = ["herald", "postgraphile"] if round_no % 2 == 0 else ["postgraphile", "herald"]
             for name in ("campaign", "node"):
                 for server in order:
                     if server == "herald":
-                        figures = load(gql_port, "/graphql", "POST", bodies[server, name], gql_headers, gql_server.pid)
+                        figures = load(
+                            gql_port, "/graphql", "POST", bodies[server, name], gql_headers, gql_server.pid, **db
+                        )
                     else:
-                        figures = load(pg_port, "/graphql", "POST", bodies[server, name], pg_headers, pg_server.pid)
+                        figures = load(
+                            pg_port, "/graphql", "POST", bodies[server, name], pg_headers, pg_server.pid, **db
+                        )
                     if figures["errors"]:
                         raise RuntimeError(f"{server} {name}: {figures['errors']} failed: {figures.get('first_error')}")
                     runs[server, name].append(figures)
     cpu = {k: statistics.median(r["cpu_ms"] for r in v) for k, v in runs.items()}
     rps = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
+    db_cpu = {k: database_ms(v) for k, v in runs.items()}
     ratios = {name: cpu["postgraphile", name] / cpu["herald", name] for name in ("campaign", "node")}
+
+    def versus_database(name: str) -> str:
+        mine, theirs = ("herald", name), ("postgraphile", name)
+        return database_vs(cpu[mine], db_cpu[mine], cpu[theirs], db_cpu[theirs])
+
     holds = all(r >= 1.0 for r in ratios.values())
     detail = "; ".join(
         f"{name}: Herald {cpu['herald', name]:.2f} ms CPU, {rps['herald', name]:.0f} req/s vs PostGraphile "
         f"{cpu['postgraphile', name]:.2f} ms, {rps['postgraphile', name]:.0f} req/s (CPU ratio "
         f"{cpu['herald', name] / cpu['postgraphile', name]:.2f}x, req/s ratio "
-        f"{rps['herald', name] / rps['postgraphile', name]:.2f})"
+        f"{rps['herald', name] / rps['postgraphile', name]:.2f}; "
+        f"{versus_database(name)})"
         for name in ("campaign", "node")
     )
     return Result(

@@ -33,6 +33,7 @@ from bench.common import (
     SERVER_CPU,
     Result,
     cpu_seconds,
+    database_cpu_seconds,
     dsn_for,
     free_port,
     herald_serve,
@@ -79,10 +80,18 @@ def post(url: str, body: bytes, key: str | None = None) -> dict:
 
 
 def load(
-    port: int, path: str, method: str, body_file: str | None, headers: list[str], server_pid: int, rate: float = 0.0
+    port: int,
+    path: str,
+    method: str,
+    body_file: str | None,
+    headers: list[str],
+    server_pid: int,
+    rate: float = 0.0,
+    database: str | None = None,
 ) -> dict:
     """One round of load (open-loop at `rate` requests/s if given); adds the server's CPU milliseconds per
-    request (noise from other processes inflates wall-clock rates far more than it does CPU time per request)."""
+    request (noise from other processes inflates wall-clock rates far more than it does CPU time per request)
+    and, given the `database`, its PostgreSQL backends' (`db_cpu_ms`; other servers' idle backends add 0)."""
     args = [
         sys.executable,
         "-m",
@@ -105,13 +114,34 @@ def load(
         args += ["--body-file", body_file]
     for header in headers:
         args += ["--header", header]
+    db_before = database_cpu_seconds(database) if database else None
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(
         pinned(args, LOAD_CPU), check=True, capture_output=True, text=True, cwd=Path(__file__).parent.parent
     )
     figures = json.loads(out.stdout)
     figures["cpu_ms"] = (cpu_seconds(server_pid) - cpu_before) * 1000 / max(figures["sent"], 1)
+    figures["db_cpu_ms"] = None
+    db_after = database_cpu_seconds(database) if database else None
+    if db_before is not None and db_after is not None:
+        db_seconds = sum(after - db_before.get(pid, 0.0) for pid, after in db_after.items())
+        figures["db_cpu_ms"] = db_seconds * 1000 / max(figures["sent"], 1)
     return figures
+
+
+def database_ms(runs: list[dict]) -> float | None:
+    """The median database CPU per request of these rounds; None if a round could not measure it."""
+    figures = [r.get("db_cpu_ms") for r in runs]
+    return None if not figures or None in figures else statistics.median(figures)
+
+
+def database_vs(cpu: float, db: float | None, their_cpu: float, their_db: float | None) -> str:
+    if db is None or their_db is None:
+        return "the database's CPU per request not measured (PostgreSQL took no more connections)"
+    return (
+        f"the database's CPU per request {db:.2f} ms vs {their_db:.2f} ms; server and database "
+        f"{cpu + db:.2f} ms vs {their_cpu + their_db:.2f} ms ({(cpu + db) / (their_cpu + their_db):.2f}x)"
+    )
 
 
 def run(database: str, seeded: dict) -> Result:
@@ -167,11 +197,15 @@ def run(database: str, seeded: dict) -> Result:
             order = ["ref", "gql", "pg"] if round_no % 2 == 0 else ["pg", "gql", "ref"]
             for which in order:
                 if which == "ref":
-                    ref_runs.append(load(ref_port, "/campaigns", "GET", None, [], ref_server.pid))
+                    ref_runs.append(load(ref_port, "/campaigns", "GET", None, [], ref_server.pid, database=database))
                 elif which == "gql":
-                    gql_runs.append(load(gql_port, "/graphql", "POST", body_file, gql_headers, gql_server.pid))
+                    gql_runs.append(
+                        load(gql_port, "/graphql", "POST", body_file, gql_headers, gql_server.pid, database=database)
+                    )
                 elif with_pg:
-                    pg_runs.append(load(pg_port, "/graphql", "POST", pg_body_file, pg_headers, pg_server.pid))
+                    pg_runs.append(
+                        load(pg_port, "/graphql", "POST", pg_body_file, pg_headers, pg_server.pid, database=database)
+                    )
         # Latency at the throughput the target asks for (half the reference's), open-loop: at saturation a
         # closed loop of 32 connections only measures queueing (latency = 32 / throughput, Little's law).
         rate = 0.5 * statistics.median(r["rps"] for r in ref_runs)
@@ -188,8 +222,10 @@ def run(database: str, seeded: dict) -> Result:
     ref_saturated_p99 = statistics.median(r["p99_ms"] for r in ref_runs)
     gql_cpu = statistics.median(r["cpu_ms"] for r in gql_runs)
     ref_cpu = statistics.median(r["cpu_ms"] for r in ref_runs)
+    gql_db, ref_db = database_ms(gql_runs), database_ms(ref_runs)
     starlette = (
-        f"Starlette reference {ref_rps:.0f} req/s, {ref_cpu:.2f} ms CPU per request (Herald {gql_rps / ref_rps:.2f} "
+        f"Starlette reference {ref_rps:.0f} req/s, {ref_cpu:.2f} ms CPU per request + {ref_db or 0:.2f} ms of the "
+        f"database's (Herald {gql_rps / ref_rps:.2f} "
         f"of its req/s, {gql_cpu / ref_cpu:.2f}x its CPU); at {rate:.0f} req/s open-loop p50 "
         f"{gql_paced['p50_ms']:.1f} ms, p99 {p99:.1f} ms (reference p99 {ref_paced['p99_ms']:.1f} ms); saturated p99 "
         f"{saturated_p99:.1f} ms (reference {ref_saturated_p99:.1f} ms)"
@@ -208,6 +244,7 @@ def run(database: str, seeded: dict) -> Result:
         )
     pg_rps = statistics.median(r["rps"] for r in pg_runs)
     pg_cpu = statistics.median(r["cpu_ms"] for r in pg_runs)
+    pg_db = database_ms(pg_runs)
     return Result(
         "graphql_read",
         "req/s",
@@ -216,5 +253,6 @@ def run(database: str, seeded: dict) -> Result:
         ">= 1.0 of PostGraphile, CPU <= 1.0x",
         gql_rps >= pg_rps and gql_cpu <= pg_cpu,
         f"server CPU per request {gql_cpu:.2f} ms vs PostGraphile {pg_cpu:.2f} ms ({gql_cpu / pg_cpu:.2f}x); "
+        f"{database_vs(gql_cpu, gql_db, pg_cpu, pg_db)}; "
         f"PostGraphile rounds {[round(r['rps']) for r in pg_runs]}; {starlette}",
     )
