@@ -60,6 +60,9 @@ class CompiledReads:
             except Unsupported as why:
                 logger.debug("persisted document %s not compiled: %s", digest, why)
                 plan = None
+            except Exception:  # a compiler bug must not fail the request stock execution answered: logged, not compiled
+                logger.exception("persisted document %s could not be compiled", digest)
+                plan = None
         self.plans[digest] = plan
         if len(self.plans) > self.maxsize:
             self.plans.popitem(last=False)
@@ -137,7 +140,10 @@ class CompiledReadFront:
     async def _answer(self, body: bytes, authorization: bytes | None, sandbox: bytes | None) -> bytes | None:
         """The response body, or None when the app should answer."""
         request = orjson.loads(body)
-        if not isinstance(request, dict) or not request.keys() <= _ALLOWED_KEYS or request.get("variables"):
+        if not isinstance(request, dict) or not request.keys() <= _ALLOWED_KEYS:
+            return None
+        variables = request.get("variables") or {}
+        if not isinstance(variables, dict):
             return None
         extensions = request.get("extensions")
         if not isinstance(extensions, dict) or extensions.keys() != {"persistedQuery"}:
@@ -163,8 +169,11 @@ class CompiledReadFront:
         )
         if caller is None or not caller.role.allows(Role.VIEWER):
             return None
+        params = plan.params(caller.sandbox_id, variables)
+        if params is None:
+            return None
         async with connections.get("default").acquire_connection() as connection:
-            data, actual, ok = await connection.fetchrow(plan.sql, *plan.params(caller.sandbox_id))
+            data, actual, ok = await connection.fetchrow(plan.sql, *params)
         if not ok:
             return None
         budget = app.cost_budget

@@ -306,7 +306,7 @@ class HeraldGraphQL(GraphQL):
             raise HTTPException(405, error.as_http_error_reason(method)) from error
         except MissingQueryError as error:
             raise HTTPException(400, "No GraphQL query found in the request") from error
-        if persisted is not None and self.compiled_reads is not None and not request_data.variables:
+        if persisted is not None and self.compiled_reads is not None:
             if not result.errors and result.data is not None:
                 cost = (result.extensions or {}).get("cost") or {}
                 self.compiled_reads.learn(persisted["sha256Hash"].lower(), query, cost.get("requested"))

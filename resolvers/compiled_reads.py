@@ -3,10 +3,11 @@
 
 A persisted document is compiled once, after stock execution answered it without an error (so it passed every
 validation rule and its requested cost is known), when it is made only of what this module can answer:
-`campaigns` (only `first`, a literal), `campaign(id:)` and `node(id:)` (literal ids of campaigns), with
-campaign fields that are columns, the preset's and segment's id and name, and the summary. Anything else
-(variables, directives, other fields or arguments, totalCount, SQLite) is not compiled: stock execution answers
-it. The statement also returns the response's actual cost (resolvers/cost.py `actual_cost`) and `ok`, false
+`campaigns` (only `first`, a literal), `campaign(id:)` and `node(id:)` (a literal id of a campaign, or a
+variable of type `ID`/`ID!` resolved per request: a value that is not a campaign's id goes to stock execution),
+with campaign fields that are columns, the preset's and segment's id and name, and the summary. Anything else
+(other variables, directives, other fields or arguments, totalCount, SQLite) is not compiled: stock execution
+answers it. The statement also returns the response's actual cost (resolvers/cost.py `actual_cost`) and `ok`, false
 when a value would not have serialized as stock execution serializes it (an unknown enum value, an Int out of
 range, tags that are not strings): the request then goes to stock execution, which answers with its error.
 
@@ -31,13 +32,9 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
-    OperationDefinitionNode,
-    OperationType,
     SelectionSetNode,
-    StringValueNode,
     parse,
 )
-from strawberry import relay
 
 from models.audience.entities import Segment as SegmentModel
 from models.campaigns.campaign import Campaign as CampaignModel
@@ -47,8 +44,8 @@ from models.sql.params import Dialect, SqlParams
 from models.sql.reads import row_reader
 from resolvers.campaigns.schema import DEFAULT_LIST_STATUSES
 from resolvers.campaigns.types import summary_sql
+from resolvers.compiled_arguments import VariableId, campaign_node_pk, id_argument, operation_of
 from resolvers.compiled_sql import JsonObject, Unsupported, columns, cursor, datetime_text, global_id, literal
-from resolvers.nodes import parse_pk
 from resolvers.pagination import check_page_size
 
 _INT_MAX = 2**31 - 1
@@ -99,11 +96,26 @@ class CompiledRead:
     operation_name: str | None
     requested_cost: int | None
     sql: str
-    # The statement's parameters, fixed at compile time but for the caller's sandbox id (SANDBOX stands for it).
+    # The statement's parameters, fixed at compile time but for the caller's sandbox id (SANDBOX stands for it)
+    # and the ids given as variables (VariableId).
     fixed_params: tuple[Any, ...]
+    variables: frozenset[str] = frozenset()
 
-    def params(self, sandbox_id: int) -> list[Any]:
-        return [sandbox_id if value is SANDBOX else value for value in self.fixed_params]
+    def params(self, sandbox_id: int, variables: dict[str, Any] | None = None) -> list[Any] | None:
+        """The parameters of one request, or None when its variables are not all campaign ids (stock execution
+        then answers: a null, another type's node or an error)."""
+        if (variables or {}).keys() != self.variables:
+            return None
+        values = []
+        for value in self.fixed_params:
+            if value is SANDBOX:
+                value = sandbox_id
+            elif isinstance(value, VariableId):
+                value = value.pk(variables or {})
+                if value is None:
+                    return None
+            values.append(value)
+        return values
 
 
 class _Compiler:
@@ -260,7 +272,7 @@ class _Compiler:
 
     # ---- root fields -------------------------------------------------------------------------------------------
 
-    def one_campaign(self, index: int, node: FieldNode, pk: int, type_names: frozenset[str]) -> str:
+    def one_campaign(self, index: int, node: FieldNode, pk: int | VariableId, type_names: frozenset[str]) -> str:
         """A CTE answering one campaign (`campaign(id:)`, `node(id:)`): its JSON, cost and checks; no row when
         it is not the caller's."""
         rows = f"rows{index}"
@@ -361,29 +373,10 @@ class _Compiler:
         return edge, joins, checks
 
 
-def _operation(document: DocumentNode) -> OperationDefinitionNode:
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
-        raise Unsupported("one query operation")
-    operation = operations[0]
-    if operation.variable_definitions or operation.directives:
-        raise Unsupported("variables or directives")
-    return operation
-
-
-def _literal_id(node: FieldNode) -> str:
-    if len(node.arguments) != 1 or node.arguments[0].name.value != "id":
-        raise Unsupported("id argument")
-    value = node.arguments[0].value
-    if not isinstance(value, StringValueNode):
-        raise Unsupported("id not a string literal")
-    return value.value
-
-
 def compile_read(schema: GraphQLSchema, document: str, requested_cost: int | None, max_page_size: int) -> CompiledRead:
     """The statement answering `document` (raises Unsupported when it cannot)."""
     parsed = parse(document)
-    operation = _operation(parsed)
+    operation, variables = operation_of(parsed)
     compiler = _Compiler(schema, parsed, max_page_size)
     roots: list[tuple[str, str]] = []
     keys: set[str] = set()
@@ -397,16 +390,14 @@ def compile_read(schema: GraphQLSchema, document: str, requested_cost: int | Non
         elif name == "campaign":
             from resolvers.campaigns.refusals import campaign_pk
 
-            pk = campaign_pk(_literal_id(node))
+            given = id_argument(node, variables)
+            pk = given if isinstance(given, VariableId) else campaign_pk(given)
             if pk is None:
                 raise Unsupported("not a campaign id")  # answered null without a statement by stock execution
             roots.append((key, compiler.one_campaign(index, node, pk, frozenset({"Campaign"}))))
         elif name == "node":
-            try:
-                global_id = relay.GlobalID.from_id(_literal_id(node))
-            except relay.GlobalIDValueError as error:
-                raise Unsupported("not a global id") from error
-            pk = parse_pk(global_id.node_id) if global_id.type_name == "Campaign" else None
+            given = id_argument(node, variables)
+            pk = given if isinstance(given, VariableId) else campaign_node_pk(given)
             if pk is None:
                 raise Unsupported("not a campaign's global id")
             roots.append((key, compiler.one_campaign(index, node, pk, frozenset({"Campaign", "Node"}))))
@@ -422,4 +413,5 @@ def compile_read(schema: GraphQLSchema, document: str, requested_cost: int | Non
         requested_cost=requested_cost,
         sql=sql,
         fixed_params=tuple(compiler.params.values),
+        variables=variables,
     )

@@ -51,7 +51,13 @@ def _shape(response: httpx.Response) -> tuple[int, str, bytes]:
 
 
 async def _compare(
-    gql: GraphQLClient, document: str, key: str | None, *, compiled: bool = COMPILED, accept: str | None = None
+    gql: GraphQLClient,
+    document: str,
+    key: str | None,
+    *,
+    compiled: bool = COMPILED,
+    accept: str | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stock execution's answer to `document` (sent with its text), which equals the answer to its hash alone;
     `compiled` says whether the compiled statement gave the latter."""
@@ -60,9 +66,12 @@ async def _compare(
         headers["Accept"] = accept
     # None with GRAPHQL_PLANNED_EXECUTION=false (a CI tier): stock execution answers both.
     reads = gql.app.state.graphql_app.compiled_reads  # type: ignore[union-attr]
-    stock = await gql.http.post(gql.url, json={"query": document, "extensions": _ext(document)}, headers=headers)
+    given = {"variables": variables} if variables is not None else {}
+    stock = await gql.http.post(
+        gql.url, json={"query": document, "extensions": _ext(document), **given}, headers=headers
+    )
     before = reads.answered if reads is not None else 0
-    by_hash = await gql.http.post(gql.url, json={"extensions": _ext(document)}, headers=headers)
+    by_hash = await gql.http.post(gql.url, json={"extensions": _ext(document), **given}, headers=headers)
     if reads is not None:
         assert reads.answered - before == (1 if compiled else 0), document
     assert _shape(by_hash) == _shape(stock), document
@@ -182,7 +191,14 @@ async def test_refusals_and_what_is_not_compiled_go_to_stock_execution(
     assert (await gql.http.post(gql.url, json={"extensions": _ext(document)})).status_code == 401
     wrong = {"Authorization": "Bearer hk_not_a_key"}
     assert (await gql.http.post(gql.url, json={"extensions": _ext(document)}, headers=wrong)).status_code == 401
-    # Not compiled: variables, totalCount, other arguments, other root fields.
+    # Not compiled: variables other than ids, totalCount, other arguments, other root fields.
+    await _compare(
+        gql,
+        "query P($n: Int) { campaigns(first: $n) { edges { node { id } } } }",
+        sandbox.admin,
+        compiled=False,
+        variables={"n": 2},
+    )
     await _compare(
         gql, "query T { campaigns(first: 2) { totalCount edges { node { id } } } }", sandbox.admin, compiled=False
     )
@@ -193,6 +209,38 @@ async def test_refusals_and_what_is_not_compiled_go_to_stock_execution(
         gql, "query V { viewer { role } campaigns { edges { node { id } } } }", sandbox.admin, compiled=False
     )
     await _compare(gql, 'query X { campaign(id: "x") { id } }', sandbox.admin, compiled=False)
+
+
+async def test_ids_given_as_variables_are_compiled_and_resolved_per_request(
+    gql: GraphQLClient, sandbox: SandboxKeys, campaigns: list[dict[str, Any]]
+) -> None:
+    """`campaign(id: $id)` and `node(id: $id)`, as SPA clients send them: one compiled statement for every id; an
+    id that is no campaign's (another type's node, garbage, a missing or null variable) is stock execution's."""
+    one = f"query One($id: ID!) {{ campaign(id: $id) {{ {BENCH_PAGE_FIELDS} }} }}"
+    node = f"query N($id: ID!) {{ node(id: $id) {{ __typename ... on Campaign {{ {BENCH_PAGE_FIELDS} }} }} }}"
+    for campaign in campaigns:
+        by_id = await _compare(gql, one, sandbox.admin, variables={"id": campaign["id"]})
+        assert by_id["data"]["campaign"]["id"] == campaign["id"]
+        by_node = await _compare(gql, node, sandbox.admin, variables={"id": campaign["id"]})
+        assert by_node["data"]["node"]["name"] == by_id["data"]["campaign"]["name"]
+    ready = campaigns[2]["id"]
+    # campaign(id:) also takes the database id, as a string or an int (ID's input coercion).
+    for plain in (str(_pk(ready)), _pk(ready)):
+        answer = await _compare(gql, one, sandbox.admin, variables={"id": plain})
+        assert answer["data"]["campaign"]["id"] == ready
+    # Not this sandbox's, or no such campaign: null from the statement as from stock execution.
+    intruder = await new_sandbox("intruder")
+    assert (await _compare(gql, one, intruder.admin, variables={"id": ready}))["data"] == {"campaign": None}
+    missing = {"id": "Q2FtcGFpZ246OTk5OTk5OTk="}  # Campaign:99999999
+    assert (await _compare(gql, node, sandbox.admin, variables=missing))["data"] == {"node": None}
+    # Another type's node, not an id, a null or missing variable, an extra one: stock execution answers.
+    segment = await gql("{ segments(first: 1) { edges { node { id } } } }", key=sandbox.admin)
+    segment_id = segment["segments"]["edges"][0]["node"]["id"]
+    assert (await _compare(gql, node, sandbox.admin, compiled=False, variables={"id": segment_id}))["data"] == {
+        "node": {"__typename": "Segment"}
+    }
+    for variables in ({"id": "x"}, {"id": None}, {}, {"id": ready, "other": 1}, {"id": [ready]}):
+        await _compare(gql, one, sandbox.admin, compiled=False, variables=variables)
 
 
 async def test_values_stock_execution_refuses_are_answered_by_it(
