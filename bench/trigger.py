@@ -7,22 +7,24 @@ is open-loop: call i is due at t0 + i / BENCH_TRIGGER_RATE (default 200/s) for B
 rule: a stall is not hidden by the calls it delayed). Targets (issue 17): acceptance p99 < 50 ms,
 acceptance-to-sink p99 < 1 s. The figures are absolute on this machine: there is no reference engine.
 
-The client is plain asyncio streams over BENCH_TRIGGER_CONNECTIONS keep-alive connections, and the sink has its
-own thread and event loop: with httpx and the sink on the client's loop, the client's CPU (httpx's pool is
-quadratic in waiting requests) delayed the sink's SMTP greetings past the workers' connect timeout, which
-measured the bench, not Herald.
+The client is plain asyncio streams over BENCH_TRIGGER_CONNECTIONS keep-alive connections, and the sink has a
+process of its own: with httpx and the sink on the client's loop, the client's CPU (httpx's pool is quadratic
+in waiting requests) delayed the sink's SMTP greetings past the workers' connect timeout, and on a thread of
+the client's process the sink still took the GIL from the calls being timed; both measured the bench, not
+Herald.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -45,36 +47,65 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98] if len(values) > 1 else values[0]
 
 
-class SinkThread:
-    """The SMTP sink on its own thread and event loop, so the load generator never delays its answers."""
+def _sink_main(conn: Connection) -> None:
+    asyncio.run(_sink_serve(conn))
 
-    def __init__(self, handler: Any) -> None:
-        self.handler = handler
+
+async def _sink_serve(conn: Connection) -> None:
+    """The sink process: serves SMTP, records when each recipient's DATA arrived, answers the bench's commands."""
+    from tests.crash.harness import SlowSink
+    from tests.jobs.smtp_sink import smtp_sink
+
+    @dataclass
+    class TimedSink(SlowSink):
+        arrived: dict[str, float] = field(default_factory=dict)  # recipient -> monotonic time of its DATA
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            answer = await super().handle_DATA(server, session, envelope)
+            now = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process of the machine
+            for rcpt in envelope.rcpt_tos:
+                self.arrived.setdefault(rcpt, now)
+            return answer
+
+    handler = TimedSink(delay=0.0)
+    loop = asyncio.get_running_loop()
+    async with smtp_sink(handler) as sink:
+        conn.send(sink.port)
+        while (command := await loop.run_in_executor(None, conn.recv)) != "stop":
+            conn.send(len(handler.arrived) if command == "count" else handler.arrived)
+
+
+class SinkProcess:
+    """The SMTP sink in a process of its own: in the load generator's process (even on its own thread) it took
+    the GIL from the calls being timed."""
+
+    def __init__(self) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._conn, child = spawn.Pipe()
+        self._process = spawn.Process(target=_sink_main, args=(child,), name="bench-sink", daemon=True)
         self.port = 0
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), name="bench-sink", daemon=True)
 
-    async def _serve(self) -> None:
-        from tests.jobs.smtp_sink import smtp_sink
-
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with smtp_sink(self.handler) as sink:
-            self.port = sink.port
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> SinkThread:
-        self._thread.start()
-        if not self._ready.wait(30):
+    def __enter__(self) -> SinkProcess:
+        self._process.start()
+        if not self._conn.poll(60):
             raise RuntimeError("the SMTP sink did not start")
+        self.port = self._conn.recv()
         return self
 
+    def count(self) -> int:
+        self._conn.send("count")
+        return int(self._conn.recv())
+
+    def arrived(self) -> dict[str, float]:
+        self._conn.send("arrived")
+        return dict(self._conn.recv())
+
     def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        with contextlib.suppress(OSError):
+            self._conn.send("stop")
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
 
 
 @dataclass
@@ -187,20 +218,9 @@ async def sample_waits(database: str, into: list[list[Any]], stop: asyncio.Event
 async def _run(database: str) -> Result:
     # The crash suite's harness (worker processes, own redis-server, sink), imported only when this runs.
     from tests.crash.actions import address
-    from tests.crash.harness import Herald, RedisServer, SlowSink
+    from tests.crash.harness import Herald, RedisServer
     from tests.crash.test_trigger_crash import start_serve, stop_serve
     from tests.serving import free_port
-
-    @dataclass
-    class TimedSink(SlowSink):
-        arrived: dict[str, float] = field(default_factory=dict)  # recipient -> monotonic time of its DATA
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            answer = await super().handle_DATA(server, session, envelope)
-            now = time.monotonic()
-            for rcpt in envelope.rcpt_tos:
-                self.arrived.setdefault(rcpt, now)
-            return answer
 
     calls = int(RATE * SECONDS)
     directory = Path(tempfile.mkdtemp(prefix="herald-bench-trigger-"))
@@ -208,11 +228,10 @@ async def _run(database: str) -> Result:
     redis.start()
     herald = Herald(dsn_for(database), redis, directory, lease=5.0)
     await herald.connect()
-    handler = TimedSink(delay=0.0)
     serve = None
     workers = []
     try:
-        with SinkThread(handler) as sink:
+        with SinkProcess() as sink:
             seeded = await herald.action("seed_api", {"profiles": calls, "sink_port": sink.port})
             port = free_port()
             if TRACE:
@@ -240,9 +259,10 @@ async def _run(database: str) -> Result:
             if sampler is not None:
                 await sampler
             for _ in range(600):  # up to 120 s for the last messages to reach the sink
-                if len(handler.arrived) >= len(offered.accepted_at):
+                if sink.count() >= len(offered.accepted_at):
                     break
                 await asyncio.sleep(0.2)
+            arrived = sink.arrived()
             # CPU per trigger does not depend on the machine's load as the latencies do.
             cpu = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
     finally:
@@ -262,7 +282,7 @@ async def _run(database: str) -> Result:
         }
         (directory / "trace.json").write_bytes(orjson.dumps(trace))
         print(f"trace: {directory / 'trace.json'}", flush=True)
-    to_sink = [handler.arrived[r] - at for r, at in accepted_at.items() if r in handler.arrived]
+    to_sink = [arrived[r] - at for r, at in accepted_at.items() if r in arrived]
     missing = len(accepted_at) - len(to_sink)
     accept_p99 = p99(latencies) * 1000 if latencies else float("inf")
     sink_p99 = p99(to_sink) * 1000 if to_sink else float("inf")
