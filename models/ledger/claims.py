@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, sources_sql
 from models.sql.params import Dialect, SqlParams
@@ -71,6 +72,50 @@ async def claim_batch(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
+
+
+async def take_due(
+    conn: BaseDBAsyncClient, run_id: int, now: datetime, size: int, after_id: int = 0
+) -> list[tuple[Claimed, object]]:
+    """The rows `claim_batch` would claim, with their profile's attributes (JSON), locked in `conn`'s transaction
+    (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite's write transactions are serial) and not changed: a sender that
+    records their outcomes in the same transaction needs no lease (an in-app delivery, jobs/inapp_direct.py)."""
+    params = SqlParams(dialect_of())
+    pg = params.dialect is Dialect.POSTGRES
+    run, wave_run, after = params.add(run_id), params.add(run_id), params.add(after_id)
+    due, expired, limit = params.typed(now), params.typed(now), params.add(size)
+    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    # The CTE is evaluated once, before the join (PostgreSQL materializes a locking CTE).
+    sql = (
+        f"WITH c AS (SELECT id, profile_id, address, idempotency_key, attempts, treatment FROM delivery "
+        f"WHERE run_id = {run} AND {sources_sql(DeliveryTransition.DELIVER)} AND (wave IS NULL OR wave <= "
+        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND ("
+        f"(status = '{_Q}' AND id > {after} AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
+        f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
+        f"SELECT c.*, p.attributes FROM c LEFT JOIN profile p ON p.id = c.profile_id ORDER BY c.id"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    return [
+        (
+            Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]),
+                    r["treatment"]),
+            r["attributes"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def taken_elsewhere(run_id: int, now: datetime) -> bool:
+    """Whether due QUEUED rows remain after a pass of `take_due` found none: rows another sender has taken in a
+    transaction not yet committed (they look QUEUED until it commits, and SKIP LOCKED passes over them)."""
+    params = SqlParams(dialect_of())
+    run, due = params.add(run_id), params.typed(now)
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND status = '{_Q}' "
+        f"AND (next_attempt_at IS NULL OR next_attempt_at <= {due}) LIMIT 1",
+        params.values,
+    )
+    return bool(rows)
 
 
 async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:

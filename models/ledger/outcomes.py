@@ -106,11 +106,28 @@ _CHUNK_ROWS = 2000
 _EVENT_OUTCOMES = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
 
 
-async def _write_all(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
+async def write_outcomes_in(
+    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, sandbox_id: int, transition: DeliveryTransition
+) -> None:
+    """`write_outcomes` inside the caller's transaction `conn`, for `transition`'s from-statuses (an in-app
+    delivery's DELIVER: the rows were taken in that transaction, never SENDING), with the subscribed events."""
+    if not outcomes:
+        return
+    changed = await _write_all(conn, outcomes, now, transition)
+    if any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn)):
+        await _emit_outcome_events(conn, changed, now)
+
+
+async def _write_all(
+    conn: BaseDBAsyncClient,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    transition: DeliveryTransition = DeliveryTransition.OUTCOME,
+) -> list[dict[str, Any]]:
     """Every chunk of the outcomes written; the rows they changed."""
     changed: list[dict[str, Any]] = []
     for start in range(0, len(outcomes), _CHUNK_ROWS):
-        changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now)
+        changed += await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now, transition)
     return changed
 
 
@@ -131,16 +148,16 @@ _COLUMNS = "id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried
 _ARRAY_TYPES = ("BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TIMESTAMPTZ", "INTEGER", "TEXT", "INTEGER")
 
 
-def _fields(o: Outcome) -> tuple[Any, ...]:
-    check_target(DeliveryTransition.OUTCOME, o.status)
+def _fields(o: Outcome, transition: DeliveryTransition) -> tuple[Any, ...]:
+    check_target(transition, o.status)
     return (o.id, o.status.value, o.reason, o.error, o.provider_id, o.relay_id, o.next_attempt_at,
             1 if o.sent else 0, o.bounce_type, 1 if o.counts_attempt else 0)  # fmt: skip
 
 
-def _values_source(params: SqlParams, outcomes: Sequence[Outcome]) -> str:
+def _values_source(params: SqlParams, outcomes: Sequence[Outcome], transition: DeliveryTransition) -> str:
     """The outcomes as the rows of `v`: on PostgreSQL one array per column through `unnest` (ten parameters
     whatever the count, cheap to bind); on SQLite a VALUES list."""
-    rows = [_fields(o) for o in outcomes]
+    rows = [_fields(o, transition) for o in outcomes]
     if params.dialect is Dialect.POSTGRES:
         arrays = ", ".join(
             f"{params.add(list(column))}::{pg_type}[]"
@@ -151,9 +168,11 @@ def _values_source(params: SqlParams, outcomes: Sequence[Outcome]) -> str:
     return f"VALUES {', '.join(groups)}"
 
 
-async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime) -> list[dict[str, Any]]:
+async def _write_chunk(
+    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, transition: DeliveryTransition
+) -> list[dict[str, Any]]:
     params = SqlParams(dialect_of())
-    source = _values_source(params, outcomes)
+    source = _values_source(params, outcomes, transition)
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
     sql = (
         f"WITH v({_COLUMNS}) AS ({source}) "
@@ -163,7 +182,7 @@ async def _write_chunk(conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now
         f"attempts = delivery.attempts + v.tried, lease_until = NULL, updated_at = {updated}, "
         f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
         f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-        f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')} "
+        f"FROM v WHERE delivery.id = v.id AND {sources_sql(transition, 'delivery.status')} "
         f"RETURNING delivery.id, delivery.status, delivery.reason, delivery.sandbox_id, delivery.campaign_id, "
         f"delivery.run_id, delivery.profile_id"
     )
