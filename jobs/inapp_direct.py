@@ -14,7 +14,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from jobs.channels.inapp import InAppAdapter, inbox_rows, insert_statements
+from jobs.channels.inapp import InAppAdapter, insert_messages
 from jobs.rendering import Renderer
 from jobs.sending import json_value, note_failures, prepare_batch, with_db_retry
 from jobs.tracking import MessageTracker
@@ -22,7 +22,7 @@ from models.campaigns.campaign import CampaignRun
 from models.ledger.claims import Claimed, take_due
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.delivery_rules import DeliveryTransition
-from models.ledger.outcomes import Outcome, write_outcomes_in
+from models.ledger.outcomes import Outcome, write_outcomes_in, write_sent_in
 
 logger = logging.getLogger("jobs.runs")
 
@@ -67,17 +67,20 @@ class DirectInApp:
             batch = [claimed for claimed, _ in taken]
             attributes = {claimed.profile_id: json_value(values) for claimed, values in taken}
             prepared = await prepare_batch(batch, self.renderer, now, self.tracker, attributes=attributes)
-            rows = inbox_rows(
+            statements = insert_messages(
                 prepared.messages,
+                adapter.dialect,
                 sandbox_id=adapter.sandbox_id,
                 namespace=adapter.namespace,
                 campaign_id=adapter.campaign_id,
                 now=now,
             )
-            for sql, params in insert_statements(rows, adapter.dialect):
+            for sql, params in statements:
                 await conn.execute_query(sql, params)
-            # As the adapter's SendResult.sent(key) becomes through outcome_of: the key is the provider's id.
-            sent = [Outcome(c.id, DeliveryStatus.SENT, provider_id=c.key, sent=True) for c in prepared.rows]
-            outcomes = prepared.failed + sent
-            await write_outcomes_in(conn, outcomes, now, self.run.sandbox_id, DeliveryTransition.DELIVER)
-        return batch, outcomes
+            sandbox_id, deliver = self.run.sandbox_id, DeliveryTransition.DELIVER
+            await write_outcomes_in(conn, prepared.failed, now, sandbox_id, deliver)
+            # What the adapter's SendResult.sent(key) becomes through outcome_of, the key being the provider's id.
+            await write_sent_in(conn, [c.id for c in prepared.rows], now, sandbox_id, deliver)
+        # The batch's failure figures (rare: a template error) count its sent rows too.
+        sent = [Outcome(c.id, DeliveryStatus.SENT, sent=True) for c in prepared.rows] if prepared.failed else []
+        return batch, prepared.failed + sent

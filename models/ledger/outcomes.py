@@ -118,6 +118,36 @@ async def write_outcomes_in(
         await _emit_outcome_events(conn, changed, now)
 
 
+async def write_sent_in(
+    conn: BaseDBAsyncClient, delivery_ids: Sequence[int], now: datetime, sandbox_id: int, transition: DeliveryTransition
+) -> None:
+    """The rows SENT as `write_outcomes_in` writes `Outcome(id, SENT, provider_id=<its key>, sent=True)`, the key
+    read in SQL: one array of ids (PostgreSQL) instead of ten columns of outcome values per row."""
+    if not delivery_ids:
+        return
+    check_target(transition, DeliveryStatus.SENT)
+    listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn))
+    pg = dialect_of() is Dialect.POSTGRES
+    # SQLite binds each id (999 placeholders at most before 3.32).
+    step = len(delivery_ids) if pg else 500
+    for start in range(0, len(delivery_ids), step):
+        ids = list(delivery_ids[start : start + step])
+        params = SqlParams(dialect_of())
+        updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+        which = f"id = ANY({params.add(ids)}::BIGINT[])" if pg else f"id IN ({', '.join(params.add(i) for i in ids)})"
+        returning = f" {_RETURNING}" if listened else ""
+        sql = (
+            f"UPDATE delivery SET status = '{DeliveryStatus.SENT.value}', reason = NULL, last_error = NULL, "
+            f"provider_message_id = idempotency_key, next_attempt_at = NULL, attempts = attempts + 1, "
+            f"lease_until = NULL, updated_at = {updated}, sent_at = {sent_at} "
+            f"WHERE {which} AND {sources_sql(transition)}{returning}"
+        )
+        if listened:
+            await _emit_outcome_events(conn, await conn.execute_query_dict(sql, params.values), now)
+        else:
+            await conn.execute_query(sql, params.values)
+
+
 async def _write_all(
     conn: BaseDBAsyncClient,
     outcomes: Sequence[Outcome],
