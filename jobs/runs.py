@@ -210,7 +210,9 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
         # The published version is fixed here, with the audience: the run sends it to the end.
         campaign, version_number = await bind_run_version(conn, campaign, now)
         links = LinkFacts(settings.public_url, settings.is_prod)
-        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=links), now)
+        # Only errors stop a run, and none depends on the audience estimates: skipped, they would scan the
+        # audience three more times before the snapshot scans it.
+        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=links, estimates=False), now)
         if not can_activate(alerts):
             codes = sorted({a.code.value for a in alerts if a.severity.value == "ERROR"})
             reason = "review failed: " + ", ".join(codes)
