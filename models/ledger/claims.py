@@ -124,9 +124,11 @@ async def taken_elsewhere(run_id: int, now: datetime) -> bool:
     """Whether due QUEUED rows remain after a pass of `take_due` found none: rows another sender has taken in a
     transaction not yet committed (they look QUEUED until it commits, and SKIP LOCKED passes over them)."""
     params = SqlParams(dialect_of())
-    run, due = params.add(run_id), params.typed(now)
+    run, wave_run, due = params.add(run_id), params.add(run_id), params.typed(now)
+    # What take_due would take but for the locks: of a later wave, or due later, is not taken elsewhere.
     rows = await connections.get("default").execute_query_dict(
-        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND status = '{_Q}' "
+        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND status = '{_Q}' AND (wave IS NULL OR wave <= "
+        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) "
         f"AND (next_attempt_at IS NULL OR next_attempt_at <= {due}) LIMIT 1",
         params.values,
     )
