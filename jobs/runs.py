@@ -23,21 +23,17 @@ from arq.worker import Retry
 from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
-from jobs.channels.base import ConcurrentAdapter
 from jobs.context import worker_context
 from jobs.inapp_direct import IN_APP_BATCH_SIZE, DirectInApp
+from jobs.leased_batch import send_leased
 from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
 from jobs.sending import (
-    keep_leased,
     keep_run_leased,
-    prepare_batch,
-    send_chunks,
     with_db_retry,
 )
-from jobs.streaming import stream_batch
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from jobs.trigger_runs import progress_of, rest_open, still_open
@@ -64,7 +60,7 @@ from models.campaigns.transitions import (
     finish_run,
     record_snapshot_done,
 )
-from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
+from models.campaigns.values import schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, taken_elsewhere
@@ -84,7 +80,6 @@ from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
-from models.triggers.progress import recount_triggers
 
 logger = logging.getLogger(__name__)
 
@@ -345,7 +340,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     batch = await _cleared(send_rules, batch, now)
                     if not batch:
                         continue
-                paused = await _send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
+                paused = await send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
                 if paused is not None:
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
@@ -363,47 +358,6 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
-
-
-async def _send_leased(
-    ctx: dict[str, Any],
-    run: CampaignRun,
-    campaign: Campaign,
-    batch: list[Claimed],
-    adapter: Any,
-    renderer: Renderer,
-    tracker: MessageTracker,
-    retry_deadline: datetime,
-    now: datetime,
-) -> tuple[Any, ...] | None:
-    """A claimed batch sent under its lease, renewed meanwhile; the pause when the provider refused the preset."""
-    triggered = campaign.type == CampaignType.API_TRIGGERED
-    clock = worker_context(ctx).clock
-    async with keep_leased(run, batch, _lease(ctx), clock) as renewing:
-        prepared = await prepare_batch(batch, renderer, now, tracker, triggered=triggered)
-        send = stream_batch if _streams(adapter, campaign) else send_chunks
-        paused = await send(
-            run,
-            prepared,
-            adapter,
-            renewing,
-            retry_deadline,
-            clock,
-            worker_context(ctx).settings.sms_unconfirmed_window_seconds,
-            CONTACT_CHANNEL.get(Channel(campaign.channel)),
-        )
-    if triggered and not run.open_for_triggers:
-        # A run of one trigger (before the shared trigger runs): its trigger recounted after the batch. A
-        # shared run's triggers are recounted in each outcome write's transaction (sending.trigger_recount).
-        ids = [c.id for c in batch]
-        await with_db_retry(recount_triggers, run.sandbox_id, run.campaign_id, run.id, ids, _now(ctx))
-    return paused
-
-
-def _streams(adapter: Any, campaign: Campaign) -> bool:
-    """Messages sent one by one through a pool of connections go as a stream (jobs/streaming.py); in-app inbox
-    rows are written a whole batch per statement."""
-    return isinstance(adapter, ConcurrentAdapter) and Channel(campaign.channel) is not Channel.IN_APP
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:
