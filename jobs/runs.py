@@ -23,20 +23,17 @@ from arq.worker import Retry
 from tortoise.transactions import in_transaction
 
 from jobs.adapters import build_adapter
-from jobs.channels.base import ConcurrentAdapter
 from jobs.context import worker_context
+from jobs.inapp_direct import IN_APP_BATCH_SIZE, DirectInApp
+from jobs.leased_batch import send_leased
 from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
 from jobs.sending import (
-    keep_leased,
     keep_run_leased,
-    prepare_batch,
-    send_chunks,
     with_db_retry,
 )
-from jobs.streaming import stream_batch
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from jobs.trigger_runs import progress_of, rest_open, still_open
@@ -63,10 +60,10 @@ from models.campaigns.transitions import (
     finish_run,
     record_snapshot_done,
 )
-from models.campaigns.values import CONTACT_CHANNEL, schedule_from_stored
+from models.campaigns.values import schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
-from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch
+from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, taken_elsewhere
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.due_times import due_at_local_time
@@ -208,7 +205,9 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
         # The published version is fixed here, with the audience: the run sends it to the end.
         campaign, version_number = await bind_run_version(conn, campaign, now)
         links = LinkFacts(settings.public_url, settings.is_prod)
-        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=links), now)
+        # Only errors stop a run, and none depends on the audience estimates: skipped, they would scan the
+        # audience three more times before the snapshot scans it.
+        alerts = review(await build_snapshot(campaign, now=now, conn=conn, links=links, estimates=False), now)
         if not can_activate(alerts):
             codes = sorted({a.code.value for a in alerts if a.severity.value == "ERROR"})
             reason = "review failed: " + ", ".join(codes)
@@ -304,6 +303,9 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
         key = campaign_throttle_key(campaign.id) if triggered else None
         throttle = Throttle(ctx["redis"], run.id, campaign.throttle_per_second, key=key)
     send_rules = await send_rules_for(campaign, run.id)
+    direct = None
+    if DirectInApp.fits(adapter, send_rules, throttle, triggered):
+        direct, batch_size = DirectInApp(run, adapter, renderer, tracker), IN_APP_BATCH_SIZE
     after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
@@ -314,7 +316,15 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
                 await throttle.take(batch_size)
                 now = _now(ctx)
-            batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
+            if direct is not None:
+                # Taken and delivered in one transaction; None: the run goes on the leased path.
+                delivered = await direct.deliver(now, batch_size, after_id)
+                if delivered is None:
+                    direct, batch_size = None, _batch_size(campaign)
+                    continue
+                batch = delivered
+            else:
+                batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             # A short batch of a pass from the start took every row due: no other pass (a trigger's run is one).
             last_pass = after_id == 0 and len(batch) < batch_size and run.wave is None
             if not batch:
@@ -325,26 +335,14 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 after_id = 0  # one more pass from the start: retries now due, leases that expired meanwhile
                 continue
             after_id = max(after_id, batch[-1].id)  # a killed worker's rows may lie behind
-            if send_rules is not None:
-                batch = await _cleared(send_rules, batch, now)
-                if not batch:
-                    continue
-            paused = None
-            async with keep_leased(run, batch, lease, worker_context(ctx).clock) as renewing:
-                prepared = await prepare_batch(batch, renderer, now, tracker, triggered=triggered)
-                send = stream_batch if _streams(adapter, campaign) else send_chunks
-                paused = await send(
-                    run,
-                    prepared,
-                    adapter,
-                    renewing,
-                    retry_deadline,
-                    worker_context(ctx).clock,
-                    worker_context(ctx).settings.sms_unconfirmed_window_seconds,
-                    CONTACT_CHANNEL.get(Channel(campaign.channel)),
-                )
-            if paused is not None:
-                return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
+            if direct is None:
+                if send_rules is not None:
+                    batch = await _cleared(send_rules, batch, now)
+                    if not batch:
+                        continue
+                paused = await send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
+                if paused is not None:
+                    return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
                 break  # counted and published by _finish_if_done right after
             if progress.counting_due():
@@ -353,16 +351,13 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 await with_db_retry(store_counters, run.id, counts)
                 progress.counted(counting)
                 await progress.publish(counts, RunStatus.RUNNING)
+        if direct is not None and await with_db_retry(taken_elsewhere, run.id, _now(ctx)):
+            # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
+            return {"runId": run.id, "status": RunStatus.RUNNING.value}
     finally:
         if adapter is not None:
             await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
-
-
-def _streams(adapter: Any, campaign: Campaign) -> bool:
-    """Messages sent one by one through a pool of connections go as a stream (jobs/streaming.py); in-app inbox
-    rows are written a whole batch per statement."""
-    return isinstance(adapter, ConcurrentAdapter) and Channel(campaign.channel) is not Channel.IN_APP
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:

@@ -185,10 +185,10 @@ async def trigger_contexts(delivery_ids: Sequence[int]) -> dict[int, tuple[dict[
         f"LEFT JOIN campaign_trigger t ON t.id = d.trigger_id WHERE d.id IN ({in_list})",
         params.values,
     )
-    return {int(r["id"]): (_json(r["call"]), _json(r["recipient"])) for r in rows}
+    return {int(r["id"]): (json_value(r["call"]), json_value(r["recipient"])) for r in rows}
 
 
-def _json(value: Any) -> dict[str, Any]:
+def json_value(value: Any) -> dict[str, Any]:
     """A JSON column read by raw SQL: a dict from asyncpg's JSONB codec, text from SQLite."""
     if value is None:
         return {}
@@ -218,10 +218,13 @@ async def prepare_batch(
     now: datetime,
     tracker: MessageTracker | None = None,
     triggered: bool = False,
+    attributes: dict[int, Any] | None = None,
 ) -> PreparedBatch:
     """Renders and tracks a whole claimed batch: one profile read and one link lookup per batch, not per chunk.
-    `triggered`: an API campaign's rows, each rendered with its trigger's context and its own."""
-    attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
+    `triggered`: an API campaign's rows, each rendered with its trigger's context and its own. `attributes`: the
+    profiles' attributes by profile id when the caller read them with the rows (else read here)."""
+    if attributes is None:
+        attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     contexts: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     if triggered:
         contexts = await trigger_contexts([c.id for c in batch])
@@ -336,6 +339,15 @@ async def record_chunk(
 ) -> None:
     """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
     await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id, trigger_recount(run, now, triggered))
+    await note_failures(run, outcomes)
+    if contact is not None:
+        await with_db_retry(
+            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+        )
+
+
+async def note_failures(run: CampaignRun, outcomes: list[Outcome]) -> None:
+    """The latest failure's reason on the run, and a warning when every send of the chunk failed."""
     failures = await with_db_retry(record_batch_failures, run.id, outcomes)
     if failures is not None and failures.all_failed:
         # Once per chunk, not per message: a run whose sends all fail must show in the logs.
@@ -344,10 +356,6 @@ async def record_chunk(
             run.id, failures.total, failures.latest_reason, failures.latest_error,
             extra={"run_id": run.id, "campaign_id": run.campaign_id, "reason": failures.latest_reason},
         )  # fmt: skip
-    if contact is not None:
-        await with_db_retry(
-            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
-        )
 
 
 def trigger_recount(run: CampaignRun, now: datetime, triggered: bool = False) -> Recount | None:

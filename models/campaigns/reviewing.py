@@ -127,10 +127,17 @@ def push_platform_facts(preset: MessagePreset) -> dict[str, Any]:
 
 
 async def build_snapshot(
-    row: Campaign, *, now: datetime, conn: BaseDBAsyncClient, links: LinkFacts | None = None
+    row: Campaign,
+    *,
+    now: datetime,
+    conn: BaseDBAsyncClient,
+    links: LinkFacts | None = None,
+    estimates: bool = True,
 ) -> CampaignSnapshot:
     """Everything the review judges, read in `conn` (the caller's transaction when activating); `links` is
-    the server's (PUBLIC_URL, production), which the models cannot know."""
+    the server's (PUBLIC_URL, production), which the models cannot know. `estimates=False`: without the audience
+    estimate, the profile paths seen and the business-rules estimate (each a scan of the audience), which only
+    warnings and the plan read: enough for a check that refuses on errors alone (a run's start)."""
     preset_facts = None
     preset: MessagePreset | None = None
     if row.preset_id is not None:
@@ -184,7 +191,7 @@ async def build_snapshot(
         experiment=row.experiment,
         trigger_context_sample=row.trigger_context_sample,
     )
-    if segment is None or namespace is None or row.channel is None:
+    if segment is None or namespace is None or row.channel is None or not estimates:
         return snapshot
     estimate = await _estimate(row, segment, namespace, preset, now, conn)
     seen = await _paths_seen(segment, _referenced_profile_paths(snapshot), now, conn)

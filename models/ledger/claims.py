@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, sources_sql
 from models.sql.params import Dialect, SqlParams
@@ -71,6 +72,67 @@ async def claim_batch(
         for r in rows
     ]
     return sorted(claimed, key=lambda c: c.id)
+
+
+async def take_due(
+    conn: BaseDBAsyncClient, run_id: int, now: datetime, size: int, after_id: int = 0
+) -> list[tuple[Claimed, object]]:
+    """The rows `claim_batch` would claim, with their profile's attributes (JSON), locked in `conn`'s transaction
+    (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite's write transactions are serial) and not changed: a sender that
+    records their outcomes in the same transaction needs no lease (an in-app delivery, jobs/inapp_direct.py).
+
+    Two statements, not claim_batch's one with an OR: the QUEUED rows' `id > after_id` is then the primary key
+    scan's start, where the OR made every batch read the run's rows from the first (quadratic in the run's size)."""
+    expired = await _take(conn, run_id, f"status = '{_S}' AND lease_until < {{now}}", now, size, after_id)
+    queued = []
+    if len(expired) < size:
+        due = f"status = '{_Q}' AND id > {{after}} AND (next_attempt_at IS NULL OR next_attempt_at <= {{now}})"
+        queued = await _take(conn, run_id, due, now, size - len(expired), after_id)
+    return sorted(expired + queued, key=lambda taken: taken[0].id)
+
+
+async def _take(
+    conn: BaseDBAsyncClient, run_id: int, condition: str, now: datetime, size: int, after_id: int
+) -> list[tuple[Claimed, object]]:
+    params = SqlParams(dialect_of())
+    pg = params.dialect is Dialect.POSTGRES
+    # In the order the placeholders appear in the text (SQLite's `?` are positional).
+    run, wave_run = params.add(run_id), params.add(run_id)
+    values = {"after": params.add(after_id) if "{after}" in condition else "", "now": params.typed(now)}
+    limit = params.add(size)
+    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    # The CTE is evaluated once (PostgreSQL materializes a locking CTE); each profile read by its key, where a
+    # join walked the profiles' primary key from the first up to the batch's.
+    sql = (
+        f"WITH c AS (SELECT id, profile_id, address, idempotency_key, attempts, treatment FROM delivery "
+        f"WHERE run_id = {run} AND (wave IS NULL OR wave <= (SELECT r.wave FROM campaign_run r WHERE r.id = "
+        f"{wave_run})) AND {condition.format(**values)} ORDER BY id LIMIT {limit}{lock}) "
+        f"SELECT c.*, (SELECT p.attributes FROM profile p WHERE p.id = c.profile_id) AS attributes FROM c"
+    )
+    rows = await conn.execute_query_dict(sql, params.values)
+    return [
+        (
+            Claimed(int(r["id"]), int(r["profile_id"]), r["address"], r["idempotency_key"], int(r["attempts"]),
+                    r["treatment"]),
+            r["attributes"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def taken_elsewhere(run_id: int, now: datetime) -> bool:
+    """Whether due QUEUED rows remain after a pass of `take_due` found none: rows another sender has taken in a
+    transaction not yet committed (they look QUEUED until it commits, and SKIP LOCKED passes over them)."""
+    params = SqlParams(dialect_of())
+    run, wave_run, due = params.add(run_id), params.add(run_id), params.typed(now)
+    # What take_due would take but for the locks: of a later wave, or due later, is not taken elsewhere.
+    rows = await connections.get("default").execute_query_dict(
+        f"SELECT 1 AS one FROM delivery WHERE run_id = {run} AND status = '{_Q}' AND (wave IS NULL OR wave <= "
+        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) "
+        f"AND (next_attempt_at IS NULL OR next_attempt_at <= {due}) LIMIT 1",
+        params.values,
+    )
+    return bool(rows)
 
 
 async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:

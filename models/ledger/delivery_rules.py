@@ -25,6 +25,8 @@ class DeliveryTransition(StrEnum):
     CONFIRM = "CONFIRM"  # a status callback names an UNCONFIRMED send: the provider has it
     SETTLE = "SETTLE"  # the unconfirmed window ended without a callback: failed, or queued again (policy)
     BUSINESS_RULE = "BUSINESS_RULE"  # a claimed row is capped or skipped (EXCLUDED), or delayed by quiet hours
+    # An in-app message: taken, written to the inbox and recorded in one transaction (jobs/inapp_direct.py).
+    DELIVER = "DELIVER"
 
 
 _D = DeliveryStatus
@@ -45,6 +47,8 @@ DELIVERY_TRANSITIONS: dict[DeliveryTransition, tuple[tuple[DeliveryStatus, ...],
     _T.SETTLE: ((_D.UNCONFIRMED,), frozenset({_D.FAILED, _D.QUEUED})),
     # Checked after the claim, under a lock per profile (models/business_rules/enforcement.py).
     _T.BUSINESS_RULE: ((_D.SENDING,), frozenset({_D.EXCLUDED, _D.QUEUED})),
+    # SENDING: a row whose lease expired, taken over from a sender of the leased path.
+    _T.DELIVER: ((_D.QUEUED, _D.SENDING), frozenset({_D.SENT, _D.FAILED})),
 }
 SNAPSHOT_STATUSES = frozenset({_D.QUEUED, _D.EXCLUDED})
 

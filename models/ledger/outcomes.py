@@ -112,15 +112,62 @@ _CHUNK_ROWS = 2000
 _EVENT_OUTCOMES = (DeliveryStatus.SENT.value, DeliveryStatus.FAILED.value, DeliveryStatus.BOUNCED.value)
 
 
+async def write_outcomes_in(
+    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, sandbox_id: int, transition: DeliveryTransition
+) -> None:
+    """`write_outcomes` inside the caller's transaction `conn`, for `transition`'s from-statuses (an in-app
+    delivery's DELIVER: the rows were taken in that transaction, never SENDING), with the subscribed events."""
+    if not outcomes:
+        return
+    changed = await _write_all(conn, outcomes, now, transition)
+    if any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn)):
+        await _emit_outcome_events(conn, changed, now)
+
+
+async def write_sent_in(
+    conn: BaseDBAsyncClient, delivery_ids: Sequence[int], now: datetime, sandbox_id: int, transition: DeliveryTransition
+) -> None:
+    """The rows SENT as `write_outcomes_in` writes `Outcome(id, SENT, provider_id=<its key>, sent=True)`, the key
+    read in SQL: one array of ids (PostgreSQL) instead of ten columns of outcome values per row."""
+    if not delivery_ids:
+        return
+    check_target(transition, DeliveryStatus.SENT)
+    listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn))
+    pg = dialect_of() is Dialect.POSTGRES
+    # SQLite binds each id (999 placeholders at most before 3.32).
+    step = len(delivery_ids) if pg else 500
+    for start in range(0, len(delivery_ids), step):
+        ids = list(delivery_ids[start : start + step])
+        params = SqlParams(dialect_of())
+        updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
+        which = f"id = ANY({params.add(ids)}::BIGINT[])" if pg else f"id IN ({', '.join(params.add(i) for i in ids)})"
+        returning = f" {_RETURNING}" if listened else ""
+        sql = (
+            f"UPDATE delivery SET status = '{DeliveryStatus.SENT.value}', reason = NULL, last_error = NULL, "
+            f"provider_message_id = idempotency_key, next_attempt_at = NULL, attempts = attempts + 1, "
+            f"lease_until = NULL, updated_at = {updated}, sent_at = {sent_at} "
+            f"WHERE {which} AND {sources_sql(transition)}{returning}"
+        )
+        if listened:
+            await _emit_outcome_events(conn, await conn.execute_query_dict(sql, params.values), now)
+        else:
+            await conn.execute_query(sql, params.values)
+
+
 async def _write_all(
-    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, unless_listened_in: int | None = None
+    conn: BaseDBAsyncClient,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    transition: DeliveryTransition = DeliveryTransition.OUTCOME,
+    unless_listened_in: int | None = None,
 ) -> list[dict[str, Any]]:
     """Every chunk of the outcomes written; the rows they changed. `unless_listened_in`: a sandbox whose enabled
     endpoints taking delivery events, if any, leave the rows unchanged (checked in each statement itself, which
     spares a round trip before it): nothing changed means someone listens, or no row was still SENDING."""
     changed: list[dict[str, Any]] = []
     for start in range(0, len(outcomes), _CHUNK_ROWS):
-        written = await _write_chunk(conn, outcomes[start : start + _CHUNK_ROWS], now, unless_listened_in)
+        chunk = outcomes[start : start + _CHUNK_ROWS]
+        written = await _write_chunk(conn, chunk, now, transition, unless_listened_in)
         if not written and unless_listened_in is not None:
             return changed
         changed += written
@@ -144,16 +191,16 @@ _COLUMNS = "id, status, reason, err, pid, relay, next_at, is_sent, bounce, tried
 _ARRAY_TYPES = ("BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TIMESTAMPTZ", "INTEGER", "TEXT", "INTEGER")
 
 
-def _fields(o: Outcome) -> tuple[Any, ...]:
-    check_target(DeliveryTransition.OUTCOME, o.status)
+def _fields(o: Outcome, transition: DeliveryTransition) -> tuple[Any, ...]:
+    check_target(transition, o.status)
     return (o.id, o.status.value, o.reason, o.error, o.provider_id, o.relay_id, o.next_attempt_at,
             1 if o.sent else 0, o.bounce_type, 1 if o.counts_attempt else 0)  # fmt: skip
 
 
-def _values_source(params: SqlParams, outcomes: Sequence[Outcome]) -> str:
+def _values_source(params: SqlParams, outcomes: Sequence[Outcome], transition: DeliveryTransition) -> str:
     """The outcomes as the rows of `v`: on PostgreSQL one array per column through `unnest` (ten parameters
     whatever the count, cheap to bind); on SQLite a VALUES list."""
-    rows = [_fields(o) for o in outcomes]
+    rows = [_fields(o, transition) for o in outcomes]
     if params.dialect is Dialect.POSTGRES:
         arrays = ", ".join(
             f"{params.add(list(column))}::{pg_type}[]"
@@ -178,10 +225,14 @@ def _nobody_listens(params: SqlParams, sandbox_id: int) -> str:
 
 
 async def _write_chunk(
-    conn: BaseDBAsyncClient, outcomes: Sequence[Outcome], now: datetime, unless_listened_in: int | None = None
+    conn: BaseDBAsyncClient,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    transition: DeliveryTransition,
+    unless_listened_in: int | None = None,
 ) -> list[dict[str, Any]]:
     params = SqlParams(dialect_of())
-    source = _values_source(params, outcomes)
+    source = _values_source(params, outcomes, transition)
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
     unheard = "" if unless_listened_in is None else f" AND {_nobody_listens(params, unless_listened_in)}"
     sql = (
@@ -192,7 +243,7 @@ async def _write_chunk(
         f"attempts = delivery.attempts + v.tried, lease_until = NULL, updated_at = {updated}, "
         f"sent_at = CASE WHEN v.is_sent = 1 THEN {sent_at} ELSE delivery.sent_at END, "
         f"bounce_type = COALESCE(v.bounce, delivery.bounce_type) "
-        f"FROM v WHERE delivery.id = v.id AND {sources_sql(DeliveryTransition.OUTCOME, 'delivery.status')}{unheard} "
+        f"FROM v WHERE delivery.id = v.id AND {sources_sql(transition, 'delivery.status')}{unheard} "
         f"RETURNING delivery.id, delivery.status, delivery.reason, delivery.sandbox_id, delivery.campaign_id, "
         f"delivery.run_id, delivery.profile_id"
     )

@@ -56,13 +56,16 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
     settings = Settings()
     sandbox = await create_sandbox(spec.get("sandbox") or f"crash-{datetime.now(UTC).timestamp():.0f}", actor="t")
     await add_profiles(sandbox.id, 0, spec["profiles"], spec.get("rejected_every", 0))
+    in_app = spec.get("channel") == "IN_APP"
     preset = await MessagePreset.create(
         sandbox_id=sandbox.id,
         name="sink",
-        channel=Channel.EMAIL,
+        channel=Channel.IN_APP if in_app else Channel.EMAIL,
         category=PresetCategory.MARKETING,
         status=PresetStatus.ACTIVE,
-        settings={
+        settings={"app_id": "com.example.crash"}
+        if in_app
+        else {
             "sender_name": "Crash",
             "sender_address": "news@example.com",
             "smtp_host": "127.0.0.1",
@@ -86,9 +89,11 @@ async def seed(spec: dict[str, Any]) -> dict[str, Any]:
         "tags": [],
         "type": "SCHEDULED",
         "category": "MARKETING",
-        "channel": "EMAIL",
+        "channel": "IN_APP" if in_app else "EMAIL",
         "preset_id": preset.id,
-        "content": {
+        "content": {"inApp": {"title": "Hi {{ profile.person.name.firstName }}", "body": "News", "buttons": []}}
+        if in_app
+        else {
             "email": {
                 "subject": "Hello {{ profile.person.name.firstName }}",
                 "preheader": None,

@@ -408,6 +408,22 @@ def test_alert_code(code: AlertCode, case: str, snapshot: CampaignSnapshot, rais
         assert alert.field and alert.message
 
 
+@pytest.mark.parametrize(("code", "case", "snapshot", "raised"), CASES, ids=[f"{c}-{case}" for c, case, _, _ in CASES])
+def test_no_error_depends_on_the_audience_estimates(
+    code: AlertCode, case: str, snapshot: CampaignSnapshot, raised: bool
+) -> None:
+    """A run's start reviews without the estimates (build_snapshot(estimates=False)) and refuses on errors only:
+    they must be the same with and without them."""
+    without = replace(
+        snapshot, audience=replace(snapshot.audience, estimate=None, profile_paths_seen=None), business_rules=None
+    )
+
+    def errors(s: CampaignSnapshot) -> list[tuple[AlertCode, str]]:
+        return [(a.code, a.field) for a in review(s, NOW) if a.severity is Severity.ERROR]
+
+    assert errors(without) == errors(snapshot), case
+
+
 def test_every_code_has_a_positive_and_a_negative_case() -> None:
     positive = {code for code, _, _, raised in CASES if raised}
     negative = {code for code, _, _, raised in CASES if not raised}
