@@ -33,19 +33,32 @@ class Claimed:
 async def claim_batch(
     run_id: int, now: datetime, lease: float, size: int = BATCH_SIZE, after_id: int = 0
 ) -> list[Claimed]:
-    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease, in one statement.
+    """QUEUED (due) or SENDING-with-expired-lease rows → SENDING with a lease.
 
     `after_id`: only QUEUED rows after it (keyset), so a pass over a large run does not re-read the rows already
     sent. Rows whose lease expired (a killed worker's) are taken wherever they are, first: they wait for no pass.
     A run sent in waves: only rows of its current wave or an earlier one (models.ledger.waves).
-    """
+
+    Two statements, as `take_due`: with the two kinds in one statement's OR, PostgreSQL walked the run's rows
+    from its first at every batch (the expired rows have no `id` bound), quadratic in the run's size. Each
+    statement claims atomically on its own; a worker dying between them leaves leases that expire."""
+    expired = await _claim(run_id, f"status = '{_S}' AND lease_until < {{now}}", now, lease, size, after_id)
+    if len(expired) >= size:
+        return expired
+    due = f"status = '{_Q}' AND id > {{after}} AND (next_attempt_at IS NULL OR next_attempt_at <= {{now}})"
+    queued = await _claim(run_id, due, now, lease, size - len(expired), after_id)
+    return sorted(expired + queued, key=lambda c: c.id)
+
+
+async def _claim(run_id: int, condition: str, now: datetime, lease: float, size: int, after_id: int) -> list[Claimed]:
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     pg = params.dialect is Dialect.POSTGRES
-    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
     # In the order the placeholders appear in the text (SQLite's `?` are positional).
-    run, wave_run, after = params.add(run_id), params.add(run_id), params.add(after_id)
-    due, expired, limit = params.typed(now), params.typed(now), params.add(size)
+    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
+    run, wave_run = params.add(run_id), params.add(run_id)
+    values = {"after": params.add(after_id) if "{after}" in condition else "", "now": params.typed(now)}
+    limit = params.add(size)
     lock = " FOR UPDATE SKIP LOCKED" if pg else ""
     # hand_offs is kept only on an expired SENDING row (its holder died): a QUEUED row starts a new attempt.
     sql = (
@@ -53,13 +66,12 @@ async def claim_batch(
         f"hand_offs = CASE WHEN status = '{_S}' THEN hand_offs ELSE 0 END "
         f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} "
         f"AND {sources_sql(DeliveryTransition.CLAIM)} AND (wave IS NULL OR wave <= "
-        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND ("
-        f"(status = '{_Q}' AND id > {after} AND (next_attempt_at IS NULL OR next_attempt_at <= {due})) "
-        f"OR (status = '{_S}' AND lease_until < {expired})) ORDER BY id LIMIT {limit}{lock}) "
+        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND {condition.format(**values)} "
+        f"ORDER BY id LIMIT {limit}{lock}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment, hand_offs"
     )
     rows = await conn.execute_query_dict(sql, params.values)
-    claimed = [
+    return [
         Claimed(
             int(r["id"]),
             int(r["profile_id"]),
@@ -71,7 +83,6 @@ async def claim_batch(
         )
         for r in rows
     ]
-    return sorted(claimed, key=lambda c: c.id)
 
 
 async def take_due(
