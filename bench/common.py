@@ -135,6 +135,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and its descendants alive now (uvicorn's web processes under `--workers N`)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += cpu_seconds(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                pending += [int(child) for child in f.read().split()]
+        except OSError:
+            pass
+    return total
+
+
 def database_cpu_seconds(database: str) -> dict[int, float] | None:
     """CPU time so far of each PostgreSQL backend connected to `database` (a local server's, from /proc): what
     a server's statements cost the database, which its own CPU figure leaves out. None when PostgreSQL takes no

@@ -34,11 +34,11 @@ TRIGGER = """mutation($input: CampaignTriggerInput!) { campaignTrigger(input: $i
   ... on CampaignTriggerSuccess { replayed trigger { id accepted } } } }"""
 
 
-def start_serve(herald: Herald, port: int, log_path: Any) -> subprocess.Popen:
+def start_serve(herald: Herald, port: int, log_path: Any, web_processes: int = 1) -> subprocess.Popen:
     """A real `herald serve` (no in-process worker) on the scenario's database and Redis."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(web_processes)],
             cwd=ROOT,
             env=herald.env(WORKER_IN_PROCESS="false", AUTH_CACHE_SECONDS="60", COST_BUDGET_MAXIMUM="0"),
             stdout=log,
