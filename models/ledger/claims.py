@@ -15,6 +15,9 @@ from models.sql.reads import dialect_of
 
 BATCH_SIZE = 500
 _Q, _S = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+# The two kinds of claimable rows, each taken by a statement of its own (see claim_batch).
+_EXPIRED = f"status = '{_S}' AND lease_until < {{now}}"
+_DUE = f"status = '{_Q}' AND id > {{after}} AND (next_attempt_at IS NULL OR next_attempt_at <= {{now}})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,32 +45,22 @@ async def claim_batch(
     Two statements, as `take_due`: with the two kinds in one statement's OR, PostgreSQL walked the run's rows
     from its first at every batch (the expired rows have no `id` bound), quadratic in the run's size. Each
     statement claims atomically on its own; a worker dying between them leaves leases that expire."""
-    expired = await _claim(run_id, f"status = '{_S}' AND lease_until < {{now}}", now, lease, size, after_id)
-    if len(expired) >= size:
-        return expired
-    due = f"status = '{_Q}' AND id > {{after}} AND (next_attempt_at IS NULL OR next_attempt_at <= {{now}})"
-    queued = await _claim(run_id, due, now, lease, size - len(expired), after_id)
+    expired = await _claim(run_id, _EXPIRED, now, lease, size, after_id)
+    queued = await _claim(run_id, _DUE, now, lease, size - len(expired), after_id) if len(expired) < size else []
     return sorted(expired + queued, key=lambda c: c.id)
 
 
 async def _claim(run_id: int, condition: str, now: datetime, lease: float, size: int, after_id: int) -> list[Claimed]:
     conn = connections.get("default")
     params = SqlParams(dialect_of())
-    pg = params.dialect is Dialect.POSTGRES
     # In the order the placeholders appear in the text (SQLite's `?` are positional).
     lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
-    run, wave_run = params.add(run_id), params.add(run_id)
-    values = {"after": params.add(after_id) if "{after}" in condition else "", "now": params.typed(now)}
-    limit = params.add(size)
-    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    rows_sql = _rows_of_run(params, run_id, condition, now, size, after_id)
     # hand_offs is kept only on an expired SENDING row (its holder died): a QUEUED row starts a new attempt.
     sql = (
         f"UPDATE delivery SET status = '{_S}', lease_until = {lease_until}, updated_at = {updated}, "
         f"hand_offs = CASE WHEN status = '{_S}' THEN hand_offs ELSE 0 END "
-        f"WHERE id IN (SELECT id FROM delivery WHERE run_id = {run} "
-        f"AND {sources_sql(DeliveryTransition.CLAIM)} AND (wave IS NULL OR wave <= "
-        f"(SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) AND {condition.format(**values)} "
-        f"ORDER BY id LIMIT {limit}{lock}) "
+        f"WHERE id IN (SELECT id FROM delivery WHERE {sources_sql(DeliveryTransition.CLAIM)} AND {rows_sql}) "
         f"RETURNING id, profile_id, address, idempotency_key, attempts, treatment, hand_offs"
     )
     rows = await conn.execute_query_dict(sql, params.values)
@@ -94,11 +87,8 @@ async def take_due(
 
     Two statements, not claim_batch's one with an OR: the QUEUED rows' `id > after_id` is then the primary key
     scan's start, where the OR made every batch read the run's rows from the first (quadratic in the run's size)."""
-    expired = await _take(conn, run_id, f"status = '{_S}' AND lease_until < {{now}}", now, size, after_id)
-    queued = []
-    if len(expired) < size:
-        due = f"status = '{_Q}' AND id > {{after}} AND (next_attempt_at IS NULL OR next_attempt_at <= {{now}})"
-        queued = await _take(conn, run_id, due, now, size - len(expired), after_id)
+    expired = await _take(conn, run_id, _EXPIRED, now, size, after_id)
+    queued = await _take(conn, run_id, _DUE, now, size - len(expired), after_id) if len(expired) < size else []
     return sorted(expired + queued, key=lambda taken: taken[0].id)
 
 
@@ -106,18 +96,12 @@ async def _take(
     conn: BaseDBAsyncClient, run_id: int, condition: str, now: datetime, size: int, after_id: int
 ) -> list[tuple[Claimed, object]]:
     params = SqlParams(dialect_of())
-    pg = params.dialect is Dialect.POSTGRES
-    # In the order the placeholders appear in the text (SQLite's `?` are positional).
-    run, wave_run = params.add(run_id), params.add(run_id)
-    values = {"after": params.add(after_id) if "{after}" in condition else "", "now": params.typed(now)}
-    limit = params.add(size)
-    lock = " FOR UPDATE SKIP LOCKED" if pg else ""
+    rows_sql = _rows_of_run(params, run_id, condition, now, size, after_id)
     # The CTE is evaluated once (PostgreSQL materializes a locking CTE); each profile read by its key, where a
     # join walked the profiles' primary key from the first up to the batch's.
     sql = (
         f"WITH c AS (SELECT id, profile_id, address, idempotency_key, attempts, treatment FROM delivery "
-        f"WHERE run_id = {run} AND (wave IS NULL OR wave <= (SELECT r.wave FROM campaign_run r WHERE r.id = "
-        f"{wave_run})) AND {condition.format(**values)} ORDER BY id LIMIT {limit}{lock}) "
+        f"WHERE {rows_sql}) "
         f"SELECT c.*, (SELECT p.attributes FROM profile p WHERE p.id = c.profile_id) AS attributes FROM c"
     )
     rows = await conn.execute_query_dict(sql, params.values)
@@ -129,6 +113,20 @@ async def _take(
         )
         for r in rows
     ]  # fmt: skip
+
+
+def _rows_of_run(params: SqlParams, run_id: int, condition: str, now: datetime, size: int, after_id: int) -> str:
+    """The first `size` rows of the run matching `condition` (_EXPIRED or _DUE) in its open waves, by id, locked
+    and skipped when locked on PostgreSQL: a WHERE clause with its ORDER BY, LIMIT and lock."""
+    # In the order the placeholders appear in the text (SQLite's `?` are positional).
+    run, wave_run = params.add(run_id), params.add(run_id)
+    values = {"after": params.add(after_id) if "{after}" in condition else "", "now": params.typed(now)}
+    limit = params.add(size)
+    lock = " FOR UPDATE SKIP LOCKED" if params.dialect is Dialect.POSTGRES else ""
+    return (
+        f"run_id = {run} AND (wave IS NULL OR wave <= (SELECT r.wave FROM campaign_run r WHERE r.id = {wave_run})) "
+        f"AND {condition.format(**values)} ORDER BY id LIMIT {limit}{lock}"
+    )
 
 
 async def taken_elsewhere(run_id: int, now: datetime) -> bool:
