@@ -94,7 +94,7 @@ async def write_outcomes(
         default = connections.get("default")
         if recount is None and await _write_all(default, outcomes, now, unless_listened_in=sandbox_id):
             return  # one statement: its own check found no endpoint taking delivery events
-        listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, default))
+        listened = await _delivery_events_listened(sandbox_id, default)
         if not listened and recount is None:
             await _write_all(default, outcomes, now)
             return
@@ -120,7 +120,7 @@ async def write_outcomes_in(
     if not outcomes:
         return
     changed = await _write_all(conn, outcomes, now, transition)
-    if any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn)):
+    if await _delivery_events_listened(sandbox_id, conn):
         await _emit_outcome_events(conn, changed, now)
 
 
@@ -132,7 +132,7 @@ async def write_sent_in(
     if not delivery_ids:
         return
     check_target(transition, DeliveryStatus.SENT)
-    listened = any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn))
+    listened = await _delivery_events_listened(sandbox_id, conn)
     pg = dialect_of() is Dialect.POSTGRES
     # SQLite binds each id (999 placeholders at most before 3.32).
     step = len(delivery_ids) if pg else 500
@@ -209,6 +209,11 @@ def _values_source(params: SqlParams, outcomes: Sequence[Outcome], transition: D
         return f"SELECT * FROM unnest({arrays})"
     groups = ("(" + ", ".join(params.add(value) for value in row) + ")" for row in rows)
     return f"VALUES {', '.join(groups)}"
+
+
+async def _delivery_events_listened(sandbox_id: int, conn: BaseDBAsyncClient) -> bool:
+    """Whether an enabled endpoint of the sandbox takes a `delivery.*` event (read in `conn`'s transaction)."""
+    return any(t.startswith("delivery.") for t in await subscribed_event_types(sandbox_id, conn))
 
 
 def _nobody_listens(params: SqlParams, sandbox_id: int) -> str:
