@@ -9,11 +9,11 @@ from jobs.webhooks import send_due
 from models.egress_rules import parse_allow
 from models.presets.secret_box import SecretBox
 from models.tenancy.audit import AuditEvent
-from models.webhooks.fanout import fan_out
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import SECRET_PREFIX
 from resolvers.nodes import pk_of
 from tests.conftest import TEST_SECRET, GraphQLClient, SandboxKeys, free_port
+from tests.jobs.fan_out_drain import drain_fan_out
 from tests.jobs.test_webhooks import _status_event
 
 CREATE = """mutation($input: WebhookEndpointCreateInput!) { webhookEndpointCreate(input: $input) {
@@ -83,8 +83,7 @@ async def test_rotate_then_the_delivery_log_and_replay(
     row = await WebhookEndpoint.get(id=pk_of(endpoint["id"], "WebhookEndpoint"))
     await _status_event(row.sandbox_id)
     now = datetime.now(UTC) + timedelta(days=30)
-    while await fan_out(now=now):
-        pass
+    await drain_fan_out(now)
     box = SecretBox(TEST_SECRET)
     sent = await send_due(box=box, policy=parse_allow("127.0.0.0/8"), timeout=1, now=now, endpoint_ids=[row.id])
     assert sent == 1

@@ -18,10 +18,10 @@ from models.outbox.payloads import DELIVERY_OUTCOMES_TOPIC, RECIPIENT_EVENT_TOPI
 from models.reporting.feedback import Feedback, FeedbackKind, apply_feedback, delivery_ref
 from models.reporting.tracking import BounceType
 from models.tenancy.sandbox import Sandbox
-from models.webhooks.fanout import fan_out
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import EVENT_TYPES, new_secret
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.jobs.fan_out_drain import drain_fan_out
 from tests.jobs.test_tracking import hrefs, parts, send_marketing_email
 from tests.jobs.test_webhooks import BOX, LOOPBACK, _send, receiver
 from tests.sql_counter import count_sql
@@ -40,8 +40,7 @@ async def _endpoint(sandbox: SandboxKeys, url: str, secret: str, events: tuple[s
 
 
 async def _fanned_out(endpoint: WebhookEndpoint) -> list[dict[str, Any]]:
-    while await fan_out(now=datetime.now(UTC)):
-        pass
+    await drain_fan_out(datetime.now(UTC))
     rows = await WebhookDelivery.filter(endpoint_id=endpoint.id).order_by("id")
     return [row.payload for row in rows]
 

@@ -21,7 +21,8 @@ from jobs.webhooks import send_due
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import new_secret, rate_tokens
 from tests.conftest import RunningServer
-from tests.jobs.test_webhooks import BOX, LOOPBACK, _drain_fan_out, _endpoint, _status_event
+from tests.jobs.fan_out_drain import drain_fan_out
+from tests.jobs.test_webhooks import BOX, LOOPBACK, _endpoint, _status_event
 
 T0 = datetime(2031, 1, 1, tzinfo=UTC)
 
@@ -98,7 +99,7 @@ async def test_in_flight_limit_holds_for_two_workers_together(server: RunningSer
         await WebhookEndpoint.filter(id=endpoint.id).update(max_in_flight=2, rate_per_second=1000)
         for _ in range(2):
             await _status_event(endpoint.sandbox_id)
-        await _drain_fan_out(T0)
+        await drain_fan_out(T0)
 
         first = asyncio.create_task(_worker_pass(endpoint, T0))
         await partner.wait_in_flight(2)
@@ -106,7 +107,7 @@ async def test_in_flight_limit_holds_for_two_workers_together(server: RunningSer
         # (each worker keeping its own count would send two more).
         for _ in range(4):
             await _status_event(endpoint.sandbox_id)
-        await _drain_fan_out(T0)
+        await drain_fan_out(T0)
         assert await _worker_pass(endpoint, T0) == 0
         assert await WebhookDelivery.filter(endpoint_id=endpoint.id, leased_until__isnull=False).count() == 2
         partner.release.set()
@@ -124,7 +125,7 @@ async def test_rate_bucket_is_shared_by_workers(server: RunningServer) -> None:
         await WebhookEndpoint.filter(id=endpoint.id).update(max_in_flight=50, rate_per_second=1)
         for _ in range(6):
             await _status_event(endpoint.sandbox_id)
-        await _drain_fan_out(T0)
+        await drain_fan_out(T0)
         # A full bucket is two requests (RATE_BURST_SECONDS of 1/s), whichever worker takes them.
         assert sorted(await asyncio.gather(_worker_pass(endpoint, T0), _worker_pass(endpoint, T0))) in ([0, 2], [1, 1])
         assert await _worker_pass(endpoint, T0) == 0

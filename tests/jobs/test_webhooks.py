@@ -32,11 +32,11 @@ from models.outbox.store import emit
 from models.presets.secret_box import SecretBox
 from models.tenancy.actions import create_sandbox
 from models.tenancy.audit import AuditEvent
-from models.webhooks.fanout import fan_out
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import RETRY_DELAYS, new_secret
 from tests.conftest import TEST_SECRET, RunningServer, free_port
 from tests.e2e.polling import wait_until
+from tests.jobs.fan_out_drain import drain_fan_out
 
 BOX = SecretBox(TEST_SECRET)
 LOOPBACK = parse_allow("127.0.0.0/8")
@@ -113,11 +113,6 @@ async def _status_event(sandbox_id: int, campaign_id: int = 1) -> None:
         await emit(payload, sandbox_id=sandbox_id, conn=conn)
 
 
-async def _drain_fan_out(now: datetime) -> None:
-    while await fan_out(now=now):
-        pass
-
-
 async def _send(policy: EgressPolicy, now: datetime, *endpoints: WebhookEndpoint) -> int:
     # Other tests' deliveries share the database: each test sends its own endpoints' only.
     return await send_due(box=BOX, policy=policy, timeout=TIMEOUT, now=now, endpoint_ids=[e.id for e in endpoints])
@@ -130,7 +125,7 @@ async def test_three_failures_and_a_timeout_then_200_arrive_once_with_a_valid_si
         other = await _endpoint(partner.url, new_secret())  # another sandbox: sees none of these events
         await _status_event(endpoint.sandbox_id)
         now = datetime.now(UTC) + timedelta(days=30)  # the schedule's clock, ahead of any other pass
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         delivery = await WebhookDelivery.get(endpoint_id=endpoint.id)
         assert not await WebhookDelivery.filter(endpoint_id=other.id).exists()
 
@@ -167,7 +162,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap(server: Runni
         await endpoint.save()
         await _status_event(endpoint.sandbox_id)
         now = datetime.now(UTC) + timedelta(days=30)
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         assert await _send(LOOPBACK, now, endpoint) == 1
     headers, body = partner.requests[0]
     assert len(headers["webhook-signature"].split(" ")) == 2
@@ -182,7 +177,7 @@ async def test_410_disables_the_endpoint_with_an_audit_event(server: RunningServ
         await _status_event(endpoint.sandbox_id)
         await _status_event(endpoint.sandbox_id, campaign_id=2)
         now = datetime.now(UTC) + timedelta(days=30)
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         await send_due(box=BOX, policy=LOOPBACK, timeout=TIMEOUT, now=now, limit=1, endpoint_ids=[endpoint.id])
         assert await _send(LOOPBACK, now + timedelta(days=1), endpoint) == 0
     endpoint = await WebhookEndpoint.get(id=endpoint.id)
@@ -196,7 +191,7 @@ async def test_three_days_of_failure_disable_the_endpoint(server: RunningServer)
     endpoint = await _endpoint(f"http://127.0.0.1:{free_port()}/nobody", new_secret())  # refuses connections
     await _status_event(endpoint.sandbox_id)
     now = start = datetime.now(UTC) + timedelta(days=30)
-    await _drain_fan_out(now)
+    await drain_fan_out(now)
     while (await WebhookEndpoint.get(id=endpoint.id)).enabled:
         assert await _send(LOOPBACK, now, endpoint) == 1
         delivery = await WebhookDelivery.get(endpoint_id=endpoint.id)
@@ -224,7 +219,7 @@ async def test_internal_targets_are_refused_before_connecting(server: RunningSer
         endpoint = await _endpoint(target.format(port=port), secret)
         await _status_event(endpoint.sandbox_id)
         now = datetime.now(UTC) + timedelta(days=30)
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         assert await _send(EgressPolicy(), now, endpoint) == 1  # production: no exception to the public-only rule
     delivery = await WebhookDelivery.get(endpoint_id=endpoint.id)
     assert delivery.log[0]["error"] == "EGRESS_REFUSED" and delivery.status == "PENDING"
@@ -238,7 +233,7 @@ async def test_a_redirect_to_loopback_is_not_followed(server: RunningServer) -> 
         endpoint = await _endpoint(partner.url, secret)
         await _status_event(endpoint.sandbox_id)
         now = datetime.now(UTC) + timedelta(days=30)
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         assert await _send(LOOPBACK, now, endpoint) == 1
     delivery = await WebhookDelivery.get(endpoint_id=endpoint.id)
     assert delivery.log[0]["statusCode"] == 302 and delivery.status == "PENDING"
@@ -258,7 +253,7 @@ async def test_a_version_publication_reaches_endpoints_that_asked_for_it(server:
             await emit(published, sandbox_id=wanted.sandbox_id, conn=conn)
         await _status_event(wanted.sandbox_id)  # not asked for by this endpoint
         now = datetime.now(UTC) + timedelta(days=30)
-        await _drain_fan_out(now)
+        await drain_fan_out(now)
         assert await _send(LOOPBACK, now, wanted) == 1
     (event,) = partner.processed.values()
     assert event["type"] == "campaign.version_published"
