@@ -33,14 +33,14 @@ async def send_leased(
     triggered = campaign.type == CampaignType.API_TRIGGERED
     clock = worker_context(ctx).clock
     lease = float(worker_context(ctx).settings.run_lease_seconds)
-    async with keep_leased(run, batch, lease, clock) as renewing:
+    async with keep_leased(run, batch, lease, clock) as batch_lease:
         prepared = await prepare_batch(batch, renderer, now, tracker, triggered=triggered)
         send = stream_batch if _streams(adapter, campaign) else send_chunks
         paused = await send(
             run,
             prepared,
             adapter,
-            renewing,
+            batch_lease,
             retry_deadline,
             clock,
             worker_context(ctx).settings.sms_unconfirmed_window_seconds,

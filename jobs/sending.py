@@ -114,25 +114,40 @@ def outcome_of(
     return Outcome(claimed.id, DeliveryStatus.FAILED, reason, error), result.suppress_address
 
 
-async def mark_handing(run_id: int, rows: list[Claimed]) -> None:
+@dataclasses.dataclass(slots=True)
+class BatchLease:
+    """A claimed batch's lease while it is sent: its current token (the lease end the claim or the last renewal
+    wrote; models.ledger.claims.Claimed.lease_until), and the lock renewals and the batch's writes take turns
+    under (two UPDATEs of the same rows at once may deadlock)."""
+
+    until: datetime | None
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+async def mark_handing(run_id: int, rows: list[Claimed], lease: BatchLease) -> list[Claimed]:
     """The resend marks and count of rows about to go to the provider, for channels whose sends are not
-    idempotent. Call it under `keep_leased`'s lock: the mark and a lease renewal UPDATE the same rows."""
+    idempotent; returns the rows still held, the only ones to hand off. Call it under `lease.lock`."""
     if not rows:
-        return
-    again = await with_db_retry(mark_handed, run_id, rows)
+        return []
+    held, again = await with_db_retry(mark_handed, run_id, rows, lease.until)
     if again:
         logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
                        extra={"run_id": run_id})  # fmt: skip
+    if len(held) < len(rows):
+        # This worker's lease lapsed (a stall longer than the lease) and another claimed the rows: theirs to send.
+        logger.warning("run %s: %s rows claimed by another worker after this one's lease lapsed: not sent here",
+                       run_id, len(rows) - len(held), extra={"run_id": run_id})  # fmt: skip
+    return held
 
 
 @contextlib.asynccontextmanager
 async def keep_leased(
     run: CampaignRun, batch: Sequence[Claimed], lease: float, clock: Callable[[], datetime] = _now
-) -> AsyncIterator[asyncio.Lock]:
+) -> AsyncIterator[BatchLease]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
-    otherwise be claimed by another job and sent twice. Yields the lock each renewal holds: writes of the batch's
-    outcomes made meanwhile hold it too, else the two UPDATEs of the same rows may deadlock."""
-    lock = asyncio.Lock()
+    otherwise be claimed by another job and sent twice. Yields the batch's lease: writes of the batch's outcomes
+    and marks hold its lock, as each renewal does."""
+    held = BatchLease(batch[0].lease_until if batch else None)
 
     async def renew() -> None:
         ids = [c.id for c in batch]
@@ -140,15 +155,18 @@ async def keep_leased(
             await asyncio.sleep(lease / RENEWALS_PER_LEASE)
             until = clock() + timedelta(seconds=lease)
             try:
-                async with lock:
-                    await renew_batch_lease(run.id, ids, until)
+                async with held.lock:
+                    await renew_batch_lease(run.id, ids, held.until, until)
+                    held.until = until
                 await extend_run_lease(run, until)
             except Exception:  # the batch is being sent: never let a renewal failure lose its results
+                # A renewal that committed but did not answer leaves the rows under a token this worker does
+                # not know: it hands off none of them, and they are claimed again once that lease ends.
                 logger.warning("could not renew a batch lease", exc_info=True)
 
     task = asyncio.create_task(renew())
     try:
-        yield lock
+        yield held
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -284,7 +302,7 @@ async def send_chunks(
     run: CampaignRun,
     prepared: PreparedBatch,
     adapter: ChannelAdapter | None,
-    renewing: asyncio.Lock,
+    lease: BatchLease,
     retry_deadline: datetime,
     clock: Callable[[], datetime],
     unconfirmed_window: float,
@@ -298,12 +316,17 @@ async def send_chunks(
     marks = prepared.channel is not Channel.IN_APP and adapter is not None
     chunks = prepared.chunks()
     now = clock()
-    async with renewing:  # not beside a renewal of the same rows
-        await asyncio.gather(
+
+    async def mark(rows: list[Claimed]) -> list[Claimed]:
+        return await mark_handing(run.id, rows, lease) if marks else rows
+
+    async with lease.lock:  # not beside a renewal of the same rows
+        _, held = await asyncio.gather(
             record_chunk(run, prepared.failed, [], contact, now, prepared.triggered),
-            mark_handing(run.id, chunks[0][0] if marks and chunks else []),
+            mark(chunks[0][0] if chunks else []),
         )
     for index, (rows, messages) in enumerate(chunks):
+        rows, messages = still_held(rows, messages, held)
         outcomes, to_suppress = await send_prepared(rows, messages, adapter, now, retry_deadline, unconfirmed_window)
         now = clock()
         paused = batch_pause(outcomes)
@@ -311,7 +334,7 @@ async def send_chunks(
             # The provider refused the preset: nothing here is about the recipients (jobs/pausing.py).
             # The chunks not sent go back to the queue with the chunk's unsent rows.
             unsent = [c for later, _ in chunks[index + 1 :] for c in later]
-            async with renewing:
+            async with lease.lock:
                 await with_db_retry(
                     write_outcomes,
                     held_back(outcomes) + not_sent(unsent),
@@ -320,13 +343,24 @@ async def send_chunks(
                     trigger_recount(run, now, prepared.triggered),
                 )
             return paused
-        following = chunks[index + 1][0] if marks and index + 1 < len(chunks) else []
-        async with renewing:
-            await asyncio.gather(
+        following = chunks[index + 1][0] if index + 1 < len(chunks) else []
+        async with lease.lock:
+            _, held = await asyncio.gather(
                 record_chunk(run, outcomes, to_suppress, contact, now, prepared.triggered),
-                mark_handing(run.id, following),
+                mark(following),
             )
     return None
+
+
+def still_held(
+    rows: list[Claimed], messages: list[OutgoingMessage], held: list[Claimed]
+) -> tuple[list[Claimed], list[OutgoingMessage]]:
+    """The rows (and their messages) of a chunk its marks found still held by this worker's lease."""
+    if len(held) == len(rows):
+        return rows, messages
+    ids = {c.id for c in held}
+    kept = [(row, message) for row, message in zip(rows, messages, strict=True) if row.id in ids]
+    return [row for row, _ in kept], [message for _, message in kept]
 
 
 async def record_chunk(

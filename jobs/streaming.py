@@ -24,6 +24,7 @@ from jobs.channels.base import ConcurrentAdapter
 from jobs.pausing import batch_pause, held_back, not_sent
 from jobs.sending import (
     OUTCOMES_EVERY,
+    BatchLease,
     PreparedBatch,
     mark_handing,
     outcome_of,
@@ -41,7 +42,7 @@ async def stream_batch(
     run: CampaignRun,
     prepared: PreparedBatch,
     adapter: ConcurrentAdapter,
-    renewing: asyncio.Lock,
+    lease: BatchLease,
     retry_deadline: datetime,
     clock: Callable[[], datetime],
     unconfirmed_window: float,
@@ -52,15 +53,17 @@ async def stream_batch(
     rows, messages = prepared.rows, prepared.messages
     total = len(rows)
     window = OUTCOMES_EVERY
-    async with renewing:  # not beside a renewal of the same rows
-        await asyncio.gather(
+    async with lease.lock:  # not beside a renewal of the same rows
+        _, held = await asyncio.gather(
             record_chunk(run, prepared.failed, [], contact, clock(), prepared.triggered),
-            mark_handing(run.id, rows[:window]),
+            mark_handing(run.id, rows[:window], lease),
         )
     if not total:
         return None
+    # Rows whose marks found them claimed by another worker (this one's lease lapsed): not sent, not recorded.
+    lost = {c.id for c in rows[:window]} - {c.id for c in held}
     finished: list[tuple[Claimed, Outcome, bool]] = []
-    marked, handed, recorded, in_flight = min(window, total), 0, 0, 0
+    marked, handed, recorded, skipped, in_flight = min(window, total), 0, 0, 0, 0
     stopping = False
     broken: list[BaseException] = []
     # Single-threaded: plain counters, and events to wake the senders (more rows marked, or stop) and the writer.
@@ -69,12 +72,14 @@ async def stream_batch(
 
     def wake_writer() -> None:
         # Half a window finished, or nothing left in flight: a write now neither stalls the senders nor wastes a
-        # statement on one or two rows.
+        # statement on one or two rows. Or every marked row was skipped: the writer marks the next window (or ends).
         if broken or len(finished) >= window // 2 or (finished and in_flight == 0):
+            worth_writing.set()
+        elif in_flight == 0 and handed >= marked:
             worth_writing.set()
 
     async def sender() -> None:
-        nonlocal handed, in_flight
+        nonlocal handed, in_flight, skipped
         try:
             while True:
                 while handed >= marked and handed < total and not stopping:
@@ -84,6 +89,10 @@ async def stream_batch(
                     return
                 index = handed
                 handed += 1
+                if rows[index].id in lost:
+                    skipped += 1
+                    wake_writer()
+                    continue
                 in_flight += 1
                 result = await adapter.send_guarded(messages[index])
                 outcome, bad_address = outcome_of(rows[index], result, clock(), retry_deadline, unconfirmed_window)
@@ -114,7 +123,7 @@ async def stream_batch(
     undecided: list[tuple[Claimed, Outcome, bool]] = []
     since: list[Outcome] = []
     try:
-        while recorded < total:
+        while recorded + skipped < total:
             group = await take_finished()
             if undecided or any(outcome.status is not DeliveryStatus.SENT for _, outcome, _ in group):
                 since += [outcome for _, outcome, _ in group]
@@ -128,22 +137,24 @@ async def stream_batch(
                 more_marked.set()
                 await asyncio.gather(*senders)  # the messages in flight finish
                 outcomes = [outcome for _, outcome, _ in ready + undecided + finished]
-                async with renewing:
+                unsent = [row for row in rows[handed:] if row.id not in lost]
+                async with lease.lock:
                     now = clock()
-                    await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(rows[handed:]), now,
-                                        run.sandbox_id, trigger_recount(run, now, prepared.triggered))  # fmt: skip
+                    await with_db_retry(write_outcomes, held_back(outcomes) + not_sent(unsent), now, run.sandbox_id,
+                                        trigger_recount(run, now, prepared.triggered))  # fmt: skip
                 return paused
             if decided:
                 ready += undecided  # a whole window without a pause: they are what they are
                 undecided, since = [], []
             outcomes = [outcome for _, outcome, _ in ready]
             suppressed = [claimed.address for claimed, _, bad_address in ready if bad_address]
-            more = min(total, recorded + len(ready) + window)
-            async with renewing:
-                await asyncio.gather(
+            more = min(total, recorded + skipped + len(ready) + window)
+            async with lease.lock:
+                _, held = await asyncio.gather(
                     record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
-                    mark_handing(run.id, rows[marked:more]),
+                    mark_handing(run.id, rows[marked:more], lease),
                 )
+            lost |= {c.id for c in rows[marked:more]} - {c.id for c in held}
             recorded += len(ready)
             marked = more
             more_marked.set()

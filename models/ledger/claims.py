@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,9 @@ class Claimed:
     # Hand-offs to the provider by earlier holders of this claim (a killed worker's expired lease): > 0 means
     # the message may already have gone out, so sending it now may be a resend.
     hand_offs: int = 0
+    # The claim's lease end, unique per claim: the fencing token. A holder whose lease lapsed (a stalled worker)
+    # and was claimed again no longer matches it, so it neither renews nor hands off the rows (mark_handed).
+    lease_until: datetime | None = None
 
 
 async def claim_batch(
@@ -45,16 +49,20 @@ async def claim_batch(
     Two statements, as `take_due`: with the two kinds in one statement's OR, PostgreSQL walked the run's rows
     from its first at every batch (the expired rows have no `id` bound), quadratic in the run's size. Each
     statement claims atomically on its own; a worker dying between them leaves leases that expire."""
-    expired = await _claim(run_id, _EXPIRED, now, lease, size, after_id)
-    queued = await _claim(run_id, _DUE, now, lease, size - len(expired), after_id) if len(expired) < size else []
+    # Random microseconds make the lease end this claim's own (see Claimed.lease_until).
+    until = now + timedelta(seconds=lease, microseconds=secrets.randbelow(1_000_000))
+    expired = await _claim(run_id, _EXPIRED, now, until, size, after_id)
+    queued = await _claim(run_id, _DUE, now, until, size - len(expired), after_id) if len(expired) < size else []
     return sorted(expired + queued, key=lambda c: c.id)
 
 
-async def _claim(run_id: int, condition: str, now: datetime, lease: float, size: int, after_id: int) -> list[Claimed]:
+async def _claim(
+    run_id: int, condition: str, now: datetime, until: datetime, size: int, after_id: int
+) -> list[Claimed]:
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     # In the order the placeholders appear in the text (SQLite's `?` are positional).
-    lease_until, updated = params.typed(now + timedelta(seconds=lease)), params.typed(now)
+    lease_until, updated = params.typed(until), params.typed(now)
     rows_sql = _rows_of_run(params, run_id, condition, now, size, after_id)
     # hand_offs is kept only on an expired SENDING row (its holder died): a QUEUED row starts a new attempt.
     sql = (
@@ -73,6 +81,7 @@ async def _claim(run_id: int, condition: str, now: datetime, lease: float, size:
             int(r["attempts"]),
             r["treatment"],
             int(r["hand_offs"] or 0),
+            until,
         )
         for r in rows
     ]
@@ -144,37 +153,44 @@ async def taken_elsewhere(run_id: int, now: datetime) -> bool:
     return bool(rows)
 
 
-async def renew_batch_lease(run_id: int, ids: Sequence[int], until: datetime) -> None:
+async def renew_batch_lease(run_id: int, ids: Sequence[int], held: datetime | None, until: datetime) -> None:
+    """Moves the lease end of the rows still held under `held` (the token) to `until`, the new token."""
     params = SqlParams(dialect_of())
     lease_until, run = params.typed(until), params.add(run_id)
     in_list = ", ".join(params.add(i) for i in ids)
+    still_held = f" AND lease_until = {params.typed(held)}" if held is not None else ""
     await connections.get("default").execute_query(
         f"UPDATE delivery SET lease_until = {lease_until} "
-        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list}){still_held}",
         params.values,
     )
 
 
-async def mark_handed(run_id: int, batch: Sequence[Claimed]) -> int:
+async def mark_handed(run_id: int, batch: Sequence[Claimed], held: datetime | None) -> tuple[list[Claimed], int]:
     """Records that `batch` is about to be handed to the provider, before it is: a worker killed after the hand-off
     leaves the mark, and whoever claims the rows again counts its send as a resend. Adds to the run's `resent`
-    the rows an earlier holder had marked; returns that number.
+    the rows an earlier holder had marked. Returns the rows still held under `held` (the lease's token: rows
+    claimed again after this holder's lease lapsed are another worker's to send) and how many were resends.
 
     Counted when marked, not when sent: a worker killed in between sent nothing but is counted (an upper bound).
     """
     if not batch:
-        return 0
+        return [], 0
     conn = connections.get("default")
     params = SqlParams(dialect_of())
     run = params.add(run_id)
     in_list = ", ".join(params.add(c.id) for c in batch)
-    await conn.execute_query(
-        f"UPDATE delivery SET hand_offs = hand_offs + 1 WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list})",
+    still_held = f" AND lease_until = {params.typed(held)}" if held is not None else ""
+    marked = await conn.execute_query_dict(
+        f"UPDATE delivery SET hand_offs = hand_offs + 1 "
+        f"WHERE run_id = {run} AND status = '{_S}' AND id IN ({in_list}){still_held} RETURNING id",
         params.values,
     )
-    again = sum(1 for c in batch if c.hand_offs > 0)
+    ids = {int(r["id"]) for r in marked}
+    held_rows = [c for c in batch if c.id in ids]
+    again = sum(1 for c in held_rows if c.hand_offs > 0)
     if again:
         params = SqlParams(dialect_of())
         added, run = params.add(again), params.add(run_id)
         await conn.execute_query(f"UPDATE campaign_run SET resent = resent + {added} WHERE id = {run}", params.values)
-    return again
+    return held_rows, again

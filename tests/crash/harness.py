@@ -265,6 +265,12 @@ class Herald:
             "SELECT COUNT(*) FROM delivery WHERE run_id = $1 AND status IN ('QUEUED', 'SENDING', 'TARGETED')", run_id
         )
 
+    async def _settled_and_counted(self, run_id: int) -> bool:
+        """The ledger settled, and the run's counters stored after that: a stop's CANCELLED comes first, with
+        counters counting the batch in flight pending; its sender recounts once the batch is written."""
+        pending = await self.db.fetchval("SELECT pending FROM campaign_run WHERE id = $1", run_id)
+        return not pending and await self._settled(run_id)
+
     async def runs_of(self, campaign_id: int) -> list[asyncpg.Record]:
         return await self.db.fetch("SELECT * FROM campaign_run WHERE campaign_id = $1 ORDER BY id", campaign_id)
 
@@ -285,7 +291,7 @@ class Herald:
         assert run["status"] == expect_status, (run["status"], run["failure_reason"])
         # A run cancelled by a stop is final at once; its last batch in flight is written right after.
         with contextlib.suppress(TimeoutError):
-            await wait_until(lambda: self._settled(run_id), timeout=30, interval=0.1)
+            await wait_until(lambda: self._settled_and_counted(run_id), timeout=30, interval=0.1)
         run = await self.db.fetchrow("SELECT * FROM campaign_run WHERE id = $1", run_id)
         rows = await self.db.fetch(
             "SELECT profile_id, status, reason, address, idempotency_key FROM delivery WHERE run_id = $1", run_id
