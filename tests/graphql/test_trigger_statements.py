@@ -50,3 +50,25 @@ async def test_an_acceptance_costs_a_fixed_number_of_statements(gql: GraphQLClie
         assert (len(rest), len(graphql)) == (POSTGRES_STATEMENTS, POSTGRES_STATEMENTS), (rest, graphql)
     assert len(rest) <= REST_STATEMENTS, rest
     assert len(graphql) <= GRAPHQL_STATEMENTS, graphql
+
+
+async def test_a_batch_s_statements_are_one_text_whatever_its_size(gql: GraphQLClient, sandbox: SandboxKeys) -> None:
+    """PostgreSQL prepares each text once per connection: the send path's id lists are one array parameter, so
+    batches of 1 and 3 rows send the same statements (an IN list of n placeholders was a new one to parse)."""
+    if TEST_DB != "postgres":
+        return  # SQLite spells the list out
+    async with smtp_sink(SinkHandler(credentials=(SMTP_USER, SMTP_PASSWORD))) as sink:
+        campaign_id = await api_campaign(gql, sandbox, sink.port, "TRANSACTIONAL")
+        await people(gql, sandbox)
+        texts: list[set[str]] = []
+        for size in (1, 3):
+            recipients = [
+                recipient(a, name="N") for a in ("yes@example.com", "no@example.com", "unsubscribed@example.com")
+            ]
+            body = {"context": {"order": {"id": f"S-{size}"}}, "recipients": recipients[:size]}
+            result = await trigger(gql, sandbox, {"campaignId": campaign_id, "idempotencyKey": f"size-{size}", **body})
+            assert result["__typename"] == "CampaignTriggerSuccess", result
+            with count_sql() as sent:
+                await gql.drain_jobs()
+            texts.append({s for s in sent if "hand_offs = hand_offs + 1" in s or "AS call" in s})
+    assert len(texts[0]) == 2 and texts[0] == texts[1], texts
