@@ -25,6 +25,9 @@ from models.outbox.payloads import envelope
 logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.1
+# Passes start at least this far apart: commits close together share one (at 100-200 trigger acceptances a second,
+# a pass per commit was a fifth of the server's CPU). It bounds the latency it adds to an event.
+MIN_PASS_GAP = 0.02
 PRUNE_EVERY = 60.0
 BATCH = 200
 MAX_BACKOFF = 5.0
@@ -40,6 +43,7 @@ class OutboxRelay:
         *,
         retention: timedelta,
         poll_interval: float = POLL_INTERVAL,
+        min_pass_gap: float = MIN_PASS_GAP,
         prune_every: float = PRUNE_EVERY,
         batch: int = BATCH,
         lock: asyncio.Lock | None = None,
@@ -49,6 +53,7 @@ class OutboxRelay:
         self.redis = redis
         self.retention = retention
         self.poll_interval = poll_interval
+        self.min_pass_gap = min_pass_gap
         self.prune_every = prune_every
         self.batch = batch
         self.lock = lock
@@ -90,6 +95,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             self._wake.clear()  # before the pass: a commit during it wakes the next one
+            started = time.monotonic()
             try:
                 await self.publish_pending()
                 if time.monotonic() >= self._next_prune:
@@ -105,6 +111,9 @@ class OutboxRelay:
                 self._outage, self._failures = None, 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            rest = started + self.min_pass_gap - time.monotonic()
+            if rest > 0:
+                await asyncio.sleep(rest)
 
     async def _backoff(self, down: str, exc: Exception) -> None:
         if self._outage != down:

@@ -31,7 +31,7 @@ from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome, Recount, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
 from models.sql.params import SqlParams
-from models.sql.reads import dialect_of
+from models.sql.reads import dialect_of, one_of
 from models.triggers.progress import recount_in
 
 logger = logging.getLogger(__name__)
@@ -197,10 +197,9 @@ async def keep_run_leased(run: CampaignRun, lease: float) -> AsyncIterator[None]
 async def trigger_contexts(delivery_ids: Sequence[int]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
     """(the trigger call's context, the recipient's) of each row: the rows of one batch come from many triggers."""
     params = SqlParams(dialect_of())
-    in_list = ", ".join(params.add(i) for i in delivery_ids)
     rows = await connections.get("default").execute_query_dict(
         f"SELECT d.id, t.context AS call, d.context AS recipient FROM delivery d "
-        f"LEFT JOIN campaign_trigger t ON t.id = d.trigger_id WHERE d.id IN ({in_list})",
+        f"LEFT JOIN campaign_trigger t ON t.id = d.trigger_id WHERE {one_of(params, 'd.id', delivery_ids)}",
         params.values,
     )
     return {int(r["id"]): (json_value(r["call"]), json_value(r["recipient"])) for r in rows}

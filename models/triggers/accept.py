@@ -30,22 +30,21 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from models import outbox
-from models.audience.entities import ContactChannel, Profile, ProfileIdentity
+from models.audience.entities import Profile, ProfileIdentity
 from models.audience.profile_writes import PreparedItem, write_batch
 from models.audience.profiles import IdentityValue, ProfileChanges, namespaces_by_code, prepare_identities
-from models.audience.suppression import normalize_address
-from models.audience.values import ValueProblem
 from models.campaigns.campaign import Campaign, CampaignRun
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.run_rules import RunStatus
 from models.campaigns.transitions import open_trigger_run
-from models.campaigns.values import CONTACT_CHANNEL
 from models.ledger.snapshot import Recipient, reads_preset, trigger_audience
 from models.outbox.payloads import TriggerAccepted
 from models.presets.preset import MessagePreset
-from models.sql.params import SqlParams
+from models.sql.params import Dialect, SqlParams
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
+from models.triggers import accept_pg
+from models.triggers.addresses import check_addresses
 from models.triggers.trigger import CampaignTrigger, TriggerStatus
 from models.triggers.values import (
     DEFAULT_IDEMPOTENCY_HOURS,
@@ -79,12 +78,24 @@ async def accept_trigger(
     if problems:
         raise TriggerInvalidInputError(problems)
     request_hash = request.request_hash()
+    postgres = dialect_of() is Dialect.POSTGRES
     for attempt in range(ATTEMPTS):
         at = now or datetime.now(UTC)
+        if postgres:
+            fast = await accept_pg.accept_in_one_statement(
+                sandbox_id, request, request_hash, at, idempotency_hours, field_prefix
+            )
+            if isinstance(fast, accept_pg.Retry):
+                continue  # the same key committed meanwhile: the next attempt reads its answer
+            if fast is not None:
+                if not fast.replayed:
+                    outbox.committed()
+                return fast
+        learned: list[_Learned] = []
         try:
             async with in_transaction() as conn:
                 answer = await _accept_once(
-                    conn, sandbox_id, request, request_hash, at, idempotency_hours, field_prefix
+                    conn, sandbox_id, request, request_hash, at, idempotency_hours, field_prefix, learned
                 )
         except IntegrityError:
             # Another call inserted the same key (or took the same run time) and committed first: read it now.
@@ -93,8 +104,23 @@ async def accept_trigger(
             continue
         if not answer.replayed:
             outbox.committed()
+        if postgres and learned and answer.run_id is not None and learned[0].campaign.activated_at is not None:
+            read = learned[0]
+            await accept_pg.remember(
+                sandbox_id, read.campaign, read.namespace, read.preset, answer.run_id, read.namespaces
+            )
         return answer
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class _Learned:
+    """What an acceptance read of its campaign, for the one-statement path of the next calls (accept_pg)."""
+
+    campaign: Campaign
+    namespace: IdentityNamespace
+    preset: MessagePreset | None
+    namespaces: dict[str, IdentityNamespace]
 
 
 async def _accept_once(
@@ -105,6 +131,7 @@ async def _accept_once(
     now: datetime,
     idempotency_hours: float,
     prefix: str,
+    learned: list[_Learned],
 ) -> TriggerAnswer:
     key = request.idempotency_key
     fresh, existing = await _campaign_and_key(conn, sandbox_id, request.campaign_id, key)
@@ -155,6 +182,7 @@ async def _accept_once(
             forget_run(run_id)
             raise TriggerStateError(f"campaign {fresh.id}'s trigger run has ended", fresh.status.value)
         queued, excluded = written
+        learned.append(_Learned(fresh, namespace, preset, namespaces))
     status = TriggerStatus.ACCEPTED if profiles else TriggerStatus.REJECTED
     answer = TriggerAnswer(
         trigger_id,
@@ -293,27 +321,6 @@ class _Wanted:
     index: int
     profile_id: int | None
     identity: tuple[int, str] | None  # (namespace id, normalised value)
-
-
-def check_addresses(request: TriggerRequest, channel: Channel | None, prefix: str) -> dict[int, str]:
-    """The recipients' `address` overrides in their stored form, by recipient index; refused ones named."""
-    contact = CONTACT_CHANNEL.get(channel) if channel is not None else None
-    addresses: dict[int, str] = {}
-    problems: list[Problem] = []
-    for index, recipient in enumerate(request.recipients):
-        if recipient.address is None:
-            continue
-        path = f"{prefix}.recipients[{index}].address"
-        if contact not in (ContactChannel.EMAIL, ContactChannel.SMS):
-            problems.append(Problem(path, "CHANNEL_MISMATCH", "an address is given only to EMAIL and SMS campaigns"))
-            continue
-        try:
-            addresses[index] = normalize_address(contact, recipient.address)
-        except ValueProblem as problem:
-            problems.append(Problem(path, problem.code, problem.message))
-    if problems:
-        raise TriggerInvalidInputError(problems)
-    return addresses
 
 
 async def _resolve(

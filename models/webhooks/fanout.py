@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from models.outbox.model import OutboxEvent
+from models.sql.params import Dialect, SqlParams
+from models.sql.reads import one_of, sql_params
 from models.webhooks.model import WebhookDelivery, WebhookEndpoint
 from models.webhooks.rules import event_type
 
@@ -21,19 +22,30 @@ def message_id(endpoint_id: int, outbox_event_id: int) -> str:
 
 
 async def fan_out(*, limit: int = 500, now: datetime | None = None) -> int:
-    """Makes the deliveries of up to `limit` events not yet fanned out; returns how many events it took."""
+    """Makes the deliveries of up to `limit` events not yet fanned out; returns how many events it took.
+
+    Only the events of sandboxes with an enabled endpoint are read whole: at 200 API triggers a second (an event
+    each, and none of them for a webhook) building every event and the ORM's 500-id UPDATE were a tenth of a worker's
+    CPU (py-spy)."""
     now = now or datetime.now(UTC)
-    postgres = connections.get("default").capabilities.dialect == "postgres"
+    params = sql_params()
+    lock = " FOR UPDATE SKIP LOCKED" if params.dialect is Dialect.POSTGRES else ""
     async with in_transaction() as conn:
-        query = OutboxEvent.filter(webhooks_at__isnull=True).order_by("id").limit(limit).using_db(conn)
-        events = await (query.select_for_update(skip_locked=True) if postgres else query)
-        if not events:
+        heads = await conn.execute_query_dict(
+            f"SELECT id, sandbox_id FROM outbox_event WHERE webhooks_at IS NULL ORDER BY id LIMIT {params.add(limit)}"
+            f"{lock}",
+            params.values,
+        )
+        if not heads:
             return 0
         endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
         for endpoint in await WebhookEndpoint.filter(
-            sandbox_id__in={e.sandbox_id for e in events}, enabled=True
+            sandbox_id__in={head["sandbox_id"] for head in heads}, enabled=True
         ).using_db(conn):
             endpoints[endpoint.sandbox_id].append(endpoint)
+        ids = [int(head["id"]) for head in heads]
+        watched = [int(head["id"]) for head in heads if head["sandbox_id"] in endpoints]
+        events = await OutboxEvent.filter(id__in=watched).order_by("id").using_db(conn) if watched else []
         rows = []
         for event in events:
             kind = event_type(event.topic, event.payload)
@@ -55,5 +67,9 @@ async def fan_out(*, limit: int = 500, now: datetime | None = None) -> int:
         if rows:
             # A row already there (a pass that committed, then a replay of the same events) stays as it is.
             await WebhookDelivery.bulk_create(rows, ignore_conflicts=True, using_db=conn)
-        await OutboxEvent.filter(id__in=[e.id for e in events]).using_db(conn).update(webhooks_at=now)
-    return len(events)
+        marks = SqlParams(params.dialect)
+        stamp = marks.typed(now, "TIMESTAMPTZ")
+        await conn.execute_query(
+            f"UPDATE outbox_event SET webhooks_at = {stamp} WHERE {one_of(marks, 'id', ids)}", marks.values
+        )
+    return len(ids)

@@ -289,3 +289,44 @@ async def test_progress_subscribers_get_the_snapshot_each_event_once_then_the_fi
     finally:
         await ws.close()
     assert event == {"runId": run_id, "status": "SUCCEEDED", "sent": 3, "pending": 0}
+
+
+async def test_commits_close_together_share_one_relay_pass(
+    app_relay_paused: None, redis: Redis, sandbox: SandboxKeys
+) -> None:
+    """The relay starts passes at least min_pass_gap apart: the events committed meanwhile go out in one."""
+    sandbox_pk = await sandbox_id(sandbox)
+    channel = channel_name(sandbox_pk, CAMPAIGN_STATUS_TOPIC)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel)
+    relay_ = OutboxRelay(redis, retention=RETENTION, poll_interval=60, min_pass_gap=3.0)
+    relay_.start()
+    try:
+        # Each committed on its own and announced at once, as acceptances do, 50 ms apart (without the gap, time
+        # for a pass each).
+        first = random.randrange(10**9, 2 * 10**9)
+        campaign_ids = list(range(first, first + 6))
+        for campaign_id in campaign_ids:
+            change = CampaignStatusChanged(
+                campaign_id=campaign_id,
+                status=CampaignStatus.LIVE,
+                previous_status=None,
+                version=1,
+                at=datetime.now(UTC),
+            )
+            async with in_transaction() as conn:
+                await outbox.emit(change, sandbox_id=sandbox_pk, conn=conn)
+            outbox.committed()
+            await asyncio.sleep(0.05)
+        seen: set[int] = set()
+        async with asyncio.timeout(10):
+            while seen != set(campaign_ids):
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is not None:
+                    seen.add(orjson.loads(message["data"])["data"]["campaignId"])
+    finally:
+        await relay_.stop()
+        await pubsub.aclose()
+    passes = {row.published_at for row in await rows_of(sandbox_pk)}
+    # The first commit's pass, then one for the five committed while it waited out the gap.
+    assert len(passes) <= 2, passes

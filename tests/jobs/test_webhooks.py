@@ -23,7 +23,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
+import jobs.webhooks
 from jobs.channels.egress import egress_client
+from jobs.context import job_ctx
 from jobs.webhooks import seal_secret, send_due
 from models.campaigns.rules import CampaignStatus
 from models.egress_rules import EgressPolicy, parse_allow
@@ -258,3 +260,20 @@ async def test_a_version_publication_reaches_endpoints_that_asked_for_it(server:
     (event,) = partner.processed.values()
     assert event["type"] == "campaign.version_published"
     assert (event["data"]["number"], event["data"]["restores"]) == (3, 1)
+
+
+async def test_a_pass_with_nothing_due_builds_no_http_client(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's SSL context loads the CA bundle: a pass makes one only when it has a delivery to send."""
+    built: list[httpx.AsyncClient] = []
+
+    def counted(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
+        built.append(egress_client(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(jobs.webhooks, "egress_client", counted)
+    # The suite's settings turn the pass off (its tests send by hand): on here.
+    settings = server.settings.model_copy(update={"webhook_delivery": True})
+    sent = await jobs.webhooks.webhook_pass(job_ctx(settings))
+    assert len(built) == (1 if sent else 0), (sent, built)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.campaigns.rules import Channel
-from models.triggers.accept import check_addresses
+from models.triggers.addresses import check_addresses
 from models.triggers.values import TriggerInvalidInputError, TriggerRecipient, TriggerRequest
 
 
