@@ -91,13 +91,19 @@ async def send_leased(
     retry_deadline: datetime,
     now: datetime,
     leased: LeasedBatch | None = None,
+    halfway: asyncio.Event | None = None,
 ) -> tuple[Any, ...] | None:
     """A claimed batch sent under its lease, renewed meanwhile; the pause when the provider refused the preset.
-    `leased`: the batch already leased and prepared (`lease_and_prepare`)."""
+    `leased`: the batch already leased and prepared (`lease_and_prepare`). `halfway`: set once half the batch is
+    handed to the provider (by a stream; a batch sent chunk by chunk sets it at once)."""
     if leased is None:
         leased = await lease_and_prepare(ctx, run, campaign, batch, renderer, tracker, now)
     try:
-        send = stream_batch if _streams(adapter, campaign) else send_chunks
+        streams = _streams(adapter, campaign)
+        if halfway is not None and not streams:
+            halfway.set()
+        leased.prepared.halfway = halfway
+        send = stream_batch if streams else send_chunks
         paused = await send(
             run,
             leased.prepared,
@@ -127,40 +133,74 @@ async def cleared_of(send_rules: SendRules, batch: list[Claimed], now: datetime)
 Ahead = tuple[list[Claimed], list[Claimed], LeasedBatch | None]
 
 
-async def lease_ahead(
-    ctx: dict[str, Any],
-    run: CampaignRun,
-    campaign: Campaign,
-    renderer: Renderer,
-    tracker: MessageTracker,
-    send_rules: SendRules | None,
-    batch_size: int,
-    after_id: int,
-) -> Ahead:
-    """The batch after `after_id` claimed, cleared and prepared while the current one is being sent."""
-    now = worker_context(ctx).clock()
-    lease = float(worker_context(ctx).settings.run_lease_seconds)
-    batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
-    cleared = await cleared_of(send_rules, batch, now) if send_rules is not None and batch else batch
-    if not cleared:
-        return batch, cleared, None
-    leased = await lease_and_prepare(ctx, run, campaign, cleared, renderer, tracker, now, pace=True)
-    return batch, cleared, leased
+class BatchAhead:
+    """The batch after `after_id`, claimed, cleared and prepared once the current one is half handed to the
+    provider (`halfway`): early enough to be ready when it ends, late enough that a dead worker's rows, whose
+    leases expired meanwhile, wait at most half a batch more for this sender's next claim."""
+
+    def __init__(
+        self,
+        ctx: dict[str, Any],
+        run: CampaignRun,
+        campaign: Campaign,
+        renderer: Renderer,
+        tracker: MessageTracker,
+        send_rules: SendRules | None,
+        batch_size: int,
+        after_id: int,
+    ) -> None:
+        self.halfway = asyncio.Event()
+        self._task = asyncio.create_task(
+            self._lease(ctx, run, campaign, renderer, tracker, send_rules, batch_size, after_id)
+        )
+
+    async def _lease(
+        self,
+        ctx: dict[str, Any],
+        run: CampaignRun,
+        campaign: Campaign,
+        renderer: Renderer,
+        tracker: MessageTracker,
+        send_rules: SendRules | None,
+        batch_size: int,
+        after_id: int,
+    ) -> Ahead:
+        await self.halfway.wait()
+        now = worker_context(ctx).clock()
+        lease = float(worker_context(ctx).settings.run_lease_seconds)
+        batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
+        cleared = await cleared_of(send_rules, batch, now) if send_rules is not None and batch else batch
+        if not cleared:
+            return batch, cleared, None
+        leased = await lease_and_prepare(ctx, run, campaign, cleared, renderer, tracker, now, pace=True)
+        return batch, cleared, leased
+
+    async def take(self) -> Ahead:
+        self.halfway.set()  # the current batch may have ended without a stream to say so
+        return await self._task
+
+    async def release(self, run: CampaignRun, now: datetime) -> None:
+        """Not to be sent (the run paused, stopped or failed): the rows claimed back in the queue before the run's
+        state changes. Not cancelled once claiming, so no statement is cut off midway; rows of a claim that failed
+        midway keep a lease that expires."""
+        if not self.halfway.is_set():
+            self._task.cancel()  # still waiting: nothing claimed
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            return
+        try:
+            _, _, leased = await self._task
+        except Exception:
+            logger.warning("run %s: a batch claimed ahead could not be prepared", run.id, exc_info=True)
+            return
+        if leased is not None:
+            await leased.release(run, now)
 
 
-async def release_ahead(ahead: asyncio.Task[Ahead] | None, run: CampaignRun, now: datetime) -> None:
-    """A batch claimed ahead that will not be sent (the run paused, stopped or failed): its rows back in the queue
-    before the run's state changes. Awaited rather than cancelled, so no statement is cut off midway; rows of a
-    claim that failed midway keep a lease that expires. Returns None, what the caller's task becomes."""
-    if ahead is None:
-        return None
-    try:
-        _, _, leased = await ahead
-    except Exception:
-        logger.warning("run %s: a batch claimed ahead could not be prepared", run.id, exc_info=True)
-        return None
-    if leased is not None:
-        await leased.release(run, now)
+async def release_ahead(ahead: BatchAhead | None, run: CampaignRun, now: datetime) -> None:
+    """`ahead.release` when there is one; returns None, what the caller's reference becomes."""
+    if ahead is not None:
+        await ahead.release(run, now)
     return None
 
 

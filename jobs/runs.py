@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from jobs.adapters import build_adapter
 from jobs.context import worker_context
 from jobs.inapp_direct import IN_APP_BATCH_SIZE, DirectInApp
-from jobs.leased_batch import Ahead, cleared_of, lease_ahead, release_ahead, send_leased
+from jobs.leased_batch import BatchAhead, cleared_of, release_ahead, send_leased
 from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
@@ -304,7 +304,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     if DirectInApp.fits(adapter, send_rules, throttle, triggered):
         direct, batch_size = DirectInApp(run, adapter, renderer, tracker), IN_APP_BATCH_SIZE
     after_id = 0  # keyset position of this pass over the ledger
-    ahead: asyncio.Task[Ahead] | None = None  # the next batch, claimed and prepared while this one is sent
+    ahead: BatchAhead | None = None  # the next batch, claimed and prepared while this one is sent
     try:
         while True:
             now = _now(ctx)
@@ -324,7 +324,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     continue
                 batch = delivered
             elif ahead is not None:
-                (batch, cleared, leased), ahead = await ahead, None
+                (batch, cleared, leased), ahead = await ahead.take(), None
             else:
                 batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             # A short batch of a pass from the start took every row due: no other pass (a trigger's run is one).
@@ -343,12 +343,11 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 if not cleared:
                     continue
                 if throttle is None and not last_pass and len(batch) == batch_size:
-                    ahead = asyncio.create_task(
-                        lease_ahead(ctx, run, campaign, renderer, tracker, send_rules, batch_size, after_id)
-                    )
+                    ahead = BatchAhead(ctx, run, campaign, renderer, tracker, send_rules, batch_size, after_id)
                 paused = await send_leased(
-                    ctx, run, campaign, cleared, adapter, renderer, tracker, retry_deadline, now, leased
-                )
+                    ctx, run, campaign, cleared, adapter, renderer, tracker, retry_deadline, now, leased,
+                    ahead.halfway if ahead is not None else None,
+                )  # fmt: skip
                 if paused is not None:
                     ahead = await release_ahead(ahead, run, now)
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)

@@ -211,6 +211,8 @@ class PreparedBatch:
     rows: list[Claimed]
     messages: list[OutgoingMessage]
     triggered: bool = False  # an API campaign's rows: their triggers are recounted with the outcomes
+    # Set by a stream once half the messages are handed to the provider: the next batch is claimed from then on.
+    halfway: asyncio.Event | None = None
 
     def chunks(self) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
         """The messages in the chunks whose outcomes are written one after the other."""
