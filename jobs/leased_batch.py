@@ -17,7 +17,6 @@ from typing import Any
 
 from jobs.channels.base import ConcurrentAdapter
 from jobs.context import worker_context
-from jobs.lease_guard import LeaseGuard
 from jobs.pausing import not_sent
 from jobs.rendering import Renderer
 from jobs.sending import PreparedBatch, keep_leased, prepare_batch, send_chunks, with_db_retry
@@ -39,7 +38,7 @@ class LeasedBatch:
 
     rows: list[Claimed]
     prepared: PreparedBatch
-    renewing: LeaseGuard
+    renewing: asyncio.Lock
     leases: contextlib.AsyncExitStack
 
     async def close(self) -> None:

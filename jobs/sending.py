@@ -18,7 +18,6 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
 
 from jobs.channels.base import ChannelAdapter, FailureCode, MessageContent, OutgoingMessage, SendResult, SendStatus
-from jobs.lease_guard import LeaseGuard
 from jobs.pausing import batch_pause, held_back, not_sent
 from jobs.rendering import Renderer, RenderFailed
 from jobs.tracking import MessageTracker
@@ -129,11 +128,11 @@ async def mark_handing(run_id: int, rows: list[Claimed]) -> None:
 @contextlib.asynccontextmanager
 async def keep_leased(
     run: CampaignRun, batch: Sequence[Claimed], lease: float, clock: Callable[[], datetime] = _now
-) -> AsyncIterator[LeaseGuard]:
+) -> AsyncIterator[asyncio.Lock]:
     """Renews the batch's leases (and the run's) while it is being sent: a batch slower than the lease would
     otherwise be claimed by another job and sent twice. Yields the lock each renewal holds: writes of the batch's
     outcomes made meanwhile hold it too, else the two UPDATEs of the same rows may deadlock."""
-    lock = LeaseGuard()
+    lock = asyncio.Lock()
 
     async def renew() -> None:
         ids = [c.id for c in batch]
@@ -296,7 +295,7 @@ async def send_chunks(
     run: CampaignRun,
     prepared: PreparedBatch,
     adapter: ChannelAdapter | None,
-    renewing: LeaseGuard,
+    renewing: asyncio.Lock,
     retry_deadline: datetime,
     clock: Callable[[], datetime],
     unconfirmed_window: float,

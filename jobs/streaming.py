@@ -2,8 +2,8 @@
 
 Chunks sent and then recorded one after the other left every connection idle while a chunk's outcomes and the
 next chunk's resend marks were written, and while the chunk's slowest message finished. Here the adapter's
-`max_concurrency` senders take the batch's messages one by one, and a writer records the outcomes of whatever
-has finished, up to WRITES_IN_FLIGHT writes at once, while the senders go on.
+`max_concurrency` senders take the batch's messages one by one, and one writer records the outcomes of whatever
+has finished each time its previous write is done, while the senders go on.
 
 The crash window stays bounded: a message goes to the provider only once its resend mark is written, and at
 most OUTCOMES_EVERY messages are marked and not yet recorded, so a worker killed at any moment sends at most that
@@ -15,14 +15,12 @@ puts it back in the queue instead.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from jobs.channels.base import ConcurrentAdapter
-from jobs.lease_guard import LeaseGuard
 from jobs.pausing import batch_pause, held_back, not_sent
 from jobs.sending import (
     OUTCOMES_EVERY,
@@ -38,21 +36,12 @@ from models.ledger.claims import Claimed
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.outcomes import Outcome, write_outcomes
 
-# Writes of a batch's outcomes in the database at once: the next one starts while the previous ones are still
-# there, so a write's round trip does not keep the senders waiting for their next resend marks. A message waits
-# for at most a fifth of a window of others to finish before its write starts: at most OUTCOMES_EVERY messages
-# may be handed and unrecorded, so a message's time from hand-off to record bounds the rate (20 / (SMTP
-# transaction + wait + write)); instrumented at 20k under load, senders waited on resend marks 24% of their time
-# with 4 writes in flight from 2 outcomes, 28% with 2 from 5, 28-32% with one writer from 10.
-WRITES_IN_FLIGHT = 3
-WRITE_FROM = max(1, OUTCOMES_EVERY // 5)
-
 
 async def stream_batch(
     run: CampaignRun,
     prepared: PreparedBatch,
     adapter: ConcurrentAdapter,
-    renewing: LeaseGuard,
+    renewing: asyncio.Lock,
     retry_deadline: datetime,
     clock: Callable[[], datetime],
     unconfirmed_window: float,
@@ -71,11 +60,7 @@ async def stream_batch(
     if not total:
         return None
     finished: list[tuple[Claimed, Outcome, bool]] = []
-    marked, handed, in_flight = min(window, total), 0, 0
-    # Outcomes given to writes, and of those the ones in the database (their write and every earlier one done);
-    # rows marked or being marked. A sender may take rows below `marked` only: at most a window past `recorded`.
-    given, recorded, mark_issued = 0, 0, marked
-    writes: collections.deque[tuple[asyncio.Task[None], int, int]] = collections.deque()  # (write, outcomes, marked)
+    marked, handed, recorded, in_flight = min(window, total), 0, 0, 0
     stopping = False
     broken: list[BaseException] = []
     # Single-threaded: plain counters, and events to wake the senders (more rows marked, or stop) and the writer.
@@ -83,9 +68,9 @@ async def stream_batch(
     worth_writing = asyncio.Event()
 
     def wake_writer() -> None:
-        # WRITE_FROM finished, or nothing left in flight: a write now neither stalls the senders nor wastes a
-        # statement on every row.
-        if broken or len(finished) >= WRITE_FROM or (finished and in_flight == 0):
+        # Half a window finished, or nothing left in flight: a write now neither stalls the senders nor wastes a
+        # statement on one or two rows.
+        if broken or len(finished) >= window // 2 or (finished and in_flight == 0):
             worth_writing.set()
 
     async def sender() -> None:
@@ -112,47 +97,18 @@ async def stream_batch(
             worth_writing.set()
             raise
 
-    async def write(outcomes: list[Outcome], suppressed: list[str], to_mark: list[Claimed]) -> None:
-        async with renewing.shared():  # beside the other write in flight, not beside a renewal
-            await asyncio.gather(
-                record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
-                mark_handing(run.id, to_mark),
-            )
-
-    def settle() -> None:
-        """The writes that are done, oldest first: the marks a write made are used once every earlier one is in."""
-        nonlocal recorded, marked
-        while writes and writes[0][0].done():
-            task, count, more = writes.popleft()
-            task.result()  # a failed write fails the batch
-            recorded += count
-            if more > marked:
-                marked = more
-                more_marked.set()
-
-    def stalled() -> bool:
-        # Nothing will finish and no write will land: only a decision on the sends held back can go on.
-        return in_flight == 0 and not finished and not writes and (handed >= total or handed >= marked)
-
     async def take_finished() -> list[tuple[Claimed, Outcome, bool]]:
         while True:
-            settle()
-            if broken:
-                raise broken[0]
-            if recorded >= total or stalled():
+            wake_writer()
+            if worth_writing.is_set():
                 break
-            if len(writes) < WRITES_IN_FLIGHT and (len(finished) >= WRITE_FROM or (finished and in_flight == 0)):
-                break
-            worth_writing.clear()
             await worth_writing.wait()
+        worth_writing.clear()
+        if broken:
+            raise broken[0]
         group = list(finished)
         finished.clear()
         return group
-
-    async def writes_done() -> None:
-        while writes:
-            await asyncio.wait([writes[0][0]])
-            settle()
 
     senders = [asyncio.create_task(sender()) for _ in range(min(adapter.max_concurrency, total))]
     # Sends that did not go wait for a verdict (a pause puts them back in the queue, not FAILED) until a window of
@@ -160,21 +116,19 @@ async def stream_batch(
     undecided: list[tuple[Claimed, Outcome, bool]] = []
     since: list[Outcome] = []
     try:
-        while True:
+        while recorded < total:
             group = await take_finished()
-            if recorded >= total:
-                break
             if undecided or any(outcome.status is not DeliveryStatus.SENT for _, outcome, _ in group):
                 since += [outcome for _, outcome, _ in group]
             undecided += [item for item in group if item[1].status is not DeliveryStatus.SENT]
             ready = [item for item in group if item[1].status is DeliveryStatus.SENT]
-            decided = bool(undecided) and (len(since) >= window or stalled())
+            stalled = in_flight == 0 and not finished and (handed >= total or handed >= marked)
+            decided = bool(undecided) and (len(since) >= window or stalled)
             paused = batch_pause(since) if decided else None
             if paused is not None:
                 stopping = True
                 more_marked.set()
                 await asyncio.gather(*senders)  # the messages in flight finish
-                await writes_done()
                 outcomes = [outcome for _, outcome, _ in ready + undecided + finished]
                 async with renewing:
                     now = clock()
@@ -184,23 +138,21 @@ async def stream_batch(
             if decided:
                 ready += undecided  # a whole window without a pause: they are what they are
                 undecided, since = [], []
-            if not ready and mark_issued >= min(total, given + window):
-                continue  # nothing to record nor to mark: held back until decided
             outcomes = [outcome for _, outcome, _ in ready]
             suppressed = [claimed.address for claimed, _, bad_address in ready if bad_address]
-            more = min(total, given + len(ready) + window)
-            task = asyncio.create_task(write(outcomes, suppressed, rows[mark_issued:more]))
-            task.add_done_callback(lambda _: worth_writing.set())
-            writes.append((task, len(ready), more))
-            given += len(ready)
-            mark_issued = max(mark_issued, more)
+            more = min(total, recorded + len(ready) + window)
+            async with renewing:
+                await asyncio.gather(
+                    record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
+                    mark_handing(run.id, rows[marked:more]),
+                )
+            recorded += len(ready)
+            marked = more
+            more_marked.set()
         await asyncio.gather(*senders)
     finally:
         for task in senders:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.gather(*senders, return_exceptions=True)
-        # A write is never cut off midway: what it records went out.
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.gather(*(task for task, _, _ in writes), return_exceptions=True)
     return None
