@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from jobs.adapters import build_adapter
 from jobs.context import worker_context
 from jobs.inapp_direct import IN_APP_BATCH_SIZE, DirectInApp
-from jobs.leased_batch import BatchAhead, cleared_of, release_ahead, send_leased
+from jobs.leased_batch import send_leased
 from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
@@ -40,6 +40,9 @@ from jobs.trigger_runs import progress_of, rest_open, still_open
 from models import outbox
 from models.audience.entities import Segment
 from models.business_rules.enforcement import (
+    SendRules,
+    candidates_of,
+    judge_batch,
     outranked_by_waiting_run,
     send_rules_for,
 )
@@ -60,7 +63,7 @@ from models.campaigns.transitions import (
 from models.campaigns.values import schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
-from models.ledger.claims import BATCH_SIZE, claim_batch, taken_elsewhere
+from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, taken_elsewhere
 from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.due_times import due_at_local_time
@@ -304,18 +307,15 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     if DirectInApp.fits(adapter, send_rules, throttle, triggered):
         direct, batch_size = DirectInApp(run, adapter, renderer, tracker), IN_APP_BATCH_SIZE
     after_id = 0  # keyset position of this pass over the ledger
-    ahead: BatchAhead | None = None  # the next batch, claimed and prepared while this one is sent
     try:
         while True:
             now = _now(ctx)
             if not await extend_run_lease(run, now + timedelta(seconds=lease)):
-                ahead = await release_ahead(ahead, run, now)
                 return await _stopped(run, progress, now)
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
                 await throttle.take(batch_size)
                 now = _now(ctx)
-            cleared, leased = None, None
             if direct is not None:
                 # Taken and delivered in one transaction; None: the run goes on the leased path.
                 delivered = await direct.deliver(now, batch_size, after_id)
@@ -323,8 +323,6 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                     direct, batch_size = None, _batch_size(campaign)
                     continue
                 batch = delivered
-            elif ahead is not None:
-                (batch, cleared, leased), ahead = await ahead.take(), None
             else:
                 batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             # A short batch of a pass from the start took every row due: no other pass (a trigger's run is one).
@@ -338,18 +336,12 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 continue
             after_id = max(after_id, batch[-1].id)  # a killed worker's rows may lie behind
             if direct is None:
-                if cleared is None:
-                    cleared = await cleared_of(send_rules, batch, now) if send_rules is not None else batch
-                if not cleared:
-                    continue
-                if throttle is None and not last_pass and len(batch) == batch_size:
-                    ahead = BatchAhead(ctx, run, campaign, renderer, tracker, send_rules, batch_size, after_id)
-                paused = await send_leased(
-                    ctx, run, campaign, cleared, adapter, renderer, tracker, retry_deadline, now, leased,
-                    ahead.halfway if ahead is not None else None,
-                )  # fmt: skip
+                if send_rules is not None:
+                    batch = await _cleared(send_rules, batch, now)
+                    if not batch:
+                        continue
+                paused = await send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
                 if paused is not None:
-                    ahead = await release_ahead(ahead, run, now)
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
                 break  # counted and published by _finish_if_done right after
@@ -363,11 +355,8 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
             # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
             return {"runId": run.id, "status": RunStatus.RUNNING.value}
     finally:
-        try:
-            await release_ahead(ahead, run, _now(ctx))
-        finally:
-            if adapter is not None:
-                await adapter.close()
+        if adapter is not None:
+            await adapter.close()
     return await _finish_if_done(ctx, run, campaign, progress)
 
 
@@ -387,6 +376,14 @@ async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, c
 
 async def _settle(run_id: int, now: datetime, resend: bool) -> int:
     return await settle_unconfirmed(run_id, now, resend=resend)
+
+
+async def _cleared(send_rules: SendRules, batch: list[Claimed], now: datetime) -> list[Claimed]:
+    """The part of a claimed batch the business rules let go now (the rest is recorded in the ledger)."""
+    candidates = await with_db_retry(candidates_of, [(c.id, c.profile_id) for c in batch])
+    verdicts = await with_db_retry(judge_batch, send_rules, candidates, now)
+    cleared = set(verdicts.cleared)
+    return [c for c in batch if c.id in cleared]
 
 
 async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:

@@ -195,11 +195,6 @@ def json_value(value: Any) -> dict[str, Any]:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else dict(value)
 
 
-# Messages rendered (or tracked) between two turns of the event loop while a batch is prepared beside another one
-# being sent: ~2 ms of rendering, so the senders' replies wait no longer than that.
-PACE_EVERY = 32
-
-
 @dataclasses.dataclass(slots=True)
 class PreparedBatch:
     """A claimed batch rendered and tracked ahead of sending: the rows that could not be rendered (their outcomes,
@@ -210,8 +205,6 @@ class PreparedBatch:
     rows: list[Claimed]
     messages: list[OutgoingMessage]
     triggered: bool = False  # an API campaign's rows: their triggers are recounted with the outcomes
-    # Set by a stream once half the messages are handed to the provider: the next batch is claimed from then on.
-    halfway: asyncio.Event | None = None
 
     def chunks(self) -> list[tuple[list[Claimed], list[OutgoingMessage]]]:
         """The messages in the chunks whose outcomes are written one after the other."""
@@ -226,12 +219,10 @@ async def prepare_batch(
     tracker: MessageTracker | None = None,
     triggered: bool = False,
     attributes: dict[int, Any] | None = None,
-    pace: bool = False,
 ) -> PreparedBatch:
     """Renders and tracks a whole claimed batch: one profile read and one link lookup per batch, not per chunk.
     `triggered`: an API campaign's rows, each rendered with its trigger's context and its own. `attributes`: the
-    profiles' attributes by profile id when the caller read them with the rows (else read here). `pace`: the
-    event loop runs other tasks every PACE_EVERY messages (a batch prepared while another one is being sent)."""
+    profiles' attributes by profile id when the caller read them with the rows (else read here)."""
     if attributes is None:
         attributes = dict(await Profile.filter(id__in=[c.profile_id for c in batch]).values_list("id", "attributes"))
     contexts: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -240,9 +231,7 @@ async def prepare_batch(
     failed: list[Outcome] = []
     contents: list[MessageContent] = []
     rows: list[Claimed] = []
-    for index, claimed in enumerate(batch):
-        if pace and index % PACE_EVERY == PACE_EVERY - 1:
-            await asyncio.sleep(0)
+    for claimed in batch:
         unsubscribe_url = tracker.unsubscribe_url(claimed.id) if tracker is not None else None
         try:
             content = renderer.variant(claimed.treatment).render(
@@ -257,7 +246,7 @@ async def prepare_batch(
         rows.append(claimed)
     if tracker is not None and tracker.active:
         # Link ids for the whole batch first, so rewriting each message needs no database round trip.
-        contents = await tracker.track(contents, [claimed.id for claimed in rows], now, pace=PACE_EVERY if pace else 0)
+        contents = await tracker.track(contents, [claimed.id for claimed in rows], now)
     messages = [
         OutgoingMessage(claimed.key, claimed.address, content, attempt=claimed.attempts)
         for content, claimed in zip(contents, rows, strict=True)

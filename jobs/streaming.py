@@ -85,8 +85,6 @@ async def stream_batch(
                 index = handed
                 handed += 1
                 in_flight += 1
-                if prepared.halfway is not None and handed * 2 >= total:
-                    prepared.halfway.set()
                 result = await adapter.send_guarded(messages[index])
                 outcome, bad_address = outcome_of(rows[index], result, clock(), retry_deadline, unconfirmed_window)
                 in_flight -= 1

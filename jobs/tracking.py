@@ -8,7 +8,6 @@ part), stores them as `TrackedLink` rows with one multi-row `INSERT … ON CONFL
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
@@ -91,33 +90,17 @@ class MessageTracker:
         return [url for found in self._scan(content) if found is not None for url in found.urls]
 
     async def track(
-        self, contents: Sequence[MessageContent], delivery_ids: Sequence[int], now: datetime, pace: int = 0
+        self, contents: Sequence[MessageContent], delivery_ids: Sequence[int], now: datetime
     ) -> list[MessageContent]:
-        """`prepare` then `apply` for a batch, each message's links found in one scan. `pace`: the event loop runs
-        other tasks every `pace` messages (0: never)."""
-        step = pace or max(len(contents), 1)
-        scans: list[tuple[FoundLinks | None, FoundLinks | None]] = []
-        for start in range(0, len(contents), step):
-            if start:
-                await asyncio.sleep(0)
-            scans += [self._scan(content) for content in contents[start : start + step]]
+        """`prepare` then `apply` for a batch, each message's links found in one scan."""
+        scans = [self._scan(content) for content in contents]
         await self._prepare_urls(
             [url for scan in scans for found in scan if found is not None for url in found.urls], now
         )
-        tracked: list[MessageContent] = []
-        for start in range(0, len(contents), step):
-            if start:
-                await asyncio.sleep(0)
-            tracked += [
-                self._apply(content, delivery_id, scan)
-                for content, delivery_id, scan in zip(
-                    contents[start : start + step],
-                    delivery_ids[start : start + step],
-                    scans[start : start + step],
-                    strict=True,
-                )
-            ]
-        return tracked
+        return [
+            self._apply(content, delivery_id, scan)
+            for content, delivery_id, scan in zip(contents, delivery_ids, scans, strict=True)
+        ]
 
     async def prepare(self, contents: Sequence[MessageContent], now: datetime) -> None:
         """Makes sure every trackable URL of `contents` has a link id (two statements per batch at most)."""
