@@ -296,7 +296,7 @@ class EmailAdapter(ConcurrentAdapter):
         conn.messages += 1
         options = [f"SIZE={len(composed.data)}"] if smtp.supports_extension("size") else None
         try:
-            await smtp.mail(composed.envelope_from, options=options)
+            await _mail(smtp, composed.envelope_from, options)
         except aiosmtplib.SMTPServerDisconnected as exc:
             raise _Stale(str(exc)) from exc
         except aiosmtplib.SMTPResponseException as exc:
@@ -317,10 +317,10 @@ class EmailAdapter(ConcurrentAdapter):
 
         recipient, *bcc = composed.recipients
         try:
-            await smtp.rcpt(recipient)
+            await _rcpt(smtp, recipient)
             for extra in bcc:
                 try:
-                    await smtp.rcpt(extra)
+                    await _rcpt(smtp, extra)
                 except aiosmtplib.SMTPRecipientRefused as exc:
                     # The BCC copy is the sender's business; the delivery's outcome is the addressee's.
                     logger.warning("BCC %s refused: %s %s", extra, exc.code, exc.message)
@@ -357,6 +357,32 @@ class EmailAdapter(ConcurrentAdapter):
     async def close(self) -> None:
         if self._owns_pool:
             await self.pool.close()
+
+
+# An address `aiosmtplib.email.quote_address` would send as `<address>` unchanged: dot-atom characters only, so
+# parsing it as a header (email.utils.parseaddr, ~15 us for the MAIL and RCPT of a message) is skipped.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
+async def _mail(smtp: aiosmtplib.SMTP, sender: str, options: list[str] | None) -> None:
+    """`SMTP.mail`, raising as it does; a session already greeted and a plain address go straight to the command."""
+    if smtp.is_ehlo_or_helo_needed or not _PLAIN_ADDRESS.fullmatch(sender):
+        await smtp.mail(sender, options=options)
+        return
+    extra = [option.encode("ascii") for option in options] if options else []
+    response = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">", *extra)
+    if response.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+
+
+async def _rcpt(smtp: aiosmtplib.SMTP, recipient: str) -> None:
+    """`SMTP.rcpt`, raising as it does, the same shortcut as `_mail` for a plain address."""
+    if not _PLAIN_ADDRESS.fullmatch(recipient):
+        await smtp.rcpt(recipient)
+        return
+    response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">")
+    if response.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward):
+        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 
 
 # A line starting with "." (RFC 5321 4.5.2: the client doubles it).

@@ -368,3 +368,38 @@ async def test_the_server_gets_the_composed_bytes_as_they_are_with_leading_dots_
 
 def _without_date(data: bytes) -> bytes:
     return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["user@example.com", "first.last+tag@mail.example.org", "o'brien@example.ie", "a!#$%&*/=?^_`{|}~-@x-y.example"],
+)
+def test_plain_addresses_go_on_the_command_line_as_aiosmtplib_quotes_them(address: str) -> None:
+    from aiosmtplib.email import quote_address
+
+    from jobs.channels.email import _PLAIN_ADDRESS
+
+    assert _PLAIN_ADDRESS.fullmatch(address)
+    assert quote_address(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize("address", ['"quoted local"@example.com', "a@b (comment)", "<a@b.example>", "a b@c.example"])
+def test_other_addresses_take_aiosmtplib_path(address: str) -> None:
+    from jobs.channels.email import _PLAIN_ADDRESS
+
+    assert _PLAIN_ADDRESS.fullmatch(address) is None
+
+
+async def test_every_message_of_a_session_names_its_sender_and_recipients():
+    bcc = dataclasses.replace(SENDER, bcc_address="archive@shop.example", error_address="bounces@shop.example")
+    async with smtp_sink(SinkHandler()) as sink:
+        adapter = adapter_for(sink, max_connections=1, sender=bcc)
+        try:
+            results = await adapter.send_batch(outgoing(3))
+        finally:
+            await adapter.close()
+    assert [r.status for r in results] == [SendStatus.SENT] * 3
+    assert sink.handler.connections == 1  # the 2nd and 3rd messages went on the greeted session
+    for i, received in enumerate(sorted(sink.handler.received, key=lambda r: r.message_id or "")):
+        assert received.mail_from == "bounces@shop.example"
+        assert received.recipients == [f"user{i}@example.com", "archive@shop.example"]
