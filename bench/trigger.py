@@ -7,6 +7,8 @@ is open-loop: call i is due at t0 + i / BENCH_TRIGGER_RATE (default 200/s) for B
 rule: a stall is not hidden by the calls it delayed). Targets (issue 17): acceptance p99 < 50 ms,
 acceptance-to-sink p99 < 1 s. The figures are absolute on this machine: there is no reference engine.
 BENCH_TRIGGER_WEB_PROCESSES (default 1) runs `herald serve --workers N`; the serve CPU figure sums its processes.
+BENCH_TRIGGER_WARMUP_SECONDS (default 2) of calls at the same rate go first and are not counted (their p99 is
+printed): the first second after a cold start, before the pools and caches fill, is not the steady state.
 
 The client is plain asyncio streams over BENCH_TRIGGER_CONNECTIONS keep-alive connections, and the sink has a
 process of its own: with httpx and the sink on the client's loop, the client's CPU (httpx's pool is quadratic
@@ -42,6 +44,9 @@ WEB_PROCESSES = int(os.environ.get("BENCH_TRIGGER_WEB_PROCESSES", "1"))
 # Set: the run's calls (when due, latency), the server's loop stalls and GC pauses (api/loop_probe.py) and
 # PostgreSQL's wait events sampled every 50 ms are written to trace.json in the run's temporary directory.
 TRACE = bool(os.environ.get("BENCH_TRIGGER_TRACE"))
+# Calls at the same rate before the measured ones, not counted: the server's pool opens its connections and its
+# caches fill (the one-statement acceptance's shape, prepared statements), as the workers' start-up is waited out.
+WARMUP_SECONDS = float(os.environ.get("BENCH_TRIGGER_WARMUP_SECONDS", "2"))
 ACCEPT_P99_MS = 50.0
 SINK_P99_MS = 1000.0
 
@@ -142,8 +147,11 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return int(head[9:12]), await reader.readexactly(length)
 
 
-async def offer(port: int, path: str, api_key: str, calls: int, rate: float, address: Any) -> tuple[Calls, float]:
-    """Open-loop calls at `rate` over CONNECTIONS keep-alive connections; (the calls, seconds offered for)."""
+async def offer(
+    port: int, path: str, api_key: str, calls: int, rate: float, address: Any, first: int = 0
+) -> tuple[Calls, float]:
+    """Open-loop calls at `rate` over CONNECTIONS keep-alive connections, numbered from `first` (their key and
+    recipient); (the calls, seconds offered for)."""
     result = Calls()
     due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     t0 = time.monotonic() + 0.5
@@ -152,7 +160,7 @@ async def offer(port: int, path: str, api_key: str, calls: int, rate: float, add
         for index in range(calls):
             at = t0 + index / rate
             await asyncio.sleep(max(0.0, at - time.monotonic()))
-            due.put_nowait((index, at))
+            due.put_nowait((first + index, at))
         for _ in range(CONNECTIONS):
             due.put_nowait(None)
 
@@ -226,6 +234,7 @@ async def _run(database: str) -> Result:
     from tests.serving import free_port
 
     calls = int(RATE * SECONDS)
+    warmup = int(RATE * WARMUP_SECONDS)
     directory = Path(tempfile.mkdtemp(prefix="herald-bench-trigger-"))
     redis = RedisServer(directory)
     redis.start()
@@ -233,9 +242,10 @@ async def _run(database: str) -> Result:
     await herald.connect()
     serve = None
     workers = []
+    warmed = Calls()
     try:
         with SinkProcess() as sink:
-            seeded = await herald.action("seed_api", {"profiles": calls, "sink_port": sink.port})
+            seeded = await herald.action("seed_api", {"profiles": warmup + calls, "sink_port": sink.port})
             port = free_port()
             if TRACE:
                 os.environ["LOOP_PROBE_FILE"] = str(directory / "serve-probe.txt")
@@ -253,6 +263,12 @@ async def _run(database: str) -> Result:
             await _settled(workers)
             path = f"/campaigns/{seeded['campaign']}/triggers"
             pids = [serve.pid] + [w.process.pid for w in workers if w.process is not None]
+            if warmup:
+                warmed, _ = await offer(port, path, str(seeded["key"]), warmup, RATE, address, first=calls)
+                for _ in range(300):  # the warm-up's messages at the sink, so that they do not count
+                    if sink.count() >= len(warmed.accepted_at):
+                        break
+                    await asyncio.sleep(0.1)
             cpu_before = [tree_cpu_seconds(pids[0])] + [cpu_seconds(pid) for pid in pids[1:]]
             waits: list[list[Any]] = []
             stop_sampling = asyncio.Event()
@@ -262,7 +278,7 @@ async def _run(database: str) -> Result:
             if sampler is not None:
                 await sampler
             for _ in range(600):  # up to 120 s for the last messages to reach the sink
-                if sink.count() >= len(offered.accepted_at):
+                if sink.count() >= len(warmed.accepted_at) + len(offered.accepted_at):
                     break
                 await asyncio.sleep(0.2)
             arrived = sink.arrived()
@@ -293,6 +309,7 @@ async def _run(database: str) -> Result:
     failures = offered.failures
     serve_ms = cpu[0] * 1000 / max(1, len(latencies))
     workers_ms = sum(cpu[1:]) * 1000 / max(1, len(to_sink))
+    warm_p99 = p99(warmed.latencies) * 1000 if warmed.latencies else 0.0
     holds = accept_p99 < ACCEPT_P99_MS and sink_p99 < SINK_P99_MS and not failures and not missing
     return Result(
         name="trigger",
@@ -302,7 +319,8 @@ async def _run(database: str) -> Result:
         target=f"accept p99 < {ACCEPT_P99_MS:.0f} ms, to sink < {SINK_P99_MS:.0f} ms",
         holds=holds,
         detail=(
-            f"{len(latencies)} of {calls} triggers accepted at {RATE:.0f}/s offered over {offered_for:.1f} s; "
+            f"{len(latencies)} of {calls} triggers accepted at {RATE:.0f}/s offered over {offered_for:.1f} s, "
+            f"after {warmup} warm-up calls at that rate (not counted: their p99 {warm_p99:.1f} ms); "
             f"acceptance p50 {statistics.median(latencies) * 1000 if latencies else 0:.1f} ms p99 {accept_p99:.1f} ms; "
             f"acceptance to sink p50 {statistics.median(to_sink) * 1000 if to_sink else 0:.0f} ms "
             f"p99 {sink_p99:.0f} ms; {failures} failed calls {offered.first_failure[:200]}, "
