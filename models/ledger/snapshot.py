@@ -237,6 +237,22 @@ async def trigger_audience(
     return queued, len(rows) - queued
 
 
+def trigger_rows_insert(sandbox: str, run: str, campaign_id: str, now: str) -> str:
+    """The one-statement acceptance's ledger rows (models/triggers/accept_pg.py), as the body of its data-modifying
+    CTE: one row per recipient of the trigger inserted by its `trig` CTE, from its `y` (member, exclusion reason,
+    address) and `c` (recipient, context), QUEUED or EXCLUDED as `trigger_audience` writes them. The arguments
+    are the statement's placeholders."""
+    return (
+        f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, "
+        f"reason, address, idempotency_key, attempts, created_at, updated_at) "
+        f"SELECT {sandbox}, {run}, {campaign_id}, t.id, CAST(c.context AS JSONB), y.profile_id, "
+        f"CASE WHEN y.reason IS NULL THEN '{DeliveryStatus.QUEUED.value}' ELSE '{DeliveryStatus.EXCLUDED.value}' "
+        f"END, y.reason, y.address, 't' || t.id || '-' || y.profile_id, 0, {now}, {now} "
+        f"FROM trig t CROSS JOIN y JOIN c ON c.profile_id = y.profile_id "
+        f"ON CONFLICT (idempotency_key) DO NOTHING"
+    )
+
+
 async def estimate_exclusions(
     campaign: Campaign,
     segment: Segment,

@@ -33,8 +33,7 @@ from models.audience.values import ValueProblem, normalize_identity
 from models.campaigns.campaign import Campaign
 from models.campaigns.rules import CampaignStatus, CampaignType, Channel
 from models.campaigns.run_rules import RunStatus
-from models.ledger.delivery import DeliveryStatus
-from models.ledger.snapshot import member_reasons
+from models.ledger.snapshot import member_reasons, trigger_rows_insert
 from models.outbox.payloads import TRIGGER_ACCEPTED_TOPIC
 from models.presets.preset import MessagePreset
 from models.sql.params import Dialect, SqlParams
@@ -259,7 +258,6 @@ async def _statement(
         "COALESCE((SELECT jsonb_agg(jsonb_build_object('index', j.idx, 'reason', j.reason) ORDER BY j.idx) "
         "FROM rejections j), '[]'::jsonb)"
     )
-    queued, excluded = DeliveryStatus.QUEUED.value, DeliveryStatus.EXCLUDED.value
     sql = (
         f"{audience}, "
         f"existing AS (SELECT t.id, t.request_hash, t.answer, t.context, t.created_at, t.expires_at "
@@ -287,13 +285,8 @@ async def _statement(
         f"'rejected', {rejected_list}, 'runId', n.run_id), {p['now']}, {p['expires_at']}, n.accepted, n.rejected, "
         f"0, 0, n.excluded, n.queued FROM new n "
         f"ON CONFLICT (campaign_id, idempotency_key) DO NOTHING RETURNING id, answer), "
-        f"ledger AS (INSERT INTO delivery (sandbox_id, run_id, campaign_id, trigger_id, context, profile_id, status, "
-        f"reason, address, idempotency_key, attempts, created_at, updated_at) "
-        f"SELECT {sandbox}, {run}, {campaign_id}, t.id, CAST(c.context AS JSONB), y.profile_id, "
-        f"CASE WHEN y.reason IS NULL THEN '{queued}' ELSE '{excluded}' END, y.reason, y.address, "
-        f"'t' || t.id || '-' || y.profile_id, 0, {p['now']}, {p['now']} "
-        f"FROM trig t CROSS JOIN y JOIN c ON c.profile_id = y.profile_id "
-        f"ON CONFLICT (idempotency_key) DO NOTHING), "
+        # The ledger package writes a delivery's status (tests/unit/test_single_writer.py): its text, composed here.
+        f"ledger AS ({trigger_rows_insert(sandbox, run, campaign_id, p['now'])}), "
         f"event AS (INSERT INTO outbox_event (sandbox_id, topic, payload, created_at) "
         f"SELECT {sandbox}, '{TRIGGER_ACCEPTED_TOPIC}', jsonb_build_object('campaignId', {campaign_id}, "
         f"'triggerId', t.id, 'runId', n.run_id, 'status', {status}, 'accepted', n.accepted, 'rejected', n.rejected, "
