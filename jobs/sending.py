@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import DBConnectionError
@@ -31,7 +30,7 @@ from models.ledger.delivery import DeliveryStatus, ExclusionReason
 from models.ledger.outcomes import Outcome, Recount, record_batch_failures, write_outcomes
 from models.reporting.tracking import BounceType
 from models.sql.params import SqlParams
-from models.sql.reads import dialect_of, one_of
+from models.sql.reads import dialect_of, json_column, one_of
 from models.triggers.progress import recount_in
 
 logger = logging.getLogger(__name__)
@@ -124,20 +123,22 @@ class BatchLease:
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
-async def mark_handing(run_id: int, rows: list[Claimed], lease: BatchLease) -> list[Claimed]:
+async def mark_handing(run_id: int, rows: list[Claimed], lease: BatchLease) -> set[int]:
     """The resend marks and count of rows about to go to the provider, for channels whose sends are not
-    idempotent; returns the rows still held, the only ones to hand off. Call it under `lease.lock`."""
+    idempotent; returns the ids of those another worker claimed meanwhile, not to be handed off here. Call it
+    under `lease.lock`."""
     if not rows:
-        return []
+        return set()
     held, again = await with_db_retry(mark_handed, run_id, rows, lease.until)
     if again:
         logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
                        extra={"run_id": run_id})  # fmt: skip
-    if len(held) < len(rows):
+    lost = {c.id for c in rows} - {c.id for c in held}
+    if lost:
         # This worker's lease lapsed (a stall longer than the lease) and another claimed the rows: theirs to send.
         logger.warning("run %s: %s rows claimed by another worker after this one's lease lapsed: not sent here",
-                       run_id, len(rows) - len(held), extra={"run_id": run_id})  # fmt: skip
-    return held
+                       run_id, len(lost), extra={"run_id": run_id})  # fmt: skip
+    return lost
 
 
 @contextlib.asynccontextmanager
@@ -206,10 +207,8 @@ async def trigger_contexts(delivery_ids: Sequence[int]) -> dict[int, tuple[dict[
 
 
 def json_value(value: Any) -> dict[str, Any]:
-    """A JSON column read by raw SQL: a dict from asyncpg's JSONB codec, text from SQLite."""
-    if value is None:
-        return {}
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else dict(value)
+    """A JSON object column read by raw SQL (models.sql.reads.json_column); {} for NULL."""
+    return dict(json_column(value) or {})
 
 
 @dataclasses.dataclass(slots=True)
@@ -316,16 +315,18 @@ async def send_chunks(
     chunks = prepared.chunks()
     now = clock()
 
-    async def mark(rows: list[Claimed]) -> list[Claimed]:
-        return await mark_handing(run.id, rows, lease) if marks else rows
+    async def mark(rows: list[Claimed]) -> set[int]:
+        return await mark_handing(run.id, rows, lease) if marks else set()
 
     async with lease.lock:  # not beside a renewal of the same rows
-        _, held = await asyncio.gather(
+        _, lost = await asyncio.gather(
             record_chunk(run, prepared.failed, [], contact, now, prepared.triggered),
             mark(chunks[0][0] if chunks else []),
         )
     for index, (rows, messages) in enumerate(chunks):
-        rows, messages = still_held(rows, messages, held)
+        if lost:
+            kept = [(row, message) for row, message in zip(rows, messages, strict=True) if row.id not in lost]
+            rows, messages = [row for row, _ in kept], [message for _, message in kept]
         outcomes, to_suppress = await send_prepared(rows, messages, adapter, now, retry_deadline, unconfirmed_window)
         now = clock()
         paused = batch_pause(outcomes)
@@ -344,22 +345,11 @@ async def send_chunks(
             return paused
         following = chunks[index + 1][0] if index + 1 < len(chunks) else []
         async with lease.lock:
-            _, held = await asyncio.gather(
+            _, lost = await asyncio.gather(
                 record_chunk(run, outcomes, to_suppress, contact, now, prepared.triggered),
                 mark(following),
             )
     return None
-
-
-def still_held(
-    rows: list[Claimed], messages: list[OutgoingMessage], held: list[Claimed]
-) -> tuple[list[Claimed], list[OutgoingMessage]]:
-    """The rows (and their messages) of a chunk its marks found still held by this worker's lease."""
-    if len(held) == len(rows):
-        return rows, messages
-    ids = {c.id for c in held}
-    kept = [(row, message) for row, message in zip(rows, messages, strict=True) if row.id in ids]
-    return [row for row, _ in kept], [message for _, message in kept]
 
 
 async def record_chunk(

@@ -54,14 +54,13 @@ async def stream_batch(
     total = len(rows)
     window = OUTCOMES_EVERY
     async with lease.lock:  # not beside a renewal of the same rows
-        _, held = await asyncio.gather(
+        # Rows whose marks found them claimed by another worker (this one's lease lapsed): not sent, not recorded.
+        _, lost = await asyncio.gather(
             record_chunk(run, prepared.failed, [], contact, clock(), prepared.triggered),
             mark_handing(run.id, rows[:window], lease),
         )
     if not total:
         return None
-    # Rows whose marks found them claimed by another worker (this one's lease lapsed): not sent, not recorded.
-    lost = {c.id for c in rows[:window]} - {c.id for c in held}
     finished: list[tuple[Claimed, Outcome, bool]] = []
     marked, handed, recorded, skipped, in_flight = min(window, total), 0, 0, 0, 0
     stopping = False
@@ -73,9 +72,8 @@ async def stream_batch(
     def wake_writer() -> None:
         # Half a window finished, or nothing left in flight: a write now neither stalls the senders nor wastes a
         # statement on one or two rows. Or every marked row was skipped: the writer marks the next window (or ends).
-        if broken or len(finished) >= window // 2 or (finished and in_flight == 0):
-            worth_writing.set()
-        elif in_flight == 0 and handed >= marked:
+        idle = in_flight == 0 and (bool(finished) or handed >= marked)
+        if broken or len(finished) >= window // 2 or idle:
             worth_writing.set()
 
     async def sender() -> None:
@@ -150,11 +148,11 @@ async def stream_batch(
             suppressed = [claimed.address for claimed, _, bad_address in ready if bad_address]
             more = min(total, recorded + skipped + len(ready) + window)
             async with lease.lock:
-                _, held = await asyncio.gather(
+                _, taken = await asyncio.gather(
                     record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
                     mark_handing(run.id, rows[marked:more], lease),
                 )
-            lost |= {c.id for c in rows[marked:more]} - {c.id for c in held}
+            lost |= taken
             recorded += len(ready)
             marked = more
             more_marked.set()

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from tortoise import connections
 from tortoise.models import Model
 
@@ -30,6 +31,12 @@ def sql_params() -> SqlParams:
     """Parameters for a statement on the current connection's dialect."""
     sqlite = connections.get("default").capabilities.dialect == "sqlite"
     return SqlParams(Dialect.SQLITE if sqlite else Dialect.POSTGRES)
+
+
+def json_column(value: Any) -> Any:
+    """A JSON column read by raw SQL: decoded by asyncpg's JSONB codec, text from SQLite (and from a JSONB
+    expression PostgreSQL returns as text)."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def quoted(name: str) -> str:

@@ -37,6 +37,7 @@ from models.ledger.snapshot import member_reasons, trigger_rows_insert
 from models.outbox.payloads import TRIGGER_ACCEPTED_TOPIC
 from models.presets.preset import MessagePreset
 from models.sql.params import Dialect, SqlParams
+from models.sql.reads import json_column
 from models.tenancy.identity import IdentityNamespace, IdentityType
 from models.triggers.addresses import check_addresses
 from models.triggers.trigger import TriggerStatus
@@ -155,15 +156,15 @@ async def accept_in_one_statement(
         if row["e_request_hash"] != request_hash:
             raise IdempotencyConflictError(key, int(row["e_id"]))
         return replace(
-            TriggerAnswer.from_json(_json(row["e_answer"]), replayed=True),
+            TriggerAnswer.from_json(json_column(row["e_answer"]), replayed=True),
             idempotency_key=key,
-            context=_json(row["e_context"]) or {},
+            context=json_column(row["e_context"]) or {},
             created_at=row["e_created_at"],
             expires_at=row["e_expires_at"],
         )
     if row["answer"] is not None:
         return replace(
-            TriggerAnswer.from_json(_json(row["answer"]), replayed=False),
+            TriggerAnswer.from_json(json_column(row["answer"]), replayed=False),
             idempotency_key=key,
             context=request.context or {},
             created_at=now,
@@ -174,10 +175,6 @@ async def accept_in_one_statement(
     if not row["holds"]:
         forget(sandbox_id, request.campaign_id)  # the campaign, its preset or its run changed: read them again
     return None  # e.g. onMissingProfile CREATE with a profile to create
-
-
-def _json(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 async def _recipient_arrays(
