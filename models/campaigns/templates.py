@@ -21,6 +21,7 @@ truthiness tests (`{% if profile.loyalty %}`), which see it as nil.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -248,8 +249,27 @@ def _paths(source: str, variables: dict[str, list[Variable]]) -> tuple[TemplateP
     return tuple(sorted(found, key=lambda p: (p.line, p.column)))
 
 
+# Parsed templates kept per process, by (source, field): a trigger campaign's sender built its renderer at every
+# wake-up job, 20 a second, and parsing and analysing an email's parts took more CPU than sending its messages
+# (issue 17). Parsed templates are only read once built (a run already renders thousands of messages with one).
+# Bounded in entries and in source size, so a process holds a few MB at most.
+PARSED_CACHE_ENTRIES = 64
+PARSED_CACHE_MAX_CHARS = 65_536
+
+
 def parse_template(source: str, field: str = "") -> CompiledTemplate | TemplateProblem:
     """Parse `source` once; the problem (with 1-based line and column) when it is not a valid template."""
+    if len(source) <= PARSED_CACHE_MAX_CHARS:
+        return _parse_cached(source, field)
+    return _parse(source, field)
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_ENTRIES)
+def _parse_cached(source: str, field: str) -> CompiledTemplate | TemplateProblem:
+    return _parse(source, field)
+
+
+def _parse(source: str, field: str) -> CompiledTemplate | TemplateProblem:
     if len(source) > MAX_TEMPLATE_CHARS:
         return TemplateProblem(1, 1, f"template is longer than {MAX_TEMPLATE_CHARS} characters")
     try:

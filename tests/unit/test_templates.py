@@ -172,3 +172,24 @@ def test_render_time_is_bounded() -> None:
     with pytest.raises(TemplateRenderError, match="too long"):
         render(template, {"big": big}, max_seconds=0.05)
     assert time.monotonic() - started < 1
+
+
+def test_a_template_is_parsed_once_per_process_and_renders_alike_from_the_cache() -> None:
+    """A trigger campaign's sender builds its renderer at every wake-up: the same parts are not parsed again, and
+    the kept template renders each profile as a fresh parse does. Sources over the size bound are not kept."""
+    from models.campaigns.templates import PARSED_CACHE_MAX_CHARS, _parse_cached
+
+    source = "Hello {{ profile.person.name.firstName | default: 'you' }} ({{ context.trigger.order.id }})"
+    before = _parse_cached.cache_info()
+    first, again = parse_template(source, "content.email.subject"), parse_template(source, "content.email.subject")
+    after = _parse_cached.cache_info()
+    assert first is again
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert isinstance(first, CompiledTemplate)
+    for name in ("Ada", "Grace"):
+        values = {"profile": {"person": {"name": {"firstName": name}}}, "context": {"trigger": {"order": {"id": 7}}}}
+        fresh = parse_template(source + " ", "content.email.subject")  # another source: parsed anew
+        assert isinstance(fresh, CompiledTemplate)
+        assert render(again, values) + " " == render(fresh, values) == f"Hello {name} (7) "
+    big = "x" * (PARSED_CACHE_MAX_CHARS + 1)
+    assert parse_template(big) is not parse_template(big)
