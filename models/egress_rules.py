@@ -9,6 +9,7 @@ names and applies `EgressPolicy.address_allowed` to what it will connect to. No 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ class EgressPolicy:
         return False
 
 
+@functools.lru_cache(maxsize=16)  # Settings.egress_policy parses it for every adapter a job builds
 def parse_allow(text: str) -> EgressPolicy:
     """EGRESS_ALLOW: comma- or space-separated CIDRs, addresses and host names. ValueError names a bad entry."""
     networks: list[IPNetwork] = []

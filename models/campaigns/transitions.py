@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
@@ -309,7 +310,14 @@ async def record_snapshot_done(
 
 
 async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:
-    """False when the run is no longer ours to work on (cancelled by an aborting stop, or finished)."""
-    updated = await CampaignRun.filter(id=run.id, status=RunStatus.RUNNING).update(lease_until=until)
+    """False when the run is no longer ours to work on (cancelled by an aborting stop, or finished). Hand-written:
+    every sending loop pass and lease renewal runs it, and the ORM's query building cost more CPU than the
+    statement (a trigger campaign's wake-up jobs, 20 a second)."""
+    params = SqlParams(dialect_of())
+    sql = (
+        f"UPDATE campaign_run SET lease_until = {params.typed(until)} WHERE id = {params.add(run.id)} "
+        f"AND status = {params.add(RunStatus.RUNNING.value)} RETURNING id"
+    )
+    rows = await connections.get("default").execute_query_dict(sql, params.values)
     run.lease_until = until
-    return updated == 1
+    return len(rows) == 1
