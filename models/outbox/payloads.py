@@ -11,54 +11,37 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from models.campaigns.rules import CampaignStatus
+from models.outbox.payload_fields import PayloadError, read_campaign_status, read_field, read_time
+
+# Per-recipient facts, written for webhook endpoints: their own module, part of this one's vocabulary.
+from models.outbox.recipient_payloads import (
+    DELIVERY_OUTCOMES,
+    DELIVERY_OUTCOMES_TOPIC,
+    RECIPIENT_EVENT_KINDS,
+    RECIPIENT_EVENT_TOPIC,
+    DeliveryOutcomes,
+    DeliveryRef,
+    RecipientEvent,
+)
 
 CAMPAIGN_STATUS_TOPIC = "campaign.status"
 CAMPAIGN_RUN_PROGRESS_TOPIC = "campaign.run.progress"
 CAMPAIGN_VERSION_TOPIC = "campaign.version.published"
 TRIGGER_ACCEPTED_TOPIC = "trigger.accepted"
 TRIGGER_PROGRESS_TOPIC = "trigger.progress"
-# Per-recipient facts, written for webhook endpoints (models/webhooks): a batch's sends, a receipt, an open.
-DELIVERY_OUTCOMES_TOPIC = "delivery.outcomes"
-RECIPIENT_EVENT_TOPIC = "recipient.event"
+
+__all__ = [
+    "DELIVERY_OUTCOMES",
+    "DELIVERY_OUTCOMES_TOPIC",
+    "RECIPIENT_EVENT_KINDS",
+    "RECIPIENT_EVENT_TOPIC",
+    "DeliveryOutcomes",
+    "DeliveryRef",
+    "PayloadError",
+    "RecipientEvent",
+]
 
 RUN_STATUSES = frozenset({"PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "PAUSED"})
-
-
-class PayloadError(ValueError):
-    """An event that does not match its topic's payload."""
-
-
-def _field(data: dict[str, Any], topic: str, key: str, kinds: tuple[type, ...], *, optional: bool = False) -> Any:
-    if key not in data or data[key] is None:
-        if optional:
-            return None
-        raise PayloadError(f"{topic}: '{key}' is missing")
-    value = data[key]
-    # bool is an int in Python: never accept it where a number is meant
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise PayloadError(f"{topic}: '{key}' is {type(value).__name__}, not {'/'.join(k.__name__ for k in kinds)}")
-    return value
-
-
-def _time(data: dict[str, Any], topic: str, key: str) -> datetime:
-    text = _field(data, topic, key, (str,))
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise PayloadError(f"{topic}: '{key}' is not an ISO 8601 time") from None
-    if value.tzinfo is None:
-        raise PayloadError(f"{topic}: '{key}' has no time zone")
-    return value
-
-
-def _campaign_status(data: dict[str, Any], topic: str, key: str, *, optional: bool = False) -> CampaignStatus | None:
-    text = _field(data, topic, key, (str,), optional=optional)
-    if text is None:
-        return None
-    try:
-        return CampaignStatus(text)
-    except ValueError:
-        raise PayloadError(f"{topic}: '{key}' is not a campaign status: {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -85,15 +68,15 @@ class CampaignStatusChanged:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CampaignStatusChanged:
         t = cls.topic
-        status = _campaign_status(data, t, "status")
+        status = read_campaign_status(data, t, "status")
         assert status is not None
         return cls(
-            campaign_id=_field(data, t, "campaignId", (int,)),
+            campaign_id=read_field(data, t, "campaignId", (int,)),
             status=status,
-            previous_status=_campaign_status(data, t, "previousStatus", optional=True),
-            version=_field(data, t, "version", (int,)),
-            at=_time(data, t, "at"),
-            actor=_field(data, t, "actor", (str,), optional=True),
+            previous_status=read_campaign_status(data, t, "previousStatus", optional=True),
+            version=read_field(data, t, "version", (int,)),
+            at=read_time(data, t, "at"),
+            actor=read_field(data, t, "actor", (str,), optional=True),
         )
 
 
@@ -126,10 +109,10 @@ class WaveProgress:
         if not isinstance(data, dict):
             raise PayloadError(f"{topic}: a wave is {type(data).__name__}, not an object")
         return cls(
-            wave=_field(data, topic, "wave", (int,)),
-            starts_at=_time(data, topic, "startsAt") if data.get("startsAt") is not None else None,
-            finished=_field(data, topic, "finished", (bool,)),
-            **{name: _field(data, topic, name, (int,)) for name in _WAVE_COUNTERS},
+            wave=read_field(data, topic, "wave", (int,)),
+            starts_at=read_time(data, topic, "startsAt") if data.get("startsAt") is not None else None,
+            finished=read_field(data, topic, "finished", (bool,)),
+            **{name: read_field(data, topic, name, (int,)) for name in _WAVE_COUNTERS},
         )
 
 
@@ -188,32 +171,34 @@ class RunProgress:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunProgress:
         t = cls.topic
-        status = _field(data, t, "status", (str,))
+        status = read_field(data, t, "status", (str,))
         if status not in RUN_STATUSES:
             raise PayloadError(f"{t}: 'status' is not a run status: {status!r}")
-        rate = _field(data, t, "ratePerSecond", (int, float), optional=True)
-        eta = _field(data, t, "etaSeconds", (int, float), optional=True)
+        rate = read_field(data, t, "ratePerSecond", (int, float), optional=True)
+        eta = read_field(data, t, "etaSeconds", (int, float), optional=True)
         return cls(
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            run_id=_field(data, t, "runId", (int,)),
+            campaign_id=read_field(data, t, "campaignId", (int,)),
+            run_id=read_field(data, t, "runId", (int,)),
             status=status,
-            targeted=_field(data, t, "targeted", (int,)),
-            excluded=_field(data, t, "excluded", (int,)),
-            sent=_field(data, t, "sent", (int,)),
-            failed=_field(data, t, "failed", (int,)),
-            pending=_field(data, t, "pending", (int,)),
+            targeted=read_field(data, t, "targeted", (int,)),
+            excluded=read_field(data, t, "excluded", (int,)),
+            sent=read_field(data, t, "sent", (int,)),
+            failed=read_field(data, t, "failed", (int,)),
+            pending=read_field(data, t, "pending", (int,)),
             rate_per_second=float(rate) if rate is not None else None,
             eta_seconds=float(eta) if eta is not None else None,
-            at=_time(data, t, "at"),
-            final=_field(data, t, "final", (bool,)),
+            at=read_time(data, t, "at"),
+            final=read_field(data, t, "final", (bool,)),
             # Absent from events written before these counters existed.
-            delivered=_field(data, t, "delivered", (int,), optional=True) or 0,
-            retrying=_field(data, t, "retrying", (int,), optional=True) or 0,
-            last_error_reason=_field(data, t, "lastErrorReason", (str,), optional=True),
-            last_error_count=_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
-            pause_reason=_field(data, t, "pauseReason", (str,), optional=True),
-            resent=_field(data, t, "resent", (int,), optional=True) or 0,
-            waves=tuple(WaveProgress.from_json(w, t) for w in _field(data, t, "waves", (list,), optional=True) or ()),
+            delivered=read_field(data, t, "delivered", (int,), optional=True) or 0,
+            retrying=read_field(data, t, "retrying", (int,), optional=True) or 0,
+            last_error_reason=read_field(data, t, "lastErrorReason", (str,), optional=True),
+            last_error_count=read_field(data, t, "lastErrorCount", (int,), optional=True) or 0,
+            pause_reason=read_field(data, t, "pauseReason", (str,), optional=True),
+            resent=read_field(data, t, "resent", (int,), optional=True) or 0,
+            waves=tuple(
+                WaveProgress.from_json(w, t) for w in read_field(data, t, "waves", (list,), optional=True) or ()
+            ),
         )
 
 
@@ -246,13 +231,13 @@ class CampaignVersionPublished:
     def from_json(cls, data: dict[str, Any]) -> CampaignVersionPublished:
         t = cls.topic
         return cls(
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            number=_field(data, t, "number", (int,)),
-            previous_number=_field(data, t, "previousNumber", (int,)),
-            restores=_field(data, t, "restores", (int,), optional=True),
-            campaign_version=_field(data, t, "campaignVersion", (int,)),
-            at=_time(data, t, "at"),
-            actor=_field(data, t, "actor", (str,), optional=True),
+            campaign_id=read_field(data, t, "campaignId", (int,)),
+            number=read_field(data, t, "number", (int,)),
+            previous_number=read_field(data, t, "previousNumber", (int,)),
+            restores=read_field(data, t, "restores", (int,), optional=True),
+            campaign_version=read_field(data, t, "campaignVersion", (int,)),
+            at=read_time(data, t, "at"),
+            actor=read_field(data, t, "actor", (str,), optional=True),
         )
 
 
@@ -285,13 +270,13 @@ class TriggerAccepted:
     def from_json(cls, data: dict[str, Any]) -> TriggerAccepted:
         t = cls.topic
         return cls(
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            trigger_id=_field(data, t, "triggerId", (int,)),
-            run_id=_field(data, t, "runId", (int,), optional=True),
-            status=_field(data, t, "status", (str,)),
-            accepted=_field(data, t, "accepted", (int,)),
-            rejected=_field(data, t, "rejected", (int,)),
-            at=_time(data, t, "at"),
+            campaign_id=read_field(data, t, "campaignId", (int,)),
+            trigger_id=read_field(data, t, "triggerId", (int,)),
+            run_id=read_field(data, t, "runId", (int,), optional=True),
+            status=read_field(data, t, "status", (str,)),
+            accepted=read_field(data, t, "accepted", (int,)),
+            rejected=read_field(data, t, "rejected", (int,)),
+            at=read_time(data, t, "at"),
         )
 
 
@@ -339,128 +324,19 @@ class TriggerProgress:
     def from_json(cls, data: dict[str, Any]) -> TriggerProgress:
         t = cls.topic
         triggers = []
-        for item in _field(data, t, "triggers", (list,)):
+        for item in read_field(data, t, "triggers", (list,)):
             if not isinstance(item, dict):
                 raise PayloadError(f"{t}: 'triggers' holds a {type(item).__name__}, not an object")
             triggers.append(
                 TriggerCounts(
-                    *(_field(item, t, k, (int,)) for k in ("triggerId", "sent", "failed", "excluded", "pending"))
+                    *(read_field(item, t, k, (int,)) for k in ("triggerId", "sent", "failed", "excluded", "pending"))
                 )
             )
         return cls(
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            run_id=_field(data, t, "runId", (int,)),
-            at=_time(data, t, "at"),
+            campaign_id=read_field(data, t, "campaignId", (int,)),
+            run_id=read_field(data, t, "runId", (int,)),
+            at=read_time(data, t, "at"),
             triggers=tuple(triggers),
-        )
-
-
-# What became of deliveries (one kind per event): SENT, DELIVERED, BOUNCED or FAILED.
-DELIVERY_OUTCOMES = frozenset({"SENT", "DELIVERED", "BOUNCED", "FAILED"})
-# What a recipient did, or a provider reported of them.
-RECIPIENT_EVENT_KINDS = frozenset({"OPEN", "CLICK", "UNSUBSCRIBE", "COMPLAINT"})
-
-
-@dataclass(frozen=True)
-class DeliveryRef:
-    """One delivery of a DeliveryOutcomes event."""
-
-    delivery_id: int
-    profile_id: int
-    reason: str | None = None  # a DeliveryReason value for BOUNCED and FAILED
-
-    def to_json(self) -> dict[str, Any]:
-        return {"deliveryId": self.delivery_id, "profileId": self.profile_id, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class DeliveryOutcomes:
-    """Deliveries of one run that reached one outcome in one transaction (a batch's sends, or one receipt):
-    a partner gets a 500-row batch as one webhook, not 500."""
-
-    topic: ClassVar[str] = DELIVERY_OUTCOMES_TOPIC
-
-    outcome: str  # one of DELIVERY_OUTCOMES
-    campaign_id: int
-    run_id: int
-    at: datetime
-    deliveries: tuple[DeliveryRef, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "campaignId": self.campaign_id,
-            "runId": self.run_id,
-            "at": self.at.isoformat(),
-            "deliveries": [d.to_json() for d in self.deliveries],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DeliveryOutcomes:
-        t = cls.topic
-        outcome = _field(data, t, "outcome", (str,))
-        if outcome not in DELIVERY_OUTCOMES:
-            raise PayloadError(f"{t}: 'outcome' is not a delivery outcome: {outcome!r}")
-        items = _field(data, t, "deliveries", (list,))
-        deliveries = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise PayloadError(f"{t}: 'deliveries' holds a {type(item).__name__}, not an object")
-            deliveries.append(
-                DeliveryRef(
-                    delivery_id=_field(item, t, "deliveryId", (int,)),
-                    profile_id=_field(item, t, "profileId", (int,)),
-                    reason=_field(item, t, "reason", (str,), optional=True),
-                )
-            )
-        return cls(
-            outcome=outcome,
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            run_id=_field(data, t, "runId", (int,)),
-            at=_time(data, t, "at"),
-            deliveries=tuple(deliveries),
-        )
-
-
-@dataclass(frozen=True)
-class RecipientEvent:
-    """An open, a click, an unsubscribe or a complaint, on one delivery."""
-
-    topic: ClassVar[str] = RECIPIENT_EVENT_TOPIC
-
-    kind: str  # one of RECIPIENT_EVENT_KINDS
-    campaign_id: int
-    run_id: int
-    delivery_id: int
-    profile_id: int
-    at: datetime
-    link_id: int | None = None  # CLICK: the tracked link
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "campaignId": self.campaign_id,
-            "runId": self.run_id,
-            "deliveryId": self.delivery_id,
-            "profileId": self.profile_id,
-            "at": self.at.isoformat(),
-            "linkId": self.link_id,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RecipientEvent:
-        t = cls.topic
-        kind = _field(data, t, "kind", (str,))
-        if kind not in RECIPIENT_EVENT_KINDS:
-            raise PayloadError(f"{t}: 'kind' is not a recipient event: {kind!r}")
-        return cls(
-            kind=kind,
-            campaign_id=_field(data, t, "campaignId", (int,)),
-            run_id=_field(data, t, "runId", (int,)),
-            delivery_id=_field(data, t, "deliveryId", (int,)),
-            profile_id=_field(data, t, "profileId", (int,)),
-            at=_time(data, t, "at"),
-            link_id=_field(data, t, "linkId", (int,), optional=True),
         )
 
 
