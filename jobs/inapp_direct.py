@@ -56,6 +56,7 @@ class DirectInApp:
         self.tracker = tracker
         self.pacer = pacer
         self.asked = 0  # rows the last batch asked for: fewer than given while the API is busy
+        self.share = 1.0  # of the time the last batch's sender could work: below 1 while the API is busy
 
     async def close(self) -> None:
         if self.pacer is not None:
@@ -73,6 +74,7 @@ class DirectInApp:
         busy = self.pacer is not None and await self.pacer.api_busy()
         lanes = LANES if dialect_of() is Dialect.POSTGRES and not busy else 1
         self.asked = min(size, BUSY_BATCH_SIZE) if busy else size
+        self.share = self.pacer.share if busy and self.pacer is not None else 1.0
         started = time.monotonic()
         done = await asyncio.gather(
             *(with_db_retry(self._deliver, now, self.asked // lanes, after_id) for _ in range(lanes)),

@@ -349,7 +349,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
                 await with_db_retry(store_counters, run.id, counts)
-                progress.counted(counting)
+                progress.counted(counting, direct.share if direct is not None else 1.0)
                 await progress.publish(counts, RunStatus.RUNNING)
         if direct is not None and await with_db_retry(taken_elsewhere, run.id, _now(ctx)):
             # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
