@@ -24,6 +24,7 @@ from api.health import healthz, metrics, readyz
 from api.imports import upload_profiles
 from api.loop_probe import start_probe
 from api.middleware import (
+    ApiBusyMiddleware,
     BodySizeLimitMiddleware,
     HeraldCORSMiddleware,
     MetricsMiddleware,
@@ -40,6 +41,7 @@ from api.webhooks import WEBHOOK_MAX_BODY_BYTES
 from jobs.events import EventBus
 from jobs.outbox_relay import OutboxRelay
 from jobs.queue import JobQueue
+from jobs.send_pacing import BusyMark
 from jobs.worker import build_worker
 from models.reporting.tracking_tokens import TokenSigner
 from resolvers.schema import SchemaOptions, build_schema
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql_app.cost_budget = CostBudget(
         Redis.from_url(settings.redis_url), settings.cost_budget_maximum, settings.cost_restore_rate
     )
+    busy_mark = BusyMark(settings.redis_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,6 +109,7 @@ def create_app(settings: Settings) -> Starlette:
                 await events.close()
                 await redis.aclose()
                 await graphql_app.cost_budget.aclose()
+                await busy_mark.aclose()
 
     app = Starlette(
         routes=[
@@ -128,6 +132,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.graphql_app = graphql_app  # tests drive its cost budget's clock
+    app.state.busy_mark = busy_mark
     app.state.token_signer = TokenSigner(settings.secret_key.get_secret_value())
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -138,6 +143,8 @@ def create_app(settings: Settings) -> Starlette:
     if graphql_app.compiled_reads is not None:
         # In front of the middleware stack and the router: it does their share for the requests it answers.
         app.add_middleware(CompiledReadFront, graphql_app=graphql_app)
+    # In front of the compiled reads too: every request tells a run's sender that someone waits for an answer.
+    app.add_middleware(ApiBusyMiddleware, mark=busy_mark)
     if settings.allowed_origins:
         # Outermost: every answer, a 401 or a 413 included, carries the CORS headers a browser needs to read it.
         app.add_middleware(HeraldCORSMiddleware, **cors_middleware(settings.allowed_origins))

@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobs.send_pacing import BusyMark
 from resolvers.request_id import request_id_var
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -52,6 +53,20 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class ApiBusyMiddleware:
+    """Marks the API busy for the run senders (jobs/send_pacing.py) on each HTTP request; a clock read per request,
+    one Redis SET per MARK_INTERVAL."""
+
+    def __init__(self, app: ASGIApp, mark: BusyMark) -> None:
+        self.app = app
+        self.mark = mark
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.mark.seen(scope["path"])
+        await self.app(scope, receive, send)
 
 
 class MetricsMiddleware:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # `herald worker` lowers its CPU priority by this much (os.nice) so that sending yields to web processes on
     # the same machine; 0 leaves it as started. Not applied to `herald serve`'s in-process worker.
     worker_nice: int = Field(10, ge=0, le=19)
+    # While web processes are serving requests, an in-app run's sender works at most this share of the time, in
+    # small batches (jobs/send_pacing.py), so the API stays responsive; 1 = never held back.
+    send_share_when_api_busy: float = Field(0.25, gt=0, le=1)
     # Outbound webhooks (jobs/webhooks.py): false, this process's worker neither fans out nor sends them.
     webhook_delivery: bool = True
     # A receiver answering later than this counts as a failed attempt (retried later).

@@ -6,7 +6,8 @@ throughput (closed loop); then, open-loop at half of it, the idle p99 and the p9
 (bench.execution_worker) executes the run. Target: the p99 during the run <= 2x the idle p99. The run starts
 first and the load begins once it is sending; the line says whether the run outlasted the load (at small sizes
 it does not, and the figure says little). The worker lowers its priority as `herald worker` does (WORKER_NICE,
-default 10); BENCH_COMPARE_NICE=1 adds the same load during a second send by a worker with WORKER_NICE=0.
+default 10); BENCH_COMPARE_NICE=1 adds the same load during a second send by a worker with WORKER_NICE=0, and
+BENCH_COMPARE_PACING=1 during a send that does not give way to the API (SEND_SHARE_WHEN_API_BUSY=1).
 """
 
 from __future__ import annotations
@@ -67,8 +68,17 @@ def run(database: str, seeded: dict) -> Result:
         if os.environ.get("BENCH_COMPARE_NICE") == "1":
             asyncio.run(_truncate(database))
             unniced = _during_a_send(database, ids, port, body_file, headers, server.pid, rate, tmp, WORKER_NICE="0")[0]
+        # The same load during a send that does not give way to the API (SEND_SHARE_WHEN_API_BUSY=1): what the
+        # pacing buys, in this run (BENCH_COMPARE_PACING=1; it doubles the benchmark's time).
+        unpaced = None
+        if os.environ.get("BENCH_COMPARE_PACING") == "1":
+            asyncio.run(_truncate(database))
+            unpaced = _during_a_send(
+                database, ids, port, body_file, headers, server.pid, rate, tmp, SEND_SHARE_WHEN_API_BUSY="1"
+            )
     asyncio.run(_truncate(database))
-    for name, figures in (("idle", idle), ("during the run", busy), *((("unniced", unniced),) if unniced else ())):
+    compared = (("unniced", unniced), ("unpaced", unpaced and unpaced[0]))
+    for name, figures in (("idle", idle), ("during the run", busy), *((n, f) for n, f in compared if f)):
         if figures["errors"]:
             raise RuntimeError(f"{name}: {figures['errors']} failed requests, first: {figures.get('first_error')}")
     ratio = busy["p99_ms"] / max(idle["p99_ms"], 1e-9)
@@ -82,7 +92,10 @@ def run(database: str, seeded: dict) -> Result:
         f"{sent['seconds']:.1f} s, load {load_seconds:.1f} s ({'inside' if outlasted else 'outlasted'} the run); "
         f"worker WORKER_NICE {os.environ.get('WORKER_NICE', '10')}"
         + (f"; with WORKER_NICE=0 p99 {unniced['p99_ms']:.1f} ms, p50 {unniced['p50_ms']:.1f} ms "
-           f"({unniced['p99_ms'] / max(idle['p99_ms'], 1e-9):.2f}x idle)" if unniced else ""),
+           f"({unniced['p99_ms'] / max(idle['p99_ms'], 1e-9):.2f}x idle)" if unniced else "")
+        + (f"; not paced (SEND_SHARE_WHEN_API_BUSY=1): p99 {unpaced[0]['p99_ms']:.1f} ms, p50 "
+           f"{unpaced[0]['p50_ms']:.1f} ms ({unpaced[0]['p99_ms'] / max(idle['p99_ms'], 1e-9):.2f}x idle), run "
+           f"{unpaced[1]['seconds']:.1f} s" if unpaced else ""),
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from jobs.channels.inapp import InAppAdapter, insert_messages
 from jobs.rendering import Renderer
+from jobs.send_pacing import BUSY_BATCH_SIZE, SendPacer
 from jobs.sending import json_value, note_failures, prepare_batch, with_db_retry
 from jobs.tracking import MessageTracker
 from models.campaigns.campaign import CampaignRun
@@ -40,11 +42,25 @@ LANES = 2
 class DirectInApp:
     """Sends a run's in-app batches each in one transaction (module docstring)."""
 
-    def __init__(self, run: CampaignRun, adapter: InAppAdapter, renderer: Renderer, tracker: MessageTracker) -> None:
+    def __init__(
+        self,
+        run: CampaignRun,
+        adapter: InAppAdapter,
+        renderer: Renderer,
+        tracker: MessageTracker,
+        pacer: SendPacer | None = None,
+    ) -> None:
         self.run = run
         self.adapter = adapter
         self.renderer = renderer
         self.tracker = tracker
+        self.pacer = pacer
+        self.asked = 0  # rows the last batch asked for: fewer than given while the API is busy
+        self.share = 1.0  # of the time the last batch's sender could work: below 1 while the API is busy
+
+    async def close(self) -> None:
+        if self.pacer is not None:
+            await self.pacer.aclose()
 
     @staticmethod
     def fits(adapter: Any, send_rules: Any, throttle: Any, triggered: bool) -> bool:
@@ -53,10 +69,16 @@ class DirectInApp:
     async def deliver(self, now: datetime, size: int, after_id: int) -> list[Claimed] | None:
         """The rows taken and delivered (empty: none due); None when the batch could not be written for a reason
         other than a dropped connection or a deadlock (retried): the run then goes on the leased path, whose
-        adapter records the failure as a retry."""
-        lanes = LANES if dialect_of() is Dialect.POSTGRES else 1
+        adapter records the failure as a retry. While the API is busy, a small batch on one connection, then a rest
+        (jobs/send_pacing.py)."""
+        busy = self.pacer is not None and await self.pacer.api_busy()
+        lanes = LANES if dialect_of() is Dialect.POSTGRES and not busy else 1
+        self.asked = min(size, BUSY_BATCH_SIZE) if busy else size
+        self.share = self.pacer.share if busy and self.pacer is not None else 1.0
+        started = time.monotonic()
         done = await asyncio.gather(
-            *(with_db_retry(self._deliver, now, size // lanes, after_id) for _ in range(lanes)), return_exceptions=True
+            *(with_db_retry(self._deliver, now, self.asked // lanes, after_id) for _ in range(lanes)),
+            return_exceptions=True,
         )
         batch: list[Claimed] = []
         for lane in done:
@@ -68,6 +90,8 @@ class DirectInApp:
             batch += taken
             if outcomes:
                 await note_failures(self.run, outcomes)
+        if busy and batch and self.pacer is not None:
+            await self.pacer.rest(time.monotonic() - started)
         return sorted(batch, key=lambda c: c.id)
 
     async def _deliver(self, now: datetime, size: int, after_id: int) -> tuple[list[Claimed], list[Outcome]]:

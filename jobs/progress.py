@@ -46,9 +46,11 @@ class Progress:
         time (COUNT_SPACING; per batch, a 1,000,000-row run spent most of its time counting)."""
         return time.monotonic() >= self.next_count
 
-    def counted(self, started: float) -> None:
+    def counted(self, started: float, share: float = 1.0) -> None:
+        """`share`: of the time the sender may work (jobs/send_pacing.py, below 1 while the API is busy): a count,
+        one long statement, then takes that share of COUNT_SPACING's part too."""
         now = time.monotonic()
-        self.next_count = now + max(PROGRESS_INTERVAL, COUNT_SPACING * (now - started))
+        self.next_count = now + max(PROGRESS_INTERVAL, COUNT_SPACING / share * (now - started))
 
     def event(
         self, counts: Counts, status: RunStatus, *, final: bool = False, pause_reason: str | None = None

@@ -30,10 +30,8 @@ from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
-from jobs.sending import (
-    keep_run_leased,
-    with_db_retry,
-)
+from jobs.send_pacing import pacer_of
+from jobs.sending import keep_run_leased, with_db_retry
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
 from jobs.trigger_runs import progress_of, rest_open, still_open
@@ -305,7 +303,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     send_rules = await send_rules_for(campaign, run.id)
     direct = None
     if DirectInApp.fits(adapter, send_rules, throttle, triggered):
-        direct, batch_size = DirectInApp(run, adapter, renderer, tracker), IN_APP_BATCH_SIZE
+        direct, batch_size = DirectInApp(run, adapter, renderer, tracker, pacer_of(ctx)), IN_APP_BATCH_SIZE
     after_id = 0  # keyset position of this pass over the ledger
     try:
         while True:
@@ -320,13 +318,15 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 # Taken and delivered in one transaction; None: the run goes on the leased path.
                 delivered = await direct.deliver(now, batch_size, after_id)
                 if delivered is None:
+                    await direct.close()
                     direct, batch_size = None, _batch_size(campaign)
                     continue
                 batch = delivered
             else:
                 batch = await claim_batch(run.id, now, lease, batch_size, after_id=after_id)
             # A short batch of a pass from the start took every row due: no other pass (a trigger's run is one).
-            last_pass = after_id == 0 and len(batch) < batch_size and run.wave is None
+            asked = direct.asked if direct is not None else batch_size  # fewer while the API is busy
+            last_pass = after_id == 0 and len(batch) < asked and run.wave is None
             if not batch:
                 if after_id == 0:
                     if run.wave is not None and await with_db_retry(open_next_wave, run.id):
@@ -349,7 +349,7 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
                 counting = time.monotonic()
                 counts = await with_db_retry(ledger_counts, run.id)
                 await with_db_retry(store_counters, run.id, counts)
-                progress.counted(counting)
+                progress.counted(counting, direct.share if direct is not None else 1.0)
                 await progress.publish(counts, RunStatus.RUNNING)
         if direct is not None and await with_db_retry(taken_elsewhere, run.id, _now(ctx)):
             # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
@@ -357,6 +357,8 @@ async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Camp
     finally:
         if adapter is not None:
             await adapter.close()
+        if direct is not None:
+            await direct.close()
     return await _finish_if_done(ctx, run, campaign, progress)
 
 

@@ -231,6 +231,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "data_dir": TEST_DATA_DIR,
         # A wake-up per accepted trigger, due at once: drain_jobs runs due jobs only.
         "trigger_wake_seconds": 0,
+        # Every request marks the API busy: runs are not paced unless a test asks (tests/jobs/test_send_pacing.py).
+        "send_share_when_api_busy": 1.0,
     }
     values.update(overrides)
     if "redis_url" not in values:

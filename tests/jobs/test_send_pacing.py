@@ -1,0 +1,96 @@
+"""A run's sender gives way to the API (jobs/send_pacing.py): web requests mark the API busy in Redis, and while
+the mark is up the in-app sender sends small batches and rests between them; once the mark is gone it goes on
+at full speed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from strawberry import relay
+
+import jobs.inapp_direct
+from jobs.context import job_ctx
+from jobs.runs import execute_run
+from jobs.send_pacing import BUSY_KEY
+from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.ledger.delivery import InboxMessage
+from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.e2e.polling import wait_until
+from tests.graphql.test_campaigns import activate, active_in_app_preset, create
+from tests.graphql.test_profiles import upsert
+from tests.jobs.test_runs import gold, gold_segment
+
+PROFILES = 5
+BUSY_BATCH = 2
+
+
+async def _in_app_run(gql: GraphQLClient, sandbox: SandboxKeys) -> tuple[int, int]:
+    """(campaign id, run id) of a LIVE in-app campaign's run of PROFILES, which nothing enqueues."""
+    preset_id = await active_in_app_preset(gql, sandbox)
+    await upsert(gql, sandbox.admin, [gold(f"p{i}@example.com", f"P{i}") for i in range(PROFILES)])
+    campaign = await create(
+        gql,
+        sandbox,
+        {
+            "name": "Paced",
+            "action": {"channel": "IN_APP", "presetId": preset_id},
+            "content": {"inApp": {"title": "Hi", "body": "News"}},
+            "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
+            "schedule": {"startAt": "2099-01-01T09:00:00+00:00"},
+        },
+    )
+    assert (await activate(gql, sandbox, campaign["id"]))["campaign"]["status"] == "SCHEDULED"
+    row = await Campaign.get(id=int(relay.GlobalID.from_id(campaign["id"]).node_id))
+    await Campaign.filter(id=row.id).update(status="LIVE")
+    run = await CampaignRun.create(sandbox_id=row.sandbox_id, campaign_id=row.id, scheduled_for=datetime.now(UTC))
+    return row.id, run.id
+
+
+async def test_the_sender_rests_while_the_api_is_busy_and_resumes_once_it_is_quiet(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs.inapp_direct, "BUSY_BATCH_SIZE", BUSY_BATCH)
+    campaign_id, run_id = await _in_app_run(gql, sandbox)
+    # A share so small that a rest lasts its whole maximum (a fifth of the lease: 12 minutes) unless the API
+    # goes quiet: what the run has sent while the mark is up is exactly its first small batch.
+    settings = server.settings.model_copy(update={"send_share_when_api_busy": 1e-6, "run_lease_seconds": 3600})
+    await redis.set(BUSY_KEY, b"1")  # the API busy until the test says otherwise
+    sending = asyncio.create_task(execute_run(job_ctx(settings), run_id))
+    try:
+
+        async def sent() -> int:
+            return await InboxMessage.filter(campaign_id=campaign_id).count()
+
+        await wait_until(sent)
+        assert await sent() == BUSY_BATCH
+        assert not sending.done()
+        await redis.delete(BUSY_KEY)
+        result = await asyncio.wait_for(sending, timeout=60)
+    finally:
+        await redis.delete(BUSY_KEY)
+        sending.cancel()
+    assert result["status"] == RunStatus.SUCCEEDED.value
+    assert await InboxMessage.filter(campaign_id=campaign_id).count() == PROFILES
+    done = await CampaignRun.get(id=run_id)
+    assert (done.status, done.sent) == (RunStatus.SUCCEEDED, PROFILES)
+
+
+async def test_requests_mark_the_api_busy_and_probes_do_not(app: Starlette, gql: GraphQLClient, redis: Redis) -> None:
+    mark = app.state.busy_mark
+    await redis.delete(BUSY_KEY)
+    mark.next_mark = 0.0  # whatever earlier tests' requests marked
+    assert (await gql.http.get("/healthz")).status_code == 200
+    assert mark.next_mark == 0.0  # no mark taken
+    assert not await redis.exists(BUSY_KEY)
+    response = await gql.http.post("/graphql", json={"query": "{ __typename }"})
+    assert response.status_code in (200, 401)
+
+    async def marked() -> bool:
+        return bool(await redis.exists(BUSY_KEY))
+
+    await wait_until(marked)
+    assert 0 < await redis.pttl(BUSY_KEY) <= 1000  # it lapses by itself once the requests stop
