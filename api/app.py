@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> Starlette:
     graphql_app.cost_budget = CostBudget(
         Redis.from_url(settings.redis_url), settings.cost_budget_maximum, settings.cost_restore_rate
     )
-    busy_mark = BusyMark(settings.redis_url)
+    busy_mark = BusyMark(settings.redis_url, settings.api_busy_requests_per_second)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

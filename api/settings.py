@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # While web processes are serving requests, an in-app run's sender works at most this share of the time, in
     # small batches (jobs/send_pacing.py), so the API stays responsive; 1 = never held back.
     send_share_when_api_busy: float = Field(0.25, gt=0, le=1)
+    # A web process counts as busy from this many requests a second (probes and /metrics aside): a dashboard's
+    # polls do not slow a send down, an API under load does.
+    api_busy_requests_per_second: float = Field(20.0, gt=0, le=100_000)
     # Outbound webhooks (jobs/webhooks.py): false, this process's worker neither fans out nor sends them.
     webhook_delivery: bool = True
     # A receiver answering later than this counts as a failed attempt (retried later).

@@ -3,16 +3,18 @@
 A send takes every CPU cycle nobody else wants, but most of its work is done by its PostgreSQL backends, which
 run at the API's backends' priority (a worker's nice does not reach them; with the kernel's autogroups all of
 PostgreSQL is one scheduling group, the sender's statements and the API's alike): the API's reads queued behind
-the sender's statements. So each web process marks the API busy in Redis (at most every MARK_INTERVAL, the mark
-living BUSY_HOLD_MS), and while the mark is up the in-app sender sends in small batches on one connection and
-rests after each, so that it works at most SEND_SHARE_WHEN_API_BUSY of the time: short statements, then the
-cores left to the API. With the API quiet, it sends at full speed again within BUSY_HOLD_MS.
+the sender's statements. So each web process serving API_BUSY_REQUESTS_PER_SECOND or more marks the API busy in
+Redis (at most every MARK_INTERVAL, the mark living BUSY_HOLD_MS), and while the mark is up the in-app sender
+sends in small batches on one connection and rests after each, so that it works at most SEND_SHARE_WHEN_API_BUSY
+of the time: short statements, then the cores left to the API. With the API quiet, it sends at full speed again within BUSY_HOLD_MS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,19 +33,32 @@ REST_CHECK_SECONDS = 0.1  # a rest ends this soon after the API went quiet
 
 
 class BusyMark:
-    """The web side: marks the API busy on a request, at most every MARK_INTERVAL, best effort (never fails or
-    waits a request: the SET runs as a task of its own)."""
+    """The web side: marks the API busy once it serves at least `busy_per_second` requests a second (a dashboard's
+    few polls do not hold a send back), at most every MARK_INTERVAL, best effort (never fails or waits a request:
+    the SET runs as a task of its own)."""
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(
+        self, redis_url: str, busy_per_second: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.redis = Redis.from_url(redis_url)  # connects on first use
+        self.clock = clock
+        # Requests within one MARK_INTERVAL that make the API busy.
+        self.per_interval = max(1, math.ceil(busy_per_second * MARK_INTERVAL))
         self.next_mark = 0.0
+        self.interval_ends = 0.0
+        self.seen_in_interval = 0
         self._pending: asyncio.Task[None] | None = None
 
     def seen(self, path: str) -> None:
         if path in UNMARKED_PATHS:
             return
-        now = time.monotonic()
-        if now < self.next_mark or (self._pending is not None and not self._pending.done()):
+        now = self.clock()
+        if now >= self.interval_ends:
+            self.interval_ends, self.seen_in_interval = now + MARK_INTERVAL, 0
+        self.seen_in_interval += 1
+        if self.seen_in_interval < self.per_interval or now < self.next_mark:
+            return
+        if self._pending is not None and not self._pending.done():
             return
         self.next_mark = now + MARK_INTERVAL
         self._pending = asyncio.get_running_loop().create_task(self._mark())

@@ -82,7 +82,7 @@ async def test_the_sender_rests_while_the_api_is_busy_and_resumes_once_it_is_qui
 async def test_requests_mark_the_api_busy_and_probes_do_not(app: Starlette, gql: GraphQLClient, redis: Redis) -> None:
     mark = app.state.busy_mark
     await redis.delete(BUSY_KEY)
-    mark.next_mark = 0.0  # whatever earlier tests' requests marked
+    mark.next_mark, mark.per_interval = 0.0, 1  # whatever earlier tests' requests marked; busy from one request
     assert (await gql.http.get("/healthz")).status_code == 200
     assert mark.next_mark == 0.0  # no mark taken
     assert not await redis.exists(BUSY_KEY)
@@ -94,3 +94,29 @@ async def test_requests_mark_the_api_busy_and_probes_do_not(app: Starlette, gql:
 
     await wait_until(marked)
     assert 0 < await redis.pttl(BUSY_KEY) <= 1000  # it lapses by itself once the requests stop
+
+
+async def test_a_few_requests_a_second_do_not_mark_the_api_busy(redis: Redis) -> None:
+    """API_BUSY_REQUESTS_PER_SECOND (20: 5 per MARK_INTERVAL of 0.25 s): 4 requests in an interval, then 4 in the
+    next, mark nothing; the 5th of one interval marks."""
+    from jobs.send_pacing import MARK_INTERVAL, BusyMark
+    from tests.conftest import _redis
+
+    now = [1000.0]
+    mark = BusyMark(_redis(), 20.0, clock=lambda: now[0])
+    await redis.delete(BUSY_KEY)
+    try:
+        assert mark.per_interval == 5
+        for _ in range(2):
+            for _ in range(4):
+                mark.seen("/graphql")
+            now[0] += MARK_INTERVAL
+        assert mark._pending is None and not await redis.exists(BUSY_KEY)
+        for _ in range(5):
+            mark.seen("/graphql")
+        assert mark._pending is not None
+        await mark._pending
+        assert await redis.exists(BUSY_KEY)
+    finally:
+        await mark.aclose()
+        await redis.delete(BUSY_KEY)
