@@ -6,7 +6,8 @@ PostgreSQL is one scheduling group, the sender's statements and the API's alike)
 the sender's statements. So each web process serving API_BUSY_REQUESTS_PER_SECOND or more marks the API busy in
 Redis (at most every MARK_INTERVAL, the mark living BUSY_HOLD_MS), and while the mark is up the in-app sender
 sends in small batches on one connection and rests after each, so that it works at most SEND_SHARE_WHEN_API_BUSY
-of the time: short statements, then the cores left to the API. With the API quiet, it sends at full speed again within BUSY_HOLD_MS.
+of the time: short statements, then the cores left to the API. With the API quiet, it sends at full speed again
+within BUSY_HOLD_MS.
 """
 
 from __future__ import annotations
