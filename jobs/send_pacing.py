@@ -38,9 +38,7 @@ class BusyMark:
     few polls do not hold a send back), at most every MARK_INTERVAL, best effort (never fails or waits a request:
     the SET runs as a task of its own)."""
 
-    def __init__(
-        self, redis_url: str, busy_per_second: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, redis_url: str, busy_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.redis = Redis.from_url(redis_url)  # connects on first use
         self.clock = clock
         # Requests within one MARK_INTERVAL that make the API busy.
