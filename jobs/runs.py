@@ -109,17 +109,19 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
     run, _fresh = claimed
     # Marked as served here before its parts exist, so none of them starts a second sender in this process.
     with _serving(ctx, run.id):
+        counts: Counts | None = None
         if run.snapshot_done_at is None:
             campaign = await Campaign.get(id=run.campaign_id)
             # The lease is short (another worker resumes a killed one's run within seconds); a snapshot of a
             # large audience takes longer, so it is renewed meanwhile.
             async with keep_run_leased(run, lease):
                 outcome = await _snapshot(ctx, run, campaign, now)
-            if outcome is not None:
+            if not isinstance(outcome, Counts):
                 return outcome
+            counts = outcome
         # The version the snapshot fixed, for the whole run: a version published meanwhile is the next run's.
         campaign = await campaign_for_run(run)
-        await _enqueue_parts(ctx, run, campaign)
+        await _enqueue_parts(ctx, run, campaign, counts)
         return await _send_until_done(ctx, run, campaign, lease)
 
 
@@ -191,9 +193,11 @@ def _batch_size(campaign: Campaign) -> int:
     return BATCH_SIZE
 
 
-async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime) -> dict[str, Any] | None:
-    """The run's first step, redone until recorded: stopped campaign → cancel; failing review → FAILED; else
-    the audience into the ledger and `snapshot_done_at`, in one transaction (the insert is idempotent)."""
+async def _snapshot(
+    ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, now: datetime
+) -> dict[str, Any] | Counts:
+    """The run's first step, redone until recorded: stopped campaign → cancel, failing review → FAILED (the job's
+    result); else the audience and `snapshot_done_at` in one transaction (the insert is idempotent), then counts."""
     if campaign.status not in (CampaignStatus.LIVE, CampaignStatus.SCHEDULED):
         final = Progress(None, run).event(Counts({}), RunStatus.CANCELLED, final=True)
         await finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now, final)
@@ -239,7 +243,7 @@ async def _snapshot(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, n
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     await analyze_if_large(counts.total)
-    return None
+    return counts
 
 
 async def _rest_of_test(run: CampaignRun, campaign: Campaign) -> tuple[int, str] | None:
@@ -255,7 +259,7 @@ async def _rest_of_test(run: CampaignRun, campaign: Campaign) -> tuple[int, str]
     return first.id, winner
 
 
-async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign) -> None:
+async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, counts: Counts | None) -> None:
     redis = ctx.get("redis")
     wanted = worker_context(ctx).settings.run_send_parts
     # SQLite is the embedded single-process mode: nobody else to share the run with. A trigger's run has at most
@@ -264,7 +268,8 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campai
         return
     if campaign.type == CampaignType.API_TRIGGERED:
         return
-    counts = await ledger_counts(run.id)
+    if counts is None:  # not given the snapshot's, taken just now
+        counts = await ledger_counts(run.id)
     parts = min(wanted, counts.pending // _batch_size(campaign))
     # Deterministic per claim of the run: enqueuing twice is a no-op, a resumed run gets parts of its own.
     claim_tag = int(run.lease_until.timestamp() * 1000) if run.lease_until else 0

@@ -149,6 +149,16 @@ def _foreign_keys(model: type[Model]) -> list[str]:
     ]
 
 
+def declared_foreign_keys(model: type[Model]) -> Counter:
+    """(column, referenced table, ON DELETE) of every foreign key the database should enforce (db_constraint)."""
+    found: Counter = Counter()
+    for name in _foreign_keys(model):
+        field = model._meta.fields_map[name]
+        if field.db_constraint:
+            found[(f"{name}_id", field.related_model._meta.db_table, str(field.on_delete))] += 1
+    return found
+
+
 def declared_columns(model: type[Model]) -> set[str]:
     return set(model._meta.fields_db_projection.values()) | {f"{name}_id" for name in _foreign_keys(model)}
 
@@ -161,12 +171,17 @@ async def _run_migrate(database_url: str, target: str | None) -> None:
     assert process.returncode == 0, (out + err).decode()
 
 
+_PG_RULES = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
+
+
 class Inspector:
     """Reads tables, columns, indexes and row counts with the raw driver of each database."""
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
         self.sqlite = database_url.startswith("sqlite")
+        # (column, parent table, ON DELETE) per table, filled by describe().
+        self.foreign_keys: dict[str, Counter] = {}
 
     async def execute(self, sql: str, values: list[Any]) -> None:
         if self.sqlite:
@@ -198,6 +213,9 @@ class Inspector:
                     cols = tuple(row[2] for row in conn.execute(f'PRAGMA index_info("{name}")'))
                     indexes[(cols, bool(unique))] += 1
                 count = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                self.foreign_keys[table] = Counter(
+                    (row[3], row[2], row[6]) for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')
+                )
             return columns, indexes, count
         conn = await asyncpg.connect(self.url.replace("postgres://", "postgresql://", 1))
         try:
@@ -220,6 +238,16 @@ class Inspector:
             )
             indexes = Counter((tuple(r["columns"]), r["unique"]) for r in rows)
             count = await conn.fetchval(f'SELECT count(*) FROM "{table}"')
+            rows = await conn.fetch(
+                """
+                SELECT a.attname AS column, r.relname AS parent, c.confdeltype::text AS rule
+                FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid
+                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+                WHERE t.relname = $1 AND c.contype = 'f'
+                """,
+                table,
+            )
+            self.foreign_keys[table] = Counter((r["column"], r["parent"], _PG_RULES[r["rule"]]) for r in rows)
         finally:
             await conn.close()
         return columns, indexes, count
@@ -248,6 +276,11 @@ async def test_every_migration_keeps_rows_indexes_and_constraints(tmp_path: Path
                 problems.append(f"{table}: columns {sorted(columns)} != declared {sorted(declared_columns(model))}")
             if indexes != declared_indexes(model):
                 problems.append(f"{table}: indexes {dict(indexes)} != declared {dict(declared_indexes(model))}")
+            if inspector.foreign_keys[table] != declared_foreign_keys(model):
+                problems.append(
+                    f"{table}: foreign keys {dict(inspector.foreign_keys[table])} "
+                    f"!= declared {dict(declared_foreign_keys(model))}"
+                )
             if count != expected_rows[table]:
                 problems.append(f"{table}: {count} rows, expected {expected_rows[table]}")
         assert problems == []
