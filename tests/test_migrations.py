@@ -149,13 +149,21 @@ def _foreign_keys(model: type[Model]) -> list[str]:
     ]
 
 
+def _model_named(reference: str) -> type[Model]:
+    """The Herald model a field names as "herald.Model"."""
+    app, _, name = reference.partition(".")
+    return next(model for model in herald_models() if app == "herald" and model.__name__ == name)
+
+
 def declared_foreign_keys(model: type[Model]) -> Counter:
     """(column, referenced table, ON DELETE) of every foreign key the database should enforce (db_constraint)."""
     found: Counter = Counter()
     for name in _foreign_keys(model):
         field = model._meta.fields_map[name]
         if field.db_constraint:
-            found[(f"{name}_id", field.related_model._meta.db_table, str(field.on_delete))] += 1
+            # By the field's "app.Model" name: related_model is set only once Tortoise is initialised in this process.
+            parent = field.related_model or _model_named(field.model_name)
+            found[(f"{name}_id", parent._meta.db_table, str(field.on_delete))] += 1
     return found
 
 

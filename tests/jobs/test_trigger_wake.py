@@ -48,6 +48,7 @@ async def test_the_one_round_trip_enqueue_keeps_arq_s_rules(redis: Redis) -> Non
 
     from arq.constants import job_key_prefix, result_key_prefix
     from arq.jobs import JobStatus
+    from arq.utils import to_unix_ms
 
     arq = await create_pool(RedisSettings.from_dsn(_redis()))
     job_id = f"{SEND_TRIGGERS}:424242:rules"
@@ -59,7 +60,7 @@ async def test_the_one_round_trip_enqueue_keeps_arq_s_rules(redis: Redis) -> Non
         info = await job.info()
         assert info is not None and (info.function, info.args, info.kwargs) == (SEND_TRIGGERS, (424242,), {})
         assert await job.status() is JobStatus.deferred
-        assert await arq.zscore(arq.default_queue_name, job_id) == int(due.timestamp() * 1000)
+        assert await arq.zscore(arq.default_queue_name, job_id) == to_unix_ms(due)
         ttl_ms = await arq.pttl(job_key_prefix + job_id)
         assert 5 * 60_000 < ttl_ms <= 5 * 60_000 + arq.expires_extra_ms, ttl_ms
         assert await queue.enqueue(SEND_TRIGGERS, 1, job_id=job_id) is None  # queued: refused
