@@ -68,12 +68,14 @@ async def member_reasons(
     members: Callable[[SqlParams], Awaitable[str]],
     prelude: str = "",
     override: str | None = None,
+    members_in_sandbox: bool = False,
 ) -> tuple[str, str]:
     """The CTE of `_audience_reasons` for the profiles `members(params)` selects (a WHERE on `p`): a segment's,
     an API trigger's recipients, or the profiles awaiting a test-then-winner experiment's winner. TRANSACTIONAL
     skips marketing consent, and of the suppression list only hard bounces and complaints apply to it. `prelude`
     (CTEs put first) and `override` (an expression on `p` without placeholders: an address that replaces the
-    profile's) serve a trigger's recipient addresses."""
+    profile's) serve a trigger's recipient addresses. `members_in_sandbox`: `members` selects only profiles its
+    prelude already found in the sandbox, so `p` is not filtered on it again (an index the plan could prefer)."""
     channel = Channel(campaign.channel)
     contact = CONTACT_CHANNEL.get(channel)
     # Placeholders are added in the order they appear in the text (SQLite's `?` are positional).
@@ -93,8 +95,9 @@ async def member_reasons(
                 address_inner = f"lower({address_inner})"
         address = "attr_address"
     consent = f"p.{CONSENT_COLUMNS[contact]}" if contact is not None else "NULL"
-    sandbox = params.add(sandbox_id)
+    sandbox = None if members_in_sandbox else params.add(sandbox_id)
     predicate = await members(params)
+    in_sandbox = f"p.sandbox_id = {sandbox} AND " if sandbox is not None else ""
     # MATERIALIZED: inlined, PostgreSQL re-evaluates the identity subquery at every reference of x.ident in the
     # CASE below (a dozen per profile); evaluated once, the snapshot runs as fast as a hand-written join.
     materialized = " MATERIALIZED" if params.dialect is Dialect.POSTGRES else ""
@@ -102,7 +105,7 @@ async def member_reasons(
     extra = f", {override} AS override" if override is not None else ""
     cte = (
         f"{lead}x AS{materialized} (SELECT p.id AS profile_id, {ident} AS ident, {address_inner} AS attr_address, "
-        f"{consent} AS consent{extra} FROM profile p WHERE p.sandbox_id = {sandbox} AND {predicate})"
+        f"{consent} AS consent{extra} FROM profile p WHERE {in_sandbox}{predicate})"
     )
     # A recipient's own address replaces the profile's, and needs no identity in the campaign's namespace.
     to = f"COALESCE(x.override, x.{address})" if override is not None else f"x.{address}"
