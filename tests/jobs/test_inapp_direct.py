@@ -29,24 +29,7 @@ async def test_senders_at_once_deliver_each_row_once_and_one_finishes(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs.runs, "IN_APP_BATCH_SIZE", 4)  # many batches, so the senders interleave
-    preset_id = await active_in_app_preset(gql, sandbox)
-    await upsert(gql, sandbox.admin, [gold(f"d{i}@example.com", f"D{i}") for i in range(PROFILES)])
-    campaign = await create(
-        gql,
-        sandbox,
-        {
-            "name": "Inbox at once",
-            "action": {"channel": "IN_APP", "presetId": preset_id},
-            "content": {"inApp": {"title": "Hi {{ profile.person.name.firstName }}", "body": "News"}},
-            "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
-            # Starts later, so nothing enqueues it: this test runs the jobs itself.
-            "schedule": {"startAt": "2099-01-01T09:00:00+00:00"},
-        },
-    )
-    assert (await activate(gql, sandbox, campaign["id"]))["campaign"]["status"] == "SCHEDULED"
-    row = await Campaign.get(id=int(relay.GlobalID.from_id(campaign["id"]).node_id))
-    await Campaign.filter(id=row.id).update(status="LIVE")
-    run = await CampaignRun.create(sandbox_id=row.sandbox_id, campaign_id=row.id, scheduled_for=datetime.now(UTC))
+    row, run = await live_in_app_run(gql, sandbox, PROFILES, "d", "Hi {{ profile.person.name.firstName }}")
 
     async def part(number: int) -> dict[str, Any]:
         # Each part a worker process of its own (its own context), once the snapshot is recorded.
@@ -66,3 +49,31 @@ async def test_senders_at_once_deliver_each_row_once_and_one_finishes(
     }
     inbox = await InboxMessage.filter(campaign_id=row.id).values_list("idempotency_key", "title")
     assert sorted(inbox) == sorted((d.idempotency_key, f"Hi D{d.address[1:].split('@')[0]}") for d in deliveries)
+
+
+async def live_in_app_run(
+    gql: GraphQLClient, sandbox: SandboxKeys, profiles: int, prefix: str, title: str
+) -> tuple[Campaign, CampaignRun]:
+    """A LIVE in-app campaign of `profiles` gold profiles and its run, which nothing enqueues: the test runs the
+    jobs itself."""
+    preset_id = await active_in_app_preset(gql, sandbox)
+    await upsert(
+        gql, sandbox.admin, [gold(f"{prefix}{i}@example.com", f"{prefix.upper()}{i}") for i in range(profiles)]
+    )
+    campaign = await create(
+        gql,
+        sandbox,
+        {
+            "name": f"In-app {prefix}",
+            "action": {"channel": "IN_APP", "presetId": preset_id},
+            "content": {"inApp": {"title": title, "body": "News"}},
+            "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
+            # Starts later, so nothing enqueues it.
+            "schedule": {"startAt": "2099-01-01T09:00:00+00:00"},
+        },
+    )
+    assert (await activate(gql, sandbox, campaign["id"]))["campaign"]["status"] == "SCHEDULED"
+    row = await Campaign.get(id=int(relay.GlobalID.from_id(campaign["id"]).node_id))
+    await Campaign.filter(id=row.id).update(status="LIVE")
+    run = await CampaignRun.create(sandbox_id=row.sandbox_id, campaign_id=row.id, scheduled_for=datetime.now(UTC))
+    return row, run

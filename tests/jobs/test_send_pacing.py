@@ -5,56 +5,31 @@ at full speed."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
-from strawberry import relay
 
 import jobs.inapp_direct
 from jobs.context import job_ctx
 from jobs.runs import execute_run
 from jobs.send_pacing import BUSY_KEY
-from models.campaigns.campaign import Campaign, CampaignRun, RunStatus
+from models.campaigns.campaign import CampaignRun, RunStatus
 from models.ledger.delivery import InboxMessage
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
 from tests.e2e.polling import wait_until
-from tests.graphql.test_campaigns import activate, active_in_app_preset, create
-from tests.graphql.test_profiles import upsert
-from tests.jobs.test_runs import gold, gold_segment
+from tests.jobs.test_inapp_direct import live_in_app_run
 
 PROFILES = 5
 BUSY_BATCH = 2
-
-
-async def _in_app_run(gql: GraphQLClient, sandbox: SandboxKeys) -> tuple[int, int]:
-    """(campaign id, run id) of a LIVE in-app campaign's run of PROFILES, which nothing enqueues."""
-    preset_id = await active_in_app_preset(gql, sandbox)
-    await upsert(gql, sandbox.admin, [gold(f"p{i}@example.com", f"P{i}") for i in range(PROFILES)])
-    campaign = await create(
-        gql,
-        sandbox,
-        {
-            "name": "Paced",
-            "action": {"channel": "IN_APP", "presetId": preset_id},
-            "content": {"inApp": {"title": "Hi", "body": "News"}},
-            "audience": {"segmentId": await gold_segment(gql, sandbox), "namespaceCode": "Email"},
-            "schedule": {"startAt": "2099-01-01T09:00:00+00:00"},
-        },
-    )
-    assert (await activate(gql, sandbox, campaign["id"]))["campaign"]["status"] == "SCHEDULED"
-    row = await Campaign.get(id=int(relay.GlobalID.from_id(campaign["id"]).node_id))
-    await Campaign.filter(id=row.id).update(status="LIVE")
-    run = await CampaignRun.create(sandbox_id=row.sandbox_id, campaign_id=row.id, scheduled_for=datetime.now(UTC))
-    return row.id, run.id
 
 
 async def test_the_sender_rests_while_the_api_is_busy_and_resumes_once_it_is_quiet(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(jobs.inapp_direct, "BUSY_BATCH_SIZE", BUSY_BATCH)
-    campaign_id, run_id = await _in_app_run(gql, sandbox)
+    row, run = await live_in_app_run(gql, sandbox, PROFILES, "p", "Hi")
+    campaign_id, run_id = row.id, run.id
     # A share so small that a rest lasts its whole maximum (a fifth of the lease: 12 minutes) unless the API
     # goes quiet: what the run has sent while the mark is up is exactly its first small batch.
     settings = server.settings.model_copy(update={"send_share_when_api_busy": 1e-6, "run_lease_seconds": 3600})
