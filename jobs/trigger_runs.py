@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tortoise import connections
-
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.sending import with_db_retry
@@ -16,8 +14,7 @@ from models.campaigns.campaign import CampaignRun
 from models.campaigns.rules import CampaignStatus
 from models.campaigns.run_rules import RunStatus
 from models.ledger.counts import ledger_counts, next_retry, store_counters
-from models.sql.params import SqlParams
-from models.sql.reads import dialect_of
+from models.sql.reads import fetch, sql_params
 
 # The Progress of each trigger run this process sends for, kept across its wake-up jobs: counting the ledger scans
 # all the run's rows, and a fresh Progress per job (20 a second at 200 triggers/s) would count at every job.
@@ -36,18 +33,12 @@ def progress_of(ctx: dict[str, Any], run: CampaignRun) -> Progress:
     return progress
 
 
-async def campaign_status(campaign_id: int) -> CampaignStatus | None:
-    """One hand-written read: every wake-up job asks it, and the ORM's query building cost more than the read."""
-    params = SqlParams(dialect_of())
-    rows = await connections.get("default").execute_query_dict(
-        f"SELECT status FROM campaign WHERE id = {params.add(campaign_id)}", params.values
-    )
-    return CampaignStatus(rows[0]["status"]) if rows else None
-
-
 async def still_open(run: CampaignRun) -> bool:
-    """An API campaign's trigger run ends once its campaign is no longer LIVE (stopped: it finishes what it holds)."""
-    return await campaign_status(run.campaign_id) is CampaignStatus.LIVE
+    """An API campaign's trigger run ends once its campaign is no longer LIVE (stopped: it finishes what it holds).
+    Hand-written: every wake-up job asks, and the ORM's query building cost more than the read."""
+    params = sql_params()
+    rows = await fetch(f"SELECT status FROM campaign WHERE id = {params.add(run.campaign_id)}", params)
+    return bool(rows) and CampaignStatus(rows[0]["status"]) is CampaignStatus.LIVE
 
 
 async def rest_open(ctx: dict[str, Any], run: CampaignRun, progress: Progress) -> dict[str, Any]:

@@ -318,6 +318,7 @@ async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:
         f"UPDATE campaign_run SET lease_until = {params.typed(until)} WHERE id = {params.add(run.id)} "
         f"AND status = {params.add(RunStatus.RUNNING.value)} RETURNING id"
     )
+    # execute_query_dict, not models.sql.reads.fetch: Tortoise's asyncpg execute_query drops an UPDATE's RETURNING rows.
     rows = await connections.get("default").execute_query_dict(sql, params.values)
     run.lease_until = until
     return len(rows) == 1
