@@ -4,14 +4,19 @@ checked against hand computations with statistics.NormalDist), the winner rule a
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from statistics import NormalDist
 
 import pytest
 
 from models.campaigns.experiment_rules import Arm, assign, expected_sizes, pick_by_weight, unit
-from models.campaigns.experiment_stats import ArmCounts, compare, holm, two_proportion_p, wilson
+from models.campaigns.experiment_stats import ArmCounts, compare, holm, two_proportion_p, wilson, z_value
 from models.campaigns.experiments import experiment_problems
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_assignment_is_a_function_of_key_and_profile() -> None:
@@ -145,3 +150,22 @@ def test_input_shape_names_the_treatment_field() -> None:
     assert [(p.field, p.code) for p in problems] == [
         ("input.experiment.treatments[2].content.email.subject", "INVALID_CHARACTER")
     ]
+
+
+def test_a_worker_starts_without_scipy() -> None:
+    """scipy.stats is 1.8 s of CPU to import: a worker (restarted after a crash, or one per test) does not pay it
+    until an experiment's chi-squared test needs it."""
+    code = "import sys, jobs.worker, api.app; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def test_the_normal_distribution_matches_scipy() -> None:
+    from scipy import stats
+
+    assert z_value(0.95) == pytest.approx(float(stats.norm.ppf(0.975)), rel=1e-12)
+    for x1, n1, x2, n2 in ((100, 1000, 130, 1000), (10, 100_000, 900, 100_000), (5, 50, 5, 50)):
+        pooled = (x1 + x2) / (n1 + n2)
+        z = (x1 / n1 - x2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        expected = float(2.0 * stats.norm.sf(abs(z)))
+        assert two_proportion_p(x1, n1, x2, n2) == pytest.approx(expected, rel=1e-9, abs=1e-300)
