@@ -31,7 +31,7 @@ from models.campaigns.values import OBJECT_TYPE
 from models.ledger.vocabulary import DeliveryStatus
 from models.outbox.payloads import CampaignStatusChanged, Payload
 from models.sql.params import Dialect, SqlParams
-from models.sql.reads import dialect_of
+from models.sql.reads import dialect_of, fetch
 from models.tenancy.audit import record_audit
 
 # Actors of the changes the system makes on its own (an API key's changes name the key).
@@ -314,6 +314,16 @@ async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:
     every sending loop pass and lease renewal runs it, and the ORM's query building cost more CPU than the
     statement (a trigger campaign's wake-up jobs, 20 a second)."""
     params = SqlParams(dialect_of())
+    if run.open_for_triggers:
+        # A trigger run holds no lease (the dispatcher wakes it, never resumes it): only whether it still runs.
+        # Read, not written: every acceptance holds its row FOR KEY SHARE, and a write per wake-up made a new
+        # version of that row twenty times a second, each one taking over the lockers' multixact.
+        running = await fetch(
+            f"SELECT 1 AS one FROM campaign_run WHERE id = {params.add(run.id)} "
+            f"AND status = {params.add(RunStatus.RUNNING.value)}",
+            params,
+        )
+        return bool(running)
     sql = (
         f"UPDATE campaign_run SET lease_until = {params.typed(until)} WHERE id = {params.add(run.id)} "
         f"AND status = {params.add(RunStatus.RUNNING.value)} RETURNING id"

@@ -73,6 +73,8 @@ async def test_triggers_share_one_run_and_a_profile_gets_a_message_per_trigger(
 
     runs = await CampaignRun.filter(campaign_id=pk(campaign_id))
     assert len(runs) == 1 and runs[0].open_for_triggers and runs[0].status is RunStatus.RUNNING
+    # Its wake-ups read the run's row, never write it: every acceptance holds that row FOR KEY SHARE.
+    assert runs[0].lease_until is None
     # yes@ was named by the three triggers: three rows, three messages, each with its own Message-ID and context.
     rows = await Delivery.filter(campaign_id=pk(campaign_id)).order_by("id")
     assert sorted((r.address, r.status.value) for r in rows) == [
