@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
                 written += 1
                 failed |= not result.holds and not result.skipped
         finally:
-            asyncio.run(drop_database(database))
+            if os.environ.get("BENCH_KEEP_DATABASE") == "1":  # to look into afterwards (psql); drop it yourself
+                print(f"database kept: {database}", flush=True)
+            else:
+                asyncio.run(drop_database(database))
     print(f"results: {written} file(s) in {RESULTS_DIR}", flush=True)
     return 1 if failed else 0
 

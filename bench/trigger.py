@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import re
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -230,22 +232,45 @@ async def sample_waits(database: str, into: list[list[Any]], stop: asyncio.Event
         await conn.close()
 
 
-async def backend_pids(database: str) -> set[int]:
-    """PostgreSQL's backends serving the bench database now (the pools of serve and workers, the relay)."""
+async def backend_ports(database: str) -> dict[int, int | None]:
+    """PostgreSQL's backends serving the bench database now (the pools of serve and workers, the relay): pid ->
+    the client's TCP port (None over a socket)."""
     import asyncpg
 
     conn = await asyncpg.connect(dsn_for("postgres"))
     try:
-        rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+        rows = await conn.fetch("SELECT pid, client_port FROM pg_stat_activity WHERE datname = $1", database)
     finally:
         await conn.close()
-    return {int(r["pid"]) for r in rows}
+    return {int(r["pid"]): r["client_port"] for r in rows}
+
+
+def port_owners() -> dict[int, int]:
+    """Local TCP port -> pid of the process whose socket it is, for connections to PostgreSQL (`ss`)."""
+    owners: dict[int, int] = {}
+    listed = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True, check=False).stdout
+    for line in listed.splitlines():
+        parts, owner = line.split(), re.search(r"pid=(\d+)", line)
+        if owner is not None and len(parts) > 4 and parts[4].endswith(":5432"):
+            owners[int(parts[3].rpartition(":")[2])] = int(owner.group(1))
+    return owners
+
+
+def descendants(pid: int) -> set[int]:
+    found, pending = set(), [pid]
+    while pending:
+        current = pending.pop()
+        found.add(current)
+        with contextlib.suppress(OSError), open(f"/proc/{current}/task/{current}/children") as f:
+            pending += [int(child) for child in f.read().split()]
+    return found
 
 
 class CpuBudget:
     """CPU time of every process a trigger costs, between two readings: serve (and its web processes), the
-    workers, the bench database's PostgreSQL backends (a backend that started in between counts whole), the SMTP
-    sink, the bench's own redis-server and this client. Whether 200/s fits on the machine is their sum."""
+    workers, the bench database's PostgreSQL backends by whose connection they serve (a backend that started in
+    between counts whole), the SMTP sink, the bench's own redis-server and this client. Whether 200/s fits on the
+    machine is their sum."""
 
     def __init__(self, database: str, pids: dict[str, list[int]]) -> None:
         self.database, self.pids = database, pids
@@ -259,15 +284,18 @@ class CpuBudget:
         } | {"client": time.process_time()}
 
     async def start(self) -> None:
-        self.backends = {pid: cpu_seconds(pid) for pid in await backend_pids(self.database)}
+        self.backends = {pid: cpu_seconds(pid) for pid in await backend_ports(self.database)}
         self.before = self._read()
 
     async def spent(self) -> dict[str, float]:
         after = self._read()
         spent = {name: after[name] - self.before[name] for name in after}
-        now = await backend_pids(self.database)
+        owners = port_owners()
+        whose = {pid: name for name, pids in self.pids.items() for top in pids for pid in descendants(top)}
         # A backend gone meanwhile is not counted: what it spent is lost with its /proc entry (an undercount).
-        spent["postgres"] = sum(cpu_seconds(pid) - self.backends.get(pid, 0.0) for pid in now)
+        for pid, port in (await backend_ports(self.database)).items():
+            name = "pg for " + whose.get(owners.get(port or -1, -1), "others")
+            spent[name] = spent.get(name, 0.0) + cpu_seconds(pid) - self.backends.get(pid, 0.0)
         return spent
 
 
