@@ -18,8 +18,7 @@ variables) stays graphql-core's, memoized per request as graphql-core does.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from graphql import (
@@ -29,18 +28,12 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     Undefined,
-    is_object_type,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.execution.executor import collect_iterator_awaitables, invalid_return_type_error
 from graphql.language import FieldNode
 from graphql.pyutils import Path, gather_with_cancel
-from strawberry import relay
-from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types import Info
-from strawberry.types.field import StrawberryField
 
 from resolvers.execution_plan import Complete, FieldPlan, Resolve, field_plans
 
@@ -54,90 +47,6 @@ _LEAF, _OBJECT, _LEAF_LIST, _OBJECT_LIST = Complete.LEAF, Complete.OBJECT, Compl
 # Values a resolver returns that are neither awaitable nor an error: serialized on the spot.
 _PLAIN_TYPES = frozenset({str, int, bool, float})
 _UNSET: Any = object()
-# strawberry's resolver of `Node.id` (a classmethod taking root and info).
-_NODE_ID_FUNCTION = relay.Node.__dict__["_id"].__func__
-
-
-def install_direct_resolvers(schema: GraphQLSchema, info_class: type[Info]) -> int:
-    """For fields with a resolver but no arguments and no extensions (so no permission classes), call the resolver
-    straight from graphql-core: strawberry's generic wrapper (argument conversion, the extension chain) costs more
-    than e.g. `Campaign.preset` itself. The resolver gets the same `self`/`root`/`info` values as through
-    strawberry. Returns how many fields were changed."""
-    changed = 0
-    for named_type in schema.type_map.values():
-        if not is_object_type(named_type) or named_type.name.startswith("__"):
-            continue
-        for field in named_type.fields.values():
-            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if not isinstance(definition, StrawberryField) or definition.base_resolver is None:
-                continue
-            if definition.extensions or definition.arguments or field.args:
-                continue
-            node_id = _node_id_resolver(named_type, definition)
-            field.resolve = node_id or _direct_resolver(definition, info_class)
-            changed += 1
-    return changed
-
-
-def _node_id_resolver(object_type: GraphQLObjectType, field: StrawberryField) -> Callable[..., Any] | None:
-    """`Node.id` of a type that keeps strawberry's `resolve_id` and `resolve_typename`: the same GlobalID
-    (the GraphQL type's name and `str` of the NodeID attribute) without building a resolve info for each id."""
-    resolver = field.base_resolver
-    if resolver is None or getattr(resolver.wrapped_func, "__func__", None) is not _NODE_ID_FUNCTION:
-        return None
-    type_definition = (object_type.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    origin = getattr(type_definition, "origin", None)
-    if not (
-        isinstance(origin, type)
-        and issubclass(origin, relay.Node)
-        and origin.resolve_id.__func__ is relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
-        and origin.resolve_typename.__func__ is relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
-    ):
-        return None
-    type_name, id_attr = object_type.name, origin.resolve_id_attr()
-
-    def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-        # The ID as the GlobalID would serialize (ID takes a str as it is).
-        return to_base64(type_name, str(getattr(source, id_attr)))
-
-    resolve.herald_needs_info = False  # type: ignore[attr-defined]
-    return resolve
-
-
-def _direct_resolver(field: StrawberryField, info_class: type[Info]) -> Callable[..., Any]:
-    resolver = field.base_resolver
-    assert resolver is not None
-    function = resolver.wrapped_func
-    pass_self = resolver.self_parameter is not None
-    source_names = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
-    info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
-
-    parameters = list(inspect.signature(function).parameters.values())
-    positional = all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
-    names = [p.name for p in parameters]
-
-    # The two shapes of most resolvers, `def f(self)` and `def f(self, info)`, called without building kwargs.
-    if pass_self and positional and info_name is None and len(names) == 1:
-
-        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            return function(source)
-
-    elif pass_self and positional and info_name is not None and names[1:] == [info_name]:
-
-        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            return function(source, info_class(_raw_info=info, _field=field))
-
-    else:
-
-        def resolve(source: Any, info: GraphQLResolveInfo) -> Any:
-            kwargs = dict.fromkeys(source_names, source)
-            if info_name is not None:
-                kwargs[info_name] = info_class(_raw_info=info, _field=field)
-            return function(source, **kwargs) if pass_self else function(**kwargs)
-
-    # Read by resolvers/execution_plan.py: without an info parameter, the executor need not build a resolve info.
-    resolve.herald_needs_info = info_name is not None  # type: ignore[attr-defined]
-    return resolve
 
 
 class HeraldExecutionContext(StrawberryGraphQLCoreExecutionContext):

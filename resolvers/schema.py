@@ -39,9 +39,10 @@ from resolvers.campaigns.types import Campaign
 from resolvers.campaigns.versions import CampaignVersionMutation, CampaignVersionQuery
 from resolvers.context import Info
 from resolvers.cost import QueryCost, without_async_cost
+from resolvers.direct_resolvers import install_direct_resolvers
 from resolvers.errors import ClientError
 from resolvers.execution.schema import ExecutionQuery, ExecutionSubscription
-from resolvers.execution_context import execution_context_for, install_direct_resolvers
+from resolvers.execution_context import execution_context_for
 from resolvers.execution_support import per_field_extensions, version_mismatch
 from resolvers.imports.schema import NODE_TYPES as IMPORT_NODE_TYPES
 from resolvers.imports.schema import ImportsQuery, ImportsSubscription
