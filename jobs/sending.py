@@ -27,7 +27,7 @@ from models.campaigns.rules import Channel
 from models.campaigns.transitions import extend_run_lease
 from models.ledger.claims import Claimed, mark_handed, renew_batch_lease
 from models.ledger.delivery import DeliveryStatus, ExclusionReason
-from models.ledger.outcomes import Outcome, Recount, record_batch_failures, write_outcomes
+from models.ledger.outcomes import Outcome, Recount, record_batch_failures, write_outcomes, write_outcomes_marking
 from models.reporting.tracking import BounceType
 from models.sql.params import SqlParams
 from models.sql.reads import dialect_of, json_column, one_of
@@ -130,6 +130,11 @@ async def mark_handing(run_id: int, rows: list[Claimed], lease: BatchLease) -> s
     if not rows:
         return set()
     held, again = await with_db_retry(mark_handed, run_id, rows, lease.until)
+    return _not_held(run_id, rows, held, again)
+
+
+def _not_held(run_id: int, rows: list[Claimed], held: list[Claimed], again: int) -> set[int]:
+    """The rows of `rows` the marks did not find under this worker's lease; the resends and lapses logged."""
     if again:
         logger.warning("run %s: %s messages sent again (their worker died before recording them)", run_id, again,
                        extra={"run_id": run_id})  # fmt: skip
@@ -350,6 +355,37 @@ async def send_chunks(
                 mark(following),
             )
     return None
+
+
+async def record_and_mark(
+    run: CampaignRun,
+    outcomes: list[Outcome],
+    to_suppress: list[str],
+    contact: Any,
+    now: datetime,
+    triggered: bool,
+    following: list[Claimed],
+    lease: BatchLease,
+) -> set[int]:
+    """`record_chunk` of a chunk's results and `mark_handing(following)` of the next rows to hand off, in one
+    statement when the results need no recount (models.ledger.outcomes.write_outcomes_marking); returns the rows
+    not to hand off (mark_handing's answer). Call it under `lease.lock`."""
+    recount = trigger_recount(run, now, triggered)
+    if recount is not None or not outcomes or not following:
+        _, lost = await asyncio.gather(
+            record_chunk(run, outcomes, to_suppress, contact, now, triggered), mark_handing(run.id, following, lease)
+        )
+        return lost
+    held, again = await with_db_retry(
+        write_outcomes_marking, outcomes, now, run.sandbox_id, run.id, following, lease.until
+    )
+    lost = _not_held(run.id, following, held, again)
+    await note_failures(run, outcomes)
+    if contact is not None:
+        await with_db_retry(
+            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
+        )
+    return lost
 
 
 async def record_chunk(

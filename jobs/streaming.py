@@ -28,6 +28,7 @@ from jobs.sending import (
     PreparedBatch,
     mark_handing,
     outcome_of,
+    record_and_mark,
     record_chunk,
     trigger_recount,
     with_db_retry,
@@ -148,9 +149,8 @@ async def stream_batch(
             suppressed = [claimed.address for claimed, _, bad_address in ready if bad_address]
             more = min(total, recorded + skipped + len(ready) + window)
             async with lease.lock:
-                _, taken = await asyncio.gather(
-                    record_chunk(run, outcomes, suppressed, contact, clock(), prepared.triggered),
-                    mark_handing(run.id, rows[marked:more], lease),
+                taken = await record_and_mark(
+                    run, outcomes, suppressed, contact, clock(), prepared.triggered, rows[marked:more], lease
                 )
             lost |= taken
             recorded += len(ready)

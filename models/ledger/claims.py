@@ -180,16 +180,26 @@ async def mark_handed(run_id: int, batch: Sequence[Claimed], held: datetime | No
         return [], 0
     conn = connections.get("default")
     params = SqlParams(dialect_of())
+    marked = await conn.execute_query_dict(mark_sql(params, run_id, batch, held), params.values)
+    return await count_resends(conn, run_id, batch, {int(r["id"]) for r in marked})
+
+
+def mark_sql(params: SqlParams, run_id: int, batch: Sequence[Claimed], held: datetime | None) -> str:
+    """mark_handed's UPDATE, returning the ids of the rows marked (a statement of its own, or a CTE)."""
     run = params.add(run_id)
     handed = one_of(params, "id", [c.id for c in batch])
     still_held = f" AND lease_until = {params.typed(held)}" if held is not None else ""
-    marked = await conn.execute_query_dict(
+    return (
         f"UPDATE delivery SET hand_offs = hand_offs + 1 "
-        f"WHERE run_id = {run} AND status = '{_S}' AND {handed}{still_held} RETURNING id",
-        params.values,
+        f"WHERE run_id = {run} AND status = '{_S}' AND {handed}{still_held} RETURNING id"
     )
-    ids = {int(r["id"]) for r in marked}
-    held_rows = [c for c in batch if c.id in ids]
+
+
+async def count_resends(
+    conn: BaseDBAsyncClient, run_id: int, batch: Sequence[Claimed], marked: set[int]
+) -> tuple[list[Claimed], int]:
+    """After the marks (`marked`: the ids changed): mark_handed's answer, the resends added to the run's count."""
+    held_rows = [c for c in batch if c.id in marked]
     again = sum(1 for c in held_rows if c.hand_offs > 0)
     if again:
         params = SqlParams(dialect_of())

@@ -14,6 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from models import outbox
+from models.ledger.claims import Claimed, count_resends, mark_handed, mark_sql
 from models.ledger.counts import record_last_error
 from models.ledger.delivery_rules import DeliveryStatus, DeliveryTransition, check_target, sources_sql
 from models.ledger.vocabulary import DeliveryReason
@@ -237,11 +238,22 @@ async def _write_chunk(
     unless_listened_in: int | None = None,
 ) -> list[dict[str, Any]]:
     params = SqlParams(dialect_of())
+    source, update = _outcomes_update(params, outcomes, now, transition, unless_listened_in)
+    return await conn.execute_query_dict(f"WITH v({_COLUMNS}) AS ({source}) {update}", params.values)
+
+
+def _outcomes_update(
+    params: SqlParams,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    transition: DeliveryTransition,
+    unless_listened_in: int | None = None,
+) -> tuple[str, str]:
+    """The outcomes' rows (the source of a CTE `v`) and the UPDATE … FROM v writing them."""
     source = _values_source(params, outcomes, transition)
     updated, sent_at = params.typed(now, "TIMESTAMPTZ"), params.typed(now, "TIMESTAMPTZ")
     unheard = "" if unless_listened_in is None else f" AND {_nobody_listens(params, unless_listened_in)}"
-    sql = (
-        f"WITH v({_COLUMNS}) AS ({source}) "
+    update = (
         f"UPDATE delivery SET status = v.status, reason = v.reason, last_error = v.err, "
         f"provider_message_id = COALESCE(v.pid, delivery.provider_message_id), "
         f"relay_id = COALESCE(v.relay, delivery.relay_id), next_attempt_at = v.next_at, "
@@ -252,7 +264,32 @@ async def _write_chunk(
         f"RETURNING delivery.id, delivery.status, delivery.reason, delivery.sandbox_id, delivery.campaign_id, "
         f"delivery.run_id, delivery.profile_id"
     )
-    return await conn.execute_query_dict(sql, params.values)
+    return source, update
+
+
+async def write_outcomes_marking(
+    outcomes: Sequence[Outcome], now: datetime, sandbox_id: int, run_id: int, batch: Sequence[Claimed],
+    held: datetime | None,
+) -> tuple[list[Claimed], int]:  # fmt: skip
+    """`write_outcomes` (no recount) and `mark_handed(run_id, batch, held)` in one statement on PostgreSQL: one
+    commit, one WAL flush to wait for, where the two side by side were two. The outcomes are written only if no
+    endpoint of the sandbox takes delivery events (as write_outcomes' one-statement path); when one does, the
+    marks stand and the outcomes are written again with their events. Returns mark_handed's answer."""
+    if dialect_of() is not Dialect.POSTGRES or len(outcomes) > _CHUNK_ROWS or not (outcomes and batch):
+        await write_outcomes(outcomes, now, sandbox_id)
+        return await mark_handed(run_id, batch, held)
+    params = SqlParams(Dialect.POSTGRES)
+    source, update = _outcomes_update(params, outcomes, now, DeliveryTransition.OUTCOME, sandbox_id)
+    sql = (
+        f"WITH marked AS ({mark_sql(params, run_id, batch, held)}), v({_COLUMNS}) AS ({source}), "
+        f"written AS ({update}) "
+        f"SELECT id, TRUE AS mark FROM marked UNION ALL SELECT id, FALSE AS mark FROM written"
+    )
+    default = connections.get("default")
+    rows = await default.execute_query_dict(sql, params.values)
+    if not any(not r["mark"] for r in rows):  # someone listens, or no row was still SENDING
+        await write_outcomes(outcomes, now)
+    return await count_resends(default, run_id, batch, {int(r["id"]) for r in rows if r["mark"]})
 
 
 async def cancel_unsent(run: CampaignRun, now: datetime) -> int:
