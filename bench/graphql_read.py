@@ -88,6 +88,8 @@ def load(
     server_pid: int,
     rate: float = 0.0,
     database: str | None = None,
+    timeline: bool = False,
+    duration: float | None = None,
 ) -> dict:
     """One round of load (open-loop at `rate` requests/s if given); adds the server's CPU milliseconds per
     request (noise from other processes inflates wall-clock rates far more than it does CPU time per request)
@@ -105,13 +107,15 @@ def load(
         "--connections",
         str(CONNECTIONS),
         "--duration",
-        str(DURATION),
+        str(duration or DURATION),
         "--check-errors",
         "--rate",
         str(rate),
     ]
     if body_file:
         args += ["--body-file", body_file]
+    if timeline:
+        args.append("--timeline")
     for header in headers:
         args += ["--header", header]
     db_before = database_cpu_seconds(database) if database else None

@@ -35,6 +35,7 @@ async def connection(
     counts: dict[str, int],
     check_errors: bool,
     schedule: Iterator[float] | None = None,
+    timeline: list[tuple[float, float]] | None = None,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -58,6 +59,8 @@ async def connection(
             body = await reader.readexactly(length)
             done = time.perf_counter()
             counts["sent"] += 1
+            if timeline is not None:
+                timeline.append((done, done - started))
             if done < warm_until:
                 continue
             latencies.append(done - started)
@@ -78,6 +81,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         headers.append(f"Content-Length: {len(body)}")
     request = ("\r\n".join(headers) + "\r\n\r\n").encode() + body
     latencies: list[float] = []
+    timeline: list[tuple[float, float]] | None = [] if args.timeline else None
     # "sent" also counts the warm-up: the bench divides the server's CPU time over the whole run by it.
     counts: dict[str, int] = {"requests": 0, "errors": 0, "sent": 0}
     now = time.perf_counter()
@@ -102,18 +106,38 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 counts,
                 args.check_errors,
                 schedule(index),
+                timeline,
             )
             for index in range(args.connections)
         )
     )
     latencies.sort()
     n = len(latencies)
+    extra = {"timeline": _per_second(timeline, warm_until, time.time() - time.perf_counter())} if timeline else {}
     return {
         **counts,
+        **extra,
         "rps": n / args.duration,
         "p50_ms": latencies[n // 2] * 1000 if n else None,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else None,
     }
+
+
+def _per_second(timeline: list[tuple[float, float]], warm_until: float, to_wall: float) -> list[dict]:
+    """Per second of completion (counted from the end of the warm-up, which is included): requests, p50, p99
+    and max in ms, and the second's wall-clock start (to line it up with what else ran)."""
+    seconds: dict[int, list[float]] = {}
+    for done, latency in timeline:
+        seconds.setdefault(int((done - warm_until) // 1), []).append(latency)
+    rows = []
+    for second in sorted(seconds):
+        values = sorted(seconds[second])
+        n = len(values)
+        rows.append({
+            "second": second, "wall": warm_until + second + to_wall, "n": n, "p50_ms": values[n // 2] * 1000,
+            "p99_ms": values[min(n - 1, int(n * 0.99))] * 1000, "max_ms": values[-1] * 1000,
+        })  # fmt: skip
+    return rows
 
 
 def main() -> None:
@@ -128,6 +152,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all, open-loop (0: as fast as answered)")
+    parser.add_argument("--timeline", action="store_true", help="add per-second latency figures")
     parser.add_argument("--check-errors", action="store_true", help='count a body containing "errors" as failed')
     args = parser.parse_args()
     try:

@@ -8,17 +8,25 @@ first and the load begins once it is sending; the line says whether the run outl
 it does not, and the figure says little). The worker lowers its priority as `herald worker` does (WORKER_NICE,
 default 10); BENCH_COMPARE_NICE=1 adds the same load during a second send by a worker with WORKER_NICE=0, and
 BENCH_COMPARE_PACING=1 during a send that does not give way to the API (SEND_SHARE_WHEN_API_BUSY=1).
+
+The timed loads (idle and during the run) last BENCH_SEND_LOAD_SECONDS (default 30) after graphql_read's warm-up:
+they were graphql_read's 8 s, which at 1,000,000 profiles covered only the run's first seconds after the snapshot
+(its counts and ANALYZE, mostly in the warm-up) and not the sending. BENCH_TRACE=FILE writes the load's per-second
+latencies and the database's active statements (sampled every 50 ms) to FILE.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +36,7 @@ from bench.execution import _new_run_plain, _setup, _truncate
 from bench.graphql_read import full_body, load, persisted_body, post
 
 MAX_RATIO = 2.0
+LOAD_SECONDS = float(os.environ.get("BENCH_SEND_LOAD_SECONDS", "30"))
 
 
 async def _sending(database: str, run_id: int, worker: subprocess.Popen) -> None:
@@ -46,6 +55,41 @@ async def _sending(database: str, run_id: int, worker: subprocess.Popen) -> None
         await conn.close()
 
 
+@contextlib.contextmanager
+def _activity_sampled(database: str, trace: str | None) -> Iterator[list[dict]]:
+    """With a trace file asked for (BENCH_TRACE): PostgreSQL's active statements (this database's marked `ours`)
+    and the load average every 50 ms while the block runs, to line up with the load's per-second latencies."""
+    samples: list[dict] = []
+    if not trace:
+        yield samples
+        return
+    stop = threading.Event()
+
+    async def sample() -> None:
+        conn = await asyncpg.connect(dsn_for(database))
+        query = (
+            "SELECT datname = current_database() AS ours, pid, backend_type, wait_event_type, wait_event, "
+            "left(query, 100) AS query, extract(epoch FROM now() - query_start) AS running FROM pg_stat_activity "
+            "WHERE state = 'active' AND pid <> pg_backend_pid()"
+        )
+        try:
+            while not stop.is_set():
+                rows = await conn.fetch(query)
+                load_average = Path("/proc/loadavg").read_text().split()[0]
+                samples.append({"wall": time.time(), "load": load_average, "active": [dict(r) for r in rows]})
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(sample(),))
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run(database: str, seeded: dict) -> Result:
     key = str(seeded["key"])
     ids = asyncio.run(_setup(database))
@@ -60,7 +104,7 @@ def run(database: str, seeded: dict) -> Result:
         Path(body_file).write_bytes(persisted_body())
         saturated = load(port, "/graphql", "POST", body_file, headers, server.pid)
         rate = 0.5 * saturated["rps"]
-        idle = load(port, "/graphql", "POST", body_file, headers, server.pid, rate)
+        idle = load(port, "/graphql", "POST", body_file, headers, server.pid, rate, duration=LOAD_SECONDS)
         busy, sent, load_seconds = _during_a_send(database, ids, port, body_file, headers, server.pid, rate, tmp)
         # The same load during a second send whose worker keeps its priority (WORKER_NICE=0): what the setting buys,
         # measured in this run (BENCH_COMPARE_NICE=1; it doubles the benchmark's time).
@@ -123,8 +167,15 @@ def _during_a_send(
     try:
         asyncio.run(_sending(database, run_id, worker))
         started = time.monotonic()
-        busy = load(port, "/graphql", "POST", body_file, headers, server_pid, rate)
+        trace = os.environ.get("BENCH_TRACE")
+        with _activity_sampled(database, trace) as activity:
+            busy = load(
+                port, "/graphql", "POST", body_file, headers, server_pid, rate, timeline=bool(trace),
+                duration=LOAD_SECONDS,
+            )  # fmt: skip
         load_seconds = time.monotonic() - started
+        if trace:
+            Path(trace).write_text(json.dumps({"timeline": busy.pop("timeline"), "activity": activity}, default=float))
         worker.wait(timeout=7200)
     finally:
         if worker.poll() is None:

@@ -21,6 +21,8 @@ PROGRESS_INTERVAL = 0.25  # seconds between progress events of one run
 # Seconds between two counts of a run's ledger per second the last count took: counting stops the sending, so it
 # takes at most 1/13 of a run's time (at 4, a fifth: at 1,000,000 rows ~0.3-1 s a count, 10 s of an in-app run).
 COUNT_SPACING = 12
+# A count's seconds per ledger row (0.3-1 s at 1,000,000): spaces the first count after counts the snapshot gave.
+COUNT_SECONDS_PER_ROW = 1e-6
 
 
 def _now() -> datetime:
@@ -51,6 +53,11 @@ class Progress:
         one long statement, then takes that share of COUNT_SPACING's part too."""
         now = time.monotonic()
         self.next_count = now + max(PROGRESS_INTERVAL, COUNT_SPACING / share * (now - started))
+
+    def counted_rows(self, rows: int) -> None:
+        """Counts of `rows` ledger rows were just had without a count (the snapshot's): the next count is due as
+        if a count of that many rows had been taken."""
+        self.next_count = time.monotonic() + max(PROGRESS_INTERVAL, COUNT_SPACING * rows * COUNT_SECONDS_PER_ROW)
 
     def event(
         self, counts: Counts, status: RunStatus, *, final: bool = False, pause_reason: str | None = None

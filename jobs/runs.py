@@ -62,7 +62,7 @@ from models.campaigns.values import schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, taken_elsewhere
-from models.ledger.counts import Counts, ledger_counts, next_retry, store_counters
+from models.ledger.counts import Counts, ledger_counts, next_retry, snapshot_counts, store_counters
 from models.ledger.delivery import DeliveryStatus
 from models.ledger.due_times import due_at_local_time
 from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
@@ -122,7 +122,7 @@ async def execute_run(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
         # The version the snapshot fixed, for the whole run: a version published meanwhile is the next run's.
         campaign = await campaign_for_run(run)
         await _enqueue_parts(ctx, run, campaign, counts)
-        return await _send_until_done(ctx, run, campaign, lease)
+        return await _send_until_done(ctx, run, campaign, lease, counts)
 
 
 async def send_triggers(ctx: dict[str, Any], run_id: int) -> dict[str, Any]:
@@ -203,6 +203,7 @@ async def _snapshot(
         await finish_run(run, RunStatus.CANCELLED, f"campaign is {campaign.status.value}", now, final)
         return {"runId": run.id, "status": RunStatus.CANCELLED.value}
     settings = worker_context(ctx).settings
+    inserted: list[dict[str, Any]] | None = None  # the snapshot statement's counts (PostgreSQL)
     async with in_transaction() as conn:
         # The published version is fixed here, with the audience: the run sends it to the end.
         campaign, version_number = await bind_run_version(conn, campaign, now)
@@ -222,7 +223,7 @@ async def _snapshot(
             if rest is not None:
                 await snapshot_rest(run, campaign, namespace, preset, rest[0], rest[1], now, conn)
             else:
-                await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
+                inserted = await snapshot_audience(run, campaign, segment, namespace, preset, now, conn)
                 if campaign.experiment:
                     await assign_treatments(run.id, campaign.experiment, conn)
             if campaign.throttle_per_second:
@@ -235,12 +236,16 @@ async def _snapshot(
             waves = waves_from_stored(campaign.waves)
             if waves is not None:
                 await assign_waves(run, waves, now, conn)
-            await record_snapshot_done(conn, run, now, campaign_version=version_number)
+            recorded = await record_snapshot_done(conn, run, now, campaign_version=version_number)
+            # The statement's own counts are the ledger's when nothing changed its rows since (a throttle's cut,
+            # waves) and no other worker's snapshot of the run was recorded first (its rows would be conflicts).
+            if not recorded or campaign.throttle_per_second or waves is not None:
+                inserted = None
     if reason is not None:
         final = Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)
         await finish_run(run, RunStatus.FAILED, reason, now, final)
         return {"runId": run.id, "status": RunStatus.FAILED.value, "reason": reason}
-    counts = await ledger_counts(run.id)
+    counts = snapshot_counts(run, inserted) if inserted is not None else await ledger_counts(run.id)
     await store_counters(run.id, counts)
     await analyze_if_large(counts.total)
     return counts
@@ -277,9 +282,16 @@ async def _enqueue_parts(ctx: dict[str, Any], run: CampaignRun, campaign: Campai
         await JobQueue(redis).send_run_part(run.id, part, claim_tag)
 
 
-async def _send_until_done(ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float) -> dict[str, Any]:
+async def _send_until_done(
+    ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, lease: float, counted: Counts | None = None
+) -> dict[str, Any]:
+    """`counted`: the counts just taken at the snapshot, published now; the sending loop's first count then
+    waits as if it had taken them (a second scan of a fresh 1,000,000-row ledger at the first batch)."""
     now = _now(ctx)
     progress = progress_of(ctx, run)
+    if counted is not None:
+        progress.counted_rows(counted.total)
+        await progress.publish(counted, RunStatus.RUNNING)
     preset = await MessagePreset.get(id=campaign.preset_id) if campaign.preset_id else None
     namespace = await IdentityNamespace.get(id=campaign.namespace_id)
     renderer = Renderer(campaign)

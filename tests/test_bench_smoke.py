@@ -76,6 +76,8 @@ def test_every_benchmark_completes_and_prints_its_line(tmp_path: Path) -> None:
         "BENCH_INSTRUCTIONS_DURATION": "2",
         "BENCH_TRIGGER_RATE": "20",
         "BENCH_TRIGGER_SECONDS": "1",
+        "BENCH_SEND_LOAD_SECONDS": "1",
+        "BENCH_TRACE": str(tmp_path / "read_under_send.trace"),  # read_under_send's per-second latencies and statements
         # The reference engine is a ~480 MB npm install: used where a bench run installed it, not fetched here.
         "BENCH_POSTGRAPHILE_INSTALL": "0",
         # Not the checked-in history: a tiny run's figures mean nothing.
@@ -93,6 +95,8 @@ def test_every_benchmark_completes_and_prints_its_line(tmp_path: Path) -> None:
     # Each benchmark's result is also a JSON file named for its UTC time and the benchmark, saying what it measured.
     records = {path.name.partition("-")[2].removesuffix(".json"): path for path in tmp_path.glob("*.json")}
     assert set(records) == set(BENCHMARKS), sorted(records)
+    trace = json.loads((tmp_path / "read_under_send.trace").read_text())
+    assert trace["timeline"] and trace["activity"] and {"second", "n", "p99_ms"} <= set(trace["timeline"][0])
     for name, path in records.items():
         record = json.loads(path.read_text())
         assert record["name"] == name

@@ -297,16 +297,17 @@ async def unpause_run(
 
 async def record_snapshot_done(
     conn: BaseDBAsyncClient, run: CampaignRun, now: datetime, *, campaign_version: int | None = None
-) -> None:
+) -> bool:
     """In the snapshot's transaction: the audience is in the ledger, and the campaign version the run sends is
-    fixed. Until this commits, a resumed run redoes it."""
-    await (
+    fixed. Until this commits, a resumed run redoes it. False: another snapshot of the run was recorded first."""
+    recorded = await (
         CampaignRun.filter(id=run.id, snapshot_done_at__isnull=True)
         .using_db(conn)
         .update(snapshot_done_at=now, campaign_version=campaign_version)
     )
     run.snapshot_done_at = now
     run.campaign_version = campaign_version
+    return recorded > 0
 
 
 async def extend_run_lease(run: CampaignRun, until: datetime) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -61,6 +62,16 @@ async def ledger_counts(run_id: int, conn: BaseDBAsyncClient | None = None) -> C
         return Counts(by_status, delivery_figures(rows))
     waves = await counted_wave_figures(run_id, rows, conn)
     return Counts(by_status, delivery_figures(rows), run.last_error_reason, run.resent, waves)
+
+
+def snapshot_counts(run: CampaignRun, inserted: list[dict[str, Any]]) -> Counts:
+    """What ledger_counts reads right after a snapshot whose statement inserted the run's whole ledger, from that
+    statement's (status, reason, n) groups: no scan of the rows just written (1,000,000 at a large run)."""
+    groups = [{**group, "wave": None, "bounce_type": None} for group in inserted]
+    by_status: dict[str, int] = {}
+    for group in groups:
+        by_status[group["status"]] = by_status.get(group["status"], 0) + int(group["n"])
+    return Counts(by_status, delivery_figures(groups), run.last_error_reason, run.resent)
 
 
 def counter_values(figures: DeliveryFigures) -> dict[str, int]:

@@ -142,9 +142,11 @@ async def snapshot_audience(
     preset: MessagePreset | None,
     now: datetime,
     conn: BaseDBAsyncClient,
-) -> None:
+) -> list[dict[str, Any]] | None:
     """One `INSERT … SELECT … ON CONFLICT DO NOTHING`: every member of the segment gets a ledger row, QUEUED
-    with its address resolved, or EXCLUDED with a reason code."""
+    with its address resolved, or EXCLUDED with a reason code. PostgreSQL: returns the inserted rows' (status,
+    reason, n) groups, counted by the same statement (a data-modifying CTE), so the run need not count its ledger
+    again; SQLite (no RETURNING in a CTE): None."""
     params = SqlParams(dialect_of())
     audience, _ = await _audience_reasons(params, campaign, segment, namespace, preset, now, conn)
     # The outer SELECT's placeholders come after those of both CTEs.
@@ -154,8 +156,7 @@ async def snapshot_audience(
     prefix = params.typed(f"{run.id}-", "TEXT")
     created = params.typed(now, "TIMESTAMPTZ")
     updated = params.typed(now, "TIMESTAMPTZ")
-    sql = (
-        f"{audience} "
+    insert = (
         f"INSERT INTO delivery (sandbox_id, run_id, campaign_id, profile_id, status, reason, address, "
         f"idempotency_key, attempts, created_at, updated_at) "
         f"SELECT {select_sandbox}, {select_run}, {select_campaign}, y.profile_id, "
@@ -164,7 +165,14 @@ async def snapshot_audience(
         f"{prefix} || CAST(y.profile_id AS TEXT), 0, {created}, {updated} FROM y WHERE 1 = 1 "
         f"ON CONFLICT (idempotency_key) DO NOTHING"
     )
-    await conn.execute_query(sql, params.values)
+    if params.dialect is not Dialect.POSTGRES:
+        await conn.execute_query(f"{audience} {insert}", params.values)
+        return None
+    return await conn.execute_query_dict(
+        f"{audience}, ins AS ({insert} RETURNING status, reason) "
+        f"SELECT status, reason, COUNT(*) AS n FROM ins GROUP BY status, reason",
+        params.values,
+    )
 
 
 class Recipient(NamedTuple):
