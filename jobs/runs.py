@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -364,7 +365,8 @@ async def _send_until_done(
                 break  # counted and published by _finish_if_done right after
             if progress.counting_due():
                 counting = time.monotonic()
-                counts = await with_db_retry(ledger_counts, run.id)
+                # Serial: a parallel count took the API's core for its second (models.ledger.counts).
+                counts = await with_db_retry(functools.partial(ledger_counts, serial=True), run.id)
                 await with_db_retry(store_counters, run.id, counts)
                 progress.counted(counting, direct.share if direct is not None else 1.0)
                 await progress.publish(counts, RunStatus.RUNNING)

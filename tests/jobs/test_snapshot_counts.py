@@ -40,6 +40,7 @@ async def test_the_counts_after_the_snapshot_are_the_ledger_s_and_stored_before_
     ) -> dict[str, Any]:
         seen["scans"] = [s for s in statements if LEDGER_SCAN in s]  # the run's, before this test's own below
         seen.update(counted=counted, stored=await CampaignRun.get(id=run.id), ledger=await ledger_counts(run.id))
+        seen["serial"] = await ledger_counts(run.id, serial=True)  # the sending loop's, without parallel workers
         return {"runId": run.id, "status": "stopped before sending"}
 
     monkeypatch.setattr(jobs.runs, "_send_until_done", before_sending)
@@ -48,7 +49,7 @@ async def test_the_counts_after_the_snapshot_are_the_ledger_s_and_stored_before_
         await execute_run(job_ctx(server.settings), run.id)
 
     counted, ledger = seen["counted"], seen["ledger"]
-    assert counted.by_status == ledger.by_status == {"QUEUED": 3, "EXCLUDED": 1}
+    assert counted.by_status == ledger.by_status == seen["serial"].by_status == {"QUEUED": 3, "EXCLUDED": 1}
     assert counted.figures == ledger.figures
     assert (counted.last_error_reason, counted.resent, counted.waves) == (None, 0, [])
     stored = seen["stored"]
