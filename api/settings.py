@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     trigger_idempotency_hours: float = Field(24.0, gt=0, le=24 * 30)
     # Accepted triggers wake their campaign's sender once per window this long (a job deferred to its end), not
     # once per call; 0: one job per call, due at once (tests that run due jobs only).
-    trigger_wake_seconds: float = Field(0.05, ge=0, le=5)
+    trigger_wake_seconds: float = Field(0.1, ge=0, le=5)
     preset_check_timeout_seconds: float = Field(10.0, gt=0, le=120)
     # Profile imports: uploads are kept under data_dir/imports until their job ends.
     import_max_bytes: int = Field(2_000_000_000, ge=1024, le=2**31 - 1)

@@ -69,7 +69,7 @@ class Context:
     cost_budget: Budget | None = None
     # TRIGGER_IDEMPOTENCY_HOURS: how long a campaignTrigger idempotency key replays its answer.
     trigger_idempotency_hours: float = 24.0
-    trigger_wake_seconds: float = 0.05
+    trigger_wake_seconds: float = 0.1
     _loaders: Loaders | None = None
 
     @property
