@@ -238,9 +238,9 @@ async def _snapshot(
             if waves is not None:
                 await assign_waves(run, waves, now, conn)
             recorded = await record_snapshot_done(conn, run, now, campaign_version=version_number)
-            # The statement's own counts are the ledger's when nothing changed its rows since (a throttle's cut,
-            # waves) and no other worker's snapshot of the run was recorded first (its rows would be conflicts).
-            if not recorded or campaign.throttle_per_second or waves is not None:
+            # The statement's own counts are the ledger's when nothing changed its rows since (an experiment's
+            # holdout, a throttle's cut, waves) and no other worker's snapshot of the run was recorded first.
+            if not recorded or campaign.experiment or campaign.throttle_per_second or waves is not None:
                 inserted = None
     if reason is not None:
         final = Progress(None, run).event(Counts({}), RunStatus.FAILED, final=True)

@@ -18,7 +18,10 @@ from models.ledger.counts import Counts, ledger_counts
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from tests.conftest import GraphQLClient, RunningServer, SandboxKeys
+from tests.graphql.test_campaigns import activate, active_in_app_preset, audience, create, ready_input
 from tests.graphql.test_profiles import upsert
+from tests.jobs.test_dispatcher import pk
+from tests.jobs.test_experiment_runs import treatments
 from tests.jobs.test_inapp_direct import live_in_app_run
 from tests.sql_counter import count_sql
 
@@ -62,3 +65,30 @@ def test_the_first_count_after_the_snapshot_s_counts_waits_as_after_a_count_of_t
     assert progress.counting_due()  # a sender that was given no counts counts at its first batch
     progress.counted_rows(1_000_000)
     assert not progress.counting_due()
+
+
+async def test_an_experiment_s_holdout_is_in_the_counts_after_the_snapshot(
+    gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holdout is moved to EXCLUDED after the snapshot statement inserted it QUEUED: the stored counters are the
+    ledger's, not that statement's."""
+    preset_id = await active_in_app_preset(gql, sandbox)
+    segment_id = await audience(gql, sandbox, size=40)
+    experiment = {"treatments": treatments("A", "B"), "holdoutShare": 0.3}
+    campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, experiment=experiment))
+    assert (await activate(gql, sandbox, campaign["id"]))["__typename"] == "CampaignActivateSuccess"
+    run = await CampaignRun.get(campaign_id=pk(campaign["id"]))
+    seen: dict[str, Any] = {}
+
+    async def before_sending(
+        ctx: dict[str, Any], run: CampaignRun, campaign: Any, lease: float, counted: Counts | None = None
+    ) -> dict[str, Any]:
+        seen.update(stored=await CampaignRun.get(id=run.id), ledger=await ledger_counts(run.id))
+        return {"runId": run.id, "status": "stopped before sending"}
+
+    monkeypatch.setattr(jobs.runs, "_send_until_done", before_sending)
+    await execute_run(job_ctx(server.settings), run.id)
+    ledger, stored = seen["ledger"], seen["stored"]
+    held = ledger.figures.excluded_by_reason.get("HOLDOUT", 0)
+    assert 0 < held < 40 and ledger.by_status == {"QUEUED": 40 - held, "EXCLUDED": held}
+    assert (stored.targeted, stored.excluded, stored.pending) == (40 - held, held, 40 - held)
