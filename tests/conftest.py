@@ -322,6 +322,8 @@ async def worker(app: Starlette) -> AsyncIterator[None]:
         # It may have picked up a job an earlier test left queued: let the jobs in flight finish (close() would
         # cancel them, leaving arq's in-progress key, which keeps their job from ever running again).
         running.allow_pick_jobs = False
+        async with running.polling:  # a poll that read job ids before the flag changed has started them
+            pass
         await asyncio.gather(*running.tasks.values())
         await running.close()
         task.cancel()

@@ -34,6 +34,7 @@ BENCHMARKS = [
     "activation",
     "crash_window",
     "trigger",
+    "read_under_send",  # 1 s loads here (BENCH_SEND_LOAD_SECONDS); its BENCH_TRACE file is checked below
 ]
 
 
