@@ -135,18 +135,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """`cpu_seconds` of a process and its descendants alive now (uvicorn's web processes under `--workers N`)."""
-    total, pending = 0.0, [pid]
+def descendants(pid: int) -> set[int]:
+    """A process and its descendants alive now."""
+    found, pending = set(), [pid]
     while pending:
         current = pending.pop()
-        total += cpu_seconds(current)
-        try:
-            with open(f"/proc/{current}/task/{current}/children") as f:
-                pending += [int(child) for child in f.read().split()]
-        except OSError:
-            pass
-    return total
+        found.add(current)
+        with contextlib.suppress(OSError), open(f"/proc/{current}/task/{current}/children") as f:
+            pending += [int(child) for child in f.read().split()]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` of a process and its descendants alive now (uvicorn's web processes under `--workers N`)."""
+    return sum(cpu_seconds(process) for process in descendants(pid))
 
 
 def database_cpu_seconds(database: str) -> dict[int, float] | None:

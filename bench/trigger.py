@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import Result, cpu_seconds, dsn_for, tree_cpu_seconds
+from bench.common import Result, cpu_seconds, descendants, dsn_for, tree_cpu_seconds
 
 RATE = float(os.environ.get("BENCH_TRIGGER_RATE", "200"))
 SECONDS = float(os.environ.get("BENCH_TRIGGER_SECONDS", "60"))
@@ -256,16 +256,6 @@ def port_owners() -> dict[int, int]:
     return owners
 
 
-def descendants(pid: int) -> set[int]:
-    found, pending = set(), [pid]
-    while pending:
-        current = pending.pop()
-        found.add(current)
-        with contextlib.suppress(OSError), open(f"/proc/{current}/task/{current}/children") as f:
-            pending += [int(child) for child in f.read().split()]
-    return found
-
-
 class CpuBudget:
     """CPU time of every process a trigger costs, between two readings: serve (and its web processes), the
     workers, the bench database's PostgreSQL backends by whose connection they serve (a backend that started in
@@ -342,7 +332,6 @@ async def _run(database: str) -> Result:
                     if sink.count() >= len(warmed.accepted_at):
                         break
                     await asyncio.sleep(0.1)
-            cpu_before = [tree_cpu_seconds(pids[0])] + [cpu_seconds(pid) for pid in pids[1:]]
             budget = CpuBudget(
                 database, {"serve": pids[:1], "workers": pids[1:], "sink": [sink.pid], "redis": [redis.process.pid]}
             )
@@ -360,9 +349,7 @@ async def _run(database: str) -> Result:
                 await asyncio.sleep(0.2)
             arrived = sink.arrived()
             # CPU per trigger does not depend on the machine's load as the latencies do.
-            now_cpu = [tree_cpu_seconds(pids[0])] + [cpu_seconds(pid) for pid in pids[1:]]
             spent = await budget.spent()
-            cpu = [after - before for after, before in zip(now_cpu, cpu_before, strict=True)]
     finally:
         if serve is not None:
             stop_serve(serve)
@@ -385,8 +372,8 @@ async def _run(database: str) -> Result:
     accept_p99 = p99(latencies) * 1000 if latencies else float("inf")
     sink_p99 = p99(to_sink) * 1000 if to_sink else float("inf")
     failures = offered.failures
-    serve_ms = cpu[0] * 1000 / max(1, len(latencies))
-    workers_ms = sum(cpu[1:]) * 1000 / max(1, len(to_sink))
+    serve_ms = spent["serve"] * 1000 / max(1, len(latencies))
+    workers_ms = spent["workers"] * 1000 / max(1, len(to_sink))
     warm_p99 = p99(warmed.latencies) * 1000 if warmed.latencies else 0.0
     per_trigger = {name: seconds * 1000 / max(1, len(latencies)) for name, seconds in spent.items()}
     total_ms = sum(per_trigger.values())

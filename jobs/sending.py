@@ -379,13 +379,8 @@ async def record_and_mark(
     held, again = await with_db_retry(
         write_outcomes_marking, outcomes, now, run.sandbox_id, run.id, following, lease.until
     )
-    lost = _not_held(run.id, following, held, again)
-    await note_failures(run, outcomes)
-    if contact is not None:
-        await with_db_retry(
-            insert_suppressions, run.sandbox_id, contact, to_suppress, SuppressionReason.HARD_BOUNCE, now
-        )
-    return lost
+    await _after_outcomes(run, outcomes, to_suppress, contact, now)
+    return _not_held(run.id, following, held, again)
 
 
 async def record_chunk(
@@ -398,6 +393,13 @@ async def record_chunk(
 ) -> None:
     """A chunk's results: ledger outcomes, the failure figures, hard-bounced addresses suppressed."""
     await with_db_retry(write_outcomes, outcomes, now, run.sandbox_id, trigger_recount(run, now, triggered))
+    await _after_outcomes(run, outcomes, to_suppress, contact, now)
+
+
+async def _after_outcomes(
+    run: CampaignRun, outcomes: list[Outcome], to_suppress: list[str], contact: Any, now: datetime
+) -> None:
+    """What follows a chunk's written outcomes: the failure figures, hard-bounced addresses suppressed."""
     await note_failures(run, outcomes)
     if contact is not None:
         await with_db_retry(
