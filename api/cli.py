@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from jobs.worker import build_worker, lower_priority
+    from jobs.worker import build_worker, lower_priority, run_loop
 
     settings = _settings()
     if settings.redis_url is None:
@@ -88,7 +88,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         finally:
             await worker.close()
 
-    asyncio.run(run())
+    run_loop(run())
     return 0
 
 

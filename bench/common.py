@@ -146,6 +146,25 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time so far of the local PostgreSQL server: its processes alive now (backends, WAL writer,
+    checkpointer) and, through the postmaster's children's time, the backends that have exited (a closed
+    connection's). A run's cost to the database, other databases' work on the server included."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            # utime + stime, plus cutime + cstime: reaped children's, the postmaster's exited backends
+            total += sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """`cpu_seconds` of a process and its descendants alive now (uvicorn's web processes under `--workers N`)."""
     return sum(cpu_seconds(process) for process in descendants(pid))

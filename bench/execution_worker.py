@@ -6,7 +6,6 @@ sent, the run's final status and this process's peak RSS (VmHWM), which is what 
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import sys
@@ -40,6 +39,29 @@ class GcClock:
             self.seconds[info["generation"]] += time.perf_counter() - self._started
 
 
+class PhaseClock:
+    """Wall seconds spent in some steps of the run (where the sending's time goes besides the stream itself)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}
+
+    def wrap(self, module: Any, attribute: str, name: str) -> None:
+        original = getattr(module, attribute)
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+                self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu_started
+                self.calls[name] = self.calls.get(name, 0) + 1
+
+        setattr(module, attribute, timed)
+
+
 async def main(run_id: int) -> dict[str, Any]:
     import jobs.runs as runs
     from jobs.context import job_ctx
@@ -58,6 +80,18 @@ async def main(run_id: int) -> dict[str, Any]:
         return inserted  # the statement's counts (PostgreSQL), which the run uses
 
     runs.snapshot_audience = timed_snapshot  # only to report how long the snapshot took
+    phases = PhaseClock()
+    phases.wrap(runs, "claim_batch", "claim")
+    phases.wrap(runs, "extend_run_lease", "run lease")
+    phases.wrap(runs, "ledger_counts", "counts")
+    import jobs.leased_batch as leased_batch
+
+    phases.wrap(leased_batch, "prepare_batch", "prepare")
+    phases.wrap(leased_batch, "stream_batch", "stream")
+    phases.wrap(leased_batch, "send_chunks", "chunks")
+    import jobs.streaming as streaming
+
+    phases.wrap(streaming, "record_and_mark", "writes")  # beside the stream, not a part of it
     try:
         ctx = job_ctx(settings)
         freeze_startup_heap()  # as `herald worker` does once started
@@ -78,8 +112,14 @@ async def main(run_id: int) -> dict[str, Any]:
         "status": outcome.get("status"),
         "peak_rss_mb": peak_rss_mb(),
         "gc_seconds": [round(s, 3) for s in gc_clock.seconds],
+        # step: [wall seconds, this process's CPU seconds meanwhile, calls]
+        "phase_seconds": {
+            name: [round(s, 3), round(phases.cpu[name], 3), phases.calls[name]] for name, s in phases.seconds.items()
+        },
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(int(sys.argv[1])))), flush=True)
+    from jobs.worker import run_loop
+
+    print(json.dumps(run_loop(main(int(sys.argv[1])))), flush=True)  # on the loop `herald worker` runs
