@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +44,32 @@ class Progress:
         self.last = 0.0
         self.done_at_start: int | None = None
         self.next_count = 0.0
+        self._counting: asyncio.Task[None] | None = None
 
     def counting_due(self) -> bool:
         """Counting the ledger scans all the run's rows: at most every PROGRESS_INTERVAL, and for at most 1/13 of the
         time (COUNT_SPACING; per batch, a 1,000,000-row run spent most of its time counting)."""
-        return time.monotonic() >= self.next_count
+        return time.monotonic() >= self.next_count and self._counting is None
+
+    def count_beside(self, count: Callable[[], Awaitable[None]]) -> None:
+        """`count` (the sending loop's count of the ledger, which calls `counted`) in a task of its own while the
+        next batch is sent: counted between two batches, a 1,000,000-row email run's counts (0.2 s each) left every
+        connection idle for 7% of its time. `settle` before the run's own final figures are written."""
+        self._counting = asyncio.create_task(self._best_effort(count))
+
+    async def _best_effort(self, count: Callable[[], Awaitable[None]]) -> None:
+        started = time.monotonic()
+        try:
+            await count()
+        except Exception:  # figures between batches are best effort; the run's end counts again
+            logger.warning("could not count run %s's ledger", self.run.id, exc_info=True)
+            self.counted(started)
+
+    async def settle(self) -> None:
+        """Waits for a count in flight (`count_beside`), whose figures must not land after the run's last ones."""
+        counting, self._counting = self._counting, None
+        if counting is not None:
+            await counting  # never raises: _best_effort logs what failed
 
     def counted(self, started: float, share: float = 1.0) -> None:
         """`share`: of the time the sender may work (jobs/send_pacing.py, below 1 while the API is busy): a count,

@@ -327,6 +327,7 @@ async def _send_until_done(
         while True:
             now = _now(ctx)
             if not await extend_run_lease(run, now + timedelta(seconds=lease)):
+                await progress.settle()
                 return await _stopped(run, progress, now)
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
@@ -360,25 +361,38 @@ async def _send_until_done(
                         continue
                 paused = await send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
                 if paused is not None:
+                    await progress.settle()
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
                 break  # counted and published by _finish_if_done right after
             if progress.counting_due():
-                counting = time.monotonic()
-                # Serial: a parallel count took the API's core for its second (models.ledger.counts).
-                counts = await with_db_retry(functools.partial(ledger_counts, serial=True), run.id)
-                await with_db_retry(store_counters, run.id, counts)
-                progress.counted(counting, direct.share if direct is not None else 1.0)
-                await progress.publish(counts, RunStatus.RUNNING)
+                share = direct.share if direct is not None else 1.0
+                count = functools.partial(_count_ledger, run, progress, share)
+                if direct is None:
+                    progress.count_beside(count)  # the next batch's messages go out meanwhile
+                else:  # in-app rows are the database's own work: a count beside them would only compete
+                    await count()
+        await progress.settle()
         if direct is not None and await with_db_retry(taken_elsewhere, run.id, _now(ctx)):
             # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
             return {"runId": run.id, "status": RunStatus.RUNNING.value}
     finally:
+        await progress.settle()  # the loop failed: a count in flight is not left behind
         if adapter is not None:
             await adapter.close()
         if direct is not None:
             await direct.close()
     return await _finish_if_done(ctx, run, campaign, progress)
+
+
+async def _count_ledger(run: CampaignRun, progress: Progress, share: float) -> None:
+    """The sending loop's count: the ledger counted, the run's counters stored, the figures published."""
+    started = time.monotonic()
+    # Serial: a parallel count took the API's core for its second (models.ledger.counts).
+    counts = await with_db_retry(functools.partial(ledger_counts, serial=True), run.id)
+    await with_db_retry(store_counters, run.id, counts)
+    progress.counted(started, share)
+    await progress.publish(counts, RunStatus.RUNNING)
 
 
 async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:
