@@ -49,7 +49,7 @@ class Progress:
     def counting_due(self) -> bool:
         """Counting the ledger scans all the run's rows: at most every PROGRESS_INTERVAL, and for at most 1/13 of the
         time (COUNT_SPACING; per batch, a 1,000,000-row run spent most of its time counting)."""
-        return time.monotonic() >= self.next_count and self._counting is None
+        return time.monotonic() >= self.next_count and (self._counting is None or self._counting.done())
 
     def count_beside(self, count: Callable[[], Awaitable[None]]) -> None:
         """`count` (the sending loop's count of the ledger, which calls `counted`) in a task of its own while the

@@ -35,9 +35,11 @@ async def test_messages_go_out_while_a_count_is_held_back(
         await counting(run, progress, share)
 
     async def release_once_all_sent() -> None:
-        while not held or await Delivery.filter(run_id=held[0]).exclude(status=DeliveryStatus.SENT).exists():
+        while True:
+            if held and not await Delivery.filter(run_id=held[0]).exclude(status=DeliveryStatus.SENT).exists():
+                release.set()
+                return
             await asyncio.sleep(0.02)
-        release.set()
 
     monkeypatch.setattr(jobs.runs, "_count_ledger", held_back)
     watcher = asyncio.create_task(release_once_all_sent())
@@ -63,8 +65,12 @@ async def test_a_failed_count_is_logged_and_the_run_goes_on(
 ) -> None:
     monkeypatch.setattr(jobs.runs, "BATCH_SIZE", 2)
     monkeypatch.setattr(jobs.progress, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(jobs.progress, "COUNT_SPACING", 0)  # due again as soon as one has ended
+
+    calls: list[int] = []
 
     async def broken(run: CampaignRun, progress: Any, share: float) -> None:
+        calls.append(run.id)
         raise RuntimeError("count refused")
 
     monkeypatch.setattr(jobs.runs, "_count_ledger", broken)
@@ -73,3 +79,4 @@ async def test_a_failed_count_is_logged_and_the_run_goes_on(
     assert len(sent.messages) == len(PEOPLE)
     assert (sent.run.targeted, sent.run.sent) == (len(PEOPLE), len(PEOPLE))
     assert "could not count run" in caplog.text
+    assert len(calls) >= 2  # one count ended (here, failed), the next is due again
