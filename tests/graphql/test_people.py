@@ -94,7 +94,7 @@ async def test_wrong_audience_expired_token_and_no_membership_are_unauthenticate
     stranger = await as_person(gql, await oidc_provider.token("stranger"), WHO, sandbox=sandbox.name)
     assert stranger.status_code == 401
 
-    # `brief` tokens live one second: accepted, then refused once `exp` has passed.
+    # `brief` tokens live three seconds (2-3 s: `iat` is a whole second): accepted, then refused once `exp` has passed.
     brief = await oidc_provider.token("brief")
     expires = jwt.decode(brief, options={"verify_signature": False})["exp"]
     assert (await as_person(gql, brief, WHO, sandbox=sandbox.name)).status_code == 200

@@ -36,7 +36,7 @@ PEOPLE: dict[str, dict[str, Any]] = {
     "carol": {"email": "carol@example.com", "name": "Carol Approver"},
     "dave": {"email": "dave@example.com", "name": "Dave"},
     "stranger": {"email": "stranger@example.com", "name": "Nobody Here"},
-    "brief": {"email": "brief@example.com", "name": "Short Lived", "ttl": 1},
+    "brief": {"email": "brief@example.com", "name": "Short Lived", "ttl": 3},
     "gina": {"email": "gina@example.com", "name": "Gina Grouped", "groups": [f"{CLAIMED_SANDBOX}:PUBLISHER", "x"]},
 }
 
