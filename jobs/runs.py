@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -31,12 +30,12 @@ from jobs.pausing import pause_sending
 from jobs.progress import Progress
 from jobs.queue import JobQueue
 from jobs.rendering import Renderer
+from jobs.run_end import finish_if_done, settle_held_sends, stopped
 from jobs.send_pacing import pacer_of
 from jobs.sending import keep_run_leased, with_db_retry
 from jobs.throttle import Throttle, campaign_throttle_key
 from jobs.tracking import MessageTracker
-from jobs.trigger_runs import progress_of, rest_open, still_open
-from models import outbox
+from jobs.trigger_runs import progress_of
 from models.audience.entities import Segment
 from models.business_rules.enforcement import (
     SendRules,
@@ -50,8 +49,8 @@ from models.campaigns.experiment_rules import ExperimentMode
 from models.campaigns.review import can_activate, review
 from models.campaigns.review_snapshot import LinkFacts
 from models.campaigns.reviewing import build_snapshot
-from models.campaigns.rules import CampaignStatus, CampaignType, Channel
-from models.campaigns.run_rules import RunOutcomeReason, RunStatus
+from models.campaigns.rules import CampaignStatus, CampaignType
+from models.campaigns.run_rules import RunStatus
 from models.campaigns.transitions import (
     claim_run,
     extend_run_lease,
@@ -63,15 +62,9 @@ from models.campaigns.values import schedule_from_stored
 from models.campaigns.versions import bind_run_version, campaign_for_run
 from models.campaigns.waves import waves_from_stored
 from models.ledger.claims import BATCH_SIZE, Claimed, claim_batch, taken_elsewhere
-from models.ledger.counts import Counts, ledger_counts, next_retry, snapshot_counts, store_counters
-from models.ledger.delivery import DeliveryStatus
+from models.ledger.counts import Counts, ledger_counts, snapshot_counts, store_counters
 from models.ledger.due_times import due_at_local_time
 from models.ledger.experiment_snapshot import assign_treatments, snapshot_rest
-from models.ledger.outcomes import (
-    cancel_unsent,
-    main_failure_reason,
-    settle_unconfirmed,
-)
 from models.ledger.snapshot import analyze_if_large, exclude_beyond_throttle, snapshot_audience
 from models.ledger.waves import assign_waves, open_next_wave
 from models.presets.preset import MessagePreset
@@ -79,8 +72,6 @@ from models.presets.secret_box import SecretsUnreadableError
 from models.sql.params import Dialect
 from models.sql.reads import dialect_of
 from models.tenancy.identity import IdentityNamespace
-
-logger = logging.getLogger(__name__)
 
 # A send part finding its worker process already busy with the run comes back after this.
 PART_RETRY_SECONDS = 0.5
@@ -310,7 +301,7 @@ async def _send_until_done(
     )
     # A trigger run lives as long as its campaign: its retry period counts from this job (a row's first attempt).
     retry_deadline = (now if run.open_for_triggers else run.started_at or now) + timedelta(minutes=retry_minutes)
-    await _settle_unconfirmed(ctx, run.id, now, campaign)
+    await settle_held_sends(ctx, run.id, now, campaign)
     batch_size = _batch_size(campaign)
     triggered = campaign.type == CampaignType.API_TRIGGERED
     throttle = None
@@ -328,7 +319,7 @@ async def _send_until_done(
             now = _now(ctx)
             if not await extend_run_lease(run, now + timedelta(seconds=lease)):
                 await progress.settle()
-                return await _stopped(run, progress, now)
+                return await stopped(run, progress, now)
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
                 await throttle.take(batch_size)
@@ -364,7 +355,7 @@ async def _send_until_done(
                     await progress.settle()
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
-                break  # counted and published by _finish_if_done right after
+                break  # counted and published by finish_if_done right after
             if progress.counting_due():
                 share = direct.share if direct is not None else 1.0
                 count = functools.partial(_count_ledger, run, progress, share)
@@ -382,7 +373,7 @@ async def _send_until_done(
             await adapter.close()
         if direct is not None:
             await direct.close()
-    return await _finish_if_done(ctx, run, campaign, progress)
+    return await finish_if_done(ctx, run, campaign, progress)
 
 
 async def _count_ledger(run: CampaignRun, progress: Progress, share: float) -> None:
@@ -395,90 +386,9 @@ async def _count_ledger(run: CampaignRun, progress: Progress, share: float) -> N
     await progress.publish(counts, RunStatus.RUNNING)
 
 
-async def _settle_unconfirmed(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:
-    """Sends held UNCONFIRMED whose window ended without a status callback: the policy settles them (FAILED
-    UNCONFIRMED_TIMEOUT by default; QUEUED again with SMS_UNCONFIRMED_POLICY=RESEND). Only SMS holds sends."""
-    if Channel(campaign.channel) is not Channel.SMS:
-        return
-    resend = worker_context(ctx).settings.sms_unconfirmed_policy == "RESEND"
-    settled = await with_db_retry(_settle, run_id, now, resend)
-    if settled:
-        logger.warning(
-            "run %s: %s sends without an answer settled as %s", run_id, settled, "QUEUED" if resend else "FAILED",
-            extra={"run_id": run_id},
-        )  # fmt: skip
-
-
-async def _settle(run_id: int, now: datetime, resend: bool) -> int:
-    return await settle_unconfirmed(run_id, now, resend=resend)
-
-
 async def _cleared(send_rules: SendRules, batch: list[Claimed], now: datetime) -> list[Claimed]:
     """The part of a claimed batch the business rules let go now (the rest is recorded in the ledger)."""
     candidates = await with_db_retry(candidates_of, [(c.id, c.profile_id) for c in batch])
     verdicts = await with_db_retry(judge_batch, send_rules, candidates, now)
     cleared = set(verdicts.cleared)
     return [c for c in batch if c.id in cleared]
-
-
-async def _stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:
-    """The lease could not be extended: aborted by a stop (or finished elsewhere). What was not sent never will be."""
-    fresh_run = await CampaignRun.get(id=run.id)
-    if fresh_run.status is RunStatus.CANCELLED:
-        await cancel_unsent(run, now)
-        counts = await ledger_counts(run.id)
-        async with in_transaction() as conn:
-            await store_counters(run.id, counts, conn)
-            final = progress.event(counts, RunStatus.CANCELLED, final=True)
-            await outbox.emit(final, sandbox_id=run.sandbox_id, conn=conn)
-        outbox.committed()
-    return {"runId": run.id, "status": fresh_run.status.value}
-
-
-async def _finish_if_done(
-    ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
-) -> dict[str, Any]:
-    now = _now(ctx)
-    if run.snapshot_done_at is None:
-        # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
-        return {"runId": run.id, "status": RunStatus.RUNNING.value}
-    await _settle_unconfirmed(ctx, run.id, now, campaign)
-    if run.open_for_triggers and await still_open(run):
-        return await rest_open(ctx, run, progress)
-    counts = await ledger_counts(run.id)
-    await store_counters(run.id, counts)
-    if counts.of(DeliveryStatus.SENDING):
-        # Another job holds a live lease on some rows: it finishes the run.
-        return {"runId": run.id, "status": RunStatus.RUNNING.value}
-    retry_at = await next_retry(run.id)
-    if retry_at is not None and run.open_for_triggers:
-        redis = ctx.get("redis")
-        if redis is not None:
-            await JobQueue(redis).retry_run_at(run.id, retry_at)
-        return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
-    if retry_at is not None:
-        # Nobody may claim the run before the deferred job runs; the dispatcher resumes it if that job is lost.
-        await extend_run_lease(run, retry_at)
-        redis = ctx.get("redis")
-        if redis is not None:
-            await JobQueue(redis).retry_run_at(run.id, retry_at)
-        await progress.publish(counts, RunStatus.RUNNING, force=True)
-        return {"runId": run.id, "status": RunStatus.RUNNING.value, "retryAt": retry_at.isoformat()}
-    sent, failed = counts.of(DeliveryStatus.SENT, DeliveryStatus.DELIVERED), counts.of(DeliveryStatus.FAILED)
-    # Several jobs may get here at once: the compare-and-set picks the one that finishes the run.
-    if sent == 0 and failed > 0:
-        reason = await main_failure_reason(run.id)
-        final = progress.event(counts, RunStatus.FAILED, final=True)
-        if await finish_run(run, RunStatus.FAILED, f"every send failed: {reason}", now, final):
-            await fail_campaign(campaign.id, f"run {run.id}: every send failed: {reason}", now)
-    else:
-        # The snapshot is recorded (execute_run, send_run_part): an empty ledger is an empty audience, said so.
-        empty = RunOutcomeReason.AUDIENCE_EMPTY if counts.total == 0 else None
-        final = progress.event(counts, RunStatus.SUCCEEDED, final=True)
-        if not await finish_run(run, RunStatus.SUCCEEDED, None, now, final, outcome=empty):
-            status = (await CampaignRun.get(id=run.id)).status
-            if run.open_for_triggers and status is RunStatus.RUNNING and ctx.get("redis") is not None:
-                # Rows an acceptance committed as the run was finishing: sent by the next wake-up.
-                await JobQueue(ctx["redis"]).wake_triggers(run.id, 0, f"late{int(now.timestamp())}")
-            return {"runId": run.id, "status": status.value}
-    return {"runId": run.id, "status": run.status.value, "sent": sent, "failed": failed}
