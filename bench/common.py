@@ -125,14 +125,15 @@ def write_result(result: Result, machine: str, started_at: datetime, directory: 
     return path
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc), 0.0 where that is not available."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU time a process has used so far (Linux /proc), 0.0 where that is not available;
+    `reaped_children`: with its children's that have exited and been waited for (cutime + cstime)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(field) for field in fields[11 : 15 if reaped_children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> set[int]:
@@ -154,14 +155,9 @@ def postgres_cpu_seconds() -> float:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() != "postgres":
-                    continue
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-            # utime + stime, plus cutime + cstime: reaped children's, the postmaster's exited backends
-            total += sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
+            if f.read().strip() == "postgres":  # the postmaster's reaped children are the exited backends
+                total += cpu_seconds(int(entry), reaped_children=True)
     return total
 
 

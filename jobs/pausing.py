@@ -77,6 +77,7 @@ async def pause_sending(
 ) -> dict[str, Any]:
     """RUNNING → PAUSED (one of several senders of the run wins the compare-and-set; the others just stop) and the
     alert on the preset."""
+    await progress.settle()  # a count in flight must not land after the paused figures
     counts = await ledger_counts(run.id)
     await store_counters(run.id, counts)
     event = replace(progress.event(counts, RunStatus.PAUSED, pause_reason=reason.value), final=False)

@@ -3,6 +3,7 @@ sends settled first."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -27,17 +28,13 @@ from models.ledger.outcomes import cancel_unsent, main_failure_reason, settle_un
 logger = logging.getLogger("jobs.runs")
 
 
-def _now(ctx: dict[str, Any]) -> datetime:
-    return worker_context(ctx).clock()
-
-
 async def settle_held_sends(ctx: dict[str, Any], run_id: int, now: datetime, campaign: Campaign) -> None:
     """Sends held UNCONFIRMED whose window ended without a status callback: the policy settles them (FAILED
     UNCONFIRMED_TIMEOUT by default; QUEUED again with SMS_UNCONFIRMED_POLICY=RESEND). Only SMS holds sends."""
     if Channel(campaign.channel) is not Channel.SMS:
         return
     resend = worker_context(ctx).settings.sms_unconfirmed_policy == "RESEND"
-    settled = await with_db_retry(_settle, run_id, now, resend)
+    settled = await with_db_retry(functools.partial(settle_unconfirmed, resend=resend), run_id, now)
     if settled:
         logger.warning(
             "run %s: %s sends without an answer settled as %s", run_id, settled, "QUEUED" if resend else "FAILED",
@@ -45,12 +42,9 @@ async def settle_held_sends(ctx: dict[str, Any], run_id: int, now: datetime, cam
         )  # fmt: skip
 
 
-async def _settle(run_id: int, now: datetime, resend: bool) -> int:
-    return await settle_unconfirmed(run_id, now, resend=resend)
-
-
 async def stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[str, Any]:
     """The lease could not be extended: aborted by a stop (or finished elsewhere). What was not sent never will be."""
+    await progress.settle()  # a count in flight must not land after the final figures
     fresh_run = await CampaignRun.get(id=run.id)
     if fresh_run.status is RunStatus.CANCELLED:
         await cancel_unsent(run, now)
@@ -66,7 +60,8 @@ async def stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[s
 async def finish_if_done(
     ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
 ) -> dict[str, Any]:
-    now = _now(ctx)
+    await progress.settle()  # a count in flight must not land after the final figures
+    now = worker_context(ctx).clock()
     if run.snapshot_done_at is None:
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
         return {"runId": run.id, "status": RunStatus.RUNNING.value}

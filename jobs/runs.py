@@ -318,7 +318,6 @@ async def _send_until_done(
         while True:
             now = _now(ctx)
             if not await extend_run_lease(run, now + timedelta(seconds=lease)):
-                await progress.settle()
                 return await stopped(run, progress, now)
             if throttle is not None:
                 # Tokens before the claim: waiting for them must not eat into the batch's lease.
@@ -352,7 +351,6 @@ async def _send_until_done(
                         continue
                 paused = await send_leased(ctx, run, campaign, batch, adapter, renderer, tracker, retry_deadline, now)
                 if paused is not None:
-                    await progress.settle()
                     return await pause_sending(ctx, run, campaign.preset_id, *paused, progress, now)
             if last_pass:
                 break  # counted and published by finish_if_done right after
@@ -363,12 +361,11 @@ async def _send_until_done(
                     progress.count_beside(count)  # the next batch's messages go out meanwhile
                 else:  # in-app rows are the database's own work: a count beside them would only compete
                     await count()
-        await progress.settle()
         if direct is not None and await with_db_retry(taken_elsewhere, run.id, _now(ctx)):
             # Rows another sender took and has not committed look QUEUED: that sender finishes the run.
             return {"runId": run.id, "status": RunStatus.RUNNING.value}
     finally:
-        await progress.settle()  # the loop failed: a count in flight is not left behind
+        await progress.settle()  # a count in flight is not left behind, whatever ended the loop
         if adapter is not None:
             await adapter.close()
         if direct is not None:
