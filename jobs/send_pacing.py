@@ -28,8 +28,11 @@ MARK_INTERVAL = 0.25  # seconds between two marks of one web process (one SET, n
 BUSY_HOLD_MS = 1000  # a mark's life: the API counts as busy this long after its last request
 # Requests that say nothing about anyone waiting for an answer: probes and scrapes would keep a send paced forever.
 UNMARKED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-# Rows per batch while the API is busy: a few milliseconds of the database's time per statement.
-BUSY_BATCH_SIZE = 200
+# Rows per batch while the API is busy. A batch is a burst of the worker's and its backend's CPU that the API's
+# requests wait behind on a small machine, so its length bounds what a send adds to the API's p99: in
+# read_under_send (2 cores, 1,000,000 in-app) the p99 was 2.6-4.0x the idle one with 200 rows, 1.3-2.4x with 50,
+# 0.6x with 20 (docs/performance.md, eleventh session). The send's rate while paced is a small part of a run's.
+BUSY_BATCH_SIZE = 20
 REST_CHECK_SECONDS = 0.1  # a rest ends this soon after the API went quiet
 
 
