@@ -16,6 +16,10 @@ from tests.graphql.test_campaigns import activate, active_in_app_preset, audienc
 from tests.jobs.test_experiment_runs import treatments
 from tests.jobs.test_runs import finished_run
 
+# Treatment A has weight 1 of 6 (treatments()): with 40 profiles, ~2% of experiment keys gave it fewer than the two
+# recipients the test opens for; with 120, about one in two million.
+AUDIENCE = 120
+
 REPORT = """query($id: ID!, $w: ReportWindowInput) { campaignReport(id: $id, window: $w) {
   ... on CampaignReport { audience excluded holdout uniqueOpens
     treatments { key name targeted excluded sent delivered failed pending opens uniqueOpens clicks uniqueClicks
@@ -26,7 +30,7 @@ async def test_the_report_breaks_figures_down_by_treatment(
     gql: GraphQLClient, sandbox: SandboxKeys, server: RunningServer
 ) -> None:
     preset_id = await active_in_app_preset(gql, sandbox)
-    segment_id = await audience(gql, sandbox, size=40)
+    segment_id = await audience(gql, sandbox, size=AUDIENCE)
     arms = [{**t, "name": f"Variant {t['key']}"} for t in treatments("A", "B", "C")]
     experiment = {"treatments": arms, "holdoutShare": 0.2}
     campaign = await create(gql, sandbox, ready_input(preset_id, segment_id, experiment=experiment))
@@ -49,7 +53,7 @@ async def test_the_report_breaks_figures_down_by_treatment(
     held = sum(1 for r in rows if r.reason == "HOLDOUT")
     for window in (None, {"runId": str(relay.GlobalID("CampaignRun", str(run.id)))}):
         got = (await gql(REPORT, {"id": campaign["id"], "w": window}, key=sandbox.keys[Role.VIEWER]))["campaignReport"]
-        assert (got["audience"], got["excluded"], got["holdout"]) == (40, held, held) and 0 < held < 40
+        assert (got["audience"], got["excluded"], got["holdout"]) == (AUDIENCE, held, held) and 0 < held < AUDIENCE
         assert got["uniqueOpens"] == 3
         assert [t["key"] for t in got["treatments"]] == ["A", "B", "C"]
         for entry in got["treatments"]:
@@ -74,7 +78,7 @@ async def test_the_report_breaks_figures_down_by_treatment(
                 "clickThroughRate": 0.0,
             }
         # Every treated row is in exactly one entry; the rest is the holdout.
-        assert sum(t["targeted"] for t in got["treatments"]) + held == 40
+        assert sum(t["targeted"] for t in got["treatments"]) + held == AUDIENCE
 
     # A campaign without an experiment: no entries, no holdout.
     plain = await create(gql, sandbox, ready_input(preset_id, segment_id))
