@@ -32,7 +32,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import ROOT, SERVER_CPU, Result, dsn_for, free_port, herald_serve, server_env
-from bench.execution import _new_run_plain, _setup, _truncate
+from bench.execution import _new_run_plain, _setup, _status_counts, _truncate
 from bench.graphql_read import full_body, load, persisted_body, post
 
 MAX_RATIO = 2.0
@@ -55,13 +55,10 @@ async def _sending(database: str, run_id: int, worker: subprocess.Popen) -> None
         await conn.close()
 
 
-async def _sent(database: str, run_id: int) -> int:
+def _sent(database: str, run_id: int) -> int:
     """The run's SENT rows now (read outside the timed load: at 1,000,000 rows the count takes a while)."""
-    conn = await asyncpg.connect(dsn_for(database))
-    try:
-        return await conn.fetchval("SELECT count(*) FROM delivery WHERE run_id = $1 AND status = 'SENT'", run_id)
-    finally:
-        await conn.close()
+    counts = asyncio.run(_status_counts(database, run_id))
+    return sum(n for (status, _), n in counts.items() if status == "SENT")
 
 
 @contextlib.contextmanager
@@ -176,7 +173,7 @@ def _during_a_send(
         )  # fmt: skip
     try:
         asyncio.run(_sending(database, run_id, worker))
-        sent_before = asyncio.run(_sent(database, run_id))
+        sent_before = _sent(database, run_id)
         started = time.monotonic()
         trace = os.environ.get("BENCH_TRACE")
         with _activity_sampled(database, trace) as activity:
@@ -185,7 +182,7 @@ def _during_a_send(
                 duration=LOAD_SECONDS,
             )  # fmt: skip
         load_seconds = time.monotonic() - started
-        sent_while_loaded = asyncio.run(_sent(database, run_id)) - sent_before
+        sent_while_loaded = _sent(database, run_id) - sent_before
         if trace:
             Path(trace).write_text(json.dumps({"timeline": busy.pop("timeline"), "activity": activity}, default=float))
         worker.wait(timeout=7200)

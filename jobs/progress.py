@@ -54,8 +54,8 @@ class Progress:
     def count_beside(self, count: Callable[[], Awaitable[None]]) -> None:
         """`count` (the sending loop's count of the ledger, which calls `counted`) in a task of its own while the
         next batch is sent: counted between two batches, a 1,000,000-row email run's counts (0.2 s each) left every
-        connection idle for 7% of its time. Whatever writes a run's final figures `settle`s it first (jobs/run_end.py,
-        jobs/pausing.py)."""
+        connection idle for 7% of its time. `settle`d before a run's final figures: by `stopped` and `pause_sending`,
+        which the loop calls, and by the loop's `finally` before `finish_if_done`."""
         self._counting = asyncio.create_task(self._best_effort(count))
 
     async def _best_effort(self, count: Callable[[], Awaitable[None]]) -> None:

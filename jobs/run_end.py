@@ -60,7 +60,7 @@ async def stopped(run: CampaignRun, progress: Progress, now: datetime) -> dict[s
 async def finish_if_done(
     ctx: dict[str, Any], run: CampaignRun, campaign: Campaign, progress: Progress
 ) -> dict[str, Any]:
-    await progress.settle()  # a count in flight must not land after the final figures
+    """After the sending loop, whose `finally` has settled any count in flight (Progress.count_beside)."""
     now = worker_context(ctx).clock()
     if run.snapshot_done_at is None:
         # Never finish on a ledger whose audience was not taken: the resume takes the snapshot first.
